@@ -1,0 +1,53 @@
+# Ferry — make targets. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv system-packages lint format test test-unit test-db check demo bench clean cluster cluster-down
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with Ferry and the dev tools
+
+system-packages: ## install the Debian packages the tests need (PostgreSQL, MariaDB, git)
+	bash hack/ensure-system-packages.sh
+
+lint: $(STAMP) ## ruff, import layers, mypy --strict
+	$(BIN)/ruff check controller tests bench hack
+	$(BIN)/ruff format --check controller tests bench hack
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+format: $(STAMP) ## format the code
+	$(BIN)/ruff format controller tests bench hack
+	$(BIN)/ruff check --fix controller tests bench hack
+
+test-unit: $(STAMP) ## fast tests of pure logic
+	$(BIN)/pytest tests/unit -q
+
+test-db: $(STAMP) system-packages ## tests against real SQLite, PostgreSQL and MariaDB
+	$(BIN)/pytest tests/db -q
+
+test: $(STAMP) system-packages ## set up everything and run every test tier
+	$(BIN)/pytest tests -q
+
+check: lint test ## lint, types and every test
+
+demo: $(STAMP) ## promote dev → pre-release → production on local SQLite databases
+	$(BIN)/python hack/demo.py
+
+bench: $(STAMP) system-packages ## benchmarks (printed as ratios and rates)
+	$(BIN)/python bench/migration_bench.py
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out

@@ -1,0 +1,1 @@
+"""Backups: the archive format, stores (filesystem, S3) and retention (issue #3)."""

@@ -1,0 +1,90 @@
+"""``ferry plan``, ``ferry migrate`` and ``ferry export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from controller.cli.inputs import plan_options
+from controller.engine.render import plan_json, plan_markdown, plan_text
+from controller.reconcile.export import export
+from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", metavar="FILE", help="rules YAML (or a Migration manifest)")
+    p.add_argument("--profile", default="nocobase", choices=["nocobase", "generic"])
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("plan", help="show what a promotion would change, changing nothing")
+    p.add_argument("--source", required=True, metavar="SRC", help="database URL or export dir")
+    p.add_argument("--target", required=True, metavar="URL")
+    _common(p)
+    p.add_argument("--variables", metavar="FILE")
+    p.add_argument("--format", default="text", choices=["text", "json", "markdown"])
+    p.add_argument("--verbose", "-v", action="store_true", help="list unchanged tables too")
+    p.set_defaults(func=cmd_plan)
+
+    m = sub.add_parser("migrate", help="promote configuration into the target")
+    m.add_argument("--source", required=True, metavar="SRC")
+    m.add_argument("--target", required=True, metavar="URL")
+    _common(m)
+    m.add_argument("--variables", metavar="FILE")
+    m.add_argument(
+        "--id",
+        dest="migration_id",
+        metavar="ID",
+        help="migration ID (re-running a succeeded ID changes nothing)",
+    )
+    m.add_argument("--format", default="text", choices=["text", "json"])
+    m.set_defaults(func=cmd_migrate)
+
+    e = sub.add_parser("export", help="write a reviewable configuration snapshot")
+    e.add_argument("--source", required=True, metavar="URL")
+    e.add_argument("--dir", required=True, metavar="DIR")
+    _common(e)
+    e.set_defaults(func=cmd_export)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    options = plan_options(args.profile, args.rules, args.variables)
+    plan = plan_only(args.source, args.target, options).plan
+    if args.format == "json":
+        print(plan_json(plan))
+    elif args.format == "markdown":
+        print(plan_markdown(plan), end="")
+    else:
+        print(plan_text(plan, verbose=args.verbose))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    options = plan_options(args.profile, args.rules, args.variables)
+    result = migrate(
+        MigrationRequest(args.source, args.target, options, migration_id=args.migration_id)
+    )
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        if result.plan is not None:
+            print(plan_text(result.plan))
+        print(
+            f"migration {result.id}: {result.status}"
+            + (f" — {result.message}" if result.message else "")
+        )
+    if result.status == "failed":
+        print(f"error: {result.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    options = plan_options(args.profile, args.rules, None)
+    result = export(args.source, Path(args.dir), options)
+    print(f"exported {result.tables} table(s) ({result.with_rows} with rows) to {result.directory}")
+    for w in result.warnings:
+        print(f"warning: {w}")
+    return 0

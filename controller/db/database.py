@@ -1,0 +1,158 @@
+"""A database as Ferry uses it: consistent read snapshots and locked write sessions.
+
+:class:`ReadSnapshot` and :class:`WriteSession` both satisfy the engine's
+``SnapshotSource`` protocol, so planning reads a source and a target the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+
+import sqlalchemy as sa
+
+from controller.db import ledger, locks
+from controller.db.connect import classified, create_engine, dialect_of, redact
+from controller.db.ddl import execute_op
+from controller.db.reflect import reflect
+from controller.db.rows import stream_rows
+from controller.db.writer import Fault, TableWriter
+from controller.engine.model import DatabaseSchema, TableSchema
+from controller.engine.plan import TablePlan
+from controller.engine.source import Batch
+
+
+class _Snapshot:
+    def __init__(self, conn: sa.Connection, label: str) -> None:
+        self.conn = conn
+        self._label = label
+        self._schema: DatabaseSchema | None = None
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect.name
+
+    def schema(self) -> DatabaseSchema:
+        if self._schema is None:
+            with classified(f"reading the schema of {self._label}"):
+                self._schema = reflect(self.conn)
+        return self._schema
+
+    def table(self, name: str) -> TableSchema:
+        table = self.schema().table(name)
+        assert table is not None, name
+        return table
+
+    def batches(self, table: str, columns: Sequence[str]) -> Iterator[Batch]:
+        with classified(f"reading {table} from {self._label}"):
+            yield from stream_rows(self.conn, self.table(table), columns)
+
+    def scalar_rows(self, sql: str) -> list[tuple[object, ...]]:
+        with classified(f"querying {self._label}"):
+            return [tuple(r) for r in self.conn.exec_driver_sql(sql).all()]
+
+
+class ReadSnapshot(_Snapshot):
+    """All reads in one transaction: a single point in time where the database allows."""
+
+
+class WriteSession(_Snapshot):
+    """A locked write transaction on a target."""
+
+    def refresh(self) -> None:
+        self._schema = None
+
+    def execute_schema(self, plan: TablePlan, source_dialect: str) -> None:
+        target = self.schema().table(plan.table)
+        with classified(f"changing the schema of {plan.table}"):
+            for op in plan.schema:
+                execute_op(self.conn, op, source_dialect=source_dialect, target_schema=target)
+
+    def write_rows(
+        self,
+        plan: TablePlan,
+        source: TableSchema,
+        fetch: Callable[[Sequence[str]], Iterator[Batch]],
+        fault: Fault | None = None,
+    ) -> None:
+        """Apply one table's row changes; ``fetch(columns)`` streams the source rows."""
+        writer = TableWriter(self.conn, plan, source, self.table(plan.table))
+        with classified(f"writing {plan.table}"):
+            writer.delete()
+            writer.write(fetch(writer.columns), fault)
+
+    def ledger_find(self, migration_id: str) -> ledger.LedgerEntry | None:
+        with classified("reading the ledger"):
+            return ledger.find(self.conn, migration_id)
+
+    def prepare_ledger(self) -> None:
+        """Create the ledger table if needed. Call it only once the checks passed: on
+        MySQL/MariaDB creating a table commits, so it must precede the row changes."""
+        with classified("preparing the ledger"):
+            ledger.ensure(self.conn)
+
+    def ledger_record(self, entry: ledger.LedgerEntry) -> None:
+        with classified("writing the ledger"):
+            ledger.ensure(self.conn)
+            ledger.record(self.conn, entry)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = dialect_of(url)
+        self.label = redact(url)
+
+    @cached_property
+    def engine(self) -> sa.Engine:
+        return create_engine(self.url)
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+    @contextmanager
+    def reader(self) -> Iterator[ReadSnapshot]:
+        with classified(f"connecting to {self.label}"):
+            conn = self.engine.connect()
+        try:
+            if self.dialect in ("postgresql", "mysql"):
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with classified(f"reading {self.label}"):
+                conn.begin()
+                if self.dialect == "mysql":
+                    conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            yield ReadSnapshot(conn, self.label)
+        finally:
+            conn.close()
+
+    @contextmanager
+    def writer(self) -> Iterator[WriteSession]:
+        """A write transaction holding the target's write lock; commits on success."""
+        with classified(f"connecting to {self.label}"):
+            conn = self.engine.connect()
+        try:
+            if self.dialect == "sqlite":
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with classified(f"locking {self.label}"):
+                tx = conn.begin()
+                locks.acquire(conn)
+            session = WriteSession(conn, self.label)
+            try:
+                yield session
+            except BaseException:
+                tx.rollback()
+                raise
+            with classified(f"committing to {self.label}"):
+                tx.commit()
+        finally:
+            try:
+                if self.dialect == "mysql":
+                    locks.release(conn)
+            finally:
+                conn.close()

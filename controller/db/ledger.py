@@ -1,0 +1,84 @@
+"""The ledger table in each target: which migrations were applied, exactly once.
+
+A migration's ledger row is written in the same transaction as its changes, so after
+a crash the row exists exactly when the changes do. A migration ID that already
+succeeded is never applied again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from controller.engine.profiles import LEDGER_TABLE
+
+_md = sa.MetaData()
+ledger = sa.Table(
+    LEDGER_TABLE,
+    _md,
+    sa.Column("id", sa.String(190), primary_key=True),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("source_fingerprint", sa.String(80), nullable=False),
+    sa.Column("result", sa.String(20), nullable=False),
+    sa.Column("backup_id", sa.String(190)),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("finished_at", sa.String(40)),
+    sa.Column("summary", sa.Text()),
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: str
+    digest: str
+    source_fingerprint: str
+    result: str
+    backup_id: str | None
+    started_at: str
+    finished_at: str | None
+    summary: dict[str, Any]
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def ensure(conn: sa.Connection) -> None:
+    ledger.create(conn, checkfirst=True)
+
+
+def find(conn: sa.Connection, migration_id: str) -> LedgerEntry | None:
+    if not sa.inspect(conn).has_table(LEDGER_TABLE):
+        return None
+    row = conn.execute(sa.select(ledger).where(ledger.c.id == migration_id)).mappings().first()
+    if row is None:
+        return None
+    return LedgerEntry(
+        id=row["id"],
+        digest=row["digest"],
+        source_fingerprint=row["source_fingerprint"],
+        result=row["result"],
+        backup_id=row["backup_id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        summary=json.loads(row["summary"] or "{}"),
+    )
+
+
+def record(conn: sa.Connection, entry: LedgerEntry) -> None:
+    values = {
+        "digest": entry.digest,
+        "source_fingerprint": entry.source_fingerprint,
+        "result": entry.result,
+        "backup_id": entry.backup_id,
+        "started_at": entry.started_at,
+        "finished_at": entry.finished_at,
+        "summary": json.dumps(entry.summary, sort_keys=True),
+    }
+    updated = conn.execute(sa.update(ledger).where(ledger.c.id == entry.id).values(values))
+    if updated.rowcount == 0:
+        conn.execute(sa.insert(ledger).values(id=entry.id, **values))

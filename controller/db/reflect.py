@@ -1,0 +1,122 @@
+"""Reflect a live database into a dialect-neutral :class:`DatabaseSchema`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+from controller.db.types import column_type
+from controller.engine.model import Column, ColumnType, DatabaseSchema, Index, Kind, TableSchema
+
+_JSON_CHECK = re.compile(r"json_valid\(`?([^`)]+)`?\)", re.IGNORECASE)
+
+
+def server_version(conn: sa.Connection) -> str:
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return str(conn.exec_driver_sql("select sqlite_version()").scalar())
+    if dialect == "postgresql":
+        return str(conn.exec_driver_sql("show server_version").scalar())
+    return str(conn.exec_driver_sql("select version()").scalar())
+
+
+def _mariadb_json_columns(conn: sa.Connection) -> set[tuple[str, str]]:
+    """MariaDB spells JSON as LONGTEXT plus a ``json_valid`` check; find those columns."""
+    try:
+        rows = conn.exec_driver_sql(
+            "select TABLE_NAME, CHECK_CLAUSE from information_schema.CHECK_CONSTRAINTS "
+            "where CONSTRAINT_SCHEMA = database()"
+        ).all()
+    except sa.exc.DBAPIError:
+        return set()
+    found = set()
+    for table, clause in rows:
+        for match in _JSON_CHECK.finditer(str(clause)):
+            found.add((str(table), match.group(1)))
+    return found
+
+
+def _sqlite_declared(conn: sa.Connection, table: str) -> dict[str, str]:
+    quoted = table.replace('"', '""')
+    rows = conn.exec_driver_sql(f'pragma table_info("{quoted}")').all()
+    return {str(r[1]): str(r[2] or "") for r in rows}
+
+
+def _autoincrement(col: Any, dialect: str, pk: list[str], kind: Kind) -> bool:
+    if dialect == "postgresql":
+        default = str(col.get("default") or "")
+        return default.startswith("nextval(") or bool(col.get("identity"))
+    if dialect == "mysql":
+        return col.get("autoincrement") is True
+    # SQLite: an INTEGER PRIMARY KEY is the rowid, which the database assigns.
+    return pk == [col["name"]] and kind in (Kind.INTEGER, Kind.BIGINT, Kind.SMALLINT)
+
+
+def reflect_table(conn: sa.Connection, name: str, json_cols: set[tuple[str, str]]) -> TableSchema:
+    insp = sa.inspect(conn)
+    dialect = conn.dialect.name
+    declared = _sqlite_declared(conn, name) if dialect == "sqlite" else {}
+    pk = list(insp.get_pk_constraint(name).get("constrained_columns") or [])
+    columns = []
+    for col in insp.get_columns(name):
+        ct = column_type(col["type"], conn.dialect, declared.get(col["name"], ""))
+        if (name, col["name"]) in json_cols:
+            ct = ColumnType(Kind.JSON, native="JSON")
+        default = col.get("default")
+        columns.append(
+            Column(
+                name=col["name"],
+                type=ct,
+                nullable=bool(col.get("nullable", True)),
+                autoincrement=_autoincrement(col, dialect, pk, ct.kind),
+                default=str(default) if default is not None else None,
+            )
+        )
+    uniques = tuple(
+        Index(
+            u.get("name") or f"uq_{name}_{'_'.join(u['column_names'])}",
+            tuple(u["column_names"]),
+            True,
+        )
+        for u in insp.get_unique_constraints(name)
+        if u.get("column_names")
+    )
+    unique_sets = {u.columns for u in uniques}
+    indexes = []
+    for ix in insp.get_indexes(name):
+        cols = [c for c in ix.get("column_names") or [] if c]
+        if not cols or len(cols) != len(ix.get("column_names") or []):
+            continue  # expression index: not portable
+        if ix.get("dialect_options", {}).get("postgresql_where") is not None:
+            continue  # partial index: not portable
+        if tuple(cols) in unique_sets and ix.get("unique"):
+            continue  # the index that backs a unique constraint
+        indexes.append(Index(str(ix["name"]), tuple(cols), bool(ix.get("unique"))))
+    return TableSchema(
+        name=name,
+        columns=tuple(columns),
+        primary_key=tuple(pk),
+        uniques=uniques,
+        indexes=tuple(sorted(indexes, key=lambda i: i.name)),
+    )
+
+
+def reflect(conn: sa.Connection, only: set[str] | None = None) -> DatabaseSchema:
+    insp = sa.inspect(conn)
+    dialect = conn.dialect.name
+    json_cols = _mariadb_json_columns(conn) if dialect == "mysql" else set()
+    tables = {}
+    for name in insp.get_table_names():
+        if dialect == "sqlite" and name.startswith("sqlite_"):
+            continue
+        if only is not None and name not in only:
+            continue
+        tables[name] = reflect_table(conn, name, json_cols)
+    return DatabaseSchema(dialect=dialect, server_version=server_version(conn), tables=tables)
+
+
+def table_names(conn: sa.Connection) -> list[str]:
+    names = sa.inspect(conn).get_table_names()
+    return [n for n in names if not n.startswith("sqlite_")]

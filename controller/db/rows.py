@@ -1,0 +1,70 @@
+"""Stream a table's rows in batches as raw values, in bounded memory.
+
+Values come back as the driver returns them, with only lossless normalisation
+(``memoryview`` → ``bytes``, MySQL ``TIME`` as ``timedelta`` → ``time``, UUID → text,
+PostgreSQL JSON read as its stored text). JSON is never parsed, so what is written
+elsewhere is the exact text that was read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from controller.engine.model import Kind, TableSchema
+
+BATCH = 2000
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.timedelta):
+        seconds = int(value.total_seconds())
+        return dt.time(seconds // 3600 % 24, seconds // 60 % 60, seconds % 60, value.microseconds)
+    return value
+
+
+def select_columns(conn: sa.Connection, table: TableSchema, columns: Sequence[str]) -> Any:
+    exprs: list[Any] = []
+    for name in columns:
+        col = table.column(name)
+        expr: Any = sa.column(name)
+        if (
+            conn.dialect.name == "postgresql"
+            and col is not None
+            and col.type.kind in (Kind.JSON, Kind.UUID)
+        ):
+            expr = sa.cast(expr, sa.Text()).label(name)
+        exprs.append(expr)
+    return sa.select(*exprs).select_from(sa.table(table.name))
+
+
+def stream_rows(
+    conn: sa.Connection,
+    table: TableSchema,
+    columns: Sequence[str],
+    *,
+    batch: int = BATCH,
+    order_by: Sequence[str] = (),
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield lists of at most ``batch`` rows (tuples in ``columns`` order)."""
+    stmt = select_columns(conn, table, columns)
+    if order_by:
+        stmt = stmt.order_by(*[sa.column(c) for c in order_by])
+    # Options on the statement, not the connection: Connection.execution_options() changes
+    # the connection in place, and later DDL would then run through a server-side cursor.
+    result = conn.execute(stmt.execution_options(stream_results=True, yield_per=batch))
+    try:
+        for part in result.partitions(batch):
+            yield [tuple(_normalise(v) for v in row) for row in part]
+    finally:
+        result.close()

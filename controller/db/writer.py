@@ -1,0 +1,197 @@
+"""Write a plan's row changes into the target, table by table, in bounded memory.
+
+Source rows are streamed a second time and each one is checked against the digest the
+plan recorded: if the source changed between planning and applying, the write stops
+(and the transaction rolls back) instead of applying a plan nobody reviewed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from controller.db.types import bind_type
+from controller.engine.model import INTEGER_KINDS, TableSchema
+from controller.engine.plan import TablePlan
+from controller.engine.rowindex import RowShape
+from controller.engine.source import Batch
+from controller.errors import PermanentError
+
+WRITE_BATCH = 1000
+Fault = Callable[[str], None]
+
+
+def _dml_table(schema: TableSchema, dialect: str, columns: Sequence[str]) -> sa.Table:
+    cols: list[sa.Column[Any]] = []
+    for name in columns:
+        col = schema.column(name)
+        assert col is not None, f"{schema.name}.{name} missing in the target"
+        cols.append(sa.Column(name, bind_type(col.type, dialect)))
+    return sa.Table(schema.name, sa.MetaData(), *cols)
+
+
+def _key_params(key: Sequence[Any]) -> dict[str, Any]:
+    return {f"k_{i}": v for i, v in enumerate(key)}
+
+
+def _where_key(table: sa.Table, key_columns: Sequence[str]) -> Any:
+    return sa.and_(
+        *[
+            table.c[c] == sa.bindparam(f"k_{i}", type_=table.c[c].type)
+            for i, c in enumerate(key_columns)
+        ]
+    )
+
+
+class TableWriter:
+    def __init__(
+        self, conn: sa.Connection, plan: TablePlan, source: TableSchema, target: TableSchema
+    ) -> None:
+        assert plan.keyspec is not None and plan.changes is not None
+        self.conn = conn
+        self.plan = plan
+        self.changes = plan.changes
+        self.ks = plan.keyspec
+        dialect = conn.dialect.name
+        self.columns = [c for c in source.column_names if target.column(c) is not None]
+        self.source = source
+        self.target = target
+        self.table = _dml_table(target, dialect, self.columns)
+        key_cols = [c for c in self.ks.key]
+        key_table = _dml_table(target, dialect, sorted(set(key_cols) | set(self.columns)))
+        self.key_table = key_table
+        self.update_columns = [
+            c for c in self.columns if c in self.ks.compared and c not in self.ks.key
+        ]
+        self.no_pk_columns = [c for c in self.columns if c not in source.primary_key]
+        types = [source.column(c).type for c in self.columns]  # type: ignore[union-attr]
+        self.shape = RowShape(
+            source.name,
+            self.columns,
+            types,
+            key_columns=self.ks.key,
+            compared_columns=self.ks.compared,
+            pk_columns=self.ks.pk,
+            side="source",
+        )
+
+    def delete(self) -> None:
+        if self.changes.replace_all:
+            self.conn.execute(sa.delete(self.table))
+            return
+        if not self.changes.deletes:
+            return
+        stmt = sa.delete(self.key_table).where(_where_key(self.key_table, self.ks.key))
+        for chunk in _chunks(self.changes.deletes, WRITE_BATCH):
+            self.conn.execute(stmt, [_key_params(k) for k in chunk])
+
+    def write(self, batches: Iterator[Batch], fault: Fault | None) -> None:
+        inserts: list[dict[str, Any]] = []
+        remapped: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        seen_inserts = seen_updates = 0
+        insert_stmt = sa.insert(self.table)
+        update_stmt = None
+        if self.update_columns:
+            update_stmt = (
+                sa.update(self.key_table)
+                .where(_where_key(self.key_table, self.ks.key))
+                .values(
+                    {
+                        c: sa.bindparam(f"v_{c}", type_=self.key_table.c[c].type)
+                        for c in self.update_columns
+                    }
+                )
+            )
+        for batch in batches:
+            for row in batch:
+                values = dict(zip(self.columns, row, strict=True))
+                if self.changes.replace_all:
+                    inserts.append(values)
+                    seen_inserts += 1
+                    continue
+                canon = self.shape.canon_key(self.shape.raw_key(row))
+                planned = self.changes.inserts.get(canon)
+                if planned is not None:
+                    self._same_as_planned(planned, row, canon)
+                    seen_inserts += 1
+                    if canon in self.changes.remap:
+                        remapped.append({c: values[c] for c in self.no_pk_columns})
+                    else:
+                        inserts.append(values)
+                elif canon in self.changes.updates:
+                    self._same_as_planned(self.changes.update_digests[canon], row, canon)
+                    seen_updates += 1
+                    params = _key_params(self.changes.updates[canon])
+                    params |= {f"v_{c}": values[c] for c in self.update_columns}
+                    updates.append(params)
+            if len(inserts) >= WRITE_BATCH:
+                self.conn.execute(insert_stmt, inserts)
+                inserts = []
+                if fault:
+                    fault(f"insert:{self.plan.table}")
+            if update_stmt is not None and len(updates) >= WRITE_BATCH:
+                self.conn.execute(update_stmt, updates)
+                updates = []
+        if inserts:
+            self.conn.execute(insert_stmt, inserts)
+        if updates and update_stmt is not None:
+            self.conn.execute(update_stmt, updates)
+        if fault:
+            fault(f"rows:{self.plan.table}")
+        expected_inserts = len(self.changes.inserts)
+        if seen_inserts != expected_inserts or seen_updates != len(self.changes.updates):
+            raise PermanentError(
+                f"table {self.plan.table}: the source changed since the plan "
+                f"({seen_inserts}/{expected_inserts} inserts, "
+                f"{seen_updates}/{len(self.changes.updates)} updates found)"
+            )
+        fix_sequence(self.conn, self.target)
+        if remapped:
+            no_pk = sa.Table(
+                self.table.name,
+                sa.MetaData(),
+                *[
+                    sa.Column(c.name, c.type)
+                    for c in self.table.columns
+                    if c.name in self.no_pk_columns
+                ],
+            )
+            for chunk in _chunks(remapped, WRITE_BATCH):
+                self.conn.execute(sa.insert(no_pk), chunk)
+
+    def _same_as_planned(self, planned: bytes, row: tuple[Any, ...], canon: Any) -> None:
+        if planned and self.shape.digest(row) != planned:
+            raise PermanentError(
+                f"table {self.plan.table}: row {canon!r} changed in the source "
+                "since the plan was made; plan again"
+            )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def fix_sequence(conn: sa.Connection, table: TableSchema) -> None:
+    """Move the ID generator past the highest ID after inserts with explicit IDs."""
+    if len(table.primary_key) != 1:
+        return
+    col = table.column(table.primary_key[0])
+    if col is None or not col.autoincrement or col.type.kind not in INTEGER_KINDS:
+        return
+    prep = conn.dialect.identifier_preparer
+    qt, qc = prep.quote(table.name), prep.quote(col.name)
+    if conn.dialect.name == "postgresql":
+        seq = conn.execute(
+            sa.text("select pg_get_serial_sequence(:t, :c)"), {"t": qt, "c": col.name}
+        ).scalar()
+        if seq:
+            conn.execute(
+                sa.text(f"select setval(:s, coalesce((select max({qc}) from {qt}), 0) + 1, false)"),
+                {"s": seq},
+            )
+    # MySQL/MariaDB (InnoDB) raise AUTO_INCREMENT past any explicit ID by themselves, and
+    # SQLite's rowid follows the highest row; an ALTER there would commit implicitly.

@@ -1,0 +1,287 @@
+"""The migration plan: a pure function of (source state, target state, rules).
+
+A :class:`Plan` is data: typed, frozen, renderable without executing, with a
+deterministic ``sha256:`` digest over everything that decides what would change
+(per-table rule, key, schema operations, counts, and the fingerprints of the source
+and target rows). Approving a digest therefore approves exactly one set of changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.api.rules import Rule
+from controller.engine.catalog import Category
+from controller.engine.model import INTEGER_KINDS, DatabaseSchema, TableSchema
+from controller.engine.rowdiff import TableChanges, diff_rows
+from controller.engine.rowindex import RowIndex
+from controller.engine.rules import Resolved
+from controller.engine.schema_diff import SchemaOp, diff_table
+from controller.errors import CheckFailed
+
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """How rows of one table are matched and compared."""
+
+    key: tuple[str, ...]  # empty: keyless (whole-table compare)
+    compared: tuple[str, ...]  # columns whose values decide "changed"
+    pk: tuple[str, ...]
+    natural: bool  # the key is not the primary key
+    pk_reassignable: bool  # single auto-increment integer primary key
+
+
+def key_spec(resolved: Resolved, source: TableSchema, target: TableSchema | None) -> KeySpec:
+    """Decide the key of a table; raise when the rule needs a key the table lacks."""
+    key = resolved.key or source.primary_key
+    where = f"table {source.name}"
+    for side, schema in (("source", source), ("target", target)):
+        if schema is None:
+            continue
+        missing = [c for c in key if schema.column(c) is None]
+        if missing:
+            raise CheckFailed(
+                f"{where}: key column(s) {', '.join(missing)} do not exist in the {side}",
+                reason="BadKey",
+            )
+    if not key and resolved.rule in (Rule.UPSERT, Rule.INSERT_IGNORE):
+        raise CheckFailed(
+            f"{where}: rule {resolved.rule.value} needs a key, and the table has "
+            "no primary key; name natural key columns with key: [...]",
+            reason="NoKey",
+        )
+    natural = bool(resolved.key) and tuple(resolved.key) != source.primary_key
+    compared = tuple(c for c in source.column_names if not (natural and c in source.primary_key))
+    pk_col = source.column(source.primary_key[0]) if len(source.primary_key) == 1 else None
+    reassignable = bool(pk_col and pk_col.autoincrement and pk_col.type.kind in INTEGER_KINDS)
+    return KeySpec(tuple(key), compared, source.primary_key, natural, reassignable)
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    table: str
+    rule: Rule
+    category: Category
+    why: str
+    key: tuple[str, ...]
+    natural_key: bool
+    schema: tuple[SchemaOp, ...]
+    insert: int
+    update: int
+    delete: int
+    unchanged: int
+    kept: int
+    source_rows: str  # fingerprint of the source rows ("" when rows are not compared)
+    target_rows: str
+    warnings: tuple[str, ...] = ()
+    changes: TableChanges | None = field(default=None, compare=False, repr=False)
+    keyspec: KeySpec | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.schema or self.insert or self.update or self.delete)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "table": self.table,
+            "rule": self.rule.value,
+            "category": self.category.value,
+            "insert": self.insert,
+            "update": self.update,
+            "delete": self.delete,
+            "unchanged": self.unchanged,
+            "kept": self.kept,
+            "schema": [op.to_dict() for op in self.schema],
+        }
+        if self.key:
+            out["key"] = list(self.key)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    source_dialect: str
+    target_dialect: str
+    tables: tuple[TablePlan, ...]
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+    source_fingerprint: str
+    target_fingerprint: str
+    digest: str
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {
+            "insert": sum(t.insert for t in self.tables),
+            "update": sum(t.update for t in self.tables),
+            "delete": sum(t.delete for t in self.tables),
+            "unchanged": sum(t.unchanged for t in self.tables),
+            "schema": sum(len(t.schema) for t in self.tables),
+        }
+
+    @property
+    def changes_anything(self) -> bool:
+        return any(t.changes_anything for t in self.tables)
+
+    def table(self, name: str) -> TablePlan | None:
+        for t in self.tables:
+            if t.table == name:
+                return t
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": PLAN_FORMAT,
+            "digest": self.digest,
+            "sourceDialect": self.source_dialect,
+            "targetDialect": self.target_dialect,
+            "sourceFingerprint": self.source_fingerprint,
+            "targetFingerprint": self.target_fingerprint,
+            "totals": self.totals,
+            "tables": [t.to_dict() for t in self.tables],
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+
+def _digest(tables: list[TablePlan], source_fp: str, target_fp: str) -> str:
+    payload = {
+        "format": PLAN_FORMAT,
+        "source": source_fp,
+        "target": target_fp,
+        "tables": [
+            {
+                **t.to_dict(),
+                "sourceRows": t.source_rows,
+                "targetRows": t.target_rows,
+                "warnings": None,
+            }
+            for t in tables
+        ],
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _combined(parts: list[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for name, fp in sorted(parts):
+        h.update(f"{name}\x1f{fp}\x1e".encode())
+    return h.hexdigest()
+
+
+def schema_fingerprint(table: TableSchema) -> str:
+    text = json.dumps(table.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_plan(
+    source: DatabaseSchema,
+    target: DatabaseSchema,
+    resolutions: dict[str, Resolved],
+    keyspecs: dict[str, KeySpec],
+    source_rows: dict[str, RowIndex],
+    target_rows: dict[str, RowIndex],
+    *,
+    allow_destructive: bool,
+    warnings: list[str],
+) -> Plan:
+    """Assemble the plan. ``*_rows`` hold indexes of the tables whose rule moves rows."""
+    tables: list[TablePlan] = []
+    all_warnings = list(warnings)
+    problems: list[str] = []
+    for name in sorted(source.tables):
+        res = resolutions.get(name)
+        if res is None or res.rule is Rule.SKIP:
+            continue
+        schema = source.tables[name]
+        tgt_schema = target.table(name)
+        sd = diff_table(
+            schema, tgt_schema, allow_destructive=allow_destructive, moves_rows=res.rule.moves_rows
+        )
+        problems += sd.problems
+        table_warnings = list(sd.warnings)
+        ks = keyspecs.get(name)
+        changes: TableChanges | None = None
+        src_fp = tgt_fp = ""
+        if res.rule.moves_rows and ks is not None:
+            src_idx, tgt_idx = source_rows[name], target_rows[name]
+            changes = diff_rows(
+                res.rule,
+                src_idx,
+                tgt_idx,
+                natural_key=ks.natural,
+                pk_reassignable=ks.pk_reassignable,
+            )
+            problems += [f"table {name}: {c}" for c in changes.conflicts]
+            if changes.remap:
+                table_warnings.append(
+                    f"{len(changes.remap)} inserted row(s) get a new primary "
+                    "key because theirs is taken in the target"
+                )
+            src_fp, tgt_fp = src_idx.fingerprint(), tgt_idx.fingerprint()
+        ins, upd, dele = changes.counts if changes else (0, 0, 0)
+        tables.append(
+            TablePlan(
+                table=name,
+                rule=res.rule,
+                category=res.category,
+                why=res.why,
+                key=ks.key if ks and res.rule.moves_rows else (),
+                natural_key=bool(ks and ks.natural),
+                schema=sd.ops,
+                insert=ins,
+                update=upd,
+                delete=dele,
+                unchanged=changes.unchanged if changes else 0,
+                kept=changes.kept if changes else 0,
+                source_rows=src_fp,
+                target_rows=tgt_fp,
+                warnings=tuple(table_warnings),
+                changes=changes,
+                keyspec=ks,
+            )
+        )
+        all_warnings += [f"{name}: {w}" for w in table_warnings]
+    for name in sorted(set(target.tables) - set(source.tables)):
+        res = resolutions.get(name)
+        if res is not None and res.category is not Category.INTERNAL:
+            all_warnings.append(f"{name}: extra table in the target, kept")
+    if problems:
+        raise CheckFailed("; ".join(problems), problems=problems, reason="SchemaConflict")
+    notes = []
+    if target.dialect == "mysql" and any(t.schema for t in tables):
+        notes.append(
+            "MySQL/MariaDB commit DDL implicitly: schema changes cannot be rolled back "
+            "by the transaction; the pre-migration backup is the rollback"
+        )
+    source_fp = _combined(
+        [(t.table, schema_fingerprint(source.tables[t.table]) + t.source_rows) for t in tables]
+    )
+    target_fp = _combined(
+        [
+            (
+                t.table,
+                (schema_fingerprint(target.tables[t.table]) if t.table in target.tables else "-")
+                + t.target_rows,
+            )
+            for t in tables
+        ]
+    )
+    return Plan(
+        source_dialect=source.dialect,
+        target_dialect=target.dialect,
+        tables=tuple(tables),
+        warnings=tuple(all_warnings),
+        notes=tuple(notes),
+        source_fingerprint="sha256:" + source_fp,
+        target_fingerprint="sha256:" + target_fp,
+        digest=_digest(tables, source_fp, target_fp),
+    )

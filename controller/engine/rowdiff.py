@@ -1,0 +1,91 @@
+"""Compare two row indexes under a rule and list what must change.
+
+Pure: given the source and target :class:`RowIndex` of one table and its rule, say
+which source rows to insert or update, which target rows to delete, and which inserts
+need a new primary key because their natural key is new but their ID is taken (the
+merged-release case: IDs collide between development environments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.api.rules import Rule
+from controller.engine.rowindex import CanonKey, RowIndex
+
+
+@dataclass
+class TableChanges:
+    inserts: dict[CanonKey, bytes] = field(default_factory=dict)  # source key → expected digest
+    updates: dict[CanonKey, tuple[Any, ...]] = field(default_factory=dict)  # → target raw key
+    update_digests: dict[CanonKey, bytes] = field(default_factory=dict)
+    deletes: list[tuple[Any, ...]] = field(default_factory=list)  # target raw keys
+    remap: set[CanonKey] = field(default_factory=set)  # inserts that need a fresh ID
+    replace_all: bool = False  # keyless overwrite: delete every row, insert every row
+    unchanged: int = 0
+    kept: int = 0  # target rows the rule leaves alone (upsert, insert-ignore)
+    conflicts: list[str] = field(default_factory=list)  # IDs taken and not re-assignable
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return len(self.inserts), len(self.updates), len(self.deletes)
+
+
+def diff_rows(
+    rule: Rule,
+    source: RowIndex,
+    target: RowIndex,
+    *,
+    natural_key: bool,
+    pk_reassignable: bool,
+) -> TableChanges:
+    changes = TableChanges()
+    if not rule.moves_rows:
+        return changes
+    if not source.key_columns:
+        # Only overwrite reaches here (upsert/insert-ignore need a key): compare multisets.
+        if source.keyless == target.keyless:
+            changes.unchanged = source.count
+        else:
+            changes.replace_all = True
+            changes.deletes = [() for _ in range(target.count)]
+            changes.inserts = {(str(i),): b"" for i in range(source.count)}
+        return changes
+    for key, entry in source.rows.items():
+        existing = target.rows.get(key)
+        if existing is None:
+            changes.inserts[key] = entry.digest
+        elif existing.digest == entry.digest or rule is Rule.INSERT_IGNORE:
+            changes.unchanged += 1
+        else:
+            changes.updates[key] = existing.key
+            changes.update_digests[key] = entry.digest
+    for key, existing in target.rows.items():
+        if key in source.rows:
+            continue
+        if rule is Rule.OVERWRITE:
+            changes.deletes.append(existing.key)
+        else:
+            changes.kept += 1
+    if natural_key:
+        _plan_id_collisions(changes, source, target, pk_reassignable)
+    return changes
+
+
+def _plan_id_collisions(
+    changes: TableChanges, source: RowIndex, target: RowIndex, pk_reassignable: bool
+) -> None:
+    deleted = set(changes.deletes)
+    taken = {repr(e.pk) for e in target.rows.values() if e.key not in deleted}
+    for key in changes.inserts:
+        pk = source.rows[key].pk
+        if not pk or repr(pk) not in taken:
+            continue
+        if pk_reassignable:
+            changes.remap.add(key)
+        else:
+            changes.conflicts.append(
+                f"row with key {key!r} has primary key {pk!r}, already used by another row "
+                "in the target, and the primary key cannot be re-assigned"
+            )

@@ -1,0 +1,1 @@
+"""Kopf handlers: thin adapters from events to ``controller.reconcile`` (issue #4)."""

@@ -1,0 +1,1 @@
+"""Kubernetes edge: status, conditions, events and Secret reading (issue #4)."""

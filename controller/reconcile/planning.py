@@ -1,0 +1,162 @@
+"""Read both sides and build the plan: classify, resolve rules, index rows, check.
+
+Shared by ``ferry plan``, ``ferry migrate`` and the Migration handler. Reads only; the
+target may be a read snapshot or the locked write session that will apply the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.api.rules import RulesSpec
+from controller.engine import checks
+from controller.engine.catalog import nocobase_catalog
+from controller.engine.model import DatabaseSchema, TableSchema
+from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
+from controller.engine.profiles import Profile, classify, collection_tables
+from controller.engine.rowindex import RowIndex, RowShape, build_index
+from controller.engine.rules import resolve_rules
+from controller.engine.source import SnapshotSource
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    rules: RulesSpec = field(default_factory=RulesSpec)
+    profile: Profile = Profile.NOCOBASE
+    variables: frozenset[str] | None = None  # names declared for the target, if known
+
+
+@dataclass
+class Prepared:
+    plan: Plan
+    source_schema: DatabaseSchema
+    target_schema: DatabaseSchema
+    source_rows: dict[str, RowIndex]
+    target_rows: dict[str, RowIndex]
+
+
+def _all_rows(source: SnapshotSource, table: str, columns: list[str]) -> list[tuple[object, ...]]:
+    return [row for batch in source.batches(table, columns) for row in batch]
+
+
+def collections_of(source: SnapshotSource, schema: DatabaseSchema) -> list[str]:
+    table = schema.table("collections")
+    if table is None or table.column("name") is None:
+        return []
+    if table.column("options") is None:
+        return collection_tables((r[0], None) for r in _all_rows(source, table.name, ["name"]))
+    return collection_tables(
+        (r[0], r[1]) for r in _all_rows(source, table.name, ["name", "options"])
+    )
+
+
+def _target_variables(target: SnapshotSource, schema: DatabaseSchema) -> frozenset[str] | None:
+    for name in ("environmentVariables", "environment_variables"):
+        table = schema.table(name)
+        if table is not None and table.column("name") is not None:
+            return frozenset(str(r[0]) for r in _all_rows(target, name, ["name"]))
+    return None
+
+
+def source_shape(table: TableSchema, ks: KeySpec) -> RowShape:
+    return RowShape(
+        table.name,
+        table.column_names,
+        [c.type for c in table.columns],
+        key_columns=ks.key,
+        compared_columns=ks.compared,
+        pk_columns=ks.pk,
+        side="source",
+    )
+
+
+def target_shape(source: TableSchema, target: TableSchema, ks: KeySpec) -> RowShape:
+    """Target rows seen through the source's types, so both sides canonicalise alike."""
+    wanted = set(ks.compared) | set(ks.key) | set(ks.pk)
+    columns = [c.name for c in target.columns if c.name in wanted]
+    types = [(source.column(c) or target.column(c)).type for c in columns]  # type: ignore[union-attr]
+    return RowShape(
+        target.name,
+        columns,
+        types,
+        key_columns=ks.key,
+        compared_columns=ks.compared,
+        pk_columns=ks.pk,
+        side="target",
+    )
+
+
+def index_target(
+    target: SnapshotSource, source: TableSchema, tgt: TableSchema | None, ks: KeySpec
+) -> RowIndex:
+    if tgt is None:
+        return RowIndex(source.name, ks.key, ks.compared)
+    shape = target_shape(source, tgt, ks)
+    return build_index(shape, target.batches(tgt.name, list(shape_columns(tgt, ks))))
+
+
+def shape_columns(target: TableSchema, ks: KeySpec) -> list[str]:
+    wanted = set(ks.compared) | set(ks.key) | set(ks.pk)
+    return [c.name for c in target.columns if c.name in wanted]
+
+
+def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions) -> Prepared:
+    src_schema, tgt_schema = source.schema(), target.schema()
+    problems: list[str] = []
+    nocobase = options.profile is Profile.NOCOBASE
+    collections = (
+        collections_of(source, src_schema) + collections_of(target, tgt_schema) if nocobase else []
+    )
+    classes = classify(
+        options.profile, set(src_schema.tables) | set(tgt_schema.tables), collections
+    )
+    resolved, warnings = resolve_rules(classes, options.rules)
+    moved = [
+        name for name, res in resolved.items() if res.rule.moves_rows and name in src_schema.tables
+    ]
+    naming = nocobase_catalog().naming if nocobase else (lambda _t: None)
+    problems += checks.compatibility_problems(
+        src_schema,
+        tgt_schema,
+        [n for n, r in resolved.items() if r.rule.syncs_schema],
+        source_naming=naming(set(src_schema.tables)),
+        target_naming=naming(set(tgt_schema.tables)),
+    )
+    checks.require(problems, reason="Incompatible")
+    keyspecs: dict[str, KeySpec] = {}
+    source_rows: dict[str, RowIndex] = {}
+    target_rows: dict[str, RowIndex] = {}
+    referenced: set[str] = set()
+    for name in sorted(moved):
+        src_table = src_schema.tables[name]
+        tgt_table = tgt_schema.table(name)
+        ks = key_spec(resolved[name], src_table, tgt_table)
+        keyspecs[name] = ks
+        source_rows[name] = build_index(
+            source_shape(src_table, ks), source.batches(name, src_table.column_names), scan_env=True
+        )
+        referenced |= source_rows[name].env_refs
+        target_rows[name] = index_target(target, src_table, tgt_table, ks)
+    available = options.variables
+    if available is None and nocobase:
+        available = _target_variables(target, tgt_schema)
+    if referenced and available is None and not nocobase:
+        warnings.append(
+            "migrated rows reference variables ("
+            + ", ".join(sorted(referenced))
+            + ") that cannot be checked: pass --variables FILE"
+        )
+    else:
+        problems += checks.variables_problems(referenced, available)
+    checks.require(problems, reason="MissingVariables")
+    plan = build_plan(
+        src_schema,
+        tgt_schema,
+        resolved,
+        keyspecs,
+        source_rows,
+        target_rows,
+        allow_destructive=options.rules.allow_destructive,
+        warnings=warnings,
+    )
+    return Prepared(plan, src_schema, tgt_schema, source_rows, target_rows)

@@ -1,0 +1,53 @@
+"""Helpers for database tests: whole-database dumps to prove "untouched" exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def dump(url: str) -> dict[str, Any]:
+    """Every table's column types and rows (sorted), as the driver returns them."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            insp = sa.inspect(conn)
+            out: dict[str, Any] = {}
+            for name in sorted(insp.get_table_names()):
+                cols = [c["name"] for c in insp.get_columns(name)]
+                types = [str(c["type"]) for c in insp.get_columns(name)]
+                rows = conn.execute(
+                    sa.select(*[sa.column(c) for c in cols]).select_from(sa.table(name))
+                ).all()
+                out[name] = {
+                    "columns": list(zip(cols, types, strict=True)),
+                    "rows": sorted((tuple(r) for r in rows), key=repr),
+                }
+            return out
+    finally:
+        engine.dispose()
+
+
+def rows(url: str, table: str, *columns: str, order: str = "id") -> list[tuple[Any, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stmt = sa.select(*[sa.column(c) for c in columns]).select_from(sa.table(table))
+            return [tuple(r) for r in conn.execute(stmt.order_by(sa.column(order))).all()]
+    finally:
+        engine.dispose()
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for sql in statements:
+                conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+def q(dialect: str, name: str) -> str:
+    return f"`{name}`" if dialect == "mysql" else f'"{name}"'
