@@ -49,5 +49,12 @@ demo: $(STAMP) ## promote dev → pre-release → production on local SQLite dat
 bench: $(STAMP) system-packages ## benchmarks (printed as ratios and rates)
 	$(BIN)/python bench/migration_bench.py
 
+cluster: ## build (once, cached) and start a local kube-apiserver + etcd; prints KUBECONFIG
+	bash hack/cluster/build.sh
+	bash hack/cluster/up.sh
+
+cluster-down: ## stop the local control plane
+	bash hack/cluster/down.sh
+
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out

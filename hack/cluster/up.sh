@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Start a throwaway local Kubernetes control plane (etcd + kube-apiserver +
+# kube-controller-manager) on 127.0.0.1 for Ferry's end-to-end tests.
+#
+# Usage: hack/cluster/up.sh [DIR]
+#   DIR defaults to ${FERRY_CACHE:-$HOME/.cache/ferry}/cluster
+#
+# - Binaries come from hack/cluster/build.sh (built once, cached outside git).
+#   Set FERRY_K8S_BIN=/path/to/bin to use prebuilt binaries instead.
+# - Every start is a fresh cluster: DIR's previous state (etcd data, certs,
+#   logs) is wiped. If a control plane from DIR is already running and healthy,
+#   it is left alone.
+# - Ports are picked at random among free ones; see DIR/cluster.env.
+# - Logs: DIR/logs/*.log, pids: DIR/pids/*.pid. Stop with hack/cluster/down.sh DIR.
+# - Last line on stdout: export KUBECONFIG=DIR/kubeconfig
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+FERRY_CACHE="${FERRY_CACHE:-${HOME}/.cache/ferry}"
+DIR="${1:-${FERRY_CACHE}/cluster}"
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd -P)"
+READY_TIMEOUT="${FERRY_READY_TIMEOUT:-120}"
+
+log() { printf '[up.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+    printf '[up.sh] ERROR: %s\n' "$*" >&2
+    for f in "$DIR"/logs/*.log; do
+        [ -f "$f" ] || continue
+        printf '[up.sh] ---- last lines of %s ----\n' "$f" >&2
+        tail -n 15 "$f" >&2
+    done
+    # Do not leave a half-started control plane behind.
+    if [ -d "$DIR/pids" ]; then "$HERE/down.sh" "$DIR" >&2 || true; fi
+    exit 1
+}
+
+alive() { local f="$DIR/pids/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+
+# ---------------------------------------------------------------------------
+# Binaries
+# ---------------------------------------------------------------------------
+if [ -n "${FERRY_K8S_BIN:-}" ]; then
+    BIN="$FERRY_K8S_BIN"
+else
+    BIN="$("$HERE/build.sh" | tail -n 1)" || die "build.sh failed"
+fi
+for b in etcd kube-apiserver kube-controller-manager kubectl; do
+    [ -x "$BIN/$b" ] || die "missing binary $BIN/$b (run hack/cluster/build.sh)"
+done
+KUBECTL="$BIN/kubectl"
+
+# Already running from this DIR?
+if alive etcd && alive kube-apiserver && alive kube-controller-manager \
+    && "$KUBECTL" --kubeconfig "$DIR/kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+    log "control plane in $DIR is already running"
+    echo "export KUBECONFIG=$DIR/kubeconfig"
+    exit 0
+fi
+
+# Half-running leftovers: stop them, then start from scratch.
+"$HERE/down.sh" "$DIR" >&2 || true
+rm -rf "$DIR/etcd" "$DIR/pki" "$DIR/logs" "$DIR/pids" "$DIR/kubeconfig" "$DIR/cluster.env"
+mkdir -p "$DIR/pki" "$DIR/logs" "$DIR/pids"
+chmod 700 "$DIR/pki"
+
+# ---------------------------------------------------------------------------
+# Free ports on 127.0.0.1
+# ---------------------------------------------------------------------------
+TAKEN=" "
+port_free() {
+    case "$TAKEN" in *" $1 "*) return 1 ;; esac
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 30000 ))
+        if port_free "$p"; then TAKEN+="$p "; echo "$p"; return 0; fi
+    done
+    die "no free port found"
+}
+ETCD_PORT=$(free_port);      TAKEN+="$ETCD_PORT "
+ETCD_PEER_PORT=$(free_port); TAKEN+="$ETCD_PEER_PORT "
+API_PORT=$(free_port);       TAKEN+="$API_PORT "
+KCM_PORT=$(free_port);       TAKEN+="$KCM_PORT "
+SERVICE_CIDR="10.0.0.0/24"
+SERVICE_IP="10.0.0.1"
+
+# ---------------------------------------------------------------------------
+# PKI (openssl): CA, apiserver serving cert, admin + controller-manager client
+# certs, service-account signing key pair.
+# ---------------------------------------------------------------------------
+command -v openssl >/dev/null || die "openssl not found"
+PKI="$DIR/pki"
+log "generating certificates in $PKI"
+(
+    set -e
+    cd "$PKI"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+        -keyout ca.key -out ca.crt -subj "/CN=ferry-local-ca" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+    sign() { # name subject extensions
+        openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
+        printf '%b' "$3" > "$1.ext"
+        openssl x509 -req -sha256 -days 3650 -in "$1.csr" -CA ca.crt -CAkey ca.key \
+            -CAcreateserial -out "$1.crt" -extfile "$1.ext" 2>/dev/null
+        rm -f "$1.csr" "$1.ext"
+    }
+    sign apiserver "/CN=kube-apiserver" \
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+    client_ext="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
+    sign admin "/O=system:masters/CN=ferry-admin" "$client_ext"
+    sign controller-manager "/CN=system:kube-controller-manager" "$client_ext"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+    openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
+    chmod 600 ./*.key
+) || die "certificate generation failed"
+
+b64() { base64 -w0 < "$1"; }
+write_kubeconfig() { # file user cert key
+    umask 077
+    cat > "$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: ferry-local
+  cluster:
+    server: https://127.0.0.1:${API_PORT}
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(b64 "$3")
+    client-key-data: $(b64 "$4")
+contexts:
+- name: ferry-local
+  context:
+    cluster: ferry-local
+    user: $2
+current-context: ferry-local
+EOF
+}
+write_kubeconfig "$DIR/kubeconfig" ferry-admin "$PKI/admin.crt" "$PKI/admin.key"
+write_kubeconfig "$PKI/controller-manager.kubeconfig" system:kube-controller-manager \
+    "$PKI/controller-manager.crt" "$PKI/controller-manager.key"
+
+cat > "$DIR/cluster.env" <<EOF
+FERRY_CLUSTER_DIR=$DIR
+FERRY_K8S_BIN=$BIN
+KUBECONFIG=$DIR/kubeconfig
+ETCD_PORT=$ETCD_PORT
+ETCD_PEER_PORT=$ETCD_PEER_PORT
+API_PORT=$API_PORT
+KCM_PORT=$KCM_PORT
+EOF
+
+start() { # name cmd...
+    local name="$1"; shift
+    setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
+    echo $! > "$DIR/pids/$name.pid"
+    log "started $name (pid $!)"
+}
+
+wait_until() { # description timeout cmd...
+    local what="$1" timeout="$2" deadline; shift 2
+    deadline=$(( $(date +%s) + timeout ))
+    until "$@" >/dev/null 2>&1; do
+        for p in etcd kube-apiserver kube-controller-manager; do
+            if [ -f "$DIR/pids/$p.pid" ] && ! alive "$p"; then die "$p exited while waiting for $what"; fi
+        done
+        [ "$(date +%s)" -lt "$deadline" ] || die "timed out after ${timeout}s waiting for $what"
+        sleep 0.5
+    done
+    log "$what: ok"
+}
+
+# ---------------------------------------------------------------------------
+# etcd
+# ---------------------------------------------------------------------------
+start etcd "$BIN/etcd" \
+    --name ferry \
+    --data-dir "$DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:${ETCD_PORT}" \
+    --advertise-client-urls "http://127.0.0.1:${ETCD_PORT}" \
+    --listen-peer-urls "http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --initial-cluster "ferry=http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --unsafe-no-fsync \
+    --log-level warn
+wait_until "etcd health" 30 curl -fsS "http://127.0.0.1:${ETCD_PORT}/health"
+
+# ---------------------------------------------------------------------------
+# kube-apiserver
+# ---------------------------------------------------------------------------
+start kube-apiserver "$BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:${ETCD_PORT}" \
+    --bind-address 127.0.0.1 \
+    --advertise-address 127.0.0.1 \
+    --secure-port "$API_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" \
+    --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --authorization-mode Node,RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$PKI/sa.pub" \
+    --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --endpoint-reconciler-type none \
+    --allow-privileged=true \
+    --profiling=false \
+    --v 1
+wait_until "kube-apiserver /readyz" "$READY_TIMEOUT" "$KUBECTL" --kubeconfig "$DIR/kubeconfig" get --raw /readyz
+
+# ---------------------------------------------------------------------------
+# kube-controller-manager (namespace deletion, garbage collection, service
+# accounts, root CA configmaps, ...)
+# ---------------------------------------------------------------------------
+KCM_KUBECONFIG="$PKI/controller-manager.kubeconfig"
+start kube-controller-manager "$BIN/kube-controller-manager" \
+    --kubeconfig "$KCM_KUBECONFIG" \
+    --authentication-kubeconfig "$KCM_KUBECONFIG" \
+    --authorization-kubeconfig "$KCM_KUBECONFIG" \
+    --bind-address 127.0.0.1 \
+    --secure-port "$KCM_PORT" \
+    --leader-elect=false \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file "$PKI/sa.key" \
+    --root-ca-file "$PKI/ca.crt" \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --profiling=false \
+    --v 1
+wait_until "kube-controller-manager /healthz" "$READY_TIMEOUT" curl -kfsS "https://127.0.0.1:${KCM_PORT}/healthz"
+# The service-account controller creating "default" proves the controllers run.
+wait_until "default ServiceAccount (controllers running)" "$READY_TIMEOUT" \
+    "$KUBECTL" --kubeconfig "$DIR/kubeconfig" -n default get serviceaccount default
+
+log "control plane ready: https://127.0.0.1:${API_PORT} (state in $DIR)"
+echo "export KUBECONFIG=$DIR/kubeconfig"
