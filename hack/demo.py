@@ -37,15 +37,19 @@ def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
     url = {name: f"sqlite:///{OUT / name}.db" for name in ("dev", "pre", "prod")}
-    variables = {"HOOK_TOKEN": ("secret", "demo-token"),
-                 "TICKET_WEBHOOK": ("plain", "https://hooks.example/tickets")}
+    variables = {
+        "HOOK_TOKEN": ("secret", "demo-token"),
+        "TICKET_WEBHOOK": ("plain", "https://hooks.example/tickets"),
+    }
 
     say("1/6 Three NocoBase-shaped environments (SQLite files in demo-out/)")
     shape.build(url["dev"], app="dev", variables=variables)
     shape.build(url["pre"], app="pre", variables={"HOOK_TOKEN": variables["HOOK_TOKEN"]})
     shape.build(url["prod"], app="prod", variables=variables)
-    print("dev, pre-release and production start with the same configuration and their own "
-          "business data (users, orders).")
+    print(
+        "dev, pre-release and production start with the same configuration and their own "
+        "business data (users, orders)."
+    )
 
     say("2/6 A builder works in development: a 'tickets' collection, two pages, a role,")
     print("    a workflow step that calls {{$env.TICKET_WEBHOOK}}, a renamed site title")
@@ -55,28 +59,56 @@ def main() -> None:
     ferry("plan", "--source", url["dev"], "--target", url["pre"], ok=(2,))
     print("Refused: pre-release lacks the TICKET_WEBHOOK variable. Declare it and plan again.")
     vars_file = OUT / "pre-variables.yaml"
-    vars_file.write_text("- {name: HOOK_TOKEN, type: secret}\n"
-                         "- {name: TICKET_WEBHOOK, type: plain}\n")
+    vars_file.write_text(
+        "- {name: HOOK_TOKEN, type: secret}\n- {name: TICKET_WEBHOOK, type: plain}\n"
+    )
     ferry("plan", "--source", url["dev"], "--target", url["pre"], "--variables", str(vars_file))
 
     say("4/6 Promote dev → pre-release")
-    ferry("migrate", "--source", url["dev"], "--target", url["pre"], "--variables",
-          str(vars_file), "--id", "release-1-pre")
-    ferry("migrate", "--source", url["dev"], "--target", url["pre"], "--variables",
-          str(vars_file), "--id", "release-1-pre")
+    ferry(
+        "migrate",
+        "--source",
+        url["dev"],
+        "--target",
+        url["pre"],
+        "--variables",
+        str(vars_file),
+        "--id",
+        "release-1-pre",
+    )
+    ferry(
+        "migrate",
+        "--source",
+        url["dev"],
+        "--target",
+        url["pre"],
+        "--variables",
+        str(vars_file),
+        "--id",
+        "release-1-pre",
+    )
     print("The second run is a no-op: the ledger in the target records release-1-pre.")
 
     say("5/6 Export pre-release's configuration for review, then promote it to production")
     ferry("export", "--source", url["pre"], "--dir", str(OUT / "snapshot"))
     print(f"One YAML file per table in {OUT / 'snapshot' / 'tables'} (diff it in Git).")
-    ferry("migrate", "--source", str(OUT / "snapshot"), "--target", url["prod"], "--id",
-          "release-1-prod")
+    ferry(
+        "migrate",
+        "--source",
+        str(OUT / "snapshot"),
+        "--target",
+        url["prod"],
+        "--id",
+        "release-1-prod",
+    )
 
     say("6/6 Production now matches pre-release's configuration; its business data is its own")
     ferry("plan", "--source", url["pre"], "--target", url["prod"])
     counts = shape.row_counts(url["prod"])
-    print(f"production: {counts['roles']} roles, {counts['desktopRoutes']} routes, "
-          f"{counts['orders']} orders (untouched), ledger rows: {counts['ferry_migrations']}")
+    print(
+        f"production: {counts['roles']} roles, {counts['desktopRoutes']} routes, "
+        f"{counts['orders']} orders (untouched), ledger rows: {counts['ferry_migrations']}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from sqlalchemy.types import TypeDecorator, UserDefinedType
 from controller.engine.model import INTEGER_KINDS, ColumnType, Kind
 from controller.engine.values import parse_datetime
 
+_MYSQL_TEXTS = frozenset({"TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"})
+
 
 def _native(satype: Any, dialect: sa.Dialect) -> str:
     try:
@@ -64,10 +66,13 @@ def column_type(satype: Any, dialect: sa.Dialect, declared: str = "") -> ColumnT
         return ColumnType(Kind.TIME, native=native)
     if isinstance(satype, (sa.LargeBinary, sa.types._Binary)):
         return ColumnType(Kind.BINARY, native=native)
-    if isinstance(satype, sa.Text):
+    visit = getattr(satype, "__visit_name__", "")
+    if isinstance(satype, sa.Text) or visit in _MYSQL_TEXTS:
         return ColumnType(Kind.TEXT, native=native)
     if isinstance(satype, (sa.String, sa.Enum)):
         length = getattr(satype, "length", None)
+        if length is None and not isinstance(satype, sa.Enum):
+            return ColumnType(Kind.TEXT, native=native)  # VARCHAR without a limit
         return ColumnType(Kind.STRING, length=length, native=native)
     return ColumnType(Kind.OTHER, native=native)
 

@@ -204,7 +204,11 @@ def build_plan(
         schema = source.tables[name]
         tgt_schema = target.table(name)
         sd = diff_table(
-            schema, tgt_schema, allow_destructive=allow_destructive, moves_rows=res.rule.moves_rows
+            schema,
+            tgt_schema,
+            allow_destructive=allow_destructive,
+            moves_rows=res.rule.moves_rows,
+            dynamic_types=target.dialect == "sqlite",
         )
         problems += sd.problems
         table_warnings = list(sd.warnings)

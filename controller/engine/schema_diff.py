@@ -159,7 +159,10 @@ def diff_table(
     *,
     allow_destructive: bool,
     moves_rows: bool,
+    dynamic_types: bool = False,
 ) -> SchemaDiff:
+    """``dynamic_types``: the target (SQLite) stores any value in any column, so a type
+    difference is reported but needs no change and blocks nothing."""
     if target is None:
         return SchemaDiff((CreateTable(source),), (), ())
     ops: list[SchemaOp] = []
@@ -184,7 +187,12 @@ def diff_table(
             ops.append(AddColumn(name, col))
             continue
         verdict = compare_types(col.type, existing.type)
-        if verdict == "widen":
+        if dynamic_types and verdict != "same":
+            warnings.append(
+                f"{name}.{col.name}: declared {existing.type.describe()} in the "
+                f"target, {col.type.describe()} in the source (SQLite keeps any value)"
+            )
+        elif verdict == "widen":
             ops.append(AlterColumnType(name, col, existing.type, destructive=False))
         elif verdict == "narrower" and col.type.kind != existing.type.kind:
             warnings.append(

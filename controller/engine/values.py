@@ -61,7 +61,10 @@ def _canonical_temporal(value: Any, kind: Kind) -> str:
         if kind is Kind.DATE:
             return value[:10]
         if kind is Kind.TIME:
-            return value
+            try:
+                return dt.time.fromisoformat(value).isoformat(timespec="microseconds")
+            except ValueError:
+                return value
         parsed = parse_datetime(value)
         if parsed is None:
             return value
@@ -72,7 +75,9 @@ def _canonical_temporal(value: Any, kind: Kind) -> str:
         if value.tzinfo is not None:
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return str(value.isoformat(timespec="microseconds"))
-    if isinstance(value, (dt.date, dt.time)):
+    if isinstance(value, dt.time):
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds")
+    if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
 

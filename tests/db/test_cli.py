@@ -1,0 +1,107 @@
+"""The `ferry` command line: formats, exit codes, and no secrets in its output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.cli.main import main
+from tests.fixtures import nocobase_shape as shape
+
+VARS = {"HOOK_TOKEN": ("secret", "x"), "TICKET_WEBHOOK": ("plain", "y")}
+
+
+@pytest.fixture
+def sqlite_envs(tmp_path: Path) -> tuple[str, str]:
+    dev, pre = f"sqlite:///{tmp_path}/dev.db", f"sqlite:///{tmp_path}/pre.db"
+    shape.build(dev, app="dev", variables=VARS)
+    shape.builder_changes(dev)
+    shape.build(pre, app="pre", variables=VARS)
+    return dev, pre
+
+
+def test_plan_json_shape(sqlite_envs: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    dev, pre = sqlite_envs
+    assert main(["plan", "--source", dev, "--target", pre, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["digest"].startswith("sha256:") and isinstance(out["warnings"], list)
+    roles = next(t for t in out["tables"] if t["table"] == "roles")
+    assert {k: roles[k] for k in ("rule", "insert", "update", "delete", "unchanged")} == {
+        "rule": "overwrite",
+        "insert": 1,
+        "update": 0,
+        "delete": 0,
+        "unchanged": 3,
+    }
+    assert "schema" in roles
+
+
+def test_plan_markdown(sqlite_envs: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    dev, pre = sqlite_envs
+    assert main(["plan", "--source", dev, "--target", pre, "--format", "markdown"]) == 0
+    assert "| `roles` | overwrite | 1 | 0 | 0 | 3 |" in capsys.readouterr().out
+
+
+def test_migrate_json_then_noop(
+    sqlite_envs: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, pre = sqlite_envs
+    args = ["migrate", "--source", dev, "--target", pre, "--id", "r1", "--format", "json"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["id"] == "r1" and first["status"] == "succeeded"
+    assert first["digest"].startswith("sha256:") and first["tables"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "noop"
+
+
+def test_invalid_rules_exit_2_naming_the_value(
+    sqlite_envs: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, pre = sqlite_envs
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("system: overwrte\n")
+    assert main(["plan", "--source", dev, "--target", pre, "--rules", str(rules)]) == 2
+    assert "overwrte" in capsys.readouterr().err
+
+
+def test_missing_variables_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dev, pre = f"sqlite:///{tmp_path}/dev.db", f"sqlite:///{tmp_path}/pre.db"
+    shape.build(dev, app="dev", variables=VARS)
+    shape.builder_changes(dev)
+    shape.build(pre, app="pre", variables={})
+    assert main(["migrate", "--source", dev, "--target", pre]) == 2
+    err = capsys.readouterr().err
+    assert "HOOK_TOKEN, TICKET_WEBHOOK" in err and "nothing was changed" in err
+    variables = tmp_path / "vars.yaml"
+    variables.write_text("HOOK_TOKEN: x\nTICKET_WEBHOOK: y\n")
+    assert main(["migrate", "--source", dev, "--target", pre, "--variables", str(variables)]) == 0
+
+
+def test_same_source_and_target_refused(
+    sqlite_envs: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, _ = sqlite_envs
+    assert main(["plan", "--source", dev, "--target", dev]) == 2
+    assert "same database" in capsys.readouterr().err
+
+
+def test_unreachable_database_hides_password(
+    sqlite_envs: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, _ = sqlite_envs
+    target = "postgresql+psycopg://ferry:hunter2-secret@127.0.0.1:1/nowhere"
+    assert main(["plan", "--source", dev, "--target", target]) == 75
+    captured = capsys.readouterr()
+    assert "hunter2-secret" not in captured.err + captured.out
+    assert "unreachable" in captured.err
+
+
+def test_bad_source_exit_2(
+    sqlite_envs: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, pre = sqlite_envs
+    assert main(["plan", "--source", str(tmp_path / "nope"), "--target", pre]) == 2
+    assert "neither a database URL nor a snapshot directory" in capsys.readouterr().err
