@@ -34,7 +34,15 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
         and not value.startswith((" ", "\t"))
         and all(line == line.rstrip() and line.isprintable() for line in lines)
     )
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
+    if block:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    # YAML folds NEL and the Unicode line separators into spaces outside double quotes,
+    # and only double quotes can escape other unprintable characters: force them.
+    exact = value.isprintable() and not _YAML_BREAKS.intersection(value)
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=None if exact else '"')
+
+
+_YAML_BREAKS = frozenset("\x85\u2028\u2029")
 
 
 def _decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
