@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -19,7 +19,7 @@ from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
 from controller.engine.plan import Plan
 from controller.engine.source import SnapshotSource
-from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError
+from controller.errors import CheckFailed, FerryError, InvalidInput
 from controller.reconcile.planning import PlanOptions, Prepared, index_target, prepare
 from controller.reconcile.sources import open_source, same_database
 from controller.reconcile.verify import verify
@@ -208,15 +208,10 @@ def _entry(migration_id: str, plan: Plan, result: str, started: str) -> LedgerEn
 def _record_failure(
     target: Database, migration_id: str, plan: Plan, started: str, message: str
 ) -> None:
+    entry = _entry(migration_id, plan, "failed", started)
+    entry = replace(entry, summary={**entry.summary, "error": message[:2000]})
     try:
         with target.writer() as session:
-            entry = _entry(migration_id, plan, "failed", started)
-            session.ledger_record(
-                LedgerEntry(
-                    **{**entry.__dict__, "summary": {**entry.summary, "error": message[:2000]}}
-                )
-            )
+            session.ledger_record(entry)
     except FerryError:
         pass  # best effort: the failure itself is what the caller must see
-    except Exception as err:  # pragma: no cover - never mask the original failure
-        raise PermanentError(f"recording the failure failed: {err}") from err
