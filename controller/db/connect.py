@@ -111,3 +111,13 @@ def classified(what: str) -> Iterator[None]:
         yield
     except (DBAPIError, sa.exc.SQLAlchemyError) as err:
         raise classify(err, what) from err
+
+
+def default_environment(url: str) -> str:
+    """A name for an environment known only by its URL: the database (file) name."""
+    try:
+        database = make_url(url).database or "default"
+    except ArgumentError:
+        return "default"
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", database.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    return name.strip("-.") or "default"

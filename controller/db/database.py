@@ -12,7 +12,7 @@ from functools import cached_property
 
 import sqlalchemy as sa
 
-from controller.db import ledger, locks
+from controller.db import ledger, locks, restore_io
 from controller.db.connect import classified, create_engine, dialect_of, redact
 from controller.db.ddl import execute_op
 from controller.db.reflect import reflect
@@ -52,6 +52,10 @@ class _Snapshot:
         with classified(f"reading {table} from {self._label}"):
             yield from stream_rows(self.conn, self.table(table), columns)
 
+    def sqlite_classes(self, table: str) -> dict[str, set[str]]:
+        with classified(f"reading {table} from {self._label}"):
+            return restore_io.sqlite_classes(self.conn, self.table(table))
+
     def scalar_rows(self, sql: str) -> list[tuple[object, ...]]:
         with classified(f"querying {self._label}"):
             return [tuple(r) for r in self.conn.exec_driver_sql(sql).all()]
@@ -85,6 +89,19 @@ class WriteSession(_Snapshot):
         with classified(f"writing {plan.table}"):
             writer.delete()
             writer.write(fetch(writer.columns), fault)
+
+    def replace_table(
+        self, schema: TableSchema, source_dialect: str, batches: Iterator[Batch]
+    ) -> int:
+        """Drop the table if it exists, create it as ``schema`` and fill it."""
+        with classified(f"restoring {schema.name}"):
+            restore_io.drop_table(self.conn, schema.name)
+            restore_io.create_table(self.conn, schema, source_dialect)
+            return restore_io.insert_rows(self.conn, schema, batches)
+
+    def drop_table(self, name: str) -> None:
+        with classified(f"dropping {name}"):
+            restore_io.drop_table(self.conn, name)
 
     def ledger_find(self, migration_id: str) -> ledger.LedgerEntry | None:
         with classified("reading the ledger"):

@@ -1,0 +1,290 @@
+"""Back up a database into a store, verify a backup, and restore it.
+
+A restore first proves the backup sound (every member decoded, every checksum), checks
+it fits the target (dialect, table naming, application version), takes a safety backup
+of the target, and then replaces the tables in one transaction where the database
+allows it. If the restore fails on MySQL/MariaDB, where DDL commits on its own, the
+safety backup is restored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from controller.backups import layout
+from controller.backups.archive import read_member, verify_backup, write_member
+from controller.backups.manifest import Manifest, new_backup_id
+from controller.backups.store import BackupStore, writing
+from controller.db.connect import default_environment
+from controller.db.database import Database, ReadSnapshot
+from controller.engine.catalog import nocobase_catalog
+from controller.engine.profiles import LEDGER_TABLE
+from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError
+
+Fault = Callable[[str], None]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def app_version(snap: ReadSnapshot) -> str | None:
+    """NocoBase records its version in the single row of ``applicationVersion``."""
+    for name in ("applicationVersion", "application_version"):
+        table = snap.schema().table(name)
+        if table is not None and table.column("value") is not None:
+            for batch in snap.batches(name, ["value"]):
+                for (value,) in batch:
+                    return str(value)
+    return None
+
+
+def _selected(
+    all_tables: Sequence[str], tables: Sequence[str] | None, exclude: Sequence[str]
+) -> list[str]:
+    available = [t for t in all_tables if t != LEDGER_TABLE]
+    if tables:
+        unknown = sorted(set(tables) - set(available))
+        if unknown:
+            raise InvalidInput(f"no such table(s): {', '.join(unknown)}")
+        available = [t for t in available if t in tables]
+    missing = sorted(set(exclude) - set(all_tables))
+    if missing:
+        raise InvalidInput(f"cannot exclude unknown table(s): {', '.join(missing)}")
+    return sorted(t for t in available if t not in exclude)
+
+
+def backup_snapshot(
+    snap: ReadSnapshot,
+    store: BackupStore,
+    environment: str,
+    reason: str,
+    tables: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    fault: Fault | None = None,
+) -> tuple[Manifest, str]:
+    """Back up from an open read snapshot (one point in time)."""
+    schema = snap.schema()
+    names = _selected(sorted(schema.tables), tables, exclude)
+    backup_id = new_backup_id()
+    created = _now()
+    version = app_version(snap)
+    with writing(store, environment, backup_id) as writer:
+        members = []
+        for i, name in enumerate(names):
+            table = schema.tables[name]
+            classes = snap.sqlite_classes(name) if schema.dialect == "sqlite" else None
+            members.append(
+                write_member(
+                    writer,
+                    layout.member_key(i, name),
+                    table,
+                    schema.dialect,
+                    snap.batches(name, table.column_names),
+                    classes,
+                )
+            )
+            if fault:
+                fault(f"member:{name}")
+        manifest = Manifest(
+            id=backup_id,
+            environment=environment,
+            reason=reason,
+            created_at=created,
+            completed_at=_now(),
+            dialect=schema.dialect,
+            server_version=schema.server_version,
+            app_version=version,
+            naming=nocobase_catalog().naming(set(schema.tables)),
+            members=tuple(members),
+        )
+        location = writer.publish(manifest)
+    return manifest, location
+
+
+def create_backup(
+    url: str,
+    store: BackupStore,
+    *,
+    environment: str | None = None,
+    reason: str = "manual",
+    tables: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    fault: Fault | None = None,
+) -> tuple[Manifest, str]:
+    db = Database(url)
+    try:
+        with db.reader() as snap:
+            return backup_snapshot(
+                snap, store, environment or default_environment(url), reason, tables, exclude, fault
+            )
+    finally:
+        db.dispose()
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("-", maxsplit=1)[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _compatibility(manifest: Manifest, snap: ReadSnapshot) -> list[str]:
+    problems = []
+    schema = snap.schema()
+    if manifest.dialect != schema.dialect:
+        problems.append(
+            f"backup {manifest.id} is of a {manifest.dialect} database; the target "
+            f"is {schema.dialect}"
+        )
+    naming = nocobase_catalog().naming(set(schema.tables))
+    if manifest.naming and naming and manifest.naming != naming:
+        problems.append(f"table naming differs: backup {manifest.naming}, target {naming}")
+    target_version = app_version(snap)
+    if (
+        manifest.app_version
+        and target_version
+        and _version_tuple(manifest.app_version) > _version_tuple(target_version)
+    ):
+        problems.append(
+            f"backup {manifest.id} is of application version "
+            f"{manifest.app_version}, newer than the target's {target_version}"
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    backup: Manifest
+    tables: tuple[str, ...]
+    dropped: tuple[str, ...]
+    rows: int
+    safety_backup: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "backupId": self.backup.id,
+            "tables": list(self.tables),
+            "dropped": list(self.dropped),
+            "rows": self.rows,
+            "safetyBackupId": self.safety_backup,
+            "status": "restored",
+        }
+
+
+def _apply_restore(
+    db: Database,
+    store: BackupStore,
+    manifest: Manifest,
+    tables: list[str],
+    drop: list[str],
+    fault: Fault | None,
+) -> int:
+    rows = 0
+    with db.writer() as session:
+        for name in tables:
+            member = manifest.member(name)
+            assert member is not None
+            rows += session.replace_table(
+                member.table_schema, manifest.dialect, read_member(store, manifest, member)
+            )
+            if fault:
+                fault(f"restore:{name}")
+        for name in drop:
+            session.drop_table(name)
+    return rows
+
+
+def restore(
+    store: BackupStore,
+    backup_id: str,
+    url: str,
+    *,
+    tables: Sequence[str] | None = None,
+    whole: bool | None = None,
+    drop: Sequence[str] = (),
+    safety: bool = True,
+    fault: Fault | None = None,
+) -> RestoreResult:
+    """Restore ``tables`` (default: all) of a backup into the database at ``url``.
+
+    A whole restore also drops tables the backup does not have (Ferry's ledger excepted).
+    """
+    manifest = store.manifest(backup_id)
+    selected = list(tables) if tables else manifest.tables
+    unknown = sorted(set(selected) - set(manifest.tables))
+    if unknown:
+        raise InvalidInput(f"backup {manifest.id} has no table(s) {', '.join(unknown)}")
+    problems = verify_backup(store, manifest)
+    if problems:
+        raise CheckFailed(
+            f"backup {manifest.id} is damaged; nothing was changed",
+            problems=problems,
+            reason="BackupCorrupted",
+        )
+    db = Database(url)
+    try:
+        with db.reader() as snap:
+            problems = _compatibility(manifest, snap)
+            existing = [t for t in snap.schema().tables if t != LEDGER_TABLE]
+        if problems:
+            raise CheckFailed("; ".join(problems), problems=problems, reason="Incompatible")
+        whole = not tables if whole is None else whole
+        to_drop = sorted(set(drop) | (set(existing) - set(manifest.tables) if whole else set()))
+        to_drop = [t for t in to_drop if t in existing]
+        safety_id = None
+        if safety:
+            touched = sorted((set(selected) | set(to_drop)) & set(existing))
+            if touched:
+                safety_manifest, _ = create_backup(
+                    url,
+                    store,
+                    environment=manifest.environment,
+                    reason="pre-restore",
+                    tables=touched,
+                )
+                safety_id = safety_manifest.id
+        try:
+            rows = _apply_restore(db, store, manifest, selected, to_drop, fault)
+        except FerryError as err:
+            raise _revert(err, db, store, url, safety_id, selected) from err
+        return RestoreResult(manifest, tuple(selected), tuple(to_drop), rows, safety_id)
+    finally:
+        db.dispose()
+
+
+def _revert(
+    err: FerryError,
+    db: Database,
+    store: BackupStore,
+    url: str,
+    safety_id: str | None,
+    selected: list[str],
+) -> FerryError:
+    if db.dialect != "mysql":
+        return PermanentError(
+            f"restore failed: {err.message}; the target is unchanged (the "
+            "transaction was rolled back)",
+            reason="RestoreFailed",
+        )
+    if safety_id is None:
+        return PermanentError(
+            f"restore failed: {err.message}; MySQL/MariaDB may have kept "
+            "part of it and no safety backup was taken",
+            reason="RestoreFailed",
+        )
+    safety = store.manifest(safety_id)
+    created = [t for t in selected if t not in safety.tables]
+    _apply_restore(db, store, safety, safety.tables, created, None)
+    return PermanentError(
+        f"restore failed: {err.message}; the target was reverted to safety backup {safety_id}",
+        reason="RestoreFailed",
+    )
+
+
+def verify(store: BackupStore, backup_id: str) -> tuple[Manifest, list[str]]:
+    manifest = store.manifest(backup_id)
+    return manifest, verify_backup(store, manifest)
