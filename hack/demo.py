@@ -42,7 +42,7 @@ def main() -> None:
         "TICKET_WEBHOOK": ("plain", "https://hooks.example/tickets"),
     }
 
-    say("1/6 Three NocoBase-shaped environments (SQLite files in demo-out/)")
+    say("1/7 Three NocoBase-shaped environments (SQLite files in demo-out/)")
     shape.build(url["dev"], app="dev", variables=variables)
     shape.build(url["pre"], app="pre", variables={"HOOK_TOKEN": variables["HOOK_TOKEN"]})
     shape.build(url["prod"], app="prod", variables=variables)
@@ -51,11 +51,11 @@ def main() -> None:
         "business data (users, orders)."
     )
 
-    say("2/6 A builder works in development: a 'tickets' collection, two pages, a role,")
+    say("2/7 A builder works in development: a 'tickets' collection, two pages, a role,")
     print("    a workflow step that calls {{$env.TICKET_WEBHOOK}}, a renamed site title")
     shape.builder_changes(url["dev"])
 
-    say("3/6 Plan dev → pre-release (nothing is changed by a plan)")
+    say("3/7 Plan dev → pre-release (nothing is changed by a plan)")
     ferry("plan", "--source", url["dev"], "--target", url["pre"], ok=(2,))
     print("Refused: pre-release lacks the TICKET_WEBHOOK variable. Declare it and plan again.")
     vars_file = OUT / "pre-variables.yaml"
@@ -64,8 +64,8 @@ def main() -> None:
     )
     ferry("plan", "--source", url["dev"], "--target", url["pre"], "--variables", str(vars_file))
 
-    say("4/6 Promote dev → pre-release")
-    ferry(
+    store = str(OUT / "backups")
+    promote = [
         "migrate",
         "--source",
         url["dev"],
@@ -75,21 +75,17 @@ def main() -> None:
         str(vars_file),
         "--id",
         "release-1-pre",
-    )
-    ferry(
-        "migrate",
-        "--source",
-        url["dev"],
-        "--target",
-        url["pre"],
-        "--variables",
-        str(vars_file),
-        "--id",
-        "release-1-pre",
-    )
+        "--backup-store",
+        store,
+        "--environment",
+        "pre",
+    ]
+    say("4/7 Promote dev → pre-release (a pre-migration backup is taken first)")
+    ferry(*promote)
+    ferry(*promote)
     print("The second run is a no-op: the ledger in the target records release-1-pre.")
 
-    say("5/6 Export pre-release's configuration for review, then promote it to production")
+    say("5/7 Export pre-release's configuration for review, then promote it to production")
     ferry("export", "--source", url["pre"], "--dir", str(OUT / "snapshot"))
     print(f"One YAML file per table in {OUT / 'snapshot' / 'tables'} (diff it in Git).")
     ferry(
@@ -100,15 +96,37 @@ def main() -> None:
         url["prod"],
         "--id",
         "release-1-prod",
+        "--backup-store",
+        store,
+        "--environment",
+        "prod",
     )
+    ferry("backup", "list", "--store", store)
 
-    say("6/6 Production now matches pre-release's configuration; its business data is its own")
-    ferry("plan", "--source", url["pre"], "--target", url["prod"])
+    say("6/7 Production takes new orders; then the release is rolled back")
+    shape.add_orders(url["prod"], 3)
+    ferry("rollback", "--store", store, "--migration", "release-1-prod", "--database", url["prod"])
     counts = shape.row_counts(url["prod"])
     print(
-        f"production: {counts['roles']} roles, {counts['desktopRoutes']} routes, "
-        f"{counts['orders']} orders (untouched), ledger rows: {counts['ferry_migrations']}"
+        f"production: {counts['roles']} roles again, the tickets table is gone, and all "
+        f"{counts['orders']} orders (3 taken after the release) are still there."
     )
+
+    say("7/7 Re-apply the release: production matches pre-release again")
+    ferry(
+        "migrate",
+        "--source",
+        str(OUT / "snapshot"),
+        "--target",
+        url["prod"],
+        "--id",
+        "release-1-prod-again",
+        "--backup-store",
+        store,
+        "--environment",
+        "prod",
+    )
+    ferry("plan", "--source", url["pre"], "--target", url["prod"])
 
 
 if __name__ == "__main__":

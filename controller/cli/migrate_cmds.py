@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from controller.backups.store import open_store
 from controller.cli.inputs import plan_options
 from controller.engine.render import plan_json, plan_markdown, plan_text
 from controller.reconcile.export import export
 from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
+from controller.reconcile.rollback import rollback
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -40,7 +43,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="migration ID (re-running a succeeded ID changes nothing)",
     )
     m.add_argument("--format", default="text", choices=["text", "json"])
+    m.add_argument(
+        "--backup-store",
+        metavar="STORE",
+        help="where the pre-migration backup goes (default: $FERRY_BACKUP_STORE, "
+        "else ./ferry-backups)",
+    )
+    m.add_argument("--no-backup", action="store_true", help="skip the pre-migration backup")
+    m.add_argument(
+        "--environment",
+        metavar="NAME",
+        help="the target's name in the backup store (default: its database name)",
+    )
     m.set_defaults(func=cmd_migrate)
+
+    r = sub.add_parser("rollback", help="undo exactly what one migration changed")
+    r.add_argument("--store", required=True, metavar="STORE")
+    r.add_argument("--migration", required=True, metavar="ID")
+    r.add_argument("--database", required=True, metavar="URL")
+    r.add_argument(
+        "--force", action="store_true", help="roll back even if rows changed after the migration"
+    )
+    r.add_argument("--format", default="text", choices=["text", "json"])
+    r.set_defaults(func=cmd_rollback)
 
     e = sub.add_parser("export", help="write a reviewable configuration snapshot")
     e.add_argument("--source", required=True, metavar="URL")
@@ -63,9 +88,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     options = plan_options(args.profile, args.rules, args.variables)
-    result = migrate(
-        MigrationRequest(args.source, args.target, options, migration_id=args.migration_id)
+    store = None
+    if not args.no_backup:
+        spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE") or "ferry-backups"
+        store = open_store(spec)
+    request = MigrationRequest(
+        args.source,
+        args.target,
+        options,
+        store=store,
+        migration_id=args.migration_id,
+        environment=args.environment,
     )
+    result = migrate(request)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -75,7 +110,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             f"migration {result.id}: {result.status}"
             + (f" — {result.message}" if result.message else "")
         )
-    if result.status == "failed":
+        if store is None:
+            print("pre-migration backup: skipped (--no-backup)")
+        elif result.backup_id:
+            print(f"pre-migration backup: {result.backup_id} in {store.label}")
+    if result.status in ("failed", "rolled-back"):
         print(f"error: {result.message}", file=sys.stderr)
         return 1
     return 0
@@ -87,4 +126,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported {result.tables} table(s) ({result.with_rows} with rows) to {result.directory}")
     for w in result.warnings:
         print(f"warning: {w}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    result = rollback(open_store(args.store), args.migration, args.database, force=args.force)
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(
+        f"migration {result.migration_id} rolled back from backup {result.backup_id}: "
+        f"restored {', '.join(result.tables) or 'no table'}"
+        + (f"; dropped {', '.join(result.dropped)}" if result.dropped else "")
+    )
+    for edit in result.later_edits:
+        print(f"  overwritten later edit: {edit}")
     return 0

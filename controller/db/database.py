@@ -52,6 +52,10 @@ class _Snapshot:
         with classified(f"reading {table} from {self._label}"):
             yield from stream_rows(self.conn, self.table(table), columns)
 
+    def ledger_find(self, migration_id: str) -> ledger.LedgerEntry | None:
+        with classified("reading the ledger"):
+            return ledger.find(self.conn, migration_id)
+
     def sqlite_classes(self, table: str) -> dict[str, set[str]]:
         with classified(f"reading {table} from {self._label}"):
             return restore_io.sqlite_classes(self.conn, self.table(table))
@@ -102,10 +106,6 @@ class WriteSession(_Snapshot):
     def drop_table(self, name: str) -> None:
         with classified(f"dropping {name}"):
             restore_io.drop_table(self.conn, name)
-
-    def ledger_find(self, migration_id: str) -> ledger.LedgerEntry | None:
-        with classified("reading the ledger"):
-            return ledger.find(self.conn, migration_id)
 
     def prepare_ledger(self) -> None:
         """Create the ledger table if needed. Call it only once the checks passed: on

@@ -1,25 +1,33 @@
-"""Run one migration: plan inside the target's write lock, apply, verify, record.
+"""Run one migration: plan inside the target's write lock, back up, apply, verify, record.
 
 Everything between taking the lock and committing happens in one transaction where
 the database allows it (PostgreSQL, SQLite), together with the ledger row, so a
 failure at any point leaves the target exactly as it was and a success is recorded
-exactly once. MySQL/MariaDB commit DDL implicitly; their schema changes come first
-and the result says so when they could not be rolled back.
+exactly once. MySQL/MariaDB commit DDL implicitly: when a failure comes after their
+schema changes, the pre-migration backup of the changed tables is restored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from controller.backups import layout
+from controller.backups.manifest import Manifest
+from controller.backups.store import BackupStore
+from controller.db.connect import default_environment
 from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
 from controller.engine.plan import Plan
+from controller.engine.rowindex import RowIndex
+from controller.engine.schema_diff import CreateTable
 from controller.engine.source import SnapshotSource
 from controller.errors import CheckFailed, FerryError, InvalidInput
+from controller.reconcile import post_state
+from controller.reconcile.backup import create_backup, restore
 from controller.reconcile.planning import PlanOptions, Prepared, index_target, prepare
 from controller.reconcile.sources import open_source, same_database
 from controller.reconcile.verify import verify
@@ -34,6 +42,8 @@ class MigrationRequest:
     options: PlanOptions = field(default_factory=PlanOptions)
     migration_id: str | None = None
     approved_digest: str | None = None
+    store: BackupStore | None = None  # where the pre-migration backup goes; None: no backup
+    environment: str | None = None  # the target's name in the store (default: its database)
     fault: Fault | None = None  # test hook: called at each step, may raise
 
 
@@ -45,12 +55,14 @@ class MigrationResult:
     message: str = ""
     target_untouched: bool = True
     digest: str = ""
+    backup_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
             "digest": self.digest or (self.plan.digest if self.plan else ""),
+            "backupId": self.backup_id,
         }
         if self.plan is not None:
             out["totals"] = self.plan.totals
@@ -58,7 +70,7 @@ class MigrationResult:
             out["warnings"] = list(self.plan.warnings)
         if self.message:
             out["message"] = self.message
-        if self.status == "failed":
+        if self.status in ("failed", "rolled-back"):
             out["targetUntouched"] = self.target_untouched
         return out
 
@@ -80,9 +92,13 @@ def plan_only(source_spec: str, target_url: str, options: PlanOptions) -> Prepar
 
 
 def _summary(plan: Plan) -> dict[str, Any]:
+    changed = [t for t in plan.tables if t.changes_anything]
     return {
         "totals": plan.totals,
-        "changedTables": [t.table for t in plan.tables if t.changes_anything],
+        "changedTables": [t.table for t in changed],
+        "createdTables": [
+            t.table for t in changed if any(isinstance(op, CreateTable) for op in t.schema)
+        ],
         "tables": {
             t.table: {
                 "rule": t.rule.value,
@@ -91,15 +107,14 @@ def _summary(plan: Plan) -> dict[str, Any]:
                 "delete": t.delete,
                 "schema": len(t.schema),
             }
-            for t in plan.tables
-            if t.changes_anything
+            for t in changed
         },
     }
 
 
 def _apply(
     session: WriteSession, source: SnapshotSource, prepared: Prepared, fault: Fault | None
-) -> None:
+) -> dict[str, RowIndex]:
     plan = prepared.plan
     for table_plan in plan.tables:
         if table_plan.schema:
@@ -117,38 +132,48 @@ def _apply(
     if fault:
         fault("verify")
     after = {
-        name: index_target(
-            session, prepared.source_schema.tables[name], session.schema().table(name), tp.keyspec
+        t.table: index_target(
+            session,
+            prepared.source_schema.tables[t.table],
+            session.schema().table(t.table),
+            t.keyspec,
         )
-        for name, tp in ((t.table, t) for t in plan.tables)
-        if tp.keyspec is not None and name in prepared.source_rows
+        for t in plan.tables
+        if t.keyspec is not None and t.table in prepared.source_rows
     }
     verify(plan, prepared.source_rows, prepared.target_rows, after)
+    return after
 
 
-def migrate(request: MigrationRequest) -> MigrationResult:
-    if same_database(request.source, request.target):
-        raise InvalidInput("source and target are the same database")
-    target = Database(request.target)
-    started = now()
-    prepared: Prepared | None = None
-    migration_id = request.migration_id
-    ddl_committed = False
-    try:
-        with open_source(request.source) as source, target.writer() as session:
-            if migration_id:
-                done = session.ledger_find(migration_id)
+class _Run:
+    """One attempt at a migration, and what to say about it when it fails."""
+
+    def __init__(self, request: MigrationRequest, target: Database) -> None:
+        self.request = request
+        self.target = target
+        self.started = now()
+        self.id = request.migration_id
+        self.prepared: Prepared | None = None
+        self.backup: Manifest | None = None
+        self.ddl_committed = False
+
+    def execute(self) -> MigrationResult:
+        request = self.request
+        with open_source(request.source) as source, self.target.writer() as session:
+            if self.id:
+                done = session.ledger_find(self.id)
                 if done is not None and done.result == "succeeded":
                     return MigrationResult(
-                        migration_id,
+                        self.id,
                         "noop",
                         None,
                         digest=done.digest,
+                        backup_id=done.backup_id,
                         message="already applied: nothing changed",
                     )
-            prepared = prepare(source, session, request.options)
-            plan = prepared.plan
-            migration_id = migration_id or new_migration_id(plan.digest)
+            self.prepared = prepare(source, session, request.options)
+            plan = self.prepared.plan
+            self.id = self.id or new_migration_id(plan.digest)
             if request.approved_digest and request.approved_digest != plan.digest:
                 raise CheckFailed(
                     f"the plan changed since it was approved (approved "
@@ -157,61 +182,136 @@ def migrate(request: MigrationRequest) -> MigrationResult:
                 )
             session.prepare_ledger()
             if not plan.changes_anything:
-                session.ledger_record(_entry(migration_id, plan, "succeeded", started))
+                session.ledger_record(self.entry("succeeded"))
                 return MigrationResult(
-                    migration_id, "noop", plan, message="the target already matches the source"
+                    self.id, "noop", plan, message="the target already matches the source"
                 )
-            ddl_committed = target.dialect == "mysql" and plan.totals["schema"] > 0
-            _apply(session, source, prepared, request.fault)
+            self.take_backup()
+            self.ddl_committed = self.target.dialect == "mysql" and plan.totals["schema"] > 0
+            after = _apply(session, source, self.prepared, request.fault)
             if request.fault:
                 request.fault("ledger")
-            session.ledger_record(_entry(migration_id, plan, "succeeded", started))
-        return MigrationResult(migration_id, "succeeded", plan)
+            session.ledger_record(self.entry("succeeded"))
+        self.keep_post_state(after)
+        return MigrationResult(self.id, "succeeded", plan, backup_id=self.backup_id)
+
+    @property
+    def backup_id(self) -> str | None:
+        return self.backup.id if self.backup else None
+
+    def take_backup(self) -> None:
+        store = self.request.store
+        if store is None:
+            return
+        self.backup, _ = create_backup(
+            self.request.target,
+            store,
+            reason="pre-migration",
+            environment=self.request.environment or default_environment(self.request.target),
+        )
+
+    def entry(self, result: str, error: str | None = None) -> LedgerEntry:
+        assert self.prepared is not None and self.id is not None
+        plan = self.prepared.plan
+        summary = _summary(plan) | ({"error": error[:2000]} if error else {})
+        return LedgerEntry(
+            id=self.id,
+            digest=plan.digest,
+            source_fingerprint=plan.source_fingerprint,
+            result=result,
+            backup_id=self.backup_id,
+            started_at=self.started,
+            finished_at=now(),
+            summary=summary,
+        )
+
+    def keep_post_state(self, after: dict[str, RowIndex]) -> None:
+        if self.backup is None or self.request.store is None or self.prepared is None:
+            return
+        changed = set(_summary(self.prepared.plan)["changedTables"])
+        states = {}
+        for name, index in after.items():
+            if name in changed:
+                table = self.prepared.source_schema.tables[name]
+                types = {c.name: c.type for c in table.columns}
+                states[name] = (index, table.primary_key, types)
+        self.request.store.put_extra(
+            self.backup, layout.post_state_key(self.id or ""), post_state.encode(states)
+        )
+
+    def failed(self, err: FerryError) -> MigrationResult:
+        assert self.prepared is not None
+        plan = self.prepared.plan
+        self.id = self.id or new_migration_id(plan.digest)
+        if not self.ddl_committed:
+            status, untouched = "rolled-back", True
+            state = "the target is unchanged (the transaction was rolled back)"
+        elif self.backup is not None and self.request.store is not None:
+            status, untouched, state = self.restore_backup()
+        else:
+            status, untouched = "failed", False
+            state = (
+                "schema changes were committed by MySQL/MariaDB before the failure and no "
+                "pre-migration backup was taken; row changes were rolled back"
+            )
+        message = f"{err.message}; {state}"
+        self.record(status, message)
+        return MigrationResult(
+            self.id,
+            status,
+            plan,
+            message=message,
+            target_untouched=untouched,
+            backup_id=self.backup_id,
+        )
+
+    def restore_backup(self) -> tuple[str, bool, str]:
+        assert self.backup is not None and self.request.store is not None
+        assert self.prepared is not None
+        summary = _summary(self.prepared.plan)
+        tables = [t for t in summary["changedTables"] if t in self.backup.tables]
+        try:
+            restore(
+                self.request.store,
+                self.backup.id,
+                self.request.target,
+                tables=tables,
+                whole=False,
+                drop=summary["createdTables"],
+                safety=False,
+            )
+        except FerryError as again:
+            return (
+                "failed",
+                False,
+                (
+                    f"restoring the pre-migration backup {self.backup.id} also "
+                    f"failed: {again.message}"
+                ),
+            )
+        return "rolled-back", True, f"restored the pre-migration backup {self.backup.id}"
+
+    def record(self, result: str, message: str) -> None:
+        try:
+            with self.target.writer() as session:
+                session.prepare_ledger()
+                session.ledger_record(self.entry(result, message))
+        except FerryError:
+            pass  # best effort: the failure itself is what the caller must see
+
+
+def migrate(request: MigrationRequest) -> MigrationResult:
+    if same_database(request.source, request.target):
+        raise InvalidInput("source and target are the same database")
+    target = Database(request.target)
+    run = _Run(request, target)
+    try:
+        return run.execute()
     except (InvalidInput, CheckFailed):
         raise
     except FerryError as err:
-        if prepared is None:
+        if run.prepared is None:
             raise
-        untouched = not ddl_committed
-        migration_id = migration_id or new_migration_id(prepared.plan.digest)
-        _record_failure(target, migration_id, prepared.plan, started, err.message)
-        state = (
-            "the target is unchanged (the transaction was rolled back)"
-            if untouched
-            else "schema changes were committed by MySQL/MariaDB before the failure; "
-            "row changes were rolled back"
-        )
-        return MigrationResult(
-            migration_id,
-            "failed",
-            prepared.plan,
-            message=f"{err.message}; {state}",
-            target_untouched=untouched,
-        )
+        return run.failed(err)
     finally:
         target.dispose()
-
-
-def _entry(migration_id: str, plan: Plan, result: str, started: str) -> LedgerEntry:
-    return LedgerEntry(
-        id=migration_id,
-        digest=plan.digest,
-        source_fingerprint=plan.source_fingerprint,
-        result=result,
-        backup_id=None,
-        started_at=started,
-        finished_at=now(),
-        summary=_summary(plan),
-    )
-
-
-def _record_failure(
-    target: Database, migration_id: str, plan: Plan, started: str, message: str
-) -> None:
-    entry = _entry(migration_id, plan, "failed", started)
-    entry = replace(entry, summary={**entry.summary, "error": message[:2000]})
-    try:
-        with target.writer() as session:
-            session.ledger_record(entry)
-    except FerryError:
-        pass  # best effort: the failure itself is what the caller must see

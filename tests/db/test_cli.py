@@ -105,3 +105,98 @@ def test_bad_source_exit_2(
     _, pre = sqlite_envs
     assert main(["plan", "--source", str(tmp_path / "nope"), "--target", pre]) == 2
     assert "neither a database URL nor a snapshot directory" in capsys.readouterr().err
+
+
+def test_migrate_reports_its_backup_and_rollback_undoes_it(
+    sqlite_envs: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, pre = sqlite_envs
+    store = str(tmp_path / "store")
+    assert (
+        main(
+            [
+                "migrate",
+                "--source",
+                dev,
+                "--target",
+                pre,
+                "--id",
+                "r1",
+                "--backup-store",
+                store,
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "succeeded" and out["backupId"]
+    assert main(["backup", "list", "--store", store, "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [b["id"] for b in listed] == [out["backupId"]]
+    assert listed[0]["reason"] == "pre-migration"
+    assert main(["backup", "verify", out["backupId"], "--store", store]) == 0
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "rollback",
+                "--store",
+                store,
+                "--migration",
+                "r1",
+                "--database",
+                pre,
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["status"] == "rolled-back"
+    assert main(["rollback", "--store", store, "--migration", "r1", "--database", pre]) == 2
+    assert "rolled-back" in capsys.readouterr().err
+
+
+def test_no_backup_is_stated(
+    sqlite_envs: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, pre = sqlite_envs
+    assert main(["migrate", "--source", dev, "--target", pre, "--no-backup"]) == 0
+    assert "pre-migration backup: skipped (--no-backup)" in capsys.readouterr().out
+
+
+def test_backup_create_json_and_damaged_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path}/app.db"
+    shape.build(db)
+    store = tmp_path / "store"
+    assert (
+        main(
+            [
+                "backup",
+                "create",
+                "--database",
+                db,
+                "--store",
+                str(store),
+                "--environment",
+                "prod",
+                "--exclude",
+                "users",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    created = json.loads(capsys.readouterr().out)
+    assert set(created) == {"id", "location", "tables", "rows", "bytes", "checksum"}
+    assert main(["backup", "show", created["id"], "--store", str(store)]) == 0
+    assert "users" not in capsys.readouterr().out
+    member = next((store / "prod" / created["id"] / "tables").iterdir())
+    member.write_bytes(member.read_bytes()[:-10])
+    assert main(["backup", "verify", created["id"], "--store", str(store)]) == 2
+    assert "corrupted or truncated" in capsys.readouterr().err

@@ -117,6 +117,8 @@ def _write_source(url: str, rows: list[dict[str, Any]]) -> None:
         with engine.begin() as conn:
             table.drop(conn, checkfirst=True)
             table.create(conn)
+            if not rows:
+                return
             raw = sa.Table(
                 "fidelity",
                 sa.MetaData(),

@@ -1,0 +1,97 @@
+"""Migrations become reversible: pre-migration backups, automatic and scoped rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from controller.backups.store import FilesystemStore
+from controller.errors import CheckFailed, PermanentError
+from controller.reconcile.migrate import MigrationRequest, migrate
+from controller.reconcile.rollback import rollback
+from tests.db.dbhelpers import dump, execute, q, rows
+from tests.fixtures import nocobase_shape as shape
+
+MakeDb = Callable[..., str]
+VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
+
+
+@pytest.fixture
+def envs(dialect: str, make_database: MakeDb) -> tuple[str, str]:
+    dev, pre = make_database(dialect, "dev"), make_database(dialect, "pre")
+    shape.build(dev, app="dev")
+    shape.builder_changes(dev)
+    shape.build(pre, app="pre", variables=VARS)
+    return dev, pre
+
+
+def _without_ledger(data: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in data.items() if k != "ferry_migrations"}
+
+
+def test_failure_after_backup_rolls_back_to_identical(
+    envs: tuple[str, str], dialect: str, tmp_path: Path
+) -> None:
+    dev, pre = envs
+    store = FilesystemStore(tmp_path / "store")
+    before = _without_ledger(dump(pre))
+
+    def fault(step: str) -> None:
+        if step == "verify":  # after the schema change and every row change
+            raise PermanentError("connection dropped (injected)")
+
+    result = migrate(MigrationRequest(dev, pre, store=store, environment="pre", fault=fault))
+    assert result.status == "rolled-back", result.message
+    assert result.target_untouched and result.backup_id
+    assert store.manifest(result.backup_id).reason == "pre-migration"
+    if dialect == "mysql":
+        assert f"restored the pre-migration backup {result.backup_id}" in result.message
+    assert _without_ledger(dump(pre)) == before
+    assert rows(pre, "ferry_migrations", "result", order="id") == [("rolled-back",)]
+
+
+def test_scoped_rollback_keeps_later_business_rows(
+    envs: tuple[str, str], dialect: str, tmp_path: Path
+) -> None:
+    dev, pre = envs
+    store = FilesystemStore(tmp_path / "store")
+    config_before = {
+        t: v
+        for t, v in dump(pre).items()
+        if t in ("roles", "uiSchemas", "desktopRoutes", "fields", "collections")
+    }
+    result = migrate(MigrationRequest(dev, pre, store=store, migration_id="rel-1"))
+    assert result.status == "succeeded" and result.backup_id
+    assert "tickets" in dump(pre)
+    execute(pre, f"insert into {q(dialect, 'orders')} (id, title) values (9001, 'after')")
+
+    done = rollback(store, "rel-1", pre)
+    assert set(done.tables) >= {"roles", "uiSchemas", "desktopRoutes"}
+    assert done.dropped == ("tickets",)
+    after = dump(pre)
+    assert "tickets" not in after
+    assert {t: after[t] for t in config_before} == config_before
+    assert (9001, "after") in rows(pre, "orders", "id", "title")
+    assert rows(pre, "ferry_migrations", "id", "result", order="id") == [("rel-1", "rolled-back")]
+
+
+def test_scoped_rollback_reports_later_edits_first(
+    envs: tuple[str, str], dialect: str, tmp_path: Path
+) -> None:
+    dev, pre = envs
+    store = FilesystemStore(tmp_path / "store")
+    assert (
+        migrate(MigrationRequest(dev, pre, store=store, migration_id="rel-2")).status == "succeeded"
+    )
+    execute(pre, f"update {q(dialect, 'roles')} set title = 'edited later' where name = 'support'")
+    edited = dump(pre)
+    with pytest.raises(CheckFailed) as err:
+        rollback(store, "rel-2", pre)
+    assert any("roles" in p and "support" in p and "changed after" in p for p in err.value.problems)
+    assert dump(pre) == edited  # nothing restored
+    forced = rollback(store, "rel-2", pre, force=True)
+    assert forced.later_edits and "support" not in {
+        r[0] for r in rows(pre, "roles", "name", order="name")
+    }
