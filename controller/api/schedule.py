@@ -1,0 +1,134 @@
+"""Typed view of a ``BackupSchedule``: when to back an environment up, what to keep.
+
+The cron syntax is checked twice with one pattern: the CRD rejects the shape
+(five fields or a macro) at ``kubectl apply``; croniter here rejects values the
+pattern lets through (minute 61), so the operator never schedules nonsense.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from croniter import croniter
+
+from controller.api.backup import DeletionPolicy, TableSelection, parse_selection
+from controller.api.resources import Node
+from controller.errors import InvalidInput
+
+KIND = "BackupSchedule"
+
+# Also the CRD's ``pattern`` for spec.schedule (tests/unit/test_crd_schemas.py).
+CRON_PATTERN = (
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+    r"|[0-9A-Za-z*?,/-]+( +[0-9A-Za-z*?,/-]+){4})$"
+)
+# Also the CRD's ``pattern`` for spec.retention.maxAge: 30d, 12h, 1w, 1d12h.
+DURATION_PATTERN = r"^([0-9]+[mhdw])+$"
+# Also the CRD's ``pattern`` for spec.timeZone (an IANA name such as Europe/Berlin).
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+
+_CRON = re.compile(CRON_PATTERN)
+_DURATION = re.compile(DURATION_PATTERN)
+_TIME_ZONE = re.compile(TIME_ZONE_PATTERN)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+FIELDS_READ: tuple[str, ...] = (
+    "spec.environment",
+    "spec.schedule",
+    "spec.timeZone",
+    "spec.suspend",
+    "spec.immediate",
+    "spec.template.tables",
+    "spec.template.exclude",
+    "spec.template.deletionPolicy",
+    "spec.retention.keepLast",
+    "spec.retention.maxAge",
+    "spec.retention.minKeep",
+)
+
+
+def parse_duration(text: str, where: str) -> timedelta:
+    """``30d``, ``12h``, ``1w``, ``1d12h`` → a positive timedelta."""
+    if not _DURATION.match(text):
+        raise InvalidInput(f"{where}: malformed duration {text!r} (e.g. 30d, 12h, 1d12h)")
+    total = timedelta()
+    for amount, unit in re.findall(r"([0-9]+)([mhdw])", text):
+        total += timedelta(**{_UNITS[unit]: int(amount)})
+    if total <= timedelta():
+        raise InvalidInput(f"{where}: duration must be positive, got {text!r}")
+    return total
+
+
+@dataclass(frozen=True)
+class BackupTemplate:
+    selection: TableSelection = field(default_factory=TableSelection)
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Prune completed backups beyond ``keep_last`` or older than ``max_age``, but
+    always keep ``min_keep`` completed ones (and any a rollback window needs)."""
+
+    keep_last: int | None = None
+    max_age: timedelta | None = None
+    min_keep: int = 1
+
+
+@dataclass(frozen=True)
+class BackupScheduleSpec:
+    environment: str
+    schedule: str
+    time_zone: str | None = None  # None: the operator's (UTC)
+    suspend: bool = False
+    immediate: bool = False
+    template: BackupTemplate = field(default_factory=BackupTemplate)
+    retention: Retention = field(default_factory=Retention)
+
+
+def _parse_retention(spec: Node) -> Retention:
+    node = spec.child("retention")
+    if node is None:
+        return Retention()
+    keep_last = node.integer("keepLast", minimum=1)
+    min_keep = node.integer("minKeep", minimum=0)
+    max_age_text = node.string("maxAge")
+    max_age = parse_duration(max_age_text, f"{node.where}.maxAge") if max_age_text else None
+    if keep_last is not None and min_keep is not None and min_keep > keep_last:
+        raise InvalidInput(f"{node.where}: minKeep ({min_keep}) exceeds keepLast ({keep_last})")
+    return Retention(
+        keep_last=keep_last, max_age=max_age, min_keep=1 if min_keep is None else min_keep
+    )
+
+
+def parse_backup_schedule(body: Mapping[str, Any]) -> BackupScheduleSpec:
+    """Parse a BackupSchedule resource body."""
+    spec = Node.root(body, KIND, FIELDS_READ)
+    schedule = spec.required_string("schedule")
+    if not _CRON.match(schedule) or not croniter.is_valid(schedule):
+        raise InvalidInput(
+            f"spec.schedule: malformed cron expression {schedule!r} "
+            "(five fields, or @hourly, @daily, @weekly, @monthly, @yearly)"
+        )
+    template_node = spec.child("template")
+    template = BackupTemplate()
+    if template_node is not None:
+        template = BackupTemplate(
+            selection=parse_selection(template_node),
+            deletion_policy=template_node.enum(
+                "deletionPolicy", DeletionPolicy, DeletionPolicy.DELETE
+            ),
+        )
+    return BackupScheduleSpec(
+        environment=spec.name("environment", required=True) or "",
+        schedule=schedule,
+        time_zone=spec.string("timeZone", pattern=_TIME_ZONE),
+        suspend=spec.boolean("suspend"),
+        immediate=spec.boolean("immediate"),
+        template=template,
+        retention=_parse_retention(spec),
+    )
