@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-packages cluster-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
+.PHONY: help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ venv: $(STAMP) ## create .venv with Ferry and the dev tools
 
 system-packages: ## install the Debian packages the tests need (PostgreSQL, MariaDB, git)
 	bash hack/ensure-system-packages.sh
+
+s3-binaries: ## build the SeaweedFS S3 test server once (cached in ~/.cache/ferry)
+	bash hack/s3/build.sh
 
 cluster-binaries: ## build kube-apiserver, etcd, controller-manager, kubectl once (cached in ~/.cache/ferry)
 	bash hack/cluster/build.sh
@@ -38,13 +41,13 @@ format: $(STAMP) ## format the code
 test-unit: $(STAMP) ## fast tests of pure logic
 	$(BIN)/pytest tests/unit -q
 
-test-db: $(STAMP) system-packages ## tests against real SQLite, PostgreSQL and MariaDB
+test-db: $(STAMP) system-packages s3-binaries ## tests against real SQLite, PostgreSQL and MariaDB
 	$(BIN)/pytest tests/db -q
 
 test-e2e: $(STAMP) system-packages cluster-binaries ## the operator against a real kube-apiserver and etcd
 	$(BIN)/pytest tests/e2e -q
 
-test: $(STAMP) system-packages cluster-binaries ## set up everything and run every test tier
+test: $(STAMP) system-packages cluster-binaries s3-binaries ## set up everything and run every test tier
 	$(BIN)/pytest tests -q
 
 check: lint test ## lint, types and every test

@@ -1,3 +1,3 @@
-"""Shared test configuration: real database servers come from the harness plugin."""
+"""Shared test configuration: real servers come from the harness plugins."""
 
-pytest_plugins = ["tests.harness.pytest_plugin"]
+pytest_plugins = ["tests.harness.pytest_plugin", "tests.harness.s3server"]

@@ -17,10 +17,23 @@ from controller.backups.manifest import Manifest, parse_manifest
 from controller.errors import InvalidInput, Unreachable
 
 
-def _client() -> Any:
+def s3_client(
+    endpoint: str | None = None,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+) -> Any:
+    """A boto3 S3 client; unset settings come from the standard AWS_* environment."""
     import boto3
 
-    return boto3.client("s3")
+    kwargs: dict[str, Any] = {}
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    if region:
+        kwargs["region_name"] = region
+    if access_key and secret_key:
+        kwargs |= {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+    return boto3.client("s3", **kwargs)
 
 
 class S3Store:
@@ -32,7 +45,7 @@ class S3Store:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = _client()
+            self._client = s3_client()
         return self._client
 
     @property

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from controller import __version__
-from controller.cli import backup_cmds, migrate_cmds
+from controller.cli import backup_cmds, migrate_cmds, run_cmd
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TEMPORARY = 0, 1, 2, 75
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     migrate_cmds.register(sub)
     backup_cmds.register(sub)
+    run_cmd.register(sub)
     return parser
 
 

@@ -121,3 +121,32 @@ def default_environment(url: str) -> str:
         return "default"
     name = re.sub(r"[^A-Za-z0-9._-]", "-", database.rsplit("/", 1)[-1].rsplit(".", 1)[0])
     return name.strip("-.") or "default"
+
+
+def build_url(
+    dialect: str,
+    *,
+    host: str | None,
+    port: int | None,
+    database: str | None,
+    user: str | None,
+    password: str | None,
+) -> str:
+    """A SQLAlchemy URL from discrete fields (the password is escaped, never logged)."""
+    from sqlalchemy.engine import URL
+
+    if dialect == "sqlite":
+        return f"sqlite:///{database or ''}"
+    driver = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}.get(dialect)
+    if driver is None:
+        raise InvalidInput(f"unsupported dialect {dialect!r}")
+    query = {"charset": "utf8mb4"} if dialect == "mysql" else {}
+    return URL.create(
+        driver,
+        username=user,
+        password=password,
+        host=host,
+        port=port,
+        database=database,
+        query=query,
+    ).render_as_string(hide_password=False)

@@ -1,1 +1,6 @@
-"""Kopf handlers: thin adapters from events to ``controller.reconcile`` (issue #4)."""
+"""Kopf handlers: the only Kopf importer; thin adapters from events to ``reconcile``.
+
+Each handler parses nothing itself: it hands the body to one reconcile function with
+the shared :class:`~controller.k8s.client.Cluster`, writes the returned status, posts
+the returned events, and asks Kopf to come back when the outcome says so.
+"""

@@ -45,6 +45,7 @@ class MigrationRequest:
     store: BackupStore | None = None  # where the pre-migration backup goes; None: no backup
     environment: str | None = None  # the target's name in the store (default: its database)
     fault: Fault | None = None  # test hook: called at each step, may raise
+    progress: Callable[[str], None] | None = None  # told "BackingUp", "Applying", "Verifying"
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,9 @@ class _Run:
                 return MigrationResult(
                     self.id, "noop", plan, message="the target already matches the source"
                 )
+            self.tell("BackingUp")
             self.take_backup()
+            self.tell("Applying")
             self.ddl_committed = self.target.dialect == "mysql" and plan.totals["schema"] > 0
             after = _apply(session, source, self.prepared, request.fault)
             if request.fault:
@@ -194,6 +197,10 @@ class _Run:
             session.ledger_record(self.entry("succeeded"))
         self.keep_post_state(after)
         return MigrationResult(self.id, "succeeded", plan, backup_id=self.backup_id)
+
+    def tell(self, phase: str) -> None:
+        if self.request.progress is not None:
+            self.request.progress(phase)
 
     @property
     def backup_id(self) -> str | None:

@@ -161,3 +161,29 @@ def apply(kubectl: Kubectl) -> Apply:
         return kubectl("apply", "-n", namespace, "-f", "-", input=yaml_text, check=False)
 
     return _apply
+
+
+@pytest.fixture
+def operator(
+    control_plane: ControlPlane,
+    ferry_crds: list[str],
+    namespace: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Any]:
+    """Ferry's operator watching this test's namespace; its log is shown on failure."""
+    from tests.e2e.operator import Operator
+
+    op = Operator(control_plane, namespace, tmp_path / "operator.log").start()
+    yield op
+    op.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"\n--- operator log ({op.log}) ---\n{op.tail()}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)

@@ -1,0 +1,40 @@
+"""``ferry run``: the operator."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    r = sub.add_parser("run", help="run the Kubernetes operator")
+    r.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace (repeatable; default: all namespaces)",
+    )
+    r.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        metavar="URL",
+        help="liveness endpoint ('' to disable)",
+    )
+    r.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port (0: off)")
+    r.add_argument("--plain-logs", action="store_true", help="text logs instead of JSON")
+    r.add_argument("--verbose", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from controller.handlers.runtime import run
+
+    run(
+        namespaces=list(args.namespace),
+        liveness=args.liveness or None,
+        metrics_port=args.metrics_port,
+        json_logs=not args.plain_logs,
+        verbose=args.verbose,
+    )
+    return 0

@@ -1,0 +1,36 @@
+"""Shared plumbing: the cluster client, writing an outcome, retry semantics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import kopf
+
+from controller.k8s.client import Cluster, KubeCluster
+from controller.reconcile.outcome import Outcome
+
+_cluster: Cluster | None = None
+
+
+def cluster() -> Cluster:
+    global _cluster  # noqa: PLW0603 - one client per operator process
+    if _cluster is None:
+        _cluster = KubeCluster()
+    return _cluster
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def write(kind: str, body: Any, outcome: Outcome) -> None:
+    """Patch the status, post the events, and retry when the outcome asks for it."""
+    meta = body.get("metadata", {})
+    client = cluster()
+    if outcome.status:
+        client.patch_status(kind, meta["namespace"], meta["name"], outcome.status)
+    for event in outcome.events:
+        client.event(dict(body), event.type, event.reason, event.message)
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(outcome.retry_reason, delay=outcome.retry_after)

@@ -1,0 +1,36 @@
+"""Migration handlers: drive one Migration from Pending to a final phase."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import kopf
+
+from controller.handlers import metrics
+from controller.handlers.common import cluster, now, write
+from controller.k8s.client import GROUP, VERSION
+from controller.reconcile.migration_flow import FINISHED, reconcile_migration
+
+
+@kopf.on.create(GROUP, VERSION, "migrations")
+@kopf.on.resume(GROUP, VERSION, "migrations")
+@kopf.on.update(GROUP, VERSION, "migrations", field="spec")
+def migration_changed(body: Any, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    client = cluster()
+
+    def on_phase(phase: str) -> None:
+        client.patch_status("Migration", meta["namespace"], meta["name"], {"phase": phase})
+
+    outcome = reconcile_migration(dict(body), client, now=now(), on_phase=on_phase)
+    phase = outcome.status.get("phase")
+    if phase in FINISHED:
+        metrics.MIGRATIONS.labels(phase).inc()
+        started = outcome.status.get("startTime")
+        if started:
+            start = dt.datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+            metrics.MIGRATION_SECONDS.observe((now() - start).total_seconds())
+        if phase == "Succeeded":
+            metrics.LAST_SUCCESS.labels("Migration").set_to_current_time()
+    write("Migration", body, outcome)

@@ -1,0 +1,47 @@
+"""Start the operator: Kopf settings (Ferry's own finalizer and annotation prefix),
+JSON logs, namespace scoping, liveness endpoint and metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from controller.handlers import environments, metrics, migrations  # noqa: F401 - registration
+
+PREFIX = "ferry.dev"
+FINALIZER = f"{PREFIX}/finalizer"
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.enabled = False  # Ferry posts its own events, with stable reasons
+    settings.watching.server_timeout = 60
+    settings.execution.max_workers = 8
+
+
+def run(
+    *,
+    namespaces: list[str],
+    liveness: str | None,
+    metrics_port: int,
+    json_logs: bool = True,
+    verbose: bool = False,
+) -> None:
+    kopf.configure(
+        verbose=verbose, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL
+    )
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    metrics.serve(metrics_port)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+    )

@@ -1,0 +1,184 @@
+"""The only module that talks to the Kubernetes API (besides Kopf's own machinery).
+
+Reconcile code receives a :class:`Cluster` and never opens API clients itself, so it is
+testable against a real API server and against a fake alike. API errors are classified
+here: not found is ``None``; anything else is temporary and retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any, Protocol
+
+from controller.errors import InvalidInput, TemporaryError
+
+GROUP = "ferry.dev"
+VERSION = "v1alpha1"
+PLURALS = {
+    "Environment": "environments",
+    "Backup": "backups",
+    "BackupSchedule": "backupschedules",
+    "Restore": "restores",
+    "Migration": "migrations",
+}
+
+
+class Cluster(Protocol):
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def list(
+        self, kind: str, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def delete(self, kind: str, namespace: str, name: str) -> None: ...
+
+    def patch_status(
+        self, kind: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> None: ...
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str: ...
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str]: ...
+
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
+
+
+def _api_error(err: Exception, what: str) -> Exception:
+    status = getattr(err, "status", None)
+    reason = getattr(err, "reason", "") or type(err).__name__
+    return TemporaryError(f"Kubernetes API: {what}: {status or ''} {reason}".strip(), delay=5)
+
+
+class KubeCluster:
+    """:class:`Cluster` over the official Kubernetes client."""
+
+    def __init__(self, api_client: Any = None) -> None:
+        from kubernetes import client, config
+
+        if api_client is None:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+            except config.ConfigException:
+                config.load_kube_config()  # type: ignore[no-untyped-call]
+            api_client = client.ApiClient()
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise _api_error(err, what) from err
+        except OSError as err:
+            raise _api_error(err, what) from err
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._call(
+            f"reading {kind} {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURALS[kind],
+            name,
+        )
+        return result
+
+    def list(
+        self, kind: str, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        kwargs = {"label_selector": label_selector} if label_selector else {}
+        result = self._call(
+            f"listing {kind} in {namespace}",
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURALS[kind],
+            **kwargs,
+        )
+        return list((result or {}).get("items", []))
+
+    def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            f"creating a {kind} in {namespace}",
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURALS[kind],
+            body,
+        )
+        return result
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        self._call(
+            f"deleting {kind} {namespace}/{name}",
+            self.custom.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURALS[kind],
+            name,
+        )
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self._call(
+            f"updating the status of {kind} {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURALS[kind],
+            name,
+            {"status": status},
+        )
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        secret = self._call(
+            f"reading Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+        )
+        if secret is None:
+            raise InvalidInput(f"Secret {namespace}/{name} not found")
+        return {k: base64.b64decode(v).decode("utf-8") for k, v in (secret.data or {}).items()}
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str:
+        data = self.secret_data(namespace, name)
+        if key not in data:
+            raise InvalidInput(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        from kubernetes import client
+
+        meta = obj.get("metadata", {})
+        now = dt.datetime.now(dt.UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta.get('name', 'ferry')}.", namespace=meta.get("namespace")
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=obj.get("apiVersion"),
+                kind=obj.get("kind"),
+                name=meta.get("name"),
+                namespace=meta.get("namespace"),
+                uid=meta.get("uid"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="ferry"),
+        )
+        self._call(
+            "posting an event", self.core.create_namespaced_event, meta.get("namespace"), body
+        )

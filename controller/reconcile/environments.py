@@ -1,0 +1,157 @@
+"""Environments as the operator sees them: connect, observe, write variables, watch drift.
+
+Everything an Environment refers to (Secrets holding URLs, passwords, the NocoBase
+key, S3 credentials) is resolved through the injected :class:`Cluster`; secret values
+live only in memory and never reach status, events or logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.api.environment import EnvironmentSpec, VariableType, parse_environment
+from controller.api.resources import SecretKeyRef
+from controller.backups.s3store import S3Store, s3_client
+from controller.backups.store import BackupStore, FilesystemStore
+from controller.db.connect import build_url, redact
+from controller.db.database import Database
+from controller.engine import nocobase_secrets
+from controller.engine.profiles import Profile
+from controller.errors import InvalidInput
+from controller.k8s.client import Cluster
+from controller.reconcile.backup import app_version
+from controller.reconcile.fingerprint import Fingerprint, configuration_fingerprint
+from controller.reconcile.variables import Variable, VariableSync, sync_variables
+
+
+@dataclass(frozen=True)
+class ResolvedEnvironment:
+    namespace: str
+    name: str
+    spec: EnvironmentSpec
+    url: str  # may hold a password: never print it, use ``label``
+    store: BackupStore | None
+
+    @property
+    def label(self) -> str:
+        return redact(self.url)
+
+    @property
+    def profile(self) -> Profile:
+        return Profile(self.spec.profile.value)
+
+
+def _secret(cluster: Cluster, namespace: str, ref: SecretKeyRef) -> str:
+    return cluster.secret_value(namespace, ref.name, ref.key)
+
+
+def database_url(spec: EnvironmentSpec, namespace: str, cluster: Cluster) -> str:
+    db = spec.database
+    if db.url:
+        return db.url
+    if db.url_from:
+        return _secret(cluster, namespace, db.url_from)
+    password = _secret(cluster, namespace, db.password_from) if db.password_from else None
+    return build_url(
+        db.dialect.value,
+        host=db.host,
+        port=db.port,
+        database=db.name,
+        user=db.user,
+        password=password,
+    )
+
+
+def backup_store(spec: EnvironmentSpec, namespace: str, cluster: Cluster) -> BackupStore | None:
+    store = spec.backup_store
+    if store is None:
+        return None
+    if store.path:
+        return FilesystemStore(Path(store.path))
+    s3 = store.s3
+    if s3 is None:
+        return None
+    creds = cluster.secret_data(namespace, s3.credentials_secret) if s3.credentials_secret else {}
+    client = s3_client(
+        s3.endpoint,
+        s3.region,
+        creds.get("AWS_ACCESS_KEY_ID") or creds.get("accessKeyId"),
+        creds.get("AWS_SECRET_ACCESS_KEY") or creds.get("secretAccessKey"),
+    )
+    return S3Store(s3.bucket, s3.prefix, client=client)
+
+
+def resolve(body: dict[str, Any], cluster: Cluster) -> ResolvedEnvironment:
+    meta = body.get("metadata", {})
+    namespace, name = meta.get("namespace", "default"), meta.get("name", "")
+    spec = parse_environment(body)
+    return ResolvedEnvironment(
+        namespace,
+        name,
+        spec,
+        database_url(spec, namespace, cluster),
+        backup_store(spec, namespace, cluster),
+    )
+
+
+def lookup(cluster: Cluster, namespace: str, name: str) -> ResolvedEnvironment:
+    body = cluster.get("Environment", namespace, name)
+    if body is None:
+        raise InvalidInput(
+            f"Environment {namespace}/{name} does not exist", reason="EnvironmentNotFound"
+        )
+    return resolve(body, cluster)
+
+
+@dataclass(frozen=True)
+class Observation:
+    dialect: str
+    server_version: str
+    app_version: str | None
+    fingerprint: Fingerprint
+    variables: VariableSync | None
+
+
+def _variables(env: ResolvedEnvironment, cluster: Cluster) -> VariableSync | None:
+    if not env.spec.variables or env.profile is not Profile.NOCOBASE:
+        return None
+    desired = []
+    for var in env.spec.variables:
+        value = (
+            var.value
+            if var.value is not None
+            else (_secret(cluster, env.namespace, var.value_from) if var.value_from else "")
+        )
+        kind = "secret" if var.type is VariableType.SECRET else "plain"
+        desired.append(Variable(var.name, kind, value))
+    key = None
+    if env.spec.encryption_key_from is not None:
+        key = nocobase_secrets.parse_key(
+            _secret(cluster, env.namespace, env.spec.encryption_key_from)
+        )
+    return sync_variables(env.url, desired, key)
+
+
+def observe(env: ResolvedEnvironment, cluster: Cluster) -> Observation:
+    """Connect, write the variables, and measure the configuration."""
+    variables = _variables(env, cluster)
+    db = Database(env.url)
+    try:
+        with db.reader() as snap:
+            schema = snap.schema()
+            fingerprint = configuration_fingerprint(snap, env.profile, env.spec.system_tables)
+            version = app_version(snap) if env.profile is Profile.NOCOBASE else None
+    finally:
+        db.dispose()
+    return Observation(schema.dialect, schema.server_version, version, fingerprint, variables)
+
+
+def fingerprint_of(env: ResolvedEnvironment) -> Fingerprint:
+    db = Database(env.url)
+    try:
+        with db.reader() as snap:
+            return configuration_fingerprint(snap, env.profile, env.spec.system_tables)
+    finally:
+        db.dispose()

@@ -1,0 +1,241 @@
+"""Reconcile a Migration: checks → plan → approval → backup → apply → verify.
+
+A Migration is a one-shot. Each call moves it as far as it can and says when to look
+again: missing or unready environments and a busy target are waited for; invalid specs,
+refused promotions and failed checks end it. The ledger ID is derived from the object's
+UID, so an operator restarted at any step re-runs the same migration and the ledger
+makes that apply exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from controller.api.migration import MigrationSpec, parse_migration
+from controller.engine.plan import Plan
+from controller.engine.profiles import Profile
+from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
+from controller.gitsource.repository import checkout
+from controller.k8s.client import Cluster
+from controller.reconcile import environments
+from controller.reconcile.environment_flow import new_baseline
+from controller.reconcile.migrate import MigrationRequest, MigrationResult, migrate, plan_only
+from controller.reconcile.outcome import Event, Outcome
+from controller.reconcile.planning import PlanOptions
+from controller.reconcile.queue import earlier_writer, is_ready
+from controller.reconcile.status import StatusPatch, timestamp
+
+FINISHED = frozenset({"Succeeded", "Failed", "RolledBack"})
+PLAN_TABLES_IN_STATUS = 200
+
+
+def ledger_id(meta: dict[str, Any]) -> str:
+    return f"{meta.get('namespace')}.{meta.get('name')}.{str(meta.get('uid', ''))[:8]}"
+
+
+def plan_status(plan: Plan) -> dict[str, Any]:
+    changed = [t.to_dict() for t in plan.tables if t.changes_anything]
+    return {
+        "digest": plan.digest,
+        "totals": plan.totals,
+        "tables": changed[:PLAN_TABLES_IN_STATUS],
+        "truncated": len(changed) > PLAN_TABLES_IN_STATUS,
+        "warnings": list(plan.warnings[:20]),
+        "notes": list(plan.notes),
+    }
+
+
+class _Flow:
+    def __init__(
+        self,
+        body: dict[str, Any],
+        cluster: Cluster,
+        now: dt.datetime,
+        on_phase: Callable[[str], None],
+    ) -> None:
+        self.body = body
+        self.cluster = cluster
+        self.now = now
+        self.on_phase = on_phase
+        self.meta = body.get("metadata") or {}
+        self.namespace = str(self.meta.get("namespace"))
+        self.status = body.get("status") or {}
+        self.patch = StatusPatch(body, now).set(
+            startTime=self.status.get("startTime") or timestamp(now)
+        )
+        self.events: list[Event] = []
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        if self.status.get("phase") != reason:  # one event per transition, not per retry
+            self.events.append(Event(type_, reason, message))
+
+    def wait(self, phase: str, reason: str, message: str, delay: float) -> Outcome:
+        self.patch.progressing(reason, message).set(phase=phase, message=message)
+        if self.status.get("phase") != phase:
+            self.events.append(Event("Normal", reason, message))
+        return Outcome(self.patch.build(), tuple(self.events), delay)
+
+    def finish(self, phase: str, reason: str, message: str, **fields: Any) -> Outcome:
+        self.patch.set(phase=phase, message=message, completionTime=timestamp(self.now), **fields)
+        if phase == "Succeeded":
+            self.patch.ready(reason, message).condition("Applied", True, reason, message)
+            self.events.append(Event("Normal", reason, message))
+        else:
+            self.patch.stalled(reason, message).condition("Applied", False, reason, message)
+            self.events.append(Event("Warning", reason, message))
+        return Outcome(self.patch.build(), tuple(self.events))
+
+    def run(self) -> Outcome:
+        try:
+            spec = parse_migration(self.body)
+        except InvalidInput as err:
+            return self.finish("Failed", "InvalidSpec", err.message)
+        try:
+            return self.promote(spec)
+        except CheckFailed as err:
+            if err.reason == "PlanChanged":
+                return self.wait("Planning", "PlanChanged", err.message, 1.0)
+            return self.finish("Failed", err.reason, "; ".join(err.problems))
+        except InvalidInput as err:
+            if err.reason == "EnvironmentNotFound":
+                return self.wait("Pending", "EnvironmentNotFound", err.message, 5.0)
+            return self.finish("Failed", "InvalidInput", err.message)
+        except TemporaryError as err:
+            phase = self.status.get("phase") or "Pending"
+            return self.wait(phase, err.reason, err.message, err.delay)
+
+    def promote(self, spec: MigrationSpec) -> Outcome:
+        target = environments.lookup(self.cluster, self.namespace, spec.target)
+        source_env = None
+        if spec.source.environment:
+            source_env = environments.lookup(self.cluster, self.namespace, spec.source.environment)
+            allowed = target.spec.accepts_from
+            if allowed and source_env.name not in allowed:
+                return self.finish(
+                    "Failed",
+                    "PromotionRefused",
+                    f"Environment {target.name} accepts promotions only from "
+                    f"{', '.join(allowed)}, not from {source_env.name}",
+                )
+        for env in (target, source_env):
+            if env is not None and not is_ready(self.cluster, self.namespace, env.name):
+                return self.wait(
+                    "Pending",
+                    "EnvironmentNotReady",
+                    f"waiting for Environment {env.name} to be Ready",
+                    3.0,
+                )
+        blocker = earlier_writer(self.cluster, self.body, target.name)
+        if blocker:
+            return self.wait(
+                "Queued", "WaitingForTurn", f"{blocker} writes to {target.name} first", 2.0
+            )
+        self.on_phase("Planning")
+        variables = None
+        if target.profile is not Profile.NOCOBASE and target.spec.variables:
+            variables = frozenset(v.name for v in target.spec.variables)
+        options = PlanOptions(rules=spec.rules, profile=target.profile, variables=variables)
+        with self.source(spec, source_env) as (source, source_status):
+            plan = plan_only(source, target.url, options).plan
+            self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
+            if not spec.approval.approves(plan.digest):
+                message = (
+                    f"approve by setting spec.approval.planDigest to {plan.digest}"
+                    if not spec.approval.plan_digest
+                    else f"the approved digest {spec.approval.plan_digest} no longer matches "
+                    f"the plan {plan.digest}: the source or target changed"
+                )
+                self.event("Normal", "AwaitingApproval", message)
+                self.patch.progressing("AwaitingApproval", message).set(
+                    phase="AwaitingApproval", message=message
+                )
+                return Outcome(self.patch.build(), tuple(self.events), 30.0)
+            store = None if spec.skip_backup else target.store
+            result = migrate(
+                MigrationRequest(
+                    source,
+                    target.url,
+                    options,
+                    migration_id=ledger_id(self.meta),
+                    approved_digest=plan.digest if spec.approval.required else None,
+                    store=store,
+                    environment=target.name,
+                    progress=self.on_phase,
+                )
+            )
+        return self.conclude(result, target, store is not None or spec.skip_backup)
+
+    @contextmanager
+    def source(
+        self, spec: MigrationSpec, env: environments.ResolvedEnvironment | None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        if env is not None:
+            yield env.url, {"environment": env.name}
+            return
+        git_source = spec.source.git
+        assert git_source is not None
+        token = None
+        if git_source.secret_name:
+            data = self.cluster.secret_data(self.namespace, git_source.secret_name)
+            token = data.get("token") or data.get("password")
+        with checkout(
+            git_source.repository, git_source.revision, git_source.path, token=token
+        ) as out:
+            yield (
+                str(out.directory),
+                {
+                    "repository": git_source.repository,
+                    "revision": git_source.revision or "HEAD",
+                    "commit": out.commit,
+                },
+            )
+
+    def conclude(
+        self,
+        result: MigrationResult,
+        target: environments.ResolvedEnvironment,
+        backup_planned: bool,
+    ) -> Outcome:
+        backup: dict[str, Any] = (
+            {"id": result.backup_id}
+            if result.backup_id
+            else {
+                "skipped": "spec.backup.skip"
+                if backup_planned
+                else f"Environment {target.name} has no backups.store"
+            }
+        )
+        fields = {"backup": backup, "migrationId": result.id}
+        if result.status in ("succeeded", "noop"):
+            try:
+                fingerprint = environments.fingerprint_of(target).value
+                last = {
+                    "name": self.meta.get("name"),
+                    "id": result.id,
+                    "completionTime": timestamp(self.now),
+                }
+                self.cluster.patch_status(
+                    "Environment", self.namespace, target.name, new_baseline(fingerprint, last)
+                )
+            except FerryError:
+                pass  # the next Environment check records the baseline instead
+            message = (
+                f"applied to {target.name}"
+                if result.status == "succeeded"
+                else f"{target.name} already matched: {result.message}"
+            )
+            return self.finish("Succeeded", "Applied", message, **fields)
+        if result.status == "rolled-back":
+            return self.finish("RolledBack", "RolledBack", result.message, **fields)
+        return self.finish("Failed", "ApplyFailed", result.message, **fields)
+
+
+def reconcile_migration(
+    body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, on_phase: Callable[[str], None]
+) -> Outcome:
+    if ((body.get("status") or {}).get("phase")) in FINISHED:
+        return Outcome({})
+    return _Flow(body, cluster, now, on_phase).run()
