@@ -7,10 +7,12 @@ from typing import Any
 
 import kopf
 
-from controller.handlers import metrics
+from controller.handlers import failpoints, metrics
 from controller.handlers.common import cluster, now, write
 from controller.k8s.client import GROUP, VERSION
 from controller.reconcile.migration_flow import FINISHED, reconcile_migration
+
+FAULT = failpoints.from_environment()
 
 
 @kopf.on.create(GROUP, VERSION, "migrations")
@@ -23,7 +25,7 @@ def migration_changed(body: Any, **_: Any) -> None:
     def on_phase(phase: str) -> None:
         client.patch_status("Migration", meta["namespace"], meta["name"], {"phase": phase})
 
-    outcome = reconcile_migration(dict(body), client, now=now(), on_phase=on_phase)
+    outcome = reconcile_migration(dict(body), client, now=now(), on_phase=on_phase, fault=FAULT)
     phase = outcome.status.get("phase")
     if phase in FINISHED:
         metrics.MIGRATIONS.labels(phase).inc()

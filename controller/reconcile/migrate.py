@@ -195,6 +195,8 @@ class _Run:
             if request.fault:
                 request.fault("ledger")
             session.ledger_record(self.entry("succeeded"))
+        if request.fault:
+            request.fault("committed")
         self.keep_post_state(after)
         return MigrationResult(self.id, "succeeded", plan, backup_id=self.backup_id)
 

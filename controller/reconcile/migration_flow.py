@@ -55,11 +55,13 @@ class _Flow:
         cluster: Cluster,
         now: dt.datetime,
         on_phase: Callable[[str], None],
+        fault: Callable[[str], None] | None,
     ) -> None:
         self.body = body
         self.cluster = cluster
         self.now = now
         self.on_phase = on_phase
+        self.fault = fault
         self.meta = body.get("metadata") or {}
         self.namespace = str(self.meta.get("namespace"))
         self.status = body.get("status") or {}
@@ -164,6 +166,7 @@ class _Flow:
                     store=store,
                     environment=target.name,
                     progress=self.on_phase,
+                    fault=self.fault,
                 )
             )
         return self.conclude(result, target, store is not None or spec.skip_backup)
@@ -234,8 +237,14 @@ class _Flow:
 
 
 def reconcile_migration(
-    body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, on_phase: Callable[[str], None]
+    body: dict[str, Any],
+    cluster: Cluster,
+    *,
+    now: dt.datetime,
+    on_phase: Callable[[str], None],
+    fault: Callable[[str], None] | None = None,
 ) -> Outcome:
+    """``fault``: a test hook passed to the engine (see ``handlers/failpoints.py``)."""
     if ((body.get("status") or {}).get("phase")) in FINISHED:
         return Outcome({})
-    return _Flow(body, cluster, now, on_phase).run()
+    return _Flow(body, cluster, now, on_phase, fault).run()

@@ -15,12 +15,18 @@ class Operator:
     """``python -m controller run`` scoped to one namespace; logs go to a file."""
 
     def __init__(
-        self, control_plane: ControlPlane, namespace: str, log: Path, kubeconfig: Path | None = None
+        self,
+        control_plane: ControlPlane,
+        namespace: str,
+        log: Path,
+        kubeconfig: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.control_plane = control_plane
         self.namespace = namespace
         self.log = log
         self.kubeconfig = kubeconfig or control_plane.kubeconfig
+        self.extra_env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Operator:
@@ -29,6 +35,7 @@ class Operator:
             "KUBECONFIG": str(self.kubeconfig),
             "FERRY_ENVIRONMENT_CHECK_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         env.pop("AWS_ENDPOINT_URL", None)
         with self.log.open("ab") as out:

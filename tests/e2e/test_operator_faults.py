@@ -1,0 +1,206 @@
+"""Restart safety and failure handling of the operator, with real processes killed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.reconcile.migrate import plan_only
+from controller.reconcile.planning import PlanOptions
+from tests.db.dbhelpers import dump, rows
+from tests.e2e.conftest import Kubectl
+from tests.e2e.operator import Operator
+from tests.e2e.test_operator import apply_ok, environment, migration, status, wait_phase
+from tests.fixtures import nocobase_shape as shape
+from tests.harness.cluster import ControlPlane, wait_for
+
+pytestmark = pytest.mark.e2e
+VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
+DONE = {"Succeeded", "Failed", "RolledBack"}
+
+
+@pytest.fixture
+def envs(tmp_path: Path) -> dict[str, str]:
+    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre")}
+    shape.build(urls["dev"], app="dev", variables=VARS)
+    shape.builder_changes(urls["dev"])
+    shape.build(urls["pre"], app="pre", variables=VARS)
+    return urls
+
+
+def _declare(kubectl: Kubectl, namespace: str, envs: dict[str, str], store: Path) -> None:
+    apply_ok(
+        kubectl,
+        namespace,
+        environment("dev", "development", envs["dev"])
+        + "---"
+        + environment("pre", "pre-release", envs["pre"], store=str(store)),
+    )
+
+
+def _without_ledger(url: str) -> dict[str, Any]:
+    return {k: v for k, v in dump(url).items() if k != "ferry_migrations"}
+
+
+@pytest.mark.parametrize("kill_at", ["rows:uiSchemas", "committed"])
+def test_operator_killed_mid_migration_resumes_and_applies_once(
+    kubectl: Kubectl,
+    namespace: str,
+    control_plane: ControlPlane,
+    ferry_crds: list[str],
+    envs: dict[str, str],
+    tmp_path: Path,
+    kill_at: str,
+) -> None:
+    before = _without_ledger(envs["pre"])
+    first = Operator(
+        control_plane,
+        namespace,
+        tmp_path / "op1.log",
+        env={"FERRY_FAILPOINTS": f"{kill_at}=sleep(120)"},
+    ).start()
+    second = Operator(control_plane, namespace, tmp_path / "op2.log")
+    try:
+        _declare(kubectl, namespace, envs, tmp_path / "backups")
+        apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
+        wait_for(
+            lambda: f"failpoint {kill_at}" in first.tail(200),
+            timeout=90,
+            description=f"the operator paused at {kill_at}",
+        )
+        first.kill()  # SIGKILL, as a crashed pod
+        if kill_at == "rows:uiSchemas":
+            assert _without_ledger(envs["pre"]) == before, "a killed migration left changes"
+        second.start()
+        done = wait_phase(kubectl, namespace, "release", DONE, timeout=90)
+        assert done["phase"] == "Succeeded", done
+        assert done["backup"]["id"]
+    finally:
+        first.kill()
+        second.stop()
+    ledger = rows(envs["pre"], "ferry_migrations", "id", "result", order="id")
+    assert [r[1] for r in ledger] == ["succeeded"], ledger  # applied exactly once
+    assert not plan_only(envs["dev"], envs["pre"], PlanOptions()).plan.changes_anything
+
+
+def test_failing_migration_rolls_back(
+    kubectl: Kubectl,
+    namespace: str,
+    control_plane: ControlPlane,
+    ferry_crds: list[str],
+    envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    before = _without_ledger(envs["pre"])
+    op = Operator(
+        control_plane, namespace, tmp_path / "op.log", env={"FERRY_FAILPOINTS": "verify=error"}
+    ).start()
+    try:
+        _declare(kubectl, namespace, envs, tmp_path / "backups")
+        apply_ok(kubectl, namespace, migration("doomed", "dev", "pre"))
+        done = wait_phase(kubectl, namespace, "doomed", DONE)
+    finally:
+        op.stop()
+    assert done["phase"] == "RolledBack", done
+    assert "injected failure" in done["message"] and done["backup"]["id"]
+    assert any(c["type"] == "Stalled" and c["status"] == "True" for c in done["conditions"])
+    assert _without_ledger(envs["pre"]) == before
+    events = kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "involvedObject.name=doomed",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ).stdout
+    assert "RolledBack" in events
+
+
+def test_promotion_from_a_git_revision(
+    kubectl: Kubectl, namespace: str, operator: Any, envs: dict[str, str], tmp_path: Path
+) -> None:
+    from controller.reconcile.export import export
+
+    repo = tmp_path / "config-repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=ci@ferry.dev", "-c", "user.name=CI"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    export(envs["dev"], repo / "snapshots" / "app", PlanOptions())
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "release 1"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    subprocess.run([*git, "tag", "v1"], check=True)
+    _declare(kubectl, namespace, envs, tmp_path / "backups")
+    apply_ok(
+        kubectl,
+        namespace,
+        f"""
+apiVersion: ferry.dev/v1alpha1
+kind: Migration
+metadata: {{name: from-git}}
+spec:
+  source: {{git: {{repository: "file://{repo}", revision: v1, path: snapshots/app}}}}
+  target: pre
+""",
+    )
+    done = wait_phase(kubectl, namespace, "from-git", DONE)
+    assert done["phase"] == "Succeeded", done
+    assert done["source"]["commit"] == commit
+    apply_ok(
+        kubectl,
+        namespace,
+        f"""
+apiVersion: ferry.dev/v1alpha1
+kind: Migration
+metadata: {{name: missing-revision}}
+spec:
+  source: {{git: {{repository: "file://{repo}", revision: v404, path: snapshots/app}}}}
+  target: pre
+""",
+    )
+    bad = wait_phase(kubectl, namespace, "missing-revision", DONE)
+    assert bad["phase"] == "Failed" and "v404" in bad["message"]
+
+
+def test_environment_on_postgresql(
+    kubectl: Kubectl, namespace: str, operator: Any, make_database: Any
+) -> None:
+    url = make_database("postgresql", "env")
+    shape.build(url)
+    host_part = url.split("@", 1)[1]
+    user, password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)
+    host, rest = host_part.split(":", 1)
+    port, database = rest.split("/", 1)
+    kubectl(
+        "create", "secret", "generic", "pg", "-n", namespace, f"--from-literal=password={password}"
+    )
+    apply_ok(
+        kubectl,
+        namespace,
+        f"""
+apiVersion: ferry.dev/v1alpha1
+kind: Environment
+metadata: {{name: pg}}
+spec:
+  stage: production
+  database:
+    dialect: postgresql
+    host: {host}
+    port: {port}
+    name: {database}
+    user: {user}
+    passwordFrom: {{secretKeyRef: {{name: pg, key: password}}}}
+""",
+    )
+    kubectl("wait", "--for=condition=Ready", "environment/pg", "-n", namespace, "--timeout=60s")
+    got = status(kubectl, "environment", namespace, "pg")
+    assert got["dialect"] == "postgresql" and got["serverVersion"].startswith("15")
+    shown = kubectl("get", "environment", "pg", "-n", namespace, "-o", "yaml").stdout
+    assert password not in shown + operator.tail(400)
