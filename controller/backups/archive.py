@@ -61,9 +61,11 @@ def write_member(
     key: str,
     table: TableSchema,
     dialect: str,
-    batches: Iterable[Batch],
+    batches: Iterable[Batch] | Iterable[pa.RecordBatch],
     sqlite_classes: dict[str, set[str]] | None = None,
 ) -> Member:
+    """``batches``: lists of raw rows, or record batches already of the member's schema
+    (:func:`member_schema`; a database's fast path reads them so)."""
     schema = arrow_schema(table, dialect, sqlite_classes)
     path = writer.member_file(key)
     rows = 0
@@ -71,7 +73,11 @@ def write_member(
         sink = _HashingFile(raw)
         with ipc.new_stream(pa.PythonFile(sink, mode="w"), schema, options=_OPTIONS) as out:
             for batch in batches:
-                if batch:
+                if isinstance(batch, pa.RecordBatch):
+                    if batch.num_rows:
+                        out.write_batch(batch)  # refused unless of ``schema`` exactly
+                        rows += batch.num_rows
+                elif batch:
                     out.write_batch(record_batch(schema, batch))
                     rows += len(batch)
     writer.member_done(key)
@@ -103,8 +109,16 @@ def _checked_bytes(store: BackupStore, manifest: Manifest, member: Member) -> Bi
     return store.open(manifest, member.key)
 
 
-def read_member(store: BackupStore, manifest: Manifest, member: Member) -> Iterator[Batch]:
-    """Rows of a member as raw values; the checksum is verified before the first row."""
+def member_schema(member: Member, dialect: str) -> pa.Schema:
+    """The Arrow schema of a member's record batches."""
+    classes = {k: set(v) for k, v in member.sqlite_classes.items()}
+    return arrow_schema(member.table_schema, dialect, classes)
+
+
+def read_record_batches(
+    store: BackupStore, manifest: Manifest, member: Member
+) -> Iterator[pa.RecordBatch]:
+    """A member's record batches; the checksum is verified before the first one."""
     f = _checked_bytes(store, manifest, member)
     try:
         try:
@@ -113,9 +127,15 @@ def read_member(store: BackupStore, manifest: Manifest, member: Member) -> Itera
             raise InvalidInput(
                 f"backup {manifest.id}: member {member.key} cannot be decoded: {err}"
             ) from err
-        yield from iter_rows(reader, member.table_schema, manifest.dialect)
+        yield from reader
     finally:
         f.close()
+
+
+def read_member(store: BackupStore, manifest: Manifest, member: Member) -> Iterator[Batch]:
+    """Rows of a member as raw values; the checksum is verified before the first row."""
+    batches = read_record_batches(store, manifest, member)
+    yield from iter_rows(batches, member.table_schema, manifest.dialect)
 
 
 def verify_backup(store: BackupStore, manifest: Manifest) -> list[str]:
@@ -123,7 +143,16 @@ def verify_backup(store: BackupStore, manifest: Manifest) -> list[str]:
     problems = []
     for member in manifest.members:
         try:
-            rows = sum(len(batch) for batch in read_member(store, manifest, member))
+            rows = 0
+            expected = member_schema(member, manifest.dialect)
+            for batch in read_record_batches(store, manifest, member):
+                if not batch.schema.equals(expected):
+                    raise InvalidInput(
+                        f"member {member.key}: Arrow schema {batch.schema} does not match "
+                        f"its table's {expected}"
+                    )
+                batch.validate(full=True)  # every offset, length and UTF-8 sequence
+                rows += batch.num_rows
         except (InvalidInput, pa.ArrowException) as err:
             problems.append(str(err))
             continue

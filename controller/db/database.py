@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
+from typing import Any
 
 import sqlalchemy as sa
 
-from controller.db import ledger, locks, restore_io
+from controller.db import ledger, locks, pg_fast, restore_io
 from controller.db.connect import classified, create_engine, dialect_of, redact
 from controller.db.ddl import execute_op
 from controller.db.reflect import reflect
@@ -68,6 +69,25 @@ class _Snapshot:
 class ReadSnapshot(_Snapshot):
     """All reads in one transaction: a single point in time where the database allows."""
 
+    _fast: pg_fast.SnapshotReader | bool | None = False  # False: not attached yet
+
+    def arrow_batches(self, table: str, schema: Any) -> Iterator[Any] | None:
+        """Record batches of the Arrow ``schema`` read with PostgreSQL's COPY, in this
+        snapshot; None where there is no fast path (then use :meth:`batches`)."""
+        if pg_fast.select_sql(self.table(table)) is None:
+            return None
+        if self._fast is False:
+            with classified(f"reading {self._label}"):
+                self._fast = pg_fast.SnapshotReader.open(self.conn)
+        if not isinstance(self._fast, pg_fast.SnapshotReader):
+            return None
+        return self._fast.batches(self.table(table), schema)
+
+    def close(self) -> None:
+        if isinstance(self._fast, pg_fast.SnapshotReader):
+            self._fast.close()
+        self._fast = None
+
 
 class WriteSession(_Snapshot):
     """A locked write transaction on a target."""
@@ -102,6 +122,17 @@ class WriteSession(_Snapshot):
             restore_io.drop_table(self.conn, schema.name)
             restore_io.create_table(self.conn, schema, source_dialect)
             return restore_io.insert_rows(self.conn, schema, batches)
+
+    def copies_arrow(self, schema: TableSchema, arrow_schema: Any) -> bool:
+        """Whether :meth:`replace_table_arrow` can restore ``schema`` from such batches."""
+        return pg_fast.writable(self.conn, schema, arrow_schema)
+
+    def replace_table_arrow(
+        self, schema: TableSchema, source_dialect: str, batches: Iterator[Any]
+    ) -> int:
+        """:meth:`replace_table` from Arrow record batches, with PostgreSQL's COPY."""
+        with classified(f"restoring {schema.name}"):
+            return pg_fast.replace_table(self.conn, schema, source_dialect, batches)
 
     def drop_table(self, name: str) -> None:
         with classified(f"dropping {name}"):
@@ -144,7 +175,11 @@ class Database:
                 conn.begin()
                 if self.dialect == "mysql":
                     conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            yield ReadSnapshot(conn, self.label)
+            snap = ReadSnapshot(conn, self.label)
+            try:
+                yield snap
+            finally:
+                snap.close()
         finally:
             conn.close()
 

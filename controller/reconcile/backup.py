@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from controller.backups import layout
-from controller.backups.archive import read_member, verify_backup, write_member
+from controller.backups.archive import (
+    member_schema,
+    read_member,
+    read_record_batches,
+    verify_backup,
+    write_member,
+)
+from controller.backups.arrow_codec import arrow_schema
 from controller.backups.manifest import Manifest, new_backup_id
 from controller.backups.store import BackupStore, writing
 from controller.db.connect import default_environment
@@ -76,13 +83,14 @@ def backup_snapshot(
         for i, name in enumerate(names):
             table = schema.tables[name]
             classes = snap.sqlite_classes(name) if schema.dialect == "sqlite" else None
+            fast = snap.arrow_batches(name, arrow_schema(table, schema.dialect, classes))
             members.append(
                 write_member(
                     writer,
                     layout.member_key(i, name),
                     table,
                     schema.dialect,
-                    snap.batches(name, table.column_names),
+                    fast if fast is not None else snap.batches(name, table.column_names),
                     classes,
                 )
             )
@@ -188,9 +196,14 @@ def _apply_restore(
         for name in tables:
             member = manifest.member(name)
             assert member is not None
-            rows += session.replace_table(
-                member.table_schema, manifest.dialect, read_member(store, manifest, member)
-            )
+            table = member.table_schema
+            if session.copies_arrow(table, member_schema(member, manifest.dialect)):
+                batches = read_record_batches(store, manifest, member)
+                rows += session.replace_table_arrow(table, manifest.dialect, batches)
+            else:
+                rows += session.replace_table(
+                    table, manifest.dialect, read_member(store, manifest, member)
+                )
             if fault:
                 fault(f"restore:{name}")
         for name in drop:

@@ -1,0 +1,523 @@
+"""Benchmark of backups and restores: Ferry against PostgreSQL's own dump tools.
+
+    .venv/bin/python bench/backup_bench.py [--size-gb 1] [--small-gb 0.25] [--keep]
+
+The parent process starts a throwaway PostgreSQL (``tests.harness.dbservers``), and for
+each size generates a database of that many bytes on disk with ``generate_series``
+(accounts, documents, events, attachments: bigint ids, text, varchar, jsonb, json,
+timestamptz, timestamp, date, numeric, double precision, boolean, bytea, with NULLs and
+text holding tabs, newlines, backslashes and non-ASCII characters). It then times:
+
+- ``pg_dump -Fc`` of the database to a file, against Ferry's ``create_backup`` into a
+  ``FilesystemStore``;
+- ``pg_restore --single-transaction`` of that file into an empty database, against
+  Ferry's ``restore`` into an empty database.
+
+Each operation runs in a fresh child process (this script with ``--scenario``), so the
+peak RSS reported is that operation's own (for the PostgreSQL tools: the tool's).
+Both restored databases are compared with the source table by table (row count and a
+hash of every row's text), so a fast but wrong restore fails the benchmark.
+``--paths generic,fast`` also measures Ferry's generic SQLAlchemy path (the fast
+PostgreSQL path switched off) in the same run. See bench/README.md.
+
+Top-level imports are standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "bench" / "out"
+ENV_URL = "FERRY_BENCH_URL"
+ENV_STORE = "FERRY_BENCH_STORE"
+ENV_BACKUP = "FERRY_BENCH_BACKUP_ID"
+ENV_FILE = "FERRY_BENCH_DUMP_FILE"
+ENV_PATH = "FERRY_BENCH_PATH"
+ENV_TOOL = "FERRY_BENCH_TOOL"
+GIB = 1 << 30
+# Bytes on disk (heap, TOAST and indexes) per generated document with its share of
+# accounts, events and attachments; measured, and only used to size the generation.
+BYTES_PER_DOCUMENT = 1150
+EMPTY_DATABASE_BYTES = 7_600_000
+PATHS = ("generic", "fast")
+
+SCHEMA = """
+create table accounts (
+    id bigint primary key,
+    email varchar(255) not null,
+    name text,
+    settings jsonb,
+    balance numeric(14, 2),
+    active boolean not null,
+    created_at timestamptz not null
+);
+create table documents (
+    id bigserial primary key,
+    account_id bigint not null,
+    title varchar(200),
+    body text,
+    meta jsonb,
+    score double precision,
+    price numeric(12, 4),
+    published boolean,
+    created_at timestamptz,
+    updated_at timestamp,
+    due date
+);
+create table events (
+    id bigint primary key,
+    document_id bigint not null,
+    kind varchar(32) not null,
+    payload json,
+    at timestamptz not null,
+    amount numeric,
+    ok boolean
+);
+create table attachments (
+    id bigint primary key,
+    document_id bigint not null,
+    filename varchar(255) not null,
+    content bytea,
+    uploaded_at timestamptz
+);
+"""
+
+# {n}: documents. Text mixes words, hex (md5) and, in some rows, tabs, newlines,
+# backslashes and non-ASCII characters, so both sides escape and compress real work.
+FILL = [
+    """
+insert into accounts
+select i,
+       'user' || i || '@example.org',
+       case when i % 13 = 0 then null else 'Account ' || md5(i::text) end,
+       jsonb_build_object('theme', (array['light','dark','auto'])[1 + (i % 3)::int],
+                          'locale', 'de-DE', 'limits', jsonb_build_array(i % 100, i % 7),
+                          'token', md5((i * 31)::text)),
+       (i % 100000) / 100.0 - 250,
+       i % 5 <> 0,
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '37 seconds'
+from generate_series(1::bigint, greatest(1, {n} / 20)) as i
+""",
+    """
+insert into documents
+select i,
+       1 + i % greatest(1, {n} / 20),
+       case when i % 11 = 0 then null else 'Document ' || i || ' ' || left(md5(i::text), 12) end,
+       case when i % 17 = 0 then null
+            when i % 97 = 0 then E'tab\\there\\nnew line \\\\ back «ünïcødé» ' || md5(i::text)
+            else repeat('lorem ipsum dolor sit amet ', (1 + i % 6)::int) || md5(i::text) || ' '
+                 || md5((i * 7)::text) || ' ' || md5((i * 13)::text) end,
+       jsonb_build_object('tags', jsonb_build_array('t' || i % 10, 'k' || i % 7),
+                          'rev', i % 40, 'ratio', round((i % 1000) / 7.0, 5),
+                          'author', jsonb_build_object('id', i % 5000, 'sig', md5(i::text)),
+                          'text', 'line1' || chr(10) || 'quote " and \\ backslash'),
+       case when i % 19 = 0 then null else (i % 100003) / 3.0e2 end,
+       case when i % 23 = 0 then null else ((i * 7919) % 10000000) / 10000.0 end,
+       case when i % 29 = 0 then null else i % 2 = 0 end,
+       timestamptz '2023-06-01 12:00:00.123456+00' + i * interval '1.5 seconds',
+       timestamp '2023-06-01 12:00:00' + i * interval '2.25 seconds',
+       date '2020-01-01' + (i % 3000)::int
+from generate_series(1::bigint, {n}) as i
+""",
+    """
+insert into events
+select i,
+       1 + (i * 48271) % {n},
+       (array['view','edit','share','comment','export'])[1 + (i % 5)::int],
+       json_build_object('ip', '10.' || i % 256 || '.' || (i / 256) % 256 || '.1',
+                         'agent', 'Mozilla/5.0 ' || md5(i::text),
+                         'n', i, 'ok', i % 3 = 0)::json,
+       timestamptz '2024-03-01 00:00:00+00' + i * interval '250 milliseconds',
+       case when i % 7 = 0 then null else (i % 1000003) / 1000.0 end,
+       case when i % 31 = 0 then null else i % 4 = 0 end
+from generate_series(1::bigint, {n} * 2) as i
+""",
+    """
+insert into attachments
+select i,
+       i * 5,
+       'file-' || i || '.bin',
+       case when i % 9 = 0 then null
+            else decode(repeat(md5(i::text) || md5((i * 3)::text) || md5((i * 5)::text)
+                               || md5((i * 7)::text), (1 + i % 8)::int), 'hex') end,
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '17 seconds'
+from generate_series(1::bigint, greatest(1, {n} / 5)) as i
+""",
+]
+INDEXES = """
+create index documents_account on documents (account_id);
+create index events_document on events (document_id);
+create index events_at on events (at);
+create unique index attachments_filename on attachments (filename);
+select setval(pg_get_serial_sequence('documents', 'id'), {n});
+"""
+TABLES = ("accounts", "attachments", "documents", "events")
+
+
+# --------------------------------------------------------------------------
+# scenarios (child processes)
+# --------------------------------------------------------------------------
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _children_peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _select_path() -> str:
+    """Switch Ferry's fast PostgreSQL path on or off for this child."""
+    path = os.environ.get(ENV_PATH, "fast")
+    try:
+        from controller.db import pg_fast
+    except ImportError:
+        return "generic"
+    pg_fast.ENABLED = path == "fast"
+    return path if pg_fast.available() else "generic"
+
+
+def run_scenario(name: str) -> dict[str, Any]:
+    """Runs inside the child; the parent reads the returned JSON."""
+    if name == "pg-tool":
+        return _pg_tool()
+    from controller.backups.store import FilesystemStore
+    from controller.reconcile.backup import create_backup, restore
+
+    path = _select_path()
+    store = FilesystemStore(Path(os.environ[ENV_STORE]))
+    url = os.environ[ENV_URL]
+    out: dict[str, Any] = {"path": path}
+    if name == "ferry-backup":
+        t0 = time.perf_counter()
+        manifest, _ = create_backup(url, store, environment="bench")
+        out["seconds"] = time.perf_counter() - t0
+        out.update(backup_id=manifest.id, rows=manifest.rows, bytes=manifest.bytes)
+    elif name == "ferry-restore":
+        t0 = time.perf_counter()
+        result = restore(store, os.environ[ENV_BACKUP], url)
+        out["seconds"] = time.perf_counter() - t0
+        out["rows"] = result.rows
+    else:
+        raise ValueError(name)
+    out["peak_rss_mib"] = _peak_rss_mib()
+    return out
+
+
+def _pg_tool() -> dict[str, Any]:
+    """Run one PostgreSQL client tool (argv in JSON) and report its time and RSS."""
+    cmd = json.loads(os.environ[ENV_TOOL])
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"{Path(cmd[0]).name} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return {"seconds": seconds, "peak_rss_mib": _children_peak_rss_mib()}
+
+
+def child(name: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run one scenario in a fresh interpreter and return what it reported."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--scenario", name]
+    proc = subprocess.run(
+        cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"scenario {name} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --------------------------------------------------------------------------
+# parent: data, tools, checks
+# --------------------------------------------------------------------------
+
+
+def _connect(server: Any, database: str, autocommit: bool = False) -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password=server.password,
+        dbname=database,
+        autocommit=autocommit,
+    )
+
+
+def generate(server: Any, database: str, size_bytes: int) -> dict[str, Any]:
+    documents = max(1000, (size_bytes - EMPTY_DATABASE_BYTES) // BYTES_PER_DOCUMENT)
+    t0 = time.perf_counter()
+    with _connect(server, database) as conn:
+        conn.execute(SCHEMA)
+        for sql in FILL:
+            conn.execute(sql.format(n=documents))
+        conn.execute(INDEXES.format(n=documents))
+        conn.commit()
+    with _connect(server, database, autocommit=True) as conn:
+        # Hint bits and visibility map set before anyone reads: both sides see the same.
+        conn.execute("vacuum (freeze, analyze)")
+        size = int(conn.execute("select pg_database_size(current_database())").fetchone()[0])
+        tables = {
+            t: {
+                "rows": int(conn.execute(f"select count(*) from {t}").fetchone()[0]),
+                "bytes": int(conn.execute(f"select pg_total_relation_size('{t}')").fetchone()[0]),
+            }
+            for t in TABLES
+        }
+    return {
+        "documents": documents,
+        "database_bytes": size,
+        "tables": tables,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def fingerprint(server: Any, database: str) -> dict[str, list[Any]]:
+    """Per table: row count and an order-independent hash of every row's text."""
+    with _connect(server, database) as conn:
+        return {
+            t: list(
+                conn.execute(
+                    f"select count(*), coalesce(sum(hashtextextended(x::text, 7)), 0)::text "
+                    f"from {t} x"
+                ).fetchone()
+            )
+            for t in TABLES
+        }
+
+
+def _tool_env(server: Any) -> dict[str, str]:
+    return {"PGPASSWORD": server.password}
+
+
+def _conn_args(server: Any) -> list[str]:
+    return ["-h", server.host, "-p", str(server.port), "-U", server.user, "--no-password"]
+
+
+def _fmt_row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w)
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = ["size", "operation", "seconds", "ratio", "archive MiB", "peak RSS MiB"]
+    body = [
+        [
+            r["size"],
+            r["operation"],
+            f"{r['seconds']:.1f}",
+            f"{r['ratio']:.2f}" if r.get("ratio") is not None else "",
+            f"{r['archive_bytes'] / 2**20:,.0f}" if r.get("archive_bytes") else "",
+            f"{r['peak_rss_mib']:.0f}",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    print(_fmt_row(head, widths))
+    print("  ".join("-" * w for w in widths))
+    for cells in body:
+        print(_fmt_row(cells, widths))
+
+
+def bench_size(
+    server: Any, base: Path, label: str, size_gb: float, paths: list[str], keep: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    tag = f"{label}_{secrets.token_hex(3)}"
+    src = f"bb_src_{tag}"
+    server.create_database(src)
+    print(f"[{label}] generating about {size_gb:g} GiB ...", flush=True)
+    data = generate(server, src, int(size_gb * GIB))
+    print(
+        f"[{label}] {data['database_bytes'] / 2**20:,.0f} MiB on disk, "
+        + ", ".join(f"{t} {v['rows']:,}" for t, v in data["tables"].items())
+        + f" rows, in {data['seconds']:.0f}s",
+        flush=True,
+    )
+    expected = fingerprint(server, src)
+    rows: list[dict[str, Any]] = []
+    env = _tool_env(server)
+
+    def record(operation: str, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        row = {
+            "size": label,
+            "operation": operation,
+            "seconds": round(float(result["seconds"]), 2),
+            "peak_rss_mib": round(float(result["peak_rss_mib"]), 1),
+            **extra,
+        }
+        rows.append(row)
+        print(f"  {operation}: {row['seconds']:.1f}s, peak RSS {row['peak_rss_mib']:.0f} MiB")
+        return row
+
+    def check(database: str, what: str) -> None:
+        got = fingerprint(server, database)
+        if got != expected:
+            raise RuntimeError(f"{what} differs from the source: {got} != {expected}")
+        if not keep:
+            server.drop_database(database)
+
+    dump_file = base / f"{tag}.dump"
+    print(f"[{label}] pg_dump -Fc ...", flush=True)
+    cmd = [str(server.tool("pg_dump")), *_conn_args(server), "-Fc", "-f", str(dump_file), src]
+    pg_dump = record(
+        "pg_dump -Fc",
+        child("pg-tool", {**env, ENV_TOOL: json.dumps(cmd)}),
+        archive_bytes=dump_file.stat().st_size,
+    )
+    print(f"[{label}] pg_restore ...", flush=True)
+    dst = f"bb_pgr_{tag}"
+    server.create_database(dst)
+    cmd = [
+        str(server.tool("pg_restore")),
+        *_conn_args(server),
+        "--exit-on-error",
+        "--single-transaction",
+        "-d",
+        dst,
+        str(dump_file),
+    ]
+    pg_restore = record("pg_restore", child("pg-tool", {**env, ENV_TOOL: json.dumps(cmd)}))
+    check(dst, "pg_restore's copy")
+    if not keep:
+        dump_file.unlink()
+
+    for path in paths:
+        store = base / f"store-{tag}-{path}"
+        ferry_env = {ENV_STORE: str(store), ENV_PATH: path, ENV_URL: server.url(src)}
+        print(f"[{label}] ferry backup ({path}) ...", flush=True)
+        result = child("ferry-backup", ferry_env)
+        if result["path"] != path:
+            raise RuntimeError(f"asked for the {path} path, Ferry ran {result['path']}")
+        record(
+            f"ferry backup ({path})",
+            result,
+            ratio=round(result["seconds"] / pg_dump["seconds"], 2),
+            archive_bytes=result["bytes"],
+            rows=result["rows"],
+        )
+        print(f"[{label}] ferry restore ({path}) ...", flush=True)
+        dst = f"bb_fr_{path}_{tag}"
+        server.create_database(dst)
+        restored = child(
+            "ferry-restore",
+            {**ferry_env, ENV_URL: server.url(dst), ENV_BACKUP: result["backup_id"]},
+        )
+        record(
+            f"ferry restore ({path})",
+            restored,
+            ratio=round(restored["seconds"] / pg_restore["seconds"], 2),
+            rows=restored["rows"],
+        )
+        check(dst, f"Ferry's restore ({path})")
+        if not keep:
+            shutil.rmtree(store, ignore_errors=True)
+    if not keep:
+        server.drop_database(src)
+    return {"label": label, "requested_gib": size_gb, **data}, rows
+
+
+def bench(sizes: list[tuple[str, float]], paths: list[str], keep: bool) -> dict[str, Any]:
+    from tests.harness.dbservers import make_base_dir, start_postgres
+
+    base = make_base_dir("bench")
+    server = start_postgres(base)
+    try:
+        datasets, rows = [], []
+        for label, size_gb in sizes:
+            data, size_rows = bench_size(server, base, label, size_gb, paths, keep)
+            datasets.append(data)
+            rows += size_rows
+        report: dict[str, Any] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "sched_affinity": len(os.sched_getaffinity(0)),
+                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "postgresql": server.version or server.server_version(),
+            },
+            "datasets": datasets,
+            "results": rows,
+            "notes": [
+                "ratio: Ferry's time / the PostgreSQL tool's time on the same data "
+                "(backup vs pg_dump -Fc, restore vs pg_restore --single-transaction)",
+                "times are of the operation alone (interpreter start and imports excluded "
+                "for Ferry; the tool's whole run for pg_dump/pg_restore)",
+                "peak RSS is the child's own ru_maxrss (Ferry) or the tool's (pg_*); the "
+                "server's memory is not included",
+                "Ferry's restore includes verifying every member's checksum first; no "
+                "safety backup is taken (the target is empty)",
+            ],
+        }
+        print()
+        print_table(rows)
+        m = report["machine"]
+        print(
+            f"\nmachine: {m['cpu_count']} CPUs ({m['sched_affinity']} usable, shared), "
+            f"{m['platform']}, Python {m['python']}\nPostgreSQL: {m['postgresql']}"
+        )
+        if keep:
+            print(f"kept (--keep): databases {sorted(server.created_databases)}, files in {base}")
+            print("the server stops when this script exits; the data directory is kept")
+        return report
+    finally:
+        server.stop()
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-gb", type=float, default=1.0, help="large database, GiB on disk")
+    parser.add_argument(
+        "--small-gb", type=float, default=0.25, help="small database, GiB on disk (0: none)"
+    )
+    parser.add_argument(
+        "--paths",
+        default="fast",
+        help="Ferry code paths to measure, comma-separated: generic, fast (default: fast)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the databases, archives and data directory"
+    )
+    parser.add_argument("--out", default=str(OUT / "backup.json"), help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scenario:
+        print(json.dumps(run_scenario(args.scenario)))
+        return
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if not paths or set(paths) - set(PATHS):
+        parser.error(f"--paths takes {', '.join(PATHS)}")
+    sizes = [("small", args.small_gb)] if args.small_gb > 0 else []
+    sizes.append(("large", args.size_gb))
+    report = bench(sizes, paths, args.keep)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
