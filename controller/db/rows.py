@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,10 +27,28 @@ def _normalise(value: Any) -> Any:
         return bytes(value)
     if isinstance(value, uuid.UUID):
         return str(value)
+    return value
+
+
+def _mysql_time(value: Any) -> Any:
+    """PyMySQL returns a ``TIME`` as a ``timedelta``; Ferry carries a ``time``."""
     if isinstance(value, dt.timedelta):
         seconds = int(value.total_seconds())
         return dt.time(seconds // 3600 % 24, seconds // 60 % 60, seconds % 60, value.microseconds)
-    return value
+    return _normalise(value)
+
+
+def _normalisers(
+    conn: sa.Connection, table: TableSchema, columns: Sequence[str]
+) -> list[Callable[[Any], Any]]:
+    """Per column: only MySQL TIME columns turn a ``timedelta`` into a ``time`` (a
+    PostgreSQL ``interval`` is also a ``timedelta`` and must stay one)."""
+    out: list[Callable[[Any], Any]] = []
+    for name in columns:
+        col = table.column(name)
+        mysql_time = conn.dialect.name == "mysql" and col is not None and col.type.kind is Kind.TIME
+        out.append(_mysql_time if mysql_time else _normalise)
+    return out
 
 
 def select_columns(conn: sa.Connection, table: TableSchema, columns: Sequence[str]) -> Any:
@@ -63,8 +81,9 @@ def stream_rows(
     # Options on the statement, not the connection: Connection.execution_options() changes
     # the connection in place, and later DDL would then run through a server-side cursor.
     result = conn.execute(stmt.execution_options(stream_results=True, yield_per=batch))
+    normalisers = _normalisers(conn, table, columns)
     try:
         for part in result.partitions(batch):
-            yield [tuple(_normalise(v) for v in row) for row in part]
+            yield [tuple(f(v) for f, v in zip(normalisers, row, strict=True)) for row in part]
     finally:
         result.close()

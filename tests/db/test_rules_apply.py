@@ -135,3 +135,19 @@ def test_destructive_changes_refused_unless_allowed(dialect: str, make_database:
     assert result.status == "succeeded", result.message
     assert rows(tgt, "items", "id", "amount") == [(1, "abc")]
     assert [c for c, _ in dump(tgt)["items"]["columns"]] == ["id", "amount"]
+
+
+def test_postgresql_only_types_survive_a_promotion(make_database: MakeDb) -> None:
+    """Intervals, arrays and time zones of PostgreSQL arrive unchanged (same dialect)."""
+    src, tgt = make_database("postgresql", "src"), make_database("postgresql", "tgt")
+    execute(
+        src,
+        "create table odd (id integer primary key, span interval, tags text[], at timetz)",
+        "insert into odd values (1, '1 day 02:03:04', '{a,b}', '10:00:00+02')",
+    )
+    options = PlanOptions(RulesSpec(user=Rule.OVERWRITE), Profile.GENERIC)
+    result = migrate(MigrationRequest(src, tgt, options))
+    assert result.status == "succeeded", result.message
+    assert rows(tgt, "odd", "id", "span", "tags", "at") == rows(
+        src, "odd", "id", "span", "tags", "at"
+    )
