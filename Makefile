@@ -33,6 +33,10 @@ lint: $(STAMP) ## ruff, import layers, mypy --strict
 	$(BIN)/ruff format --check controller tests bench hack
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/python hack/gen_crd_reference.py --check
+
+docs: $(STAMP) ## regenerate docs/reference/crds.md from crds/
+	$(BIN)/python hack/gen_crd_reference.py
 
 format: $(STAMP) ## format the code
 	$(BIN)/ruff format controller tests bench hack

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from controller.backups import layout
 from controller.backups.archive import (
@@ -48,19 +49,28 @@ def app_version(snap: ReadSnapshot) -> str | None:
     return None
 
 
+def _matching(patterns: Sequence[str], tables: Sequence[str], what: str) -> set[str]:
+    """Tables named by ``patterns`` (exact names or globs); each pattern must match."""
+    found: set[str] = set()
+    unmatched = []
+    for pattern in patterns:
+        hits = {t for t in tables if fnmatchcase(t, pattern)}
+        if not hits:
+            unmatched.append(pattern)
+        found |= hits
+    if unmatched:
+        raise InvalidInput(f"{what}: no table matches {', '.join(unmatched)}")
+    return found
+
+
 def _selected(
     all_tables: Sequence[str], tables: Sequence[str] | None, exclude: Sequence[str]
 ) -> list[str]:
     available = [t for t in all_tables if t != LEDGER_TABLE]
     if tables:
-        unknown = sorted(set(tables) - set(available))
-        if unknown:
-            raise InvalidInput(f"no such table(s): {', '.join(unknown)}")
-        available = [t for t in available if t in tables]
-    missing = sorted(set(exclude) - set(all_tables))
-    if missing:
-        raise InvalidInput(f"cannot exclude unknown table(s): {', '.join(missing)}")
-    return sorted(t for t in available if t not in exclude)
+        available = sorted(_matching(tables, available, "tables"))
+    excluded = _matching(exclude, list(all_tables), "exclude") if exclude else set()
+    return sorted(t for t in available if t not in excluded)
 
 
 def backup_snapshot(

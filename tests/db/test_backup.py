@@ -257,3 +257,15 @@ def test_round_trip_property_every_type(
         assert dump(dst) == dump(src)
 
     check()
+
+
+def test_tables_and_exclude_accept_globs(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/app.db"
+    shape.build(db)
+    store = FilesystemStore(tmp_path / "s")
+    manifest, _ = create_backup(
+        db, store, environment="e", tables=["ui*", "roles"], exclude=["uiSchemaTreePath"]
+    )
+    assert manifest.tables == ["roles", "uiSchemas"]
+    with pytest.raises(InvalidInput, match="no table matches nope"):
+        create_backup(db, store, environment="e", tables=["nope*"])
