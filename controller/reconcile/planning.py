@@ -6,12 +6,13 @@ target may be a read snapshot or the locked write session that will apply the pl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from controller.api.rules import RulesSpec
 from controller.engine import checks
 from controller.engine.catalog import nocobase_catalog
-from controller.engine.model import DatabaseSchema, TableSchema
+from controller.engine.model import ColumnType, DatabaseSchema, TableSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
 from controller.engine.rowindex import RowIndex, RowShape, build_index
@@ -70,20 +71,23 @@ def source_shape(table: TableSchema, ks: KeySpec) -> RowShape:
     )
 
 
-def target_shape(source: TableSchema, target: TableSchema, ks: KeySpec) -> RowShape:
-    """Target rows seen through the source's types, so both sides canonicalise alike."""
+def index_as(
+    target: SnapshotSource, table: TableSchema, ks: KeySpec, types: Mapping[str, ColumnType]
+) -> RowIndex:
+    """Index ``table``'s rows of ``target`` through ``ks``, canonicalising each column with
+    ``types`` where it names one (the source's types, so both sides compare alike)."""
     wanted = set(ks.compared) | set(ks.key) | set(ks.pk)
-    columns = [c.name for c in target.columns if c.name in wanted]
-    types = [(source.column(c) or target.column(c)).type for c in columns]  # type: ignore[union-attr]
-    return RowShape(
-        target.name,
+    columns = [c.name for c in table.columns if c.name in wanted]
+    shape = RowShape(
+        table.name,
         columns,
-        types,
+        [types.get(c.name) or c.type for c in table.columns if c.name in wanted],
         key_columns=ks.key,
         compared_columns=ks.compared,
         pk_columns=ks.pk,
         side="target",
     )
+    return build_index(shape, target.batches(table.name, columns))
 
 
 def index_target(
@@ -91,13 +95,7 @@ def index_target(
 ) -> RowIndex:
     if tgt is None:
         return RowIndex(source.name, ks.key, ks.compared)
-    shape = target_shape(source, tgt, ks)
-    return build_index(shape, target.batches(tgt.name, list(shape_columns(tgt, ks))))
-
-
-def shape_columns(target: TableSchema, ks: KeySpec) -> list[str]:
-    wanted = set(ks.compared) | set(ks.key) | set(ks.pk)
-    return [c.name for c in target.columns if c.name in wanted]
+    return index_as(target, tgt, ks, {c.name: c.type for c in source.columns})
 
 
 def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions) -> Prepared:

@@ -14,8 +14,10 @@ from typing import Any
 import zstandard
 
 from controller.engine.model import ColumnType, TableSchema
-from controller.engine.rowindex import RowIndex, RowShape, build_index
+from controller.engine.plan import KeySpec
+from controller.engine.rowindex import RowIndex
 from controller.engine.source import SnapshotSource
+from controller.reconcile.planning import index_as
 
 
 @dataclass(frozen=True)
@@ -58,19 +60,8 @@ def decode(data: bytes) -> dict[str, TableState]:
 
 
 def current_index(target: SnapshotSource, table: TableSchema, state: TableState) -> RowIndex:
-    wanted = set(state.compared) | set(state.key) | set(state.pk)
-    columns = [c.name for c in table.columns if c.name in wanted]
-    types = [state.types.get(c) or table.column(c).type for c in columns]  # type: ignore[union-attr]
-    shape = RowShape(
-        table.name,
-        columns,
-        types,
-        key_columns=state.key,
-        compared_columns=state.compared,
-        pk_columns=state.pk,
-        side="target",
-    )
-    return build_index(shape, target.batches(table.name, columns))
+    keyspec = KeySpec(state.key, state.compared, state.pk, natural=False, pk_reassignable=False)
+    return index_as(target, table, keyspec, state.types)
 
 
 def drift(state: TableState, now: RowIndex, limit: int = 20) -> list[str]:
