@@ -9,15 +9,35 @@ from pathlib import Path
 from controller.db.database import Database
 from controller.engine.source import SnapshotSource
 from controller.errors import InvalidInput
+from controller.gitsource.repository import checkout
 from controller.gitsource.snapshot_dir import SnapshotDirectory
+
+GIT_PREFIX = "git+"
 
 
 def is_url(spec: str) -> bool:
     return "://" in spec or spec.startswith("sqlite:")
 
 
+def parse_git_spec(spec: str) -> tuple[str, str | None, str]:
+    """``git+URL#revision=REV&path=DIR`` → (URL, REV, DIR)."""
+    url, _, fragment = spec[len(GIT_PREFIX) :].partition("#")
+    params = dict(part.partition("=")[::2] for part in fragment.split("&") if part)
+    unknown = sorted(set(params) - {"revision", "path"})
+    if unknown or not url:
+        raise InvalidInput(f"source {spec!r}: expected git+URL#revision=REV&path=DIR")
+    return url, params.get("revision") or None, params.get("path") or "."
+
+
 @contextmanager
 def open_source(spec: str) -> Iterator[SnapshotSource]:
+    """A database URL, an exported snapshot directory, or a snapshot in Git
+    (``git+URL#revision=REV&path=DIR``)."""
+    if spec.startswith(GIT_PREFIX):
+        url, revision, subdir = parse_git_spec(spec)
+        with checkout(url, revision, subdir) as out:
+            yield SnapshotDirectory(out.directory)
+        return
     if is_url(spec):
         db = Database(spec)
         try:

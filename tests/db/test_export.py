@@ -54,3 +54,33 @@ def test_snapshot_plans_and_migrates_like_the_database(
     result = migrate(MigrationRequest(str(snapshot), pre))
     assert result.status == "succeeded", result.message
     assert not plan_only(dev, pre, PlanOptions()).plan.changes_anything
+
+
+def test_plan_from_a_git_revision(tmp_path: Path) -> None:
+    import subprocess
+
+    from controller.cli.main import main
+
+    dev, pre = f"sqlite:///{tmp_path}/dev.db", f"sqlite:///{tmp_path}/pre.db"
+    shape.build(dev, app="dev", variables=VARS)
+    shape.build(pre, app="pre", variables=VARS)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    export(dev, repo / "app", PlanOptions())
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    subprocess.run([*git, "tag", "v1"], check=True)
+    shape.builder_changes(dev)
+    export(dev, repo / "app", PlanOptions())
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "tickets"], check=True)
+    v1 = plan_only(f"git+file://{repo}#revision=v1&path=app", pre, PlanOptions()).plan
+    head = plan_only(f"git+file://{repo}#path=app", pre, PlanOptions()).plan
+    assert v1.table("roles").insert == 0  # type: ignore[union-attr]
+    assert head.table("roles").insert == 1  # type: ignore[union-attr]
+    assert (
+        main(["plan", "--source", f"git+file://{repo}#revision=nope&path=app", "--target", pre])
+        == 2
+    )
