@@ -8,7 +8,14 @@ from typing import Any
 
 import kopf
 
-from controller.handlers import environments, metrics, migrations  # noqa: F401 - registration
+from controller.handlers import (  # noqa: F401 - registration
+    backups,
+    environments,
+    metrics,
+    migrations,
+    restores,
+    schedules,
+)
 
 PREFIX = "ferry.dev"
 FINALIZER = f"{PREFIX}/finalizer"

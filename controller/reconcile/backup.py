@@ -230,11 +230,14 @@ def restore(
     whole: bool | None = None,
     drop: Sequence[str] = (),
     safety: bool = True,
+    environment: str | None = None,
     fault: Fault | None = None,
 ) -> RestoreResult:
     """Restore ``tables`` (default: all) of a backup into the database at ``url``.
 
     A whole restore also drops tables the backup does not have (Ferry's ledger excepted).
+    ``environment`` names the target in the store, for its safety backup (default: the
+    backup's own environment, i.e. a restore in place).
     """
     manifest = store.manifest(backup_id)
     selected = list(tables) if tables else manifest.tables
@@ -265,7 +268,7 @@ def restore(
                 safety_manifest, _ = create_backup(
                     url,
                     store,
-                    environment=manifest.environment,
+                    environment=environment or manifest.environment,
                     reason="pre-restore",
                     tables=touched,
                 )

@@ -6,7 +6,7 @@ from typing import Any
 
 from controller.k8s.client import Cluster
 
-_DONE = frozenset({"Succeeded", "Failed", "RolledBack", "Completed"})
+_DONE = frozenset({"Succeeded", "Failed", "RolledBack", "Completed", "Reverted"})
 
 
 def _order(body: dict[str, Any]) -> tuple[str, str]:
@@ -18,7 +18,8 @@ def _target(body: dict[str, Any]) -> str | None:
     spec = body.get("spec") or {}
     if body.get("kind") == "Migration":
         return spec.get("target")
-    return spec.get("environment")
+    # A Restore may leave its environment to the backup's; it records the one it resolved.
+    return spec.get("environment") or (body.get("status") or {}).get("environment")
 
 
 def earlier_writer(cluster: Cluster, body: dict[str, Any], target: str) -> str | None:

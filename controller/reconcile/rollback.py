@@ -28,11 +28,13 @@ class RollbackResult:
     tables: tuple[str, ...]
     dropped: tuple[str, ...]
     later_edits: tuple[str, ...]
+    safety_backup: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "migration": self.migration_id,
             "backupId": self.backup_id,
+            "safetyBackupId": self.safety_backup,
             "status": "rolled-back",
             "tables": list(self.tables),
             "dropped": list(self.dropped),
@@ -75,7 +77,7 @@ def rollback(
             reason="ChangedSinceMigration",
         )
     tables = [t for t in changed if t in manifest.tables]
-    restore(store, manifest.id, url, tables=tables, whole=False, drop=created)
+    restored = restore(store, manifest.id, url, tables=tables, whole=False, drop=created)
     db = Database(url)
     try:
         with db.writer() as session:
@@ -89,7 +91,14 @@ def rollback(
             )
     finally:
         db.dispose()
-    return RollbackResult(migration_id, manifest.id, tuple(tables), tuple(created), tuple(edits))
+    return RollbackResult(
+        migration_id,
+        manifest.id,
+        tuple(tables),
+        tuple(created),
+        tuple(edits),
+        restored.safety_backup,
+    )
 
 
 def _later_edits(

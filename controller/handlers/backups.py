@@ -1,0 +1,29 @@
+"""Backup handlers: take the backup once; on deletion, apply the deletion policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from controller.handlers import metrics
+from controller.handlers.common import cluster, now, write
+from controller.k8s.client import GROUP, VERSION
+from controller.reconcile.backup_flow import FINISHED, finalize_backup, reconcile_backup
+
+
+@kopf.on.create(GROUP, VERSION, "backups")
+@kopf.on.resume(GROUP, VERSION, "backups")
+def backup_created(body: Any, retry: int, **_: Any) -> None:
+    outcome = reconcile_backup(dict(body), cluster(), now=now(), retry=retry)
+    phase = outcome.status.get("phase")
+    if phase in FINISHED:
+        metrics.BACKUPS.labels(phase).inc()
+        if phase == "Completed":
+            metrics.LAST_SUCCESS.labels("Backup").set_to_current_time()
+    write("Backup", body, outcome)
+
+
+@kopf.on.delete(GROUP, VERSION, "backups")
+def backup_deleted(body: Any, retry: int, **_: Any) -> None:
+    write("Backup", body, finalize_backup(dict(body), cluster(), now=now(), retry=retry))

@@ -1,0 +1,241 @@
+"""Reconcile a Backup: back its Environment up into the Environment's store, once.
+
+A Backup is a one-shot: once its status says Completed or Failed it is never run
+again. A missing Environment is waited for; an unreachable database is retried with
+backoff; anything the spec or the Environment makes impossible (no backup store, an
+unknown table) ends it as Failed. Deleting the object deletes the stored artifact
+only with ``deletionPolicy: Delete``, and never while a migration's rollback window
+needs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from collections.abc import Sequence
+from typing import Any
+
+from controller.api.backup import DeletionPolicy, parse_backup
+from controller.backups.manifest import Manifest
+from controller.db.database import Database
+from controller.errors import FerryError, InvalidInput, TemporaryError
+from controller.k8s.client import Cluster
+from controller.reconcile import environments
+from controller.reconcile.backup import create_backup
+from controller.reconcile.outcome import Event, Outcome
+from controller.reconcile.schedule_flow import pinned_backup_ids
+from controller.reconcile.status import StatusPatch, timestamp
+
+FINISHED = frozenset({"Completed", "Failed"})
+GLOB_CHARS = frozenset("*?[")
+DELETE_ATTEMPTS = 5  # then the object goes and the artifact stays (an event says so)
+
+
+def human_size(size: int) -> str:
+    """``1536`` → ``1.5 KiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def backoff(retry: int, floor: float = 5.0) -> float:
+    return float(min(300.0, max(floor, 5.0 * 2 ** min(retry, 6))))
+
+
+def expand(patterns: Sequence[str], names: Sequence[str]) -> list[str]:
+    """Names matching any pattern; a plain name stays as given (so that an unknown one is
+    reported by name), a glob that matches nothing is an error."""
+    out: list[str] = []
+    for pattern in patterns:
+        if not GLOB_CHARS & set(pattern):
+            out.append(pattern)
+            continue
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not matched:
+            raise InvalidInput(f"no table matches {pattern!r}")
+        out += matched
+    return sorted(set(out))
+
+
+def _has_glob(patterns: Sequence[str]) -> bool:
+    return any(GLOB_CHARS & set(p) for p in patterns)
+
+
+def _table_names(url: str) -> list[str]:
+    db = Database(url)
+    try:
+        with db.reader() as snap:
+            return sorted(snap.schema().tables)
+    finally:
+        db.dispose()
+
+
+def manifest_status(manifest: Manifest, location: str) -> dict[str, Any]:
+    return {
+        "id": manifest.id,
+        "location": location,
+        "size": human_size(manifest.bytes),
+        "sizeBytes": manifest.bytes,
+        "tables": len(manifest.members),
+        "rows": manifest.rows,
+        "checksum": manifest.checksum,
+    }
+
+
+class _Flow:
+    def __init__(self, body: dict[str, Any], cluster: Cluster, now: dt.datetime) -> None:
+        self.body = body
+        self.cluster = cluster
+        self.now = now
+        meta = body.get("metadata") or {}
+        self.namespace, self.name = str(meta.get("namespace")), str(meta.get("name"))
+        self.status = body.get("status") or {}
+        self.start = self.status.get("startTime") or timestamp(now)
+        self.patch = StatusPatch(body, now).set(startTime=self.start)
+
+    def _ready_reason(self) -> str | None:
+        for cond in self.status.get("conditions") or []:
+            if cond.get("type") == "Ready":
+                return str(cond.get("reason"))
+        return None
+
+    def wait(self, reason: str, message: str, delay: float) -> Outcome:
+        self.patch.progressing(reason, message).set(phase="Pending", message=message)
+        events: tuple[Event, ...] = ()
+        if self._ready_reason() != reason:
+            events = (Event("Normal" if reason != "Unreachable" else "Warning", reason, message),)
+        return Outcome(self.patch.build(), events, delay)
+
+    def fail(self, reason: str, message: str) -> Outcome:
+        self.patch.stalled(reason, message).set(
+            phase="Failed", message=message, error=message, completionTime=timestamp(self.now)
+        )
+        return Outcome(self.patch.build(), (Event("Warning", reason, message),))
+
+    def run(self, retry: int) -> Outcome:
+        try:
+            spec = parse_backup(self.body)
+        except InvalidInput as err:
+            return self.fail("InvalidSpec", err.message)
+        try:
+            env = environments.lookup(self.cluster, self.namespace, spec.environment)
+        except InvalidInput as err:
+            if err.reason == "EnvironmentNotFound":
+                return self.wait("EnvironmentNotFound", err.message, 5.0)
+            return self.fail("InvalidEnvironment", err.message)
+        except TemporaryError as err:
+            return self.wait(err.reason, err.message, backoff(retry, err.delay))
+        if env.store is None:
+            return self.fail(
+                "NoBackupStore", f"Environment {env.name} has no spec.backups.store to back up into"
+            )
+        message = f"backing up {env.name} into {env.store.label}"
+        running = StatusPatch(self.body, self.now).progressing("BackingUp", message)
+        self.cluster.patch_status(
+            "Backup",
+            self.namespace,
+            self.name,
+            running.set(phase="Running", startTime=self.start, message=message).build(),
+        )
+        selection = spec.selection
+        try:
+            include, exclude = list(selection.include), list(selection.exclude)
+            if _has_glob(include) or _has_glob(exclude):
+                names = _table_names(env.url)
+                include, exclude = expand(include, names), expand(exclude, names)
+            manifest, location = create_backup(
+                env.url,
+                env.store,
+                environment=env.name,
+                reason=spec.reason.value,
+                tables=include or None,
+                exclude=exclude,
+            )
+        except InvalidInput as err:
+            return self.fail(
+                err.reason if err.reason != "InvalidInput" else "InvalidSelection", err.message
+            )
+        except TemporaryError as err:
+            return self.wait("Unreachable", err.message, backoff(retry, err.delay))
+        except FerryError as err:
+            return self.fail("BackupFailed", err.message)
+        done = (
+            f"backed up {len(manifest.members)} tables, {manifest.rows} rows "
+            f"({human_size(manifest.bytes)}) as {manifest.id}"
+        )
+        self.patch.ready("Completed", done).set(
+            phase="Completed",
+            message=done,
+            error=None,
+            completionTime=timestamp(self.now),
+            **manifest_status(manifest, location),
+        )
+        return Outcome(self.patch.build(), (Event("Normal", "Completed", done),))
+
+
+def reconcile_backup(
+    body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
+) -> Outcome:
+    """Take the backup a new Backup asks for; a finished Backup is left alone."""
+    if (body.get("status") or {}).get("phase") in FINISHED:
+        return Outcome({})
+    return _Flow(body, cluster, now).run(retry)
+
+
+def finalize_backup(
+    body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
+) -> Outcome:
+    """The Backup object is being deleted: delete its artifact if the policy says so."""
+    meta = body.get("metadata") or {}
+    namespace = str(meta.get("namespace"))
+    status = body.get("status") or {}
+    backup_id = status.get("id")
+    if not backup_id:
+        return Outcome({})
+    try:
+        spec = parse_backup(body)
+    except InvalidInput:
+        return Outcome({})
+    if spec.deletion_policy is not DeletionPolicy.DELETE:
+        return Outcome(
+            {},
+            (
+                Event(
+                    "Normal", "ArtifactRetained", f"kept backup {backup_id} (deletionPolicy Retain)"
+                ),
+            ),
+        )
+    try:
+        if backup_id in pinned_backup_ids(cluster.list("Migration", namespace), now):
+            return Outcome(
+                {},
+                (
+                    Event(
+                        "Warning",
+                        "ArtifactPinned",
+                        f"kept backup {backup_id}: a migration's rollback window needs it",
+                    ),
+                ),
+            )
+        env = environments.lookup(cluster, namespace, spec.environment)
+        if env.store is None:
+            raise InvalidInput(f"Environment {env.name} has no backup store")
+        try:
+            manifest = env.store.manifest(str(backup_id), env.name)
+        except InvalidInput:
+            return Outcome({})  # already gone
+        env.store.delete(manifest)
+    except TemporaryError as err:
+        if retry + 1 < DELETE_ATTEMPTS:
+            return Outcome({}, (), backoff(retry, err.delay))
+        return Outcome(
+            {}, (Event("Warning", "ArtifactKept", f"could not delete backup {backup_id}: {err}"),)
+        )
+    except FerryError as err:
+        return Outcome(
+            {}, (Event("Warning", "ArtifactKept", f"could not delete backup {backup_id}: {err}"),)
+        )
+    return Outcome({}, (Event("Normal", "ArtifactDeleted", f"deleted backup {backup_id}"),))

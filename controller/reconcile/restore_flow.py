@@ -1,0 +1,273 @@
+"""Reconcile a Restore: put a backup back, or roll one Migration back.
+
+A Restore is a one-shot. ``spec.backup`` names a Backup object (its status gives the
+backup ID, its Environment the store) or is a backup ID (looked up in the target
+Environment's store, or in every Environment's store when no target is given).
+``spec.migration`` rolls that Migration back: only the tables it changed are
+restored, business rows written since survive, and rows edited since stop it unless
+``force``. Restores and Migrations take turns on one environment (``queue``). Refusals
+(a damaged or incompatible backup, later edits) end it as Failed with every problem
+listed; a failed restore leaves the target as it was (see ``reconcile.backup``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from controller.api.restore import RestoreSpec, parse_restore
+from controller.backups.manifest import Manifest
+from controller.backups.store import BackupStore
+from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError, TemporaryError
+from controller.k8s.client import Cluster
+from controller.reconcile import environments
+from controller.reconcile.backup import restore
+from controller.reconcile.backup_flow import backoff, expand
+from controller.reconcile.environment_flow import new_baseline
+from controller.reconcile.outcome import Event, Outcome
+from controller.reconcile.queue import earlier_writer, is_ready
+from controller.reconcile.rollback import rollback
+from controller.reconcile.status import StatusPatch, timestamp
+
+FINISHED = frozenset({"Completed", "Failed", "Reverted"})
+BACKUP_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]+$")
+PROBLEMS_SHOWN = 20
+
+
+class _Wait(Exception):
+    def __init__(self, reason: str, message: str, delay: float) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.delay = reason, message, delay
+
+
+class _Flow:
+    def __init__(self, body: dict[str, Any], cluster: Cluster, now: dt.datetime) -> None:
+        self.body = body
+        self.cluster = cluster
+        self.now = now
+        meta = body.get("metadata") or {}
+        self.namespace, self.name = str(meta.get("namespace")), str(meta.get("name"))
+        self.status = body.get("status") or {}
+        self.start = self.status.get("startTime") or timestamp(now)
+        self.patch = StatusPatch(body, now).set(startTime=self.start)
+
+    def _ready_reason(self) -> str | None:
+        for cond in self.status.get("conditions") or []:
+            if cond.get("type") == "Ready":
+                return str(cond.get("reason"))
+        return None
+
+    def wait(self, reason: str, message: str, delay: float) -> Outcome:
+        # The CRD has no Queued phase: a Restore waiting for its turn stays Pending and
+        # says why in its conditions (reason WaitingForTurn) and message.
+        self.patch.progressing(reason, message).set(phase="Pending", message=message)
+        events: tuple[Event, ...] = ()
+        if self._ready_reason() != reason:
+            events = (Event("Normal", reason, message),)
+        return Outcome(self.patch.build(), events, delay)
+
+    def finish(self, phase: str, reason: str, message: str) -> Outcome:
+        self.patch.set(phase=phase, message=message, completionTime=timestamp(self.now))
+        if phase == "Completed":
+            self.patch.ready(reason, message).set(error=None)
+            self.patch.condition("Restored", True, reason, message)
+            return Outcome(self.patch.build(), (Event("Normal", reason, message),))
+        self.patch.stalled(reason, message).set(error=message)
+        self.patch.condition("Restored", False, reason, message)
+        return Outcome(self.patch.build(), (Event("Warning", reason, message),))
+
+    def phase(self, phase: str, message: str, **fields: Any) -> None:
+        running = StatusPatch(self.body, self.now).progressing(phase, message)
+        running.set(phase=phase, startTime=self.start, message=message, **fields)
+        self.cluster.patch_status("Restore", self.namespace, self.name, running.build())
+
+    def run(self, retry: int) -> Outcome:
+        try:
+            spec = parse_restore(self.body)
+        except InvalidInput as err:
+            return self.finish("Failed", "InvalidSpec", err.message)
+        try:
+            if spec.migration:
+                return self.roll_back(spec, spec.migration)
+            return self.restore_backup(spec)
+        except _Wait as wait:
+            return self.wait(wait.reason, wait.message, wait.delay)
+        except CheckFailed as err:
+            problems = err.problems[:PROBLEMS_SHOWN]
+            more = len(err.problems) - len(problems)
+            detail = "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+            message = err.message if detail == err.message else f"{err.message}: {detail}"
+            return self.finish("Failed", err.reason, message)
+        except InvalidInput as err:
+            if err.reason == "EnvironmentNotFound":
+                return self.wait("EnvironmentNotFound", err.message, 5.0)
+            return self.finish(
+                "Failed", err.reason if err.reason != "InvalidInput" else "Refused", err.message
+            )
+        except TemporaryError as err:
+            return self.wait(err.reason, err.message, backoff(retry, err.delay))
+        except PermanentError as err:
+            return self.finish(
+                "Failed", err.reason if err.reason != "Failed" else "RestoreFailed", err.message
+            )
+        except FerryError as err:
+            return self.finish("Failed", "RestoreFailed", err.message)
+
+    # --- which backup, which store, which environment ---------------------------------
+
+    def _store_of(self, env: environments.ResolvedEnvironment) -> BackupStore:
+        if env.store is None:
+            raise InvalidInput(
+                f"Environment {env.name} has no spec.backups.store", reason="NoBackupStore"
+            )
+        return env.store
+
+    def _by_name(
+        self, spec: RestoreSpec, obj: dict[str, Any]
+    ) -> tuple[BackupStore, Manifest, str, dict[str, Any]]:
+        ref = str(spec.backup)
+        status = obj.get("status") or {}
+        phase = status.get("phase")
+        if phase == "Failed":
+            raise InvalidInput(f"Backup {ref} failed; nothing to restore", reason="BackupFailed")
+        if phase != "Completed" or not status.get("id"):
+            raise _Wait("BackupNotReady", f"waiting for Backup {ref} to complete", 5.0)
+        own = str((obj.get("spec") or {}).get("environment"))
+        store = self._store_of(environments.lookup(self.cluster, self.namespace, own))
+        manifest = store.manifest(str(status["id"]), own)
+        return store, manifest, spec.environment or own, {"name": ref, "id": manifest.id}
+
+    def _by_id(self, spec: RestoreSpec) -> tuple[BackupStore, Manifest, str, dict[str, Any]]:
+        backup_id = str(spec.backup)
+        if spec.environment:
+            target = environments.lookup(self.cluster, self.namespace, spec.environment)
+            manifest = self._store_of(target).manifest(backup_id)
+            return self._store_of(target), manifest, target.name, {"id": manifest.id}
+        for body in self.cluster.list("Environment", self.namespace):
+            env = environments.resolve(body, self.cluster)
+            if env.store is None:
+                continue
+            try:
+                manifest = env.store.manifest(backup_id)
+            except InvalidInput:
+                continue
+            return env.store, manifest, manifest.environment, {"id": manifest.id}
+        raise InvalidInput(
+            f"no Environment's backup store in {self.namespace} has backup {backup_id}",
+            reason="BackupNotFound",
+        )
+
+    def _gate(self, target: str) -> environments.ResolvedEnvironment:
+        """Wait for the target to be Ready and for earlier writers to finish."""
+        env = environments.lookup(self.cluster, self.namespace, target)
+        if not is_ready(self.cluster, self.namespace, env.name):
+            raise _Wait(
+                "EnvironmentNotReady", f"waiting for Environment {env.name} to be Ready", 3.0
+            )
+        blocker = earlier_writer(self.cluster, self.body, env.name)
+        if blocker:
+            raise _Wait("WaitingForTurn", f"{blocker} writes to {env.name} first", 2.0)
+        return env
+
+    def _baseline(self, env: environments.ResolvedEnvironment) -> None:
+        try:
+            fingerprint = environments.fingerprint_of(env).value
+            self.cluster.patch_status(
+                "Environment", self.namespace, env.name, new_baseline(fingerprint)
+            )
+        except FerryError:
+            pass  # the next Environment check records the baseline instead
+
+    # --- restore a backup -------------------------------------------------------------
+
+    def restore_backup(self, spec: RestoreSpec) -> Outcome:
+        ref = str(spec.backup)
+        obj = self.cluster.get("Backup", self.namespace, ref)
+        if obj is not None:
+            store, manifest, target, backup_ref = self._by_name(spec, obj)
+        elif BACKUP_ID.match(ref):
+            store, manifest, target, backup_ref = self._by_id(spec)
+        else:
+            raise _Wait("BackupNotFound", f"waiting for Backup {ref} to exist", 10.0)
+        self.patch.set(environment=target, backup=backup_ref)
+        env = self._gate(target)
+        tables = expand(spec.tables, manifest.tables) if spec.tables else None
+        self.phase(
+            "Restoring",
+            f"restoring backup {manifest.id} into {env.name}",
+            environment=env.name,
+            backup=backup_ref,
+        )
+        result = restore(store, manifest.id, env.url, tables=tables, environment=env.name)
+        self._baseline(env)
+        self.patch.set(
+            tables=list(result.tables),
+            dropped=list(result.dropped),
+            rows=result.rows,
+            safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
+        )
+        return self.finish(
+            "Completed",
+            "Restored",
+            f"restored {len(result.tables)} tables ({result.rows} rows) of backup "
+            f"{manifest.id} into {env.name}",
+        )
+
+    # --- roll a migration back --------------------------------------------------------
+
+    def roll_back(self, spec: RestoreSpec, name: str) -> Outcome:
+        migration = self.cluster.get("Migration", self.namespace, name)
+        if migration is None:
+            raise _Wait("MigrationNotFound", f"waiting for Migration {name} to exist", 10.0)
+        mstatus = migration.get("status") or {}
+        phase = mstatus.get("phase")
+        if phase in ("Failed", "RolledBack"):
+            raise InvalidInput(
+                f"Migration {name} is {phase}: there is nothing of it to roll back",
+                reason="NothingToRollBack",
+            )
+        if phase != "Succeeded":
+            raise _Wait("MigrationNotFinished", f"waiting for Migration {name} to finish", 5.0)
+        migration_id = mstatus.get("migrationId")
+        backup = mstatus.get("backup") or {}
+        if not migration_id or not backup.get("id"):
+            raise InvalidInput(
+                f"Migration {name} has no pre-migration backup to roll back to",
+                reason="NoPreMigrationBackup",
+            )
+        target = spec.environment or str((migration.get("spec") or {}).get("target"))
+        backup_ref = {k: backup[k] for k in ("name", "id") if backup.get(k)}
+        self.patch.set(environment=target, backup=backup_ref, migration={"name": name})
+        env = self._gate(target)
+        store = self._store_of(env)
+        self.phase(
+            "Restoring",
+            f"rolling Migration {name} back in {env.name}",
+            environment=env.name,
+            backup=backup_ref,
+        )
+        result = rollback(store, str(migration_id), env.url, force=spec.force)
+        self._baseline(env)
+        self.patch.set(
+            migration={"name": name, "id": result.migration_id},
+            tables=list(result.tables),
+            dropped=list(result.dropped),
+            laterEdits=list(result.later_edits[:PROBLEMS_SHOWN]),
+            safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
+        )
+        return self.finish(
+            "Completed",
+            "RolledBack",
+            f"rolled Migration {name} back: restored {len(result.tables)} tables, dropped "
+            f"{len(result.dropped)}, from backup {result.backup_id}",
+        )
+
+
+def reconcile_restore(
+    body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
+) -> Outcome:
+    """Carry out a new Restore; a finished one is left alone."""
+    if (body.get("status") or {}).get("phase") in FINISHED:
+        return Outcome({})
+    return _Flow(body, cluster, now).run(retry)

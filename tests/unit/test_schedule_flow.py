@@ -1,0 +1,194 @@
+"""The pure decisions of a BackupSchedule: due runs, names, labels, pinning, pruning."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from controller.api.schedule import BackupScheduleSpec, Retention, parse_backup_schedule
+from controller.errors import InvalidInput
+from controller.reconcile.backup_flow import expand, human_size
+from controller.reconcile.schedule_flow import (
+    SCHEDULE_LABEL,
+    backup_body,
+    backup_labels,
+    backup_name,
+    due_time,
+    last_successful,
+    next_time,
+    pinned_backup_ids,
+    to_prune,
+    zone,
+)
+
+UTC = dt.UTC
+NOW = dt.datetime(2026, 3, 28, 12, 30, 20, tzinfo=UTC)
+CREATED = dt.datetime(2026, 3, 28, 9, 0, 0, tzinfo=UTC)
+
+
+def spec(schedule: str = "0 * * * *", **kw: Any) -> BackupScheduleSpec:
+    return BackupScheduleSpec(environment="prod", schedule=schedule, **kw)
+
+
+def due(s: BackupScheduleSpec, last: dt.datetime | None, now: dt.datetime = NOW) -> Any:
+    return due_time(s, zone(s.time_zone), created=CREATED, last=last, now=now)
+
+
+def test_next_time_in_utc_and_in_a_time_zone() -> None:
+    assert next_time("0 2 * * *", zone(None), NOW) == dt.datetime(2026, 3, 29, 2, tzinfo=UTC)
+    # 03:00 in Berlin on 29 March 2026 (summer time starts that night) is 01:00 UTC.
+    berlin = next_time("0 3 * * *", zone("Europe/Berlin"), NOW)
+    assert berlin == dt.datetime(2026, 3, 29, 1, tzinfo=UTC)
+
+
+def test_unknown_time_zone_is_invalid() -> None:
+    with pytest.raises(InvalidInput, match="time zone"):
+        zone("Mars/Olympus")
+
+
+def test_not_due_before_the_next_firing() -> None:
+    assert due(spec(), last=dt.datetime(2026, 3, 28, 12, 0, tzinfo=UTC)) is None
+
+
+def test_due_once_for_several_missed_firings() -> None:
+    # Last run at 09:00; 10:00, 11:00 and 12:00 were missed: one run, the latest.
+    assert due(spec(), last=dt.datetime(2026, 3, 28, 9, 0, tzinfo=UTC)) == dt.datetime(
+        2026, 3, 28, 12, 0, tzinfo=UTC
+    )
+
+
+def test_first_run_counts_from_creation() -> None:
+    assert due(spec(), last=None) == dt.datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+    assert due(spec("0 0 * * *"), last=None) is None
+
+
+def test_immediate_runs_at_once_only_the_first_time() -> None:
+    s = spec("0 0 1 1 *", immediate=True)
+    assert due(s, last=None) == NOW.replace(microsecond=0)
+    assert due(s, last=NOW) is None
+
+
+def test_suspended_never_runs() -> None:
+    assert due(spec(suspend=True, immediate=True), last=None) is None
+    assert due(spec("* * * * *", suspend=True), last=CREATED) is None
+
+
+def test_every_minute_schedule() -> None:
+    last = dt.datetime(2026, 3, 28, 12, 29, tzinfo=UTC)
+    assert due(spec("* * * * *"), last=last) == dt.datetime(2026, 3, 28, 12, 30, tzinfo=UTC)
+    assert due(spec("* * * * *"), last=dt.datetime(2026, 3, 28, 12, 30, tzinfo=UTC)) is None
+
+
+def test_backup_name_is_the_schedule_and_the_utc_time() -> None:
+    assert backup_name("nightly", NOW) == "nightly-20260328123020"
+    assert len(backup_name("x" * 260, NOW)) == 253
+
+
+def test_labels_drop_argo_cd_tracking() -> None:
+    labels = backup_labels(
+        {
+            "app.kubernetes.io/instance": "ferry-prod",
+            "argocd.argoproj.io/instance": "ferry-prod",
+            "team": "apps",
+        },
+        "nightly",
+    )
+    assert labels == {"team": "apps", SCHEDULE_LABEL: "nightly"}
+
+
+def test_backup_body_is_owned_and_carries_the_template() -> None:
+    body = {
+        "metadata": {
+            "name": "nightly",
+            "namespace": "ns",
+            "uid": "u-1",
+            "labels": {"app.kubernetes.io/instance": "ferry"},
+            "annotations": {"argocd.argoproj.io/tracking-id": "ferry:ferry.dev/x:ns/nightly"},
+        },
+        "spec": {
+            "environment": "prod",
+            "schedule": "@daily",
+            "template": {"exclude": ["orders"]},
+        },
+    }
+    out = backup_body(body, parse_backup_schedule(body), NOW)
+    meta = out["metadata"]
+    assert meta["name"] == "nightly-20260328123020" and "annotations" not in meta
+    assert meta["labels"] == {SCHEDULE_LABEL: "nightly"}
+    (ref,) = meta["ownerReferences"]
+    assert ref["uid"] == "u-1" and ref["controller"] and ref["blockOwnerDeletion"]
+    assert out["spec"] == {
+        "environment": "prod",
+        "reason": "scheduled",
+        "deletionPolicy": "Delete",
+        "exclude": ["orders"],
+    }
+
+
+def migration(phase: str, backup_id: str, finished: dt.datetime | None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase, "backup": {"id": backup_id}}
+    if finished:
+        status["completionTime"] = finished.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"status": status}
+
+
+def test_pinned_by_unfinished_and_recent_migrations_only() -> None:
+    migrations = [
+        migration("Applying", "b-running", None),
+        migration("Succeeded", "b-recent", NOW - dt.timedelta(days=2)),
+        migration("Succeeded", "b-old", NOW - dt.timedelta(days=8)),
+        {"status": {"phase": "Pending"}},
+    ]
+    assert pinned_backup_ids(migrations, NOW) == {"b-running", "b-recent"}
+
+
+def backup(name: str, hours_ago: float, phase: str = "Completed", id_: str = "") -> dict[str, Any]:
+    created = NOW - dt.timedelta(hours=hours_ago)
+    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {"name": name, "creationTimestamp": stamp},
+        "status": {"phase": phase, "id": id_ or f"id-{name}", "completionTime": stamp},
+    }
+
+
+def test_prune_keeps_last_n_completed_and_skips_pinned_and_running() -> None:
+    backups = [
+        backup("b1", 5),
+        backup("b2", 4, id_="pinned-id"),
+        backup("b3", 3, phase="Failed"),
+        backup("b4", 2),
+        backup("b5", 1, phase="Running"),
+        backup("b6", 0.5),
+    ]
+    assert to_prune(backups, Retention(keep_last=1), frozenset({"pinned-id"}), NOW) == ["b1", "b4"]
+    assert to_prune(backups, Retention(), frozenset(), NOW) == []
+
+
+def test_prune_by_age_keeps_min_keep() -> None:
+    backups = [backup("old1", 80), backup("old2", 50), backup("new", 1)]
+    keep_one = Retention(max_age=dt.timedelta(days=1), min_keep=1)
+    assert to_prune(backups, keep_one, frozenset(), NOW) == ["old1", "old2"]
+    keep_two = Retention(max_age=dt.timedelta(days=1), min_keep=2)
+    assert to_prune(backups, keep_two, frozenset(), NOW) == ["old1"]
+
+
+def test_last_successful_is_the_newest_completed() -> None:
+    backups = [backup("a", 3), backup("b", 2), backup("c", 1, phase="Failed")]
+    assert last_successful(backups) == ("b", "2026-03-28T10:30:20Z")
+    assert last_successful([backup("c", 1, phase="Failed")]) is None
+
+
+def test_human_size() -> None:
+    assert human_size(0) == "0 B"
+    assert human_size(1536) == "1.5 KiB"
+    assert human_size(5 * 1024**3) == "5.0 GiB"
+
+
+def test_expand_globs_against_tables() -> None:
+    names = ["roles", "rolesResources", "uiSchemas", "users"]
+    assert expand(["roles*", "users"], names) == ["roles", "rolesResources", "users"]
+    assert expand(["missing"], names) == ["missing"]  # reported by the backup itself
+    with pytest.raises(InvalidInput, match="no table matches"):
+        expand(["nope*"], names)
