@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
+.PHONY: demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,7 +56,10 @@ test: $(STAMP) system-packages cluster-binaries s3-binaries ## set up everything
 
 check: lint test ## lint, types and every test
 
-demo: $(STAMP) ## promote dev → pre-release → production on local SQLite databases
+demo: $(STAMP) cluster-binaries ## the whole loop on a local Kubernetes control plane (operator, Git, approval, rollback)
+	$(BIN)/python hack/demo_cluster.py
+
+demo-cli: $(STAMP) ## the command line alone: dev → pre-release → production on SQLite files
 	$(BIN)/python hack/demo.py
 
 bench: $(STAMP) system-packages ## benchmarks (printed as ratios and rates)

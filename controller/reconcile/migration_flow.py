@@ -154,7 +154,10 @@ class _Flow:
                 self.patch.progressing("AwaitingApproval", message).set(
                     phase="AwaitingApproval", message=message
                 )
-                return Outcome(self.patch.build(), tuple(self.events), 30.0)
+                # Done until the spec changes: the approval arrives as a spec update, and a
+                # retry pending here would hold that update back. A plan that changed by
+                # then is caught at apply time (the approved digest must still match).
+                return Outcome(self.patch.build(), tuple(self.events))
             store = None if spec.skip_backup else target.store
             result = migrate(
                 MigrationRequest(
