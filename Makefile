@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
+.PHONY: argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ cluster: ## build (once, cached) and start a local kube-apiserver + etcd; prints
 
 cluster-down: ## stop the local control plane
 	bash hack/cluster/down.sh
+
+argocd-cm: $(STAMP) ## regenerate argocd/argocd-cm.yaml from the Lua files in argocd/
+	$(BIN)/python -m tests.unit.test_argocd_health
+
+argocd-fixtures: $(STAMP) cluster-binaries ## re-record the Argo CD health fixtures from a real operator
+	FERRY_RECORD_FIXTURES=1 $(BIN)/pytest tests/e2e/test_status_fixtures.py -q
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from controller import __version__
-from controller.cli import backup_cmds, migrate_cmds, run_cmd
+from controller.cli import backup_cmds, migrate_cmds, promote_cmd, run_cmd
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TEMPORARY = 0, 1, 2, 75
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmds.register(sub)
     backup_cmds.register(sub)
     run_cmd.register(sub)
+    promote_cmd.register(sub)
     return parser
 
 

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="liveness endpoint ('' to disable)",
     )
     r.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port (0: off)")
+    r.add_argument(
+        "--metrics-address", default="0.0.0.0", help="address the metrics server binds to"
+    )
     r.add_argument("--plain-logs", action="store_true", help="text logs instead of JSON")
     r.add_argument("--verbose", action="store_true")
     r.set_defaults(func=cmd_run)
@@ -34,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         namespaces=list(args.namespace),
         liveness=args.liveness or None,
         metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
         json_logs=not args.plain_logs,
         verbose=args.verbose,
     )

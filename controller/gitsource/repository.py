@@ -1,22 +1,54 @@
 """Fetch a configuration snapshot committed to Git at a given revision (gitpython).
 
 The revision is resolved to a commit, which the Migration records, so the status says
-exactly which reviewed snapshot was applied. Credentials, when given, are passed to
-git through its environment for this one command and never written to disk or logs.
+exactly which reviewed snapshot was applied.
+
+Credentials never go into a URL, a file in the working tree, a log line or an error
+message. An HTTPS token is sent as ``http.extraHeader`` through git's environment for
+this one command (``GIT_CONFIG_COUNT``), scoped to the repository's host, as Basic
+auth with a user name (``x-access-token`` unless the Secret names one: what GitHub,
+GitLab, Gitea, Bitbucket and Azure DevOps accept) or, on request, as a Bearer token.
+An SSH key is written to a private temporary file for the duration of the clone.
+Whatever git prints is scrubbed of the token, the header and any ``user:password@``
+in the URL before it reaches an error.
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import re
+import shlex
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import git
 
 from controller.errors import InvalidInput, TemporaryError
+
+DEFAULT_USERNAME = "x-access-token"
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+_DENIED = (
+    "could not read username",
+    "could not read password",
+    "authentication failed",
+    "permission denied",
+    "error: 401",
+    "error: 403",
+    "returned error: 401",
+    "returned error: 403",
+    "host key verification failed",
+)
+_NOT_FOUND = (
+    "repository not found",
+    "not found",
+    "does not appear to be a git repository",
+    "returned error: 404",
+    "does not exist",
+)
 
 
 @dataclass(frozen=True)
@@ -25,11 +57,150 @@ class Checkout:
     commit: str
 
 
+@dataclass(frozen=True)
+class GitCredentials:
+    """How to authenticate to a repository; ``repr`` never shows the secrets."""
+
+    token: str | None = None
+    username: str | None = None  # Basic auth user name (default ``x-access-token``)
+    bearer: bool = False  # send ``Authorization: Bearer <token>`` instead of Basic
+    ssh_key: str | None = None
+    known_hosts: str | None = None  # with an SSH key: check the host strictly against these
+
+    def __repr__(self) -> str:
+        shown = [
+            f"username={self.username!r}" if self.username else "",
+            "token=***" if self.token else "",
+            "bearer=True" if self.bearer else "",
+            "ssh_key=***" if self.ssh_key else "",
+            "known_hosts=…" if self.known_hosts else "",
+        ]
+        return f"GitCredentials({', '.join(s for s in shown if s)})"
+
+
+def credentials_from_secret(data: Mapping[str, str]) -> GitCredentials:
+    """Credentials from a Secret's data (values decoded).
+
+    Keys: ``token`` or ``password`` (HTTPS), ``username`` (Basic auth user name),
+    ``authScheme: Bearer`` (send the token as a Bearer token), ``ssh-privatekey``
+    (the key of ``kubernetes.io/ssh-auth`` Secrets) or ``sshPrivateKey``, and
+    ``known_hosts``.
+    """
+    token = data.get("token") or data.get("password") or None
+    scheme = (data.get("authScheme") or "basic").strip().lower()
+    if scheme not in ("basic", "bearer"):
+        raise InvalidInput(f"git credentials: authScheme must be Basic or Bearer, not {scheme!r}")
+    return GitCredentials(
+        token=token,
+        username=(data.get("username") or "").strip() or None,
+        bearer=scheme == "bearer",
+        ssh_key=data.get("ssh-privatekey") or data.get("sshPrivateKey") or None,
+        known_hosts=data.get("known_hosts") or None,
+    )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part."""
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", url)
+
+
 def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret:
             text = text.replace(secret, "***")
-    return text
+    return redact_url(text)
+
+
+def _auth_env(
+    repository: str, credentials: GitCredentials, tmp: Path
+) -> tuple[dict[str, str], list[str]]:
+    # No credential helper of the machine's git config answers for this clone.
+    config = [("credential.helper", "")]
+    env: dict[str, str] = {}
+    secrets: list[str] = []
+    parts = urlsplit(repository)
+    if credentials.token and parts.scheme in ("http", "https"):
+        token = credentials.token
+        if credentials.bearer:
+            header = f"Authorization: Bearer {token}"
+        else:
+            user = credentials.username or DEFAULT_USERNAME
+            encoded = base64.b64encode(f"{user}:{token}".encode()).decode()
+            header = f"Authorization: Basic {encoded}"
+            secrets.append(encoded)
+        secrets += [token, header]
+        host = parts.hostname or ""
+        origin = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "") + "/"
+        config.append((f"http.{origin}.extraHeader", header))
+    if credentials.ssh_key:
+        secrets.append(credentials.ssh_key.strip())
+        key_file = tmp / "ssh-key"
+        key = credentials.ssh_key
+        key_file.touch(mode=0o600)
+        key_file.write_text(key if key.endswith("\n") else key + "\n")
+        options = ["-i", str(key_file), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+        if credentials.known_hosts:
+            hosts = tmp / "known_hosts"
+            hosts.write_text(credentials.known_hosts)
+            options += ["-o", f"UserKnownHostsFile={hosts}", "-o", "StrictHostKeyChecking=yes"]
+        else:
+            options += ["-o", "StrictHostKeyChecking=accept-new"]
+        env["GIT_SSH_COMMAND"] = shlex.join(["ssh", *options])
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for i, (key, value) in enumerate(config):
+        env |= {f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value}
+    return env, secrets
+
+
+def _git_said(stderr: str) -> str:
+    """What git's error output means, without progress lines or a prompt hint."""
+    lines = [
+        line.strip().removeprefix("stderr: ").strip("'").strip()
+        for line in stderr.splitlines()
+        if line.strip() and not line.strip().startswith(("Cloning into", "stderr: 'Cloning into"))
+    ]
+    said = "; ".join(line for line in lines if line)
+    if "could not read username" in said.lower():
+        return "HTTP 401: the server accepted no credentials"
+    return said or "git failed"
+
+
+def _classify(repository: str, said: str, message: str) -> Exception:
+    lowered = said.lower()
+    shown = redact_url(repository)
+    if any(s in lowered for s in _DENIED):
+        return InvalidInput(
+            f"git: access to {shown} was denied: the credentials are missing, wrong or "
+            f"lack read access ({message})",
+            reason="GitAccessDenied",
+        )
+    if any(s in lowered for s in _NOT_FOUND):
+        return InvalidInput(
+            f"git: repository {shown} not found ({message})", reason="GitRepositoryNotFound"
+        )
+    return TemporaryError(f"git: cannot clone {shown}: {message}", reason="GitUnavailable")
+
+
+def _resolve(repo: git.Repo, revision: str | None, shown: str) -> str:
+    """The commit ``revision`` names: a commit, a tag, a remote branch (default HEAD)."""
+    if revision is None:
+        candidates = ["HEAD"]
+    elif revision.startswith("-") or not revision.strip():
+        raise InvalidInput(f"git: revision {revision!r} is not a revision name")
+    else:
+        candidates = [revision, f"refs/remotes/origin/{revision}", f"refs/tags/{revision}"]
+    for candidate in candidates:
+        try:
+            sha: str = repo.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}")
+        except git.GitCommandError:
+            continue
+        if sha:
+            return sha.strip()
+    raise InvalidInput(
+        f"git: revision {revision or 'HEAD'!r} does not exist in {shown} "
+        "(not a branch, tag or commit there)",
+        reason="GitRevisionNotFound",
+    )
 
 
 @contextmanager
@@ -39,48 +210,47 @@ def checkout(
     path: str = ".",
     token: str | None = None,
     ssh_key: str | None = None,
+    *,
+    credentials: GitCredentials | None = None,
 ) -> Iterator[Checkout]:
-    """A temporary checkout of ``repository`` at ``revision`` (default: its HEAD)."""
+    """A temporary checkout of ``repository`` at ``revision`` (default: its HEAD).
+
+    ``credentials`` (or the shorthands ``token`` / ``ssh_key``) authenticate the clone.
+    """
+    if credentials is None:
+        credentials = GitCredentials(token=token, ssh_key=ssh_key)
+    shown = redact_url(repository)
     with tempfile.TemporaryDirectory(prefix="ferry-git-") as tmp:
-        env = {"GIT_TERMINAL_PROMPT": "0"}
-        secrets: list[str] = []
-        url = repository
-        if token:
-            secrets.append(token)
-            env |= {
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": "http.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: Bearer {token}",
-            }
-        if ssh_key:
-            key_file = Path(tmp) / "ssh-key"
-            key_file.write_text(ssh_key if ssh_key.endswith("\n") else ssh_key + "\n")
-            os.chmod(key_file, 0o600)
-            env["GIT_SSH_COMMAND"] = (
-                f"ssh -i {key_file} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
-            )
+        auth, secrets = _auth_env(repository, credentials, Path(tmp))
+        env = {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
+            **auth,
+        }
         work = Path(tmp) / "repo"
         try:
-            repo = git.Repo.clone_from(url, work, env=env, no_checkout=True)
+            repo = git.Repo.clone_from(repository, work, env=env, no_checkout=True)
         except git.GitCommandError as err:
-            message = _scrub(str(err.stderr or err).strip(), secrets)
-            if (
-                "could not read" in message
-                or "Authentication" in message
-                or "Permission denied" in message
-            ):
-                raise InvalidInput(f"git: cannot access {repository}: {message}") from None
-            raise TemporaryError(f"git: cannot clone {repository}: {message}") from None
+            said = _scrub(str(err.stderr or ""), secrets)
+            raise _classify(repository, said, _git_said(said)) from None
+        finally:
+            for name in ("ssh-key", "known_hosts"):
+                (Path(tmp) / name).unlink(missing_ok=True)
+        commit = _resolve(repo, revision, shown)
         try:
-            commit = repo.commit(revision or "HEAD")
-            repo.git.checkout(commit.hexsha)
-        except (git.BadName, git.GitCommandError, ValueError):
-            raise InvalidInput(
-                f"git: revision {revision!r} does not exist in {repository}"
-            ) from None
+            repo.git.checkout("--quiet", commit)
+        except git.GitCommandError:
+            raise InvalidInput(f"git: cannot check out {commit[:12]} of {shown}") from None
         directory = (work / path).resolve()
         if work.resolve() not in [directory, *directory.parents]:
             raise InvalidInput(f"git: path {path!r} leaves the repository")
         if not directory.is_dir():
-            raise InvalidInput(f"git: path {path!r} does not exist at {commit.hexsha[:12]}")
-        yield Checkout(directory, commit.hexsha)
+            raise InvalidInput(
+                f"git: path {path!r} does not exist at {commit[:12]}", reason="GitPathNotFound"
+            )
+        yield Checkout(directory, commit)
+
+
+__all__ = ["Checkout", "GitCredentials", "checkout", "credentials_from_secret", "redact_url"]

@@ -38,6 +38,7 @@ def run(
     namespaces: list[str],
     liveness: str | None,
     metrics_port: int,
+    metrics_address: str = "0.0.0.0",
     json_logs: bool = True,
     verbose: bool = False,
 ) -> None:
@@ -45,7 +46,7 @@ def run(
         verbose=verbose, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL
     )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
-    metrics.serve(metrics_port)
+    metrics.serve(metrics_port, metrics_address)
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,

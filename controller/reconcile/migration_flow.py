@@ -18,7 +18,7 @@ from controller.api.migration import MigrationSpec, parse_migration
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
-from controller.gitsource.repository import checkout
+from controller.gitsource.repository import checkout, credentials_from_secret
 from controller.k8s.client import Cluster
 from controller.reconcile import environments
 from controller.reconcile.environment_flow import new_baseline
@@ -183,12 +183,12 @@ class _Flow:
             return
         git_source = spec.source.git
         assert git_source is not None
-        token = None
+        credentials = None
         if git_source.secret_name:
             data = self.cluster.secret_data(self.namespace, git_source.secret_name)
-            token = data.get("token") or data.get("password")
+            credentials = credentials_from_secret(data)
         with checkout(
-            git_source.repository, git_source.revision, git_source.path, token=token
+            git_source.repository, git_source.revision, git_source.path, credentials=credentials
         ) as out:
             yield (
                 str(out.directory),

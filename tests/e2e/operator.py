@@ -21,12 +21,16 @@ class Operator:
         log: Path,
         kubeconfig: Path | None = None,
         env: dict[str, str] | None = None,
+        metrics_port: int = 0,
+        liveness: str = "",
     ) -> None:
         self.control_plane = control_plane
         self.namespace = namespace
         self.log = log
         self.kubeconfig = kubeconfig or control_plane.kubeconfig
         self.extra_env = dict(env or {})
+        self.metrics_port = metrics_port
+        self.liveness = liveness
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Operator:
@@ -48,9 +52,11 @@ class Operator:
                     "--namespace",
                     self.namespace,
                     "--liveness",
-                    "",
+                    self.liveness,
                     "--metrics-port",
-                    "0",
+                    str(self.metrics_port),
+                    "--metrics-address",
+                    "127.0.0.1",
                     "--plain-logs",
                 ],
                 cwd=REPO_ROOT,

@@ -213,3 +213,60 @@ def test_two_migrations_queue_on_one_target(
     kubectl("delete", "migration", "first", "-n", namespace)
     done = wait_phase(kubectl, namespace, "second", {"Succeeded", "Failed"})
     assert done["phase"] == "Succeeded"
+
+
+def test_liveness_and_metrics(
+    kubectl: Kubectl,
+    namespace: str,
+    control_plane: Any,
+    ferry_crds: list[str],
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    import socket
+    import urllib.request
+
+    from tests.e2e.operator import Operator
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    op = Operator(
+        control_plane,
+        namespace,
+        tmp_path / "op.log",
+        metrics_port=ports[0],
+        liveness=f"http://127.0.0.1:{ports[1]}/healthz",
+    ).start()
+    try:
+        apply_ok(
+            kubectl,
+            namespace,
+            environment("dev", "development", sqlite_envs["dev"])
+            + "---"
+            + environment("pre", "pre-release", sqlite_envs["pre"]),
+        )
+        apply_ok(kubectl, namespace, migration("m", "dev", "pre"))
+        assert wait_phase(kubectl, namespace, "m", {"Succeeded", "Failed"})["phase"] == "Succeeded"
+
+        def fetch(port: int, path: str) -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return str(r.read().decode())
+
+        wait_for(
+            lambda: 'ferry_migrations_total{result="Succeeded"} 1.0' in fetch(ports[0], "/metrics"),
+            timeout=30,
+            description="migration metric",
+        )
+        metrics_text = fetch(ports[0], "/metrics")
+        assert "ferry_migration_duration_seconds_count 1.0" in metrics_text
+        assert 'ferry_environment_drift{environment="pre"' in metrics_text
+        wait_for(
+            lambda: fetch(ports[1], "/healthz") is not None,
+            timeout=30,
+            description="liveness endpoint",
+        )
+    finally:
+        op.stop()

@@ -1,0 +1,65 @@
+-- Argo CD health check for ferry.dev/Migration (docs/argocd.md).
+-- A Migration is a one-shot: Succeeded is Healthy, Failed and RolledBack are Degraded,
+-- and a finished Migration stays so even if its spec is edited later (it never runs
+-- again). AwaitingApproval is Suspended: a pending approval holds a sync, it does not
+-- fail it. Everything else, and a status older than the spec, is Progressing.
+local function condition(status, kind)
+  if status == nil or status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if c.type == kind then
+      return c
+    end
+  end
+  return nil
+end
+
+local function message(status)
+  if status.message ~= nil and status.message ~= "" then
+    return status.message
+  end
+  local ready = condition(status, "Ready")
+  if ready ~= nil and ready.message ~= nil then
+    return ready.message
+  end
+  return ""
+end
+
+local hs = {}
+local status = obj.status
+local generation = obj.metadata.generation
+if status == nil or status.phase == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Ferry operator to pick the Migration up"
+  return hs
+end
+local phase = status.phase
+if phase == "Succeeded" then
+  hs.status = "Healthy"
+  hs.message = message(status)
+  return hs
+end
+if phase == "Failed" then
+  hs.status = "Degraded"
+  hs.message = "Failed: " .. message(status)
+  return hs
+end
+if phase == "RolledBack" then
+  hs.status = "Degraded"
+  hs.message = "RolledBack (the target was left as it was): " .. message(status)
+  return hs
+end
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Ferry operator to observe generation " .. generation
+  return hs
+end
+if phase == "AwaitingApproval" then
+  hs.status = "Suspended"
+  hs.message = "AwaitingApproval: " .. message(status)
+  return hs
+end
+hs.status = "Progressing"
+hs.message = phase .. ": " .. message(status)
+return hs

@@ -1,0 +1,30 @@
+-- Argo CD health check for ferry.dev/Restore (docs/argocd.md).
+-- A one-shot: Completed is Healthy; Failed and Reverted (the restore failed and the
+-- target was put back as it was) are Degraded; Pending, BackingUp, Restoring and
+-- Verifying are Progressing.
+local hs = {}
+local status = obj.status
+local generation = obj.metadata.generation
+if status == nil or status.phase == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Ferry operator to start the Restore"
+  return hs
+end
+if status.phase == "Completed" then
+  hs.status = "Healthy"
+  hs.message = status.message or "Completed"
+  return hs
+end
+if status.phase == "Failed" or status.phase == "Reverted" then
+  hs.status = "Degraded"
+  hs.message = status.phase .. ": " .. (status.error or status.message or "")
+  return hs
+end
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Ferry operator to observe generation " .. generation
+  return hs
+end
+hs.status = "Progressing"
+hs.message = status.phase .. ": " .. (status.message or "")
+return hs

@@ -1,0 +1,217 @@
+"""Git sources with credentials, against a real Git server over HTTP.
+
+``tests/harness/gitserver.py`` serves bare repositories with ``git http-backend``
+behind a server that demands the token (Bearer, or Basic with the token as password).
+The snapshot in the repository is a real ``ferry export`` of a NocoBase-shaped SQLite
+database, and the checkout is planned against a target to show it is a usable source.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.errors import InvalidInput, TemporaryError
+from controller.gitsource.repository import (
+    GitCredentials,
+    checkout,
+    credentials_from_secret,
+    redact_url,
+)
+from controller.reconcile.export import export
+from controller.reconcile.migrate import plan_only
+from controller.reconcile.planning import PlanOptions
+from tests.fixtures import nocobase_shape as shape
+from tests.harness.gitserver import GitServer
+
+TOKEN = "ghp_FerryTestToken0123456789abcdef"
+WRONG = "ghp_WrongToken9876543210fedcba"
+VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.email=ci@ferry.dev", "-c", "user.name=CI", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def config_repo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A repository: ``main`` with an export under ``snapshots/app`` (tag ``v1``), and a
+    branch ``next`` one commit ahead. Returns paths, URLs and commits."""
+    root = tmp_path_factory.mktemp("git-sources")
+    dev = f"sqlite:///{root}/dev.db"
+    shape.build(dev, app="dev", variables=VARS)
+    shape.builder_changes(dev)
+    repo = root / "work"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    export(dev, repo / "snapshots" / "app", PlanOptions())
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "release 1")
+    _git(repo, "tag", "v1")
+    main = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "checkout", "-q", "-b", "next")
+    (repo / "NOTES.md").write_text("next release\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "next")
+    nxt = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "checkout", "-q", "main")
+    target = f"sqlite:///{root}/pre.db"
+    shape.build(target, app="pre", variables=VARS)
+    return {"work": str(repo), "main": main, "next": nxt, "target": target}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[GitServer]:
+    with GitServer(tmp_path / "served", token=TOKEN) as running:
+        yield running
+
+
+def _url(server: GitServer, config_repo: dict[str, str]) -> str:
+    return server.create_repository("config", Path(config_repo["work"]))
+
+
+def test_clone_with_the_token_records_the_commit(
+    server: GitServer, config_repo: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = _url(server, config_repo)
+    caplog.set_level(logging.DEBUG)
+    with checkout(url, "v1", "snapshots/app", token=TOKEN) as out:
+        assert out.commit == config_repo["main"]
+        assert (out.directory / "tables").is_dir()
+        plan = plan_only(str(out.directory), config_repo["target"], PlanOptions()).plan
+        assert plan.changes_anything
+    assert server.requests and all(r.accepted for r in server.requests)
+    # Basic auth with the default user name; the token is in no URL and no log line.
+    assert {(r.scheme, r.username) for r in server.requests} == {("Basic", "x-access-token")}
+    assert not any(TOKEN in r.path for r in server.requests)
+    assert TOKEN not in caplog.text
+
+
+def test_default_branch_other_branches_and_commits(
+    server: GitServer, config_repo: dict[str, str]
+) -> None:
+    url = _url(server, config_repo)
+    with checkout(url, None, "snapshots/app", token=TOKEN) as out:
+        assert out.commit == config_repo["main"]
+    with checkout(url, "next", ".", token=TOKEN) as out:  # a branch only on the remote
+        assert out.commit == config_repo["next"] and (out.directory / "NOTES.md").is_file()
+    with checkout(url, config_repo["next"][:12], ".", token=TOKEN) as out:
+        assert out.commit == config_repo["next"]
+
+
+def test_bearer_token(server: GitServer, config_repo: dict[str, str]) -> None:
+    url = _url(server, config_repo)
+    creds = credentials_from_secret({"token": TOKEN, "authScheme": "Bearer"})
+    with checkout(url, "main", "snapshots/app", credentials=creds) as out:
+        assert out.commit == config_repo["main"]
+    assert {r.scheme for r in server.requests if r.accepted} == {"Bearer"}
+
+
+def test_username_from_the_secret(tmp_path: Path, config_repo: dict[str, str]) -> None:
+    with GitServer(tmp_path / "served", token=TOKEN, username="ferry-bot") as strict:
+        url = strict.create_repository("config", Path(config_repo["work"]))
+        creds = credentials_from_secret({"username": "ferry-bot", "password": TOKEN})
+        with checkout(url, "v1", "snapshots/app", credentials=creds) as out:
+            assert out.commit == config_repo["main"]
+        with (
+            pytest.raises(InvalidInput, match="denied"),
+            checkout(url, "v1", ".", token=TOKEN),
+        ):
+            pass
+
+
+@pytest.mark.parametrize("token", [WRONG, None], ids=["wrong-token", "no-token"])
+def test_refused_credentials_are_a_clear_invalid_input(
+    server: GitServer,
+    config_repo: dict[str, str],
+    token: str | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = _url(server, config_repo)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(InvalidInput) as caught, checkout(url, "v1", ".", token=token):
+        pass
+    err = caught.value
+    assert err.reason == "GitAccessDenied"
+    assert "access to" in err.message and "denied" in err.message and url in err.message
+    encoded = base64.b64encode(f"x-access-token:{WRONG}".encode()).decode()
+    for secret in (WRONG, encoded):
+        assert secret not in err.message and secret not in caplog.text
+    assert any(r.accepted is False for r in server.requests)
+
+
+def test_credentials_in_the_url_are_redacted(
+    server: GitServer, config_repo: dict[str, str]
+) -> None:
+    url = _url(server, config_repo).replace("http://", f"http://someone:{WRONG}@")
+    with pytest.raises(InvalidInput) as caught, checkout(url, "v1", "."):
+        pass
+    assert WRONG not in caught.value.message and "http://***@127.0.0.1" in caught.value.message
+    assert redact_url("https://u:p@git.example.com/x.git") == "https://***@git.example.com/x.git"
+
+
+def test_missing_revision_and_path(server: GitServer, config_repo: dict[str, str]) -> None:
+    url = _url(server, config_repo)
+    with pytest.raises(InvalidInput) as caught, checkout(url, "v404", ".", token=TOKEN):
+        pass
+    assert caught.value.reason == "GitRevisionNotFound" and "'v404'" in caught.value.message
+    with (
+        pytest.raises(InvalidInput, match="not a revision"),
+        checkout(url, "--all", ".", token=TOKEN),
+    ):
+        pass
+    with pytest.raises(InvalidInput) as caught, checkout(url, "v1", "snapshots/nope", token=TOKEN):
+        pass
+    assert caught.value.reason == "GitPathNotFound" and config_repo["main"][:12] in str(
+        caught.value
+    )
+    with (
+        pytest.raises(InvalidInput, match="leaves the repository"),
+        checkout(url, "v1", "../..", token=TOKEN),
+    ):
+        pass
+
+
+def test_missing_repository(server: GitServer, config_repo: dict[str, str]) -> None:
+    _url(server, config_repo)
+    with (
+        pytest.raises(InvalidInput) as caught,
+        checkout(server.url("nope"), None, ".", token=TOKEN),
+    ):
+        pass
+    assert caught.value.reason == "GitRepositoryNotFound"
+    assert TOKEN not in caught.value.message
+
+
+def test_server_down_is_temporary() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with (
+        pytest.raises(TemporaryError) as caught,
+        checkout(f"http://127.0.0.1:{port}/config.git", None, ".", token=TOKEN),
+    ):
+        pass
+    assert TOKEN not in caught.value.message
+
+
+def test_credentials_never_show_in_repr() -> None:
+    creds = credentials_from_secret(
+        {"username": "bot", "token": TOKEN, "ssh-privatekey": "-----BEGIN KEY-----"}
+    )
+    assert TOKEN not in repr(creds) and "BEGIN" not in repr(creds) and "bot" in repr(creds)
+    assert creds == GitCredentials(token=TOKEN, username="bot", ssh_key="-----BEGIN KEY-----")
+    with pytest.raises(InvalidInput, match="authScheme"):
+        credentials_from_secret({"token": TOKEN, "authScheme": "digest"})
