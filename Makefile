@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
+.PHONY: helm chart argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,12 +28,19 @@ s3-binaries: ## build the SeaweedFS S3 test server once (cached in ~/.cache/ferr
 cluster-binaries: ## build kube-apiserver, etcd, controller-manager, kubectl once (cached in ~/.cache/ferry)
 	bash hack/cluster/build.sh
 
-lint: $(STAMP) ## ruff, import layers, mypy --strict
+helm: ## build the pinned helm once (cached in ~/.cache/ferry)
+	bash hack/helm/build.sh
+
+chart: $(STAMP) helm ## lint the Helm chart, validate its manifests, check manifests/install is current
+	bash hack/check-chart.sh
+
+lint: $(STAMP) helm ## ruff, import layers, mypy --strict, generated docs, the Helm chart
 	$(BIN)/ruff check controller tests bench hack
 	$(BIN)/ruff format --check controller tests bench hack
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python hack/gen_crd_reference.py --check
+	bash hack/check-chart.sh
 
 docs: $(STAMP) ## regenerate docs/reference/crds.md from crds/
 	$(BIN)/python hack/gen_crd_reference.py
@@ -42,16 +49,16 @@ format: $(STAMP) ## format the code
 	$(BIN)/ruff format controller tests bench hack
 	$(BIN)/ruff check --fix controller tests bench hack
 
-test-unit: $(STAMP) ## fast tests of pure logic
+test-unit: $(STAMP) helm ## fast tests of pure logic
 	$(BIN)/pytest tests/unit -q
 
 test-db: $(STAMP) system-packages s3-binaries ## tests against real SQLite, PostgreSQL and MariaDB
 	$(BIN)/pytest tests/db -q
 
-test-e2e: $(STAMP) system-packages cluster-binaries ## the operator against a real kube-apiserver and etcd
+test-e2e: $(STAMP) system-packages cluster-binaries helm ## the operator against a real kube-apiserver and etcd
 	$(BIN)/pytest tests/e2e -q
 
-test: $(STAMP) system-packages cluster-binaries s3-binaries ## set up everything and run every test tier
+test: $(STAMP) system-packages cluster-binaries s3-binaries helm ## set up everything and run every test tier
 	$(BIN)/pytest tests -q
 
 check: lint test ## lint, types and every test

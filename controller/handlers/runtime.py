@@ -28,6 +28,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
     )
+    # No cluster-wide scans of namespaces and CRDs: the watched kinds are known, and the
+    # least-privilege RBAC of the chart grants no such reads (docs/install.md).
+    settings.scanning.disabled = True
     settings.posting.enabled = False  # Ferry posts its own events, with stable reasons
     settings.watching.server_timeout = 60
     settings.execution.max_workers = 8

@@ -228,13 +228,17 @@ spec: {{environment: dev, deletionPolicy: Delete, reason: scheduled}}
         subresource="status",
         check=True,
     )
+    # Compare UIDs, not names: a run in the same minute as the first one gets its name
+    # back (the first Backup is gone by now), and it is still a new object.
+    seen = {first["metadata"]["uid"]}
+    seen |= {b["metadata"]["uid"] for b in schedule_backups(kubectl, namespace, "nightly")}
     third = wait_for(
         lambda: [
             b
             for b in schedule_backups(kubectl, namespace, "nightly")
-            if b["metadata"]["name"] not in (name_a, "nightly-by-hand")
+            if b["metadata"]["uid"] not in seen
         ],
-        timeout=30,
+        timeout=60,
         description="a scheduled run",
     )[0]["metadata"]["name"]
     wait_for(

@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# Ferry's operator image: `ferry run` by default; any other `ferry` subcommand works too
+# (`docker run IMAGE plan --source ... --target ...`). Non-root (UID/GID 10001), and
+# runs on a read-only root filesystem with a writable /tmp (as the Helm chart mounts it).
+#
+#   docker build -t ferry:0.1.0 .
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- build: install Ferry and its dependencies (wheels only) into a relocatable venv ---
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ONLY_BINARY=:all:
+RUN python -m venv /opt/ferry \
+ && /opt/ferry/bin/pip install --upgrade pip setuptools wheel
+WORKDIR /src
+# Dependencies change less often than the code: install them in their own layer.
+COPY pyproject.toml README.md ./
+RUN mkdir -p controller && touch controller/__init__.py \
+ && /opt/ferry/bin/pip install --no-binary=ferry . \
+ && /opt/ferry/bin/pip uninstall -y ferry
+COPY controller ./controller
+RUN /opt/ferry/bin/pip install --no-deps --no-binary=ferry . \
+ && /opt/ferry/bin/pip uninstall -y pip setuptools wheel \
+ && /opt/ferry/bin/ferry --help >/dev/null
+
+# --- runtime ---
+FROM ${PYTHON_IMAGE}
+# git and ssh: Migrations whose source is a Git repository (GitPython runs the git binary).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 ferry \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
+            --shell /usr/sbin/nologin ferry
+COPY --from=build /opt/ferry /opt/ferry
+ENV PATH=/opt/ferry/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+USER 10001:10001
+WORKDIR /tmp
+# 8080: liveness (/healthz), 9090: Prometheus metrics.
+EXPOSE 8080 9090
+ENTRYPOINT ["ferry"]
+CMD ["run"]
