@@ -50,3 +50,21 @@ def plan_options(profile: str, rules: str | None, variables: str | None) -> Plan
 
 
 __all__ = ["Profile", "load_rules", "load_variables", "plan_options"]
+
+
+ENV_PREFIX = "env:"
+
+
+def resolve_database(spec: str) -> str:
+    """``env:[NAMESPACE/]NAME`` names an Environment in the current kube context; its
+    database URL is resolved from its Secrets. Anything else is returned unchanged."""
+    if not spec.startswith(ENV_PREFIX):
+        return spec
+    from controller.k8s.client import KubeCluster
+    from controller.reconcile.environments import lookup
+
+    ref = spec[len(ENV_PREFIX) :]
+    namespace, _, name = ref.rpartition("/")
+    if not name:
+        raise InvalidInput(f"{spec!r}: expected env:[NAMESPACE/]NAME")
+    return lookup(KubeCluster(), namespace or "default", name).url

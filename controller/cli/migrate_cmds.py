@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from controller.backups.store import open_store
-from controller.cli.inputs import plan_options
+from controller.cli.inputs import plan_options, resolve_database
 from controller.engine.render import plan_json, plan_markdown, plan_text
 from controller.reconcile.export import export
 from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
@@ -23,8 +23,16 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="show what a promotion would change, changing nothing")
-    p.add_argument("--source", required=True, metavar="SRC", help="database URL or export dir")
-    p.add_argument("--target", required=True, metavar="URL")
+    p.add_argument(
+        "--source",
+        required=True,
+        metavar="SRC",
+        help="database URL, export dir, git+URL#revision=REV&path=DIR, or "
+        "env:[NAMESPACE/]NAME (an Environment in the current kube context)",
+    )
+    p.add_argument(
+        "--target", required=True, metavar="URL", help="database URL or env:[NAMESPACE/]NAME"
+    )
     _common(p)
     p.add_argument("--variables", metavar="FILE")
     p.add_argument("--format", default="text", choices=["text", "json", "markdown"])
@@ -76,7 +84,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     options = plan_options(args.profile, args.rules, args.variables)
-    plan = plan_only(args.source, args.target, options).plan
+    source, target = resolve_database(args.source), resolve_database(args.target)
+    plan = plan_only(source, target, options).plan
     if args.format == "json":
         print(plan_json(plan))
     elif args.format == "markdown":
@@ -93,8 +102,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE") or "ferry-backups"
         store = open_store(spec)
     request = MigrationRequest(
-        args.source,
-        args.target,
+        resolve_database(args.source),
+        resolve_database(args.target),
         options,
         store=store,
         migration_id=args.migration_id,

@@ -95,3 +95,53 @@ def test_drift_in_a_locked_environment(
         timeout=60,
         description="baseline reset after the migration",
     )
+
+
+def test_cli_plans_between_environments_by_name(
+    kubectl: Kubectl, namespace: str, operator: Any, tmp_path: Path, control_plane: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    dev, pre = f"sqlite:///{tmp_path}/dev.db", f"sqlite:///{tmp_path}/pre.db"
+    shape.build(dev, app="dev")
+    shape.builder_changes(dev)
+    shape.build(
+        pre, app="pre", variables={"HOOK_TOKEN": ("secret", "x"), "TICKET_WEBHOOK": ("plain", "y")}
+    )
+    kubectl("create", "secret", "generic", "pre-db", "-n", namespace, f"--from-literal=url={pre}")
+    apply_ok(
+        kubectl,
+        namespace,
+        environment("dev", "development", dev)
+        + """---
+apiVersion: ferry.dev/v1alpha1
+kind: Environment
+metadata: {name: pre}
+spec:
+  stage: pre-release
+  database: {dialect: sqlite, urlFrom: {secretKeyRef: {name: pre-db, key: url}}}
+""",
+    )
+    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "plan",
+            "--source",
+            f"env:{namespace}/dev",
+            "--target",
+            f"env:{namespace}/pre",
+            "--format",
+            "markdown",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "| `roles` | overwrite | 1 | 0 | 0 | 3 |" in out.stdout
