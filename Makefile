@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: helm chart argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
+.PHONY: nocobase test-nocobase helm chart argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,6 +27,12 @@ s3-binaries: ## build the SeaweedFS S3 test server once (cached in ~/.cache/ferr
 
 cluster-binaries: ## build kube-apiserver, etcd, controller-manager, kubectl once (cached in ~/.cache/ferry)
 	bash hack/cluster/build.sh
+
+nocobase: ## install the pinned NocoBase once (npm registry only; cached in ~/.cache/ferry)
+	bash hack/nocobase/install.sh
+
+test-nocobase: $(STAMP) system-packages nocobase ## Ferry against real NocoBase on PostgreSQL
+	$(BIN)/pytest tests/nocobase -q
 
 helm: ## build the pinned helm once (cached in ~/.cache/ferry)
 	bash hack/helm/build.sh
@@ -58,12 +64,12 @@ test-db: $(STAMP) system-packages s3-binaries ## tests against real SQLite, Post
 test-e2e: $(STAMP) system-packages cluster-binaries helm ## the operator against a real kube-apiserver and etcd
 	$(BIN)/pytest tests/e2e -q
 
-test: $(STAMP) system-packages cluster-binaries s3-binaries helm ## set up everything and run every test tier
+test: $(STAMP) system-packages cluster-binaries s3-binaries helm nocobase ## set up everything and run every test tier
 	$(BIN)/pytest tests -q
 
 check: lint test ## lint, types and every test
 
-demo: $(STAMP) cluster-binaries ## the whole loop on a local Kubernetes control plane (operator, Git, approval, rollback)
+demo: $(STAMP) cluster-binaries helm ## the whole loop on a local Kubernetes control plane (operator, Git, approval, rollback)
 	$(BIN)/python hack/demo_cluster.py
 
 demo-cli: $(STAMP) ## the command line alone: dev → pre-release → production on SQLite files

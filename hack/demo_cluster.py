@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -27,6 +29,7 @@ from controller.reconcile.planning import PlanOptions  # noqa: E402
 from tests.e2e.operator import Operator  # noqa: E402
 from tests.fixtures import nocobase_shape as shape  # noqa: E402
 from tests.harness.cluster import ControlPlane, wait_for  # noqa: E402
+from tests.unit.test_chart import of_kind, render  # noqa: E402
 
 OUT = ROOT / "demo-out" / "cluster"
 NS = "demo"
@@ -128,14 +131,28 @@ def main() -> None:
     OUT.mkdir(parents=True)
     say("1/8", "Local Kubernetes control plane (first run builds it: ~10 minutes)")
     subprocess.run(["bash", str(ROOT / "hack/cluster/build.sh")], check=True)
+    subprocess.run(["bash", str(ROOT / "hack/helm/build.sh")], check=True)
     with ControlPlane(OUT / "k8s") as cp:
         kube = Kube(cp)
         print(f"API server {cp.server}; kubeconfig {cp.kubeconfig}")
-        say("2/8", "Install Ferry's CRDs and start the operator")
+        say("2/8", "Install Ferry from its Helm chart: CRDs, ServiceAccount, least-privilege RBAC")
         kube("apply", "-f", str(ROOT / "crds"))
         kube("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         kube("create", "namespace", NS)
-        operator = Operator(cp, NS, OUT / "operator.log").start()
+        docs = render({"watchNamespaces": [NS]}, release="ferry", namespace=NS)
+        access = of_kind(
+            docs, "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"
+        )
+        kube("apply", "-f", "-", input=yaml.safe_dump_all(access))
+        (account,) = of_kind(access, "ServiceAccount")
+        kubeconfig = cp.write_token_kubeconfig(
+            OUT / "ferry-sa.kubeconfig", NS, account["metadata"]["name"]
+        )
+        print(
+            "There is no kubelet here, so the operator's Pod runs as a local process, "
+            f"authenticated as the chart's ServiceAccount {account['metadata']['name']}."
+        )
+        operator = Operator(cp, NS, OUT / "operator.log", kubeconfig=kubeconfig).start()
         print(f"operator log: {operator.log}")
         try:
             run(kube)

@@ -69,6 +69,10 @@ check_all() {
         MISSING+=("openssl")
         PACKAGES+=(openssl)
     fi
+    if ! have_cmd node || ! have_cmd npm; then
+        MISSING+=("Node.js and npm (the real-NocoBase test tier)")
+        PACKAGES+=(nodejs npm)
+    fi
     local pkg
     for pkg in "${EXTRA_PACKAGES[@]}"; do
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then

@@ -94,7 +94,7 @@ class TableWriter:
         seen_inserts = seen_updates = 0
         insert_stmt = sa.insert(self.table)
         update_stmt = None
-        if self.update_columns:
+        if self.update_columns and self.ks.key:  # keyless tables are replaced, never updated
             update_stmt = (
                 sa.update(self.key_table)
                 .where(_where_key(self.key_table, self.ks.key))

@@ -18,6 +18,7 @@ from controller.engine.profiles import Profile, classify, collection_tables
 from controller.engine.rowindex import RowIndex, RowShape, build_index
 from controller.engine.rules import resolve_rules
 from controller.engine.source import SnapshotSource
+from controller.errors import CheckFailed
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,19 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
     source_rows: dict[str, RowIndex] = {}
     target_rows: dict[str, RowIndex] = {}
     referenced: set[str] = set()
+    key_problems: list[str] = []
+    for name in sorted(moved):
+        try:
+            keyspecs[name] = key_spec(
+                resolved[name], src_schema.tables[name], tgt_schema.table(name)
+            )
+        except CheckFailed as err:  # every table's key problem, not only the first
+            key_problems += err.problems
+    checks.require(key_problems, reason="BadKey")
     for name in sorted(moved):
         src_table = src_schema.tables[name]
         tgt_table = tgt_schema.table(name)
-        ks = key_spec(resolved[name], src_table, tgt_table)
-        keyspecs[name] = ks
+        ks = keyspecs[name]
         source_rows[name] = build_index(
             source_shape(src_table, ks), source.batches(name, src_table.column_names), scan_env=True
         )

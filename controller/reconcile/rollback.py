@@ -67,6 +67,9 @@ def rollback(
                 t for t in entry.summary.get("createdTables", []) if t not in manifest.tables
             ]
             edits = _later_edits(store, manifest, migration_id, snap, changed)
+            tables_summary = entry.summary.get("tables", {})
+            empty_when_created = [t for t in created if not tables_summary.get(t, {}).get("insert")]
+            edits += _rows_in_created_tables(snap, empty_when_created, manifest)
     finally:
         db.dispose()
     if edits and not force:
@@ -99,6 +102,26 @@ def rollback(
         tuple(edits),
         restored.safety_backup,
     )
+
+
+def _rows_in_created_tables(
+    snap: ReadSnapshot, created: list[str], manifest: Manifest
+) -> list[str]:
+    """Tables the migration created empty are dropped by its rollback: rows written into
+    them since would be lost, so they count as later edits."""
+    found = []
+    schema = snap.schema()
+    for name in created:
+        table = schema.table(name)
+        if table is None or name in manifest.tables or not table.columns:
+            continue
+        count = sum(len(batch) for batch in snap.batches(name, [table.columns[0].name]))
+        if count:
+            found.append(
+                f"{name}: created by the migration, now holds {count} row(s) written "
+                "since; rolling back drops the table"
+            )
+    return found
 
 
 def _later_edits(

@@ -95,3 +95,19 @@ def test_scoped_rollback_reports_later_edits_first(
     assert forced.later_edits and "support" not in {
         r[0] for r in rows(pre, "roles", "name", order="name")
     }
+
+
+def test_rows_in_a_table_the_migration_created_block_the_rollback(
+    envs: tuple[str, str], dialect: str, tmp_path: Path
+) -> None:
+    dev, pre = envs
+    store = FilesystemStore(tmp_path / "store")
+    assert (
+        migrate(MigrationRequest(dev, pre, store=store, migration_id="rel-3")).status == "succeeded"
+    )
+    execute(pre, f"insert into {q(dialect, 'tickets')} (id, subject) values (1, 'urgent')")
+    with pytest.raises(CheckFailed) as err:
+        rollback(store, "rel-3", pre)
+    assert any("tickets" in p and "1 row(s)" in p for p in err.value.problems)
+    assert rows(pre, "tickets", "id", "subject") == [(1, "urgent")]
+    assert rollback(store, "rel-3", pre, force=True).dropped == ("tickets",)

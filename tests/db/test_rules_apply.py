@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,14 @@ def test_postgresql_only_types_survive_a_promotion(make_database: MakeDb) -> Non
     assert rows(tgt, "odd", "id", "span", "tags", "at") == rows(
         src, "odd", "id", "span", "tags", "at"
     )
+
+
+def test_every_keyless_table_is_named_at_once(tmp_path: Path) -> None:
+    src, tgt = f"sqlite:///{tmp_path}/s.db", f"sqlite:///{tmp_path}/t.db"
+    for url in (src, tgt):
+        execute(url, "create table a (x integer)", "create table b (y integer)")
+    options = PlanOptions(RulesSpec(user=Rule.UPSERT), Profile.GENERIC)
+    with pytest.raises(CheckFailed) as err:
+        plan_only(src, tgt, options)
+    assert len(err.value.problems) == 2
+    assert "table a" in err.value.problems[0] and "table b" in err.value.problems[1]

@@ -1,0 +1,410 @@
+"""Real NocoBase applications for the ``tests/nocobase`` tier.
+
+Why this exists: Ferry's promotion engine is built around what NocoBase keeps in its
+database; fixtures shaped like NocoBase prove the engine, only NocoBase itself proves
+the shape. This module installs the pinned release (``hack/nocobase/install.sh``,
+cached in ``~/.cache/ferry``), lets NocoBase install application databases on the
+session's PostgreSQL server (``hack/nocobase/run.sh --install-only``), copies them
+with ``CREATE DATABASE … TEMPLATE …`` (seconds instead of a ``nocobase install``),
+starts and stops NocoBase on a free ``127.0.0.1`` port against any database, signs
+in and talks to the HTTP API with the standard library only.
+
+Lifetime: every NocoBase process runs in its own session under a small bash guard
+started through ``setpriv --pdeathsig=TERM``; when the test process dies (even by
+``kill -9``) the kernel signals the guard, which kills the whole process group.
+:meth:`NocoBaseApp.stop` (fixture teardown) and an :mod:`atexit` handler cover the
+normal paths.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from .dbservers import RunningServer
+
+__all__ = [
+    "INSTALL_SCRIPT",
+    "ApiError",
+    "NocoBaseApp",
+    "NocoBaseUnavailable",
+    "clone_database",
+    "ensure_installed",
+    "free_port",
+    "install_database",
+    "log_problems",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+HACK = REPO / "hack" / "nocobase"
+INSTALL_SCRIPT = "hack/nocobase/install.sh"
+VERSION = (HACK / "VERSION").read_text().strip()
+ROOT_ACCOUNT = "admin@nocobase.com"
+ROOT_PASSWORD = "admin123"  # run.sh's INIT_ROOT_PASSWORD default
+READY_TIMEOUT_S = 240.0
+INSTALL_TIMEOUT_S = 600.0
+
+# Kills the guard's whole process group when the guard is told to stop (SIGTERM from
+# us, or from the kernel through PR_SET_PDEATHSIG when the test process dies).
+_GUARD = r"""
+stop() { trap '' TERM INT; kill -TERM 0 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
+  sleep 0.3; kill -KILL 0; }
+trap stop TERM INT
+"$@" &
+child=$!
+wait "$child"
+code=$?
+trap '' TERM; kill -TERM 0 2>/dev/null
+exit $code
+"""
+
+
+class NocoBaseUnavailable(RuntimeError):
+    """NocoBase is not installed and installing it failed."""
+
+
+class ApiError(AssertionError):
+    """A NocoBase API call answered with an unexpected status."""
+
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} /api/{path} -> {status}: {body[:2000]}")
+        self.status = status
+        self.body = body
+
+
+# --------------------------------------------------------------------------
+# install
+# --------------------------------------------------------------------------
+
+
+def ensure_installed(*, auto_install: bool = True) -> Path:
+    """The app directory of the pinned NocoBase; install it (cached) if needed."""
+    check = subprocess.run(
+        ["bash", str(HACK / "install.sh"), "--check"], capture_output=True, text=True, check=False
+    )
+    if check.returncode == 0:
+        return Path(check.stdout.strip().splitlines()[-1])
+    if not auto_install:
+        raise NocoBaseUnavailable(
+            f"NocoBase {VERSION} is not installed: run `bash {INSTALL_SCRIPT}`"
+        )
+    done = subprocess.run(
+        ["bash", str(HACK / "install.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-20:])
+        raise NocoBaseUnavailable(
+            f"NocoBase {VERSION} is not installed and `bash {INSTALL_SCRIPT}` failed "
+            f"(exit {done.returncode}); run it by hand to see why:\n{tail}"
+        )
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def node_url(server: RunningServer, database: str) -> str:
+    """``postgres://`` URL in the form run.sh (NocoBase's pg driver) accepts."""
+    user = urllib.parse.quote(server.user, safe="")
+    password = urllib.parse.quote(server.password, safe="")
+    return f"postgres://{user}:{password}@{server.host}:{server.port}/{database}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def install_database(
+    server: RunningServer, database: str, storage: Path, *, app_key: str, log: Path
+) -> str:
+    """Create ``database`` and let NocoBase install itself into it (no start).
+
+    Returns the SQLAlchemy URL.
+    """
+    url = server.create_database(database)
+    storage.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "bash",
+        str(HACK / "run.sh"),
+        "--db-url",
+        node_url(server, database),
+        "--storage",
+        str(storage),
+        "--app-key",
+        app_key,
+        "--install-only",
+        "--log",
+        str(log),
+    ]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=INSTALL_TIMEOUT_S,
+        env=_env(),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"nocobase install into {database} failed (exit {done.returncode}):\n"
+            f"{done.stderr[-3000:]}"
+        )
+    return url
+
+
+def clone_database(server: RunningServer, template: str, name: str) -> str:
+    """``CREATE DATABASE name TEMPLATE template`` (nothing may be connected to it)."""
+    with server.admin_engine().connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    server.created_databases.add(name)
+    return server.url(name)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # the DB_* of the caller's environment must not leak into run.sh's --db-url parsing
+    for key in list(env):
+        if key.startswith(("DB_", "APP_", "INIT_ROOT_")) or key in ("STORAGE_PATH",):
+            del env[key]
+    env["FERRY_NO_AUTO_INSTALL"] = "1"
+    return env
+
+
+# --------------------------------------------------------------------------
+# running applications
+# --------------------------------------------------------------------------
+
+_RUNNING: set[NocoBaseApp] = set()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for app in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            app.stop()
+
+
+@dataclass(eq=False)
+class NocoBaseApp:
+    """One NocoBase application: a database, a storage directory, keys and a port."""
+
+    name: str
+    server: RunningServer
+    database: str
+    storage: Path
+    app_key: str = "ferry-nocobase-test-key"
+    aes_key: str | None = None  # hex; None: NocoBase's own STORAGE/apps/main/aes_key.dat
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    token: str = field(default="", init=False)
+    starts: int = field(default=0, init=False)
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the application's database."""
+        return self.server.url(self.database)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.storage / f"nocobase-{self.starts}.log"
+
+    def storage_aes_key(self) -> str:
+        """The key NocoBase generated in the storage directory, as hex."""
+        path = self.storage / "apps" / "main" / "aes_key.dat"
+        raw = path.read_bytes()
+        text = raw.decode("ascii", errors="ignore").strip()
+        if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+            return text.lower()
+        return raw.hex()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, *, wait: bool = True) -> NocoBaseApp:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError(f"{self.name} is already running")
+        self.storage.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.starts += 1
+        self.token = ""
+        cmd = [
+            "bash",
+            str(HACK / "run.sh"),
+            "--db-url",
+            node_url(self.server, self.database),
+            "--port",
+            str(self.port),
+            "--storage",
+            str(self.storage),
+            "--app-key",
+            self.app_key,
+            "--no-install",
+            "--foreground",
+        ]
+        if self.aes_key:
+            cmd += ["--aes-key", self.aes_key]
+        setpriv = shutil.which("setpriv")
+        prefix = [setpriv, "--pdeathsig=TERM", "--"] if setpriv else []
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*prefix, "bash", "-c", _GUARD, "nocobase-guard", *cmd],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=_env(),
+            )
+        _RUNNING.add(self)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self.process
+            if proc is None or proc.poll() is not None:
+                raise RuntimeError(
+                    f"NocoBase {self.name} exited during startup; log {self.log_path}:\n"
+                    + self.log_tail()
+                )
+            with contextlib.suppress(OSError, ApiError):
+                status, _ = self.request("GET", "app:getInfo", auth=False, timeout=5)
+                if status == 200:
+                    return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"NocoBase {self.name} not ready after {timeout:.0f}s; log:\n" + self.log_tail()
+                )
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+        self.process = None
+        _RUNNING.discard(self)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    # -- HTTP ----------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        auth: bool = True,
+        timeout: float = 60,
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json", "X-Authenticator": "basic"}
+        if auth and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+            headers["X-Role"] = "root"
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.base}/api/{path}", data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = text
+        return status, parsed
+
+    def api(self, method: str, path: str, body: Any = None, *, expect: int = 200) -> Any:
+        """Call the API as root; return ``data`` of the response."""
+        status, parsed = self.request(method, path, body)
+        if status != expect:
+            raise ApiError(method, path, status, json.dumps(parsed)[:3000])
+        if isinstance(parsed, dict) and "data" in parsed:
+            return parsed["data"]
+        return parsed
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.api("POST", path, body if body is not None else {})
+
+    def get(self, path: str) -> Any:
+        return self.api("GET", path)
+
+    def sign_in(self, account: str = ROOT_ACCOUNT, password: str = ROOT_PASSWORD) -> str:
+        self.token = ""
+        data = self.post("auth:signIn", {"account": account, "password": password})
+        self.token = str(data["token"])
+        return self.token
+
+    def list_all(self, resource: str, **params: str) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode({"paginate": "false", **params})
+        data = self.get(f"{resource}:list?{query}")
+        assert isinstance(data, list), data
+        return data
+
+
+# Lines NocoBase writes at level error (JSON or console format), and Node's own
+# unhandled errors. "level":"warn" lines are not counted.
+_ERROR_LINE = re.compile(
+    r'"level":\s*"(error|fatal)"|^\s*\[?error\]?[: ]|Unhandled|uncaught|'
+    r"bad decrypt|TypeError|ReferenceError|Sequelize\w*Error",
+    re.IGNORECASE,
+)
+
+
+# Until the app is up, every request is answered with a "maintaining" error
+# (APP_NOT_FOUND, then 503 APP_COMMANDING while plugins load) that NocoBase logs at
+# level error: those are the harness's own readiness probes, not application problems.
+PROBE_NOISE = (r'"maintaining":\s*true',)
+
+
+def log_problems(text: str, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Error lines of a NocoBase log, minus readiness-probe noise and ``allowed`` patterns."""
+    out = []
+    ignored = PROBE_NOISE + allowed
+    for line in text.splitlines():
+        if _ERROR_LINE.search(line) and not any(re.search(p, line) for p in ignored):
+            out.append(line[:400])
+    return out
