@@ -213,12 +213,20 @@ class ControlPlane:
         self._bin_dir = build_binaries(env=env, timeout=self.build_timeout)
         env["FERRY_K8S_BIN"] = str(self._bin_dir)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._running = True  # up.sh may have started some processes even if it fails
-        try:
-            _run_script("up.sh", [str(self.directory)], env=env, timeout=self.start_timeout)
-        except BaseException:
-            self.stop()
-            raise
+        # up.sh picks free ports, and another process may take one before the server
+        # binds it: start again on fresh ports when that is why it failed.
+        for attempt in range(3):
+            self._running = True  # up.sh may have started some processes even if it fails
+            try:
+                _run_script("up.sh", [str(self.directory)], env=env, timeout=self.start_timeout)
+                return self
+            except ControlPlaneError as err:
+                self.stop()
+                if "address already in use" not in str(err) or attempt == 2:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def stop(self) -> None:
