@@ -11,6 +11,7 @@ from controller.db.database import Database
 from controller.engine.catalog import nocobase_catalog
 from controller.engine.profiles import Profile, classify
 from controller.engine.rules import resolve_rules
+from controller.errors import CheckFailed
 from controller.gitsource.export import table_document, write_snapshot
 from controller.gitsource.snapshot_dir import Manifest
 from controller.reconcile.planning import PlanOptions, collections_of
@@ -50,10 +51,24 @@ def export(source_url: str, directory: Path, options: PlanOptions) -> ExportResu
                     res = resolved[name]
                     key = res.key or table.primary_key
                     rows = snap.batches(name, table.column_names) if res.rule.moves_rows else None
-                    yield table_document(table, res.rule.value, key, rows)
+                    yield table_document(table, res.rule.value, key, rows, secrets)
 
+            def no_secrets() -> None:
+                if secrets:
+                    shown = secrets[:20] + (
+                        [f"… and {len(secrets) - 20} more"] if len(secrets) > 20 else []
+                    )
+                    raise CheckFailed(
+                        "credentials are written literally in configuration rows; a snapshot "
+                        "for Git must not hold them: reference a variable instead "
+                        "({{$env.NAME}}) or skip the table. Nothing was written",
+                        problems=shown,
+                        reason="SecretInSnapshot",
+                    )
+
+            secrets: list[str] = []
             directory.mkdir(parents=True, exist_ok=True)
-            count = write_snapshot(directory, manifest, documents())
+            count = write_snapshot(directory, manifest, documents(), accept=no_secrets)
     finally:
         db.dispose()
     return ExportResult(directory, count, len(with_rows), tuple(warnings))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from controller.reconcile.export import export
 from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
 from controller.reconcile.planning import PlanOptions
@@ -84,3 +86,32 @@ def test_plan_from_a_git_revision(tmp_path: Path) -> None:
         main(["plan", "--source", f"git+file://{repo}#revision=nope&path=app", "--target", pre])
         == 2
     )
+
+
+def test_literal_credentials_are_never_exported(tmp_path: Path) -> None:
+    from controller.errors import CheckFailed
+    from tests.db.dbhelpers import execute
+
+    dev = f"sqlite:///{tmp_path}/dev.db"
+    shape.build(dev, app="dev", variables=VARS)
+    target = tmp_path / "snap"
+    export(dev, target, PlanOptions())
+    before = _files(target)
+    execute(
+        dev,
+        "update flow_nodes set config = "
+        '\'{"url": "https://x", "headers": {"password": "hunter2-literal"}}\' '
+        "where key = 'node1-0'",
+    )
+    with pytest.raises(CheckFailed) as err:
+        export(dev, target, PlanOptions())
+    assert any("flow_nodes" in p and "headers.password" in p for p in err.value.problems)
+    assert "hunter2-literal" not in str(err.value) + " ".join(err.value.problems)
+    assert _files(target) == before  # the previous snapshot is untouched
+    execute(
+        dev,
+        "update flow_nodes set config = "
+        '\'{"headers": {"password": "{{$env.HOOK_TOKEN}}"}}\' where key = \'node1-0\'',
+    )
+    export(dev, target, PlanOptions())
+    assert b"{{$env.HOOK_TOKEN}}" in b"".join(_files(target).values())
