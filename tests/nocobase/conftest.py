@@ -116,3 +116,15 @@ def make_app(
     factory = AppFactory(postgres_server, nocobase_template, nocobase_workdir)
     yield factory
     factory.close()
+
+
+# The e2e tier's fixtures (control plane, CRDs, a namespace per test, the operator), for
+# the test that drives real NocoBase through a Migration resource.
+from tests.e2e.conftest import (  # noqa: E402, F401
+    control_plane,
+    ferry_crds,
+    kubectl,
+    namespace,
+    operator,
+    pytest_runtest_makereport,
+)
