@@ -49,7 +49,7 @@ def app_version(snap: ReadSnapshot) -> str | None:
     return None
 
 
-def _matching(patterns: Sequence[str], tables: Sequence[str], what: str) -> set[str]:
+def match_tables(patterns: Sequence[str], tables: Sequence[str], what: str) -> set[str]:
     """Tables named by ``patterns`` (exact names or globs); each pattern must match."""
     found: set[str] = set()
     unmatched = []
@@ -68,8 +68,8 @@ def _selected(
 ) -> list[str]:
     available = [t for t in all_tables if t != LEDGER_TABLE]
     if tables:
-        available = sorted(_matching(tables, available, "tables"))
-    excluded = _matching(exclude, list(all_tables), "exclude") if exclude else set()
+        available = sorted(match_tables(tables, available, "tables"))
+    excluded = match_tables(exclude, list(all_tables), "exclude") if exclude else set()
     return sorted(t for t in available if t not in excluded)
 
 
@@ -240,10 +240,11 @@ def restore(
     backup's own environment, i.e. a restore in place).
     """
     manifest = store.manifest(backup_id)
-    selected = list(tables) if tables else manifest.tables
-    unknown = sorted(set(selected) - set(manifest.tables))
-    if unknown:
-        raise InvalidInput(f"backup {manifest.id} has no table(s) {', '.join(unknown)}")
+    selected = (
+        sorted(match_tables(tables, manifest.tables, f"backup {manifest.id}"))
+        if tables
+        else manifest.tables
+    )
     problems = verify_backup(store, manifest)
     if problems:
         raise CheckFailed(

@@ -11,20 +11,18 @@ needs it.
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
-from collections.abc import Sequence
 from typing import Any
 
 from controller.api.backup import DeletionPolicy, parse_backup
 from controller.backups.manifest import Manifest
-from controller.db.database import Database
 from controller.errors import FerryError, InvalidInput, TemporaryError
 from controller.k8s.client import Cluster
 from controller.reconcile import environments
 from controller.reconcile.backup import create_backup
+from controller.reconcile.oneshot import OneShot, backoff
 from controller.reconcile.outcome import Event, Outcome
 from controller.reconcile.schedule_flow import pinned_backup_ids
-from controller.reconcile.status import StatusPatch, timestamp
+from controller.reconcile.status import timestamp
 
 FINISHED = frozenset({"Completed", "Failed"})
 GLOB_CHARS = frozenset("*?[")
@@ -41,38 +39,6 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def backoff(retry: int, floor: float = 5.0) -> float:
-    return float(min(300.0, max(floor, 5.0 * 2 ** min(retry, 6))))
-
-
-def expand(patterns: Sequence[str], names: Sequence[str]) -> list[str]:
-    """Names matching any pattern; a plain name stays as given (so that an unknown one is
-    reported by name), a glob that matches nothing is an error."""
-    out: list[str] = []
-    for pattern in patterns:
-        if not GLOB_CHARS & set(pattern):
-            out.append(pattern)
-            continue
-        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        if not matched:
-            raise InvalidInput(f"no table matches {pattern!r}")
-        out += matched
-    return sorted(set(out))
-
-
-def _has_glob(patterns: Sequence[str]) -> bool:
-    return any(GLOB_CHARS & set(p) for p in patterns)
-
-
-def _table_names(url: str) -> list[str]:
-    db = Database(url)
-    try:
-        with db.reader() as snap:
-            return sorted(snap.schema().tables)
-    finally:
-        db.dispose()
-
-
 def manifest_status(manifest: Manifest, location: str) -> dict[str, Any]:
     return {
         "id": manifest.id,
@@ -85,29 +51,8 @@ def manifest_status(manifest: Manifest, location: str) -> dict[str, Any]:
     }
 
 
-class _Flow:
-    def __init__(self, body: dict[str, Any], cluster: Cluster, now: dt.datetime) -> None:
-        self.body = body
-        self.cluster = cluster
-        self.now = now
-        meta = body.get("metadata") or {}
-        self.namespace, self.name = str(meta.get("namespace")), str(meta.get("name"))
-        self.status = body.get("status") or {}
-        self.start = self.status.get("startTime") or timestamp(now)
-        self.patch = StatusPatch(body, now).set(startTime=self.start)
-
-    def _ready_reason(self) -> str | None:
-        for cond in self.status.get("conditions") or []:
-            if cond.get("type") == "Ready":
-                return str(cond.get("reason"))
-        return None
-
-    def wait(self, reason: str, message: str, delay: float) -> Outcome:
-        self.patch.progressing(reason, message).set(phase="Pending", message=message)
-        events: tuple[Event, ...] = ()
-        if self._ready_reason() != reason:
-            events = (Event("Normal" if reason != "Unreachable" else "Warning", reason, message),)
-        return Outcome(self.patch.build(), events, delay)
+class _Flow(OneShot):
+    kind = "Backup"
 
     def fail(self, reason: str, message: str) -> Outcome:
         self.patch.stalled(reason, message).set(
@@ -133,26 +78,16 @@ class _Flow:
                 "NoBackupStore", f"Environment {env.name} has no spec.backups.store to back up into"
             )
         message = f"backing up {env.name} into {env.store.label}"
-        running = StatusPatch(self.body, self.now).progressing("BackingUp", message)
-        self.cluster.patch_status(
-            "Backup",
-            self.namespace,
-            self.name,
-            running.set(phase="Running", startTime=self.start, message=message).build(),
-        )
+        self.show_phase("Running", "BackingUp", message)
         selection = spec.selection
         try:
-            include, exclude = list(selection.include), list(selection.exclude)
-            if _has_glob(include) or _has_glob(exclude):
-                names = _table_names(env.url)
-                include, exclude = expand(include, names), expand(exclude, names)
             manifest, location = create_backup(
                 env.url,
                 env.store,
                 environment=env.name,
                 reason=spec.reason.value,
-                tables=include or None,
-                exclude=exclude,
+                tables=list(selection.include) or None,
+                exclude=list(selection.exclude),
             )
         except InvalidInput as err:
             return self.fail(

@@ -23,12 +23,12 @@ from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentEr
 from controller.k8s.client import Cluster
 from controller.reconcile import environments
 from controller.reconcile.backup import restore
-from controller.reconcile.backup_flow import backoff, expand
 from controller.reconcile.environment_flow import new_baseline
+from controller.reconcile.oneshot import OneShot, backoff
 from controller.reconcile.outcome import Event, Outcome
 from controller.reconcile.queue import earlier_writer, is_ready
 from controller.reconcile.rollback import rollback
-from controller.reconcile.status import StatusPatch, timestamp
+from controller.reconcile.status import timestamp
 
 FINISHED = frozenset({"Completed", "Failed", "Reverted"})
 BACKUP_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]+$")
@@ -41,31 +41,10 @@ class _Wait(Exception):
         self.reason, self.message, self.delay = reason, message, delay
 
 
-class _Flow:
-    def __init__(self, body: dict[str, Any], cluster: Cluster, now: dt.datetime) -> None:
-        self.body = body
-        self.cluster = cluster
-        self.now = now
-        meta = body.get("metadata") or {}
-        self.namespace, self.name = str(meta.get("namespace")), str(meta.get("name"))
-        self.status = body.get("status") or {}
-        self.start = self.status.get("startTime") or timestamp(now)
-        self.patch = StatusPatch(body, now).set(startTime=self.start)
-
-    def _ready_reason(self) -> str | None:
-        for cond in self.status.get("conditions") or []:
-            if cond.get("type") == "Ready":
-                return str(cond.get("reason"))
-        return None
-
-    def wait(self, reason: str, message: str, delay: float) -> Outcome:
-        # The CRD has no Queued phase: a Restore waiting for its turn stays Pending and
-        # says why in its conditions (reason WaitingForTurn) and message.
-        self.patch.progressing(reason, message).set(phase="Pending", message=message)
-        events: tuple[Event, ...] = ()
-        if self._ready_reason() != reason:
-            events = (Event("Normal", reason, message),)
-        return Outcome(self.patch.build(), events, delay)
+class _Flow(OneShot):
+    # The CRD has no Queued phase: a Restore waiting for its turn stays Pending and says
+    # why in its conditions (reason WaitingForTurn) and message.
+    kind = "Restore"
 
     def finish(self, phase: str, reason: str, message: str) -> Outcome:
         self.patch.set(phase=phase, message=message, completionTime=timestamp(self.now))
@@ -78,9 +57,7 @@ class _Flow:
         return Outcome(self.patch.build(), (Event("Warning", reason, message),))
 
     def phase(self, phase: str, message: str, **fields: Any) -> None:
-        running = StatusPatch(self.body, self.now).progressing(phase, message)
-        running.set(phase=phase, startTime=self.start, message=message, **fields)
-        self.cluster.patch_status("Restore", self.namespace, self.name, running.build())
+        self.show_phase(phase, phase, message, **fields)
 
     def run(self, retry: int) -> Outcome:
         try:
@@ -192,7 +169,7 @@ class _Flow:
             raise _Wait("BackupNotFound", f"waiting for Backup {ref} to exist", 10.0)
         self.patch.set(environment=target, backup=backup_ref)
         env = self._gate(target)
-        tables = expand(spec.tables, manifest.tables) if spec.tables else None
+        tables = list(spec.tables) or None
         self.phase(
             "Restoring",
             f"restoring backup {manifest.id} into {env.name}",

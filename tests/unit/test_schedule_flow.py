@@ -9,7 +9,8 @@ import pytest
 
 from controller.api.schedule import BackupScheduleSpec, Retention, parse_backup_schedule
 from controller.errors import InvalidInput
-from controller.reconcile.backup_flow import expand, human_size
+from controller.reconcile.backup import match_tables
+from controller.reconcile.backup_flow import human_size
 from controller.reconcile.schedule_flow import (
     SCHEDULE_LABEL,
     backup_body,
@@ -186,9 +187,10 @@ def test_human_size() -> None:
     assert human_size(5 * 1024**3) == "5.0 GiB"
 
 
-def test_expand_globs_against_tables() -> None:
+def test_match_tables_globs_and_names() -> None:
     names = ["roles", "rolesResources", "uiSchemas", "users"]
-    assert expand(["roles*", "users"], names) == ["roles", "rolesResources", "users"]
-    assert expand(["missing"], names) == ["missing"]  # reported by the backup itself
+    assert match_tables(["roles*", "users"], names, "t") == {"roles", "rolesResources", "users"}
+    with pytest.raises(InvalidInput, match="no table matches missing"):
+        match_tables(["missing"], names, "t")
     with pytest.raises(InvalidInput, match="no table matches"):
-        expand(["nope*"], names)
+        match_tables(["nope*"], names, "t")
