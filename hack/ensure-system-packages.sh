@@ -2,7 +2,8 @@
 # Ensure the Debian packages the Ferry test suite needs are installed.
 #
 # The database tests start their OWN throwaway PostgreSQL and MariaDB servers
-# (see tests/harness/dbservers.py); they only need the server binaries, not
+# (see tests/harness/dbservers.py), and the Git source tests their own sshd
+# (see tests/harness/gitserver.py); they only need the server binaries, not
 # the distro's system services. This script therefore installs the packages
 # while preventing (via a temporary policy-rc.d) the postinst scripts from
 # starting services, and afterwards stops/disables any that still run.
@@ -65,6 +66,14 @@ check_all() {
         MISSING+=("git")
         PACKAGES+=(git)
     fi
+    if ! have_cmd sshd; then
+        MISSING+=("OpenSSH server (sshd, for the Git-over-SSH tests)")
+        PACKAGES+=(openssh-server)
+    fi
+    if ! have_cmd ssh || ! have_cmd ssh-keygen; then
+        MISSING+=("OpenSSH client (ssh, ssh-keygen)")
+        PACKAGES+=(openssh-client)
+    fi
     if ! have_cmd openssl; then
         MISSING+=("openssl")
         PACKAGES+=(openssl)
@@ -107,7 +116,9 @@ restore_service_policy() {
 }
 
 # Stop and disable the distro's own database services, in case they run anyway
-# (e.g. policy-rc.d was ignored or they were already running).
+# (e.g. policy-rc.d was ignored or they were already running). The system's
+# sshd is deliberately left alone: it may be how the developer reached this
+# machine, and the tests' own sshd listens on a free port of 127.0.0.1.
 stop_system_services() {
     local svc
     for svc in mariadb mysql postgresql; do

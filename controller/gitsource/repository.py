@@ -8,7 +8,13 @@ message. An HTTPS token is sent as ``http.extraHeader`` through git's environmen
 this one command (``GIT_CONFIG_COUNT``), scoped to the repository's host, as Basic
 auth with a user name (``x-access-token`` unless the Secret names one: what GitHub,
 GitLab, Gitea, Bitbucket and Azure DevOps accept) or, on request, as a Bearer token.
-An SSH key is written to a private temporary file for the duration of the clone.
+An SSH key (and the Secret's ``known_hosts``) is written to a private (0600) temporary
+file for the duration of the clone and removed right after it. Host keys are checked
+strictly and never trusted on first use: with ``known_hosts`` in the Secret, only those
+keys are trusted; without it, only the controller image's ``/etc/ssh/ssh_known_hosts``
+(usually empty), so the clone is refused with ``GitHostKeyNotTrusted`` and nothing is
+remembered for the next one. Ferry applies what it fetches to databases, so a
+man-in-the-middle on first contact must not be able to feed it a snapshot.
 Whatever git prints is scrubbed of the token, the header and any ``user:password@``
 in the URL before it reaches an error.
 """
@@ -16,6 +22,7 @@ in the URL before it reaches an error.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shlex
 import tempfile
@@ -40,7 +47,14 @@ _DENIED = (
     "error: 403",
     "returned error: 401",
     "returned error: 403",
+)
+_HOST_KEY = (
     "host key verification failed",
+    "remote host identification has changed",
+    "host key is known for",
+)
+_HOST_KEY_SENT = re.compile(
+    r"fingerprint for the \S+ key sent by the remote host is\s*(SHA256:\S+?)\.?(?:\s|;|$)"
 )
 _NOT_FOUND = (
     "repository not found",
@@ -111,6 +125,14 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return redact_url(text)
 
 
+def _private_file(path: Path, text: str) -> Path:
+    """``path`` created 0600 (before anything is written to it) holding ``text``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return path
+
+
 def _auth_env(
     repository: str, credentials: GitCredentials, tmp: Path
 ) -> tuple[dict[str, str], list[str]]:
@@ -132,19 +154,24 @@ def _auth_env(
         host = parts.hostname or ""
         origin = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "") + "/"
         config.append((f"http.{origin}.extraHeader", header))
-    if credentials.ssh_key:
-        secrets.append(credentials.ssh_key.strip())
-        key_file = tmp / "ssh-key"
-        key = credentials.ssh_key
-        key_file.touch(mode=0o600)
-        key_file.write_text(key if key.endswith("\n") else key + "\n")
-        options = ["-i", str(key_file), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+    if credentials.ssh_key or credentials.known_hosts:
+        # Never prompt, never trust a host key on first use, never write a known_hosts
+        # file that outlives this clone (see the module doc).
+        options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+        options += ["-o", "UpdateHostKeys=no", "-o", "ConnectTimeout=30"]
+        if credentials.ssh_key:
+            key = credentials.ssh_key.replace("\r\n", "\n").strip() + "\n"
+            secrets += [credentials.ssh_key.strip(), key.strip()]
+            secrets += [line.strip() for line in key.splitlines() if len(line.strip()) >= 16]
+            key_file = _private_file(tmp / "ssh-key", key)
+            options += ["-i", str(key_file), "-o", "IdentitiesOnly=yes"]
+            options += ["-o", "IdentityAgent=none"]
         if credentials.known_hosts:
-            hosts = tmp / "known_hosts"
-            hosts.write_text(credentials.known_hosts)
-            options += ["-o", f"UserKnownHostsFile={hosts}", "-o", "StrictHostKeyChecking=yes"]
+            hosts = _private_file(tmp / "known_hosts", credentials.known_hosts.strip() + "\n")
+            # The Secret's keys are the whole truth for this repository.
+            options += ["-o", f"UserKnownHostsFile={hosts}", "-o", "GlobalKnownHostsFile=/dev/null"]
         else:
-            options += ["-o", "StrictHostKeyChecking=accept-new"]
+            options += ["-o", "UserKnownHostsFile=/dev/null"]
         env["GIT_SSH_COMMAND"] = shlex.join(["ssh", *options])
     env["GIT_CONFIG_COUNT"] = str(len(config))
     for i, (key, value) in enumerate(config):
@@ -168,6 +195,24 @@ def _git_said(stderr: str) -> str:
 def _classify(repository: str, said: str, message: str) -> Exception:
     lowered = said.lower()
     shown = redact_url(repository)
+    if any(s in lowered for s in _HOST_KEY):
+        sent = _HOST_KEY_SENT.search(said)
+        host = _host(repository)
+        if "remote host identification has changed" in lowered:
+            problem = (
+                f"the SSH host key of {host} does not match known_hosts (the server's key "
+                "changed, or someone is intercepting the connection)"
+            )
+        else:
+            problem = (
+                f"the SSH host key of {host} is not trusted: known_hosts has no entry for it "
+                "and Ferry never trusts a host key on first use"
+            )
+        return InvalidInput(
+            f"git: {problem}; put the server's public host key in known_hosts of the "
+            "Secret" + (f" (the server sent {sent.group(1)})" if sent else ""),
+            reason="GitHostKeyNotTrusted",
+        )
     if any(s in lowered for s in _DENIED):
         return InvalidInput(
             f"git: access to {shown} was denied: the credentials are missing, wrong or "
@@ -179,6 +224,15 @@ def _classify(repository: str, said: str, message: str) -> Exception:
             f"git: repository {shown} not found ({message})", reason="GitRepositoryNotFound"
         )
     return TemporaryError(f"git: cannot clone {shown}: {message}", reason="GitUnavailable")
+
+
+def _host(repository: str) -> str:
+    """The ``host`` or ``host:port`` of an ``ssh://`` or ``user@host:path`` repository."""
+    parts = urlsplit(repository)
+    if parts.scheme:
+        host = parts.hostname or "?"
+        return f"{host}:{parts.port}" if parts.port else host
+    return repository.partition("@")[2].partition(":")[0] or "?"
 
 
 def _resolve(repo: git.Repo, revision: str | None, shown: str) -> str:

@@ -4,6 +4,11 @@
 behind a server that demands the token (Bearer, or Basic with the token as password).
 The snapshot in the repository is a real ``ferry export`` of a NocoBase-shaped SQLite
 database, and the checkout is planned against a target to show it is a usable source.
+
+Over SSH the same repository is served by a real OpenSSH ``sshd`` the harness starts
+on 127.0.0.1 (:class:`tests.harness.gitserver.SSHGitServer`) with its own host key and
+one authorized client key; a missing ``sshd`` skips these tests locally and fails
+them in CI (run ``hack/ensure-system-packages.sh``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from controller.reconcile.export import export
 from controller.reconcile.migrate import plan_only
 from controller.reconcile.planning import PlanOptions
 from tests.fixtures import nocobase_shape as shape
-from tests.harness.gitserver import GitServer
+from tests.harness import gitserver
+from tests.harness.gitserver import GitServer, SSHGitServer, fingerprint
 
 TOKEN = "ghp_FerryTestToken0123456789abcdef"
 WRONG = "ghp_WrongToken9876543210fedcba"
@@ -215,3 +221,152 @@ def test_credentials_never_show_in_repr() -> None:
     assert creds == GitCredentials(token=TOKEN, username="bot", ssh_key="-----BEGIN KEY-----")
     with pytest.raises(InvalidInput, match="authScheme"):
         credentials_from_secret({"token": TOKEN, "authScheme": "digest"})
+
+
+# --- SSH -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ssh_server() -> Iterator[SSHGitServer]:
+    """A real sshd for the whole session (skips locally, fails in CI without one)."""
+    yield from gitserver.ssh_git_server_or_fail()
+
+
+@pytest.fixture
+def ssh_url(ssh_server: SSHGitServer, config_repo: dict[str, str]) -> str:
+    return ssh_server.create_repository("config", Path(config_repo["work"]))
+
+
+def _user_known_hosts() -> str | None:
+    path = Path.home() / ".ssh" / "known_hosts"
+    return path.read_text() if path.exists() else None
+
+
+def _key_material(*keys: str) -> list[str]:
+    """The private keys and every line of them long enough to identify them."""
+    found = [key.strip() for key in keys]
+    for key in keys:
+        found += [line for line in key.splitlines() if len(line) >= 16 and "-----" not in line]
+    return found
+
+
+def test_clone_over_ssh_with_the_key_and_known_hosts(
+    ssh_server: SSHGitServer,
+    ssh_url: str,
+    config_repo: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert ssh_url.startswith(f"ssh://{ssh_server.user}@127.0.0.1:{ssh_server.port}/")
+    caplog.set_level(logging.DEBUG)
+    before = _user_known_hosts()
+    # What a ``kubernetes.io/ssh-auth`` Secret holds, plus ``known_hosts``.
+    secret = {"ssh-privatekey": ssh_server.client_key, "known_hosts": ssh_server.known_hosts}
+    with checkout(
+        ssh_url, "v1", "snapshots/app", credentials=credentials_from_secret(secret)
+    ) as out:
+        assert out.commit == config_repo["main"]
+        assert (out.directory / "tables").is_dir()
+        plan = plan_only(str(out.directory), config_repo["target"], PlanOptions()).plan
+        assert plan.changes_anything
+        # The key and known_hosts files are gone as soon as the clone is done.
+        clone_dir = next(p for p in out.directory.parents if p.name.startswith("ferry-git-"))
+        assert not (clone_dir / "ssh-key").exists() and not (clone_dir / "known_hosts").exists()
+    assert not clone_dir.exists()
+    # The server saw our key and served the repository through git-shell.
+    assert fingerprint(ssh_server.client_public_key) in ssh_server.accepted_keys()
+    assert (
+        ssh_server.commands[-1] == f"git-upload-pack '{ssh_url.split(str(ssh_server.port), 1)[1]}'"
+    )
+    # The other Secret spelling, a branch only on the remote.
+    alias = {"sshPrivateKey": ssh_server.client_key, "known_hosts": ssh_server.known_hosts}
+    with checkout(ssh_url, "next", ".", credentials=credentials_from_secret(alias)) as out:
+        assert out.commit == config_repo["next"]
+    assert _user_known_hosts() == before  # nothing remembered outside the clone
+    assert not any(m in caplog.text for m in _key_material(ssh_server.client_key))
+
+
+def test_ssh_key_the_server_does_not_know_is_denied(
+    ssh_server: SSHGitServer, ssh_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    served = len(ssh_server.commands)
+    creds = GitCredentials(ssh_key=ssh_server.other_key, known_hosts=ssh_server.known_hosts)
+    with pytest.raises(InvalidInput) as caught, checkout(ssh_url, "v1", ".", credentials=creds):
+        pass
+    err = caught.value
+    assert err.reason == "GitAccessDenied"
+    assert "access to" in err.message and "was denied" in err.message
+    assert "Permission denied (publickey)" in err.message
+    assert redact_url(ssh_url) in err.message
+    keys = _key_material(ssh_server.other_key, ssh_server.client_key)
+    for text in (err.message, str(err), caplog.text):
+        assert "PRIVATE KEY" not in text
+        assert not any(material in text for material in keys)
+    # sshd really refused that key, and nothing was served.
+    assert fingerprint(ssh_server.other_public_key) in ssh_server.refused_keys()
+    assert len(ssh_server.commands) == served
+
+
+def test_ssh_without_known_hosts_is_refused(ssh_server: SSHGitServer, ssh_url: str) -> None:
+    """Ferry's choice: no known_hosts, no clone (not ``accept-new``).
+
+    Trust on first use would make every clone a first use (each runs in a fresh
+    temporary directory, in a pod without memory), so it would verify nothing: a
+    man-in-the-middle could hand Ferry any snapshot, which Ferry then applies to a
+    database. So host keys are checked strictly: only the Secret's ``known_hosts`` (or
+    the controller image's ``/etc/ssh/ssh_known_hosts``) is trusted, the refusal says
+    what to add, and no known_hosts file is written anywhere.
+    """
+    before = _user_known_hosts()
+    served = len(ssh_server.commands)
+    logins = len(ssh_server.accepted_keys())
+    creds = credentials_from_secret({"ssh-privatekey": ssh_server.client_key})
+    with pytest.raises(InvalidInput) as caught, checkout(ssh_url, None, ".", credentials=creds):
+        pass
+    err = caught.value
+    assert err.reason == "GitHostKeyNotTrusted"
+    assert f"127.0.0.1:{ssh_server.port}" in err.message
+    assert "never trusts a host key on first use" in err.message and "known_hosts" in err.message
+    assert not any(m in err.message for m in _key_material(ssh_server.client_key))
+    # The key never reached the server: ssh stopped at the host key.
+    assert len(ssh_server.accepted_keys()) == logins and len(ssh_server.commands) == served
+    assert _user_known_hosts() == before
+
+
+def test_ssh_host_key_that_does_not_match_is_refused(
+    ssh_server: SSHGitServer, ssh_url: str
+) -> None:
+    host_key = ssh_server.host_public_key.split()[1]
+    impostor = ssh_server.known_hosts.replace(host_key, ssh_server.other_public_key.split()[1])
+    creds = GitCredentials(ssh_key=ssh_server.client_key, known_hosts=impostor)
+    logins = len(ssh_server.accepted_keys())
+    with pytest.raises(InvalidInput) as caught, checkout(ssh_url, None, ".", credentials=creds):
+        pass
+    assert caught.value.reason == "GitHostKeyNotTrusted"
+    assert "does not match known_hosts" in caught.value.message
+    assert fingerprint(ssh_server.host_public_key) in caught.value.message  # what to check
+    assert len(ssh_server.accepted_keys()) == logins
+
+
+def test_ssh_server_listens_on_loopback_only(ssh_server: SSHGitServer) -> None:
+    listening = [line for line in ssh_server.log().splitlines() if "Server listening" in line]
+    assert listening == [f"Server listening on 127.0.0.1 port {ssh_server.port}."]
+    pid = int((ssh_server.base / "sshd.pid").read_text())
+    assert pid > 0
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["CI", "local"])
+def test_missing_sshd_fails_in_ci_and_skips_locally(
+    monkeypatch: pytest.MonkeyPatch, strict: bool
+) -> None:
+    def missing() -> dict[str, Path]:
+        raise gitserver.SSHUnavailableError("not installed: sshd (package openssh-server)")
+
+    monkeypatch.setattr(gitserver, "ssh_programs", missing)
+    monkeypatch.delenv("FERRY_STRICT", raising=False)
+    monkeypatch.setenv("CI", "true" if strict else "false")
+    expected = pytest.fail.Exception if strict else pytest.skip.Exception
+    with pytest.raises(expected) as caught:
+        next(gitserver.ssh_git_server_or_fail())
+    assert "hack/ensure-system-packages.sh" in str(caught.value)
+    assert "sshd" in str(caught.value)

@@ -17,15 +17,43 @@ Typical use::
         ...  # clone url with the token
         server.requests  # what git asked for: path, auth scheme, accepted
 
-Only the standard library and the ``git`` command are used.
+Over SSH, :class:`SSHGitServer` starts a real OpenSSH ``sshd`` (``/usr/sbin/sshd -D``)
+on 127.0.0.1 on a free port, with its own host key and an ``authorized_keys`` file
+holding one generated client key, password login off. It logs in as the user the
+tests run as (root in CI, so ``PermitRootLogin prohibit-password``): a dedicated
+system user would mean ``useradd`` on the machine, which a test harness should not
+do, and the key is confined anyway -- ``restrict`` and a forced command that runs
+only ``git-shell`` (``git-upload-pack`` / ``git-receive-pack``), logging each
+command to :attr:`SSHGitServer.commands`. Typical use::
+
+    with SSHGitServer(base_dir) as server:
+        url = server.create_repository("config", source_tree)  # ssh://user@127.0.0.1:port/...
+        server.client_key, server.known_hosts  # what a Secret would hold
+        server.accepted_keys()  # fingerprints sshd accepted
+
+:func:`ssh_git_server_or_fail` is what a session fixture calls: when ``sshd``,
+``ssh`` or ``ssh-keygen`` is missing it skips locally and FAILS in CI (``CI=true`` /
+``FERRY_STRICT=1``), naming ``hack/ensure-system-packages.sh``.
+
+Only the standard library, pytest and the ``git``/OpenSSH commands are used.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
+import hashlib
+import os
+import pwd
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,7 +61,21 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
-__all__ = ["GitServer", "SeenRequest", "http_backend"]
+import pytest
+
+from . import dbservers
+from .pytest_plugin import ENSURE_SCRIPT, strict_mode
+
+__all__ = [
+    "GitServer",
+    "SSHGitServer",
+    "SSHUnavailableError",
+    "SeenRequest",
+    "fingerprint",
+    "http_backend",
+    "ssh_git_server_or_fail",
+    "ssh_programs",
+]
 
 
 def http_backend() -> Path:
@@ -229,3 +271,298 @@ class GitServer:
                 self.wfile.write(payload)
 
         return Handler
+
+
+# ----------------------------------------------------------------------------------
+# Git over SSH: a real sshd
+# ----------------------------------------------------------------------------------
+
+_SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/local/sbin"])
+SSH_START_TIMEOUT_S = 15.0
+
+
+class SSHUnavailableError(RuntimeError):
+    """``sshd``, ``ssh`` or ``ssh-keygen`` is not installed."""
+
+
+def ssh_programs() -> dict[str, Path]:
+    """Absolute paths of ``sshd``, ``ssh``, ``ssh-keygen`` and ``git-shell``."""
+    found: dict[str, Path] = {}
+    missing = []
+    for name, package in (
+        ("sshd", "openssh-server"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+    ):
+        where = shutil.which(name, path=_SBIN_PATH)
+        if where is None:
+            missing.append(f"{name} (package {package})")
+        else:
+            found[name] = Path(where).resolve()
+    git_shell = shutil.which("git-shell") or str(http_backend().parent / "git-shell")
+    if not Path(git_shell).exists():
+        missing.append("git-shell (package git)")
+    found["git-shell"] = Path(git_shell)
+    if missing:
+        raise SSHUnavailableError(f"not installed: {', '.join(missing)}")
+    return found
+
+
+def _keygen(keygen: Path, path: Path, comment: str) -> None:
+    subprocess.run(
+        [str(keygen), "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def fingerprint(public_key: str) -> str:
+    """The ``SHA256:...`` fingerprint of an OpenSSH public key line (as sshd logs it)."""
+    blob = base64.b64decode(public_key.split()[1])
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+_RUNNING_SSHD: set[SSHGitServer] = set()
+
+
+@atexit.register
+def _stop_sshd_at_exit() -> None:
+    for server in list(_RUNNING_SSHD):
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+class SSHGitServer:
+    """A real ``sshd`` on 127.0.0.1 serving bare repositories under ``base/repos``.
+
+    Only :attr:`client_key` logs in, as :attr:`user` (the user running the tests),
+    and can only run ``git-shell`` commands. :attr:`other_key` is a valid key the
+    server does not know.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.root = base / "repos"
+        self.programs = ssh_programs()
+        self.user = pwd.getpwuid(os.getuid()).pw_name
+        self.port = 0
+        self.log_path = base / "sshd.log"
+        self._commands_log = base / "commands.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self.host_public_key = ""
+        self.client_key = ""
+        self.client_public_key = ""
+        self.other_key = ""
+        self.other_public_key = ""
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> Self:
+        if '"' in str(self.base) or any(c.isspace() for c in str(self.base)):
+            raise ValueError(f"unusable directory for sshd files: {self.base!r}")
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(exist_ok=True)
+        keygen = self.programs["ssh-keygen"]
+        host_key = self.base / "host_ed25519"
+        client = self.base / "client_ed25519"
+        other = self.base / "other_ed25519"
+        for path, comment in (
+            (host_key, "ferry-test-host"),
+            (client, "ferry-test-client"),
+            (other, "ferry-test-unknown"),
+        ):
+            if not path.exists():
+                _keygen(keygen, path, comment)
+        self.host_public_key = host_key.with_suffix(".pub").read_text().strip()
+        self.client_key = client.read_text()
+        self.client_public_key = client.with_suffix(".pub").read_text().strip()
+        self.other_key = other.read_text()
+        self.other_public_key = other.with_suffix(".pub").read_text().strip()
+
+        serve = self.base / "serve-git"
+        serve.write_text(
+            "#!/bin/sh\n"
+            "# Forced command: record what git asked for, then let git-shell run it\n"
+            "# (git-upload-pack / git-receive-pack only).\n"
+            f"printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> '{self._commands_log}'\n"
+            f"exec '{self.programs['git-shell']}' -c \"$SSH_ORIGINAL_COMMAND\"\n"
+        )
+        serve.chmod(0o700)
+        authorized = self.base / "authorized_keys"
+        authorized.write_text(f'command="{serve}",restrict {self.client_public_key}\n')
+        authorized.chmod(0o600)
+        if os.geteuid() == 0:
+            # sshd started by root chroots its pre-auth child here (Debian creates it
+            # at boot through the ssh service, which the test machine does not run).
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+        for _attempt in range(5):
+            self.port = dbservers._free_port()
+            config = self._write_config(host_key, authorized)
+            self.log_path.write_text("")
+            proc = dbservers._spawn_server(
+                [str(self.programs["sshd"]), "-D", "-f", str(config), "-E", str(self.log_path)],
+                log_path=self.log_path,
+                cwd=self.base,
+                user=None,
+                pdeathsig=signal.SIGTERM,
+            )
+            self._process = proc
+            _RUNNING_SSHD.add(self)
+            try:
+                self._wait_ready(proc)
+                return self
+            except RuntimeError:
+                self.stop()
+                if not dbservers._address_in_use(self.log_path):
+                    raise
+        raise RuntimeError(f"sshd: no free port found; log {self.log_path}")
+
+    def _write_config(self, host_key: Path, authorized: Path) -> Path:
+        config = self.base / "sshd_config"
+        lines = [
+            "ListenAddress 127.0.0.1",  # loopback only
+            f"Port {self.port}",
+            f"HostKey {host_key}",
+            f"PidFile {self.base / 'sshd.pid'}",
+            f"AuthorizedKeysFile {authorized}",
+            "AuthorizedPrincipalsFile none",
+            f"AllowUsers {self.user}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "HostbasedAuthentication no",
+            "PermitEmptyPasswords no",
+            "PermitRootLogin prohibit-password",
+            "UsePAM no",
+            "StrictModes no",  # the files live under /tmp, which is world-writable
+            "AllowTcpForwarding no",
+            "AllowAgentForwarding no",
+            "AllowStreamLocalForwarding no",
+            "X11Forwarding no",
+            "PermitTunnel no",
+            "PermitTTY no",
+            "PermitUserEnvironment no",
+            "AcceptEnv GIT_PROTOCOL",  # protocol v2, as real Git hosts accept
+            "PrintMotd no",
+            "LoginGraceTime 20",
+            "LogLevel VERBOSE",
+        ]
+        config.write_text("\n".join(lines) + "\n")
+        # OpenSSH >= 9.8 refuses a source address after a few failed logins (the wrong
+        # key tests would lock 127.0.0.1 out); older versions do not know the option.
+        probe = subprocess.run(
+            [str(self.programs["sshd"]), "-t", "-f", str(config), "-o", "PerSourcePenalties=no"],
+            capture_output=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            config.write_text(config.read_text() + "PerSourcePenalties no\n")
+        return config
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + SSH_START_TIMEOUT_S
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"sshd exited with code {proc.returncode} during startup; log "
+                    f"{self.log_path}:\n{dbservers._tail(self.log_path)}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                    if sock.recv(64).startswith(b"SSH-2.0-"):
+                        return
+            except OSError as exc:
+                last = exc
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"sshd not ready after {SSH_START_TIMEOUT_S:.0f}s (last error: {last}); log "
+            f"{self.log_path}:\n{dbservers._tail(self.log_path)}"
+        )
+
+    def stop(self) -> None:
+        proc, self._process = self._process, None
+        if proc is not None and proc.poll() is None:
+            dbservers._terminate(proc, signal.SIGTERM, 10)
+        _RUNNING_SSHD.discard(self)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- what clients need ---------------------------------------------------------
+
+    @property
+    def known_hosts(self) -> str:
+        """A ``known_hosts`` line for this server (what a Secret's ``known_hosts`` holds)."""
+        key_type, key = self.host_public_key.split()[:2]
+        return f"[127.0.0.1]:{self.port} {key_type} {key}\n"
+
+    def url(self, name: str) -> str:
+        return f"ssh://{self.user}@127.0.0.1:{self.port}{self.root / name}.git"
+
+    def create_repository(self, name: str, work_tree: Path) -> str:
+        """Serve the Git repository at ``work_tree`` as ``name``; return its ssh URL."""
+        bare = self.root / f"{name}.git"
+        if bare.exists():
+            shutil.rmtree(bare)
+        subprocess.run(
+            ["git", "clone", "--quiet", "--bare", str(work_tree), str(bare)],
+            check=True,
+            capture_output=True,
+        )
+        return self.url(name)
+
+    # --- what the server saw -------------------------------------------------------
+
+    @property
+    def commands(self) -> list[str]:
+        """The commands the client key ran (``git-upload-pack '/path'``), in order."""
+        if not self._commands_log.exists():
+            return []
+        return self._commands_log.read_text().splitlines()
+
+    def accepted_keys(self) -> list[str]:
+        """Fingerprints of the keys sshd accepted a login with, in order."""
+        return re.findall(r"Accepted publickey for \S+ from \S+ port \d+ \S+ \S+ (\S+)", self.log())
+
+    def refused_keys(self) -> list[str]:
+        """Fingerprints of the keys sshd refused, in order."""
+        return re.findall(r"Failed publickey for \S+ from \S+ port \d+ \S+ \S+ (\S+)", self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def ssh_git_server_or_fail() -> Iterator[SSHGitServer]:
+    """Body of a session fixture: a running :class:`SSHGitServer`, stopped at the end.
+
+    Missing OpenSSH programs skip the requesting tests locally and fail them in CI
+    (strict mode), with the hint to run ``hack/ensure-system-packages.sh``.
+    """
+    try:
+        ssh_programs()
+    except SSHUnavailableError as exc:
+        message = (
+            f"Git over SSH test server not available: {exc}. Run `{ENSURE_SCRIPT}` as root "
+            "to install openssh-server and openssh-client."
+        )
+        if strict_mode():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    dbservers.cleanup_stale_base_dirs()
+    base = dbservers.make_base_dir("sshd")
+    try:
+        with SSHGitServer(base) as server:
+            yield server
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
