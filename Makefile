@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: nocobase test-nocobase helm chart argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,8 +75,10 @@ demo: $(STAMP) cluster-binaries helm ## the whole loop on a local Kubernetes con
 demo-cli: $(STAMP) ## the command line alone: dev → pre-release → production on SQLite files
 	$(BIN)/python hack/demo.py
 
-bench: $(STAMP) system-packages ## benchmarks (printed as ratios and rates)
+bench: $(STAMP) system-packages cluster-binaries ## every benchmark: migration, backup vs pg_dump, operator latency
 	$(BIN)/python bench/migration_bench.py
+	$(BIN)/python bench/backup_bench.py
+	$(BIN)/python bench/operator_bench.py
 
 cluster: ## build (once, cached) and start a local kube-apiserver + etcd; prints KUBECONFIG
 	bash hack/cluster/build.sh
