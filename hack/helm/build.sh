@@ -18,6 +18,8 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
 
 log() { printf '[helm/build] %s\n' "$*" >&2; }
 die() { printf '[helm/build] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=hack/lib/gobuild.sh
+source "$REPO_ROOT/hack/lib/gobuild.sh"
 
 mode=build
 case "${1:-}" in
@@ -34,11 +36,7 @@ for v in HELM_GO_MODULE HELM_VERSION HELM_MAIN_PACKAGE HELM_GOTOOLCHAIN; do
   [[ -n "${!v:-}" ]] || die "$v is not set in $SCRIPT_DIR/versions.env"
 done
 
-CACHE="${FERRY_CACHE:-${HOME:?HOME is not set}/.cache/ferry}"
-CACHE="$(realpath -m -- "$CACHE")"   # absolute, symlinks resolved, need not exist yet
-case "$CACHE/" in
-  "$REPO_ROOT/"*) die "cache dir $CACHE is inside the repository $REPO_ROOT; set FERRY_CACHE elsewhere" ;;
-esac
+CACHE="$(ferry_cache_dir "$REPO_ROOT")"
 
 ID="helm-${HELM_VERSION}"
 BIN_DIR="$CACHE/bin/$ID"
@@ -66,12 +64,7 @@ fi
 command -v go >/dev/null || die "'go' not found in PATH (need Go >= the module's go directive)"
 mkdir -p "$BIN_DIR" "$WORK"
 
-# Serialise concurrent builds (parallel test sessions); re-check after the lock.
-exec 9>"$WORK/.lock"
-if command -v flock >/dev/null; then
-  log "waiting for build lock $WORK/.lock"
-  flock 9
-fi
+take_build_lock "$WORK"   # then re-check: another build may have finished meanwhile
 if [[ "$mode" == build && -x "$BIN" ]] && verify "$BIN"; then
   echo "$BIN"
   exit 0
@@ -82,10 +75,7 @@ log "go: $(go version)"
 start=$SECONDS
 
 log "step 1/2: downloading $HELM_GO_MODULE@$HELM_VERSION"
-modjson="$(cd "$WORK" && go mod download -json "$HELM_GO_MODULE@$HELM_VERSION")" \
-  || die "go mod download failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
-gomod="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' | head -n1)"
-[[ -f "$gomod" ]] || die "could not locate the downloaded go.mod (go mod download output: $modjson)"
+gomod="$(downloaded_go_mod "$WORK" "$HELM_GO_MODULE" "$HELM_VERSION")"
 
 # What helm's Makefile injects: its version, and the Kubernetes version `helm template`
 # and `helm lint` assume, derived from the client-go it requires (v0.37.x -> 1.37).

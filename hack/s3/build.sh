@@ -18,6 +18,8 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
 
 log() { printf '[s3/build] %s\n' "$*" >&2; }
 die() { printf '[s3/build] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=hack/lib/gobuild.sh
+source "$REPO_ROOT/hack/lib/gobuild.sh"
 
 mode=build
 case "${1:-}" in
@@ -34,11 +36,7 @@ for v in S3_SERVER_NAME S3_GO_MODULE S3_GO_VERSION S3_GO_MAIN_PACKAGE S3_GOTOOLC
   [[ -n "${!v:-}" ]] || die "$v is not set in $SCRIPT_DIR/versions.env"
 done
 
-CACHE="${FERRY_CACHE:-${HOME:?HOME is not set}/.cache/ferry}"
-CACHE="$(realpath -m -- "$CACHE")"   # absolute, symlinks resolved, need not exist yet
-case "$CACHE/" in
-  "$REPO_ROOT/"*) die "cache dir $CACHE is inside the repository $REPO_ROOT; set FERRY_CACHE elsewhere" ;;
-esac
+CACHE="$(ferry_cache_dir "$REPO_ROOT")"
 
 ID="${S3_SERVER_NAME}-${S3_GO_VERSION}"
 BIN_DIR="$CACHE/bin/$ID"
@@ -65,12 +63,7 @@ fi
 command -v go >/dev/null || die "'go' not found in PATH (need Go >= the module's go directive; see versions.env)"
 mkdir -p "$BIN_DIR" "$WORK"
 
-# Serialise concurrent builds (parallel test sessions); re-check after the lock.
-exec 9>"$WORK/.lock"
-if command -v flock >/dev/null; then
-  log "waiting for build lock $WORK/.lock"
-  flock 9
-fi
+take_build_lock "$WORK"   # then re-check: another build may have finished meanwhile
 if [[ "$mode" == build && -x "$BIN" ]]; then
   verify "$BIN" || die "cached binary $BIN does not run; re-run with --force"
   echo "$BIN"
@@ -88,10 +81,7 @@ rm -f go.mod go.sum
 go mod init ferry.local/s3build >/dev/null 2>&1 || die "go mod init failed in $WORK"
 
 log "step 1/4: downloading $S3_GO_MODULE@$S3_GO_VERSION"
-modjson="$(go mod download -json "$S3_GO_MODULE@$S3_GO_VERSION")" \
-  || die "go mod download failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
-gomod="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' | head -n1)"
-[[ -f "$gomod" ]] || die "could not locate the downloaded go.mod (go mod download output: $modjson)"
+gomod="$(downloaded_go_mod "$WORK" "$S3_GO_MODULE" "$S3_GO_VERSION")"
 
 # `replace` directives only apply in the main module, so the upstream ones
 # (e.g. go-bip39 => cosmos/go-bip39) must be copied into the wrapper.
