@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import secrets
 import shutil
 import subprocess
@@ -42,6 +41,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.common import (  # noqa: E402
+    children_peak_rss_mib,
+    fmt_row,
+    in_child,
+    peak_rss_mib,
+)
 
 OUT = ROOT / "bench" / "out"
 ENV_URL = "FERRY_BENCH_URL"
@@ -175,14 +181,6 @@ TABLES = ("accounts", "attachments", "documents", "events")
 # --------------------------------------------------------------------------
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _children_peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 def _select_path() -> str:
     """Switch Ferry's fast PostgreSQL path on or off for this child."""
     path = os.environ.get(ENV_PATH, "fast")
@@ -217,7 +215,7 @@ def run_scenario(name: str) -> dict[str, Any]:
         out["rows"] = result.rows
     else:
         raise ValueError(name)
-    out["peak_rss_mib"] = _peak_rss_mib()
+    out["peak_rss_mib"] = peak_rss_mib()
     return out
 
 
@@ -229,19 +227,7 @@ def _pg_tool() -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(f"{Path(cmd[0]).name} exited {proc.returncode}: {proc.stderr[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mib": _children_peak_rss_mib()}
-
-
-def child(name: str, env: dict[str, str]) -> dict[str, Any]:
-    """Run one scenario in a fresh interpreter and return what it reported."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--scenario", name]
-    proc = subprocess.run(
-        cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"scenario {name} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return {"seconds": seconds, "peak_rss_mib": children_peak_rss_mib()}
 
 
 # --------------------------------------------------------------------------
@@ -312,13 +298,6 @@ def _conn_args(server: Any) -> list[str]:
     return ["-h", server.host, "-p", str(server.port), "-U", server.user, "--no-password"]
 
 
-def _fmt_row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w)
-        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-    )
-
-
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = ["size", "operation", "seconds", "ratio", "archive MiB", "peak RSS MiB"]
     body = [
@@ -333,10 +312,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         for r in rows
     ]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    print(_fmt_row(head, widths))
+    print(fmt_row(head, widths))
     print("  ".join("-" * w for w in widths))
     for cells in body:
-        print(_fmt_row(cells, widths))
+        print(fmt_row(cells, widths))
 
 
 def bench_size(
@@ -381,7 +360,7 @@ def bench_size(
     cmd = [str(server.tool("pg_dump")), *_conn_args(server), "-Fc", "-f", str(dump_file), src]
     pg_dump = record(
         "pg_dump -Fc",
-        child("pg-tool", {**env, ENV_TOOL: json.dumps(cmd)}),
+        in_child(__file__, "pg-tool", {**env, ENV_TOOL: json.dumps(cmd)}),
         archive_bytes=dump_file.stat().st_size,
     )
     print(f"[{label}] pg_restore ...", flush=True)
@@ -396,7 +375,9 @@ def bench_size(
         dst,
         str(dump_file),
     ]
-    pg_restore = record("pg_restore", child("pg-tool", {**env, ENV_TOOL: json.dumps(cmd)}))
+    pg_restore = record(
+        "pg_restore", in_child(__file__, "pg-tool", {**env, ENV_TOOL: json.dumps(cmd)})
+    )
     check(dst, "pg_restore's copy")
     if not keep:
         dump_file.unlink()
@@ -405,7 +386,7 @@ def bench_size(
         store = base / f"store-{tag}-{path}"
         ferry_env = {ENV_STORE: str(store), ENV_PATH: path, ENV_URL: server.url(src)}
         print(f"[{label}] ferry backup ({path}) ...", flush=True)
-        result = child("ferry-backup", ferry_env)
+        result = in_child(__file__, "ferry-backup", ferry_env)
         if result["path"] != path:
             raise RuntimeError(f"asked for the {path} path, Ferry ran {result['path']}")
         record(
@@ -418,7 +399,8 @@ def bench_size(
         print(f"[{label}] ferry restore ({path}) ...", flush=True)
         dst = f"bb_fr_{path}_{tag}"
         server.create_database(dst)
-        restored = child(
+        restored = in_child(
+            __file__,
             "ferry-restore",
             {**ferry_env, ENV_URL: server.url(dst), ENV_BACKUP: result["backup_id"]},
         )

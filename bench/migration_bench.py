@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import random
-import resource
 import secrets
 import shutil
 import subprocess
@@ -36,6 +35,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.common import (  # noqa: E402
+    children_peak_rss_mib,
+    fmt_row,
+    in_child,
+    peak_rss_mib,
+)
 
 OUT = ROOT / "bench" / "out"
 ENV_SOURCE = "FERRY_BENCH_SOURCE"
@@ -423,14 +429,6 @@ def change_source(server: Any, database: str, total: int) -> dict[str, int]:
 # --------------------------------------------------------------------------
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _children_peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 def _plan_counts(plan: Any) -> dict[str, int]:
     totals = dict(plan.totals)
     totals["changed"] = totals["insert"] + totals["update"] + totals["delete"]
@@ -444,7 +442,7 @@ def run_scenario(name: str) -> dict[str, Any]:
     if name == "baseline":
         import controller.reconcile.migrate  # noqa: F401
 
-        return {"seconds": 0.0, "peak_rss_mib": _peak_rss_mib()}
+        return {"seconds": 0.0, "peak_rss_mib": peak_rss_mib()}
     if name == "reference":
         return _reference()
 
@@ -469,7 +467,7 @@ def run_scenario(name: str) -> dict[str, Any]:
         out["message"] = result.message
         if result.plan is not None:
             out["plan"] = _plan_counts(result.plan)
-    out["peak_rss_mib"] = _peak_rss_mib()
+    out["peak_rss_mib"] = peak_rss_mib()
     return out
 
 
@@ -514,33 +512,14 @@ def _reference() -> dict[str, Any]:
         raise RuntimeError(f"pg_dump exited {dump_rc}, psql exited {load.returncode}")
     return {
         "seconds": seconds,
-        "peak_rss_mib": _children_peak_rss_mib(),
+        "peak_rss_mib": children_peak_rss_mib(),
         "rss_note": "largest of pg_dump and psql",
     }
-
-
-def child(name: str, env: dict[str, str]) -> dict[str, Any]:
-    """Run one scenario in a fresh interpreter and return what it reported."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--scenario", name]
-    proc = subprocess.run(
-        cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"scenario {name} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
 
 
 # --------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------
-
-
-def _fmt_row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w)
-        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-    )
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -556,10 +535,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         for r in rows
     ]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    print(_fmt_row(head, widths))
+    print(fmt_row(head, widths))
     print("  ".join("-" * w for w in widths))
     for cells in body:
-        print(_fmt_row(cells, widths))
+        print(fmt_row(cells, widths))
 
 
 def _row(scenario: str, rows: int | None, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -616,7 +595,7 @@ def bench(total: int, keep: bool) -> dict[str, Any]:
 
         def step(name: str, environ: dict[str, str] = env) -> dict[str, Any]:
             print(f"running {name} ...", flush=True)
-            result = child(name, environ)
+            result = in_child(__file__, name, environ)
             print(f"  {result['seconds']:.2f}s, peak RSS {result['peak_rss_mib']:.0f} MiB")
             return result
 
