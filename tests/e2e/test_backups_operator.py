@@ -160,7 +160,7 @@ metadata:
   annotations: {argocd.argoproj.io/tracking-id: "ferry-dev:ferry.dev/BackupSchedule:x/nightly"}
 spec:
   environment: dev
-  schedule: "* * * * *"
+  schedule: "0 0 1 1 *"
   immediate: true
   retention: {keepLast: 1}
 """,
@@ -219,8 +219,12 @@ spec: {{environment: dev, deletionPolicy: Delete, reason: scheduled}}
     )
     assert not (store / "dev" / done_a["id"]).exists()
 
-    # The schedule runs again once its last run is a minute back; the new backup then
-    # replaces the hand-made one.
+    # The schedule runs again once a cron time passed since its last run: it fires every
+    # minute from now on (yearly before, so that no run raced the checks above), and its
+    # last run is moved back; the new backup then replaces the hand-made one.
+    kubectl.merge_patch(
+        "backupschedule/nightly", namespace, {"spec": {"schedule": "* * * * *"}}, check=True
+    )
     kubectl.merge_patch(
         "backupschedule/nightly",
         namespace,
