@@ -142,8 +142,8 @@ def test_deletion_policy_decides_the_artifact(
 def test_schedule_creates_owned_backups_and_prunes(
     kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
 ) -> None:
-    """A schedule firing every minute, ``immediate`` for the first backup. Rather than
-    waiting for minutes, the test adds a completed Backup of the schedule by hand (label
+    """A schedule, ``immediate`` for the first backup, then firing every minute. Rather
+    than waiting for minutes, the test adds a completed Backup of the schedule by hand (label
     and ownerReference, as the schedule writes them) and then moves the schedule's
     ``status.lastScheduleTime`` back, which makes the next run due at once: the cron
     expression and that time decide, never the timer."""

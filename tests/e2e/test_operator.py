@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +172,6 @@ def test_approval_gate_and_digest(
         {"spec": {"approval": {"required": True, "planDigest": wrong}}},
         check=True,
     )
-    time.sleep(0)  # nothing to wait for: the operator must not apply a wrong digest
     wait_for(
         lambda: wrong in str(status(kubectl, "migration", namespace, "gated").get("message")),
         timeout=30,
