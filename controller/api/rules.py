@@ -1,6 +1,8 @@
 """Migration rules: the ``spec.rules`` of a Migration and the CLI's ``--rules`` file.
 
-The shape is ``{system, user, strict, allowDestructive, tables: [{match, rule, key}]}``.
+The shape is ``{system, user, strict, allowDestructive, tables: [{match, rule, key,
+references}]}``; ``references`` maps a column to the table whose ID it holds, so that
+the column follows that table's rows when a natural key matches them to other IDs.
 Parsing rejects unknown rule names, unknown fields, malformed globs and keys, naming
 the offending value, because a typo in a promotion must never silently pick a default.
 """
@@ -35,6 +37,7 @@ class Rule(enum.StrEnum):
 ALL_RULES: tuple[Rule, ...] = tuple(Rule)
 _GLOB_OK = re.compile(r"^[A-Za-z0-9_$.*?\[\]!-]+$")
 _COLUMN_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_TABLE_OK = re.compile(r"^[A-Za-z0-9_$.-]+$")
 
 
 def parse_rule(value: object, where: str) -> Rule:
@@ -52,6 +55,7 @@ class TableRule:
     match: str
     rule: Rule
     key: tuple[str, ...] = ()
+    references: tuple[tuple[str, str], ...] = ()  # (column, referenced table), sorted
 
     @property
     def is_glob(self) -> bool:
@@ -74,15 +78,21 @@ class RulesSpec:
         }
         if self.system is not None:
             out["system"] = self.system.value
-        out["tables"] = [
-            {"match": t.match, "rule": t.rule.value, **({"key": list(t.key)} if t.key else {})}
-            for t in self.tables
-        ]
+        out["tables"] = [_table_rule_dict(t) for t in self.tables]
         return out
 
 
+def _table_rule_dict(rule: TableRule) -> dict[str, Any]:
+    out: dict[str, Any] = {"match": rule.match, "rule": rule.rule.value}
+    if rule.key:
+        out["key"] = list(rule.key)
+    if rule.references:
+        out["references"] = dict(rule.references)
+    return out
+
+
 _TOP_FIELDS = {"system", "user", "strict", "allowDestructive", "tables"}
-_TABLE_FIELDS = {"match", "rule", "key"}
+_TABLE_FIELDS = {"match", "rule", "key", "references"}
 
 
 def _check_fields(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -119,6 +129,21 @@ def _parse_key(value: object, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _parse_references(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidInput(
+            f"{where}: references must map column names to table names, got {value!r}"
+        )
+    for column, table in value.items():
+        if not isinstance(column, str) or not _COLUMN_OK.match(column):
+            raise InvalidInput(f"{where}: bad column name {column!r}")
+        if not isinstance(table, str) or not _TABLE_OK.match(table):
+            raise InvalidInput(f"{where}.{column}: bad table name {table!r} (no globs here)")
+    return tuple(sorted((str(c), str(t)) for c, t in value.items()))
+
+
 def parse_rules(data: Mapping[str, Any] | None) -> RulesSpec:
     """Parse and validate a rules mapping; ``None`` gives the defaults."""
     if data is None:
@@ -144,6 +169,7 @@ def parse_rules(data: Mapping[str, Any] | None) -> RulesSpec:
                 match=_parse_glob(item["match"], f"{where}.match"),
                 rule=parse_rule(item["rule"], f"{where}.rule"),
                 key=_parse_key(item.get("key"), f"{where}.key"),
+                references=_parse_references(item.get("references"), f"{where}.references"),
             )
         )
     return RulesSpec(

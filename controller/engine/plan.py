@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.api.rules import Rule
 from controller.engine.catalog import Category
+from controller.engine.idmap import IdMap
 from controller.engine.model import INTEGER_KINDS, DatabaseSchema, TableSchema
 from controller.engine.rowdiff import TableChanges, diff_rows
 from controller.engine.rowindex import RowIndex
@@ -79,6 +81,8 @@ class TablePlan:
     source_rows: str  # fingerprint of the source rows ("" when rows are not compared)
     target_rows: str
     warnings: tuple[str, ...] = ()
+    ids_matched: int = 0  # rows matched by natural key to a target row with another ID
+    ids_assigned: int = 0  # new rows given a fresh ID because theirs is taken
     changes: TableChanges | None = field(default=None, compare=False, repr=False)
     keyspec: KeySpec | None = field(default=None, compare=False, repr=False)
 
@@ -100,6 +104,8 @@ class TablePlan:
         }
         if self.key:
             out["key"] = list(self.key)
+        if self.ids_matched or self.ids_assigned:
+            out["ids"] = {"matched": self.ids_matched, "assigned": self.ids_assigned}
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out
@@ -170,6 +176,15 @@ def _digest(tables: list[TablePlan], source_fp: str, target_fp: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def _ids_note(t: TablePlan) -> str:
+    parts = []
+    if t.ids_matched:
+        parts.append(f"{t.ids_matched} row(s) matched by natural key keep the target's IDs")
+    if t.ids_assigned:
+        parts.append(f"{t.ids_assigned} new row(s) get a fresh ID, theirs being taken")
+    return f"{t.table}: " + ", ".join(parts) + "; references to them are rewritten"
+
+
 def _combined(parts: list[tuple[str, str]]) -> str:
     h = hashlib.sha256()
     for name, fp in sorted(parts):
@@ -192,6 +207,7 @@ def build_plan(
     *,
     allow_destructive: bool,
     warnings: list[str],
+    id_maps: Mapping[str, IdMap] | None = None,
 ) -> Plan:
     """Assemble the plan. ``*_rows`` hold indexes of the tables whose rule moves rows."""
     tables: list[TablePlan] = []
@@ -232,6 +248,9 @@ def build_plan(
                 )
             src_fp, tgt_fp = src_idx.fingerprint(), tgt_idx.fingerprint()
         ins, upd, dele = changes.counts if changes else (0, 0, 0)
+        id_map = (id_maps or {}).get(name)
+        if id_map is not None and src_fp:
+            src_fp = hashlib.sha256((src_fp + id_map.fingerprint()).encode()).hexdigest()
         tables.append(
             TablePlan(
                 table=name,
@@ -249,6 +268,8 @@ def build_plan(
                 source_rows=src_fp,
                 target_rows=tgt_fp,
                 warnings=tuple(table_warnings),
+                ids_matched=id_map.matched if id_map else 0,
+                ids_assigned=id_map.assigned if id_map else 0,
                 changes=changes,
                 keyspec=ks,
             )
@@ -260,7 +281,7 @@ def build_plan(
             all_warnings.append(f"{name}: extra table in the target, kept")
     if problems:
         raise CheckFailed("; ".join(problems), problems=problems, reason="SchemaConflict")
-    notes = []
+    notes = [_ids_note(t) for t in tables if t.ids_matched or t.ids_assigned]
     if target.dialect == "mysql" and any(t.schema for t in tables):
         notes.append(
             "MySQL/MariaDB commit DDL implicitly: schema changes cannot be rolled back "

@@ -24,6 +24,7 @@ class Resolved:
     key: tuple[str, ...]  # natural key from an override; empty means the primary key
     category: Category
     why: str
+    references: tuple[tuple[str, str], ...] = ()  # (column, table) from an override
 
 
 def _allowed_text(allowed: frozenset[Rule]) -> str:
@@ -70,7 +71,12 @@ def resolve_rules(
             used.add(i)
             if tr.rule in cls.allowed:
                 resolved[table] = Resolved(
-                    table, tr.rule, tr.key, cls.category, f"rules.tables[{i}] ({tr.match})"
+                    table,
+                    tr.rule,
+                    tr.key,
+                    cls.category,
+                    f"rules.tables[{i}] ({tr.match})",
+                    tr.references,
                 )
                 continue
             msg = (

@@ -129,7 +129,8 @@ def _apply(
         ):
             continue
         src_table = prepared.source_schema.tables[table_plan.table]
-        session.write_rows(table_plan, src_table, partial(source.batches, table_plan.table), fault)
+        fetch = partial(prepared.ids.rows, source, table_plan.table)
+        session.write_rows(table_plan, src_table, fetch, fault)
     if fault:
         fault("verify")
     after = {

@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from controller.api.rules import RulesSpec
+from controller.api.rules import Rule, RulesSpec
 from controller.engine import checks
 from controller.engine.catalog import nocobase_catalog
 from controller.engine.model import ColumnType, DatabaseSchema, TableSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
+from controller.engine.references import merged, profile_references
 from controller.engine.rowindex import RowIndex, RowShape, build_index
 from controller.engine.rules import resolve_rules
 from controller.engine.source import SnapshotSource
 from controller.errors import CheckFailed
+from controller.reconcile.idmapping import IdMapping, map_ids
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Prepared:
     target_schema: DatabaseSchema
     source_rows: dict[str, RowIndex]
     target_rows: dict[str, RowIndex]
+    ids: IdMapping = field(default_factory=IdMapping)
 
 
 def _all_rows(source: SnapshotSource, table: str, columns: list[str]) -> list[tuple[object, ...]]:
@@ -135,12 +138,28 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
         except CheckFailed as err:  # every table's key problem, not only the first
             key_problems += err.problems
     checks.require(key_problems, reason="BadKey")
+    references = merged(
+        profile_references(options.profile, src_schema),
+        {name: resolved[name].references for name in moved if resolved[name].references},
+    )
+    ids = map_ids(
+        source,
+        target,
+        (src_schema, tgt_schema),
+        keyspecs,
+        references,
+        {name: resolved[name].rule is Rule.OVERWRITE for name in moved},
+    )
+    checks.require(ids.problems, reason="BadReference")
+    checks.require(ids.conflicts, reason="IdConflict")
     for name in sorted(moved):
         src_table = src_schema.tables[name]
         tgt_table = tgt_schema.table(name)
         ks = keyspecs[name]
         source_rows[name] = build_index(
-            source_shape(src_table, ks), source.batches(name, src_table.column_names), scan_env=True
+            source_shape(src_table, ks),
+            ids.rows(source, name, src_table.column_names),
+            scan_env=True,
         )
         referenced |= source_rows[name].env_refs
         target_rows[name] = index_target(target, src_table, tgt_table, ks)
@@ -165,5 +184,6 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
         target_rows,
         allow_destructive=options.rules.allow_destructive,
         warnings=warnings,
+        id_maps=ids.maps,
     )
-    return Prepared(plan, src_schema, tgt_schema, source_rows, target_rows)
+    return Prepared(plan, src_schema, tgt_schema, source_rows, target_rows, ids)

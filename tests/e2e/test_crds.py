@@ -163,6 +163,7 @@ spec:
       - match: desktopRoutes
         rule: upsert
         key: [schemaUid]
+        references: {parentId: desktopRoutes}
       - match: "workflow*"
         rule: skip
   approval:
@@ -290,6 +291,21 @@ spec:
 """,
         ["spec.retention.maxAge", "should match"],
         id="malformed-duration",
+    ),
+    pytest.param(
+        _migration(
+            "bad-reference",
+            """\
+spec:
+  source: {environment: dev}
+  target: production
+  rules:
+    tables:
+      - {match: flow_nodes, rule: upsert, references: {"workflow id": workflows}}
+""",
+        ),
+        ["spec.rules.tables[0].references", "references' keys must be column names"],
+        id="bad-reference-column",
     ),
     pytest.param(
         _migration("no-target", "spec:\n  source: {environment: dev}\n"),

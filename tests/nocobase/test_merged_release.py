@@ -35,6 +35,12 @@ MERGE_RULES = parse_rules(
                 "rule": "upsert",
                 "key": ["roleName", "dataSourceKey", "name"],
             },
+            # an action is its resource's (by ID, followed by the profile's references)
+            {
+                "match": "dataSourcesRolesResourcesActions",
+                "rule": "upsert",
+                "key": ["rolesResourceId", "name"],
+            },
             {"match": "applicationPlugins", "rule": "upsert", "key": ["name"]},
             {"match": "authenticators", "rule": "upsert", "key": ["name"]},
             {"match": "storages", "rule": "upsert", "key": ["name"]},
@@ -45,6 +51,9 @@ MERGE_RULES = parse_rules(
         ],
     }
 )
+
+
+MEMBER_USERS_ACTIONS = {"a_": ["view"], "b_": ["update", "view"]}
 
 
 def team_rows(url: str, prefix: str) -> dict[str, Any]:
@@ -77,6 +86,17 @@ def test_two_teams_merge_into_one_pre_release(
         b.create_child_collection(app, p)
         route = b.create_page(app, p)
         b.create_role(app, p, route["id"], add_root_user=False)
+        # Both teams give the built-in role "member" rights on the built-in "users": the
+        # same resource by natural key, with another snowflake ID in each application.
+        app.post(
+            "roles/member/dataSourceResources:create",
+            {
+                "dataSourceKey": "main",
+                "name": "users",
+                "usingActionsConfig": True,
+                "actions": [{"name": n} for n in MEMBER_USERS_ACTIONS[p]],
+            },
+        )
     team_a.stop()
     team_b.stop()
 
@@ -93,6 +113,10 @@ def test_two_teams_merge_into_one_pre_release(
     assert (by_table["collections"].insert, by_table["collections"].kept) == (2, 2)
     assert by_table["roles"].insert == 1 and by_table["roles"].kept == 1
     assert by_table["fields"].insert == by_table["fields"].kept == len(a_rows["fields"])
+    # member's "users" resource is team A's row in pre-release: team B's actions on it
+    # are rewritten to that row's ID (B's "view" is A's, B's "update" is new).
+    assert by_table["dataSourcesRolesResources"].ids_matched >= 1
+    assert by_table["dataSourcesRolesResourcesActions"].insert >= 1
     second = migrate(MigrationRequest(team_b.url, pre.url, options, migration_id="team-b"))
     assert second.status == "succeeded", second.message
 
@@ -120,4 +144,9 @@ def test_two_teams_merge_into_one_pre_release(
         pre.post(f"{p}orders:create", {"title": "o", "customerId": customer["id"]})
         got = pre.get(f"{p}customers:get?filterByTk={customer['id']}&appends[]=orders")
         assert [o["title"] for o in got["orders"]] == ["o"]
+    member = pre.list_all(
+        "dataSourcesRolesResources",
+        **{"filter[roleName]": "member", "filter[name]": "users", "appends[]": "actions"},
+    )
+    assert [sorted(a["name"] for a in r["actions"]) for r in member] == [["update", "view"]]
     pre.stop()

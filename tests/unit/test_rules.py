@@ -24,6 +24,9 @@ from controller.errors import CheckFailed, InvalidInput
         ({"tables": [{"match": "roles", "rule": "upsert", "keys": ["name"]}]}, "keys"),
         ({"tables": [{"match": "roles"}]}, "required"),
         ({"strict": "yes"}, "'yes'"),
+        ({"tables": [{"match": "a", "rule": "upsert", "references": ["b"]}]}, "['b']"),
+        ({"tables": [{"match": "a", "rule": "upsert", "references": {"b-c": "t"}}]}, "'b-c'"),
+        ({"tables": [{"match": "a", "rule": "upsert", "references": {"b": "t*"}}]}, "'t*'"),
     ],
 )
 def test_bad_rules_name_the_offending_value(data: dict[str, object], needle: str) -> None:
@@ -39,11 +42,20 @@ def test_rules_round_trip() -> None:
             "user": "overwrite",
             "strict": True,
             "allowDestructive": True,
-            "tables": [{"match": "desktopRoutes", "rule": "upsert", "key": ["title"]}],
+            "tables": [
+                {
+                    "match": "desktopRoutes",
+                    "rule": "upsert",
+                    "key": ["title"],
+                    "references": {"parentId": "desktopRoutes"},
+                }
+            ],
         }
     )
     assert spec.system is Rule.UPSERT and spec.user is Rule.OVERWRITE
-    assert spec.tables == (TableRule("desktopRoutes", Rule.UPSERT, ("title",)),)
+    assert spec.tables == (
+        TableRule("desktopRoutes", Rule.UPSERT, ("title",), (("parentId", "desktopRoutes"),)),
+    )
     assert parse_rules(spec.to_dict()) == spec
 
 
