@@ -47,6 +47,7 @@ from bench.common import (  # noqa: E402
     fmt_row,
     in_child,
     peak_rss_mib,
+    scenario_result,
 )
 
 OUT = ROOT / "bench" / "out"
@@ -487,7 +488,7 @@ def main() -> None:
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario:
-        print(json.dumps(run_scenario(args.scenario)))
+        print(json.dumps(scenario_result(args.scenario, run_scenario)))
         return
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     if not paths or set(paths) - set(PATHS):

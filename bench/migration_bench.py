@@ -41,6 +41,7 @@ from bench.common import (  # noqa: E402
     fmt_row,
     in_child,
     peak_rss_mib,
+    scenario_result,
 )
 
 OUT = ROOT / "bench" / "out"
@@ -709,7 +710,7 @@ def main() -> None:
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario:
-        print(json.dumps(run_scenario(args.scenario)))
+        print(json.dumps(scenario_result(args.scenario, run_scenario)))
         return
     if args.rows < 1000:
         parser.error("--rows must be at least 1000")

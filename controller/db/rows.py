@@ -38,17 +38,40 @@ def _mysql_time(value: Any) -> Any:
     return _normalise(value)
 
 
+# Kinds whose values every driver returns as plain Python values (JSON and UUID are read
+# as text on PostgreSQL, see select_columns): no per-value normalisation needed.
+_PLAIN = frozenset(Kind) - {Kind.BINARY, Kind.UUID, Kind.TIME, Kind.OTHER}
+
+
 def _normalisers(
     conn: sa.Connection, table: TableSchema, columns: Sequence[str]
-) -> list[Callable[[Any], Any]]:
-    """Per column: only MySQL TIME columns turn a ``timedelta`` into a ``time`` (a
-    PostgreSQL ``interval`` is also a ``timedelta`` and must stay one)."""
-    out: list[Callable[[Any], Any]] = []
-    for name in columns:
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(position, function) of the columns whose values need normalising. Only MySQL
+    TIME columns turn a ``timedelta`` into a ``time`` (a PostgreSQL ``interval`` is
+    also a ``timedelta`` and must stay one)."""
+    out: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, name in enumerate(columns):
         col = table.column(name)
-        mysql_time = conn.dialect.name == "mysql" and col is not None and col.type.kind is Kind.TIME
-        out.append(_mysql_time if mysql_time else _normalise)
+        kind = col.type.kind if col is not None else Kind.OTHER
+        if kind in _PLAIN:
+            continue
+        mysql_time = conn.dialect.name == "mysql" and kind is Kind.TIME
+        out.append((i, _mysql_time if mysql_time else _normalise))
     return out
+
+
+def _normalised(
+    part: Sequence[Sequence[Any]], normalisers: list[tuple[int, Callable[[Any], Any]]]
+) -> list[tuple[Any, ...]]:
+    if not normalisers:
+        return [tuple(row) for row in part]
+    rows = []
+    for row in part:
+        values = list(row)
+        for i, normalise in normalisers:
+            values[i] = normalise(values[i])
+        rows.append(tuple(values))
+    return rows
 
 
 def select_columns(conn: sa.Connection, table: TableSchema, columns: Sequence[str]) -> Any:
@@ -84,6 +107,6 @@ def stream_rows(
     normalisers = _normalisers(conn, table, columns)
     try:
         for part in result.partitions(batch):
-            yield [tuple(f(v) for f, v in zip(normalisers, row, strict=True)) for row in part]
+            yield _normalised(part, normalisers)
     finally:
         result.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.engine.model import ColumnType, Kind
-from controller.engine.values import canonical, env_references
+from controller.engine.values import canonical, canonicalizer, env_references
 from controller.errors import InvalidInput
 
 CanonKey = tuple[str, ...]
@@ -57,11 +57,13 @@ class RowIndex:
 
 
 def row_digest(values: Sequence[Any], types: Sequence[ColumnType]) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    for value, ctype in zip(values, types, strict=True):
-        h.update(canonical(value, ctype).encode("utf-8", "surrogatepass"))
-        h.update(b"\x1f")
-    return h.digest()
+    """16-byte BLAKE2b of the canonical values, each followed by a unit separator."""
+    return _digest([canonical(v, t) for v, t in zip(values, types, strict=True)])
+
+
+def _digest(canonical_values: list[str]) -> bytes:
+    text = "\x1f".join(canonical_values) + "\x1f"
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class RowShape:
@@ -95,21 +97,19 @@ class RowShape:
         self.side = side
         self.key_columns = tuple(key_columns)
         self.compared_columns = tuple(compared_columns)
-        self._cmp_pos = [pos.get(c) for c in compared_columns]
-        self._cmp_types = [ctype.get(c, _ABSENT) for c in compared_columns]
+        self._cmp = [(pos.get(c), canonicalizer(ctype.get(c, _ABSENT))) for c in compared_columns]
         self._key_pos = [pos[c] for c in key_columns]
-        self._key_types = [ctype[c] for c in key_columns]
+        self._key_canon = [canonicalizer(ctype[c]) for c in key_columns]
         self._pk_pos = [pos[c] for c in pk_columns if c in pos]
 
     def digest(self, row: Sequence[Any]) -> bytes:
-        values = [row[i] if i is not None else None for i in self._cmp_pos]
-        return row_digest(values, self._cmp_types)
+        return _digest([canon(row[i] if i is not None else None) for i, canon in self._cmp])
 
     def raw_key(self, row: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(row[i] for i in self._key_pos)
 
     def canon_key(self, raw_key: Sequence[Any]) -> CanonKey:
-        return tuple(canonical(v, t) for v, t in zip(raw_key, self._key_types, strict=True))
+        return tuple(canon(v) for v, canon in zip(raw_key, self._key_canon, strict=True))
 
     def pk(self, row: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(row[i] for i in self._pk_pos)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from controller.engine.model import ColumnType, Kind
-from controller.engine.values import canonical, env_references
+from controller.engine.rowindex import RowShape, row_digest
+from controller.engine.values import canonical, canonical_json, env_references
 
 T = ColumnType
 
@@ -47,3 +53,70 @@ def test_json_compares_structurally_but_null_and_empty_differ() -> None:
 def test_env_references() -> None:
     text = "url {{$env.API_TOKEN}} and {{ $env.OTHER }} not {{$env.}} nor {{$user.X}}"
     assert sorted(env_references(text)) == ["API_TOKEN", "OTHER"]
+
+
+def _json_reference(text: str) -> str:
+    """What canonical_json wrote before orjson: ``json`` alone."""
+    parsed = json.loads(text, parse_float=Decimal)
+    return json.dumps(
+        parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+_ANY_CHAR = st.characters(codec=None, exclude_categories=())  # surrogates and controls too
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)  # beyond orjson's 64 bits too
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=None)
+    | st.text(_ANY_CHAR, max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(_ANY_CHAR, max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=600)
+@given(_JSON_VALUES, st.booleans())
+def test_canonical_json_is_exactly_what_json_writes(value: object, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only, default=str)
+    assert canonical_json(text) == _json_reference(text)
+
+
+def test_canonical_json_falls_back_for_what_orjson_spells_otherwise() -> None:
+    for text in ('{"n": NaN, "i": -Infinity}', "[123456789012345678901234567890]", '"\\ud800"'):
+        assert canonical_json(text) == _json_reference(text), text
+    deep = "[" * 300 + "]" * 300
+    assert canonical_json(deep) == _json_reference(deep)
+    assert canonical_json('{"b": 1.10, "a": 2e3}') == '{"a":"2E+3","b":"1.10"}'
+
+
+# Digests recorded before the hashing was made faster: a row's digest is part of every
+# plan digest and of the post-migration states kept with backups, so it must not move.
+_RECORDED = [
+    (Kind.BOOLEAN, True, "95bb65aae14bc9514899bcc52a96e611"),
+    (Kind.INTEGER, 1, "c6d829f9fed58c51bd8ee44a1f17fb08"),
+    (Kind.DECIMAL, Decimal("1.10"), "5f47e83b30032cbb57c162404f3c25c5"),
+    (Kind.STRING, "abc", "915c0d738feb327c2287e48cdf834661"),
+    (Kind.DATETIME, "2020-01-02 03:04:05 +00:00", "64cdc3314f4e5dbbe1d922f12f0caf3c"),
+    (Kind.JSON, '{"b":1,"a":[1.10,2]}', "48b22e3209cfb9471e5a10c0c471ece5"),
+]
+
+
+@pytest.mark.parametrize(("kind", "value", "digest"), _RECORDED)
+def test_row_digests_are_stable(kind: Kind, value: object, digest: str) -> None:
+    types = [T(kind), T(Kind.TEXT)]
+    assert row_digest([value, "k"], types).hex() == digest
+    shape = RowShape(
+        "t",
+        ["a", "b"],
+        types,
+        key_columns=["a"],
+        compared_columns=["a", "b"],
+        pk_columns=["a"],
+        side="source",
+    )
+    assert shape.digest((value, "k")).hex() == digest
