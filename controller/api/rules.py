@@ -1,8 +1,11 @@
 """Migration rules: the ``spec.rules`` of a Migration and the CLI's ``--rules`` file.
 
-The shape is ``{system, user, strict, allowDestructive, tables: [{match, rule, key,
-references}]}``; ``references`` maps a column to the table whose ID it holds, so that
-the column follows that table's rows when a natural key matches them to other IDs.
+The shape is ``{system, user, strict, allowDestructive, ignoreColumns, tables: [{match,
+rule, key, references, ignore}]}``; ``references`` maps a column to the table whose ID
+it holds, so that the column follows that table's rows when a natural key matches them
+to other IDs. ``ignoreColumns`` (every table) and ``ignore`` (one table) name columns
+that do not make a row "changed", such as audit timestamps that differ between
+installations; a row updated for another reason still carries them.
 Parsing rejects unknown rule names, unknown fields, malformed globs and keys, naming
 the offending value, because a typo in a promotion must never silently pick a default.
 """
@@ -56,6 +59,7 @@ class TableRule:
     rule: Rule
     key: tuple[str, ...] = ()
     references: tuple[tuple[str, str], ...] = ()  # (column, referenced table), sorted
+    ignore: tuple[str, ...] = ()  # columns not compared (on top of ignoreColumns)
 
     @property
     def is_glob(self) -> bool:
@@ -68,6 +72,7 @@ class RulesSpec:
     user: Rule = Rule.SCHEMA_ONLY
     strict: bool = False
     allow_destructive: bool = False
+    ignore_columns: tuple[str, ...] = ()  # columns never compared, in every table
     tables: tuple[TableRule, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +83,8 @@ class RulesSpec:
         }
         if self.system is not None:
             out["system"] = self.system.value
+        if self.ignore_columns:
+            out["ignoreColumns"] = list(self.ignore_columns)
         out["tables"] = [_table_rule_dict(t) for t in self.tables]
         return out
 
@@ -88,11 +95,13 @@ def _table_rule_dict(rule: TableRule) -> dict[str, Any]:
         out["key"] = list(rule.key)
     if rule.references:
         out["references"] = dict(rule.references)
+    if rule.ignore:
+        out["ignore"] = list(rule.ignore)
     return out
 
 
-_TOP_FIELDS = {"system", "user", "strict", "allowDestructive", "tables"}
-_TABLE_FIELDS = {"match", "rule", "key", "references"}
+_TOP_FIELDS = {"system", "user", "strict", "allowDestructive", "ignoreColumns", "tables"}
+_TABLE_FIELDS = {"match", "rule", "key", "references", "ignore"}
 
 
 def _check_fields(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -116,16 +125,18 @@ def _parse_glob(value: object, where: str) -> str:
     return value
 
 
-def _parse_key(value: object, where: str) -> tuple[str, ...]:
+def _parse_columns(value: object, where: str, what: str = "key") -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not value:
-        raise InvalidInput(f"{where}: key must be a non-empty list of column names, got {value!r}")
+        raise InvalidInput(
+            f"{where}: {what} must be a non-empty list of column names, got {value!r}"
+        )
     for col in value:
         if not isinstance(col, str) or not _COLUMN_OK.match(col):
-            raise InvalidInput(f"{where}: bad key column {col!r}")
+            raise InvalidInput(f"{where}: bad {what} column {col!r}")
     if len(set(value)) != len(value):
-        raise InvalidInput(f"{where}: key lists a column twice: {value!r}")
+        raise InvalidInput(f"{where}: {what} lists a column twice: {value!r}")
     return tuple(value)
 
 
@@ -168,8 +179,9 @@ def parse_rules(data: Mapping[str, Any] | None) -> RulesSpec:
             TableRule(
                 match=_parse_glob(item["match"], f"{where}.match"),
                 rule=parse_rule(item["rule"], f"{where}.rule"),
-                key=_parse_key(item.get("key"), f"{where}.key"),
+                key=_parse_columns(item.get("key"), f"{where}.key"),
                 references=_parse_references(item.get("references"), f"{where}.references"),
+                ignore=_parse_columns(item.get("ignore"), f"{where}.ignore", "ignore"),
             )
         )
     return RulesSpec(
@@ -178,6 +190,9 @@ def parse_rules(data: Mapping[str, Any] | None) -> RulesSpec:
         strict=_parse_bool(data.get("strict", False), "rules.strict"),
         allow_destructive=_parse_bool(
             data.get("allowDestructive", False), "rules.allowDestructive"
+        ),
+        ignore_columns=_parse_columns(
+            data.get("ignoreColumns"), "rules.ignoreColumns", "ignoreColumns"
         ),
         tables=tuple(tables),
     )

@@ -62,8 +62,11 @@ class TableWriter:
         key_cols = [c for c in self.ks.key]
         key_table = _dml_table(target, dialect, sorted(set(key_cols) | set(self.columns)))
         self.key_table = key_table
+        # An ignored column does not make a row "changed", but a changed row carries it.
         self.update_columns = [
-            c for c in self.columns if c in self.ks.compared and c not in self.ks.key
+            c
+            for c in self.columns
+            if (c in self.ks.compared or c in self.ks.ignored) and c not in self.ks.key
         ]
         self.no_pk_columns = [c for c in self.columns if c not in source.primary_key]
         types = [source.column(c).type for c in self.columns]  # type: ignore[union-attr]

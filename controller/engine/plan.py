@@ -36,6 +36,7 @@ class KeySpec:
     pk: tuple[str, ...]
     natural: bool  # the key is not the primary key
     pk_reassignable: bool  # single auto-increment integer primary key
+    ignored: tuple[str, ...] = ()  # not compared, but written with a row that changed
 
 
 def key_spec(resolved: Resolved, source: TableSchema, target: TableSchema | None) -> KeySpec:
@@ -58,10 +59,19 @@ def key_spec(resolved: Resolved, source: TableSchema, target: TableSchema | None
             reason="NoKey",
         )
     natural = bool(resolved.key) and tuple(resolved.key) != source.primary_key
-    compared = tuple(c for c in source.column_names if not (natural and c in source.primary_key))
+    ignored = tuple(
+        c
+        for c in source.column_names
+        if c in resolved.ignore and c not in key and c not in source.primary_key
+    )
+    compared = tuple(
+        c
+        for c in source.column_names
+        if not (natural and c in source.primary_key) and c not in ignored
+    )
     pk_col = source.column(source.primary_key[0]) if len(source.primary_key) == 1 else None
     reassignable = bool(pk_col and pk_col.autoincrement and pk_col.type.kind in INTEGER_KINDS)
-    return KeySpec(tuple(key), compared, source.primary_key, natural, reassignable)
+    return KeySpec(tuple(key), compared, source.primary_key, natural, reassignable, ignored)
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ class TablePlan:
     warnings: tuple[str, ...] = ()
     ids_matched: int = 0  # rows matched by natural key to a target row with another ID
     ids_assigned: int = 0  # new rows given a fresh ID because theirs is taken
+    ignored: tuple[str, ...] = ()  # columns that do not make a row "changed"
     changes: TableChanges | None = field(default=None, compare=False, repr=False)
     keyspec: KeySpec | None = field(default=None, compare=False, repr=False)
 
@@ -104,6 +115,8 @@ class TablePlan:
         }
         if self.key:
             out["key"] = list(self.key)
+        if self.ignored:
+            out["ignore"] = list(self.ignored)
         if self.ids_matched or self.ids_assigned:
             out["ids"] = {"matched": self.ids_matched, "assigned": self.ids_assigned}
         if self.warnings:
@@ -270,6 +283,7 @@ def build_plan(
                 warnings=tuple(table_warnings),
                 ids_matched=id_map.matched if id_map else 0,
                 ids_assigned=id_map.assigned if id_map else 0,
+                ignored=ks.ignored if ks and res.rule.moves_rows else (),
                 changes=changes,
                 keyspec=ks,
             )

@@ -25,6 +25,11 @@ class Resolved:
     category: Category
     why: str
     references: tuple[tuple[str, str], ...] = ()  # (column, table) from an override
+    ignore: tuple[str, ...] = ()  # columns not compared: ignoreColumns and the override's
+
+
+def _ignored(everywhere: tuple[str, ...], here: tuple[str, ...]) -> tuple[str, ...]:
+    return everywhere + tuple(c for c in here if c not in everywhere)
 
 
 def _allowed_text(allowed: frozenset[Rule]) -> str:
@@ -77,6 +82,7 @@ def resolve_rules(
                     cls.category,
                     f"rules.tables[{i}] ({tr.match})",
                     tr.references,
+                    _ignored(spec.ignore_columns, tr.ignore),
                 )
                 continue
             msg = (
@@ -92,7 +98,7 @@ def resolve_rules(
             uncovered.append(table)
             resolved[table] = Resolved(table, Rule.SKIP, (), cls.category, why)
             continue
-        resolved[table] = Resolved(table, rule, (), cls.category, why)
+        resolved[table] = Resolved(table, rule, (), cls.category, why, ignore=spec.ignore_columns)
     for i, tr in enumerate(spec.tables):
         if i not in used:
             warnings.append(f"rules.tables[{i}] ({tr.match}) matches no table")

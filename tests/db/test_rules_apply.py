@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.api.rules import Rule, RulesSpec, TableRule
+from controller.api.rules import Rule, RulesSpec, TableRule, parse_rules
 from controller.engine.profiles import Profile
 from controller.errors import CheckFailed
 from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
@@ -163,3 +163,33 @@ def test_every_keyless_table_is_named_at_once(tmp_path: Path) -> None:
         plan_only(src, tgt, options)
     assert len(err.value.problems) == 2
     assert "table a" in err.value.problems[0] and "table b" in err.value.problems[1]
+
+
+def test_ignored_columns_do_not_make_rows_changed_but_travel_with_them(
+    dialect: str, make_database: MakeDb
+) -> None:
+    """Audit timestamps differ between installations: ``ignoreColumns`` keeps them out of
+    the plan, and a row that changed for another reason still brings the source's."""
+    src, tgt = make_database(dialect, "src"), make_database(dialect, "tgt")
+    t = q(dialect, "items")
+    for url, stamp in ((src, "2026-01-02"), (tgt, "2025-06-30")):
+        execute(
+            url,
+            f"create table {t} (id integer primary key, name varchar(50), stamp varchar(20))",
+            f"insert into {t} values (1, 'home', '{stamp}'), (2, 'orders', '{stamp}')",
+        )
+    execute(src, f"update {t} set name = 'orders v2' where id = 2")
+    rules = {"user": "upsert", "ignoreColumns": ["stamp"]}
+    options = PlanOptions(parse_rules(rules), Profile.GENERIC)
+    plan = plan_only(src, tgt, options).plan
+    assert plan.totals["update"] == 1 and plan.totals["unchanged"] == 1
+    assert plan.tables[0].to_dict()["ignore"] == ["stamp"]
+    result = migrate(MigrationRequest(src, tgt, options))
+    assert result.status == "succeeded", result.message
+    assert rows(tgt, "items", "id", "name", "stamp") == [
+        (1, "home", "2025-06-30"),  # unchanged but for the ignored column: left alone
+        (2, "orders v2", "2026-01-02"),  # changed: the whole source row, stamp included
+    ]
+    assert migrate(MigrationRequest(src, tgt, options)).status == "noop"
+    counted = plan_only(src, tgt, PlanOptions(parse_rules({"user": "upsert"}), Profile.GENERIC))
+    assert counted.plan.totals["update"] == 1  # without ignoreColumns, row 1 differs

@@ -159,11 +159,13 @@ spec:
     system: overwrite
     user: schema-only
     strict: true
+    ignoreColumns: [createdAt, updatedAt]
     tables:
       - match: desktopRoutes
         rule: upsert
         key: [schemaUid]
         references: {parentId: desktopRoutes}
+        ignore: [sort]
       - match: "workflow*"
         rule: skip
   approval:

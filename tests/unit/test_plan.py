@@ -15,6 +15,7 @@ from controller.engine.render import plan_json, plan_markdown, plan_text
 from controller.engine.rowindex import RowShape, build_index
 from controller.engine.rules import Resolved
 from controller.errors import CheckFailed, InvalidInput
+from controller.reconcile.planning import source_shape
 
 ROUTES = TableSchema(
     "desktopRoutes",
@@ -177,3 +178,29 @@ def test_keyless_overwrite_replaces_when_rows_differ() -> None:
         warnings=[],
     )
     assert (diff.tables[0].insert, diff.tables[0].delete) == (1, 2)
+
+
+def test_ignored_columns_do_not_make_a_row_changed() -> None:
+    schema = DatabaseSchema("sqlite", "3", {"desktopRoutes": ROUTES})
+    res = Resolved(
+        "desktopRoutes", Rule.UPSERT, ("name",), Category.SYSTEM, "t", (), ("title", "id")
+    )
+    ks = key_spec(res, ROUTES, ROUTES)
+    # the ID is matched through the natural key, never "ignored"; title is not compared
+    assert ks.ignored == ("title",) and ks.compared == ("name",)
+    shape = source_shape(ROUTES, ks)
+    plan = build_plan(
+        schema,
+        schema,
+        {"desktopRoutes": res},
+        {"desktopRoutes": ks},
+        {"desktopRoutes": build_index(shape, [[(1, "home", "Home (dev)")]])},
+        {"desktopRoutes": build_index(shape, [[(7, "home", "Home")]])},
+        allow_destructive=False,
+        warnings=[],
+    )
+    (table,) = plan.tables
+    assert (table.update, table.unchanged) == (0, 1)
+    assert table.to_dict()["ignore"] == ["title"]
+    unignored = _plan(Rule.UPSERT, [(1, "home", "Home (dev)")], [(7, "home", "Home")], ("name",))
+    assert unignored.tables[0].update == 1 and unignored.digest != plan.digest

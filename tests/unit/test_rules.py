@@ -27,6 +27,9 @@ from controller.errors import CheckFailed, InvalidInput
         ({"tables": [{"match": "a", "rule": "upsert", "references": ["b"]}]}, "['b']"),
         ({"tables": [{"match": "a", "rule": "upsert", "references": {"b-c": "t"}}]}, "'b-c'"),
         ({"tables": [{"match": "a", "rule": "upsert", "references": {"b": "t*"}}]}, "'t*'"),
+        ({"ignoreColumns": "updatedAt"}, "'updatedAt'"),
+        ({"ignoreColumns": ["updated at"]}, "'updated at'"),
+        ({"tables": [{"match": "a", "rule": "upsert", "ignore": ["x", "x"]}]}, "twice"),
     ],
 )
 def test_bad_rules_name_the_offending_value(data: dict[str, object], needle: str) -> None:
@@ -42,19 +45,24 @@ def test_rules_round_trip() -> None:
             "user": "overwrite",
             "strict": True,
             "allowDestructive": True,
+            "ignoreColumns": ["createdAt", "updatedAt"],
             "tables": [
                 {
                     "match": "desktopRoutes",
                     "rule": "upsert",
                     "key": ["title"],
                     "references": {"parentId": "desktopRoutes"},
+                    "ignore": ["sort"],
                 }
             ],
         }
     )
     assert spec.system is Rule.UPSERT and spec.user is Rule.OVERWRITE
+    assert spec.ignore_columns == ("createdAt", "updatedAt")
     assert spec.tables == (
-        TableRule("desktopRoutes", Rule.UPSERT, ("title",), (("parentId", "desktopRoutes"),)),
+        TableRule(
+            "desktopRoutes", Rule.UPSERT, ("title",), (("parentId", "desktopRoutes"),), ("sort",)
+        ),
     )
     assert parse_rules(spec.to_dict()) == spec
 
@@ -142,3 +150,17 @@ def test_underscored_names_are_found_in_the_catalog() -> None:
     classes = classify(Profile.NOCOBASE, ["application_plugins", "ui_schemas"])
     assert classes["application_plugins"].category is Category.SYSTEM
     assert classes["ui_schemas"].category is Category.SYSTEM
+
+
+def test_ignored_columns_are_everywhere_plus_the_override() -> None:
+    classes = classify(Profile.GENERIC, ["a", "b"])
+    spec = parse_rules(
+        {
+            "user": "upsert",
+            "ignoreColumns": ["updatedAt"],
+            "tables": [{"match": "a", "rule": "upsert", "ignore": ["sort", "updatedAt"]}],
+        }
+    )
+    resolved, _ = resolve_rules(classes, spec)
+    assert resolved["a"].ignore == ("updatedAt", "sort")
+    assert resolved["b"].ignore == ("updatedAt",)
