@@ -34,6 +34,18 @@ spec:
     return doc + extra
 
 
+def release_chain(urls: dict[str, str], store: Path) -> str:
+    """dev → pre → prod Environments, each accepting only the stage before it, the two
+    targets backed up into ``store``."""
+    return (
+        environment("dev", "development", urls["dev"])
+        + "---"
+        + environment("pre", "pre-release", urls["pre"], accepts="dev", store=str(store))
+        + "---"
+        + environment("prod", "production", urls["prod"], accepts="pre", store=str(store))
+    )
+
+
 def migration(name: str, source: str, target: str, extra: str = "") -> str:
     return f"""
 apiVersion: ferry.dev/v1alpha1
@@ -112,16 +124,7 @@ def test_unreachable_database_is_not_ready(kubectl: Kubectl, namespace: str, ope
 def test_promotion_dev_pre_prod(
     kubectl: Kubectl, namespace: str, operator: Any, sqlite_envs: dict[str, str], tmp_path: Path
 ) -> None:
-    store = tmp_path / "backups"
-    apply_ok(
-        kubectl,
-        namespace,
-        environment("dev", "development", sqlite_envs["dev"])
-        + "---"
-        + environment("pre", "pre-release", sqlite_envs["pre"], accepts="dev", store=str(store))
-        + "---"
-        + environment("prod", "production", sqlite_envs["prod"], accepts="pre", store=str(store)),
-    )
+    apply_ok(kubectl, namespace, release_chain(sqlite_envs, tmp_path / "backups"))
     apply_ok(kubectl, namespace, migration("to-pre", "dev", "pre"))
     done = wait_phase(kubectl, namespace, "to-pre", {"Succeeded", "Failed", "RolledBack"})
     assert done["phase"] == "Succeeded", done

@@ -27,7 +27,7 @@ import pytest
 
 from tests.e2e.conftest import Kubectl
 from tests.e2e.operator import Operator
-from tests.e2e.test_operator import apply_ok, environment, migration, status
+from tests.e2e.test_operator import apply_ok, environment, migration, release_chain, status
 from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import REPO_ROOT, ControlPlane, wait_for
 from tests.unit.test_argocd_health import run_action, run_health
@@ -187,15 +187,7 @@ def test_migration_statuses(
     kubectl: Kubectl, namespace: str, operator: Any, dbs: dict[str, str], tmp_path: Path
 ) -> None:
     store = tmp_path / "backups"
-    apply_ok(
-        kubectl,
-        namespace,
-        environment("dev", "development", dbs["dev"])
-        + "---"
-        + environment("pre", "pre-release", dbs["pre"], accepts="dev", store=str(store))
-        + "---"
-        + environment("prod", "production", dbs["prod"], accepts="pre", store=str(store)),
-    )
+    apply_ok(kubectl, namespace, release_chain(dbs, store))
     apply_ok(
         kubectl,
         namespace,
