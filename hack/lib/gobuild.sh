@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared steps of the scripts that build a pinned Go program from the Go module proxy
-# into Ferry's binary cache (hack/helm/build.sh, hack/s3/build.sh). Source it after
-# defining log() and die().
+# into Ferry's binary cache (hack/cluster/build.sh, hack/helm/build.sh, hack/s3/build.sh).
+# Source it after defining log() and die().
 
 # The absolute cache directory (FERRY_CACHE, default ~/.cache/ferry); refuses one inside
 # the repository, where built binaries must never land.
