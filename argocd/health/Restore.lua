@@ -1,7 +1,7 @@
 -- Argo CD health check for ferry.dev/Restore (docs/argocd.md).
 -- A one-shot: Completed is Healthy; Failed and Reverted (the restore failed and the
--- target was put back as it was) are Degraded; Pending, BackingUp, Restoring and
--- Verifying are Progressing.
+-- target was put back as it was) are Degraded; Pending, Queued, BackingUp, Restoring
+-- and Verifying are Progressing.
 local hs = {}
 local status = obj.status
 local generation = obj.metadata.generation

@@ -24,6 +24,7 @@ BACKUP_REF = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?$")
 
 class RestorePhase(enum.StrEnum):
     PENDING = "Pending"
+    QUEUED = "Queued"
     BACKING_UP = "BackingUp"
     RESTORING = "Restoring"
     VERIFYING = "Verifying"

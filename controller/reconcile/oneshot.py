@@ -38,8 +38,8 @@ class OneShot:
                 return str(cond.get("reason"))
         return None
 
-    def wait(self, reason: str, message: str, delay: float) -> Outcome:
-        self.patch.progressing(reason, message).set(phase="Pending", message=message)
+    def wait(self, reason: str, message: str, delay: float, phase: str = "Pending") -> Outcome:
+        self.patch.progressing(reason, message).set(phase=phase, message=message)
         events: tuple[Event, ...] = ()
         if self.ready_reason() != reason:
             kind = "Warning" if reason == "Unreachable" else "Normal"

@@ -36,14 +36,14 @@ PROBLEMS_SHOWN = 20
 
 
 class _Wait(Exception):
-    def __init__(self, reason: str, message: str, delay: float) -> None:
+    def __init__(self, reason: str, message: str, delay: float, phase: str = "Pending") -> None:
         super().__init__(message)
-        self.reason, self.message, self.delay = reason, message, delay
+        self.reason, self.message, self.delay, self.phase = reason, message, delay, phase
 
 
 class _Flow(OneShot):
-    # The CRD has no Queued phase: a Restore waiting for its turn stays Pending and says
-    # why in its conditions (reason WaitingForTurn) and message.
+    # A Restore waiting for an earlier Migration or Restore on its environment is Queued
+    # (reason WaitingForTurn), as a Migration is; other waits leave it Pending.
     kind = "Restore"
 
     def finish(self, phase: str, reason: str, message: str) -> Outcome:
@@ -69,7 +69,7 @@ class _Flow(OneShot):
                 return self.roll_back(spec, spec.migration)
             return self.restore_backup(spec)
         except _Wait as wait:
-            return self.wait(wait.reason, wait.message, wait.delay)
+            return self.wait(wait.reason, wait.message, wait.delay, wait.phase)
         except CheckFailed as err:
             problems = err.problems[:PROBLEMS_SHOWN]
             more = len(err.problems) - len(problems)
@@ -144,7 +144,7 @@ class _Flow(OneShot):
             )
         blocker = earlier_writer(self.cluster, self.body, env.name)
         if blocker:
-            raise _Wait("WaitingForTurn", f"{blocker} writes to {env.name} first", 2.0)
+            raise _Wait("WaitingForTurn", f"{blocker} writes to {env.name} first", 2.0, "Queued")
         return env
 
     def _baseline(self, env: environments.ResolvedEnvironment) -> None:

@@ -372,7 +372,7 @@ def test_restore_waits_for_an_earlier_migration(
         description="the Restore queued behind the Migration",
     )
     queued = status(kubectl, "restore", namespace, "later")
-    assert queued["phase"] == "Pending" and queued["environment"] == "pre"
+    assert queued["phase"] == "Queued" and queued["environment"] == "pre"
     ready = [c for c in queued["conditions"] if c["type"] == "Ready"]
     assert ready[0]["reason"] == "WaitingForTurn"
     kubectl("delete", "migration", "gated", "-n", namespace)

@@ -223,6 +223,14 @@ def test_restore_reverted_is_degraded() -> None:
     assert run_health(obj)["status"] == "Degraded"
 
 
+def test_restore_phases_in_flight_are_progressing() -> None:
+    for phase in ("Pending", "Queued", "BackingUp", "Restoring", "Verifying"):
+        obj = fixture("restore-completed")
+        obj["status"]["phase"] = phase
+        got = run_health(obj)
+        assert got["status"] == "Progressing" and got["message"].startswith(phase)
+
+
 def test_migration_phases_in_flight_are_progressing() -> None:
     for phase in ("Pending", "Queued", "Planning", "BackingUp", "Applying", "Verifying"):
         obj = fixture("migration-pending")
