@@ -56,6 +56,8 @@ def arrow_schema(
                 )
             else:
                 arrow_type = SQLITE_CLASSES[classes[0]] if classes else pa.large_string()
+        elif col.type.zoned_time:
+            arrow_type = pa.large_string()
         else:
             arrow_type = _typed(col.type.kind)
         fields.append(pa.field(col.name, arrow_type, nullable=True))

@@ -53,6 +53,12 @@ class _Snapshot:
         with classified(f"reading {table} from {self._label}"):
             yield from stream_rows(self.conn, self.table(table), columns)
 
+    def archive_batches(self, table: str, columns: Sequence[str]) -> Iterator[Batch]:
+        """Rows for a backup member: as :meth:`batches`, with what only PostgreSQL's
+        text carries exactly (arrays, intervals, ``timetz`` …) read as that text."""
+        with classified(f"reading {table} from {self._label}"):
+            yield from stream_rows(self.conn, self.table(table), columns, archive=True)
+
     def ledger_find(self, migration_id: str) -> ledger.LedgerEntry | None:
         with classified("reading the ledger"):
             return ledger.find(self.conn, migration_id)

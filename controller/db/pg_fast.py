@@ -32,7 +32,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from controller.db.connect import scrub
 from controller.db.ddl import build_table
 from controller.db.writer import fix_sequence
-from controller.engine.model import Kind, TableSchema
+from controller.engine.model import ColumnType, Kind, TableSchema
 from controller.errors import PermanentError, Unreachable
 
 #: Switch for benchmarks and tests; the generic path is used when False.
@@ -81,14 +81,14 @@ def _base(native: str) -> str:
     return " ".join(re.sub(r"\([^)]*\)", " ", native.upper()).split())
 
 
-def _select_expr(name: str, kind: Kind, native: str) -> str | None:
+def _select_expr(name: str, ctype: ColumnType) -> str | None:
     """The SELECT expression reading one column for its member, or None: no fast path."""
-    col = _quote(name)
-    if kind in _TEXT_CAST:
+    col, kind = _quote(name), ctype.kind
+    if kind in _TEXT_CAST or ctype.zoned_time:  # zoned: the offset survives only as text
         return f"{col}::text"
-    base = _base(native)
+    base = _base(ctype.native)
     if base not in _NATIVE_BY_KIND.get(kind, ()):
-        # An unusual type behind a common kind (an enum as a string, timetz, …):
+        # An unusual type behind a common kind (an enum as a string, …):
         # PostgreSQL's text is what the generic path reads for strings; others wait.
         return f"{col}::text" if kind in (Kind.STRING, Kind.TEXT) else None
     if base == "REAL":
@@ -102,7 +102,7 @@ def select_sql(table: TableSchema) -> str | None:
         return None
     exprs = []
     for c in table.columns:
-        expr = _select_expr(c.name, c.type.kind, c.type.native)
+        expr = _select_expr(c.name, c.type)
         if expr is None:
             return None
         exprs.append(expr)

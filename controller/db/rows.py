@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from controller.engine.model import Kind, TableSchema
+from controller.engine.model import Column, Kind, TableSchema
 
 BATCH = 2000
 
@@ -74,16 +74,25 @@ def _normalised(
     return rows
 
 
-def select_columns(conn: sa.Connection, table: TableSchema, columns: Sequence[str]) -> Any:
+def _as_text(col: Column | None, archive: bool) -> bool:
+    """Whether PostgreSQL should send this column as its own text: JSON and UUID always;
+    for archives also what no Python value carries exactly (arrays, intervals, ranges,
+    a time with its UTC offset), as the fast path reads them (``pg_fast``)."""
+    if col is None:
+        return False
+    if col.type.kind in (Kind.JSON, Kind.UUID):
+        return True
+    return archive and (col.type.kind is Kind.OTHER or col.type.zoned_time)
+
+
+def select_columns(
+    conn: sa.Connection, table: TableSchema, columns: Sequence[str], *, archive: bool = False
+) -> Any:
     exprs: list[Any] = []
     for name in columns:
         col = table.column(name)
         expr: Any = sa.column(name)
-        if (
-            conn.dialect.name == "postgresql"
-            and col is not None
-            and col.type.kind in (Kind.JSON, Kind.UUID)
-        ):
+        if conn.dialect.name == "postgresql" and _as_text(col, archive):
             expr = sa.cast(expr, sa.Text()).label(name)
         exprs.append(expr)
     return sa.select(*exprs).select_from(sa.table(table.name))
@@ -96,9 +105,11 @@ def stream_rows(
     *,
     batch: int = BATCH,
     order_by: Sequence[str] = (),
+    archive: bool = False,
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """Yield lists of at most ``batch`` rows (tuples in ``columns`` order)."""
-    stmt = select_columns(conn, table, columns)
+    """Yield lists of at most ``batch`` rows (tuples in ``columns`` order); ``archive``:
+    for a backup member (see :func:`_as_text`)."""
+    stmt = select_columns(conn, table, columns, archive=archive)
     if order_by:
         stmt = stmt.order_by(*[sa.column(c) for c in order_by])
     # Options on the statement, not the connection: Connection.execution_options() changes

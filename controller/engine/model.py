@@ -43,6 +43,13 @@ class ColumnType:
     variant: str | None = None  # e.g. "jsonb" for PostgreSQL JSONB
     native: str = ""  # the source dialect's spelling, e.g. "VARCHAR(255)"
 
+    @property
+    def zoned_time(self) -> bool:
+        """A time of day with a UTC offset (PostgreSQL ``timetz``), which no driver's
+        ``time`` value and no Arrow type carries: backups keep it as the server's text."""
+        native = self.native.upper()
+        return self.kind is Kind.TIME and ("WITH TIME ZONE" in native or "TIMETZ" in native)
+
     def describe(self) -> str:
         if self.kind is Kind.STRING and self.length:
             return f"string({self.length})"

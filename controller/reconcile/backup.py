@@ -100,7 +100,7 @@ def backup_snapshot(
                     layout.member_key(i, name),
                     table,
                     schema.dialect,
-                    fast if fast is not None else snap.batches(name, table.column_names),
+                    fast if fast is not None else snap.archive_batches(name, table.column_names),
                     classes,
                 )
             )
