@@ -1,8 +1,9 @@
 """Merged release on real NocoBase: two independently installed development apps
-promote into one pre-release with ``upsert`` on natural keys.
+promote into one pre-release with the documented merged-release rules (``upsert`` on
+natural keys, references rewritten, audit timestamps ignored).
 
-What natural keys cannot express (install-time random uids, snowflake ids referenced
-by other rows) is recorded in docs/nocobase-testing.md, not worked around here.
+What natural keys cannot express (install-time random uids in UI schema trees, tables
+with no natural key) is recorded in docs/nocobase-testing.md, not worked around here.
 """
 
 from __future__ import annotations
@@ -10,49 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from controller.api.rules import parse_rules
 from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
 from controller.reconcile.planning import PlanOptions
 from tests.db.dbhelpers import dump
+from tests.harness.cluster import REPO_ROOT
 from tests.nocobase import builder as b
 from tests.nocobase.conftest import AppFactory
 
 pytestmark = pytest.mark.nocobase
 
-# Keys from docs/nocobase-notes.md ("Natural keys and id strategy"); tables whose
-# primary key is already natural (roles.name, dataSources.key, composite through
-# tables, snowflake ids of rows created in only one app) keep it.
-MERGE_RULES = parse_rules(
-    {
-        "system": "upsert",
-        # each installation stamps its own rows: not a change worth a review
-        "ignoreColumns": ["createdAt", "updatedAt"],
-        "tables": [
-            {"match": "collections", "rule": "upsert", "key": ["name"]},
-            {"match": "fields", "rule": "upsert", "key": ["collectionName", "name"]},
-            {"match": "dataSourcesRoles", "rule": "upsert", "key": ["roleName", "dataSourceKey"]},
-            {
-                "match": "dataSourcesRolesResources",
-                "rule": "upsert",
-                "key": ["roleName", "dataSourceKey", "name"],
-            },
-            # an action is its resource's (by ID, followed by the profile's references)
-            {
-                "match": "dataSourcesRolesResourcesActions",
-                "rule": "upsert",
-                "key": ["rolesResourceId", "name"],
-            },
-            {"match": "applicationPlugins", "rule": "upsert", "key": ["name"]},
-            {"match": "authenticators", "rule": "upsert", "key": ["name"]},
-            {"match": "storages", "rule": "upsert", "key": ["name"]},
-            # no primary key at all: materialised paths, and a unique (uid, roleName)
-            {"match": "main_desktopRoutes_path", "rule": "upsert", "key": ["nodePk"]},
-            {"match": "main_mobileRoutes_path", "rule": "upsert", "key": ["nodePk"]},
-            {"match": "uiButtonSchemasRoles", "rule": "upsert", "key": ["uid", "roleName"]},
-        ],
-    }
-)
+# The merged-release rules users are given: tested here exactly as documented.
+RULES_FILE = REPO_ROOT / "docs" / "examples" / "rules" / "nocobase-merged-release.yaml"
+MERGE_RULES = parse_rules(yaml.safe_load(RULES_FILE.read_text()))
 
 
 MEMBER_USERS_ACTIONS = {"a_": ["view"], "b_": ["update", "view"]}
@@ -115,6 +88,9 @@ def test_two_teams_merge_into_one_pre_release(
     assert (by_table["collections"].insert, by_table["collections"].kept) == (2, 2)
     assert by_table["roles"].insert == 1 and by_table["roles"].kept == 1
     assert by_table["fields"].insert == by_table["fields"].kept == len(a_rows["fields"])
+    # the built-in scopes ("all", "own") are team A's rows, not duplicated
+    assert by_table["dataSourcesRolesResourcesScopes"].insert == 0
+    assert by_table["dataSourcesRolesResourcesScopes"].ids_matched == 2
     # member's "users" resource is team A's row in pre-release: team B's actions on it
     # are rewritten to that row's ID (B's "view" is A's, B's "update" is new).
     assert by_table["dataSourcesRolesResources"].ids_matched >= 1
