@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from controller.engine.idmap import Translation, match_ids
 from controller.engine.model import Column, ColumnType, DatabaseSchema, Kind, TableSchema
+from controller.engine.plan import KeySpec
 from controller.engine.profiles import Profile
 from controller.engine.references import merged, profile_references
+from controller.reconcile.idmapping import map_ids
 
 INT = ColumnType(kind=Kind.INTEGER)
 TEXT = ColumnType(kind=Kind.TEXT)
@@ -92,3 +94,45 @@ def test_declared_references_add_to_the_profile_and_win() -> None:
         "desktopRoutes": {"parentId": "menus", "x": "y"},
         "t": {"a": "b"},
     }
+
+
+class _Unread:
+    """A source the checks must refuse before reading any row."""
+
+    def batches(self, table: str, columns: object) -> object:
+        raise AssertionError(f"read {table} although the references were refused")
+
+
+def _natural(key: tuple[str, ...]) -> KeySpec:
+    return KeySpec(key, key, ("id",), natural=True, pk_reassignable=True)
+
+
+def test_a_natural_key_that_references_its_own_table_is_refused() -> None:
+    schema = DatabaseSchema("postgresql", "15", {"menus": _table("menus", "parent_id")})
+    mapping = map_ids(
+        _Unread(),  # type: ignore[arg-type]
+        _Unread(),  # type: ignore[arg-type]
+        (schema, schema),
+        {"menus": _natural(("parent_id",))},
+        {"menus": {"parent_id": "menus"}},
+        {},
+    )
+    assert mapping.problems == [
+        "table menus: its natural key column parent_id references the table itself; "
+        "choose key columns that identify a row on their own"
+    ]
+
+
+def test_natural_keys_referencing_each_other_are_refused() -> None:
+    schema = DatabaseSchema(
+        "postgresql", "15", {"a": _table("a", "b_id"), "b": _table("b", "a_id")}
+    )
+    mapping = map_ids(
+        _Unread(),  # type: ignore[arg-type]
+        _Unread(),  # type: ignore[arg-type]
+        (schema, schema),
+        {"a": _natural(("b_id",)), "b": _natural(("a_id",))},
+        {"a": {"b_id": "b"}, "b": {"a_id": "a"}},
+        {},
+    )
+    assert mapping.problems == ["natural keys reference each other: a → b → a"]
