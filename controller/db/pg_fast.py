@@ -31,6 +31,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from controller.db.connect import scrub
 from controller.db.ddl import build_table
+from controller.db.rows import text_only
 from controller.db.writer import fix_sequence
 from controller.engine.model import ColumnType, Kind, TableSchema
 from controller.errors import PermanentError, Unreachable
@@ -44,7 +45,7 @@ WRITE_SLICE_BYTES = 4 << 20
 #: Formatted slices waiting to be sent.
 PIPELINE = 2
 
-_TEXT_CAST = (Kind.DECIMAL, Kind.JSON, Kind.UUID, Kind.OTHER)
+_TEXT_CAST = (Kind.DECIMAL, Kind.JSON, Kind.UUID)
 _NATIVE_BY_KIND: dict[Kind, tuple[str, ...]] = {
     Kind.SMALLINT: ("SMALLINT",),
     Kind.INTEGER: ("INTEGER",),
@@ -84,7 +85,7 @@ def _base(native: str) -> str:
 def _select_expr(name: str, ctype: ColumnType) -> str | None:
     """The SELECT expression reading one column for its member, or None: no fast path."""
     col, kind = _quote(name), ctype.kind
-    if kind in _TEXT_CAST or ctype.zoned_time:  # zoned: the offset survives only as text
+    if kind in _TEXT_CAST or text_only(ctype):
         return f"{col}::text"
     base = _base(ctype.native)
     if base not in _NATIVE_BY_KIND.get(kind, ()):

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from controller.engine.model import Column, Kind, TableSchema
+from controller.engine.model import Column, ColumnType, Kind, TableSchema
 
 BATCH = 2000
 
@@ -74,15 +74,21 @@ def _normalised(
     return rows
 
 
+def text_only(ctype: ColumnType) -> bool:
+    """No Python value carries it exactly, PostgreSQL's text does: arrays, intervals,
+    ranges (kind other) and a time with its UTC offset. Backups read it as that text on
+    both paths (here and ``pg_fast``)."""
+    return ctype.kind is Kind.OTHER or ctype.zoned_time
+
+
 def _as_text(col: Column | None, archive: bool) -> bool:
     """Whether PostgreSQL should send this column as its own text: JSON and UUID always;
-    for archives also what no Python value carries exactly (arrays, intervals, ranges,
-    a time with its UTC offset), as the fast path reads them (``pg_fast``)."""
+    for archives also what only that text carries (:func:`text_only`)."""
     if col is None:
         return False
     if col.type.kind in (Kind.JSON, Kind.UUID):
         return True
-    return archive and (col.type.kind is Kind.OTHER or col.type.zoned_time)
+    return archive and text_only(col.type)
 
 
 def select_columns(
