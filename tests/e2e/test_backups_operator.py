@@ -219,19 +219,10 @@ spec: {{environment: dev, deletionPolicy: Delete, reason: scheduled}}
     )
     assert not (store / "dev" / done_a["id"]).exists()
 
-    # The schedule runs again once a cron time passed since its last run: it fires every
-    # minute from now on (yearly before, so that no run raced the checks above), and its
-    # last run is moved back; the new backup then replaces the hand-made one.
-    kubectl.merge_patch(
-        "backupschedule/nightly", namespace, {"spec": {"schedule": "* * * * *"}}, check=True
-    )
-    kubectl.merge_patch(
-        "backupschedule/nightly",
-        namespace,
-        {"status": {"lastScheduleTime": "2020-01-01T00:00:00Z"}},
-        subresource="status",
-        check=True,
-    )
+    # The schedule runs again once a cron time passed since its last run (yearly until
+    # now, so that no run raced the checks above); the new backup then replaces the
+    # hand-made one.
+    make_schedule_due(kubectl, namespace, "nightly")
     # Compare UIDs, not names: a run in the same minute as the first one gets its name
     # back (the first Backup is gone by now), and it is still a new object.
     seen = {first["metadata"]["uid"]}
@@ -254,6 +245,22 @@ spec: {{environment: dev, deletionPolicy: Delete, reason: scheduled}}
     remaining = [b["metadata"]["name"] for b in schedule_backups(kubectl, namespace, "nightly")]
     assert remaining and all(n >= third for n in remaining), remaining
     assert status(kubectl, "backupschedule", namespace, "nightly")["lastScheduleTime"] > "2020"
+
+
+def make_schedule_due(kubectl: Kubectl, namespace: str, name: str) -> None:
+    """Make a BackupSchedule's next run due now, as an admin would: it fires every minute
+    from now on and its last run is moved back; the cron expression and that time
+    decide, never the timer."""
+    kubectl.merge_patch(
+        f"backupschedule/{name}", namespace, {"spec": {"schedule": "* * * * *"}}, check=True
+    )
+    kubectl.merge_patch(
+        f"backupschedule/{name}",
+        namespace,
+        {"status": {"lastScheduleTime": "2020-01-01T00:00:00Z"}},
+        subresource="status",
+        check=True,
+    )
 
 
 def test_suspended_schedule_creates_nothing(

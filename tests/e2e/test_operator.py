@@ -34,6 +34,15 @@ spec:
     return doc + extra
 
 
+def dev_and_pre(urls: dict[str, str]) -> str:
+    """A development and a pre-release Environment, with no promotion policy."""
+    return (
+        environment("dev", "development", urls["dev"])
+        + "---"
+        + environment("pre", "pre-release", urls["pre"])
+    )
+
+
 def release_chain(urls: dict[str, str], store: Path) -> str:
     """dev → pre → prod Environments, each accepting only the stage before it, the two
     targets backed up into ``store``."""
@@ -160,9 +169,7 @@ def test_approval_gate_and_digest(
     apply_ok(
         kubectl,
         namespace,
-        environment("dev", "development", sqlite_envs["dev"])
-        + "---"
-        + environment("pre", "pre-release", sqlite_envs["pre"]),
+        dev_and_pre(sqlite_envs),
     )
     apply_ok(kubectl, namespace, migration("gated", "dev", "pre", "  approval: {required: true}\n"))
     waiting = wait_phase(kubectl, namespace, "gated", {"AwaitingApproval", "Failed"})
@@ -197,9 +204,7 @@ def test_two_migrations_queue_on_one_target(
     apply_ok(
         kubectl,
         namespace,
-        environment("dev", "development", sqlite_envs["dev"])
-        + "---"
-        + environment("pre", "pre-release", sqlite_envs["pre"]),
+        dev_and_pre(sqlite_envs),
     )
     apply_ok(
         kubectl,
@@ -245,9 +250,7 @@ def test_liveness_and_metrics(
         apply_ok(
             kubectl,
             namespace,
-            environment("dev", "development", sqlite_envs["dev"])
-            + "---"
-            + environment("pre", "pre-release", sqlite_envs["pre"]),
+            dev_and_pre(sqlite_envs),
         )
         apply_ok(kubectl, namespace, migration("m", "dev", "pre"))
         assert wait_phase(kubectl, namespace, "m", {"Succeeded", "Failed"})["phase"] == "Succeeded"

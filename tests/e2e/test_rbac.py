@@ -21,6 +21,7 @@ import yaml
 
 from tests.e2e.conftest import Kubectl
 from tests.e2e.operator import Operator
+from tests.e2e.test_backups_operator import make_schedule_due
 from tests.e2e.test_operator import apply_ok, environment, migration, status, wait_phase
 from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import ControlPlane, wait_for
@@ -187,18 +188,8 @@ spec: {environment: pre, schedule: "0 0 1 1 *", immediate: true, retention: {kee
     )
     got = status(kubectl, "backup", namespace, first)
     assert got["phase"] == "Completed", got
-    # Make the next run due now: the schedule fires every minute from now on (yearly
-    # before, so that no run raced the first one) and its last run is moved back.
-    kubectl.merge_patch(
-        "backupschedule/nightly", namespace, {"spec": {"schedule": "* * * * *"}}, check=True
-    )
-    kubectl.merge_patch(
-        "backupschedule/nightly",
-        namespace,
-        {"status": {"lastScheduleTime": "2020-01-01T00:00:00Z"}},
-        subresource="status",
-        check=True,
-    )
+    # Make the next run due now (yearly until now, so that no run raced the first one).
+    make_schedule_due(kubectl, namespace, "nightly")
     wait_for(
         lambda: (
             (
