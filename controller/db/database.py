@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from controller.db import ledger, locks, pg_fast, restore_io
+from controller.db import ledger, locks, pg_fast, restore_io, revert
 from controller.db.connect import classified, create_engine, dialect_of, redact
 from controller.db.ddl import execute_op
 from controller.db.reflect import reflect
@@ -22,6 +22,7 @@ from controller.db.writer import Fault, TableWriter
 from controller.engine.model import DatabaseSchema, TableSchema
 from controller.engine.plan import TablePlan
 from controller.engine.source import Batch
+from controller.engine.undo import TableRevert
 
 
 class _Snapshot:
@@ -139,6 +140,32 @@ class WriteSession(_Snapshot):
         """:meth:`replace_table` from Arrow record batches, with PostgreSQL's COPY."""
         with classified(f"restoring {schema.name}"):
             return pg_fast.replace_table(self.conn, schema, source_dialect, batches)
+
+    def revert_table(
+        self, steps: TableRevert, values: Callable[[Sequence[str]], Iterator[Batch]]
+    ) -> int:
+        """Put one table back as :class:`TableRevert` says; ``values(columns)`` streams
+        the backup's (primary key…, columns…) for the columns whose values come back.
+        Returns the number of rows written."""
+        conn = self.conn
+        with classified(f"rolling back {steps.table}"):
+            table = self.table(steps.table)
+            if steps.replace_all:
+                revert.delete_all(conn, table)
+            count = revert.delete_rows(conn, table, steps.key, steps.delete)
+            count += revert.update_rows(conn, table, steps.key, steps.columns, steps.update)
+            count += revert.insert_rows(conn, table, steps.columns, [steps.insert])
+            restored = []
+            for op, name in steps.ops:
+                column = revert.reverse_op(conn, self.table(steps.table), op, name, steps.before)
+                self.refresh()
+                if column is not None:
+                    restored.append(column.name)
+            if restored:
+                count += revert.set_values(
+                    conn, self.table(steps.table), restored, values(restored)
+                )
+            return count
 
     def drop_table(self, name: str) -> None:
         with classified(f"dropping {name}"):

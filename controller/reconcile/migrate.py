@@ -195,12 +195,12 @@ class _Run:
             self.tell("Applying")
             self.ddl_committed = self.target.dialect == "mysql" and plan.totals["schema"] > 0
             after = _apply(session, source, self.prepared, request.fault)
+            self.keep_post_state(session, after)
             if request.fault:
                 request.fault("ledger")
             session.ledger_record(self.entry("succeeded"))
         if request.fault:
             request.fault("committed")
-        self.keep_post_state(after)
         return MigrationResult(self.id, "succeeded", plan, backup_id=self.backup_id)
 
     def tell(self, phase: str) -> None:
@@ -237,18 +237,29 @@ class _Run:
             summary=summary,
         )
 
-    def keep_post_state(self, after: dict[str, RowIndex]) -> None:
+    def keep_post_state(self, session: WriteSession, after: dict[str, RowIndex]) -> None:
+        """Record what this migration wrote, beside its backup and before it commits: a
+        migration whose record could not be stored does not happen, so every applied
+        migration can be rolled back exactly."""
         if self.backup is None or self.request.store is None or self.prepared is None:
             return
-        changed = set(_summary(self.prepared.plan)["changedTables"])
-        states = {}
-        for name, index in after.items():
-            if name in changed:
-                table = self.prepared.source_schema.tables[name]
-                types = {c.name: c.type for c in table.columns}
-                states[name] = (index, table.primary_key, types)
+        prepared = self.prepared
+        session.refresh()
+        records = [
+            post_state.record_table(
+                session,
+                t,
+                prepared.source_schema.tables.get(t.table),
+                prepared.target_rows.get(t.table),
+                after.get(t.table),
+            )
+            for t in prepared.plan.tables
+            if t.changes_anything
+        ]
         self.request.store.put_extra(
-            self.backup, layout.post_state_key(self.id or ""), post_state.encode(states)
+            self.backup,
+            layout.post_state_key(self.id or ""),
+            post_state.encode(self.id or "", records),
         )
 
     def failed(self, err: FerryError) -> MigrationResult:

@@ -1,91 +1,223 @@
 """What a migration left behind, kept beside its pre-migration backup.
 
-After a migration, the row digests of every table it changed are stored (compressed)
-next to the backup. A scoped rollback compares them with the target's rows at that
-time, so edits made after the migration are reported before anything is restored.
+Inside the migration's transaction, before it commits, Ferry records for every table
+the migration touched — row changes and schema operations alike — which rows it wrote
+(with their digests after the write), which schema operations it applied, and what
+values its added or altered columns held in the rows it did not write. A scoped
+rollback reads this record to undo exactly the migration and to list what was edited
+since; without it, a rollback refuses instead of restoring whole tables.
+
+Format 2 (this one) is versioned; format 1, written before, kept only the digests of
+the rows left in tables with row changes: it still decodes, as records whose deleted
+rows are found in the backup.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import zstandard
 
 from controller.engine.model import ColumnType, TableSchema
-from controller.engine.plan import KeySpec
-from controller.engine.rowindex import RowIndex
+from controller.engine.plan import KeySpec, TablePlan
+from controller.engine.rowindex import CanonKey, RowIndex, row_digest
+from controller.engine.schema_diff import AddColumn, AddIndex, AlterColumnType, DropColumn
+from controller.engine.schema_diff import CreateTable as CreateTableOp
 from controller.engine.source import SnapshotSource
+from controller.engine.undo import (
+    ADD_COLUMN,
+    ADD_INDEX,
+    ALTER_COLUMN,
+    CREATE_TABLE,
+    DROP_COLUMN,
+    ColumnWatch,
+    TableRecord,
+)
+from controller.errors import CheckFailed
 from controller.reconcile.planning import index_as
 
-
-@dataclass(frozen=True)
-class TableState:
-    key: tuple[str, ...]
-    compared: tuple[str, ...]
-    pk: tuple[str, ...]
-    types: dict[str, ColumnType]
-    rows: dict[tuple[str, ...], str]  # canonical key → hex digest
-    keyless: dict[str, int]  # hex digest → count, for tables without a key
+FORMAT = 2
 
 
-def encode(states: dict[str, tuple[RowIndex, tuple[str, ...], dict[str, ColumnType]]]) -> bytes:
-    doc: dict[str, Any] = {}
-    for table, (index, pk, types) in states.items():
-        doc[table] = {
-            "key": list(index.key_columns),
-            "compared": list(index.compared_columns),
-            "pk": list(pk),
-            "types": {c: t.to_dict() for c, t in types.items()},
-            "rows": [[list(k), e.digest.hex()] for k, e in sorted(index.rows.items())],
-            "keyless": {d.hex(): n for d, n in sorted(index.keyless.items())},
-        }
-    return zstandard.ZstdCompressor().compress(json.dumps(doc).encode())
+def _op(op: object) -> tuple[str, str]:
+    if isinstance(op, CreateTableOp):
+        return CREATE_TABLE, op.table.name
+    if isinstance(op, AddColumn):
+        return ADD_COLUMN, op.column.name
+    if isinstance(op, AlterColumnType):
+        return ALTER_COLUMN, op.column.name
+    if isinstance(op, DropColumn):
+        return DROP_COLUMN, op.column
+    assert isinstance(op, AddIndex), op
+    return ADD_INDEX, op.index.name
 
 
-def decode(data: bytes) -> dict[str, TableState]:
-    doc = json.loads(zstandard.ZstdDecompressor().decompress(data))
+def null_digest(ctype: ColumnType) -> str:
+    return row_digest([None], [ctype]).hex()
+
+
+def column_index(
+    target: SnapshotSource, table: TableSchema, record: TableRecord, column: str
+) -> RowIndex:
+    """The rows of ``table`` keyed as ``record`` keys them, digesting ``column`` alone."""
+    ks = KeySpec(record.key, (column,), record.pk, natural=False, pk_reassignable=False)
+    return index_as(target, table, ks, record.types)
+
+
+def _written(plan: TablePlan, before: RowIndex | None, after: RowIndex) -> dict[CanonKey, Any]:
+    changes = plan.changes
+    if changes is None:
+        return {}
+    written: dict[CanonKey, str | None] = {
+        key: after.rows[key].digest.hex() for key in [*changes.inserts, *changes.updates]
+    }
+    if changes.deletes and before is not None:
+        by_raw = {entry.key: key for key, entry in before.rows.items()}
+        written |= {by_raw[raw]: None for raw in changes.deletes if raw in by_raw}
+    return written
+
+
+def _watch(
+    target: SnapshotSource, table: TableSchema, record: TableRecord, col: str, altered: bool
+) -> ColumnWatch:
+    index = column_index(target, table, record, col)
+    if not record.key:
+        keyless = {d.hex(): n for d, n in sorted(index.keyless.items())}
+        fill = next(iter(keyless)) if len(keyless) == 1 else None
+        return ColumnWatch(col, fill, keyless={} if fill else keyless, altered=altered)
+    unwritten = {k: e.digest.hex() for k, e in index.rows.items() if k not in record.written}
+    values = set(unwritten.values())
+    if len(values) <= 1 and not altered:
+        fill = values.pop() if values else null_digest(record.types[col])
+        return ColumnWatch(col, fill)
+    return ColumnWatch(col, None, rows=unwritten, altered=altered)
+
+
+def record_table(
+    target: SnapshotSource,
+    plan: TablePlan,
+    source: TableSchema | None,
+    before: RowIndex | None,
+    after: RowIndex | None,
+) -> TableRecord:
+    """What ``plan`` did to its table, read inside the migration's transaction."""
+    now = target.schema().table(plan.table)
+    assert now is not None, plan.table
+    source = source or now
+    types = {c.name: c.type for c in source.columns} | {
+        c.name: c.type for c in now.columns if source.column(c.name) is None
+    }
+    ks = plan.keyspec
+    record = TableRecord(
+        table=plan.table,
+        key=ks.key if ks else now.primary_key,
+        compared=ks.compared if ks and after is not None else (),
+        pk=now.primary_key,
+        types=types,
+        ops=tuple(_op(op) for op in plan.schema),
+    )
+    if after is not None and plan.changes is not None:
+        if plan.changes.replace_all:
+            keyless = {d.hex(): n for d, n in sorted(after.keyless.items())}
+            record = replace(record, keyless_after=keyless)
+        elif after.key_columns:
+            record = replace(record, written=_written(plan, before, after))
+    watched = [(c, False) for c in record.names(ADD_COLUMN)]
+    watched += [(c, True) for c in record.names(ALTER_COLUMN)]
+    if watched and not record.created:
+        watches = tuple(_watch(target, now, record, c, altered) for c, altered in watched)
+        record = replace(record, watches=watches)
+    return record
+
+
+def encode(migration_id: str, records: list[TableRecord]) -> bytes:
+    doc = {
+        "format": FORMAT,
+        "migration": migration_id,
+        "tables": {r.table: _record_doc(r) for r in records},
+    }
+    return zstandard.ZstdCompressor().compress(json.dumps(doc, sort_keys=True).encode())
+
+
+def _record_doc(r: TableRecord) -> dict[str, Any]:
     return {
-        table: TableState(
-            key=tuple(t["key"]),
-            compared=tuple(t["compared"]),
-            pk=tuple(t["pk"]),
-            types={c: ColumnType.from_dict(v) for c, v in t["types"].items()},
-            rows={tuple(k): d for k, d in t["rows"]},
-            keyless=dict(t["keyless"]),
-        )
-        for table, t in doc.items()
+        "key": list(r.key),
+        "compared": list(r.compared),
+        "pk": list(r.pk),
+        "types": {c: t.to_dict() for c, t in r.types.items()},
+        "ops": [list(op) for op in r.ops],
+        "written": [[list(k), d] for k, d in sorted(r.written.items())],
+        "keylessAfter": r.keyless_after,
+        "watches": [
+            {
+                "column": w.column,
+                "fill": w.fill,
+                "rows": [[list(k), d] for k, d in sorted(w.rows.items())],
+                "keyless": w.keyless,
+                "altered": w.altered,
+            }
+            for w in r.watches
+        ],
     }
 
 
-def current_index(target: SnapshotSource, table: TableSchema, state: TableState) -> RowIndex:
-    keyspec = KeySpec(state.key, state.compared, state.pk, natural=False, pk_reassignable=False)
-    return index_as(target, table, keyspec, state.types)
+def decode(data: bytes, where: str) -> dict[str, TableRecord]:
+    """Records by table; a post-state that cannot be read is refused, naming ``where``."""
+    try:
+        doc = json.loads(zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31))
+        if isinstance(doc, dict) and doc.get("format") == FORMAT:
+            return {t: _record(t, r) for t, r in doc["tables"].items()}
+        if isinstance(doc, dict) and "format" not in doc:
+            return {t: _record_v1(t, r) for t, r in doc.items()}
+        raise ValueError(f"unknown format {doc.get('format') if isinstance(doc, dict) else '?'}")
+    except (ValueError, KeyError, TypeError, AttributeError, zstandard.ZstdError) as err:
+        raise CheckFailed(
+            f"{where} cannot be read ({err}); nothing was rolled back",
+            reason="PostStateUnreadable",
+        ) from err
 
 
-def drift(state: TableState, now: RowIndex, limit: int = 20) -> list[str]:
-    """Rows that differ from what the migration left: changed, added or removed."""
-    if not state.key:
-        after = {bytes.fromhex(d): n for d, n in state.keyless.items()}
-        return [] if dict(now.keyless) == after else ["rows differ (table has no key)"]
-    found = []
-    for key, digest in state.rows.items():
-        entry = now.rows.get(key)
-        if entry is None:
-            found.append(f"row {_show(key)} was deleted after the migration")
-        elif entry.digest.hex() != digest:
-            found.append(f"row {_show(key)} was changed after the migration")
-    found += [
-        f"row {_show(key)} was added after the migration"
-        for key in now.rows
-        if key not in state.rows
-    ]
-    if len(found) > limit:
-        return [*found[:limit], f"… and {len(found) - limit} more"]
-    return found
+def _types(doc: dict[str, Any]) -> dict[str, ColumnType]:
+    return {c: ColumnType.from_dict(v) for c, v in doc.items()}
 
 
-def _show(key: tuple[str, ...]) -> str:
-    parts = [k.split(":", 1)[-1] for k in key]
-    return "(" + ", ".join(parts) + ")"
+def _record(table: str, t: dict[str, Any]) -> TableRecord:
+    return TableRecord(
+        table=table,
+        key=tuple(t["key"]),
+        compared=tuple(t["compared"]),
+        pk=tuple(t["pk"]),
+        types=_types(t["types"]),
+        ops=tuple((str(op), str(name)) for op, name in t["ops"]),
+        written={tuple(k): d for k, d in t["written"]},
+        keyless_after=t["keylessAfter"],
+        watches=tuple(
+            ColumnWatch(
+                w["column"],
+                w["fill"],
+                rows={tuple(k): d for k, d in w["rows"]},
+                keyless=dict(w["keyless"]),
+                altered=bool(w["altered"]),
+            )
+            for w in t["watches"]
+        ),
+    )
+
+
+def _record_v1(table: str, t: dict[str, Any]) -> TableRecord:
+    """Format 1 kept every row the table held after the migration: all count as written
+    (an edit to any of them since is listed), and backup rows missing from them were
+    deleted by the migration."""
+    keyless = dict(t["keyless"]) if not t["key"] else None
+    return TableRecord(
+        table=table,
+        key=tuple(t["key"]),
+        compared=tuple(t["compared"]),
+        pk=tuple(t["pk"]),
+        types=_types(t["types"]),
+        written={tuple(k): d for k, d in t["rows"]},
+        keyless_after=keyless,
+        complete=False,
+    )

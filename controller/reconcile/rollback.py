@@ -1,24 +1,46 @@
-"""Scoped rollback: undo exactly what one migration changed, keep everything else.
+"""Scoped rollback: undo exactly what one migration wrote, keep everything else.
 
-The migration's ledger row names its pre-migration backup and the tables it changed
-or created. Before restoring those tables, the target's rows are compared with what the
-migration left (stored beside the backup): edits made since are listed, and the
-rollback stops unless forced. Tables the migration did not touch keep every row.
+The migration's ledger row names its pre-migration backup; beside that backup lies the
+record of what it wrote (``post_state``). A rollback compares that record with the
+target: rows the migration wrote that were changed since, and values written since
+into what it added, are *later edits*. They are listed and nothing happens unless the
+rollback is forced; forced, it discards exactly those. Then, in one transaction where
+the database allows it, the rows the migration wrote are put back from the backup,
+its schema operations are reversed, and the tables it created are dropped. Rows it
+never wrote are never touched. A record that is missing or unreadable stops the
+rollback, naming the tables: it never falls back to restoring whole tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from controller.backups import layout
+from controller.backups.archive import read_member
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
-from controller.db.database import Database, ReadSnapshot
-from controller.db.ledger import now
-from controller.errors import CheckFailed, InvalidInput
+from controller.db.database import Database, WriteSession
+from controller.db.ledger import LedgerEntry, now
+from controller.engine.model import TableSchema
+from controller.engine.plan import KeySpec
+from controller.engine.rowindex import CanonKey, RowIndex, RowShape
+from controller.engine.source import Batch, SnapshotSource
+from controller.engine.undo import (
+    ADD_COLUMN,
+    DROP_COLUMN,
+    LaterEdit,
+    TableRecord,
+    TableRevert,
+    created_edits,
+    watch_edits,
+    written_edits,
+)
+from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError
 from controller.reconcile import post_state
-from controller.reconcile.backup import restore
+from controller.reconcile.backup import create_backup, restore
+from controller.reconcile.planning import index_as
 
 
 @dataclass(frozen=True)
@@ -29,6 +51,7 @@ class RollbackResult:
     dropped: tuple[str, ...]
     later_edits: tuple[str, ...]
     safety_backup: str | None = None
+    rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +61,7 @@ class RollbackResult:
             "status": "rolled-back",
             "tables": list(self.tables),
             "dropped": list(self.dropped),
+            "rows": self.rows,
             "laterEdits": list(self.later_edits),
         }
 
@@ -48,105 +72,264 @@ def rollback(
     db = Database(url)
     try:
         with db.reader() as snap:
-            entry = snap.ledger_find(migration_id)
-            if entry is None:
-                raise InvalidInput(f"migration {migration_id!r} is not in the target's ledger")
-            if entry.result != "succeeded":
-                raise InvalidInput(
-                    f"migration {migration_id} is {entry.result}: there is "
-                    "nothing of it to roll back"
-                )
-            if not entry.backup_id:
-                raise InvalidInput(
-                    f"migration {migration_id} ran without a pre-migration "
-                    "backup; restore a backup instead"
-                )
-            manifest = store.manifest(entry.backup_id)
-            changed = list(entry.summary.get("changedTables", []))
-            created = [
-                t for t in entry.summary.get("createdTables", []) if t not in manifest.tables
-            ]
-            edits = _later_edits(store, manifest, migration_id, snap, changed)
-            tables_summary = entry.summary.get("tables", {})
-            empty_when_created = [t for t in created if not tables_summary.get(t, {}).get("insert")]
-            edits += _rows_in_created_tables(snap, empty_when_created, manifest)
-    finally:
-        db.dispose()
-    if edits and not force:
-        raise CheckFailed(
-            f"rows changed after migration {migration_id}; nothing was restored "
-            "(use --force to roll back anyway)",
-            problems=edits,
-            reason="ChangedSinceMigration",
-        )
-    tables = [t for t in changed if t in manifest.tables]
-    restored = restore(store, manifest.id, url, tables=tables, whole=False, drop=created)
-    db = Database(url)
-    try:
-        with db.writer() as session:
-            session.ledger_record(
-                replace(
-                    entry,
-                    result="rolled-back",
-                    finished_at=now(),
-                    summary={**entry.summary, "rolledBackAt": now()},
-                )
-            )
+            entry = _succeeded(snap.ledger_find(migration_id), migration_id)
+            manifest = store.manifest(entry.backup_id or "")
+            records = _records(store, manifest, entry)
+            edits, _ = later_edits(snap, records)
+        _refuse_unless_forced(migration_id, edits, force)
+        existing = [r.table for r in records if r.table in manifest.tables or r.created]
+        safety = _safety_backup(url, store, manifest, existing, snap_tables=_tables(db))
+        try:
+            with db.writer() as session:
+                entry = _succeeded(session.ledger_find(migration_id), migration_id)
+                edits, indexes = later_edits(session, records)
+                _refuse_unless_forced(migration_id, edits, force)
+                rows = _revert(session, store, manifest, records, indexes)
+                session.ledger_record(_rolled_back(entry, safety, len(edits)))
+        except FerryError as err:
+            if isinstance(err, InvalidInput):
+                raise
+            raise _failed(err, db, store, url, safety) from err
     finally:
         db.dispose()
     return RollbackResult(
         migration_id,
         manifest.id,
-        tuple(tables),
-        tuple(created),
-        tuple(edits),
-        restored.safety_backup,
+        tuple(r.table for r in records if not r.created),
+        tuple(r.table for r in records if r.created and r.table in indexes),
+        tuple(str(e) for e in edits),
+        safety,
+        rows,
     )
 
 
-def _rows_in_created_tables(
-    snap: ReadSnapshot, created: list[str], manifest: Manifest
-) -> list[str]:
-    """Tables the migration created empty are dropped by its rollback: rows written into
-    them since would be lost, so they count as later edits."""
-    found = []
-    schema = snap.schema()
-    for name in created:
-        table = schema.table(name)
-        if table is None or name in manifest.tables or not table.columns:
+def _succeeded(entry: LedgerEntry | None, migration_id: str) -> LedgerEntry:
+    if entry is None:
+        raise InvalidInput(f"migration {migration_id!r} is not in the target's ledger")
+    if entry.result != "succeeded":
+        raise InvalidInput(
+            f"migration {migration_id} is {entry.result}: there is nothing of it to roll back"
+        )
+    if not entry.backup_id:
+        raise InvalidInput(
+            f"migration {migration_id} ran without a pre-migration backup; restore a backup instead"
+        )
+    return entry
+
+
+def _records(store: BackupStore, manifest: Manifest, entry: LedgerEntry) -> list[TableRecord]:
+    """The migration's record of every table it touched; refuses when any is missing."""
+    touched = list(entry.summary.get("changedTables", []))
+    key = layout.post_state_key(entry.id)
+    data = store.get_extra(manifest, key)
+    records = post_state.decode(data, f"the record of migration {entry.id}") if data else {}
+    missing = [t for t in touched if t not in records]
+    if missing:
+        raise CheckFailed(
+            f"what migration {entry.id} wrote is not recorded for table(s) "
+            f"{', '.join(missing)}; nothing was rolled back (restore a backup instead)",
+            reason="PostStateMissing",
+        )
+    schema_tables = {t for t, info in entry.summary.get("tables", {}).items() if info.get("schema")}
+    return [_with_v1_ops(records[t], manifest, t in schema_tables) for t in touched]
+
+
+def _with_v1_ops(record: TableRecord, manifest: Manifest, had_schema: bool) -> TableRecord:
+    """Format-1 records lack the schema operations: the ledger says whether there were
+    any, and the backup's table against the current one says which columns."""
+    if record.complete or not had_schema:
+        return record
+    member = manifest.member(record.table)
+    if member is None:
+        return replace(record, ops=(("create-table", record.table),))
+    before = set(member.table_schema.column_names)
+    after = set(record.types) | set(record.compared)
+    ops = [(ADD_COLUMN, c) for c in sorted(after - before)]
+    ops += [(DROP_COLUMN, c) for c in sorted(before - after)]
+    return replace(record, ops=tuple(ops))
+
+
+def later_edits(
+    target: SnapshotSource, records: Sequence[TableRecord]
+) -> tuple[list[LaterEdit], dict[str, RowIndex]]:
+    """What was written since into what the migration wrote or added, and the index of
+    each table's rows as the records key them."""
+    edits: list[LaterEdit] = []
+    indexes: dict[str, RowIndex] = {}
+    schema = target.schema()
+    for record in records:
+        table = schema.table(record.table)
+        if table is None:
+            if not record.created:
+                what = "was dropped since; what the migration wrote cannot be put back"
+                edits.append(LaterEdit(record.table, "", "", what))
             continue
-        count = sum(len(batch) for batch in snap.batches(name, [table.columns[0].name]))
-        if count:
-            found.append(
-                f"{name}: created by the migration, now holds {count} row(s) written "
-                "since; rolling back drops the table"
-            )
-    return found
+        ks = KeySpec(record.key, record.compared, record.pk, natural=False, pk_reassignable=False)
+        index = index_as(target, table, ks, record.types)
+        indexes[record.table] = index
+        edits += written_edits(record, index)
+        if record.created:
+            edits += created_edits(record, index)
+        for watch in record.watches:
+            column = post_state.column_index(target, table, record, watch.column)
+            null = post_state.null_digest(record.types[watch.column])
+            edits += watch_edits(record, watch, column, null)
+    return edits, indexes
 
 
-def _later_edits(
+def _refuse_unless_forced(migration_id: str, edits: list[LaterEdit], force: bool) -> None:
+    if edits and not force:
+        raise CheckFailed(
+            f"{len(edits)} change(s) were made after migration {migration_id} to what it "
+            "wrote; nothing was rolled back (--force discards exactly these)",
+            problems=[str(e) for e in edits],
+            reason="ChangedSinceMigration",
+        )
+
+
+def _tables(db: Database) -> set[str]:
+    with db.reader() as snap:
+        return set(snap.schema().tables)
+
+
+def _safety_backup(
+    url: str, store: BackupStore, manifest: Manifest, touched: list[str], snap_tables: set[str]
+) -> str | None:
+    tables = [t for t in touched if t in snap_tables]
+    if not tables:
+        return None
+    safety, _ = create_backup(
+        url, store, environment=manifest.environment, reason="pre-restore", tables=tables
+    )
+    return safety.id
+
+
+def _revert(
+    session: WriteSession,
     store: BackupStore,
     manifest: Manifest,
-    migration_id: str,
-    snap: ReadSnapshot,
-    changed: list[str],
-) -> list[str]:
-    data = store.get_extra(manifest, layout.post_state_key(migration_id))
-    if data is None:
-        return [
-            f"the state migration {migration_id} left is unknown, so later edits cannot "
-            "be ruled out"
-        ]
-    states = post_state.decode(data)
-    edits = []
-    schema = snap.schema()
-    for table in changed:
-        state = states.get(table)
-        current = schema.table(table)
-        if state is None or current is None:
+    records: Sequence[TableRecord],
+    indexes: dict[str, RowIndex],
+) -> int:
+    rows = 0
+    for record in records:
+        index = indexes.get(record.table)
+        if index is None or record.created:
             continue
-        edits += [
-            f"{table}: {d}"
-            for d in post_state.drift(state, post_state.current_index(snap, current, state))
-        ]
-    return edits
+        member = manifest.member(record.table)
+        if member is None:
+            raise CheckFailed(
+                f"table {record.table} is not in backup {manifest.id}", reason="BackupMismatch"
+            )
+        before = member.table_schema
+        steps = _steps(record, index, before, session.table(record.table), _backup(store, manifest))
+        rows += session.revert_table(steps, _values(store, manifest, before))
+    for record in records:
+        if record.created and record.table in indexes:
+            session.drop_table(record.table)
+    return rows
+
+
+def _backup(store: BackupStore, manifest: Manifest) -> Any:
+    def rows(table: str) -> Iterator[Batch]:
+        member = manifest.member(table)
+        assert member is not None
+        return read_member(store, manifest, member)
+
+    return rows
+
+
+def _values(store: BackupStore, manifest: Manifest, before: TableSchema) -> Any:
+    """The backup's (primary key…, columns…) rows, for columns whose values come back."""
+    pk = before.primary_key
+    if not pk:
+
+        def refuse(columns: Sequence[str]) -> Iterator[Batch]:
+            raise CheckFailed(
+                f"table {before.name} has no primary key: the values of "
+                f"{', '.join(columns)} cannot be matched to its rows",
+                reason="NoKey",
+            )
+
+        return refuse
+    names = before.column_names
+
+    def values(columns: Sequence[str]) -> Iterator[Batch]:
+        pos = [names.index(c) for c in [*pk, *columns]]
+        for batch in _backup(store, manifest)(before.name):
+            yield [tuple(row[i] for i in pos) for row in batch]
+
+    return values
+
+
+def _steps(
+    record: TableRecord, index: RowIndex, before: TableSchema, now: TableSchema, backup: Any
+) -> TableRevert:
+    """Rows the migration wrote, as the backup has them, split by what to do now."""
+    columns = tuple(c for c in before.column_names if now.column(c) is not None)
+    pos = [before.column_names.index(c) for c in columns]
+    ops = tuple(reversed(record.ops))
+    if record.keyless_after is not None:
+        rows = [tuple(r[i] for i in pos) for b in backup(record.table) for r in b]
+        return TableRevert(record.table, (), columns, [], [], rows, ops, before, replace_all=True)
+    hits = _backup_rows(record, before, backup(record.table)) if record.key else {}
+    written = set(record.written) | set(hits)
+    delete = [index.rows[k].key for k in written if k in index.rows and k not in hits]
+    update = [tuple(r[i] for i in pos) for k, r in hits.items() if k in index.rows]
+    insert = [tuple(r[i] for i in pos) for k, r in hits.items() if k not in index.rows]
+    return TableRevert(record.table, record.key, columns, delete, update, insert, ops, before)
+
+
+def _backup_rows(
+    record: TableRecord, before: TableSchema, batches: Iterator[Batch]
+) -> dict[CanonKey, tuple[Any, ...]]:
+    """Backup rows the migration wrote; for format-1 records also those it deleted."""
+    shape = RowShape(
+        record.table,
+        before.column_names,
+        [record.types.get(c.name) or c.type for c in before.columns],
+        key_columns=record.key,
+        compared_columns=(),
+        pk_columns=(),
+        side="backup",
+    )
+    hits = {}
+    for batch in batches:
+        for row in batch:
+            key = shape.canon_key(shape.raw_key(row))
+            if key in record.written or not record.complete:
+                hits[key] = row
+    return hits
+
+
+def _rolled_back(entry: LedgerEntry, safety: str | None, discarded: int) -> LedgerEntry:
+    undo = {"at": now(), "safetyBackupId": safety, "laterEditsDiscarded": discarded}
+    return replace(
+        entry,
+        result="rolled-back",
+        finished_at=now(),
+        summary={**entry.summary, "rolledBackAt": undo["at"], "rollback": undo},
+    )
+
+
+def _failed(
+    err: FerryError, db: Database, store: BackupStore, url: str, safety: str | None
+) -> FerryError:
+    """The rollback's transaction failed: elsewhere nothing changed; on MySQL/MariaDB,
+    where DDL commits on its own, the tables go back to the safety backup."""
+    if db.dialect != "mysql":
+        return PermanentError(
+            f"rollback failed: {err.message}; the target is unchanged (the transaction "
+            "was rolled back)",
+            reason="RollbackFailed",
+        )
+    if safety is None:
+        return PermanentError(
+            f"rollback failed: {err.message}; MySQL/MariaDB may have kept part of it",
+            reason="RollbackFailed",
+        )
+    restore(store, safety, url, whole=False, safety=False)
+    return PermanentError(
+        f"rollback failed: {err.message}; the target was put back from safety backup {safety}",
+        reason="RollbackFailed",
+    )
