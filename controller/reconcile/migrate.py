@@ -57,6 +57,7 @@ class MigrationResult:
     target_untouched: bool = True
     digest: str = ""
     backup_id: str | None = None
+    warnings: tuple[str, ...] = ()  # after the commit: what failed, without undoing it
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,6 +72,8 @@ class MigrationResult:
             out["warnings"] = list(self.plan.warnings)
         if self.message:
             out["message"] = self.message
+        if self.warnings:
+            out["warnings"] = [*out.get("warnings", []), *self.warnings]
         if self.status in ("failed", "rolled-back"):
             out["targetUntouched"] = self.target_untouched
         return out
@@ -199,9 +202,19 @@ class _Run:
             if request.fault:
                 request.fault("ledger")
             session.ledger_record(self.entry("succeeded"))
-        if request.fault:
-            request.fault("committed")
-        return MigrationResult(self.id, "succeeded", plan, backup_id=self.backup_id)
+        return MigrationResult(
+            self.id, "succeeded", plan, backup_id=self.backup_id, warnings=self.after_commit()
+        )
+
+    def after_commit(self) -> tuple[str, ...]:
+        """Once committed, the migration happened: a later failure is a warning on a
+        success, never a failure, and the ledger is not rewritten."""
+        try:
+            if self.request.fault:
+                self.request.fault("committed")
+        except FerryError as err:
+            return (f"after the commit: {err.message}",)
+        return ()
 
     def tell(self, phase: str) -> None:
         if self.request.progress is not None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.backups.manifest import Manifest
 from controller.backups.store import FilesystemStore
-from controller.errors import CheckFailed, PermanentError
+from controller.errors import CheckFailed, PermanentError, Unreachable
 from controller.reconcile.migrate import MigrationRequest, migrate
 from controller.reconcile.rollback import rollback
 from tests.db.dbhelpers import dump, execute, q, rows
@@ -111,3 +112,38 @@ def test_rows_in_a_table_the_migration_created_block_the_rollback(
     assert err.value.problems == ["tickets: row (1) was added after the migration"]
     assert rows(pre, "tickets", "id", "subject") == [(1, "urgent")]
     assert rollback(store, "rel-3", pre, force=True).dropped == ("tickets",)
+
+
+class _FailingExtras(FilesystemStore):
+    """A store that takes backups but fails to keep what a migration wrote."""
+
+    def put_extra(self, manifest: Manifest, key: str, data: bytes) -> None:
+        raise Unreachable("store went away (injected)")
+
+
+def test_a_record_that_cannot_be_stored_means_the_migration_did_not_happen(
+    envs: tuple[str, str], tmp_path: Path
+) -> None:
+    dev, pre = envs
+    before = _without_ledger(dump(pre))
+    store = _FailingExtras(tmp_path / "store")
+    result = migrate(MigrationRequest(dev, pre, store=store, migration_id="rel-4"))
+    assert result.status == "rolled-back" and result.target_untouched
+    assert _without_ledger(dump(pre)) == before
+    assert rows(pre, "ferry_migrations", "id", "result") == [("rel-4", "rolled-back")]
+
+
+def test_after_the_commit_nothing_says_failed(envs: tuple[str, str], tmp_path: Path) -> None:
+    dev, pre = envs
+    store = FilesystemStore(tmp_path / "store")
+
+    def fault(step: str) -> None:
+        if step == "committed":
+            raise PermanentError("status write failed (injected)")
+
+    result = migrate(MigrationRequest(dev, pre, store=store, migration_id="rel-5", fault=fault))
+    assert result.status == "succeeded"
+    assert result.warnings == ("after the commit: status write failed (injected)",)
+    assert rows(pre, "ferry_migrations", "id", "result") == [("rel-5", "succeeded")]
+    assert "tickets" in dump(pre)
+    assert rollback(store, "rel-5", pre).dropped == ("tickets",)
