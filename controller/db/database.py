@@ -177,6 +177,13 @@ class WriteSession(_Snapshot):
         with classified("preparing the ledger"):
             ledger.ensure(self.conn)
 
+    def ledger_mark_undone(
+        self, backup_id: str, taken_at: str, tables: set[str] | None
+    ) -> list[str]:
+        """Record which migrations a restore of ``backup_id`` undid; returns their IDs."""
+        with classified("writing the ledger"):
+            return ledger.mark_undone(self.conn, backup_id, taken_at, tables, ledger.now())
+
     def ledger_record(self, entry: ledger.LedgerEntry) -> None:
         with classified("writing the ledger"):
             ledger.ensure(self.conn)

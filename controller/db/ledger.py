@@ -16,6 +16,12 @@ import sqlalchemy as sa
 
 from controller.engine.profiles import LEDGER_TABLE
 
+# Format 2: results include "undone" (a restore put back what the migration changed),
+# and the record of what a migration wrote (its post-state) is format 2 as well. The
+# table's columns are those of format 1; summaries of format 2 say so in "format".
+FORMAT = 2
+SUCCEEDED, ROLLED_BACK, UNDONE = "succeeded", "rolled-back", "undone"
+
 _md = sa.MetaData()
 ledger = sa.Table(
     LEDGER_TABLE,
@@ -77,8 +83,35 @@ def record(conn: sa.Connection, entry: LedgerEntry) -> None:
         "backup_id": entry.backup_id,
         "started_at": entry.started_at,
         "finished_at": entry.finished_at,
-        "summary": json.dumps(entry.summary, sort_keys=True),
+        "summary": json.dumps({"format": FORMAT, **entry.summary}, sort_keys=True),
     }
     updated = conn.execute(sa.update(ledger).where(ledger.c.id == entry.id).values(values))
     if updated.rowcount == 0:
         conn.execute(sa.insert(ledger).values(id=entry.id, **values))
+
+
+def mark_undone(
+    conn: sa.Connection, backup_id: str, taken_at: str, tables: set[str] | None, at: str
+) -> list[str]:
+    """Migrations a restore of backup ``backup_id`` (taken at ``taken_at``) undid: those it
+    was the pre-migration backup of, and those applied after it, where they changed any
+    of the restored ``tables`` (None: the whole database). Re-running one applies it again.
+    """
+    if not sa.inspect(conn).has_table(LEDGER_TABLE):
+        return []
+    undone = []
+    for row in conn.execute(sa.select(ledger).where(ledger.c.result == SUCCEEDED)).mappings():
+        if row["backup_id"] != backup_id and row["started_at"] < taken_at:
+            continue
+        summary = json.loads(row["summary"] or "{}")
+        changed = set(summary.get("changedTables", []))
+        if tables is not None and not changed & tables:
+            continue
+        summary["undoneBy"] = {"backupId": backup_id, "at": at}
+        conn.execute(
+            sa.update(ledger)
+            .where(ledger.c.id == row["id"])
+            .values(result=UNDONE, finished_at=at, summary=json.dumps(summary, sort_keys=True))
+        )
+        undone.append(str(row["id"]))
+    return sorted(undone)

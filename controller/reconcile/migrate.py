@@ -163,6 +163,7 @@ class _Run:
         self.prepared: Prepared | None = None
         self.backup: Manifest | None = None
         self.ddl_committed = False
+        self.applying = False  # from here on a failure has something to undo
 
     def execute(self) -> MigrationResult:
         request = self.request
@@ -196,6 +197,7 @@ class _Run:
             self.tell("BackingUp")
             self.take_backup()
             self.tell("Applying")
+            self.applying = True
             self.ddl_committed = self.target.dialect == "mysql" and plan.totals["schema"] > 0
             after = _apply(session, source, self.prepared, request.fault)
             self.keep_post_state(session, after)
@@ -346,8 +348,8 @@ def migrate(request: MigrationRequest) -> MigrationResult:
     except (InvalidInput, CheckFailed):
         raise
     except FerryError as err:
-        if run.prepared is None:
-            raise
+        if not run.applying:
+            raise  # nothing was changed: the error as it is (an unreachable store: 75)
         return run.failed(err)
     finally:
         target.dispose()

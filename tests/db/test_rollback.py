@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,21 @@ def test_after_the_commit_nothing_says_failed(envs: tuple[str, str], tmp_path: P
     assert rows(pre, "ferry_migrations", "id", "result") == [("rel-5", "succeeded")]
     assert "tickets" in dump(pre)
     assert rollback(store, "rel-5", pre).dropped == ("tickets",)
+
+
+class _UnreachableStore(FilesystemStore):
+    def writer(self, environment: str, backup_id: str) -> Any:
+        raise Unreachable("store unreachable (injected)")
+
+
+def test_a_backup_that_cannot_be_taken_changes_nothing_and_is_temporary(
+    envs: tuple[str, str], tmp_path: Path
+) -> None:
+    dev, pre = envs
+    before = dump(pre)
+    store = _UnreachableStore(tmp_path / "store")
+    with pytest.raises(Unreachable):
+        migrate(MigrationRequest(dev, pre, store=store, migration_id="rel-6"))
+    after = dump(pre)
+    assert after.pop("ferry_migrations", {"rows": []})["rows"] == []
+    assert after == {t: v for t, v in before.items() if t != "ferry_migrations"}
