@@ -57,6 +57,7 @@ class MigrationResult:
     target_untouched: bool = True
     digest: str = ""
     backup_id: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
