@@ -97,8 +97,8 @@ backupStore: {enabled: true, existingClaim: ferry-backups}
 metrics: {enabled: false}
 rbac: {aggregateToBuiltinRoles: false}
 VALUES
-# The approvals policy is admissionregistration.k8s.io/v1, served from Kubernetes 1.30:
-# validated against the newest version only.
+# The approvals policies are admissionregistration.k8s.io/v1 (the mutating one served
+# from Kubernetes 1.36): validated against the newest version only.
 cat >"$tmp/approvals.yaml" <<'VALUES'
 approvals: {policy: {enabled: true}, approvers: {groups: [release-managers], users: [alice]}}
 rbac: {secretNamespaces: [apps, data]}

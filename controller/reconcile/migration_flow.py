@@ -32,6 +32,7 @@ FINISHED = frozenset({"Succeeded", "Failed", "RolledBack"})
 # A committed migration whose later steps failed: Succeeded, with this condition True.
 WARNINGS_CONDITION = "Warnings"
 WARNED_REASON = "AppliedWithWarnings"
+APPROVED_BY = "ferry.dev/approved-by"  # stamped by the chart's MutatingAdmissionPolicy
 PLAN_TABLES_IN_STATUS = 200
 
 
@@ -161,6 +162,8 @@ class _Flow:
                 # retry pending here would hold that update back. A plan that changed by
                 # then is caught at apply time (the approved digest must still match).
                 return Outcome(self.patch.build(), tuple(self.events))
+            if spec.approval.required:
+                self.patch.set(approval=approval_status(self.meta, plan.digest))
             store = None if spec.skip_backup else target.store
             result = migrate(
                 MigrationRequest(
@@ -254,6 +257,14 @@ class _Flow:
         self.patch.condition(WARNINGS_CONDITION, True, WARNED_REASON, text)
         events = (*outcome.events, *(Event("Warning", WARNED_REASON, w) for w in warnings))
         return Outcome(self.patch.build(), events)
+
+
+def approval_status(meta: dict[str, Any], digest: str) -> dict[str, Any]:
+    """``status.approval``: the digest that was approved and, where the chart's admission
+    policies run, who set it (the API server stamps ``ferry.dev/approved-by``; without
+    those policies the annotation is anyone's claim, and the audit log is the record)."""
+    annotations = meta.get("annotations") or {}
+    return {"planDigest": digest, "approvedBy": annotations.get(APPROVED_BY) or None}
 
 
 def backup_status(

@@ -27,7 +27,12 @@ EDITOR = ("erin", "developers")
 APPROVER = ("abe", APPROVERS)
 DIGEST = "sha256:" + "b" * 64
 OTHER = "sha256:" + "c" * 64
-POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+POLICY_KINDS = (
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+)
 
 
 @pytest.fixture
@@ -45,7 +50,7 @@ def policy(kubectl: Kubectl, namespace: str, ferry_crds: list[str]) -> Iterator[
         ),
         *POLICY_KINDS,
     )
-    assert len(docs) == 2
+    assert len(docs) == 4
     kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
     kubectl(
         "create",
@@ -67,8 +72,14 @@ def policy(kubectl: Kubectl, namespace: str, ferry_crds: list[str]) -> Iterator[
             f"--user={user}",
         )
     yield name
-    for kind in POLICY_KINDS:
-        kubectl("delete", kind.lower(), f"{name}-approvals", "--ignore-not-found", check=False)
+    for doc in docs:
+        kubectl(
+            "delete",
+            doc["kind"].lower(),
+            doc["metadata"]["name"],
+            "--ignore-not-found",
+            check=False,
+        )
 
 
 def as_user(
@@ -79,20 +90,15 @@ def as_user(
 
 
 def patch(
-    kubectl: Kubectl, who: tuple[str, str], namespace: str, name: str, body: dict[str, object]
+    kubectl: Kubectl,
+    who: tuple[str, str],
+    namespace: str,
+    name: str,
+    body: dict[str, object],
+    *extra: str,
 ) -> subprocess.CompletedProcess[str]:
-    return as_user(
-        kubectl,
-        who,
-        "patch",
-        "migration",
-        name,
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps(body),
-    )
+    args = ("patch", "migration", name, "-n", namespace, "--type=merge", "-p", json.dumps(body))
+    return as_user(kubectl, who, *args, *extra)
 
 
 def digest_of(kubectl: Kubectl, namespace: str, name: str) -> str | None:
@@ -100,19 +106,31 @@ def digest_of(kubectl: Kubectl, namespace: str, name: str) -> str | None:
     return (spec.get("approval") or {}).get("planDigest")
 
 
+def approved_by(kubectl: Kubectl, namespace: str, name: str) -> str | None:
+    meta = kubectl.json("get", "migration", name, "-n", namespace)["metadata"]
+    return (meta.get("annotations") or {}).get("ferry.dev/approved-by")
+
+
 def test_only_approvers_set_the_plan_digest(kubectl: Kubectl, namespace: str, policy: str) -> None:
     gated = migration("gated", "dev", "pre", "  approval: {required: true}\n")
     created = as_user(kubectl, EDITOR, "apply", "-n", namespace, "-f", "-", input=gated)
     assert created.returncode == 0, created.stderr
     approve = {"spec": {"approval": {"planDigest": DIGEST}}}
-    # The binding takes a moment to reach the admission plugin: wait for the first refusal.
-    refused = wait_for(
-        lambda: (
-            (got := patch(kubectl, EDITOR, namespace, "gated", approve)).returncode != 0 and got
-        ),
-        timeout=30,
-        description="the approvals policy in force",
-    )
+
+    # The policies take a moment to reach the admission plugins: wait, with server-side
+    # dry runs (admitted like real requests, never stored), until both are in force.
+    def stamped() -> bool:
+        dry = patch(kubectl, APPROVER, namespace, "gated", approve, "--dry-run=server", "-o=json")
+        return '"ferry.dev/approved-by": "abe"' in dry.stdout
+
+    def refusing() -> bool:
+        dry = patch(kubectl, EDITOR, namespace, "gated", approve, "--dry-run=server")
+        return dry.returncode != 0
+
+    wait_for(stamped, timeout=60, description="the approved-by stamp in force")
+    wait_for(refusing, timeout=60, description="the approvals policy in force")
+    refused = patch(kubectl, EDITOR, namespace, "gated", approve)
+    assert refused.returncode != 0
     assert "erin may not set or change spec.approval.planDigest" in refused.stderr
     assert digest_of(kubectl, namespace, "gated") is None
     # The editor may still edit everything else.
@@ -130,6 +148,18 @@ def test_only_approvers_set_the_plan_digest(kubectl: Kubectl, namespace: str, po
     allowed = patch(kubectl, APPROVER, namespace, "gated", approve)
     assert allowed.returncode == 0, allowed.stderr
     assert digest_of(kubectl, namespace, "gated") == DIGEST
+    # The API server stamped who approved, and nobody may write that stamp by hand.
+    assert approved_by(kubectl, namespace, "gated") == "abe"
+    for who in (EDITOR, APPROVER):
+        forged = patch(
+            kubectl,
+            who,
+            namespace,
+            "gated",
+            {"metadata": {"annotations": {"ferry.dev/approved-by": "someone"}}},
+        )
+        assert forged.returncode != 0 and "set by the API server" in forged.stderr, forged.stderr
+    assert approved_by(kubectl, namespace, "gated") == "abe"
     # Changing or removing the approval is the approver's too.
     for body in (
         {"spec": {"approval": {"planDigest": OTHER}}},

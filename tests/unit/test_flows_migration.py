@@ -127,3 +127,21 @@ def test_a_post_commit_failure_is_a_success_with_a_warning(cluster: FakeCluster)
         (e.type, e.reason, e.message) for e in out.events
     ]
     assert warning in status["message"]
+
+
+def test_the_approver_stamped_by_the_api_server_reaches_status(cluster: FakeCluster) -> None:
+    cluster.add(migration("gated", approval={"required": True}))
+    waiting = run(cluster, "gated")
+    assert waiting["phase"] == "AwaitingApproval" and "approval" not in waiting
+    cluster.patch(
+        "Migration",
+        "ns",
+        "gated",
+        {
+            "metadata": {"annotations": {"ferry.dev/approved-by": "abe"}},
+            "spec": {"approval": {"planDigest": waiting["planDigest"]}},
+        },
+    )
+    done = run(cluster, "gated")
+    assert done["phase"] == "Succeeded", done
+    assert done["approval"] == {"planDigest": waiting["planDigest"], "approvedBy": "abe"}
