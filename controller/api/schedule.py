@@ -7,6 +7,7 @@ pattern lets through (minute 61), so the operator never schedules nonsense.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.timeZone",
     "spec.suspend",
     "spec.immediate",
+    "spec.backupsOnDelete",
     "spec.template.tables",
     "spec.template.exclude",
     "spec.template.deletionPolicy",
@@ -61,6 +63,20 @@ def parse_duration(text: str, where: str) -> timedelta:
     if total <= timedelta():
         raise InvalidInput(f"{where}: duration must be positive, got {text!r}")
     return total
+
+
+class BackupsOnDelete(enum.StrEnum):
+    """What deleting (or renaming) the schedule does to the Backups it created.
+
+    ``Orphan``, the default, follows Velero: an Argo CD prune or a rename must not take
+    backups with it, so scheduled Backups carry no ownerReference and stay; a schedule
+    for the same environment adopts them and its retention prunes them. ``Delete`` makes
+    them owned, so Kubernetes' garbage collector deletes them with the schedule (each
+    Backup's ``deletionPolicy`` then decides about its stored artifact).
+    """
+
+    ORPHAN = "Orphan"
+    DELETE = "Delete"
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,7 @@ class BackupScheduleSpec:
     time_zone: str | None = None  # None: the operator's (UTC)
     suspend: bool = False
     immediate: bool = False
+    backups_on_delete: BackupsOnDelete = BackupsOnDelete.ORPHAN
     template: BackupTemplate = field(default_factory=BackupTemplate)
     retention: Retention = field(default_factory=Retention)
 
@@ -129,6 +146,7 @@ def parse_backup_schedule(body: Mapping[str, Any]) -> BackupScheduleSpec:
         time_zone=spec.string("timeZone", pattern=_TIME_ZONE),
         suspend=spec.boolean("suspend"),
         immediate=spec.boolean("immediate"),
+        backups_on_delete=spec.enum("backupsOnDelete", BackupsOnDelete, BackupsOnDelete.ORPHAN),
         template=template,
         retention=_parse_retention(spec),
     )

@@ -10,12 +10,20 @@ from controller.handlers import metrics
 from controller.handlers.common import cluster, now, write
 from controller.k8s.client import GROUP, VERSION
 from controller.reconcile.backup_flow import FINISHED, finalize_backup, reconcile_backup
+from controller.reconcile.unexpected import guarded
 
 
 @kopf.on.create(GROUP, VERSION, "backups")
 @kopf.on.resume(GROUP, VERSION, "backups")
 def backup_created(body: Any, retry: int, **_: Any) -> None:
-    outcome = reconcile_backup(dict(body), cluster(), now=now(), retry=retry)
+    when = now()
+    outcome = guarded(
+        "Backup",
+        dict(body),
+        lambda: reconcile_backup(dict(body), cluster(), now=when, retry=retry),
+        now=when,
+        retry=retry,
+    )
     phase = outcome.status.get("phase")
     if phase in FINISHED:
         metrics.BACKUPS.labels(phase).inc()

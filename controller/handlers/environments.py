@@ -11,12 +11,20 @@ from controller.handlers import metrics
 from controller.handlers.common import cluster, now, write
 from controller.k8s.client import GROUP, VERSION
 from controller.reconcile.environment_flow import reconcile_environment
+from controller.reconcile.unexpected import guarded
 
 CHECK_SECONDS = float(os.environ.get("FERRY_ENVIRONMENT_CHECK_SECONDS", "60"))
 
 
 def _reconcile(body: Any, retry: int) -> None:
-    outcome = reconcile_environment(dict(body), cluster(), now=now(), retry=retry)
+    when = now()
+    outcome = guarded(
+        "Environment",
+        dict(body),
+        lambda: reconcile_environment(dict(body), cluster(), now=when, retry=retry),
+        now=when,
+        retry=retry,
+    )
     meta = body.get("metadata", {})
     if "drift" in outcome.status:
         metrics.DRIFT.labels(meta.get("namespace"), meta.get("name")).set(
@@ -33,5 +41,5 @@ def environment_changed(body: Any, retry: int, **_: Any) -> None:
 
 
 @kopf.timer(GROUP, VERSION, "environments", interval=CHECK_SECONDS, initial_delay=CHECK_SECONDS)
-def environment_check(body: Any, **_: Any) -> None:
-    _reconcile(body, 0)
+def environment_check(body: Any, retry: int = 0, **_: Any) -> None:
+    _reconcile(body, retry)

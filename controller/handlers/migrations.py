@@ -10,7 +10,8 @@ import kopf
 from controller.handlers import failpoints, metrics
 from controller.handlers.common import cluster, now, write
 from controller.k8s.client import GROUP, VERSION
-from controller.reconcile.migration_flow import FINISHED, reconcile_migration
+from controller.reconcile.migration_flow import FINISHED, ledger_id, reconcile_migration
+from controller.reconcile.unexpected import guarded
 
 FAULT = failpoints.from_environment()
 
@@ -18,14 +19,23 @@ FAULT = failpoints.from_environment()
 @kopf.on.create(GROUP, VERSION, "migrations")
 @kopf.on.resume(GROUP, VERSION, "migrations")
 @kopf.on.update(GROUP, VERSION, "migrations", field="spec")
-def migration_changed(body: Any, **_: Any) -> None:
+def migration_changed(body: Any, retry: int, **_: Any) -> None:
     meta = body.get("metadata", {})
     client = cluster()
 
     def on_phase(phase: str) -> None:
         client.patch_status("Migration", meta["namespace"], meta["name"], {"phase": phase})
 
-    outcome = reconcile_migration(dict(body), client, now=now(), on_phase=on_phase, fault=FAULT)
+    when = now()
+    target = (body.get("spec") or {}).get("target")
+    outcome = guarded(
+        "Migration",
+        dict(body),
+        lambda: reconcile_migration(dict(body), client, now=when, on_phase=on_phase, fault=FAULT),
+        now=when,
+        retry=retry,
+        note=f"; whether {target} changed: its ferry_migrations ledger, ID {ledger_id(meta)}",
+    )
     phase = outcome.status.get("phase")
     if phase in FINISHED:
         metrics.MIGRATIONS.labels(phase).inc()

@@ -9,9 +9,18 @@ import kopf
 from controller.handlers.common import cluster, now, write
 from controller.k8s.client import GROUP, VERSION
 from controller.reconcile.restore_flow import reconcile_restore
+from controller.reconcile.unexpected import guarded
 
 
 @kopf.on.create(GROUP, VERSION, "restores")
 @kopf.on.resume(GROUP, VERSION, "restores")
 def restore_created(body: Any, retry: int, **_: Any) -> None:
-    write("Restore", body, reconcile_restore(dict(body), cluster(), now=now(), retry=retry))
+    when = now()
+    outcome = guarded(
+        "Restore",
+        dict(body),
+        lambda: reconcile_restore(dict(body), cluster(), now=when, retry=retry),
+        now=when,
+        retry=retry,
+    )
+    write("Restore", body, outcome)

@@ -14,10 +14,19 @@ import kopf
 from controller.handlers.common import cluster, now, write
 from controller.k8s.client import GROUP, VERSION
 from controller.reconcile.schedule_flow import reconcile_schedule
+from controller.reconcile.unexpected import guarded
 
 CHECK_SECONDS = float(os.environ.get("FERRY_SCHEDULE_CHECK_SECONDS", "5"))
 
 
 @kopf.timer(GROUP, VERSION, "backupschedules", interval=CHECK_SECONDS)
-def schedule_tick(body: Any, **_: Any) -> None:
-    write("BackupSchedule", body, reconcile_schedule(dict(body), cluster(), now=now()))
+def schedule_tick(body: Any, retry: int = 0, **_: Any) -> None:
+    when = now()
+    outcome = guarded(
+        "BackupSchedule",
+        dict(body),
+        lambda: reconcile_schedule(dict(body), cluster(), now=when),
+        now=when,
+        retry=retry,
+    )
+    write("BackupSchedule", body, outcome)

@@ -35,6 +35,8 @@ class Cluster(Protocol):
 
     def delete(self, kind: str, namespace: str, name: str) -> None: ...
 
+    def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None: ...
+
     def patch_status(
         self, kind: str, namespace: str, name: str, status: dict[str, Any]
     ) -> None: ...
@@ -127,6 +129,19 @@ class KubeCluster:
             namespace,
             PLURALS[kind],
             name,
+        )
+
+    def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        """A JSON merge patch of the object itself (labels, ownerReferences)."""
+        self._call(
+            f"patching {kind} {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURALS[kind],
+            name,
+            body,
         )
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -29,6 +29,10 @@ from controller.reconcile.queue import earlier_writer, is_ready
 from controller.reconcile.status import StatusPatch, timestamp
 
 FINISHED = frozenset({"Succeeded", "Failed", "RolledBack"})
+# A committed migration whose later steps failed: Succeeded, with this condition True.
+WARNINGS_CONDITION = "Warnings"
+WARNED_REASON = "AppliedWithWarnings"
+APPROVED_BY = "ferry.dev/approved-by"  # stamped by the chart's MutatingAdmissionPolicy
 PLAN_TABLES_IN_STATUS = 200
 
 
@@ -158,6 +162,8 @@ class _Flow:
                 # retry pending here would hold that update back. A plan that changed by
                 # then is caught at apply time (the approved digest must still match).
                 return Outcome(self.patch.build(), tuple(self.events))
+            if spec.approval.required:
+                self.patch.set(approval=approval_status(self.meta, plan.digest))
             store = None if spec.skip_backup else target.store
             result = migrate(
                 MigrationRequest(
@@ -172,7 +178,7 @@ class _Flow:
                     fault=self.fault,
                 )
             )
-        return self.conclude(result, target, store is not None or spec.skip_backup)
+        return self.conclude(result, target, skip=spec.skip_backup)
 
     @contextmanager
     def source(
@@ -200,43 +206,82 @@ class _Flow:
             )
 
     def conclude(
-        self,
-        result: MigrationResult,
-        target: environments.ResolvedEnvironment,
-        backup_planned: bool,
+        self, result: MigrationResult, target: environments.ResolvedEnvironment, *, skip: bool
     ) -> Outcome:
-        backup: dict[str, Any] = (
-            {"id": result.backup_id}
-            if result.backup_id
-            else {
-                "skipped": "spec.backup.skip"
-                if backup_planned
-                else f"Environment {target.name} has no backups.store"
-            }
-        )
-        fields = {"backup": backup, "migrationId": result.id}
+        fields = {"backup": backup_status(result, target, skip=skip), "migrationId": result.id}
         if result.status in ("succeeded", "noop"):
-            try:
-                fingerprint = environments.fingerprint_of(target).value
-                last = {
-                    "name": self.meta.get("name"),
-                    "id": result.id,
-                    "completionTime": timestamp(self.now),
-                }
-                self.cluster.patch_status(
-                    "Environment", self.namespace, target.name, new_baseline(fingerprint, last)
-                )
-            except FerryError:
-                pass  # the next Environment check records the baseline instead
+            self.record_baseline(result, target)
             message = (
                 f"applied to {target.name}"
                 if result.status == "succeeded"
                 else f"{target.name} already matched: {result.message}"
             )
+            if result.warnings:
+                return self.succeeded_with_warnings(message, result.warnings, **fields)
             return self.finish("Succeeded", "Applied", message, **fields)
         if result.status == "rolled-back":
             return self.finish("RolledBack", "RolledBack", result.message, **fields)
         return self.finish("Failed", "ApplyFailed", result.message, **fields)
+
+    def record_baseline(
+        self, result: MigrationResult, target: environments.ResolvedEnvironment
+    ) -> None:
+        """The target's new configuration fingerprint, so drift is measured from here."""
+        try:
+            fingerprint = environments.fingerprint_of(target).value
+            last = {
+                "name": self.meta.get("name"),
+                "id": result.id,
+                "completionTime": timestamp(self.now),
+            }
+            self.cluster.patch_status(
+                "Environment", self.namespace, target.name, new_baseline(fingerprint, last)
+            )
+        except FerryError:
+            pass  # the next Environment check records the baseline instead
+
+    def succeeded_with_warnings(
+        self, message: str, warnings: tuple[str, ...], **fields: Any
+    ) -> Outcome:
+        """The migration committed, then a later step failed (storing the post-migration
+        state, say): that is a success, said with a warning, never Failed or RolledBack,
+        because the target holds the new configuration and the ledger says so."""
+        text = "; ".join(warnings)
+        outcome = self.finish(
+            "Succeeded",
+            WARNED_REASON,
+            f"{message}, with warnings after the commit: {text}",
+            warnings=list(warnings),
+            **fields,
+        )
+        self.patch.condition(WARNINGS_CONDITION, True, WARNED_REASON, text)
+        events = (*outcome.events, *(Event("Warning", WARNED_REASON, w) for w in warnings))
+        return Outcome(self.patch.build(), events)
+
+
+def approval_status(meta: dict[str, Any], digest: str) -> dict[str, Any]:
+    """``status.approval``: the digest that was approved and, where the chart's admission
+    policies run, who set it (the API server stamps ``ferry.dev/approved-by``; without
+    those policies the annotation is anyone's claim, and the audit log is the record)."""
+    annotations = meta.get("annotations") or {}
+    return {"planDigest": digest, "approvedBy": annotations.get(APPROVED_BY) or None}
+
+
+def backup_status(
+    result: MigrationResult, target: environments.ResolvedEnvironment, *, skip: bool
+) -> dict[str, Any]:
+    """``status.backup``: the pre-migration backup's ID, or why there is none."""
+    if result.backup_id:
+        return {"id": result.backup_id}
+    if skip:
+        reason = "spec.backup.skip"
+    elif target.store is None:
+        reason = f"Environment {target.name} has no backups.store"
+    elif result.status == "noop":
+        reason = f"nothing to apply, so nothing to back up ({result.message})"
+    else:
+        reason = "the migration stopped before its backup was taken"
+    return {"skipped": reason}
 
 
 def reconcile_migration(

@@ -3,10 +3,17 @@
 The schedule's own times decide, not the timer that calls this: a run is due when the
 cron expression (read in ``spec.timeZone``) fires between ``status.lastScheduleTime``
 (or the schedule's creation) and now. Missed runs collapse into one, as with a
-CronJob. Each run creates a ``Backup`` object named after its scheduled time and owned
-by the schedule, so a repeated run after a lost status write finds it instead of
-creating a second one. The decisions (is a run due, when is the next, which labels a
-Backup gets, which Backups to prune) are pure functions below.
+CronJob. Each run creates a ``Backup`` object named after its scheduled time and
+labelled with the schedule's name, so a repeated run after a lost status write finds it
+instead of creating a second one.
+
+Membership is the ``ferry.dev/schedule`` label, not an ownerReference: deleting or
+renaming a schedule (an Argo CD prune does both) must not garbage-collect its backups
+unless ``spec.backupsOnDelete: Delete`` asks for it (Velero's lesson). Backups whose
+schedule is gone are adopted by a schedule for the same environment, so retention still
+reaches them: nothing is kept forever by accident. The decisions (is a run due, when is
+the next, which labels and owners a Backup gets, which Backups to adopt or prune) are
+pure functions below.
 """
 
 from __future__ import annotations
@@ -18,7 +25,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from controller.api.schedule import BackupScheduleSpec, Retention, parse_backup_schedule
+from controller.api.schedule import (
+    BackupScheduleSpec,
+    BackupsOnDelete,
+    Retention,
+    parse_backup_schedule,
+)
 from controller.backups.retention import Candidate, Policy, select_for_deletion
 from controller.errors import InvalidInput, TemporaryError
 from controller.k8s.client import GROUP, VERSION, Cluster
@@ -26,6 +38,7 @@ from controller.reconcile.outcome import Event, Outcome
 from controller.reconcile.status import StatusPatch, timestamp
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
+ADOPTED_FROM = "ferry.dev/adopted-from"  # annotation: the schedule an adopted Backup had
 # Argo CD tracks what it deployed by this label (or annotation); copied onto a Backup,
 # it would make Argo CD see the Backup as an unknown resource of its app and prune it.
 ARGO_CD_LABELS = frozenset({"app.kubernetes.io/instance"})
@@ -106,12 +119,38 @@ def backup_labels(schedule_labels: Mapping[str, str] | None, schedule: str) -> d
     return labels
 
 
+def schedule_ref(schedule_body: Mapping[str, Any]) -> dict[str, Any]:
+    """The ownerReference that makes a Backup go with its schedule (``Delete``)."""
+    meta = schedule_body.get("metadata") or {}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BackupSchedule",
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def desired_owners(
+    backup: Mapping[str, Any], schedule_body: Mapping[str, Any], policy: BackupsOnDelete
+) -> list[dict[str, Any]]:
+    """The Backup's ownerReferences as ``policy`` wants them: owners that are not a
+    BackupSchedule are kept; a schedule's reference only with ``Delete``, and only this
+    schedule's (an adopted Backup must not go with the schedule it came from)."""
+    refs = (backup.get("metadata") or {}).get("ownerReferences") or []
+    kept = [dict(r) for r in refs if r.get("kind") != "BackupSchedule"]
+    if policy is BackupsOnDelete.DELETE:
+        kept.append(schedule_ref(schedule_body))
+    return kept
+
+
 def backup_body(
     schedule_body: Mapping[str, Any], spec: BackupScheduleSpec, when: dt.datetime
 ) -> dict[str, Any]:
     """The Backup one run creates. No annotation of the schedule is copied (Argo CD's
     ``argocd.argoproj.io/tracking-id`` and kubectl's last-applied configuration among
-    them)."""
+    them); an ownerReference only with ``backupsOnDelete: Delete``."""
     meta = schedule_body.get("metadata") or {}
     name = str(meta.get("name"))
     backup_spec: dict[str, Any] = {
@@ -123,31 +162,70 @@ def backup_body(
         backup_spec["tables"] = list(spec.template.selection.include)
     if spec.template.selection.exclude:
         backup_spec["exclude"] = list(spec.template.selection.exclude)
+    metadata: dict[str, Any] = {
+        "name": backup_name(name, when),
+        "namespace": meta.get("namespace"),
+        "labels": backup_labels(meta.get("labels"), name),
+    }
+    owners = desired_owners({}, schedule_body, spec.backups_on_delete)
+    if owners:
+        metadata["ownerReferences"] = owners
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Backup",
-        "metadata": {
-            "name": backup_name(name, when),
-            "namespace": meta.get("namespace"),
-            "labels": backup_labels(meta.get("labels"), name),
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "BackupSchedule",
-                    "name": name,
-                    "uid": meta.get("uid"),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
+        "metadata": metadata,
         "spec": backup_spec,
     }
 
 
-def owned_by(body: Mapping[str, Any], uid: str | None) -> bool:
-    refs = (body.get("metadata") or {}).get("ownerReferences") or []
-    return any(r.get("uid") == uid and r.get("kind") == "BackupSchedule" for r in refs)
+def _schedule_of(backup: Mapping[str, Any]) -> str:
+    return str(((backup.get("metadata") or {}).get("labels") or {}).get(SCHEDULE_LABEL) or "")
+
+
+def adopter(schedules: Iterable[Mapping[str, Any]], environment: str) -> str | None:
+    """The schedule that adopts orphans of ``environment``: of the live schedules for it,
+    the first by name, so that two schedules never fight over a Backup."""
+    names = [
+        str(s["metadata"]["name"])
+        for s in schedules
+        if (s.get("spec") or {}).get("environment") == environment
+        and not (s.get("metadata") or {}).get("deletionTimestamp")
+    ]
+    return min(names) if names else None
+
+
+def orphans(
+    backups: Iterable[Mapping[str, Any]], schedules: Iterable[Mapping[str, Any]], environment: str
+) -> list[Mapping[str, Any]]:
+    """Scheduled Backups of ``environment`` whose schedule no longer exists. A schedule
+    that is being deleted still exists: it may yet take its owned Backups with it."""
+    existing = {str(s["metadata"]["name"]) for s in schedules}
+    return [
+        b
+        for b in backups
+        if _schedule_of(b)
+        and _schedule_of(b) not in existing
+        and (b.get("spec") or {}).get("environment") == environment
+        and not (b.get("metadata") or {}).get("deletionTimestamp")
+    ]
+
+
+def membership_patch(
+    backup: Mapping[str, Any], schedule_body: Mapping[str, Any], policy: BackupsOnDelete
+) -> dict[str, Any] | None:
+    """The metadata patch that makes ``backup`` this schedule's, with the owners the
+    policy wants; None when it already is."""
+    meta = backup.get("metadata") or {}
+    name = str((schedule_body.get("metadata") or {}).get("name"))
+    patch: dict[str, Any] = {}
+    previous = _schedule_of(backup)
+    if previous != name:
+        patch["labels"] = {SCHEDULE_LABEL: name}
+        patch["annotations"] = {ADOPTED_FROM: previous}
+    owners = desired_owners(backup, schedule_body, policy)
+    if owners != (meta.get("ownerReferences") or []):
+        patch["ownerReferences"] = owners
+    return {"metadata": patch} if patch else None
 
 
 def pinned_backup_ids(migrations: Iterable[Mapping[str, Any]], now: dt.datetime) -> frozenset[str]:
@@ -218,7 +296,7 @@ def last_successful(backups: Iterable[Mapping[str, Any]]) -> tuple[str, str] | N
 
 def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.datetime) -> Outcome:
     meta = body.get("metadata") or {}
-    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    namespace = str(meta.get("namespace"))
     status = body.get("status") or {}
     patch = StatusPatch(body, now)
     try:
@@ -251,11 +329,7 @@ def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.dateti
                 events.append(Event("Normal", "BackupCreated", f"created Backup {backup_name_}"))
             last = due
             patch.set(lastScheduleTime=timestamp(due), lastBackup=backup_name_)
-        owned = [
-            b
-            for b in cluster.list("Backup", namespace, label_selector=f"{SCHEDULE_LABEL}={name}")
-            if owned_by(b, meta.get("uid"))
-        ]
+        owned = members(body, spec, cluster, events)
         doomed = to_prune(
             owned, spec.retention, pinned_backup_ids(cluster.list("Migration", namespace), now), now
         )
@@ -275,6 +349,41 @@ def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.dateti
         patch.set(nextScheduleTime=upcoming).ready("Scheduled", f"next backup at {upcoming}")
     _last_backup_condition(patch, owned, doomed)
     return Outcome(patch.build(), tuple(events))
+
+
+def members(
+    body: Mapping[str, Any], spec: BackupScheduleSpec, cluster: Cluster, events: list[Event]
+) -> list[dict[str, Any]]:
+    """This schedule's Backups (its label), after adopting orphans of its environment and
+    giving each the ownerReferences ``spec.backupsOnDelete`` wants.
+
+    The owners are set on every run, not only at creation, so that switching the policy,
+    or upgrading from a release whose scheduled Backups were always owned, takes effect
+    before the schedule is next deleted.
+    """
+    meta = body.get("metadata") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    scheduled = cluster.list("Backup", namespace, label_selector=SCHEDULE_LABEL)
+    mine = [b for b in scheduled if _schedule_of(b) == name]
+    schedules = cluster.list("BackupSchedule", namespace)
+    adopted = []
+    if adopter(schedules, spec.environment) == name:
+        adopted = orphans(scheduled, schedules, spec.environment)
+    for backup in (*mine, *adopted):
+        patch = membership_patch(backup, body, spec.backups_on_delete)
+        if patch is not None:
+            cluster.patch("Backup", namespace, str(backup["metadata"]["name"]), patch)
+    if adopted:
+        sources = sorted({_schedule_of(b) for b in adopted})
+        events.append(
+            Event(
+                "Normal",
+                "BackupsAdopted",
+                f"adopted {len(adopted)} Backups of {spec.environment} left by deleted "
+                f"schedule(s) {', '.join(sources)}; retention now applies to them",
+            )
+        )
+    return [*mine, *(dict(b) for b in adopted)]
 
 
 def _last_backup_condition(

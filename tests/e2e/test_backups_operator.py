@@ -139,12 +139,12 @@ def test_deletion_policy_decides_the_artifact(
     assert artifact(store, "dev", ids["kept"]).is_file()
 
 
-def test_schedule_creates_owned_backups_and_prunes(
+def test_schedule_creates_labelled_backups_and_prunes(
     kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
 ) -> None:
     """A schedule, ``immediate`` for the first backup, then firing every minute. Rather
-    than waiting for minutes, the test adds a completed Backup of the schedule by hand (label
-    and ownerReference, as the schedule writes them) and then moves the schedule's
+    than waiting for minutes, the test adds a completed Backup of the schedule by hand (its
+    label, as the schedule writes it) and then moves the schedule's
     ``status.lastScheduleTime`` back, which makes the next run due at once: the cron
     expression and that time decide, never the timer."""
     apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"], store=str(store)))
@@ -176,9 +176,8 @@ spec:
     assert "app.kubernetes.io/instance" not in meta["labels"]
     assert meta["labels"]["team"] == "apps"
     assert not any(k.startswith("argocd.argoproj.io/") for k in meta.get("annotations") or {})
-    schedule = kubectl.json("get", "backupschedule", "nightly", "-n", namespace)
-    (owner,) = meta["ownerReferences"]
-    assert owner["uid"] == schedule["metadata"]["uid"] and owner["controller"] is True
+    # Not owned: deleting or renaming the schedule must not garbage-collect it.
+    assert "ownerReferences" not in meta
     assert first["spec"]["reason"] == "scheduled" and first["spec"]["deletionPolicy"] == "Delete"
     done_a = wait_phase(kubectl, "backup", namespace, name_a, {"Completed", "Failed"})
     assert done_a["phase"] == "Completed", done_a
@@ -199,16 +198,13 @@ spec:
     apply_ok(
         kubectl,
         namespace,
-        f"""
+        """
 apiVersion: ferry.dev/v1alpha1
 kind: Backup
 metadata:
   name: nightly-by-hand
-  labels: {{ferry.dev/schedule: nightly}}
-  ownerReferences:
-    - {{apiVersion: ferry.dev/v1alpha1, kind: BackupSchedule, name: nightly,
-       uid: {schedule["metadata"]["uid"]}, controller: true, blockOwnerDeletion: true}}
-spec: {{environment: dev, deletionPolicy: Delete, reason: scheduled}}
+  labels: {ferry.dev/schedule: nightly}
+spec: {environment: dev, deletionPolicy: Delete, reason: scheduled}
 """,
     )
     wait_phase(kubectl, "backup", namespace, "nightly-by-hand", {"Completed"})
@@ -385,3 +381,82 @@ def test_restore_waits_for_an_earlier_migration(
     kubectl("delete", "migration", "gated", "-n", namespace)
     done = wait_phase(kubectl, "restore", namespace, "later", {"Completed", "Failed"})
     assert done["phase"] == "Completed", done
+
+
+def test_deleting_a_schedule_keeps_its_backups_for_the_next_one_to_prune(
+    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+) -> None:
+    """An Argo CD prune of a BackupSchedule (here: a foreground delete, Argo CD's default
+    propagation) keeps its Backups and their artifacts; a schedule created for the same
+    environment under another name (a rename) adopts them and its retention prunes them."""
+    apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"], store=str(store)))
+    apply_ok(
+        kubectl,
+        namespace,
+        """
+apiVersion: ferry.dev/v1alpha1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec: {environment: dev, schedule: "0 0 1 1 *", immediate: true}
+""",
+    )
+    first = wait_for(
+        lambda: schedule_backups(kubectl, namespace, "nightly"),
+        timeout=30,
+        description="the immediate backup",
+    )[0]["metadata"]["name"]
+    done = wait_phase(kubectl, "backup", namespace, first, {"Completed", "Failed"})
+    assert done["phase"] == "Completed", done
+    # A second backup of the schedule, so that the new schedule's keepLast has work.
+    apply_ok(
+        kubectl,
+        namespace,
+        """
+apiVersion: ferry.dev/v1alpha1
+kind: Backup
+metadata: {name: nightly-later, labels: {ferry.dev/schedule: nightly}}
+spec: {environment: dev, deletionPolicy: Delete, reason: scheduled}
+""",
+    )
+    older = wait_phase(kubectl, "backup", namespace, "nightly-later", {"Completed"})
+    kubectl(
+        "delete",
+        "backupschedule",
+        "nightly",
+        "-n",
+        namespace,
+        "--cascade=foreground",
+        "--timeout=60s",
+    )
+    # The garbage collector has had its chance: the schedule is gone, the Backups stay.
+    assert not exists(kubectl, "backupschedule", namespace, "nightly")
+    for name, backup_id in ((first, done["id"]), ("nightly-later", older["id"])):
+        assert exists(kubectl, "backup", namespace, name), name
+        assert artifact(store, "dev", backup_id).is_file()
+
+    apply_ok(
+        kubectl,
+        namespace,
+        """
+apiVersion: ferry.dev/v1alpha1
+kind: BackupSchedule
+metadata: {name: nightly-renamed}
+spec: {environment: dev, schedule: "0 0 1 1 *", retention: {keepLast: 1, minKeep: 1}}
+""",
+    )
+    adopted = wait_for(
+        lambda: schedule_backups(kubectl, namespace, "nightly-renamed"),
+        timeout=30,
+        description="the orphans adopted",
+    )
+    assert {b["metadata"]["annotations"]["ferry.dev/adopted-from"] for b in adopted} == {"nightly"}
+    # keepLast 1: of the two adopted Backups the one created later stays, the immediate
+    # one goes, with its artifact (deletionPolicy Delete).
+    wait_for(
+        lambda: not exists(kubectl, "backup", namespace, first),
+        timeout=60,
+        description=f"retention deletes the adopted {first}",
+    )
+    assert not (store / "dev" / done["id"]).exists()
+    assert exists(kubectl, "backup", namespace, "nightly-later")
+    assert artifact(store, "dev", older["id"]).is_file()

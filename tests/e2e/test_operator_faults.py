@@ -121,6 +121,52 @@ def test_failing_migration_rolls_back(
     assert "RolledBack" in events
 
 
+def test_a_failure_after_the_commit_is_a_success_with_a_warning(
+    kubectl: Kubectl,
+    namespace: str,
+    control_plane: ControlPlane,
+    ferry_crds: list[str],
+    envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The migration committed, then the step after it failed (``committed``: where the
+    post-migration state is stored). The target holds the new configuration and the
+    ledger says succeeded, so the Migration is Succeeded with a warning: never Failed or
+    RolledBack, and the ledger is not rewritten."""
+    before = _without_ledger(envs["pre"])
+    op = Operator(
+        control_plane, namespace, tmp_path / "op.log", env={"FERRY_FAILPOINTS": "committed=error"}
+    ).start()
+    try:
+        _declare(kubectl, namespace, envs, tmp_path / "backups")
+        apply_ok(kubectl, namespace, migration("late", "dev", "pre"))
+        done = wait_phase(kubectl, namespace, "late", DONE)
+    finally:
+        op.stop()
+    assert done["phase"] == "Succeeded", done
+    assert _without_ledger(envs["pre"]) != before  # applied
+    ledger = rows(envs["pre"], "ferry_migrations", "result", order="id")
+    assert ledger == [("succeeded",)], ledger
+    conditions = {c["type"]: c for c in done["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Ready"]["reason"] == "AppliedWithWarnings"
+    assert conditions["Warnings"]["status"] == "True"
+    assert "injected failure" in conditions["Warnings"]["message"]
+    assert done["warnings"] and done["backup"]["id"]
+    events = kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "involvedObject.name=late",
+        "-o",
+        "jsonpath={range .items[*]}{.type}/{.reason} {end}",
+    ).stdout.split()
+    assert "Warning/AppliedWithWarnings" in events, events
+    assert not [e for e in events if e.endswith(("/RolledBack", "/ApplyFailed"))], events
+
+
 def test_promotion_from_a_git_revision(
     kubectl: Kubectl, namespace: str, operator: Any, envs: dict[str, str], tmp_path: Path
 ) -> None:

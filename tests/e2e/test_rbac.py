@@ -44,13 +44,15 @@ class Release:
         self.user = f"system:serviceaccount:{namespace}:{self.service_account}"
 
 
-def install(kubectl: Kubectl, namespace: str, watch: list[str]) -> Iterator[Release]:
+def install(kubectl: Kubectl, namespace: str, watch: list[str], **values: Any) -> Iterator[Release]:
     """The rendered chart's RBAC and ServiceAccount, released into ``namespace``. The
     cluster-scoped objects get a unique name and are deleted afterwards; the rest goes
     with the namespace."""
     name = f"ferry-{secrets.token_hex(3)}"
     docs = render(
-        {"watchNamespaces": watch, "fullnameOverride": name}, release=name, namespace=namespace
+        {"watchNamespaces": watch, "fullnameOverride": name, **values},
+        release=name,
+        namespace=namespace,
     )
     applied = of_kind(docs, *RBAC_KINDS)
     kubectl("apply", "-f", "-", input=yaml.safe_dump_all(applied))
@@ -70,8 +72,9 @@ def release(kubectl: Kubectl, namespace: str, ferry_crds: list[str]) -> Iterator
 
 @pytest.fixture
 def cluster_release(kubectl: Kubectl, namespace: str, ferry_crds: list[str]) -> Iterator[Release]:
-    """The chart with its defaults: watching all namespaces through a ClusterRole."""
-    yield from install(kubectl, namespace, [])
+    """The chart watching all namespaces through a ClusterRole, Secrets readable only in
+    the test namespace (where its Environments would live)."""
+    yield from install(kubectl, namespace, [], rbac={"secretNamespaces": [namespace]})
 
 
 @pytest.fixture
@@ -255,13 +258,15 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         assert not can_i(kubectl, user, verb, resource, where), f"{user} may {verb} {resource}"
 
 
-def test_cluster_wide_install_reads_secrets_everywhere_and_writes_none(
+def test_cluster_wide_install_reads_secrets_only_where_bound_and_writes_none(
     kubectl: Kubectl, namespace: str, cluster_release: Release
 ) -> None:
-    assert not of_kind(cluster_release.docs, "Role", "RoleBinding")
+    assert not of_kind(cluster_release.docs, "Role")
     user = cluster_release.user
+    assert can_i(kubectl, user, "get", "secrets", namespace)
     for where in (namespace, "default", "kube-system"):
-        assert can_i(kubectl, user, "get", "secrets", where)
+        if where != namespace:
+            assert not can_i(kubectl, user, "get", "secrets", where), where
         assert can_i(kubectl, user, "watch", "migrations.ferry.dev", where)
         assert can_i(kubectl, user, "create", "backups.ferry.dev", where)
         for verb in ("list", "watch", "create", "update", "patch", "delete"):
@@ -326,7 +331,8 @@ def test_plain_manifests_apply_to_the_api_server(kubectl: Kubectl, ferry_crds: l
         assert deployment["spec"]["replicas"] == 1
         assert deployment["spec"]["strategy"]["type"] == "Recreate"
         user = "system:serviceaccount:ferry-system:ferry"
-        assert can_i(kubectl, user, "get", "secrets", "default")
+        # No Secret anywhere until a RoleBinding to ferry-secret-reader says where.
+        assert not can_i(kubectl, user, "get", "secrets", "default")
         assert not can_i(kubectl, user, "list", "secrets", "default")
     finally:
         kubectl("delete", "namespace", "ferry-system", "--wait=false", check=False)

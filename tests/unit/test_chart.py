@@ -248,8 +248,7 @@ def test_operator_rules_are_exactly_what_it_uses(default: list[dict[str, Any]]) 
     expected[(GROUP, "backups")] |= {"create", "delete"}
     expected[(GROUP, "backupschedules/finalizers")] = {"update"}
     expected[("", "events")] = {"create"}
-    expected[("", "secrets")] = {"get"}
-    assert got == expected
+    assert got == expected  # no Secrets: only where Environments live (below)
 
 
 def test_secrets_are_read_only_and_nothing_else_core(
@@ -289,7 +288,7 @@ def test_watch_namespaces_gives_a_role_in_each_and_nothing_cluster_wide(
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     (cluster_role,) = operator_roles(default)
     for role in roles:
-        assert grants(role["rules"]) == grants(cluster_role["rules"])
+        assert grants(role["rules"]) == grants(cluster_role["rules"]) | {("", "secrets"): {"get"}}
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["roleRef"]["name"] in {r["metadata"]["name"] for r in roles}
@@ -316,7 +315,91 @@ def test_aggregated_roles_are_labelled(default: list[dict[str, Any]]) -> None:
         assert (GROUP, f"{plural}/status") not in edit_grants
     assert {group for group, _ in view_grants | edit_grants} == {GROUP}
     without = of_kind(render({"rbac": {"aggregateToBuiltinRoles": False}}), "ClusterRole")
-    assert [r["metadata"]["name"] for r in without] == ["ferry-operator"]
+    assert [r["metadata"]["name"] for r in without] == ["ferry-operator", "ferry-secret-reader"]
+
+
+def test_cluster_wide_secret_reads_only_where_bound(default: list[dict[str, Any]]) -> None:
+    """Cluster-wide installs read Secrets only in rbac.secretNamespaces: a RoleBinding to
+    the secret-reader ClusterRole in each; nothing by default; ``*`` binds it everywhere."""
+    reader = named(default, "ClusterRole", "ferry-secret-reader")
+    assert grants(reader["rules"]) == {("", "secrets"): {"get"}}
+    assert not [
+        b
+        for b in of_kind(default, "RoleBinding", "ClusterRoleBinding")
+        if "secret" in b["metadata"]["name"]
+    ]
+    docs = render({"rbac": {"secretNamespaces": ["apps", "data"]}})
+    bindings = [
+        b
+        for b in of_kind(docs, "RoleBinding")
+        if b["roleRef"]["name"] == reader["metadata"]["name"]
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["apps", "data"]
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "ClusterRole"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "ferry", "namespace": NAMESPACE}
+        ]
+    everywhere = render({"rbac": {"secretNamespaces": ["*"]}})
+    (wide,) = [
+        b for b in of_kind(everywhere, "ClusterRoleBinding") if "secret" in b["metadata"]["name"]
+    ]
+    assert wide["roleRef"]["name"] == "ferry-secret-reader"
+    assert (
+        run_helm({"rbac": {"secretNamespaces": ["Not_A_Namespace"]}}, check=False).returncode != 0
+    )
+
+
+def test_tmp_is_size_limited_and_the_token_mounted_only_in_the_pod(
+    default: list[dict[str, Any]],
+) -> None:
+    (deployment,) = of_kind(default, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "2Gi"}
+    assert pod["automountServiceAccountToken"] is True
+    (account,) = of_kind(default, "ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+    custom = render(
+        {
+            "tmpVolume": {"sizeLimit": "512Mi", "medium": "Memory"},
+            "automountServiceAccountToken": False,
+        }
+    )
+    (deployment,) = of_kind(custom, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in pod["volumes"]}["tmp"]["emptyDir"] == {
+        "sizeLimit": "512Mi",
+        "medium": "Memory",
+    }
+    assert pod["automountServiceAccountToken"] is False
+    assert run_helm({"tmpVolume": {"sizeLimit": "lots"}}, check=False).returncode != 0
+
+
+def test_approvals_policy_is_opt_in_and_needs_approvers(default: list[dict[str, Any]]) -> None:
+    kinds = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+    assert not of_kind(default, *kinds)
+    refused = run_helm({"approvals": {"policy": {"enabled": True}}}, check=False)
+    assert refused.returncode != 0 and "approvals.approvers" in refused.stderr
+    docs = render(
+        {
+            "approvals": {
+                "policy": {"enabled": True},
+                "approvers": {"groups": ["rel"], "users": ["al"]},
+            },
+            "watchNamespaces": ["team-a"],
+        }
+    )
+    (policy,) = of_kind(docs, "ValidatingAdmissionPolicy")
+    (binding,) = of_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["migrations"]  # not migrations/status: the operator's
+    approver = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}["approver"]
+    assert '["al"]' in approver and '["rel"]' in approver
+    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector[0]["values"] == ["team-a"]
 
 
 # -- metrics, storage, CRDs, plain manifests -------------------------------------------------

@@ -59,6 +59,7 @@ ENUMS: list[tuple[str, str, Any]] = [
     ("Backup", "spec.deletionPolicy", backup.DeletionPolicy),
     ("Backup", "status.phase", backup.BackupPhase),
     ("BackupSchedule", "spec.template.deletionPolicy", backup.DeletionPolicy),
+    ("BackupSchedule", "spec.backupsOnDelete", schedule.BackupsOnDelete),
     ("Restore", "status.phase", restore.RestorePhase),
     ("Migration", "spec.rules.system", Rule),
     ("Migration", "spec.rules.user", Rule),

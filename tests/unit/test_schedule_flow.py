@@ -12,6 +12,7 @@ from controller.errors import InvalidInput
 from controller.reconcile.backup import match_tables
 from controller.reconcile.backup_flow import human_size
 from controller.reconcile.schedule_flow import (
+    ADOPTED_FROM,
     SCHEDULE_LABEL,
     backup_body,
     backup_labels,
@@ -20,9 +21,11 @@ from controller.reconcile.schedule_flow import (
     last_successful,
     next_time,
     pinned_backup_ids,
+    reconcile_schedule,
     to_prune,
     zone,
 )
+from tests.unit.fake_cluster import FakeCluster
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 28, 12, 30, 20, tzinfo=UTC)
@@ -99,7 +102,7 @@ def test_labels_drop_argo_cd_tracking() -> None:
     assert labels == {"team": "apps", SCHEDULE_LABEL: "nightly"}
 
 
-def test_backup_body_is_owned_and_carries_the_template() -> None:
+def test_backup_body_is_not_owned_by_default_and_carries_the_template() -> None:
     body = {
         "metadata": {
             "name": "nightly",
@@ -118,14 +121,16 @@ def test_backup_body_is_owned_and_carries_the_template() -> None:
     meta = out["metadata"]
     assert meta["name"] == "nightly-20260328123020" and "annotations" not in meta
     assert meta["labels"] == {SCHEDULE_LABEL: "nightly"}
-    (ref,) = meta["ownerReferences"]
-    assert ref["uid"] == "u-1" and ref["controller"] and ref["blockOwnerDeletion"]
+    assert "ownerReferences" not in meta  # Orphan: a prune of the schedule keeps it
     assert out["spec"] == {
         "environment": "prod",
         "reason": "scheduled",
         "deletionPolicy": "Delete",
         "exclude": ["orders"],
     }
+    body["spec"]["backupsOnDelete"] = "Delete"
+    (ref,) = backup_body(body, parse_backup_schedule(body), NOW)["metadata"]["ownerReferences"]
+    assert ref["uid"] == "u-1" and ref["controller"] and ref["blockOwnerDeletion"]
 
 
 def migration(phase: str, backup_id: str, finished: dt.datetime | None) -> dict[str, Any]:
@@ -194,3 +199,139 @@ def test_match_tables_globs_and_names() -> None:
         match_tables(["missing"], names, "t")
     with pytest.raises(InvalidInput, match="no table matches"):
         match_tables(["nope*"], names, "t")
+
+
+# -- ownership and adoption, through the flow with an in-memory cluster ------------------
+
+
+def schedule_obj(name: str, env: str = "prod", **spec_fields: Any) -> dict[str, Any]:
+    return {
+        "kind": "BackupSchedule",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"uid-{name}",
+            "creationTimestamp": "2026-03-28T12:30:00Z",
+            "generation": 1,
+        },
+        "spec": {"environment": env, "schedule": "0 0 1 1 *", **spec_fields},
+    }
+
+
+def scheduled(
+    name: str, schedule: str, hours_ago: float, env: str = "prod", owners: Any = None
+) -> dict[str, Any]:
+    obj = backup(name, hours_ago)
+    obj["kind"] = "Backup"
+    obj["metadata"].update(namespace="ns", labels={SCHEDULE_LABEL: schedule})
+    if owners is not None:
+        obj["metadata"]["ownerReferences"] = owners
+    obj["spec"] = {"environment": env, "reason": "scheduled", "deletionPolicy": "Delete"}
+    return obj
+
+
+def run(cluster: FakeCluster, name: str) -> Any:
+    body = cluster.get("BackupSchedule", "ns", name)
+    assert body is not None
+    return reconcile_schedule(body, cluster, now=NOW)
+
+
+def backups_of(cluster: FakeCluster) -> dict[str, dict[str, Any]]:
+    return {b["metadata"]["name"]: b["metadata"] for b in cluster.list("Backup", "ns")}
+
+
+def schedule_owner(uid: str) -> dict[str, Any]:
+    return {"apiVersion": "ferry.dev/v1alpha1", "kind": "BackupSchedule", "name": "x", "uid": uid}
+
+
+def test_a_schedule_for_the_environment_adopts_orphans_and_prunes_them() -> None:
+    """``old`` was deleted (renamed to ``nightly``): its Backups stay until ``nightly``'s
+    retention counts them with its own; other environments' and manual Backups, and
+    those of a schedule that still exists, are not touched."""
+    manual = backup("by-hand", 90)
+    manual.update(kind="Backup", spec={"environment": "prod"})
+    manual["metadata"]["namespace"] = "ns"
+    cluster = FakeCluster(
+        schedule_obj("nightly", retention={"keepLast": 2}),
+        schedule_obj("weekly-dev", env="dev"),
+        scheduled("old-1", "old", 50),
+        scheduled("old-2", "old", 40),
+        scheduled("old-3", "old", 30),
+        scheduled("nightly-1", "nightly", 20),
+        scheduled("dev-orphan", "gone", 60, env="dev"),
+        scheduled("dev-weekly", "weekly-dev", 70, env="dev"),
+        manual,
+    )
+    outcome = run(cluster, "nightly")
+    left = backups_of(cluster)
+    assert sorted(left) == ["by-hand", "dev-orphan", "dev-weekly", "nightly-1", "old-3"]
+    assert left["old-3"]["labels"] == {SCHEDULE_LABEL: "nightly"}
+    assert left["old-3"]["annotations"] == {ADOPTED_FROM: "old"}
+    assert left["dev-orphan"]["labels"] == {SCHEDULE_LABEL: "gone"}
+    assert "labels" not in left["by-hand"]
+    reasons = [e.reason for e in outcome.events]
+    assert reasons == ["BackupsAdopted", "BackupPruned", "BackupPruned"]
+    assert "3 Backups of prod" in outcome.events[0].message and "old" in outcome.events[0].message
+    # The next run has nothing to adopt and nothing more to prune.
+    assert run(cluster, "nightly").events == ()
+    # The dev schedule adopts the dev orphan; it has no retention, so both stay.
+    run(cluster, "weekly-dev")
+    assert backups_of(cluster)["dev-orphan"]["labels"] == {SCHEDULE_LABEL: "weekly-dev"}
+    assert "dev-weekly" in backups_of(cluster)
+
+
+def test_only_the_first_schedule_by_name_adopts_and_a_deleting_one_still_owns() -> None:
+    deleting = schedule_obj("leaving")
+    deleting["metadata"]["deletionTimestamp"] = "2026-03-28T12:00:00Z"
+    cluster = FakeCluster(
+        schedule_obj("b-second"),
+        schedule_obj("a-first", env="prod"),
+        deleting,
+        scheduled("orphan", "gone", 5),
+        scheduled("leaving-1", "leaving", 5, owners=[schedule_owner("uid-leaving")]),
+    )
+    run(cluster, "b-second")
+    assert backups_of(cluster)["orphan"]["labels"] == {SCHEDULE_LABEL: "gone"}
+    run(cluster, "a-first")
+    left = backups_of(cluster)
+    assert left["orphan"]["labels"] == {SCHEDULE_LABEL: "a-first"}
+    assert left["leaving-1"]["labels"] == {SCHEDULE_LABEL: "leaving"}
+
+
+def test_owner_references_follow_backups_on_delete() -> None:
+    """Backups of an earlier release were always owned: under ``Orphan`` the schedule's
+    reference is removed (another owner stays); under ``Delete`` it is set, and an
+    adopted Backup loses the reference to the schedule it came from."""
+    other_owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "keep", "uid": "cm"}
+    cluster = FakeCluster(
+        schedule_obj("nightly"),
+        scheduled("legacy", "nightly", 3, owners=[schedule_owner("uid-nightly"), other_owner]),
+        scheduled("plain", "nightly", 2),
+    )
+    run(cluster, "nightly")
+    assert backups_of(cluster)["legacy"]["ownerReferences"] == [other_owner]
+    assert "ownerReferences" not in backups_of(cluster)["plain"]
+    patches = [c for c in cluster.calls if c[0] == "patch"]
+    run(cluster, "nightly")
+    assert [c for c in cluster.calls if c[0] == "patch"] == patches  # settled: no more writes
+
+    cluster.patch("BackupSchedule", "ns", "nightly", {"spec": {"backupsOnDelete": "Delete"}})
+    cluster.add(scheduled("from-old", "old", 4, owners=[schedule_owner("uid-old")]))
+    run(cluster, "nightly")
+    for name in ("legacy", "plain", "from-old"):
+        refs = backups_of(cluster)[name]["ownerReferences"]
+        ours = [r for r in refs if r["kind"] == "BackupSchedule"]
+        assert [r["uid"] for r in ours] == ["uid-nightly"], (name, refs)
+    assert other_owner in backups_of(cluster)["legacy"]["ownerReferences"]
+
+
+def test_a_due_run_creates_an_unowned_backup_by_default() -> None:
+    cluster = FakeCluster(
+        schedule_obj("nightly", immediate=True),
+        {"kind": "Environment", "metadata": {"name": "prod"}, "spec": {}},
+    )
+    outcome = run(cluster, "nightly")
+    (created,) = [c for c in cluster.calls if c[0] == "create"]
+    meta = backups_of(cluster)[created[2]]
+    assert meta["labels"] == {SCHEDULE_LABEL: "nightly"} and "ownerReferences" not in meta
+    assert [e.reason for e in outcome.events] == ["BackupCreated"]

@@ -63,11 +63,12 @@ The operator's rules: exactly the API calls it makes (docs/install.md, "RBAC").
 - Ferry's client (controller/k8s/client.py) gets and lists them, writes status through
   the /status subresource (merge patch), and creates and deletes Backups only (a
   BackupSchedule's backups and their retention).
-- The Backups a schedule creates are owned by it with blockOwnerDeletion, which clusters
-  with the OwnerReferencesPermissionEnforcement admission plugin allow only to who may
-  update the owner's finalizers: that subresource alone, not the BackupSchedule.
+- Backups are patched (labels, ownerReferences) when a schedule adopts them. With
+  `backupsOnDelete: Delete` they are owned by the schedule with blockOwnerDeletion, which
+  clusters with the OwnerReferencesPermissionEnforcement admission plugin allow only to
+  who may update the owner's finalizers: that subresource alone, not the BackupSchedule.
 - Events: Ferry creates its own, one per occurrence (Kopf's posting is off); it never
-  patches them. Secrets: read one by name; never listed, watched or written.
+  patches them. Secrets: see ferry.secretRules.
 No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed namespaces.
 */}}
 {{- define "ferry.operatorRules" -}}
@@ -86,6 +87,14 @@ No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed n
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- end }}
+
+{{/*
+Secrets: read one by name (an Environment's URL or password, store and Git credentials);
+never listed, watched or written. Granted only where Environments live: in the watched
+namespaces of a scoped install, in rbac.secretNamespaces of a cluster-wide one.
+*/}}
+{{- define "ferry.secretRules" -}}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]

@@ -1,0 +1,147 @@
+"""The Migration flow's verdicts: why no backup was taken, and a success with warnings.
+
+The flow runs for real against two small SQLite databases and an in-memory cluster; a
+post-commit warning comes as a ``MigrationResult`` the way ``migrate`` reports it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.reconcile import environments
+from controller.reconcile.migrate import MigrationResult
+from controller.reconcile.migration_flow import (
+    WARNED_REASON,
+    WARNINGS_CONDITION,
+    _Flow,
+    backup_status,
+    reconcile_migration,
+)
+from tests.fixtures import nocobase_shape as shape
+from tests.unit.fake_cluster import FakeCluster
+
+NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
+VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
+READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "Connected"}]}
+
+
+def env(name: str, url: str, store: Path | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "stage": "development",
+        "database": {"dialect": "sqlite", "url": url},
+    }
+    if store is not None:
+        spec["backups"] = {"store": {"path": str(store)}}
+    return {"kind": "Environment", "metadata": {"name": name}, "spec": spec, "status": READY}
+
+
+def migration(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "kind": "Migration",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"{name}-0000-uid",
+            "generation": 1,
+            "creationTimestamp": "2026-03-28T11:00:00Z",
+        },
+        "spec": {"source": {"environment": "dev"}, "target": "pre", **spec},
+    }
+
+
+def run(cluster: FakeCluster, name: str) -> dict[str, Any]:
+    body = cluster.get("Migration", "ns", name)
+    assert body is not None
+    outcome = reconcile_migration(body, cluster, now=NOW, on_phase=lambda _phase: None)
+    cluster.patch_status("Migration", "ns", name, outcome.status)
+    return outcome.status
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> FakeCluster:
+    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre")}
+    shape.build(urls["dev"], app="dev", variables=VARS)
+    shape.builder_changes(urls["dev"])
+    shape.build(urls["pre"], app="pre", variables=VARS)
+    return FakeCluster(env("dev", urls["dev"]), env("pre", urls["pre"], store=tmp_path / "backups"))
+
+
+def test_a_noop_migration_says_why_no_backup_was_taken(cluster: FakeCluster) -> None:
+    cluster.add(migration("first"))
+    first = run(cluster, "first")
+    assert first["phase"] == "Succeeded" and first["backup"]["id"], first
+    cluster.add(migration("again"))
+    again = run(cluster, "again")
+    assert again["phase"] == "Succeeded", again
+    skipped = again["backup"]["skipped"]
+    assert skipped.startswith("nothing to apply, so nothing to back up")
+    assert "spec.backup.skip" not in skipped
+    cluster.add(migration("skipping", backup={"skip": True}))
+    assert run(cluster, "skipping")["backup"] == {"skipped": "spec.backup.skip"}
+
+
+def resolved(cluster: FakeCluster, name: str) -> environments.ResolvedEnvironment:
+    return environments.lookup(cluster, "ns", name)
+
+
+def result(status: str, **kw: Any) -> MigrationResult:
+    return MigrationResult("ns.m.1234", status, None, **kw)
+
+
+def test_backup_status_names_the_reason(cluster: FakeCluster) -> None:
+    pre, dev = resolved(cluster, "pre"), resolved(cluster, "dev")
+    assert backup_status(result("succeeded", backup_id="b1"), pre, skip=False) == {"id": "b1"}
+    assert backup_status(result("succeeded"), pre, skip=True) == {"skipped": "spec.backup.skip"}
+    assert backup_status(result("noop"), dev, skip=False) == {
+        "skipped": "Environment dev has no backups.store"
+    }
+    stopped = backup_status(result("rolled-back"), pre, skip=False)
+    assert stopped == {"skipped": "the migration stopped before its backup was taken"}
+
+
+def test_a_post_commit_failure_is_a_success_with_a_warning(cluster: FakeCluster) -> None:
+    body = migration("m")
+    cluster.add(body)
+    flow = _Flow(cluster.get("Migration", "ns", "m") or {}, cluster, NOW, lambda _: None, None)
+    warning = "storing the post-migration state failed: store unreachable"
+    out = flow.conclude(
+        result("succeeded", backup_id="b1", warnings=(warning,)),
+        resolved(cluster, "pre"),
+        skip=False,
+    )
+    status = out.status
+    assert status["phase"] == "Succeeded" and status["warnings"] == [warning]
+    assert status["backup"] == {"id": "b1"}
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Ready"]["reason"] == WARNED_REASON
+    assert conditions[WARNINGS_CONDITION]["status"] == "True"
+    assert conditions[WARNINGS_CONDITION]["message"] == warning
+    assert conditions["Applied"]["status"] == "True"
+    assert "Stalled" in conditions and conditions["Stalled"]["status"] == "False"
+    assert ("Warning", WARNED_REASON, warning) in [
+        (e.type, e.reason, e.message) for e in out.events
+    ]
+    assert warning in status["message"]
+
+
+def test_the_approver_stamped_by_the_api_server_reaches_status(cluster: FakeCluster) -> None:
+    cluster.add(migration("gated", approval={"required": True}))
+    waiting = run(cluster, "gated")
+    assert waiting["phase"] == "AwaitingApproval" and "approval" not in waiting
+    cluster.patch(
+        "Migration",
+        "ns",
+        "gated",
+        {
+            "metadata": {"annotations": {"ferry.dev/approved-by": "abe"}},
+            "spec": {"approval": {"planDigest": waiting["planDigest"]}},
+        },
+    )
+    done = run(cluster, "gated")
+    assert done["phase"] == "Succeeded", done
+    assert done["approval"] == {"planDigest": waiting["planDigest"], "approvedBy": "abe"}
