@@ -112,11 +112,11 @@ def test_incompatible_targets_refused(tmp_path: Path, make_database: MakeDb) -> 
     shape.build(newer)
     execute(newer, "update applicationVersion set value = '1.9.0'")
     with pytest.raises(CheckFailed) as err:
-        restore(store, manifest.id, newer)
+        restore(store, manifest.id, newer, force=True)
     assert "newer than the target's 1.9.0" in str(err.value)
     pg = make_database("postgresql", "pg")
     with pytest.raises(CheckFailed) as err:
-        restore(store, manifest.id, pg)
+        restore(store, manifest.id, pg, force=True)
     assert "sqlite database" in str(err.value)
 
 
@@ -253,7 +253,7 @@ def test_round_trip_property_every_type(
     def check(generated: list[dict[str, object]]) -> None:
         _write_source(src, [{"id": i + 1, **r} for i, r in enumerate(generated)])
         manifest, _ = create_backup(src, store, environment="p")
-        restore(store, manifest.id, dst, safety=False)
+        restore(store, manifest.id, dst, safety=False, force=True)
         assert dump(dst) == dump(src)
 
     check()
