@@ -132,6 +132,10 @@ class FilesystemStore:
     def _backup_dirs(self, environment: str | None) -> Iterator[tuple[str, Path]]:
         if environment is not None:
             envs = [self.root / layout.environment(environment)]
+            if envs[0].exists() and not self._inside(envs[0]):
+                raise InvalidInput(
+                    f"environment {environment!r} leads outside the store", reason="InvalidPath"
+                )
         elif self.root.is_dir():
             envs = sorted(self.root.iterdir())
         else:
