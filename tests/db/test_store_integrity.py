@@ -703,3 +703,60 @@ def test_fuzz_manifest_reader_only_raises_ferry_errors(raw: bytes) -> None:
     else:
         assert manifest.members is not None
     assert time.monotonic() - started < 2
+
+
+# -- the operator: the Environment's store key comes from a Secret ---------------------
+
+
+class _Secrets:
+    """The one Cluster call the store needs; anything else is a test failure."""
+
+    def __init__(self, data: dict[tuple[str, str], str]) -> None:
+        self.data = data
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str:
+        if (name, key) not in self.data:
+            raise InvalidInput(f"Secret {namespace}/{name} has no key {key!r}")
+        return self.data[(name, key)]
+
+
+def _environment(store: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": "prod", "namespace": "ns"},
+        "spec": {
+            "stage": "production",
+            "profile": "generic",
+            "database": {"dialect": "sqlite", "url": "sqlite:///x.db"},
+            "backups": {
+                "store": {
+                    "path": str(store),
+                    "keyFrom": {"secretKeyRef": {"name": "store-key", "key": "keyring"}},
+                }
+            },
+        },
+    }
+
+
+def test_environment_store_is_signed_with_its_secret(world: World) -> None:
+    from controller.reconcile.environments import resolve
+
+    cluster = _Secrets({("store-key", "keyring"): world.key.read_text()})
+    env = resolve(_environment(world.store), cluster)  # type: ignore[arg-type]
+    assert env.store is not None and env.store.keyring is not None
+    assert env.store.manifest(world.signed.id).signed_by == "k1"
+    manifest, _ = create_backup(world.db, env.store, environment="prod")
+    assert manifest.signed_by == "k1"
+    with pytest.raises(InvalidInput, match="configure the store key"):
+        FilesystemStore(world.store).manifest(manifest.id)
+
+
+def test_environment_store_key_errors_name_the_secret_not_the_key(world: World) -> None:
+    from controller.reconcile.environments import resolve
+
+    bad = "c2VjcmV0LWJ1dC10b28tc2hvcnQ="
+    cluster = _Secrets({("store-key", "keyring"): bad})
+    with pytest.raises(InvalidInput) as err:
+        resolve(_environment(world.store), cluster)  # type: ignore[arg-type]
+    assert "Secret ns/store-key key keyring" in str(err.value) and bad not in str(err.value)
