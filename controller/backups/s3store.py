@@ -234,6 +234,7 @@ class S3Store:
         removed = []
         for backup, modified in sorted(self._incomplete().items()):
             if modified <= cutoff or self._owner_gone(backup):
+                self._abort_stale_uploads(0, backup)
                 self._delete_prefix(backup)
                 removed.append(backup.rstrip("/"))
         self._abort_stale_uploads(cutoff)

@@ -120,7 +120,6 @@ def cmd_create(args: argparse.Namespace) -> int:
                     "rows": manifest.rows,
                     "bytes": manifest.bytes,
                     "checksum": manifest.checksum,
-                    "signature": manifest.summary()["signature"],
                 },
                 indent=2,
             )
