@@ -82,6 +82,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.backups.store.s3.endpoint",
     "spec.backups.store.s3.region",
     "spec.backups.store.s3.credentialsSecret",
+    *secret_fields("spec.backups.store.keyFrom"),
     *secret_fields("spec.encryptionKeyFrom"),
 )
 
@@ -125,6 +126,9 @@ class S3Store:
 class BackupStoreSpec:
     path: str | None = None
     s3: S3Store | None = None
+    # The store's keyring (one key, or key IDs → keys with a current one): signs
+    # manifests and post-migration states; later also encrypts archives.
+    key_from: SecretKeyRef | None = None
 
 
 @dataclass(frozen=True)
@@ -207,21 +211,23 @@ def _parse_store(spec: Node) -> BackupStoreSpec | None:
     store = backups.child("store") if backups is not None else None
     if store is None:
         return None
+    key_from = parse_secret_source(store.child("keyFrom"))
     if store.one_of("path", "s3") == "path":
         path = store.required_string("path")
         if not path.startswith("/"):
             raise InvalidInput(f"{store.where}.path: expected an absolute path, got {path!r}")
-        return BackupStoreSpec(path=path)
+        return BackupStoreSpec(path=path, key_from=key_from)
     s3 = store.child("s3")
     assert s3 is not None
     return BackupStoreSpec(
+        key_from=key_from,
         s3=S3Store(
             bucket=s3.required_string("bucket"),
             prefix=s3.string("prefix") or "",
             endpoint=s3.string("endpoint"),
             region=s3.string("region"),
             credentials_secret=s3.name("credentialsSecret"),
-        )
+        ),
     )
 
 

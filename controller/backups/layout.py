@@ -3,8 +3,12 @@
 ::
 
     <environment>/<backup-id>/manifest.json        written last: the backup is complete
-    <environment>/<backup-id>/tables/<table>.arrow Arrow IPC stream, zstd-compressed
+    <environment>/<backup-id>/tables/<NNNN>-<table>.arrow  Arrow IPC stream, zstd-compressed
     <environment>/<backup-id>/post/<migration>.json.zst  row digests after a migration
+
+Every name that becomes part of an object key (environment, backup ID, member and
+extra keys) is checked here, so nothing read from a manifest or typed by a user can
+point outside its backup's own prefix (no ``..``, no absolute path, no other backup).
 """
 
 from __future__ import annotations
@@ -15,26 +19,44 @@ from controller.errors import InvalidInput
 
 MANIFEST = "manifest.json"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+_BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Relative keys of a backup's objects: one directory level, one plain file name.
+_OBJECT_KEY = re.compile(r"^(tables|post)/[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 
 
-def _check(part: str, what: str) -> str:
-    if not _SAFE.match(part):
-        raise InvalidInput(f"invalid {what} {part!r} for a backup path")
+def _check(part: object, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
+    if not isinstance(part, str) or not pattern.match(part) or ".." in part:
+        shown = part[:80] if isinstance(part, str) else part
+        raise InvalidInput(f"invalid {what} {shown!r} for a backup path", reason="InvalidPath")
     return part
 
 
-def prefix(environment: str, backup_id: str) -> str:
-    return f"{_check(environment, 'environment name')}/{_check(backup_id, 'backup ID')}/"
+def environment(name: object) -> str:
+    """An environment's name as a store directory: one safe path component."""
+    return _check(name, "environment name")
 
 
-def manifest_key(environment: str, backup_id: str) -> str:
-    return prefix(environment, backup_id) + MANIFEST
+def backup_id(value: object) -> str:
+    return _check(value, "backup ID", _BACKUP_ID)
+
+
+def prefix(env: str, backup: str) -> str:
+    return f"{environment(env)}/{backup_id(backup)}/"
+
+
+def manifest_key(env: str, backup: str) -> str:
+    return prefix(env, backup) + MANIFEST
 
 
 def member_key(table_index: int, table: str) -> str:
     """Relative to the backup prefix; the index keeps odd table names apart."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", table)[:100]
     return f"tables/{table_index:04d}-{safe}.arrow"
+
+
+def object_key(key: object, what: str = "object key") -> str:
+    """A key relative to a backup, confined to it: ``tables/<file>`` or ``post/<file>``."""
+    return _check(key, what, _OBJECT_KEY)
 
 
 def post_state_key(migration_id: str) -> str:

@@ -1,23 +1,38 @@
-"""The backup manifest: what a backup holds, and the proof it is complete.
+"""The backup manifest: what a backup holds, and the proof it is complete and unedited.
 
 A backup is complete exactly when its manifest exists; the manifest is written last.
-Format changes bump ``FORMAT_VERSION``; a reader refuses versions it does not know.
+Its ``checksum`` covers the *whole* manifest (every field, every member's schema), so
+an edit of any field is detected; with a store key its ``signature`` proves Ferry
+wrote it (:mod:`controller.backups.keyring`). Format changes bump ``FORMAT_VERSION``
+once; later additions (encryption, merge bases) are optional fields announced in
+``features``, which a reader refuses by name when it does not know one.
+Parsing and validation of untrusted manifest text live in
+:mod:`controller.backups.manifest_reader`.
 """
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
+import hashlib
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from controller.backups.keyring import Signature
 from controller.engine.model import TableSchema
-from controller.errors import InvalidInput
 
 FORMAT = "ferry-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+#: Must-understand extensions this reader knows (none yet; encryption will add one).
+KNOWN_FEATURES: frozenset[str] = frozenset()
 REASONS = ("manual", "scheduled", "pre-migration", "pre-restore")
+DIALECTS = ("sqlite", "postgresql", "mysql")
+NAMINGS = ("camelCase", "underscored")
+#: Domain separation: a manifest's signature can never be replayed as another object's.
+MANIFEST_DOMAIN = b"ferry-backup-manifest\x00"
 
 
 def new_backup_id(now: dt.datetime | None = None) -> str:
@@ -26,19 +41,58 @@ def new_backup_id(now: dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
 
 
+def canonical(data: Any) -> bytes:
+    """The one byte form that checksums and signatures are computed over."""
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    """Which database a backup was taken from, so a restore can refuse another one.
+
+    PostgreSQL: the cluster's ``system_identifier`` and the database name; MySQL/MariaDB:
+    a digest of the server's host name, port and data directory, and the schema name;
+    SQLite: the absolute path of the file (``server`` is then None).
+    """
+
+    dialect: str
+    database: str
+    server: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"dialect": self.dialect, "database": self.database, "server": self.server}
+
+    def describe(self) -> str:
+        where = f" on server {self.server}" if self.server else ""
+        return f"{self.dialect} database {self.database!r}{where}"
+
+
 @dataclass(frozen=True)
 class Member:
     table: str
-    key: str  # object key relative to the backup, e.g. "tables/roles.arrow"
+    key: str  # object key relative to the backup, e.g. "tables/0003-roles.arrow"
     rows: int
     bytes: int
     sha256: str
-    schema: dict[str, Any]  # TableSchema.to_dict()
+    schema: dict[str, Any]  # TableSchema.to_dict(), kept as read: the checksum covers it
     sqlite_classes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def table_schema(self) -> TableSchema:
         return TableSchema.from_dict(self.schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "key": self.key,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "schema": self.schema,
+            "sqlite_classes": self.sqlite_classes,
+        }
 
 
 @dataclass(frozen=True)
@@ -53,6 +107,9 @@ class Manifest:
     app_version: str | None
     naming: str | None
     members: tuple[Member, ...]
+    source: SourceIdentity | None = None
+    features: tuple[str, ...] = ()
+    signature: Signature | None = None
     format: str = FORMAT
     version: int = FORMAT_VERSION
 
@@ -69,22 +126,63 @@ class Manifest:
         return [m.table for m in self.members]
 
     @property
-    def checksum(self) -> str:
-        """One checksum over every member's checksum, in table order."""
-        import hashlib
+    def signed_by(self) -> str | None:
+        """The store key ID that signed this manifest (verified when read), or None."""
+        return self.signature.key_id if self.signature else None
 
+    @property
+    def integrity(self) -> str:
+        """``signed (key K)`` or ``unsigned``, as ``backup show/verify/list`` say it."""
+        return f"signed (key {self.signed_by})" if self.signed_by else "unsigned"
+
+    def body(self) -> dict[str, Any]:
+        """Every field but ``checksum`` and ``signature``, in this version's shape."""
+        data: dict[str, Any] = {
+            "format": self.format,
+            "version": self.version,
+            "id": self.id,
+            "environment": self.environment,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+            "dialect": self.dialect,
+            "server_version": self.server_version,
+            "app_version": self.app_version,
+            "naming": self.naming,
+            "members": [m.to_dict() for m in self.members],
+        }
+        if self.version >= 2:
+            data["source"] = self.source.to_dict() if self.source else None
+            data["features"] = list(self.features)
+        return data
+
+    @property
+    def checksum(self) -> str:
+        """Format 2: sha256 of the whole manifest. Format 1 covered member keys and
+        digests only (kept to read old backups)."""
         h = hashlib.sha256()
-        for m in self.members:
-            h.update(f"{m.key}\x1f{m.sha256}\x1e".encode())
+        if self.version == 1:
+            for m in self.members:
+                h.update(f"{m.key}\x1f{m.sha256}\x1e".encode())
+        else:
+            h.update(canonical(self.body()))
         return "sha256:" + h.hexdigest()
+
+    def signed_bytes(self) -> builtins.bytes:
+        """What the store key signs: the whole manifest with its checksum."""
+        return MANIFEST_DOMAIN + canonical({**self.body(), "checksum": self.checksum})
+
+    def with_signature(self, signature: Signature | None) -> Manifest:
+        return replace(self, signature=signature)
 
     def member(self, table: str) -> Member | None:
         return next((m for m in self.members if m.table == table), None)
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["checksum"] = self.checksum
-        return json.dumps(data, indent=2, sort_keys=True)
+        data = {**self.body(), "checksum": self.checksum}
+        if self.version >= 2:
+            data["signature"] = self.signature.to_dict() if self.signature else None
+        return json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -100,28 +198,7 @@ class Manifest:
             "rows": self.rows,
             "bytes": self.bytes,
             "checksum": self.checksum,
+            "formatVersion": self.version,
+            "signature": {"keyId": self.signed_by} if self.signed_by else "unsigned",
+            "source": self.source.to_dict() if self.source else None,
         }
-
-
-def parse_manifest(text: str, where: str) -> Manifest:
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise InvalidInput(f"{where}: the manifest is not valid JSON ({err})") from err
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InvalidInput(f"{where}: not a Ferry backup manifest")
-    if data.get("version") != FORMAT_VERSION:
-        raise InvalidInput(
-            f"{where}: unknown backup format version {data.get('version')!r} "
-            f"(this Ferry reads version {FORMAT_VERSION})"
-        )
-    try:
-        members = tuple(Member(**m) for m in data["members"])
-        manifest = Manifest(
-            **{k: v for k, v in data.items() if k not in ("members", "checksum")}, members=members
-        )
-    except (KeyError, TypeError) as err:
-        raise InvalidInput(f"{where}: malformed manifest ({err})") from err
-    if data.get("checksum") != manifest.checksum:
-        raise InvalidInput(f"{where}: the manifest's checksum does not match its members")
-    return manifest

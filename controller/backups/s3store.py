@@ -1,19 +1,25 @@
 """Backups in an S3-compatible bucket (boto3; endpoint and credentials from AWS_*).
 
 Members are written to a local spool file, then uploaded (multipart for large ones);
-the manifest is uploaded last. Listing only returns backups with a manifest.
+the manifest is uploaded last. Listing only returns backups with a manifest. A writer
+that fails deletes what it uploaded, its spool and its unfinished multipart uploads;
+the next writer removes what a killed one left (its owner record names it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from controller.backups import layout
-from controller.backups.manifest import Manifest, parse_manifest
+from controller.backups import layout, sealing, writers
+from controller.backups.keyring import StoreKeyring
+from controller.backups.manifest import Manifest
+from controller.backups.manifest_reader import MAX_MANIFEST_BYTES, read_manifest
+from controller.backups.store import sign_manifest
 from controller.errors import InvalidInput, Unreachable
 
 
@@ -37,10 +43,21 @@ def s3_client(
 
 
 class S3Store:
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: Any = None,
+        keyring: StoreKeyring | None = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._client = client
+        self._keyring = keyring
+
+    @property
+    def keyring(self) -> StoreKeyring | None:
+        return self._keyring
 
     @property
     def client(self) -> Any:
@@ -71,7 +88,11 @@ class S3Store:
         return self.prefix + rel
 
     def writer(self, environment: str, backup_id: str) -> _S3Writer:
-        return _S3Writer(self, layout.prefix(environment, backup_id))
+        prefix = layout.prefix(environment, backup_id)
+        self.remove_abandoned()
+        writer = _S3Writer(self, prefix)
+        writer.put_owner()
+        return writer
 
     def _list(self, prefix: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -86,31 +107,43 @@ class S3Store:
                 return items
             token = page.get("NextContinuationToken")
 
-    def _manifest_keys(self, environment: str | None) -> list[str]:
-        prefix = f"{environment}/" if environment else ""
-        keys = [o["Key"] for o in self._list(prefix)]
-        return sorted(k for k in keys if k.endswith("/" + layout.MANIFEST))
+    def _manifest_keys(self, environment: str | None) -> list[tuple[str, str, str]]:
+        """``(key, environment, backup ID)`` of each manifest exactly one level down."""
+        prefix = f"{layout.environment(environment)}/" if environment is not None else ""
+        found = []
+        for obj in self._list(prefix):
+            parts = obj["Key"][len(self.prefix) :].split("/")
+            if len(parts) == 3 and parts[2] == layout.MANIFEST:
+                found.append((obj["Key"], parts[0], parts[1]))
+        return sorted(found)
 
-    def _read(self, key: str) -> bytes:
+    def _read(self, key: str, limit: int | None = None) -> bytes:
         body = self._call(f"reading {key}", self.client.get_object, Bucket=self.bucket, Key=key)
-        data: bytes = body["Body"].read()
+        if limit is not None and body.get("ContentLength", 0) > limit:
+            raise InvalidInput(f"s3://{self.bucket}/{key}: larger than {limit} bytes")
+        data: bytes = body["Body"].read() if limit is None else body["Body"].read(limit + 1)
         return data
 
+    def _load(self, key: str, environment: str, backup_id: str) -> Manifest:
+        raw = self._read(key, MAX_MANIFEST_BYTES)
+        return read_manifest(
+            raw, f"s3://{self.bucket}/{key}", self._keyring, environment, backup_id
+        )
+
     def manifests(self, environment: str | None = None) -> list[Manifest]:
-        found = [
-            parse_manifest(self._read(k).decode(), f"s3://{self.bucket}/{k}")
-            for k in self._manifest_keys(environment)
-        ]
+        found = [self._load(*item) for item in self._manifest_keys(environment)]
         return sorted(found, key=lambda m: m.id)
 
     def manifest(self, backup_id: str, environment: str | None = None) -> Manifest:
-        for key in self._manifest_keys(environment):
-            if key.split("/")[-2] == backup_id:
-                return parse_manifest(self._read(key).decode(), f"s3://{self.bucket}/{key}")
+        layout.backup_id(backup_id)
+        for key, env, found in self._manifest_keys(environment):
+            if found == backup_id:
+                return self._load(key, env, found)
         raise InvalidInput(f"no complete backup {backup_id!r} in {self.label}")
 
     def _full(self, manifest: Manifest, key: str) -> str:
-        return self._key(layout.prefix(manifest.environment, manifest.id) + key)
+        rel = layout.object_key(key) if key else ""
+        return self._key(layout.prefix(manifest.environment, manifest.id) + rel)
 
     def open(self, manifest: Manifest, key: str) -> BinaryIO:
         spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller
@@ -134,14 +167,15 @@ class S3Store:
             self.client.put_object,
             Bucket=self.bucket,
             Key=self._full(manifest, key),
-            Body=data,
+            Body=sealing.seal(self._keyring, manifest, key, data),
         )
 
     def get_extra(self, manifest: Manifest, key: str) -> bytes | None:
         try:
-            return self._read(self._full(manifest, key))
+            blob = self._read(self._full(manifest, key))
         except FileNotFoundError:
             return None
+        return sealing.unseal(self._keyring, manifest, key, blob)
 
     def _delete_prefix(self, prefix: str) -> None:
         keys = [o["Key"] for o in self._list(prefix)]
@@ -160,12 +194,12 @@ class S3Store:
             "deleting",
             self.client.delete_object,
             Bucket=self.bucket,
-            Key=self._full(manifest, layout.MANIFEST),
+            Key=self._key(layout.manifest_key(manifest.environment, manifest.id)),
         )
         self._delete_prefix(layout.prefix(manifest.environment, manifest.id))
 
-    def remove_incomplete(self, older_than_seconds: float = 0) -> list[str]:
-        cutoff = time.time() - older_than_seconds
+    def _incomplete(self) -> dict[str, float]:
+        """Prefixes of backups without a manifest → their newest object's time."""
         prefixes: dict[str, float] = {}
         complete: set[str] = set()
         for obj in self._list(""):
@@ -177,12 +211,56 @@ class S3Store:
                 complete.add(backup)
             modified = obj["LastModified"].timestamp()
             prefixes[backup] = max(prefixes.get(backup, 0.0), modified)
+        return {p: m for p, m in prefixes.items() if p not in complete}
+
+    def remove_incomplete(self, older_than_seconds: float = 0) -> list[str]:
+        cutoff = time.time() - older_than_seconds
         removed = []
-        for backup, modified in sorted(prefixes.items()):
-            if backup not in complete and modified <= cutoff:
+        for backup, modified in sorted(self._incomplete().items()):
+            if modified <= cutoff:
                 self._delete_prefix(backup)
                 removed.append(backup.rstrip("/"))
         return removed
+
+    def _owner_gone(self, backup: str) -> bool:
+        try:
+            record = self._read(self._key(backup + writers.OWNER), 4096)
+        except FileNotFoundError:
+            return False
+        return writers.owner_gone(record)
+
+    def remove_abandoned(self) -> list[str]:
+        cutoff = time.time() - writers.STALE_AFTER_SECONDS
+        removed = []
+        for backup, modified in sorted(self._incomplete().items()):
+            if modified <= cutoff or self._owner_gone(backup):
+                self._abort_stale_uploads(0, backup)
+                self._delete_prefix(backup)
+                removed.append(backup.rstrip("/"))
+        self._abort_stale_uploads(cutoff)
+        return removed
+
+    def _abort_stale_uploads(self, cutoff: float, prefix: str = "") -> None:
+        """Unfinished multipart uploads are invisible in listings but cost storage."""
+        try:
+            page = self._call(
+                "listing uploads",
+                self.client.list_multipart_uploads,
+                Bucket=self.bucket,
+                Prefix=self._key(prefix),
+            )
+        except (InvalidInput, FileNotFoundError):
+            return  # a server without the call: nothing to clean
+        for upload in page.get("Uploads", []):
+            if prefix or upload["Initiated"].timestamp() <= cutoff:
+                with contextlib.suppress(InvalidInput, FileNotFoundError):
+                    self._call(
+                        "aborting an upload",
+                        self.client.abort_multipart_upload,
+                        Bucket=self.bucket,
+                        Key=upload["Key"],
+                        UploadId=upload["UploadId"],
+                    )
 
     def location(self, manifest: Manifest) -> str:
         return f"s3://{self.bucket}/{self._full(manifest, '')}"
@@ -193,51 +271,57 @@ class _S3Writer:
         self.store = store
         self.prefix = prefix
         self.spool = Path(tempfile.mkdtemp(prefix="ferry-backup-"))
-        self.uploaded: list[str] = []
+
+    def put_owner(self) -> None:
+        self.store._call(
+            "writing",
+            self.store.client.put_object,
+            Bucket=self.store.bucket,
+            Key=self.store._key(self.prefix + writers.OWNER),
+            Body=writers.owner_record(),
+        )
 
     def member_file(self, key: str) -> Path:
-        path = self.spool / key
+        path = self.spool / layout.object_key(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def member_done(self, key: str) -> None:
-        full = self.store._key(self.prefix + key)
-        self.uploaded.append(full)
         self.store._call(
             f"uploading {key}",
             self.store.client.upload_file,
             Filename=str(self.spool / key),
             Bucket=self.store.bucket,
-            Key=full,
+            Key=self.store._key(self.prefix + layout.object_key(key)),
         )
         (self.spool / key).unlink()
 
-    def put_text(self, key: str, text: bytes) -> None:
-        full = self.store._key(self.prefix + key)
-        self.uploaded.append(full)
-        self.store._call(
-            "writing", self.store.client.put_object, Bucket=self.store.bucket, Key=full, Body=text
-        )
-
-    def publish(self, manifest: Manifest) -> str:
-        key = self.store._key(self.prefix + layout.MANIFEST)
+    def publish(self, manifest: Manifest) -> tuple[Manifest, str]:
+        manifest = sign_manifest(manifest, self.store.keyring)
         self.store._call(
             "publishing",
             self.store.client.put_object,
             Bucket=self.store.bucket,
-            Key=key,
+            Key=self.store._key(self.prefix + layout.MANIFEST),
             Body=manifest.to_json().encode(),
         )
         self._cleanup_spool()
-        return f"s3://{self.store.bucket}/{self.store._key(self.prefix)}"
+        with contextlib.suppress(InvalidInput, Unreachable, FileNotFoundError):
+            self.store._call(
+                "deleting",
+                self.store.client.delete_object,
+                Bucket=self.store.bucket,
+                Key=self.store._key(self.prefix + writers.OWNER),
+            )
+        return manifest, f"s3://{self.store.bucket}/{self.store._key(self.prefix)}"
 
     def abort(self) -> None:
         self._cleanup_spool()
-        # Debris is never listed, and remove_incomplete() collects what this misses.
-        with contextlib.suppress(InvalidInput, Unreachable):
+        # What this misses (the server unreachable), the next writer's
+        # remove_abandoned() collects once this process is gone.
+        with contextlib.suppress(InvalidInput, Unreachable, FileNotFoundError):
+            self.store._abort_stale_uploads(0, self.prefix)
             self.store._delete_prefix(self.prefix)
 
     def _cleanup_spool(self) -> None:
-        import shutil
-
         shutil.rmtree(self.spool, ignore_errors=True)

@@ -2,11 +2,18 @@
 
 Writers put each member in place as it is finished and publish the manifest last;
 readers see only backups whose manifest exists. An interrupted backup leaves debris
-that is never listed, and :meth:`BackupStore.remove_incomplete` cleans it up.
+that is never listed: its writer removes it when it fails, and the next writer of the
+store removes what a killed one left (:mod:`controller.backups.writers`).
+
+Everything read back is untrusted: manifests go through
+:mod:`controller.backups.manifest_reader`, object keys through
+:mod:`controller.backups.layout`, and with a store key extras through
+:mod:`controller.backups.sealing`. Nothing outside the store's root is ever read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -15,9 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from controller.backups import layout
-from controller.backups.manifest import Manifest, parse_manifest
+from controller.backups import layout, sealing, writers
+from controller.backups.keyring import StoreKeyring, load_keyring_file
+from controller.backups.manifest import Manifest
+from controller.backups.manifest_reader import MAX_MANIFEST_BYTES, read_manifest
 from controller.errors import InvalidInput
+
+#: The environment variable naming a store keyring file when no option is given.
+KEY_FILE_ENV = "FERRY_STORE_KEY_FILE"
 
 
 class BackupWriter(Protocol):
@@ -27,10 +39,9 @@ class BackupWriter(Protocol):
 
     def member_done(self, key: str) -> None: ...
 
-    def put_text(self, key: str, text: bytes) -> None: ...
-
-    def publish(self, manifest: Manifest) -> str:
-        """Make the backup complete and visible; returns its location."""
+    def publish(self, manifest: Manifest) -> tuple[Manifest, str]:
+        """Sign (with a store key), make the backup complete and visible; returns the
+        manifest as published and its location."""
         ...
 
     def abort(self) -> None: ...
@@ -39,6 +50,9 @@ class BackupWriter(Protocol):
 class BackupStore(Protocol):
     @property
     def label(self) -> str: ...
+
+    @property
+    def keyring(self) -> StoreKeyring | None: ...
 
     def writer(self, environment: str, backup_id: str) -> BackupWriter: ...
 
@@ -50,11 +64,17 @@ class BackupStore(Protocol):
 
     def put_extra(self, manifest: Manifest, key: str, data: bytes) -> None: ...
 
-    def get_extra(self, manifest: Manifest, key: str) -> bytes | None: ...
+    def get_extra(self, manifest: Manifest, key: str) -> bytes | None:
+        """The object's bytes, proven (see :mod:`sealing`); None only when absent."""
+        ...
 
     def delete(self, manifest: Manifest) -> None: ...
 
     def remove_incomplete(self, older_than_seconds: float = 0) -> list[str]: ...
+
+    def remove_abandoned(self) -> list[str]:
+        """Incomplete backups whose writer is gone (or that are stale): removed."""
+        ...
 
     def location(self, manifest: Manifest) -> str: ...
 
@@ -62,96 +82,180 @@ class BackupStore(Protocol):
 PARTIAL = ".partial-"
 
 
+def sign_manifest(manifest: Manifest, keyring: StoreKeyring | None) -> Manifest:
+    return manifest.with_signature(keyring.sign(manifest.signed_bytes()) if keyring else None)
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    """Read a regular file that is not a symlink, at most ``limit`` bytes (+1 to tell)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as err:
+        raise InvalidInput(f"{path}: cannot be read ({err.strerror})") from err
+    with os.fdopen(fd, "rb") as f:
+        return f.read(limit + 1)
+
+
 class FilesystemStore:
     """Backups in a directory (a mounted volume). Publication is a directory rename."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keyring: StoreKeyring | None = None) -> None:
         self.root = root
+        self._keyring = keyring
 
     @property
     def label(self) -> str:
         return str(self.root)
 
+    @property
+    def keyring(self) -> StoreKeyring | None:
+        return self._keyring
+
     def writer(self, environment: str, backup_id: str) -> _FsWriter:
         final = self.root / layout.prefix(environment, backup_id)
         if final.exists():
             raise InvalidInput(f"backup {backup_id} already exists in {self.root}")
+        self.remove_abandoned()
         partial = final.parent / f"{PARTIAL}{backup_id}"
         partial.mkdir(parents=True)
-        return _FsWriter(partial, final)
+        (partial / writers.OWNER).write_bytes(writers.owner_record())
+        return _FsWriter(partial, final, self._keyring)
 
-    def _manifest_paths(self, environment: str | None) -> Iterator[Path]:
-        if not self.root.is_dir():
-            return
-        envs = [self.root / environment] if environment else sorted(self.root.iterdir())
+    def _inside(self, path: Path) -> bool:
+        """True for a real directory or file below the root, reached without symlinks."""
+        try:
+            path.resolve().relative_to(self.root.resolve())
+        except (ValueError, OSError):
+            return False
+        return not path.is_symlink()
+
+    def _backup_dirs(self, environment: str | None) -> Iterator[tuple[str, Path]]:
+        if environment is not None:
+            envs = [self.root / layout.environment(environment)]
+            if envs[0].exists() and not self._inside(envs[0]):
+                raise InvalidInput(
+                    f"environment {environment!r} leads outside the store", reason="InvalidPath"
+                )
+        elif self.root.is_dir():
+            envs = sorted(self.root.iterdir())
+        else:
+            envs = []
         for env in envs:
-            if env.is_dir():
-                yield from sorted(env.glob(f"*/{layout.MANIFEST}"))
+            if not env.is_dir() or not self._inside(env) or env.name.startswith("."):
+                continue
+            for item in sorted(env.iterdir()):
+                if item.name.startswith(".") or not self._inside(item):
+                    continue
+                if (item / layout.MANIFEST).is_file():
+                    yield env.name, item
+
+    def _load(self, env: str, item: Path) -> Manifest:
+        path = item / layout.MANIFEST
+        raw = _read_limited(path, MAX_MANIFEST_BYTES)
+        return read_manifest(raw, str(path), self._keyring, env, item.name)
 
     def manifests(self, environment: str | None = None) -> list[Manifest]:
-        found = [
-            parse_manifest(p.read_text(encoding="utf-8"), str(p))
-            for p in self._manifest_paths(environment)
-            if PARTIAL not in p.parent.name
-        ]
+        found = [self._load(env, item) for env, item in self._backup_dirs(environment)]
         return sorted(found, key=lambda m: m.id)
 
     def manifest(self, backup_id: str, environment: str | None = None) -> Manifest:
-        for path in self._manifest_paths(environment):
-            if path.parent.name == backup_id:
-                return parse_manifest(path.read_text(encoding="utf-8"), str(path))
+        layout.backup_id(backup_id)
+        for env, item in self._backup_dirs(environment):
+            if item.name == backup_id:
+                return self._load(env, item)
         raise InvalidInput(f"no complete backup {backup_id!r} in {self.root}")
 
     def _dir(self, manifest: Manifest) -> Path:
         return self.root / layout.prefix(manifest.environment, manifest.id)
 
+    def _path(self, manifest: Manifest, key: str) -> Path:
+        path = self._dir(manifest) / layout.object_key(key)
+        if path.exists() and not self._inside(path):
+            raise InvalidInput(
+                f"backup {manifest.id}: {key} leads outside the store", reason="InvalidPath"
+            )
+        return path
+
     def open(self, manifest: Manifest, key: str) -> BinaryIO:
-        path = self._dir(manifest) / key
+        path = self._path(manifest, key)
         try:
-            return path.open("rb")
+            return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
         except FileNotFoundError:
             raise InvalidInput(f"backup {manifest.id}: member {key} is missing") from None
+        except OSError as err:
+            raise InvalidInput(f"backup {manifest.id}: member {key}: {err.strerror}") from err
 
     def put_extra(self, manifest: Manifest, key: str, data: bytes) -> None:
-        path = self._dir(manifest) / key
+        path = self._path(manifest, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
+        tmp.write_bytes(sealing.seal(self._keyring, manifest, key, data))
         os.replace(tmp, path)
 
     def get_extra(self, manifest: Manifest, key: str) -> bytes | None:
-        path = self._dir(manifest) / key
-        return path.read_bytes() if path.is_file() else None
+        path = self._path(manifest, key)
+        if not path.is_file():
+            return None
+        with self.open(manifest, key) as f:
+            blob = f.read()
+        return sealing.unseal(self._keyring, manifest, key, blob)
 
     def delete(self, manifest: Manifest) -> None:
         shutil.rmtree(self._dir(manifest), ignore_errors=True)
 
+    def _incomplete(self) -> Iterator[tuple[str, Path]]:
+        if not self.root.is_dir():
+            return
+        for env in self.root.iterdir():
+            if not env.is_dir() or env.is_symlink():
+                continue
+            for item in env.iterdir():
+                if not item.is_dir() or item.is_symlink():
+                    continue
+                if item.name.startswith(PARTIAL) or not (item / layout.MANIFEST).exists():
+                    yield f"{env.name}/{item.name}", item
+
     def remove_incomplete(self, older_than_seconds: float = 0) -> list[str]:
         removed: list[str] = []
-        if not self.root.is_dir():
-            return removed
         cutoff = time.time() - older_than_seconds
-        for env in self.root.iterdir():
-            for item in env.iterdir() if env.is_dir() else ():
-                incomplete = item.name.startswith(PARTIAL) or (
-                    item.is_dir() and not (item / layout.MANIFEST).exists()
-                )
-                if incomplete and item.stat().st_mtime <= cutoff:
-                    shutil.rmtree(item, ignore_errors=True)
-                    removed.append(f"{env.name}/{item.name}")
+        for name, item in self._incomplete():
+            if _newest_mtime(item) <= cutoff:
+                shutil.rmtree(item, ignore_errors=True)
+                removed.append(name)
+        return removed
+
+    def remove_abandoned(self) -> list[str]:
+        removed: list[str] = []
+        cutoff = time.time() - writers.STALE_AFTER_SECONDS
+        for name, item in self._incomplete():
+            owner = item / writers.OWNER
+            gone = owner.is_file() and writers.owner_gone(owner.read_bytes())
+            if gone or _newest_mtime(item) <= cutoff:
+                shutil.rmtree(item, ignore_errors=True)
+                removed.append(name)
         return removed
 
     def location(self, manifest: Manifest) -> str:
         return str(self._dir(manifest))
 
 
+def _newest_mtime(path: Path) -> float:
+    """A partial backup is as young as its newest file (a big member takes a while)."""
+    newest = path.stat().st_mtime
+    for item in path.rglob("*"):
+        with contextlib.suppress(OSError):
+            newest = max(newest, item.lstat().st_mtime)
+    return newest
+
+
 class _FsWriter:
-    def __init__(self, partial: Path, final: Path) -> None:
+    def __init__(self, partial: Path, final: Path, keyring: StoreKeyring | None) -> None:
         self.partial = partial
         self.final = final
+        self.keyring = keyring
 
     def member_file(self, key: str) -> Path:
-        path = self.partial / key
+        path = self.partial / layout.object_key(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -159,34 +263,43 @@ class _FsWriter:
         with (self.partial / key).open("rb") as f:
             os.fsync(f.fileno())
 
-    def put_text(self, key: str, text: bytes) -> None:
-        self.member_file(key).write_bytes(text)
-
-    def publish(self, manifest: Manifest) -> str:
+    def publish(self, manifest: Manifest) -> tuple[Manifest, str]:
+        manifest = sign_manifest(manifest, self.keyring)
         path = self.partial / layout.MANIFEST
         with path.open("w", encoding="utf-8") as f:
             f.write(manifest.to_json())
             f.flush()
             os.fsync(f.fileno())
+        (self.partial / writers.OWNER).unlink(missing_ok=True)
         os.rename(self.partial, self.final)  # atomic: the backup appears complete or not at all
-        return str(self.final)
+        return manifest, str(self.final)
 
     def abort(self) -> None:
         shutil.rmtree(self.partial, ignore_errors=True)
 
 
-def open_store(spec: str) -> BackupStore:
-    """``s3://bucket/prefix`` (credentials from the standard AWS_* variables) or a path."""
+def keyring_from(key_file: str | None) -> StoreKeyring | None:
+    """The keyring of ``--store-key-file``, else of ``$FERRY_STORE_KEY_FILE``, else None."""
+    path = key_file or os.environ.get(KEY_FILE_ENV)
+    return load_keyring_file(path) if path else None
+
+
+def open_store(spec: str, key_file: str | None = None) -> BackupStore:
+    """``s3://bucket/prefix`` (credentials from the standard AWS_* variables) or a path;
+    the store key from ``key_file`` or ``$FERRY_STORE_KEY_FILE``."""
+    keyring = keyring_from(key_file)
     if spec.startswith("s3://"):
         from controller.backups.s3store import S3Store
 
         bucket, _, prefix = spec[len("s3://") :].partition("/")
         if not bucket:
             raise InvalidInput(f"store {spec!r}: no bucket")
-        return S3Store(bucket, prefix)
+        if any(part in (".", "..") for part in prefix.split("/")):
+            raise InvalidInput(f"store {spec!r}: the prefix may not hold . or .. parts")
+        return S3Store(bucket, prefix, keyring=keyring)
     if "://" in spec:
         raise InvalidInput(f"unsupported store {spec!r} (a directory or s3://bucket/prefix)")
-    return FilesystemStore(Path(spec))
+    return FilesystemStore(Path(spec), keyring)
 
 
 @contextmanager

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from controller.backups.manifest import Manifest
-from controller.backups.store import open_store
+from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.errors import CheckFailed
 from controller.reconcile.backup import create_backup, restore, verify
 
@@ -15,53 +19,97 @@ def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def add_store_key_argument(parser: argparse.ArgumentParser) -> None:
+    """``--store-key-file``: every command that opens a store takes it."""
+    parser.add_argument(
+        "--store-key-file",
+        metavar="FILE",
+        help="the store's keyring (signs manifests and post-migration states; "
+        f"default: ${KEY_FILE_ENV})",
+    )
+
+
+def _store(args: argparse.Namespace) -> BackupStore:
+    return open_store(args.store, args.store_key_file)
+
+
+def _store_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_)
+    p.add_argument(
+        "--store", required=True, metavar="STORE", help="directory or s3://bucket/prefix"
+    )
+    add_store_key_argument(p)
+    return p
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b = sub.add_parser("backup", help="create, list, show and verify backups")
     bsub = b.add_subparsers(dest="backup_command", required=True, metavar="ACTION")
-    c = bsub.add_parser("create", help="back up a database into a store")
+    c = _store_parser(bsub, "create", "back up a database into a store")
     c.add_argument("--database", required=True, metavar="URL")
-    c.add_argument(
-        "--store", required=True, metavar="STORE", help="directory or s3://bucket/prefix"
-    )
     c.add_argument("--environment", metavar="NAME", help="default: the database's name")
     c.add_argument("--tables", metavar="T1,T2")
     c.add_argument("--exclude", metavar="T3", action="append", default=[])
     c.add_argument("--format", default="text", choices=["text", "json"])
     c.set_defaults(func=cmd_create)
-    ls = bsub.add_parser("list", help="list complete backups")
-    ls.add_argument("--store", required=True)
+    ls = _store_parser(bsub, "list", "list complete backups")
     ls.add_argument("--environment")
     ls.add_argument("--format", default="text", choices=["text", "json"])
     ls.set_defaults(func=cmd_list)
-    sh = bsub.add_parser("show", help="show a backup's manifest")
+    sh = _store_parser(bsub, "show", "show a backup's manifest")
     sh.add_argument("id")
-    sh.add_argument("--store", required=True)
     sh.add_argument("--format", default="text", choices=["text", "json"])
     sh.set_defaults(func=cmd_show)
-    v = bsub.add_parser("verify", help="decode every member and check every checksum")
+    v = _store_parser(bsub, "verify", "decode every member and check every checksum")
     v.add_argument("id")
-    v.add_argument("--store", required=True)
     v.set_defaults(func=cmd_verify)
 
-    r = sub.add_parser("restore", help="restore a backup (all or some tables) into a database")
-    r.add_argument("--store", required=True)
+    r = _store_parser(sub, "restore", "restore a backup (all or some tables) into a database")
     r.add_argument("--backup", required=True, metavar="ID")
     r.add_argument("--database", required=True, metavar="URL")
     r.add_argument("--tables", metavar="T1,T2")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even into a database other than the one the backup was taken from",
+    )
     r.add_argument("--format", default="text", choices=["text", "json"])
     r.set_defaults(func=cmd_restore)
 
 
+@contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """SIGTERM (a pod stopped, ``kill``) unwinds like Ctrl-C, so the writer removes its
+    partial backup instead of leaving debris."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     excluded = [t for item in args.exclude for t in (_csv(item) or [])]
-    manifest, location = create_backup(
-        args.database,
-        open_store(args.store),
-        environment=args.environment,
-        reason="manual",
-        tables=_csv(args.tables),
-        exclude=excluded,
-    )
+    store = _store(args)
+    with _terminated_as_exit():
+        manifest, location = create_backup(
+            args.database,
+            store,
+            environment=args.environment,
+            reason="manual",
+            tables=_csv(args.tables),
+            exclude=excluded,
+        )
     if args.format == "json":
         print(
             json.dumps(
@@ -79,7 +127,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     else:
         print(
             f"backup {manifest.id}: {len(manifest.members)} table(s), {manifest.rows} row(s), "
-            f"{manifest.bytes} bytes at {location}"
+            f"{manifest.bytes} bytes at {location}, {manifest.integrity}"
         )
     return 0
 
@@ -87,12 +135,12 @@ def cmd_create(args: argparse.Namespace) -> int:
 def _line(m: Manifest) -> str:
     return (
         f"{m.id}  {m.environment:<16} {m.reason:<13} {len(m.members):>4} tables "
-        f"{m.rows:>10} rows {m.bytes:>12} bytes"
+        f"{m.rows:>10} rows {m.bytes:>12} bytes  {m.integrity}"
     )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    manifests = open_store(args.store).manifests(args.environment)
+    manifests = _store(args).manifests(args.environment)
     if args.format == "json":
         print(json.dumps([m.summary() for m in manifests], indent=2))
     else:
@@ -102,11 +150,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    manifest = open_store(args.store).manifest(args.id)
+    manifest = _store(args).manifest(args.id)
     if args.format == "json":
         print(manifest.to_json())
     else:
         print(_line(manifest))
+        print(f"  format {manifest.version}, {manifest.integrity}")
+        source = manifest.source.describe() if manifest.source else "not recorded (format 1)"
+        print(f"  taken from: {source}")
         for member in manifest.members:
             print(
                 f"  {member.table:<32} {member.rows:>10} rows {member.bytes:>12} bytes "
@@ -116,26 +167,30 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    manifest, problems = verify(open_store(args.store), args.id)
+    manifest, problems = verify(_store(args), args.id)
     if problems:
         raise CheckFailed(
             f"backup {manifest.id} is damaged", problems=problems, reason="BackupCorrupted"
         )
     print(
         f"backup {manifest.id}: {len(manifest.members)} member(s), {manifest.rows} row(s): "
-        "every checksum matches and every member decodes"
+        f"every checksum matches and every member decodes; manifest {manifest.integrity}"
     )
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    result = restore(open_store(args.store), args.backup, args.database, tables=_csv(args.tables))
+    store = _store(args)
+    with _terminated_as_exit():
+        result = restore(
+            store, args.backup, args.database, tables=_csv(args.tables), force=args.force
+        )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(
             f"restored {len(result.tables)} table(s), {result.rows} row(s) from backup "
-            f"{result.backup.id}"
+            f"{result.backup.id} ({result.backup.integrity})"
             + (f"; dropped {', '.join(result.dropped)}" if result.dropped else "")
             + (f"; safety backup {result.safety_backup}" if result.safety_backup else "")
         )

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from controller.backups.store import open_store
+from controller.cli.backup_cmds import add_store_key_argument
 from controller.cli.inputs import plan_options, resolve_database
 from controller.engine.render import plan_json, plan_markdown, plan_text
 from controller.reconcile.export import export
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="where the pre-migration backup goes (default: $FERRY_BACKUP_STORE, "
         "else ./ferry-backups)",
     )
+    add_store_key_argument(m)
     m.add_argument("--no-backup", action="store_true", help="skip the pre-migration backup")
     m.add_argument(
         "--environment",
@@ -67,6 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     r = sub.add_parser("rollback", help="undo exactly what one migration changed")
     r.add_argument("--store", required=True, metavar="STORE")
+    add_store_key_argument(r)
     r.add_argument("--migration", required=True, metavar="ID")
     r.add_argument("--database", required=True, metavar="URL")
     r.add_argument(
@@ -100,7 +103,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     store = None
     if not args.no_backup:
         spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE") or "ferry-backups"
-        store = open_store(spec)
+        store = open_store(spec, args.store_key_file)
     request = MigrationRequest(
         resolve_database(args.source),
         resolve_database(args.target),
@@ -139,7 +142,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    result = rollback(open_store(args.store), args.migration, args.database, force=args.force)
+    result = rollback(
+        open_store(args.store, args.store_key_file), args.migration, args.database, force=args.force
+    )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
         return 0

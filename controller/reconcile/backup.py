@@ -10,6 +10,8 @@ safety backup is restored.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -23,7 +25,7 @@ from controller.backups.archive import (
     write_member,
 )
 from controller.backups.arrow_codec import arrow_schema
-from controller.backups.manifest import Manifest, new_backup_id
+from controller.backups.manifest import Manifest, SourceIdentity, new_backup_id
 from controller.backups.store import BackupStore, writing
 from controller.db.connect import default_environment
 from controller.db.database import Database, ReadSnapshot
@@ -47,6 +49,26 @@ def app_version(snap: ReadSnapshot) -> str | None:
                 for (value,) in batch:
                     return str(value)
     return None
+
+
+def database_identity(snap: ReadSnapshot) -> SourceIdentity:
+    """Which database this is, in terms that survive a reconnect and differ between
+    two databases of one server or two servers of one name (see :class:`SourceIdentity`).
+    """
+    dialect = snap.dialect
+    if dialect == "postgresql":
+        rows = snap.scalar_rows(
+            "select current_database(), system_identifier::text from pg_control_system()"
+        )
+        return SourceIdentity(dialect, str(rows[0][0]), str(rows[0][1]))
+    if dialect == "mysql":
+        rows = snap.scalar_rows("select database(), @@hostname, @@port, @@datadir")
+        database, *server = rows[0]
+        digest = hashlib.sha256("\x1f".join(map(str, server)).encode()).hexdigest()[:16]
+        return SourceIdentity(dialect, str(database), f"sha256:{digest}")
+    files = [str(r[2]) for r in snap.scalar_rows("pragma database_list") if r[1] == "main"]
+    path = os.path.realpath(files[0]) if files and files[0] else ":memory:"
+    return SourceIdentity(dialect, path, None)
 
 
 def match_tables(patterns: Sequence[str], tables: Sequence[str], what: str) -> set[str]:
@@ -107,6 +129,7 @@ def backup_snapshot(
             if fault:
                 fault(f"member:{name}")
         manifest = Manifest(
+            source=database_identity(snap),
             id=backup_id,
             environment=environment,
             reason=reason,
@@ -118,8 +141,7 @@ def backup_snapshot(
             naming=nocobase_catalog().naming(set(schema.tables)),
             members=tuple(members),
         )
-        location = writer.publish(manifest)
-    return manifest, location
+        return writer.publish(manifest)
 
 
 def create_backup(
@@ -150,7 +172,31 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def _compatibility(manifest: Manifest, snap: ReadSnapshot) -> list[str]:
+def _foreign(manifest: Manifest, snap: ReadSnapshot) -> str | None:
+    """Why the target is not the database the backup was taken from, or None.
+
+    A backup of format 1 records no source: it cannot be told, and is let through. An
+    empty target (no table but Ferry's ledger) loses nothing: restoring onto a fresh
+    server is how a database is recovered, and needs no ``--force``."""
+    source = manifest.source
+    if source is None or source.dialect != snap.dialect:
+        return None  # unknown, or a dialect mismatch reported on its own
+    if not [t for t in snap.schema().tables if t != LEDGER_TABLE]:
+        return None
+    target = database_identity(snap)
+    if target == source:
+        return None
+    return (
+        f"backup {manifest.id} was taken from {source.describe()}, not from the target "
+        f"{target.describe()}; restoring would replace the target's tables with another "
+        "database's (use --force to restore into it anyway)"
+    )
+
+
+def _compatibility(manifest: Manifest, snap: ReadSnapshot, force: bool = False) -> list[str]:
+    foreign = None if force else _foreign(manifest, snap)
+    if foreign:
+        raise CheckFailed(foreign, reason="ForeignDatabase")
     problems = []
     schema = snap.schema()
     if manifest.dialect != schema.dialect:
@@ -189,6 +235,7 @@ class RestoreResult:
             "dropped": list(self.dropped),
             "rows": self.rows,
             "safetyBackupId": self.safety_backup,
+            "signature": self.backup.summary()["signature"],
             "status": "restored",
         }
 
@@ -231,13 +278,15 @@ def restore(
     drop: Sequence[str] = (),
     safety: bool = True,
     environment: str | None = None,
+    force: bool = False,
     fault: Fault | None = None,
 ) -> RestoreResult:
     """Restore ``tables`` (default: all) of a backup into the database at ``url``.
 
     A whole restore also drops tables the backup does not have (Ferry's ledger excepted).
     ``environment`` names the target in the store, for its safety backup (default: the
-    backup's own environment, i.e. a restore in place).
+    backup's own environment, i.e. a restore in place). A backup of another database
+    than ``url``'s is refused unless ``force`` (a deliberate copy between databases).
     """
     manifest = store.manifest(backup_id)
     selected = (
@@ -255,7 +304,7 @@ def restore(
     db = Database(url)
     try:
         with db.reader() as snap:
-            problems = _compatibility(manifest, snap)
+            problems = _compatibility(manifest, snap, force)
             existing = [t for t in snap.schema().tables if t != LEDGER_TABLE]
         if problems:
             raise CheckFailed("; ".join(problems), problems=problems, reason="Incompatible")

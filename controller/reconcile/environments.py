@@ -13,6 +13,7 @@ from typing import Any
 
 from controller.api.environment import EnvironmentSpec, VariableType, parse_environment
 from controller.api.resources import SecretKeyRef
+from controller.backups.keyring import StoreKeyring, parse_keyring
 from controller.backups.s3store import S3Store, s3_client
 from controller.backups.store import BackupStore, FilesystemStore
 from controller.db.connect import build_url, redact
@@ -64,12 +65,24 @@ def database_url(spec: EnvironmentSpec, namespace: str, cluster: Cluster) -> str
     )
 
 
+def _store_keyring(
+    ref: SecretKeyRef | None, namespace: str, cluster: Cluster
+) -> StoreKeyring | None:
+    """The store's keyring from its Secret; the error names the Secret, never the key."""
+    if ref is None:
+        return None
+    return parse_keyring(
+        _secret(cluster, namespace, ref), f"Secret {namespace}/{ref.name} key {ref.key}"
+    )
+
+
 def backup_store(spec: EnvironmentSpec, namespace: str, cluster: Cluster) -> BackupStore | None:
     store = spec.backup_store
     if store is None:
         return None
+    keyring = _store_keyring(store.key_from, namespace, cluster)
     if store.path:
-        return FilesystemStore(Path(store.path))
+        return FilesystemStore(Path(store.path), keyring)
     s3 = store.s3
     if s3 is None:
         return None
@@ -80,7 +93,7 @@ def backup_store(spec: EnvironmentSpec, namespace: str, cluster: Cluster) -> Bac
         creds.get("AWS_ACCESS_KEY_ID") or creds.get("accessKeyId"),
         creds.get("AWS_SECRET_ACCESS_KEY") or creds.get("secretAccessKey"),
     )
-    return S3Store(s3.bucket, s3.prefix, client=client)
+    return S3Store(s3.bucket, s3.prefix, client=client, keyring=keyring)
 
 
 def resolve(body: dict[str, Any], cluster: Cluster) -> ResolvedEnvironment:

@@ -112,11 +112,11 @@ def test_incompatible_targets_refused(tmp_path: Path, make_database: MakeDb) -> 
     shape.build(newer)
     execute(newer, "update applicationVersion set value = '1.9.0'")
     with pytest.raises(CheckFailed) as err:
-        restore(store, manifest.id, newer)
+        restore(store, manifest.id, newer, force=True)
     assert "newer than the target's 1.9.0" in str(err.value)
     pg = make_database("postgresql", "pg")
     with pytest.raises(CheckFailed) as err:
-        restore(store, manifest.id, pg)
+        restore(store, manifest.id, pg, force=True)
     assert "sqlite database" in str(err.value)
 
 
@@ -253,7 +253,7 @@ def test_round_trip_property_every_type(
     def check(generated: list[dict[str, object]]) -> None:
         _write_source(src, [{"id": i + 1, **r} for i, r in enumerate(generated)])
         manifest, _ = create_backup(src, store, environment="p")
-        restore(store, manifest.id, dst, safety=False)
+        restore(store, manifest.id, dst, safety=False, force=True)
         assert dump(dst) == dump(src)
 
     check()
@@ -269,3 +269,25 @@ def test_tables_and_exclude_accept_globs(tmp_path: Path) -> None:
     assert manifest.tables == ["roles", "uiSchemas"]
     with pytest.raises(InvalidInput, match="no table matches nope"):
         create_backup(db, store, environment="e", tables=["nope*"])
+
+
+def test_terminated_backup_process_removes_its_partial_files(tmp_path: Path) -> None:
+    """SIGTERM (a pod stopped, ``kill``) unwinds the writer: no debris is left."""
+    src = f"sqlite:///{tmp_path}/big.db"
+    shape.build(src, shape=shape.Shape(pages=3000))
+    store_dir = tmp_path / "store"
+    argv = ["backup", "create", "--database", src, "--store", str(store_dir)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller", *argv, "--environment", "e"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not any(store_dir.rglob("*.arrow")) and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("the backup finished before it could be stopped; make it bigger")
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert [p for p in store_dir.rglob("*") if p.is_file()] == []

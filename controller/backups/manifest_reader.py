@@ -1,0 +1,292 @@
+"""Read a manifest from a store as the untrusted text it is.
+
+Whoever can write to a store can write a manifest, and a restore turns a manifest's
+schemas into DDL and its keys into object paths. So every field is checked for type
+and shape, unknown fields and features are refused, member keys are confined to the
+backup's own ``tables/``, the whole-manifest checksum must match, the manifest must
+sit where it claims to (its environment and ID), and, when signed, its signature must
+verify with the store's keyring. Anything else raises :class:`InvalidInput` naming
+what failed; nothing here raises another exception, whatever the input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any, NoReturn
+
+from controller.backups import layout
+from controller.backups.keyring import Signature, StoreKeyring
+from controller.backups.manifest import (
+    DIALECTS,
+    FORMAT,
+    FORMAT_VERSION,
+    KNOWN_FEATURES,
+    NAMINGS,
+    READABLE_VERSIONS,
+    REASONS,
+    Manifest,
+    Member,
+    SourceIdentity,
+)
+from controller.engine.model import TableSchema
+from controller.errors import InvalidInput
+
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SQLITE_CLASSES = frozenset({"integer", "real", "text", "blob", "null"})
+_V1_FIELDS = frozenset(
+    {
+        "format",
+        "version",
+        "id",
+        "environment",
+        "reason",
+        "created_at",
+        "completed_at",
+        "dialect",
+        "server_version",
+        "app_version",
+        "naming",
+        "members",
+        "checksum",
+    }
+)
+_V2_FIELDS = _V1_FIELDS | {"source", "features", "signature"}
+_MEMBER_FIELDS = frozenset({"table", "key", "rows", "bytes", "sha256", "schema", "sqlite_classes"})
+
+
+def _fail(where: str, what: str, reason: str = "ManifestInvalid") -> NoReturn:
+    raise InvalidInput(f"{where}: {what}", reason=reason)
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _load(raw: bytes | str, where: str) -> dict[str, Any]:
+    if len(raw) > MAX_MANIFEST_BYTES:
+        _fail(where, f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        _fail(where, "the manifest is not UTF-8 text")
+    except RecursionError:
+        _fail(where, "the manifest is nested too deeply")
+    except ValueError as err:
+        _fail(where, f"the manifest is not valid JSON ({str(err)[:120]})")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        _fail(where, "not a Ferry backup manifest")
+    return data
+
+
+def _string(data: dict[str, Any], name: str, where: str, *, optional: bool = False) -> Any:
+    value = data.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or len(value) > 4096:
+        _fail(where, f"field {name} must be a string")
+    return value
+
+
+def _choice(data: dict[str, Any], name: str, allowed: tuple[str, ...], where: str) -> Any:
+    value = data.get(name)
+    if value not in allowed:
+        shown = value[:64] if isinstance(value, str) else value
+        _fail(where, f"field {name}: {shown!r} is not one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def _count(data: dict[str, Any], name: str, where: str) -> int:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 62:
+        _fail(where, f"field {name} must be a non-negative integer")
+    return value
+
+
+def _timestamp(data: dict[str, Any], name: str, where: str) -> str:
+    value = _string(data, name, where)
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        _fail(where, f"field {name} is not an ISO 8601 time")
+    return str(value)
+
+
+def _table_schema(member: dict[str, Any], table: str, where: str) -> dict[str, Any]:
+    schema = member.get("schema")
+    if not isinstance(schema, dict):
+        _fail(where, "field schema must be an object")
+    try:
+        parsed = TableSchema.from_dict(schema)
+        names = [c.name for c in parsed.columns]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        _fail(where, f"malformed table schema ({type(err).__name__}: {str(err)[:80]})")
+    if parsed.name != table:
+        _fail(where, f"its schema describes table {str(parsed.name)[:64]!r}")
+    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        _fail(where, "column names must be distinct strings")
+    return schema
+
+
+def _sqlite_classes(member: dict[str, Any], where: str) -> dict[str, list[str]]:
+    classes = member.get("sqlite_classes", {})
+    ok = isinstance(classes, dict) and all(
+        isinstance(v, list) and all(isinstance(c, str) and c in _SQLITE_CLASSES for c in v)
+        for v in classes.values()
+    )
+    if not ok:
+        _fail(where, "field sqlite_classes must map columns to SQLite storage classes")
+    return classes  # type: ignore[no-any-return]
+
+
+def _member(item: object, index: int, where: str) -> Member:
+    here = f"{where}: member {index}"
+    if not isinstance(item, dict):
+        _fail(here, "must be an object")
+    unknown = set(item) - _MEMBER_FIELDS
+    if unknown:
+        _fail(here, f"unknown field(s) {', '.join(sorted(unknown))[:120]}")
+    table = _string(item, "table", here)
+    here = f"{where}: member {index} ({table[:64]})"
+    key = layout.object_key(item.get("key"), f"{here}: member key")
+    if not key.startswith("tables/"):
+        _fail(here, f"member key {key!r} is outside the backup's tables/", "InvalidPath")
+    sha = item.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        _fail(here, "field sha256 must be 64 lowercase hex digits")
+    return Member(
+        table=table,
+        key=key,
+        rows=_count(item, "rows", here),
+        bytes=_count(item, "bytes", here),
+        sha256=sha,
+        schema=_table_schema(item, table, here),
+        sqlite_classes=_sqlite_classes(item, here),
+    )
+
+
+def _members(data: dict[str, Any], where: str) -> tuple[Member, ...]:
+    items = data.get("members")
+    if not isinstance(items, list):
+        _fail(where, "field members must be a list")
+    members = tuple(_member(item, i, where) for i, item in enumerate(items))
+    for what, values in (("table", [m.table for m in members]), ("key", [m.key for m in members])):
+        if len(set(values)) != len(values):
+            _fail(where, f"two members have the same {what}")
+    return members
+
+
+def _source(data: dict[str, Any], where: str) -> SourceIdentity | None:
+    source = data.get("source")
+    if source is None:
+        return None
+    if not isinstance(source, dict) or set(source) != {"dialect", "database", "server"}:
+        _fail(where, "field source must have dialect, database and server")
+    return SourceIdentity(
+        dialect=_choice(source, "dialect", DIALECTS, f"{where}: source"),
+        database=_string(source, "database", f"{where}: source"),
+        server=_string(source, "server", f"{where}: source", optional=True),
+    )
+
+
+def _features(data: dict[str, Any], where: str) -> tuple[str, ...]:
+    features = data.get("features")
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        _fail(where, "field features must be a list of names")
+    unknown = [f[:64] for f in features if f not in KNOWN_FEATURES]
+    if unknown:
+        _fail(
+            where,
+            f"uses format feature(s) this Ferry does not know: {', '.join(unknown)}",
+            "UnknownFormatFeature",
+        )
+    return tuple(features)
+
+
+def _version(data: dict[str, Any], where: str) -> int:
+    version = data.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        shown = version[:32] if isinstance(version, str) else version
+        raise InvalidInput(
+            f"{where}: unknown backup format version {shown!r} (this Ferry reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}, writes {FORMAT_VERSION})",
+            reason="UnknownFormatVersion",
+        )
+    return int(version)
+
+
+def parse_manifest(raw: bytes | str, where: str) -> Manifest:
+    """A manifest from untrusted text: every field checked, the checksum proven.
+
+    The signature, if any, is parsed but not verified: see :func:`read_manifest`."""
+    data = _load(raw, where)
+    version = _version(data, where)
+    unknown = set(data) - (_V1_FIELDS if version == 1 else _V2_FIELDS)
+    if unknown:
+        _fail(where, f"unknown field(s) {', '.join(sorted(unknown))[:120]}")
+    if version == 1 and set(data) != _V1_FIELDS:
+        _fail(where, f"missing field(s) {', '.join(sorted(_V1_FIELDS - set(data)))}")
+    if version == 2 and set(data) != _V2_FIELDS:
+        _fail(where, f"missing field(s) {', '.join(sorted(_V2_FIELDS - set(data)))}")
+    manifest = Manifest(
+        id=layout.backup_id(data.get("id")),
+        environment=layout.environment(data.get("environment")),
+        reason=_choice(data, "reason", REASONS, where),
+        created_at=_timestamp(data, "created_at", where),
+        completed_at=_timestamp(data, "completed_at", where),
+        dialect=_choice(data, "dialect", DIALECTS, where),
+        server_version=_string(data, "server_version", where),
+        app_version=_string(data, "app_version", where, optional=True),
+        naming=_choice(data, "naming", (*NAMINGS, None), where),  # type: ignore[arg-type]
+        members=_members(data, where),
+        source=_source(data, where) if version >= 2 else None,
+        features=_features(data, where) if version >= 2 else (),
+        signature=(
+            Signature.from_dict(data["signature"], where)
+            if version >= 2 and data.get("signature") is not None
+            else None
+        ),
+        version=version,
+    )
+    if data.get("checksum") != manifest.checksum:
+        what = "the whole manifest" if version >= 2 else "its members"
+        _fail(
+            where,
+            f"the manifest's checksum does not match {what}: it was edited or damaged",
+            "ChecksumMismatch",
+        )
+    return manifest
+
+
+def read_manifest(
+    raw: bytes | str,
+    where: str,
+    keyring: StoreKeyring | None,
+    environment: str,
+    backup_id: str,
+) -> Manifest:
+    """:func:`parse_manifest`, then prove where it sits and who signed it.
+
+    An unsigned manifest (written before the store had a key) is accepted and reported
+    as unsigned; a signed one needs the keyring that holds its key."""
+    manifest = parse_manifest(raw, where)
+    if (manifest.environment, manifest.id) != (environment, backup_id):
+        _fail(
+            where,
+            f"the manifest is of backup {manifest.environment}/{manifest.id}, not of the "
+            f"backup {environment}/{backup_id} it sits in",
+            "ManifestMisplaced",
+        )
+    if manifest.signature is not None:
+        if keyring is None:
+            raise InvalidInput(
+                f"{where}: backup {manifest.id} is signed with store key "
+                f"{manifest.signature.key_id!r}; configure the store key "
+                "(--store-key-file, FERRY_STORE_KEY_FILE) to read it",
+                reason="StoreKeyRequired",
+            )
+        keyring.verify(manifest.signed_bytes(), manifest.signature, f"{where}: manifest")
+    return manifest

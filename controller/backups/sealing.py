@@ -1,0 +1,74 @@
+"""Signed envelopes for the objects a store keeps beside a backup (``post/…``).
+
+Rollback trusts a post-migration state to tell which rows were edited after a
+migration; whoever can write the store could otherwise rewrite it. Each extra object
+is stored as one envelope (one object, so it is replaced atomically)::
+
+    ferry-sealed-object/1\\n
+    {"signature": {"alg": "hmac-sha256", "key_id": "…", "mac": "…"} | null}\\n
+    <payload bytes>
+
+The MAC covers the backup's environment, ID and manifest checksum, the object's key
+and the payload, so an envelope cannot be moved to another key or backup. Objects
+written before this format (raw payload, no envelope) read as unsigned.
+"""
+
+from __future__ import annotations
+
+import json
+
+from controller.backups.keyring import Signature, StoreKeyring
+from controller.backups.manifest import Manifest
+from controller.errors import InvalidInput
+
+MAGIC = b"ferry-sealed-object/1\n"
+_EXTRA_DOMAIN = b"ferry-backup-extra\x00"
+_MAX_HEADER = 4096
+
+
+def _bound(manifest: Manifest, key: str, payload: bytes) -> bytes:
+    where = f"{manifest.environment}/{manifest.id}/{key}\x00{manifest.checksum}\x00"
+    return _EXTRA_DOMAIN + where.encode() + payload
+
+
+def seal(keyring: StoreKeyring | None, manifest: Manifest, key: str, payload: bytes) -> bytes:
+    signature = keyring.sign(_bound(manifest, key, payload)) if keyring else None
+    header = json.dumps({"signature": signature.to_dict() if signature else None})
+    return MAGIC + header.encode() + b"\n" + payload
+
+
+def _split(blob: bytes, what: str) -> tuple[Signature | None, bytes]:
+    end = blob.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
+    if end < 0:
+        raise InvalidInput(f"{what}: malformed envelope", reason="SignatureMalformed")
+    try:
+        header = json.loads(blob[len(MAGIC) : end].decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise InvalidInput(f"{what}: malformed envelope", reason="SignatureMalformed") from None
+    if not isinstance(header, dict) or set(header) != {"signature"}:
+        raise InvalidInput(f"{what}: malformed envelope", reason="SignatureMalformed")
+    raw = header["signature"]
+    signature = None if raw is None else Signature.from_dict(raw, what)
+    return signature, blob[end + 1 :]
+
+
+def unseal(keyring: StoreKeyring | None, manifest: Manifest, key: str, blob: bytes) -> bytes:
+    """The payload, once proven: a signed backup's extras must be signed by its ring."""
+    what = f"backup {manifest.id}: object {key}"
+    signature, payload = _split(blob, what) if blob.startswith(MAGIC) else (None, blob)
+    if signature is None:
+        if manifest.signature is not None:
+            raise InvalidInput(
+                f"{what} is not signed, but its backup is: it was replaced by someone "
+                "without the store key",
+                reason="SignatureMissing",
+            )
+        return payload
+    if keyring is None:
+        raise InvalidInput(
+            f"{what} is signed with store key {signature.key_id!r}; configure the store "
+            "key (--store-key-file, FERRY_STORE_KEY_FILE) to read it",
+            reason="StoreKeyRequired",
+        )
+    keyring.verify(_bound(manifest, key, payload), signature, what)
+    return payload
