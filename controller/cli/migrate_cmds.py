@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--migration", required=True, metavar="ID")
     r.add_argument("--database", required=True, metavar="URL")
     r.add_argument(
-        "--force", action="store_true", help="roll back even if rows changed after the migration"
+        "--force", action="store_true", help="discard exactly the listed later edits and roll back"
     )
     r.add_argument("--format", default="text", choices=["text", "json"])
     r.set_defaults(func=cmd_rollback)

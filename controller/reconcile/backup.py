@@ -227,6 +227,7 @@ class RestoreResult:
     dropped: tuple[str, ...]
     rows: int
     safety_backup: str | None
+    undone: tuple[str, ...] = ()  # migrations whose changes this restore put back
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -235,6 +236,7 @@ class RestoreResult:
             "dropped": list(self.dropped),
             "rows": self.rows,
             "safetyBackupId": self.safety_backup,
+            "undoneMigrations": list(self.undone),
             "signature": self.backup.summary()["signature"],
             "status": "restored",
         }
@@ -247,7 +249,10 @@ def _apply_restore(
     tables: list[str],
     drop: list[str],
     fault: Fault | None,
-) -> int:
+    whole: bool = False,
+) -> tuple[int, list[str]]:
+    """Replace ``tables`` and drop ``drop`` in one transaction, and record in the ledger,
+    in the same transaction, which migrations the restore undid."""
     rows = 0
     with db.writer() as session:
         for name in tables:
@@ -265,7 +270,9 @@ def _apply_restore(
                 fault(f"restore:{name}")
         for name in drop:
             session.drop_table(name)
-    return rows
+        restored = None if whole else {*tables, *drop}
+        undone = session.ledger_mark_undone(manifest.id, manifest.created_at, restored)
+    return rows, undone
 
 
 def restore(
@@ -324,10 +331,12 @@ def restore(
                 )
                 safety_id = safety_manifest.id
         try:
-            rows = _apply_restore(db, store, manifest, selected, to_drop, fault)
+            rows, undone = _apply_restore(db, store, manifest, selected, to_drop, fault, whole)
         except FerryError as err:
             raise _revert(err, db, store, url, safety_id, selected) from err
-        return RestoreResult(manifest, tuple(selected), tuple(to_drop), rows, safety_id)
+        return RestoreResult(
+            manifest, tuple(selected), tuple(to_drop), rows, safety_id, tuple(undone)
+        )
     finally:
         db.dispose()
 

@@ -176,13 +176,16 @@ class _Flow(OneShot):
             environment=env.name,
             backup=backup_ref,
         )
-        result = restore(store, manifest.id, env.url, tables=tables, environment=env.name)
+        result = restore(
+            store, manifest.id, env.url, tables=tables, environment=env.name, force=spec.force
+        )
         self._baseline(env)
         self.patch.set(
             tables=list(result.tables),
             dropped=list(result.dropped),
             rows=result.rows,
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
+            undoneMigrations=list(result.undone) or None,
         )
         return self.finish(
             "Completed",

@@ -11,6 +11,7 @@ import pytest
 from controller.backups.manifest import Manifest
 from controller.backups.store import FilesystemStore
 from controller.errors import CheckFailed, PermanentError, Unreachable
+from controller.reconcile.backup import restore
 from controller.reconcile.migrate import MigrationRequest, migrate
 from controller.reconcile.rollback import rollback
 from tests.db.dbhelpers import dump, execute, q, rows
@@ -166,3 +167,20 @@ def test_a_backup_that_cannot_be_taken_changes_nothing_and_is_temporary(
     after = dump(pre)
     assert after.pop("ferry_migrations", {"rows": []})["rows"] == []
     assert after == {t: v for t, v in before.items() if t != "ferry_migrations"}
+
+
+def test_a_restore_records_which_migrations_it_undid(envs: tuple[str, str], tmp_path: Path) -> None:
+    """Restoring the pre-migration backup undoes the migration: the ledger says so, and
+    the same migration ID applies again instead of saying 'already applied'."""
+    dev, pre = envs
+    store = FilesystemStore(tmp_path / "store")
+    first = migrate(MigrationRequest(dev, pre, store=store, migration_id="rel-7"))
+    assert first.status == "succeeded" and first.backup_id
+    restored = restore(store, first.backup_id, pre)
+    assert restored.undone == ("rel-7",)
+    assert "tickets" not in dump(pre)
+    assert rows(pre, "ferry_migrations", "id", "result") == [("rel-7", "undone")]
+    again = migrate(MigrationRequest(dev, pre, store=store, migration_id="rel-7"))
+    assert again.status == "succeeded"
+    assert "tickets" in dump(pre)
+    assert rows(pre, "ferry_migrations", "id", "result") == [("rel-7", "succeeded")]
