@@ -46,9 +46,18 @@ _BUSY = ("database is locked", "database table is locked", "database schema is l
 _INVALID = re.compile(
     r"invalid connection option|invalid \w+ value: |invalid integer value \S+ for connection"
     r"|invalid port number|invalid value for parameter|unable to open database file"
-    r"|file is not a database|unknown (?:character set|collation)|not a valid \w+ value",
+    r"|file is not a database|unknown (?:character set|collation)|not a valid \w+ value"
+    r"|server does not support ssl|ssl connection is required|ssl is required but the server",
     re.IGNORECASE,
 )
+# Refusals of who connects, or to what: wrong credentials or database name are input
+# to correct, not a failure while applying, nor worth retrying unchanged.
+_DENIED = re.compile(
+    r"password authentication failed|no password supplied|role \S+ does not exist"
+    r"|no pg_hba\.conf entry|access denied for user",
+    re.IGNORECASE,
+)
+_NO_DATABASE = re.compile(r"database \S+ does not exist|unknown database", re.IGNORECASE)
 _UNREACHABLE = (
     "connection refused",
     "could not connect",
@@ -175,8 +184,13 @@ def classify(err: Exception, what: str) -> Exception:
     lowered = text.lower()
     if any(s in lowered for s in _BUSY):
         return Busy(f"{what}: the database is busy ({text})", delay=15)
-    if isinstance(err, OperationalError | sa.exc.ProgrammingError) and _INVALID.search(text):
+    if isinstance(err, DBAPIError) and _INVALID.search(text):
         return InvalidInput(f"{what}: {text}")
+    if isinstance(err, OperationalError | sa.exc.ProgrammingError):
+        if _DENIED.search(text):
+            return InvalidInput(f"{what}: access denied: {text}", reason="DatabaseAccessDenied")
+        if _NO_DATABASE.search(text):
+            return InvalidInput(f"{what}: {text}", reason="DatabaseNotFound")
     if isinstance(err, OperationalError) and any(s in lowered for s in _UNREACHABLE):
         return Unreachable(f"{what}: database unreachable: {text}")
     if isinstance(err, DBAPIError):
