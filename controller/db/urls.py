@@ -45,6 +45,8 @@ _SECRET_PARAM = re.compile(
 # ``scheme://user:password@``: the password runs to the last ``@`` of the word, so an
 # unencoded ``@`` inside it does not leave a tail behind.
 _USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)\S*@", re.IGNORECASE)
+# ``user:password@host`` without a scheme (a URL missing its ``dialect://``).
+_BARE_USERINFO = re.compile(r"(?P<head>(?<![\w/:.@-])[\w.+-]+:)[^\s@/:]+@(?=[\w\[])")
 _SECRET_NAME = re.compile(rf"^{_SECRET_KEY}$", re.IGNORECASE)
 
 _seen_lock = threading.Lock()
@@ -64,6 +66,7 @@ def scrub(text: str) -> str:
     for secret in known:
         text = text.replace(secret, HIDDEN)
     text = _USERINFO.sub(lambda m: f"{m.group('head')}{HIDDEN}@", text)
+    text = _BARE_USERINFO.sub(lambda m: f"{m.group('head')}{HIDDEN}@", text)
     return _SECRET_PARAM.sub(lambda m: f"{m.group('key')}{HIDDEN}", text)
 
 

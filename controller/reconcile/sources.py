@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from controller.db.connect import redact
 from controller.db.database import Database
 from controller.engine.source import SnapshotSource
 from controller.errors import InvalidInput
@@ -59,7 +60,9 @@ def open_source(spec: str) -> Iterator[SnapshotSource]:
         return
     path = Path(spec)
     if not path.is_dir():
-        raise InvalidInput(f"source {spec!r} is neither a database URL nor a snapshot directory")
+        raise InvalidInput(
+            f"source {redact(spec)!r} is neither a database URL nor a snapshot directory"
+        )
     yield SnapshotDirectory(path)
 
 
