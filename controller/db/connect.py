@@ -1,34 +1,78 @@
-"""Open databases, hide passwords, and classify driver errors at the edge."""
+"""Open databases, and classify driver errors at the edge.
+
+Everything that can be wrong with a URL is refused before the first connection
+(:mod:`controller.db.urls`), and the options the driver would receive are checked
+against what it accepts, so a typo is exit 2 with one line, not a ``TypeError``
+traceback. SQLite files are opened with ``mode=rw``: Ferry never creates a database,
+not even as the side effect of a ``plan`` against a mistyped path. Driver errors are
+mapped to the error tree by what they mean: an invalid option is invalid input, a busy
+or locked database is temporary, and every message is scrubbed of secrets.
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from controller.errors import InvalidInput, PermanentError, Unreachable
+from controller.db.urls import SUPPORTED, dialect_of, parse, redact, scrub
+from controller.errors import Busy, InvalidInput, PermanentError, Unreachable
 
-SUPPORTED = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
-_PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+__all__ = [
+    "SUPPORTED",
+    "build_url",
+    "classified",
+    "classify",
+    "create_engine",
+    "default_environment",
+    "dialect_of",
+    "redact",
+    "scrub",
+]
 
-
-def redact(url: str) -> str:
-    """A URL safe to print: the password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return _PASSWORD_IN_TEXT.sub(r"\1***@", url)
-
-
-def scrub(text: str) -> str:
-    """Remove anything that looks like a password inside a URL from an error message."""
-    return _PASSWORD_IN_TEXT.sub(r"\1***@", text)
+_BUSY = ("database is locked", "database table is locked", "database schema is locked")
+# What libpq, PyMySQL and SQLite say when the URL, not the server, is wrong.
+_INVALID = re.compile(
+    r"invalid connection option|invalid \w+ value: |invalid integer value \S+ for connection"
+    r"|invalid port number|invalid value for parameter|unable to open database file"
+    r"|file is not a database|unknown (?:character set|collation)|not a valid \w+ value"
+    r"|server does not support ssl|ssl connection is required|ssl is required but the server",
+    re.IGNORECASE,
+)
+# Refusals of who connects, or to what: wrong credentials or database name are input
+# to correct, not a failure while applying, nor worth retrying unchanged.
+_DENIED = re.compile(
+    r"password authentication failed|no password supplied|role \S+ does not exist"
+    r"|no pg_hba\.conf entry|access denied for user",
+    re.IGNORECASE,
+)
+_NO_DATABASE = re.compile(r"database \S+ does not exist|unknown database", re.IGNORECASE)
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "can't connect",
+    "timeout",
+    "timed out",
+    "server has gone away",
+    "lost connection",
+    "name or service not known",
+    "no such host",
+    "could not translate host name",
+    "failed to resolve host",
+    "connection is bad",
+    "terminating connection",
+)
 
 
 def _sqlite_transactions(engine: sa.Engine) -> None:
@@ -44,65 +88,114 @@ def _sqlite_transactions(engine: sa.Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def dialect_of(url: str) -> str:
+def _sqlite_file(url: URL, shown: str) -> None:
+    """Refuse a SQLite path that is not an existing, readable regular file."""
+    if url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database or "")
     try:
-        backend = make_url(url).get_backend_name()
-    except ArgumentError:
-        raise InvalidInput(f"not a database URL: {redact(url)}") from None
-    if backend not in SUPPORTED:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
         raise InvalidInput(
-            f"unsupported database {backend!r} in {redact(url)} "
-            "(supported: sqlite, postgresql, mysql/mariadb)"
-        )
-    return SUPPORTED[backend]
+            f"{shown}: no SQLite database at {path} (Ferry never creates one)"
+        ) from None
+    except OSError as err:
+        raise InvalidInput(f"{shown}: cannot open {path}: {err.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InvalidInput(f"{shown}: {path} is a directory, not a SQLite database")
+    if not stat.S_ISREG(mode):
+        raise InvalidInput(f"{shown}: {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InvalidInput(f"{shown}: {path} is not readable")
+
+
+def _open_existing_only(engine: sa.Engine) -> None:
+    """Open SQLite files as ``file:…?mode=rw``: a file deleted after the check above
+    is an error, never a new empty database."""
+
+    @event.listens_for(engine, "do_connect")
+    def _do_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+        if cargs and cargs[0] != ":memory:" and not cparams.get("uri"):
+            cargs[0] = f"file:{quote(os.path.abspath(cargs[0]))}?mode=rw"
+            cparams["uri"] = True
+        return dialect.connect(*cargs, **cparams)
+
+
+def _refuse_bad_options(engine: sa.Engine, shown: str) -> None:
+    """Check option names against what the driver accepts, before any connection, and
+    turn a driver's ``TypeError``/``ValueError`` at connect time into invalid input."""
+    _, params = engine.dialect.create_connect_args(engine.url)
+    if engine.dialect.name == "postgresql":
+        import psycopg
+
+        try:
+            psycopg.conninfo.make_conninfo(
+                "", **{k: v for k, v in params.items() if k != "context"}
+            )
+        except psycopg.Error as err:
+            raise InvalidInput(f"{shown}: {scrub(str(err))}") from None
+    elif engine.dialect.name == "mysql":
+        accepted = set(inspect.signature(engine.dialect.loaded_dbapi.connect).parameters)
+        accepted |= set(inspect.signature(engine.dialect.loaded_dbapi.Connection).parameters)
+        unknown = sorted(set(params) - accepted)
+        if unknown:
+            raise InvalidInput(f"{shown}: unknown connection option(s) {', '.join(unknown)}")
+
+    @event.listens_for(engine, "do_connect")
+    def _do_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except (TypeError, ValueError, LookupError) as err:
+            raise InvalidInput(f"{shown}: invalid connection option: {scrub(str(err))}") from None
 
 
 def create_engine(url: str) -> sa.Engine:
+    parsed = parse(url)
+    shown = redact(parsed)
     dialect = dialect_of(url)
     try:
         if dialect == "sqlite":
-            engine = sa.create_engine(url, connect_args={"timeout": 5})
+            _sqlite_file(parsed, shown)
+            engine = sa.create_engine(parsed, connect_args={"timeout": 5})
             _sqlite_transactions(engine)
-        elif dialect == "postgresql":
-            engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            _open_existing_only(engine)
+            return engine
+        if dialect == "postgresql":
+            engine = sa.create_engine(
+                parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+            )
         else:
             engine = sa.create_engine(
-                url, pool_pre_ping=True, connect_args={"connect_timeout": 10, "charset": "utf8mb4"}
+                parsed,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": 10, "charset": "utf8mb4"},
             )
-    except (ArgumentError, NoSuchModuleError) as err:
-        raise InvalidInput(f"cannot open {redact(url)}: {scrub(str(err))}") from err
+        _refuse_bad_options(engine, shown)
+    except (ArgumentError, NoSuchModuleError, ValueError, TypeError, ImportError) as err:
+        raise InvalidInput(f"cannot open {shown}: {scrub(str(err)).splitlines()[0]}") from None
     return engine
 
 
 def classify(err: Exception, what: str) -> Exception:
     """Map a driver error to Ferry's error tree, scrubbed of credentials."""
-    text = scrub(str(getattr(err, "orig", None) or err)).strip().splitlines()[0][:500]
-    if isinstance(err, OperationalError) and _looks_unreachable(text):
+    original = getattr(err, "orig", None) or err
+    lines = scrub(str(original)).strip().splitlines() or [type(original).__name__]
+    text = lines[0][:500]
+    lowered = text.lower()
+    if any(s in lowered for s in _BUSY):
+        return Busy(f"{what}: the database is busy ({text})", delay=15)
+    if isinstance(err, DBAPIError) and _INVALID.search(text):
+        return InvalidInput(f"{what}: {text}")
+    if isinstance(err, OperationalError | sa.exc.ProgrammingError):
+        if _DENIED.search(text):
+            return InvalidInput(f"{what}: access denied: {text}", reason="DatabaseAccessDenied")
+        if _NO_DATABASE.search(text):
+            return InvalidInput(f"{what}: {text}", reason="DatabaseNotFound")
+    if isinstance(err, OperationalError) and any(s in lowered for s in _UNREACHABLE):
         return Unreachable(f"{what}: database unreachable: {text}")
     if isinstance(err, DBAPIError):
         return PermanentError(f"{what}: {text}")
     return PermanentError(f"{what}: {type(err).__name__}: {text}")
-
-
-def _looks_unreachable(text: str) -> bool:
-    lowered = text.lower()
-    return any(
-        s in lowered
-        for s in (
-            "connection refused",
-            "could not connect",
-            "can't connect",
-            "timeout",
-            "timed out",
-            "unable to open database",
-            "server has gone away",
-            "lost connection",
-            "name or service not known",
-            "no such host",
-            "connection is bad",
-            "terminating connection",
-        )
-    )
 
 
 @contextmanager
@@ -117,7 +210,7 @@ def default_environment(url: str) -> str:
     """A name for an environment known only by its URL: the database (file) name."""
     try:
         database = make_url(url).database or "default"
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "default"
     name = re.sub(r"[^A-Za-z0-9._-]", "-", database.rsplit("/", 1)[-1].rsplit(".", 1)[0])
     return name.strip("-.") or "default"
@@ -133,8 +226,6 @@ def build_url(
     password: str | None,
 ) -> str:
     """A SQLAlchemy URL from discrete fields (the password is escaped, never logged)."""
-    from sqlalchemy.engine import URL
-
     if dialect == "sqlite":
         return f"sqlite:///{database or ''}"
     driver = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}.get(dialect)

@@ -16,7 +16,9 @@ keys are trusted; without it, only the controller image's ``/etc/ssh/ssh_known_h
 remembered for the next one. Ferry applies what it fetches to databases, so a
 man-in-the-middle on first contact must not be able to feed it a snapshot.
 Whatever git prints is scrubbed of the token, the header and any ``user:password@``
-in the URL before it reaches an error.
+in the URL before it reaches an error. Which remotes, revisions and paths are accepted
+at all (HTTPS, SSH and local only; never plain ``http://``) is :mod:`.remote`'s job,
+done before git runs; it also says how to trust a private certificate authority.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from urllib.parse import urlsplit
 import git
 
 from controller.errors import InvalidInput, TemporaryError
+from controller.gitsource.remote import ALLOWED_PROTOCOLS, check_path, check_remote, check_revision
 
 DEFAULT_USERNAME = "x-access-token"
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
@@ -52,6 +55,13 @@ _HOST_KEY = (
     "host key verification failed",
     "remote host identification has changed",
     "host key is known for",
+)
+_TLS = (
+    "ssl certificate problem",
+    "server certificate verification failed",
+    "certificate verify failed",
+    "no alternative certificate subject name matches",
+    "ssl: certificate subject name",
 )
 _HOST_KEY_SENT = re.compile(
     r"fingerprint for the \S+ key sent by the remote host is\s*(SHA256:\S+?)\.?(?:\s|;|$)"
@@ -141,7 +151,7 @@ def _auth_env(
     env: dict[str, str] = {}
     secrets: list[str] = []
     parts = urlsplit(repository)
-    if credentials.token and parts.scheme in ("http", "https"):
+    if credentials.token and parts.scheme == "https":  # plain http is refused earlier
         token = credentials.token
         if credentials.bearer:
             header = f"Authorization: Bearer {token}"
@@ -213,6 +223,12 @@ def _classify(repository: str, said: str, message: str) -> Exception:
             "Secret" + (f" (the server sent {sent.group(1)})" if sent else ""),
             reason="GitHostKeyNotTrusted",
         )
+    if any(s in lowered for s in _TLS):
+        return InvalidInput(
+            f"git: the TLS certificate of {_host(repository)} is not trusted ({message}); for a "
+            "private certificate authority set GIT_SSL_CAINFO to its PEM file",
+            reason="GitCertificateNotTrusted",
+        )
     if any(s in lowered for s in _DENIED):
         return InvalidInput(
             f"git: access to {shown} was denied: the credentials are missing, wrong or "
@@ -239,8 +255,6 @@ def _resolve(repo: git.Repo, revision: str | None, shown: str) -> str:
     """The commit ``revision`` names: a commit, a tag, a remote branch (default HEAD)."""
     if revision is None:
         candidates = ["HEAD"]
-    elif revision.startswith("-") or not revision.strip():
-        raise InvalidInput(f"git: revision {revision!r} is not a revision name")
     else:
         candidates = [revision, f"refs/remotes/origin/{revision}", f"refs/tags/{revision}"]
     for candidate in candidates:
@@ -274,13 +288,16 @@ def checkout(
     if credentials is None:
         credentials = GitCredentials(token=token, ssh_key=ssh_key)
     shown = redact_url(repository)
+    check_remote(repository, shown)
+    check_revision(revision)
+    check_path(path)
     with tempfile.TemporaryDirectory(prefix="ferry-git-") as tmp:
         auth, secrets = _auth_env(repository, credentials, Path(tmp))
         env = {
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_ASKPASS": "",
             "SSH_ASKPASS": "",
-            "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
+            "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,
             **auth,
         }
         work = Path(tmp) / "repo"

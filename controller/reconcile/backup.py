@@ -31,7 +31,13 @@ from controller.db.connect import default_environment
 from controller.db.database import Database, ReadSnapshot
 from controller.engine.catalog import nocobase_catalog
 from controller.engine.profiles import LEDGER_TABLE
-from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError
+from controller.errors import (
+    CheckFailed,
+    FerryError,
+    InvalidInput,
+    PermanentError,
+    TemporaryError,
+)
 
 Fault = Callable[[str], None]
 
@@ -349,6 +355,13 @@ def _revert(
     safety_id: str | None,
     selected: list[str],
 ) -> FerryError:
+    if isinstance(err, TemporaryError) and db.dialect != "mysql":  # busy: retry later
+        return type(err)(
+            f"restore failed: {err.message}; the target is unchanged (the transaction was "
+            "rolled back)",
+            delay=err.delay,
+            reason=err.reason,
+        )
     if db.dialect != "mysql":
         return PermanentError(
             f"restore failed: {err.message}; the target is unchanged (the "

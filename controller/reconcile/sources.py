@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl
 
+from controller.db.connect import redact
 from controller.db.database import Database
 from controller.engine.source import SnapshotSource
 from controller.errors import InvalidInput
-from controller.gitsource.repository import checkout
+from controller.gitsource.repository import checkout, redact_url
 from controller.gitsource.snapshot_dir import SnapshotDirectory
 
 GIT_PREFIX = "git+"
@@ -20,12 +22,22 @@ def is_url(spec: str) -> bool:
 
 
 def parse_git_spec(spec: str) -> tuple[str, str | None, str]:
-    """``git+URL#revision=REV&path=DIR`` → (URL, REV, DIR)."""
+    """``git+URL#revision=REV&path=DIR`` → (URL, REV, DIR); values may be %-encoded.
+
+    Each parameter at most once, nothing else: a typo must not silently mean HEAD or
+    the repository's root. The spec is shown only with its credentials hidden.
+    """
     url, _, fragment = spec[len(GIT_PREFIX) :].partition("#")
-    params = dict(part.partition("=")[::2] for part in fragment.split("&") if part)
+    shown = redact_url(spec)
+    usage = f"source {shown!r}: expected git+URL#revision=REV&path=DIR"
+    try:
+        pairs = parse_qsl(fragment, keep_blank_values=True, strict_parsing=bool(fragment))
+    except ValueError:
+        raise InvalidInput(usage) from None
+    params = dict(pairs)
     unknown = sorted(set(params) - {"revision", "path"})
-    if unknown or not url:
-        raise InvalidInput(f"source {spec!r}: expected git+URL#revision=REV&path=DIR")
+    if unknown or len(params) != len(pairs) or not url:
+        raise InvalidInput(usage + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
     return url, params.get("revision") or None, params.get("path") or "."
 
 
@@ -48,7 +60,9 @@ def open_source(spec: str) -> Iterator[SnapshotSource]:
         return
     path = Path(spec)
     if not path.is_dir():
-        raise InvalidInput(f"source {spec!r} is neither a database URL nor a snapshot directory")
+        raise InvalidInput(
+            f"source {redact(spec)!r} is neither a database URL nor a snapshot directory"
+        )
     yield SnapshotDirectory(path)
 
 

@@ -1,7 +1,9 @@
-"""Git sources with credentials, against a real Git server over HTTP.
+"""Git sources with credentials, against a real Git server over HTTPS.
 
 ``tests/harness/gitserver.py`` serves bare repositories with ``git http-backend``
-behind a server that demands the token (Bearer, or Basic with the token as password).
+behind an HTTPS server that demands the token (Bearer, or Basic with the token as
+password). Its certificate is signed by a certificate authority made at test start,
+which the tests trust as a user trusts a private CA: ``GIT_SSL_CAINFO``.
 The snapshot in the repository is a real ``ferry export`` of a NocoBase-shaped SQLite
 database, and the checkout is planned against a target to show it is a usable source.
 
@@ -79,8 +81,9 @@ def config_repo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[GitServer]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitServer]:
     with GitServer(tmp_path / "served", token=TOKEN) as running:
+        monkeypatch.setenv(*running.trust_env())
         yield running
 
 
@@ -125,8 +128,11 @@ def test_bearer_token(server: GitServer, config_repo: dict[str, str]) -> None:
     assert {r.scheme for r in server.requests if r.accepted} == {"Bearer"}
 
 
-def test_username_from_the_secret(tmp_path: Path, config_repo: dict[str, str]) -> None:
+def test_username_from_the_secret(
+    tmp_path: Path, config_repo: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with GitServer(tmp_path / "served", token=TOKEN, username="ferry-bot") as strict:
+        monkeypatch.setenv(*strict.trust_env())
         url = strict.create_repository("config", Path(config_repo["work"]))
         creds = credentials_from_secret({"username": "ferry-bot", "password": TOKEN})
         with checkout(url, "v1", "snapshots/app", credentials=creds) as out:
@@ -161,10 +167,10 @@ def test_refused_credentials_are_a_clear_invalid_input(
 def test_credentials_in_the_url_are_redacted(
     server: GitServer, config_repo: dict[str, str]
 ) -> None:
-    url = _url(server, config_repo).replace("http://", f"http://someone:{WRONG}@")
+    url = _url(server, config_repo).replace("https://", f"https://someone:{WRONG}@")
     with pytest.raises(InvalidInput) as caught, checkout(url, "v1", "."):
         pass
-    assert WRONG not in caught.value.message and "http://***@127.0.0.1" in caught.value.message
+    assert WRONG not in caught.value.message and "https://***@127.0.0.1" in caught.value.message
     assert redact_url("https://u:p@git.example.com/x.git") == "https://***@git.example.com/x.git"
 
 
@@ -207,10 +213,99 @@ def test_server_down_is_temporary() -> None:
         port = sock.getsockname()[1]
     with (
         pytest.raises(TemporaryError) as caught,
-        checkout(f"http://127.0.0.1:{port}/config.git", None, ".", token=TOKEN),
+        checkout(f"https://127.0.0.1:{port}/config.git", None, ".", token=TOKEN),
     ):
         pass
     assert TOKEN not in caught.value.message
+
+
+@pytest.mark.parametrize("token", [TOKEN, None], ids=["with-token", "no-token"])
+def test_plain_http_is_refused_before_any_request(
+    server: GitServer, config_repo: dict[str, str], token: str | None
+) -> None:
+    """A token over http:// would travel in clear text, and so would the snapshot Ferry
+    then applies: refused before git runs, so the server sees no request at all."""
+    url = _url(server, config_repo).replace("https://", "http://")
+    with pytest.raises(InvalidInput) as caught, checkout(url, "v1", ".", token=token):
+        pass
+    assert caught.value.reason == "GitSourceRefused"
+    assert "http:// is not accepted" in caught.value.message and "https://" in caught.value.message
+    assert TOKEN not in caught.value.message
+    assert server.requests == [] and server.connections == 0
+
+
+def test_a_server_certificate_git_does_not_trust_is_refused(
+    server: GitServer, config_repo: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the CA, the TLS handshake fails before any HTTP request: the token is
+    never sent, and the error says how to trust a private CA."""
+    url = _url(server, config_repo)
+    monkeypatch.delenv("GIT_SSL_CAINFO")
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent-ca-bundle.pem")
+    with pytest.raises(InvalidInput) as caught, checkout(url, "v1", ".", token=TOKEN):
+        pass
+    assert caught.value.reason == "GitCertificateNotTrusted"
+    assert "GIT_SSL_CAINFO" in caught.value.message and TOKEN not in caught.value.message
+    assert server.connections >= 1 and server.requests == []  # reached, nothing sent
+
+
+@pytest.mark.parametrize(
+    "remote",
+    [
+        pytest.param("ext::sh -c touch% {marker}", id="ext"),
+        pytest.param("ext::sh", id="ext-no-space"),
+        pytest.param("fd::3", id="fd"),
+        pytest.param("file::{work}", id="file-transport"),
+        pytest.param("--upload-pack=touch {marker}", id="upload-pack-option"),
+        pytest.param("-uhttps://example.com/x.git", id="short-option"),
+        pytest.param("ssh://-oProxyCommand=touch%20{marker}/x.git", id="ssh-host-option"),
+        pytest.param("-oProxyCommand=touch:x.git", id="scp-host-option"),
+        pytest.param("git://127.0.0.1:9/x.git", id="git-protocol"),
+        pytest.param("ftp://127.0.0.1/x.git", id="ftp"),
+        pytest.param("https://127.0.0.1:99999/x.git", id="bad-port"),
+        pytest.param("https:///x.git", id="no-host"),
+        pytest.param("https://127.0.0.1/x.git\n--upload-pack=x", id="newline"),
+    ],
+)
+def test_dangerous_transports_are_refused_before_git_runs(
+    remote: str, tmp_path: Path, config_repo: dict[str, str]
+) -> None:
+    marker = tmp_path / "pwned"
+    url = remote.format(marker=marker, work=config_repo["work"])
+    with pytest.raises(InvalidInput) as caught, checkout(url, None, ".", token=TOKEN):
+        pass
+    assert caught.value.reason == "GitSourceRefused", caught.value.message
+    assert "\n" not in caught.value.message and TOKEN not in caught.value.message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("revision", "path"),
+    [
+        ("main..next", "."),
+        ("HEAD@{1}", "."),
+        ("v1^", "."),
+        ("v1~1", "."),
+        ("refs/heads/*", "."),
+        ("v1:snapshots", "."),
+        ("v 1", "."),
+        ("-n", "."),
+        ("main.lock", "."),
+        ("x" * 300, "."),
+        ("v1", "/etc"),
+        ("v1", "snapshots/../../x"),
+        ("v1", "-x"),
+        ("v1", "snap\x00shots"),
+    ],
+)
+def test_malformed_revision_or_path_is_refused_before_cloning(
+    server: GitServer, config_repo: dict[str, str], revision: str, path: str
+) -> None:
+    url = _url(server, config_repo)
+    with pytest.raises(InvalidInput) as caught, checkout(url, revision, path, token=TOKEN):
+        pass
+    assert caught.value.reason == "GitSourceRefused", caught.value.message
+    assert server.requests == []
 
 
 def test_credentials_never_show_in_repr() -> None:

@@ -42,6 +42,7 @@ def aws_env(s3_server: RunningS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 def test_backup_verify_restore_through_s3(aws_env: None, s3_bucket: str, tmp_path: Path) -> None:
     src, dst = f"sqlite:///{tmp_path}/src.db", f"sqlite:///{tmp_path}/dst.db"
     shape.build(src)
+    (tmp_path / "dst.db").touch()  # Ferry restores into databases, never creates one
     store = open_store(f"s3://{s3_bucket}/team-a")
     manifest, location = create_backup(src, store, environment="prod")
     assert location == f"s3://{s3_bucket}/team-a/prod/{manifest.id}/"

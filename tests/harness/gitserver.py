@@ -1,19 +1,26 @@
-"""A real Git server over HTTP that demands credentials, for the Git source tests.
+"""A real Git server over HTTPS that demands credentials, for the Git source tests.
 
 Why this exists: Ferry's Migrations read reviewed snapshots from private Git
 repositories with a token from a Secret. That path (the header git sends, what a
 refused token looks like, that the token never lands in a URL, a log or an error)
 must be tested against the real protocol, not a ``file://`` clone. This module
 serves bare repositories with Git's own ``git http-backend`` (the smart HTTP
-protocol, v0 and v2) behind a small stdlib HTTP server on 127.0.0.1 that accepts a
+protocol, v0 and v2) behind a small stdlib HTTPS server on 127.0.0.1 that accepts a
 request only with ``Authorization: Bearer <token>`` or Basic auth whose password is
 the token (what GitHub, GitLab, Gitea and Bitbucket accept), and answers 401 with
 ``WWW-Authenticate: Basic`` otherwise, as those hosts do.
 
+HTTPS, because Ferry refuses plain ``http://`` remotes. :class:`TestCA` creates a
+certificate authority at start (``cryptography``; nothing is committed, nothing is
+added to the machine's trust store) and a server certificate for ``127.0.0.1``. The
+tests trust it the way a user trusts a private CA: ``GIT_SSL_CAINFO`` pointing at
+:attr:`GitServer.ca_file` in the environment git runs in (:meth:`GitServer.trust_env`).
+
 Typical use::
 
     with GitServer(tmp_path / "repos", token="s3cret") as server:
-        url = server.create_repository("config", source_tree)
+        url = server.create_repository("config", source_tree)  # https://127.0.0.1:port/…
+        monkeypatch.setenv(*server.trust_env())  # GIT_SSL_CAINFO=<the test CA>
         ...  # clone url with the token
         server.requests  # what git asked for: path, auth scheme, accepted
 
@@ -35,7 +42,8 @@ command to :attr:`SSHGitServer.commands`. Typical use::
 ``ssh`` or ``ssh-keygen`` is missing it skips locally and FAILS in CI (``CI=true`` /
 ``FERRY_STRICT=1``), naming ``hack/ensure-system-packages.sh``.
 
-Only the standard library, pytest and the ``git``/OpenSSH commands are used.
+Only the standard library, ``cryptography``, pytest and the ``git``/OpenSSH commands
+are used.
 """
 
 from __future__ import annotations
@@ -43,13 +51,16 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import datetime as dt
 import hashlib
+import ipaddress
 import os
 import pwd
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -62,6 +73,10 @@ from typing import Self
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import dbservers
 from .pytest_plugin import ENSURE_SCRIPT, strict_mode
@@ -71,6 +86,7 @@ __all__ = [
     "SSHGitServer",
     "SSHUnavailableError",
     "SeenRequest",
+    "TestCA",
     "fingerprint",
     "http_backend",
     "ssh_git_server_or_fail",
@@ -89,6 +105,83 @@ def http_backend() -> Path:
     return backend
 
 
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+class TestCA:
+    """A certificate authority made for one test run, and a 127.0.0.1 certificate it signed.
+
+    Files (PEM) under ``directory``: ``ca.pem`` (what a client trusts), ``server.pem``
+    and ``server-key.pem`` (the server's chain and key, 0600).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        now = dt.datetime.now(dt.UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = _name("Ferry test CA")
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("127.0.0.1"))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        pem = serialization.Encoding.PEM
+        self.ca_file = directory / "ca.pem"
+        self.ca_file.write_bytes(ca.public_bytes(pem))
+        self.cert_file = directory / "server.pem"
+        self.cert_file.write_bytes(cert.public_bytes(pem))
+        self.key_file = directory / "server-key.pem"
+        self.key_file.touch(mode=0o600)
+        self.key_file.write_bytes(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
 @dataclass(frozen=True)
 class SeenRequest:
     method: str
@@ -99,7 +192,7 @@ class SeenRequest:
 
 
 class GitServer:
-    """Smart-HTTP Git server on 127.0.0.1 requiring ``token`` (Bearer or Basic)."""
+    """Smart-HTTP Git server over HTTPS on 127.0.0.1 requiring ``token`` (Bearer or Basic)."""
 
     def __init__(self, root: Path, token: str, username: str | None = None) -> None:
         """``username``: when given, Basic auth must use exactly this user name."""
@@ -107,6 +200,8 @@ class GitServer:
         self.token = token
         self.username = username
         self.requests: list[SeenRequest] = []
+        self.connections = 0  # TCP connections accepted (with or without a request)
+        self.ca = TestCA(root.parent / f"{root.name}-tls")
         self._backend = http_backend()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -118,6 +213,11 @@ class GitServer:
         self.root.mkdir(parents=True, exist_ok=True)
         server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         server.daemon_threads = True
+        # The handshake happens in the request's thread (on first read), so a client
+        # that refuses the certificate cannot stall the accept loop.
+        server.socket = self.ca.server_context().wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()
@@ -146,7 +246,16 @@ class GitServer:
         return int(self._server.server_address[1])
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}.git"
+        return f"https://127.0.0.1:{self.port}/{name}.git"
+
+    @property
+    def ca_file(self) -> Path:
+        """The test CA's certificate (PEM): what a client must trust."""
+        return self.ca.ca_file
+
+    def trust_env(self) -> tuple[str, str]:
+        """The environment variable that makes git trust this server's CA."""
+        return "GIT_SSL_CAINFO", str(self.ca_file)
 
     # --- repositories --------------------------------------------------------------
 
@@ -188,6 +297,15 @@ class GitServer:
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # quiet: tests read ``requests`` instead
+
+            def handle(self) -> None:
+                with outer._lock:
+                    outer.connections += 1
+                # A client that refuses the certificate ends the connection during
+                # or right after the handshake, before sending any request.
+                with contextlib.suppress(ssl.SSLError, ConnectionError):
+                    self.connection.do_handshake()
+                    super().handle()
 
             def do_GET(self) -> None:
                 self._serve()

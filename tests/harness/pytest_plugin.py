@@ -142,7 +142,8 @@ class DatabaseFactory:
         """Create a fresh empty database; return its SQLAlchemy URL."""
         dialect = _DIALECT_ALIASES.get(dialect, dialect)
         name = _unique_name(hint)
-        if dialect == "sqlite":
+        if dialect == "sqlite":  # an empty file is an empty database; Ferry creates none
+            (self._tmp_path / f"{name}.db").touch()
             return f"sqlite:///{self._tmp_path / name}.db"
         server = self.server(dialect)
         url = server.create_database(name)
