@@ -44,7 +44,15 @@ def text(value: str) -> str:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` with Ferry's error contract (subparsers inherit it)."""
+    """``argparse.ArgumentParser`` with Ferry's error contract (subparsers inherit it).
+
+    Abbreviated options are refused: ``--no-b`` meaning ``--no-backup`` today could
+    mean another option tomorrow, and a script that relies on it would silently change.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         if kwargs.get("action", "store") in ("store", "append") and "type" not in kwargs:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from controller.errors import InvalidInput
 
+OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 LABEL_VALUE_MAX = 63  # a label value: the environments are recorded in labels
 REVISION_MAX = 256  # the CRD's maxLength for spec.source.git.revision
@@ -27,6 +28,11 @@ _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 def environment(value: str, flag: str) -> str:
     """An Environment's name, also written as a label value (at most 63 characters)."""
+    if not OBJECT_NAME.fullmatch(value):
+        raise InvalidInput(
+            f"{flag} {value[:70]!r} is not a valid object name (lowercase letters, digits, "
+            "'-' and '.')"
+        )
     if len(value) > LABEL_VALUE_MAX:
         raise InvalidInput(
             f"{flag} {value[:70]!r}: at most {LABEL_VALUE_MAX} characters (it becomes a label)"

@@ -102,6 +102,8 @@ def manifest(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidInput(f"{', '.join(git_only)} need --git-repository")
     if args.plan_digest and not args.approval:
         raise InvalidInput("--plan-digest approves a plan: it needs --approval")
+    if args.source == args.target:
+        raise InvalidInput(f"--from and --to are both {args.source!r}")
     _check_arguments(args)
     name = args.name or default_name(args.source, args.target, args.git_revision)
     if len(name) > _NAME_MAX or not _DNS_LABEL.match(name):

@@ -46,6 +46,10 @@ class StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[object] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise ConstructorError(
+                    None, None, "merge keys (<<) are not allowed", key_node.start_mark
+                )
             key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen
