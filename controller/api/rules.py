@@ -122,8 +122,9 @@ def _shown(value: object) -> str:
 
 
 def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    # Only the type: a whole wrong file (``--rules /etc/passwd``) is not echoed back.
     if not isinstance(value, Mapping):
-        raise InvalidInput(f"{where}: expected a mapping, got {_shown(value)}")
+        raise InvalidInput(f"{where}: expected a mapping, got {type(value).__name__}")
     for key in value:
         if not isinstance(key, str):
             raise InvalidInput(f"{where}: field names must be strings, got {_shown(key)}")
@@ -134,8 +135,14 @@ def _check_fields(data: Mapping[str, Any], allowed: set[str], where: str) -> Non
     unknown = sorted(set(data) - allowed)
     if unknown:
         known = ", ".join(sorted(allowed))
-        names = ", ".join(_shown(u)[1:-1] for u in unknown[:5])
+        names = ", ".join(_cut(u) for u in unknown[:3]) + (", …" if len(unknown) > 3 else "")
         raise InvalidInput(f"{where}: unknown field(s) {names} (allowed: {known})")
+
+
+def _cut(name: str, limit: int = 40) -> str:
+    """A field name as shown in an error: short, so a wrong file is not echoed back."""
+    text = repr(name)[1:-1]
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 def _parse_bool(value: object, where: str) -> bool:

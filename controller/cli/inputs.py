@@ -39,12 +39,11 @@ def load_rules(path: str | None) -> RulesSpec:
 def load_variables(path: str | None) -> frozenset[str] | None:
     if path is None:
         return None
+    data = load_yaml(path, "variables")
     try:
-        return parse_variable_names(load_yaml(path, "variables"))
+        return parse_variable_names(data)
     except InvalidInput as err:
-        if str(err).startswith("variables"):
-            raise InvalidInput(f"{path}: {err}") from err
-        raise
+        raise InvalidInput(f"{path}: {err}") from err
 
 
 def plan_options(profile: str, rules: str | None, variables: str | None) -> PlanOptions:

@@ -449,3 +449,25 @@ def test_an_invalid_id_leaves_a_mariadb_target_as_it_was(
             [target, store],
             says="invalid migration ID",
         )
+
+
+@pytest.mark.parametrize(
+    ("option", "content"),
+    [
+        ("--rules", "root:hunter2-secret:0:0:root:/root:/bin/bash\n"),
+        ("--rules", "- hunter2-secret\n"),
+        ("--variables", "- {name: 5, value: hunter2-secret}\n"),
+        ("--variables", "HOOK_TOKEN: hunter2-secret\n'bad name': hunter2-secret\n"),
+    ],
+)
+def test_a_wrong_file_is_not_echoed_back(
+    world: World, tmp_path: Path, option: str, content: str
+) -> None:
+    """Handing Ferry the wrong file (a password file, a values file with secrets) is
+    refused without printing its content: errors reach CI logs and statuses. Names
+    (fields, rules, variable names) are quoted back; values and whole documents not."""
+    path = tmp_path / "input.yaml"
+    path.write_text(content)
+    argv = ["migrate", "--source", world.dev, "--target", world.pre, option, str(path)]
+    outcome = assert_refused(argv, 2, [world.pre, world.pre_file, world.store])
+    assert "hunter2-secret" not in outcome.stderr + outcome.stdout
