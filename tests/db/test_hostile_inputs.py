@@ -421,11 +421,13 @@ def test_the_table_is_large_and_covers_every_command() -> None:
     assert {"plan", "migrate", "export", "backup", "restore", "rollback", "promote"} <= commands
 
 
-def test_an_invalid_id_leaves_a_mariadb_target_as_it_was(
-    make_database: Callable[..., str], tmp_path: Path
+@pytest.mark.parametrize("server", ["mysql", "postgresql"])
+def test_an_invalid_id_leaves_a_server_target_as_it_was(
+    make_database: Callable[..., str], tmp_path: Path, server: str
 ) -> None:
-    """MariaDB commits DDL on its own: the ID must be refused before any DDL runs."""
-    target = make_database("mysql")
+    """MariaDB commits DDL on its own: the ID must be refused before any DDL runs
+    (PostgreSQL would roll it back, but must refuse just as early)."""
+    target = make_database(server)
     shape.build(target, app="pre", variables=VARS)
     execute(target, "ALTER TABLE roles DROP COLUMN description")  # a schema change pending
     dev = f"sqlite:///{tmp_path}/dev.db"
