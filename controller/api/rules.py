@@ -44,11 +44,13 @@ _TABLE_OK = re.compile(r"^[A-Za-z0-9_$.-]+$")
 
 
 def parse_rule(value: object, where: str) -> Rule:
-    try:
-        return Rule(str(value))
-    except ValueError:
-        allowed = ", ".join(r.value for r in Rule)
-        raise InvalidInput(f"{where}: unknown rule {value!r} (allowed: {allowed})") from None
+    if isinstance(value, str):
+        try:
+            return Rule(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(r.value for r in Rule)
+    raise InvalidInput(f"{where}: unknown rule {_shown(value)} (allowed: {allowed})")
 
 
 @dataclass(frozen=True)
@@ -103,41 +105,106 @@ def _table_rule_dict(rule: TableRule) -> dict[str, Any]:
 _TOP_FIELDS = {"system", "user", "strict", "allowDestructive", "ignoreColumns", "tables"}
 _TABLE_FIELDS = {"match", "rule", "key", "references", "ignore"}
 
+# The CRD's limits (crds/ferry.dev_migrations.yaml), so a rules file the CLI accepts
+# is one the API server accepts too, and no input is unbounded.
+MAX_TABLES = 512
+MAX_KEY = 16
+MAX_IGNORE = 64
+MAX_REFERENCES = 32
+MAX_COLUMN = 128  # characters in a column name
+MAX_TABLE = 253  # characters in a table name or glob
+_SHOWN = 60  # characters of an offending value quoted back
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}… ({len(text)} characters)"
+
+
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    # Only the type: a whole wrong file (``--rules /etc/passwd``) is not echoed back.
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{where}: expected a mapping, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise InvalidInput(f"{where}: field names must be strings, got {_shown(key)}")
+    return value
+
 
 def _check_fields(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         known = ", ".join(sorted(allowed))
-        raise InvalidInput(f"{where}: unknown field(s) {', '.join(unknown)} (allowed: {known})")
+        names = ", ".join(_cut(u) for u in unknown[:3]) + (", …" if len(unknown) > 3 else "")
+        raise InvalidInput(f"{where}: unknown field(s) {names} (allowed: {known})")
+
+
+def _cut(name: str, limit: int = 40) -> str:
+    """A field name as shown in an error: short, so a wrong file is not echoed back."""
+    text = repr(name)[1:-1]
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 def _parse_bool(value: object, where: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise InvalidInput(f"{where}: expected true or false, got {value!r}")
+    raise InvalidInput(f"{where}: expected true or false, got {_shown(value)}")
 
 
 def _parse_glob(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{where}: expected a table name or glob, got {value!r}")
-    if not _GLOB_OK.match(value) or value.count("[") != value.count("]"):
-        raise InvalidInput(f"{where}: malformed table name or glob {value!r}")
+        raise InvalidInput(f"{where}: expected a table name or glob, got {_shown(value)}")
+    if len(value) > MAX_TABLE:
+        raise InvalidInput(f"{where}: longer than {MAX_TABLE} characters: {_shown(value)}")
+    if not _GLOB_OK.match(value) or not _brackets_balanced(value):
+        raise InvalidInput(f"{where}: malformed table name or glob {_shown(value)}")
     return value
 
 
-def _parse_columns(value: object, where: str, what: str = "key") -> tuple[str, ...]:
-    if value is None:
-        return ()
+def _brackets_balanced(glob: str) -> bool:
+    """Every ``[`` closes with a ``]`` before the next ``[``: a character class, as
+    ``fnmatch`` reads it (an unclosed one would match a literal ``[``, not intended)."""
+    depth = 0
+    for i, ch in enumerate(glob):
+        if ch == "[":
+            if depth:
+                return False
+            depth = 1
+            start = i
+        elif ch == "]" and depth:
+            if i == start + 1 or (i == start + 2 and glob[start + 1] == "!"):
+                return False  # an empty class: '[]' or '[!]'
+            depth = 0
+        elif ch == "]":
+            return False
+    return depth == 0
+
+
+def _parse_list(value: object, where: str, what: str, limit: int) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise InvalidInput(
-            f"{where}: {what} must be a non-empty list of column names, got {value!r}"
+            f"{where}: {what} must be a non-empty list of column names, got {_shown(value)}"
         )
-    for col in value:
-        if not isinstance(col, str) or not _COLUMN_OK.match(col):
-            raise InvalidInput(f"{where}: bad {what} column {col!r}")
-    if len(set(value)) != len(value):
-        raise InvalidInput(f"{where}: {what} lists a column twice: {value!r}")
-    return tuple(value)
+    if len(value) > limit:
+        raise InvalidInput(f"{where}: {what} lists {len(value)} columns (at most {limit})")
+    return value
+
+
+def _parse_column(value: object, where: str, what: str) -> str:
+    if not isinstance(value, str) or not _COLUMN_OK.match(value) or len(value) > MAX_COLUMN:
+        raise InvalidInput(f"{where}: bad {what} column {_shown(value)}")
+    return value
+
+
+def _parse_columns(
+    value: object, where: str, what: str = "key", limit: int = MAX_KEY
+) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    columns = [_parse_column(c, where, what) for c in _parse_list(value, where, what, limit)]
+    if len(set(columns)) != len(columns):
+        raise InvalidInput(f"{where}: {what} lists a column twice: {_shown(columns)}")
+    return tuple(columns)
 
 
 def _parse_references(value: object, where: str) -> tuple[tuple[str, str], ...]:
@@ -145,54 +212,65 @@ def _parse_references(value: object, where: str) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(value, Mapping) or not value:
         raise InvalidInput(
-            f"{where}: references must map column names to table names, got {value!r}"
+            f"{where}: references must map column names to table names, got {_shown(value)}"
         )
+    if len(value) > MAX_REFERENCES:
+        raise InvalidInput(f"{where}: {len(value)} references (at most {MAX_REFERENCES})")
     for column, table in value.items():
-        if not isinstance(column, str) or not _COLUMN_OK.match(column):
-            raise InvalidInput(f"{where}: bad column name {column!r}")
-        if not isinstance(table, str) or not _TABLE_OK.match(table):
-            raise InvalidInput(f"{where}.{column}: bad table name {table!r} (no globs here)")
+        _parse_column(column, where, "reference")
+        if not isinstance(table, str) or not _TABLE_OK.match(table) or len(table) > MAX_TABLE:
+            raise InvalidInput(f"{where}.{column}: bad table name {_shown(table)} (no globs here)")
     return tuple(sorted((str(c), str(t)) for c, t in value.items()))
 
 
+def _optional_rule(data: Mapping[str, Any], name: str) -> Rule | None:
+    """An absent or null rule is the default; any other value must name a rule
+    (``system: 0`` or ``system: ""`` used to be read as "not given")."""
+    value = data.get(name)
+    return None if value is None else parse_rule(value, f"rules.{name}")
+
+
+def _parse_table(item: object, where: str) -> TableRule:
+    item = _mapping(item, where)
+    _check_fields(item, _TABLE_FIELDS, where)
+    if "match" not in item or "rule" not in item:
+        raise InvalidInput(f"{where}: 'match' and 'rule' are required")
+    return TableRule(
+        match=_parse_glob(item["match"], f"{where}.match"),
+        rule=parse_rule(item["rule"], f"{where}.rule"),
+        key=_parse_columns(item.get("key"), f"{where}.key"),
+        references=_parse_references(item.get("references"), f"{where}.references"),
+        ignore=_parse_columns(item.get("ignore"), f"{where}.ignore", "ignore", MAX_IGNORE),
+    )
+
+
 def parse_rules(data: Mapping[str, Any] | None) -> RulesSpec:
-    """Parse and validate a rules mapping; ``None`` gives the defaults."""
+    """Parse and validate a rules mapping; ``None`` gives the defaults.
+
+    Any other value is untrusted input (a file, a custom resource): every way it can
+    be wrong raises :class:`InvalidInput`, never another exception.
+    """
     if data is None:
         return RulesSpec()
-    if not isinstance(data, Mapping):
-        raise InvalidInput(f"rules: expected a mapping, got {type(data).__name__}")
+    data = _mapping(data, "rules")
     _check_fields(data, _TOP_FIELDS, "rules")
-    system = parse_rule(data["system"], "rules.system") if data.get("system") else None
-    user = parse_rule(data.get("user", Rule.SCHEMA_ONLY.value), "rules.user")
-    tables_raw = data.get("tables") or []
+    tables_raw = data.get("tables")
+    if tables_raw is None:
+        tables_raw = []
     if not isinstance(tables_raw, list):
-        raise InvalidInput("rules.tables: expected a list")
-    tables: list[TableRule] = []
-    for i, item in enumerate(tables_raw):
-        where = f"rules.tables[{i}]"
-        if not isinstance(item, Mapping):
-            raise InvalidInput(f"{where}: expected a mapping, got {item!r}")
-        _check_fields(item, _TABLE_FIELDS, where)
-        if "match" not in item or "rule" not in item:
-            raise InvalidInput(f"{where}: 'match' and 'rule' are required")
-        tables.append(
-            TableRule(
-                match=_parse_glob(item["match"], f"{where}.match"),
-                rule=parse_rule(item["rule"], f"{where}.rule"),
-                key=_parse_columns(item.get("key"), f"{where}.key"),
-                references=_parse_references(item.get("references"), f"{where}.references"),
-                ignore=_parse_columns(item.get("ignore"), f"{where}.ignore", "ignore"),
-            )
-        )
+        raise InvalidInput(f"rules.tables: expected a list, got {_shown(tables_raw)}")
+    if len(tables_raw) > MAX_TABLES:
+        raise InvalidInput(f"rules.tables: {len(tables_raw)} entries (at most {MAX_TABLES})")
+    tables = [_parse_table(item, f"rules.tables[{i}]") for i, item in enumerate(tables_raw)]
     return RulesSpec(
-        system=system,
-        user=user,
+        system=_optional_rule(data, "system"),
+        user=_optional_rule(data, "user") or Rule.SCHEMA_ONLY,
         strict=_parse_bool(data.get("strict", False), "rules.strict"),
         allow_destructive=_parse_bool(
             data.get("allowDestructive", False), "rules.allowDestructive"
         ),
         ignore_columns=_parse_columns(
-            data.get("ignoreColumns"), "rules.ignoreColumns", "ignoreColumns"
+            data.get("ignoreColumns"), "rules.ignoreColumns", "ignoreColumns", MAX_IGNORE
         ),
         tables=tuple(tables),
     )

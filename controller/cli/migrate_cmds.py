@@ -8,10 +8,13 @@ import os
 import sys
 from pathlib import Path
 
+from controller.api.ids import validate_migration_id
 from controller.backups.store import open_store
 from controller.cli.backup_cmds import add_store_key_argument
+from controller.cli.files import create_output_dir, discard, shown
 from controller.cli.inputs import plan_options, resolve_database
 from controller.engine.render import plan_json, plan_markdown, plan_text
+from controller.errors import FerryError, PermanentError
 from controller.reconcile.export import export
 from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
 from controller.reconcile.rollback import rollback
@@ -99,6 +102,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    validate_migration_id(args.migration_id)
     options = plan_options(args.profile, args.rules, args.variables)
     store = None
     if not args.no_backup:
@@ -134,7 +138,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     options = plan_options(args.profile, args.rules, None)
-    result = export(args.source, Path(args.dir), options)
+    directory = Path(args.dir)
+    created = create_output_dir(directory, "export directory")
+    try:
+        result = export(resolve_database(args.source), directory, options)
+    except FerryError:
+        discard(created)
+        raise
+    except OSError as err:
+        discard(created)
+        raise PermanentError(
+            f"writing the snapshot into {shown(directory)} failed: {err.strerror or err}"
+        ) from err
     print(f"exported {result.tables} table(s) ({result.with_rows} with rows) to {result.directory}")
     for w in result.warnings:
         print(f"warning: {w}")
@@ -142,6 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    validate_migration_id(args.migration)
     result = rollback(
         open_store(args.store, args.store_key_file), args.migration, args.database, force=args.force
     )

@@ -13,6 +13,8 @@ promotes straight from the ``--from`` Environment.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -21,7 +23,10 @@ from typing import Any
 import yaml
 
 from controller.api.migration import parse_migration
-from controller.cli.inputs import load_yaml
+from controller.cli import promote_checks as check
+from controller.cli.files import shown
+from controller.cli.inputs import rules_document
+from controller.cli.yamlfile import load_yaml
 from controller.errors import InvalidInput
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -70,6 +75,22 @@ def default_name(source: str, target: str, revision: str | None) -> str:
     return name[:_NAME_MAX].rstrip("-")
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """What the API server, Git and Argo CD would refuse later (see promote_checks)."""
+    check.environment(args.source, "--from")
+    check.environment(args.target, "--to")
+    if args.namespace:
+        check.namespace(args.namespace)
+    if args.git_repository:
+        check.repository(args.git_repository, with_secret=bool(args.git_secret))
+    if args.git_revision:
+        check.revision(args.git_revision)
+    if args.git_path:
+        check.snapshot_path(args.git_path)
+    if args.sync_wave is not None:
+        args.sync_wave = check.sync_wave(args.sync_wave)
+
+
 def manifest(args: argparse.Namespace) -> dict[str, Any]:
     """The Migration as a mapping, checked with ``parse_migration``."""
     git_only = [
@@ -81,6 +102,9 @@ def manifest(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidInput(f"{', '.join(git_only)} need --git-repository")
     if args.plan_digest and not args.approval:
         raise InvalidInput("--plan-digest approves a plan: it needs --approval")
+    if args.source == args.target:
+        raise InvalidInput(f"--from and --to are both {args.source!r}")
+    _check_arguments(args)
     name = args.name or default_name(args.source, args.target, args.git_revision)
     if len(name) > _NAME_MAX or not _DNS_LABEL.match(name):
         raise InvalidInput(
@@ -110,11 +134,7 @@ def manifest(args: argparse.Namespace) -> dict[str, Any]:
         source = {"environment": args.source}
     spec: dict[str, Any] = {"source": source, "target": args.target}
     if args.rules:
-        rules = load_yaml(args.rules, "rules")
-        if isinstance(rules, dict) and rules.get("kind") == "Migration":
-            rules = (rules.get("spec") or {}).get("rules")
-        if rules:
-            spec["rules"] = rules
+        spec["rules"] = rules_document(load_yaml(args.rules, "rules"), args.rules)
     if args.approval:
         approval: dict[str, Any] = {"required": True}
         if args.plan_digest:
@@ -136,15 +156,30 @@ def render(doc: dict[str, Any]) -> str:
     return HEADER + body
 
 
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` whole or not at all, into a directory that exists: a typo in
+    ``--output`` must not create a directory tree, nor leave half a manifest behind."""
+    tmp = path.parent / f".{path.name}.ferry-{os.getpid()}.tmp"
+    try:
+        if not path.parent.is_dir():
+            raise InvalidInput(
+                f"cannot write {shown(path)}: directory {shown(path.parent)} does not exist"
+            )
+        if path.is_dir():
+            raise InvalidInput(f"cannot write {shown(path)}: it is a directory")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {shown(path)}: {err.strerror or err}") from err
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     text = render(manifest(args))
     if args.output:
         out = Path(args.output)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text, encoding="utf-8")
-        except OSError as err:
-            raise InvalidInput(f"cannot write {out}: {err.strerror}") from err
+        write_output(out, text)
         print(f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument(
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
+        type=str,  # '' is meaningful here
         metavar="URL",
         help="liveness endpoint ('' to disable)",
     )

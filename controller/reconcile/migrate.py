@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from controller.api.ids import validate_migration_id
 from controller.backups import layout
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
@@ -339,6 +340,7 @@ class _Run:
 
 
 def migrate(request: MigrationRequest) -> MigrationResult:
+    validate_migration_id(request.migration_id)  # before anything touches a database
     if same_database(request.source, request.target):
         raise InvalidInput("source and target are the same database")
     target = Database(request.target)

@@ -145,3 +145,36 @@ def test_the_example_gitops_repository(tmp_path: Path) -> None:
                 parsers[doc["kind"]](doc)
                 kinds.append(doc["kind"])
     assert sorted(set(kinds)) == ["BackupSchedule", "Environment", "Migration"]
+
+
+@pytest.mark.parametrize(
+    "revision", [COMMIT, "0123abc", "main", "v1.2.3", "release/2026.1", "feature/x-y_z"]
+)
+def test_branches_tags_and_commits_are_accepted(tmp_path: Path, revision: str) -> None:
+    text = promote(tmp_path, "--from", "dev", "--to", "pre", *GIT[:2], "--git-revision", revision)
+    assert parse_migration(yaml.safe_load(text)).source.git.revision == revision  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("wave", "written"), [("1", "1"), ("-5", "-5"), ("+2", "2"), ("007", "7")])
+def test_sync_waves_are_written_as_argo_cd_reads_them(
+    tmp_path: Path, wave: str, written: str
+) -> None:
+    doc = yaml.safe_load(promote(tmp_path, "--from", "dev", "--to", "pre", "--sync-wave", wave))
+    assert doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == written
+
+
+def test_a_refused_promotion_leaves_an_existing_manifest_alone(tmp_path: Path) -> None:
+    out = tmp_path / "m.yaml"
+    out.write_text("kept\n")
+    assert (
+        main(["promote", "--from", "dev", "--to", "pre", "--sync-wave", "x", "-o", str(out)]) == 2
+    )
+    assert out.read_text() == "kept\n" and sorted(p.name for p in tmp_path.iterdir()) == ["m.yaml"]
+
+
+def test_output_is_replaced_whole(tmp_path: Path) -> None:
+    """Written beside and renamed over: no temporary file is left, no half manifest."""
+    out = tmp_path / "migration.yaml"
+    out.write_text("old\n")
+    text = promote(tmp_path, "--from", "dev", "--to", "pre")
+    assert text.startswith("# Generated") and [p.name for p in tmp_path.iterdir()] == [out.name]

@@ -164,3 +164,60 @@ def test_ignored_columns_are_everywhere_plus_the_override() -> None:
     resolved, _ = resolve_rules(classes, spec)
     assert resolved["a"].ignore == ("updatedAt", "sort")
     assert resolved["b"].ignore == ("updatedAt",)
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"system": 0}, "unknown rule 0"),
+        ({"system": ""}, "unknown rule ''"),
+        ({"user": False}, "unknown rule False"),
+        ({"tables": ""}, "expected a list"),
+        ({"tables": 0}, "expected a list"),
+        ({1: "overwrite"}, "must be strings"),
+        ({"tables": [{"match": "a", "rule": "skip", None: 1}]}, "must be strings"),
+        ({"tables": [{"match": "[]", "rule": "skip"}]}, "malformed"),
+        ({"tables": [{"match": "[!]x", "rule": "skip"}]}, "malformed"),
+        ({"tables": [{"match": "a[[b]]", "rule": "skip"}]}, "malformed"),
+        ({"tables": [{"match": "a]b[", "rule": "skip"}]}, "malformed"),
+        ({"tables": [{"match": "t" * 254, "rule": "skip"}]}, "longer than 253"),
+        ({"tables": [{"match": "a", "rule": "skip", "key": ["c" * 129]}]}, "bad key"),
+    ],
+)
+def test_values_once_read_as_defaults_are_refused(data: dict[object, object], needle: str) -> None:
+    """``system: 0`` or ``tables: ""`` used to mean "not given": a typo picked a default."""
+    with pytest.raises(InvalidInput) as err:
+        parse_rules(data)  # type: ignore[arg-type]
+    assert needle in str(err.value)
+
+
+def test_null_means_the_default() -> None:
+    assert parse_rules({"system": None, "user": None, "tables": None}) == RulesSpec()
+
+
+@pytest.mark.parametrize("glob", ["ui*", "ui?chemas", "[a-z]*", "[!x]y", "a[bc]d[ef]", "t$1.x-y"])
+def test_ordinary_globs_are_accepted(glob: str) -> None:
+    assert parse_rules({"tables": [{"match": glob, "rule": "skip"}]}).tables[0].match == glob
+
+
+def test_limits_are_the_crds() -> None:
+    """A rules file the CLI accepts is one the API server accepts in spec.rules."""
+    from pathlib import Path
+
+    import yaml
+
+    from controller.api import rules as r
+
+    crd = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "crds" / "ferry.dev_migrations.yaml").read_text()
+    )
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    rules = spec["properties"]["rules"]["properties"]
+    table = rules["tables"]["items"]["properties"]
+    assert rules["tables"]["maxItems"] == r.MAX_TABLES
+    assert rules["ignoreColumns"]["maxItems"] == r.MAX_IGNORE == table["ignore"]["maxItems"]
+    assert table["key"]["maxItems"] == r.MAX_KEY
+    assert table["references"]["maxProperties"] == r.MAX_REFERENCES
+    assert table["key"]["items"]["maxLength"] == r.MAX_COLUMN
+    assert table["match"]["maxLength"] == r.MAX_TABLE
+    assert table["references"]["additionalProperties"]["maxLength"] == r.MAX_TABLE
