@@ -37,7 +37,13 @@ from controller.engine.undo import (
     watch_edits,
     written_edits,
 )
-from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError
+from controller.errors import (
+    CheckFailed,
+    FerryError,
+    InvalidInput,
+    PermanentError,
+    TemporaryError,
+)
 from controller.reconcile import post_state
 from controller.reconcile.backup import create_backup, restore
 from controller.reconcile.planning import index_as
@@ -69,38 +75,49 @@ class RollbackResult:
 def rollback(
     store: BackupStore, migration_id: str, url: str, *, force: bool = False
 ) -> RollbackResult:
+    """Undo migration ``migration_id`` in the database at ``url``. Everything is decided
+    under the target's write lock: the later edits, then a safety backup of the tables
+    it touches, then the revert and its ledger row in one transaction."""
     db = Database(url)
+    run = _Rollback(store, migration_id, url, force)
     try:
-        with db.reader() as snap:
-            entry = _succeeded(snap.ledger_find(migration_id), migration_id)
-            manifest = store.manifest(entry.backup_id or "")
-            records = _records(store, manifest, entry)
-            edits, _ = later_edits(snap, records)
-        _refuse_unless_forced(migration_id, edits, force)
-        existing = [r.table for r in records if r.table in manifest.tables or r.created]
-        safety = _safety_backup(url, store, manifest, existing, snap_tables=_tables(db))
-        try:
-            with db.writer() as session:
-                entry = _succeeded(session.ledger_find(migration_id), migration_id)
-                edits, indexes = later_edits(session, records)
-                _refuse_unless_forced(migration_id, edits, force)
-                rows = _revert(session, store, manifest, records, indexes)
-                session.ledger_record(_rolled_back(entry, safety, len(edits)))
-        except FerryError as err:
-            if isinstance(err, InvalidInput):
-                raise
-            raise _failed(err, db, store, url, safety) from err
+        with db.writer() as session:
+            return run.execute(session)
+    except FerryError as err:
+        if isinstance(err, InvalidInput) or not run.changing:
+            raise  # nothing was changed: the error as it is (a busy target: 75)
+        if isinstance(err, TemporaryError) and db.dialect != "mysql":
+            raise  # the transaction was rolled back: nothing changed, worth a retry
+        raise _failed(err, db, store, url, run.safety) from err
     finally:
         db.dispose()
-    return RollbackResult(
-        migration_id,
-        manifest.id,
-        tuple(r.table for r in records if not r.created),
-        tuple(r.table for r in records if r.created and r.table in indexes),
-        tuple(str(e) for e in edits),
-        safety,
-        rows,
-    )
+
+
+class _Rollback:
+    def __init__(self, store: BackupStore, migration_id: str, url: str, force: bool) -> None:
+        self.store, self.migration_id, self.url, self.force = store, migration_id, url, force
+        self.safety: str | None = None
+        self.changing = False
+
+    def execute(self, session: WriteSession) -> RollbackResult:
+        entry = _succeeded(session.ledger_find(self.migration_id), self.migration_id)
+        manifest = self.store.manifest(entry.backup_id or "")
+        records = _records(self.store, manifest, entry)
+        edits, indexes = later_edits(session, records)
+        _refuse_unless_forced(self.migration_id, edits, self.force)
+        self.safety = _safety_backup(self.url, self.store, manifest, list(indexes))
+        self.changing = True
+        rows = _revert(session, self.store, manifest, records, indexes)
+        session.ledger_record(_rolled_back(entry, self.safety, len(edits)))
+        return RollbackResult(
+            self.migration_id,
+            manifest.id,
+            tuple(r.table for r in records if not r.created),
+            tuple(r.table for r in records if r.created and r.table in indexes),
+            tuple(str(e) for e in edits),
+            self.safety,
+            rows,
+        )
 
 
 def _succeeded(entry: LedgerEntry | None, migration_id: str) -> LedgerEntry:
@@ -187,15 +204,10 @@ def _refuse_unless_forced(migration_id: str, edits: list[LaterEdit], force: bool
         )
 
 
-def _tables(db: Database) -> set[str]:
-    with db.reader() as snap:
-        return set(snap.schema().tables)
-
-
 def _safety_backup(
-    url: str, store: BackupStore, manifest: Manifest, touched: list[str], snap_tables: set[str]
+    url: str, store: BackupStore, manifest: Manifest, tables: list[str]
 ) -> str | None:
-    tables = [t for t in touched if t in snap_tables]
+    """A backup of the tables the rollback is about to touch, as they are now."""
     if not tables:
         return None
     safety, _ = create_backup(
