@@ -376,7 +376,7 @@ CASES = [
     case(f"{PROMOTE} --plan-digest sha256:{'0' * 64}", "--approval",
          id="promote-digest-without-approval"),
     # --- backup, restore, rollback: the CLI's side of them --------------------------
-    case("backup show 'r0 ; ls' --store {store}", "no complete backup", id="backup-show-bad-id"),
+    case("backup show 'r0 ; ls' --store {store}", "invalid backup ID", id="backup-show-bad-id"),
     case("backup verify ../../pre --store {store}", "backup", id="backup-verify-traversal"),
     case("restore --store {tmp}/nostore --backup {backup} --database {pre}", "",
          id="restore-from-missing-store"),
