@@ -10,10 +10,12 @@ makes that apply exactly once.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from controller.api.ids import MIGRATION_ID_MAX
 from controller.api.migration import MigrationSpec, parse_migration
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
@@ -37,7 +39,14 @@ PLAN_TABLES_IN_STATUS = 200
 
 
 def ledger_id(meta: dict[str, Any]) -> str:
-    return f"{meta.get('namespace')}.{meta.get('name')}.{str(meta.get('uid', ''))[:8]}"
+    """``namespace.name.uid8``; a name too long for the ledger keeps its start and a
+    digest of the whole, so every Migration still has its own valid ID."""
+    uid = str(meta.get("uid", ""))[:8]
+    name = f"{meta.get('namespace')}.{meta.get('name')}"
+    if len(name) + len(uid) + 1 > MIGRATION_ID_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        name = f"{name[: MIGRATION_ID_MAX - len(uid) - len(digest) - 2]}{digest}"
+    return f"{name}.{uid}"
 
 
 def plan_status(plan: Plan) -> dict[str, Any]:

@@ -60,3 +60,14 @@ def test_a_huge_id_is_shown_cut() -> None:
     with pytest.raises(InvalidInput) as err:
         validate_migration_id("y" * 100_000)
     assert len(str(err.value)) < 200 and "100000 characters" in str(err.value)
+
+
+def test_the_operators_ids_fit_the_ledger_for_the_longest_names() -> None:
+    from controller.reconcile.migration_flow import ledger_id
+
+    meta = {"namespace": "n" * 63, "name": "m" * 253, "uid": "0123456789abcdef"}
+    other = {**meta, "name": "m" * 252 + "x"}
+    long_id = ledger_id(meta)
+    assert validate_migration_id(long_id) == long_id
+    assert long_id.endswith(".01234567") and ledger_id(other) != long_id
+    assert ledger_id({"namespace": "ns", "name": "rel", "uid": "abcdef0123"}) == "ns.rel.abcdef01"
