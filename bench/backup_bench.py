@@ -198,7 +198,7 @@ def run_scenario(name: str) -> dict[str, Any]:
     if name == "pg-tool":
         return _pg_tool()
     from controller.backups.store import FilesystemStore
-    from controller.reconcile.backup import create_backup, restore
+    from controller.commands.backup import create_backup, restore
 
     path = _select_path()
     store = FilesystemStore(Path(os.environ[ENV_STORE]))

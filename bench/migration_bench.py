@@ -441,14 +441,14 @@ def _plan_counts(plan: Any) -> dict[str, int]:
 def run_scenario(name: str) -> dict[str, Any]:
     """Runs inside the child. Prints nothing; the parent reads the returned JSON."""
     if name == "baseline":
-        import controller.reconcile.migrate  # noqa: F401
+        import controller.commands.migrate  # noqa: F401
 
         return {"seconds": 0.0, "peak_rss_mib": peak_rss_mib()}
     if name == "reference":
         return _reference()
 
-    from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
-    from controller.reconcile.planning import PlanOptions
+    from controller.commands.migrate import MigrationRequest, migrate, plan_only
+    from controller.commands.planning import PlanOptions
 
     source, target = os.environ[ENV_SOURCE], os.environ[ENV_TARGET]
     options = PlanOptions()

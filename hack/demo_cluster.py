@@ -24,8 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from controller.reconcile.export import export  # noqa: E402
-from controller.reconcile.planning import PlanOptions  # noqa: E402
+from controller.commands.export import export  # noqa: E402
+from controller.commands.planning import PlanOptions  # noqa: E402
 from tests.e2e.operator import Operator  # noqa: E402
 from tests.fixtures import nocobase_shape as shape  # noqa: E402
 from tests.harness.cluster import ControlPlane, wait_for  # noqa: E402

@@ -11,8 +11,8 @@ from types import FrameType
 
 from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
+from controller.commands.backup import create_backup, restore, verify
 from controller.errors import CheckFailed
-from controller.reconcile.backup import create_backup, restore, verify
 
 
 def _csv(text: str | None) -> list[str] | None:

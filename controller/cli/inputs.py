@@ -9,9 +9,9 @@ from typing import Any
 from controller.api.rules import RulesSpec, parse_rules
 from controller.api.variables import parse_variable_names
 from controller.cli.yamlfile import load_yaml
+from controller.commands.planning import PlanOptions
 from controller.engine.profiles import Profile, parse_profile
 from controller.errors import InvalidInput
-from controller.reconcile.planning import PlanOptions
 
 
 def rules_document(data: Any, path: str) -> Any:
@@ -80,7 +80,7 @@ def resolve_database(spec: str) -> str:
     if not spec.startswith(ENV_PREFIX):
         return spec
     namespace, name = parse_environment_ref(spec)
-    from controller.reconcile.environments import lookup
+    from controller.commands.environments import lookup
 
     return lookup(_cluster(spec), namespace, name).url
 

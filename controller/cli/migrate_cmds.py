@@ -13,11 +13,11 @@ from controller.backups.store import open_store
 from controller.cli.backup_cmds import add_store_key_argument
 from controller.cli.files import create_output_dir, discard, shown
 from controller.cli.inputs import plan_options, resolve_database
+from controller.commands.export import export
+from controller.commands.migrate import MigrationRequest, migrate, plan_only
+from controller.commands.rollback import rollback
 from controller.engine.render import plan_json, plan_markdown, plan_text
 from controller.errors import FerryError, PermanentError
-from controller.reconcile.export import export
-from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
-from controller.reconcile.rollback import rollback
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""Kopf handlers: the only Kopf importer; thin adapters from events to ``reconcile``.
+"""Kopf handlers: the only Kopf importer; thin adapters from events to ``flows``.
 
 Each handler parses nothing itself: it hands the body to one reconcile function with
 the shared :class:`~controller.k8s.client.Cluster`, writes the returned status, posts

@@ -7,8 +7,8 @@ from typing import Any
 
 import kopf
 
+from controller.flows.outcome import Outcome
 from controller.k8s.client import Cluster, KubeCluster
-from controller.reconcile.outcome import Outcome
 
 _cluster: Cluster | None = None
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import kopf
 
+from controller.flows.migration import FINISHED, ledger_id, reconcile_migration
+from controller.flows.unexpected import guarded
 from controller.handlers import failpoints, metrics
 from controller.handlers.common import cluster, now, write
 from controller.k8s.client import GROUP, VERSION
-from controller.reconcile.migration_flow import FINISHED, ledger_id, reconcile_migration
-from controller.reconcile.unexpected import guarded
 
 FAULT = failpoints.from_environment()
 

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from controller.backups.manifest import FORMAT_VERSION
 from controller.backups.store import FilesystemStore
+from controller.commands.backup import create_backup, restore, verify
 from controller.errors import CheckFailed, InvalidInput, PermanentError
-from controller.reconcile.backup import create_backup, restore, verify
 from tests.db.dbhelpers import dump, execute, q, rows
 from tests.fixtures import nocobase_shape as shape
 

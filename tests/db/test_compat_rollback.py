@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from controller.backups.store import FilesystemStore
+from controller.commands.rollback import rollback
 from controller.errors import CheckFailed
-from controller.reconcile.rollback import rollback
 from tests.db.dbhelpers import execute, rows
 
 COMPAT = Path(__file__).resolve().parents[1] / "fixtures" / "compat" / "v1"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.reconcile.export import export
-from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
-from controller.reconcile.planning import PlanOptions
+from controller.commands.export import export
+from controller.commands.migrate import MigrationRequest, migrate, plan_only
+from controller.commands.planning import PlanOptions
 from tests.fixtures import nocobase_shape as shape
 
 MakeDb = Callable[..., str]

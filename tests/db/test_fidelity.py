@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql
 
 from controller.api.rules import Rule, RulesSpec
+from controller.commands.migrate import MigrationRequest, migrate
+from controller.commands.planning import PlanOptions
 from controller.engine.profiles import Profile
-from controller.reconcile.migrate import MigrationRequest, migrate
-from controller.reconcile.planning import PlanOptions
 
 MakeDb = Callable[..., str]
 DIALECTS = ["sqlite", "postgresql", "mysql"]

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.commands.export import export
+from controller.commands.migrate import plan_only
+from controller.commands.planning import PlanOptions
 from controller.errors import InvalidInput, TemporaryError
 from controller.gitsource.repository import (
     GitCredentials,
@@ -31,9 +34,6 @@ from controller.gitsource.repository import (
     credentials_from_secret,
     redact_url,
 )
-from controller.reconcile.export import export
-from controller.reconcile.migrate import plan_only
-from controller.reconcile.planning import PlanOptions
 from tests.fixtures import nocobase_shape as shape
 from tests.harness import gitserver
 from tests.harness.gitserver import GitServer, SSHGitServer, fingerprint

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from controller.backups.archive import read_member
 from controller.backups.store import FilesystemStore
+from controller.commands.backup import create_backup, restore
 from controller.db import pg_fast
-from controller.reconcile.backup import create_backup, restore
 from tests.db.dbhelpers import dump, execute
 
 MakeDb = Callable[..., str]

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from controller.api.rules import Rule, RulesSpec, TableRule
+from controller.commands.migrate import MigrationRequest, migrate, plan_only
+from controller.commands.planning import PlanOptions
 from controller.errors import CheckFailed
-from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
-from controller.reconcile.planning import PlanOptions
 from tests.db.dbhelpers import dump, execute, q, rows
 from tests.fixtures import nocobase_shape as shape
 

@@ -10,10 +10,10 @@ import pytest
 
 from controller.backups.manifest import Manifest
 from controller.backups.store import FilesystemStore
+from controller.commands.backup import restore
+from controller.commands.migrate import MigrationRequest, migrate
+from controller.commands.rollback import rollback
 from controller.errors import CheckFailed, PermanentError, Unreachable
-from controller.reconcile.backup import restore
-from controller.reconcile.migrate import MigrationRequest, migrate
-from controller.reconcile.rollback import rollback
 from tests.db.dbhelpers import dump, execute, q, rows
 from tests.fixtures import nocobase_shape as shape
 

@@ -16,11 +16,11 @@ import sqlalchemy as sa
 
 from controller.api.rules import Rule, RulesSpec, TableRule
 from controller.backups.store import FilesystemStore
+from controller.commands.migrate import MigrationRequest, migrate
+from controller.commands.planning import PlanOptions
+from controller.commands.rollback import rollback
 from controller.engine.profiles import Profile
 from controller.errors import CheckFailed
-from controller.reconcile.migrate import MigrationRequest, migrate
-from controller.reconcile.planning import PlanOptions
-from controller.reconcile.rollback import rollback
 from tests.db.dbhelpers import dump, execute, q, rows
 
 MakeDb = Callable[..., str]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from controller.api.rules import Rule, RulesSpec, TableRule, parse_rules
+from controller.commands.migrate import MigrationRequest, migrate, plan_only
+from controller.commands.planning import PlanOptions
 from controller.engine.profiles import Profile
 from controller.errors import CheckFailed
-from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
-from controller.reconcile.planning import PlanOptions
 from tests.db.dbhelpers import dump, execute, q, rows
 
 MakeDb = Callable[..., str]

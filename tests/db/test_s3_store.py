@@ -18,8 +18,8 @@ from controller.backups.manifest import canonical
 from controller.backups.s3store import S3Store
 from controller.backups.store import open_store
 from controller.cli.main import main
+from controller.commands.backup import create_backup, restore, verify
 from controller.errors import CheckFailed, InvalidInput, PermanentError
-from controller.reconcile.backup import create_backup, restore, verify
 from tests.db.dbhelpers import dump
 from tests.fixtures import nocobase_shape as shape
 from tests.harness.s3server import RunningS3

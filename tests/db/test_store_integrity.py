@@ -28,8 +28,8 @@ from controller.backups.keyring import parse_keyring
 from controller.backups.manifest import FORMAT_VERSION, Manifest, canonical
 from controller.backups.manifest_reader import parse_manifest
 from controller.backups.store import FilesystemStore
+from controller.commands.backup import create_backup, restore, verify
 from controller.errors import FerryError, InvalidInput
-from controller.reconcile.backup import create_backup, restore, verify
 from tests.db.dbhelpers import dump
 from tests.hostile import assert_refused, run_cli
 
@@ -740,7 +740,7 @@ def _environment(store: Path) -> dict[str, Any]:
 
 
 def test_environment_store_is_signed_with_its_secret(world: World) -> None:
-    from controller.reconcile.environments import resolve
+    from controller.commands.environments import resolve
 
     cluster = _Secrets({("store-key", "keyring"): world.key.read_text()})
     env = resolve(_environment(world.store), cluster)  # type: ignore[arg-type]
@@ -753,7 +753,7 @@ def test_environment_store_is_signed_with_its_secret(world: World) -> None:
 
 
 def test_environment_store_key_errors_name_the_secret_not_the_key(world: World) -> None:
-    from controller.reconcile.environments import resolve
+    from controller.commands.environments import resolve
 
     bad = "c2VjcmV0LWJ1dC10b28tc2hvcnQ="
     cluster = _Secrets({("store-key", "keyring"): bad})

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
+from controller.commands.variables import Variable, sync_variables
 from controller.engine import nocobase_secrets
 from controller.errors import InvalidInput
-from controller.reconcile.variables import Variable, sync_variables
 from tests.db.dbhelpers import rows
 from tests.fixtures import nocobase_shape as shape
 

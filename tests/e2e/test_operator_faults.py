@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from controller.reconcile.migrate import plan_only
-from controller.reconcile.planning import PlanOptions
+from controller.commands.migrate import plan_only
+from controller.commands.planning import PlanOptions
 from tests.db.dbhelpers import dump, rows
 from tests.e2e.conftest import Kubectl
 from tests.e2e.operator import Operator
@@ -170,7 +170,7 @@ def test_a_failure_after_the_commit_is_a_success_with_a_warning(
 def test_promotion_from_a_git_revision(
     kubectl: Kubectl, namespace: str, operator: Any, envs: dict[str, str], tmp_path: Path
 ) -> None:
-    from controller.reconcile.export import export
+    from controller.commands.export import export
 
     repo = tmp_path / "config-repo"
     repo.mkdir()

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from controller.api.rules import parse_rules
-from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
-from controller.reconcile.planning import PlanOptions
+from controller.commands.migrate import MigrationRequest, migrate, plan_only
+from controller.commands.planning import PlanOptions
 from tests.db.dbhelpers import dump
 from tests.harness.cluster import REPO_ROOT
 from tests.nocobase import builder as b

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from controller.backups.store import FilesystemStore
+from controller.commands.backup import create_backup, restore
+from controller.commands.migrate import MigrationRequest, migrate, plan_only
+from controller.commands.planning import PlanOptions
+from controller.commands.rollback import rollback
 from controller.errors import CheckFailed
-from controller.reconcile.backup import create_backup, restore
-from controller.reconcile.migrate import MigrationRequest, migrate, plan_only
-from controller.reconcile.planning import PlanOptions
-from controller.reconcile.rollback import rollback
 from tests.db.dbhelpers import dump, rows
 from tests.harness.nocobase import NocoBaseApp
 from tests.nocobase import builder as b

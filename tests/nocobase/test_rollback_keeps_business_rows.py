@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from controller.backups.store import FilesystemStore
+from controller.commands.migrate import MigrationRequest, migrate
+from controller.commands.rollback import rollback
 from controller.errors import CheckFailed
-from controller.reconcile.migrate import MigrationRequest, migrate
-from controller.reconcile.rollback import rollback
 from tests.harness.nocobase import NocoBaseApp
 from tests.nocobase import builder as b
 from tests.nocobase.conftest import AppFactory

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from controller.reconcile import environments
-from controller.reconcile.migrate import MigrationResult
-from controller.reconcile.migration_flow import (
+from controller.commands import environments
+from controller.commands.migrate import MigrationResult
+from controller.flows.migration import (
     WARNED_REASON,
     WARNINGS_CONDITION,
     _Flow,

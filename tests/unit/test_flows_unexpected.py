@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from controller.errors import InvalidInput, TemporaryError
-from controller.reconcile.outcome import Outcome
-from controller.reconcile.unexpected import ATTEMPTS, REASON, describe, guarded
+from controller.flows.outcome import Outcome
+from controller.flows.unexpected import ATTEMPTS, REASON, describe, guarded
 
 NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
 

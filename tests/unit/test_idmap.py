@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from controller.engine.idmap import Translation, match_ids
+from controller.engine.idmapping import map_ids
 from controller.engine.model import Column, ColumnType, DatabaseSchema, Kind, TableSchema
 from controller.engine.plan import KeySpec
 from controller.engine.profiles import Profile
 from controller.engine.references import merged, profile_references
-from controller.reconcile.idmapping import map_ids
 
 INT = ColumnType(kind=Kind.INTEGER)
 TEXT = ColumnType(kind=Kind.TEXT)

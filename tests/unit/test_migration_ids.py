@@ -63,7 +63,7 @@ def test_a_huge_id_is_shown_cut() -> None:
 
 
 def test_the_operators_ids_fit_the_ledger_for_the_longest_names() -> None:
-    from controller.reconcile.migration_flow import ledger_id
+    from controller.flows.migration import ledger_id
 
     meta = {"namespace": "n" * 63, "name": "m" * 253, "uid": "0123456789abcdef"}
     other = {**meta, "name": "m" * 252 + "x"}

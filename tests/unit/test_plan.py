@@ -9,13 +9,13 @@ import pytest
 
 from controller.api.rules import Rule
 from controller.engine.catalog import Category
+from controller.engine.indexing import source_shape
 from controller.engine.model import Column, ColumnType, DatabaseSchema, Kind, TableSchema
 from controller.engine.plan import Plan, build_plan, key_spec
 from controller.engine.render import plan_json, plan_markdown, plan_text
 from controller.engine.rowindex import RowShape, build_index
 from controller.engine.rules import Resolved
 from controller.errors import CheckFailed, InvalidInput
-from controller.reconcile.planning import source_shape
 
 ROUTES = TableSchema(
     "desktopRoutes",

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from controller.api.schedule import BackupScheduleSpec, Retention, parse_backup_schedule
+from controller.commands.backup import match_tables
 from controller.errors import InvalidInput
-from controller.reconcile.backup import match_tables
-from controller.reconcile.backup_flow import human_size
-from controller.reconcile.schedule_flow import (
+from controller.flows.backup import human_size
+from controller.flows.schedule import (
     ADOPTED_FROM,
     SCHEDULE_LABEL,
     backup_body,

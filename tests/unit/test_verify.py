@@ -9,8 +9,8 @@ import pytest
 
 from controller.api.rules import Rule
 from controller.engine.rowindex import RowIndex, RowShape, build_index
+from controller.engine.verify import verify
 from controller.errors import PermanentError
-from controller.reconcile.verify import verify
 from tests.unit.test_plan import ROUTES, _plan
 
 HOME, ORDERS, OLD = (1, "home", "Home"), (2, "orders", "Orders"), (4, "old", "Old")

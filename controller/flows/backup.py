@@ -15,14 +15,14 @@ from typing import Any
 
 from controller.api.backup import DeletionPolicy, parse_backup
 from controller.backups.manifest import Manifest
+from controller.commands import environments
+from controller.commands.backup import create_backup
 from controller.errors import FerryError, InvalidInput, TemporaryError
+from controller.flows.oneshot import OneShot, backoff
+from controller.flows.outcome import Event, Outcome
+from controller.flows.schedule import pinned_backup_ids
+from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
-from controller.reconcile import environments
-from controller.reconcile.backup import create_backup
-from controller.reconcile.oneshot import OneShot, backoff
-from controller.reconcile.outcome import Event, Outcome
-from controller.reconcile.schedule_flow import pinned_backup_ids
-from controller.reconcile.status import timestamp
 
 FINISHED = frozenset({"Completed", "Failed"})
 GLOB_CHARS = frozenset("*?[")

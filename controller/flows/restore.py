@@ -7,7 +7,7 @@ Environment's store, or in every Environment's store when no target is given).
 restored, business rows written since survive, and rows edited since stop it unless
 ``force``. Restores and Migrations take turns on one environment (``queue``). Refusals
 (a damaged or incompatible backup, later edits) end it as Failed with every problem
-listed; a failed restore leaves the target as it was (see ``reconcile.backup``).
+listed; a failed restore leaves the target as it was (see ``commands.backup``).
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from typing import Any
 from controller.api.restore import RestoreSpec, parse_restore
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
+from controller.commands import environments
+from controller.commands.backup import restore
+from controller.commands.rollback import rollback
 from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError, TemporaryError
+from controller.flows.environment import new_baseline
+from controller.flows.oneshot import OneShot, backoff
+from controller.flows.outcome import Event, Outcome
+from controller.flows.queue import earlier_writer, is_ready
+from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
-from controller.reconcile import environments
-from controller.reconcile.backup import restore
-from controller.reconcile.environment_flow import new_baseline
-from controller.reconcile.oneshot import OneShot, backoff
-from controller.reconcile.outcome import Event, Outcome
-from controller.reconcile.queue import earlier_writer, is_ready
-from controller.reconcile.rollback import rollback
-from controller.reconcile.status import timestamp
 
 FINISHED = frozenset({"Completed", "Failed", "Reverted"})
 BACKUP_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]+$")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from controller.flows.outcome import Event, Outcome
+from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
-from controller.reconcile.outcome import Event, Outcome
-from controller.reconcile.status import StatusPatch, timestamp
 
 
 def backoff(retry: int, floor: float = 5.0) -> float:

@@ -33,9 +33,9 @@ from controller.api.schedule import (
 )
 from controller.backups.retention import Candidate, Policy, select_for_deletion
 from controller.errors import InvalidInput, TemporaryError
+from controller.flows.outcome import Event, Outcome
+from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import GROUP, VERSION, Cluster
-from controller.reconcile.outcome import Event, Outcome
-from controller.reconcile.status import StatusPatch, timestamp
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
 ADOPTED_FROM = "ferry.dev/adopted-from"  # annotation: the schedule an adopted Backup had

@@ -20,6 +20,7 @@ from typing import Any
 
 import zstandard
 
+from controller.engine.indexing import index_as
 from controller.engine.model import ColumnType, TableSchema
 from controller.engine.plan import KeySpec, TablePlan
 from controller.engine.rowindex import CanonKey, RowIndex, row_digest
@@ -36,7 +37,6 @@ from controller.engine.undo import (
     TableRecord,
 )
 from controller.errors import CheckFailed
-from controller.reconcile.planning import index_as
 
 FORMAT = 2
 

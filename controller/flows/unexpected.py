@@ -25,9 +25,9 @@ from typing import Any
 
 from controller.db.connect import scrub
 from controller.errors import FerryError, TemporaryError
-from controller.reconcile.oneshot import backoff
-from controller.reconcile.outcome import Event, Outcome
-from controller.reconcile.status import StatusPatch, timestamp
+from controller.flows.oneshot import backoff
+from controller.flows.outcome import Event, Outcome
+from controller.flows.status import StatusPatch, timestamp
 
 ATTEMPTS = 3
 ONE_SHOT_KINDS = frozenset({"Migration", "Backup", "Restore"})

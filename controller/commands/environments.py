@@ -16,15 +16,15 @@ from controller.api.resources import SecretKeyRef
 from controller.backups.keyring import StoreKeyring, parse_keyring
 from controller.backups.s3store import S3Store, s3_client
 from controller.backups.store import BackupStore, FilesystemStore
+from controller.commands.backup import app_version
+from controller.commands.fingerprint import Fingerprint, configuration_fingerprint
+from controller.commands.variables import Variable, VariableSync, sync_variables
 from controller.db.connect import build_url, redact
 from controller.db.database import Database
 from controller.engine import nocobase_secrets
 from controller.engine.profiles import Profile
 from controller.errors import InvalidInput
 from controller.k8s.client import Cluster
-from controller.reconcile.backup import app_version
-from controller.reconcile.fingerprint import Fingerprint, configuration_fingerprint
-from controller.reconcile.variables import Variable, VariableSync, sync_variables
 
 
 @dataclass(frozen=True)

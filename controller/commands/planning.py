@@ -6,21 +6,21 @@ target may be a read snapshot or the locked write session that will apply the pl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from controller.api.rules import Rule, RulesSpec
 from controller.engine import checks
 from controller.engine.catalog import nocobase_catalog
-from controller.engine.model import ColumnType, DatabaseSchema, TableSchema
+from controller.engine.idmapping import IdMapping, map_ids
+from controller.engine.indexing import index_target, source_shape
+from controller.engine.model import DatabaseSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
 from controller.engine.references import merged, profile_references
-from controller.engine.rowindex import RowIndex, RowShape, build_index
+from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import resolve_rules
 from controller.engine.source import SnapshotSource
 from controller.errors import CheckFailed
-from controller.reconcile.idmapping import IdMapping, map_ids
 
 
 @dataclass(frozen=True)
@@ -61,45 +61,6 @@ def _target_variables(target: SnapshotSource, schema: DatabaseSchema) -> frozens
         if table is not None and table.column("name") is not None:
             return frozenset(str(r[0]) for r in _all_rows(target, name, ["name"]))
     return None
-
-
-def source_shape(table: TableSchema, ks: KeySpec) -> RowShape:
-    return RowShape(
-        table.name,
-        table.column_names,
-        [c.type for c in table.columns],
-        key_columns=ks.key,
-        compared_columns=ks.compared,
-        pk_columns=ks.pk,
-        side="source",
-    )
-
-
-def index_as(
-    target: SnapshotSource, table: TableSchema, ks: KeySpec, types: Mapping[str, ColumnType]
-) -> RowIndex:
-    """Index ``table``'s rows of ``target`` through ``ks``, canonicalising each column with
-    ``types`` where it names one (the source's types, so both sides compare alike)."""
-    wanted = set(ks.compared) | set(ks.key) | set(ks.pk)
-    columns = [c.name for c in table.columns if c.name in wanted]
-    shape = RowShape(
-        table.name,
-        columns,
-        [types.get(c.name) or c.type for c in table.columns if c.name in wanted],
-        key_columns=ks.key,
-        compared_columns=ks.compared,
-        pk_columns=ks.pk,
-        side="target",
-    )
-    return build_index(shape, target.batches(table.name, columns))
-
-
-def index_target(
-    target: SnapshotSource, source: TableSchema, tgt: TableSchema | None, ks: KeySpec
-) -> RowIndex:
-    if tgt is None:
-        return RowIndex(source.name, ks.key, ks.compared)
-    return index_as(target, tgt, ks, {c.name: c.type for c in source.columns})
 
 
 def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions) -> Prepared:

@@ -19,19 +19,20 @@ from controller.api.ids import validate_migration_id
 from controller.backups import layout
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
+from controller.commands.backup import create_backup, restore
+from controller.commands.planning import PlanOptions, Prepared, prepare
+from controller.commands.sources import open_source, same_database
 from controller.db.connect import default_environment
 from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
+from controller.engine import post_state
+from controller.engine.indexing import index_target
 from controller.engine.plan import Plan
 from controller.engine.rowindex import RowIndex
 from controller.engine.schema_diff import CreateTable
 from controller.engine.source import SnapshotSource
+from controller.engine.verify import verify
 from controller.errors import CheckFailed, FerryError, InvalidInput
-from controller.reconcile import post_state
-from controller.reconcile.backup import create_backup, restore
-from controller.reconcile.planning import PlanOptions, Prepared, index_target, prepare
-from controller.reconcile.sources import open_source, same_database
-from controller.reconcile.verify import verify
 
 Fault = Callable[[str], None]
 

@@ -11,12 +11,13 @@ import hashlib
 from dataclasses import dataclass
 
 from controller.api.rules import Rule, RulesSpec, TableRule
+from controller.commands.planning import collections_of
 from controller.engine.catalog import Category
+from controller.engine.indexing import index_target
 from controller.engine.plan import key_spec, schema_fingerprint
 from controller.engine.profiles import Profile, classify
 from controller.engine.rules import resolve_rules
 from controller.engine.source import SnapshotSource
-from controller.reconcile.planning import collections_of, index_target
 
 
 @dataclass(frozen=True)

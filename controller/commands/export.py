@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.commands.planning import PlanOptions, collections_of
 from controller.db.database import Database
 from controller.engine.catalog import nocobase_catalog
 from controller.engine.profiles import Profile, classify
@@ -14,7 +15,6 @@ from controller.engine.rules import resolve_rules
 from controller.errors import CheckFailed
 from controller.gitsource.export import table_document, write_snapshot
 from controller.gitsource.snapshot_dir import Manifest
-from controller.reconcile.planning import PlanOptions, collections_of
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,18 @@ from typing import Any
 
 from controller.api.ids import MIGRATION_ID_MAX
 from controller.api.migration import MigrationSpec, parse_migration
+from controller.commands import environments
+from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
+from controller.commands.planning import PlanOptions
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
+from controller.flows.environment import new_baseline
+from controller.flows.outcome import Event, Outcome
+from controller.flows.queue import earlier_writer, is_ready
+from controller.flows.status import StatusPatch, timestamp
 from controller.gitsource.repository import checkout, credentials_from_secret
 from controller.k8s.client import Cluster
-from controller.reconcile import environments
-from controller.reconcile.environment_flow import new_baseline
-from controller.reconcile.migrate import MigrationRequest, MigrationResult, migrate, plan_only
-from controller.reconcile.outcome import Event, Outcome
-from controller.reconcile.planning import PlanOptions
-from controller.reconcile.queue import earlier_writer, is_ready
-from controller.reconcile.status import StatusPatch, timestamp
 
 FINISHED = frozenset({"Succeeded", "Failed", "RolledBack"})
 # A committed migration whose later steps failed: Succeeded, with this condition True.

@@ -21,8 +21,11 @@ from controller.backups import layout
 from controller.backups.archive import read_member
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
+from controller.commands.backup import create_backup, restore
 from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
+from controller.engine import post_state
+from controller.engine.indexing import index_as
 from controller.engine.model import TableSchema
 from controller.engine.plan import KeySpec
 from controller.engine.rowindex import CanonKey, RowIndex, RowShape
@@ -44,9 +47,6 @@ from controller.errors import (
     PermanentError,
     TemporaryError,
 )
-from controller.reconcile import post_state
-from controller.reconcile.backup import create_backup, restore
-from controller.reconcile.planning import index_as
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ import datetime as dt
 from typing import Any
 
 from controller.api.environment import ConfigChanges
+from controller.commands.environments import observe, resolve
 from controller.errors import FerryError, InvalidInput, TemporaryError
+from controller.flows.outcome import Event, Outcome
+from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
-from controller.reconcile.environments import observe, resolve
-from controller.reconcile.outcome import Event, Outcome
-from controller.reconcile.status import StatusPatch, timestamp
 
 
 def reconcile_environment(
