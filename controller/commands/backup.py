@@ -339,7 +339,7 @@ def restore(
         try:
             rows, undone = _apply_restore(db, store, manifest, selected, to_drop, fault, whole)
         except FerryError as err:
-            raise _revert(err, db, store, url, safety_id, selected) from err
+            raise revert_failed_write(err, db, store, safety_id, selected) from err
         return RestoreResult(
             manifest, tuple(selected), tuple(to_drop), rows, safety_id, tuple(undone)
         )
@@ -347,39 +347,38 @@ def restore(
         db.dispose()
 
 
-def _revert(
+def revert_failed_write(
     err: FerryError,
     db: Database,
     store: BackupStore,
-    url: str,
     safety_id: str | None,
-    selected: list[str],
+    selected: Sequence[str],
+    what: str = "restore",
 ) -> FerryError:
-    if isinstance(err, TemporaryError) and db.dialect != "mysql":  # busy: retry later
-        return type(err)(
-            f"restore failed: {err.message}; the target is unchanged (the transaction was "
-            "rolled back)",
-            delay=err.delay,
-            reason=err.reason,
-        )
+    """What to report when a restore (or a rollback, ``what``) failed while writing:
+    elsewhere its transaction rolled back; on MySQL/MariaDB, where DDL commits on its
+    own, the touched tables go back to the safety backup first."""
+    reason = f"{what.capitalize()}Failed"
     if db.dialect != "mysql":
-        return PermanentError(
-            f"restore failed: {err.message}; the target is unchanged (the "
-            "transaction was rolled back)",
-            reason="RestoreFailed",
+        unchanged = (
+            f"{what} failed: {err.message}; the target is unchanged (the transaction was "
+            "rolled back)"
         )
+        if isinstance(err, TemporaryError):  # busy or dropped: worth a retry
+            return type(err)(unchanged, delay=err.delay, reason=err.reason)
+        return PermanentError(unchanged, reason=reason)
     if safety_id is None:
         return PermanentError(
-            f"restore failed: {err.message}; MySQL/MariaDB may have kept "
-            "part of it and no safety backup was taken",
-            reason="RestoreFailed",
+            f"{what} failed: {err.message}; MySQL/MariaDB may have kept part of it and no "
+            "safety backup was taken",
+            reason=reason,
         )
     safety = store.manifest(safety_id)
     created = [t for t in selected if t not in safety.tables]
     _apply_restore(db, store, safety, safety.tables, created, None)
     return PermanentError(
-        f"restore failed: {err.message}; the target was reverted to safety backup {safety_id}",
-        reason="RestoreFailed",
+        f"{what} failed: {err.message}; the target was put back from safety backup {safety_id}",
+        reason=reason,
     )
 
 

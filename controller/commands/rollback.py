@@ -21,7 +21,7 @@ from controller.backups import layout
 from controller.backups.archive import read_member
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
-from controller.commands.backup import create_backup, restore
+from controller.commands.backup import create_backup, revert_failed_write
 from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
 from controller.engine import post_state
@@ -44,8 +44,6 @@ from controller.errors import (
     CheckFailed,
     FerryError,
     InvalidInput,
-    PermanentError,
-    TemporaryError,
 )
 
 
@@ -86,9 +84,7 @@ def rollback(
     except FerryError as err:
         if isinstance(err, InvalidInput) or not run.changing:
             raise  # nothing was changed: the error as it is (a busy target: 75)
-        if isinstance(err, TemporaryError) and db.dialect != "mysql":
-            raise  # the transaction was rolled back: nothing changed, worth a retry
-        raise _failed(err, db, store, url, run.safety) from err
+        raise revert_failed_write(err, db, store, run.safety, run.tables, "rollback") from err
     finally:
         db.dispose()
 
@@ -97,6 +93,7 @@ class _Rollback:
     def __init__(self, store: BackupStore, migration_id: str, url: str, force: bool) -> None:
         self.store, self.migration_id, self.url, self.force = store, migration_id, url, force
         self.safety: str | None = None
+        self.tables: list[str] = []  # what the safety backup holds
         self.changing = False
 
     def execute(self, session: WriteSession) -> RollbackResult:
@@ -105,7 +102,8 @@ class _Rollback:
         records = _records(self.store, manifest, entry)
         edits, indexes = later_edits(session, records)
         _refuse_unless_forced(self.migration_id, edits, self.force)
-        self.safety = _safety_backup(self.url, self.store, manifest, list(indexes))
+        self.tables = list(indexes)
+        self.safety = _safety_backup(self.url, self.store, manifest, self.tables)
         self.changing = True
         rows = _revert(session, self.store, manifest, records, indexes)
         session.ledger_record(_rolled_back(entry, self.safety, len(edits)))
@@ -321,27 +319,4 @@ def _rolled_back(entry: LedgerEntry, safety: str | None, discarded: int) -> Ledg
         result="rolled-back",
         finished_at=now(),
         summary={**entry.summary, "rolledBackAt": undo["at"], "rollback": undo},
-    )
-
-
-def _failed(
-    err: FerryError, db: Database, store: BackupStore, url: str, safety: str | None
-) -> FerryError:
-    """The rollback's transaction failed: elsewhere nothing changed; on MySQL/MariaDB,
-    where DDL commits on its own, the tables go back to the safety backup."""
-    if db.dialect != "mysql":
-        return PermanentError(
-            f"rollback failed: {err.message}; the target is unchanged (the transaction "
-            "was rolled back)",
-            reason="RollbackFailed",
-        )
-    if safety is None:
-        return PermanentError(
-            f"rollback failed: {err.message}; MySQL/MariaDB may have kept part of it",
-            reason="RollbackFailed",
-        )
-    restore(store, safety, url, whole=False, safety=False)
-    return PermanentError(
-        f"rollback failed: {err.message}; the target was put back from safety backup {safety}",
-        reason="RollbackFailed",
     )

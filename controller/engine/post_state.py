@@ -179,17 +179,20 @@ def decode(data: bytes, where: str) -> dict[str, TableRecord]:
         ) from err
 
 
-def _types(doc: dict[str, Any]) -> dict[str, ColumnType]:
-    return {c: ColumnType.from_dict(v) for c, v in doc.items()}
+def _identity(table: str, t: dict[str, Any]) -> dict[str, Any]:
+    """The fields both formats share: how the table's rows are keyed and digested."""
+    return {
+        "table": table,
+        "key": tuple(t["key"]),
+        "compared": tuple(t["compared"]),
+        "pk": tuple(t["pk"]),
+        "types": {c: ColumnType.from_dict(v) for c, v in t["types"].items()},
+    }
 
 
 def _record(table: str, t: dict[str, Any]) -> TableRecord:
     return TableRecord(
-        table=table,
-        key=tuple(t["key"]),
-        compared=tuple(t["compared"]),
-        pk=tuple(t["pk"]),
-        types=_types(t["types"]),
+        **_identity(table, t),
         ops=tuple((str(op), str(name)) for op, name in t["ops"]),
         written={tuple(k): d for k, d in t["written"]},
         keyless_after=t["keylessAfter"],
@@ -212,11 +215,7 @@ def _record_v1(table: str, t: dict[str, Any]) -> TableRecord:
     deleted by the migration."""
     keyless = dict(t["keyless"]) if not t["key"] else None
     return TableRecord(
-        table=table,
-        key=tuple(t["key"]),
-        compared=tuple(t["compared"]),
-        pk=tuple(t["pk"]),
-        types=_types(t["types"]),
+        **_identity(table, t),
         written={tuple(k): d for k, d in t["rows"]},
         keyless_after=keyless,
         complete=False,
