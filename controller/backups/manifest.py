@@ -124,4 +124,9 @@ def parse_manifest(text: str, where: str) -> Manifest:
         raise InvalidInput(f"{where}: malformed manifest ({err})") from err
     if data.get("checksum") != manifest.checksum:
         raise InvalidInput(f"{where}: the manifest's checksum does not match its members")
+    for member in manifest.members:  # schemas become DDL: checked before any restore
+        try:
+            TableSchema.from_dict(member.schema, manifest.dialect)
+        except InvalidInput as err:
+            raise InvalidInput(f"{where}: {err}") from None
     return manifest
