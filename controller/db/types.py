@@ -263,7 +263,14 @@ def _decimal_for(dialect: str) -> Callable[[Any], Any]:
 
 
 def _float(value: Any) -> Any:
-    return float(value) if isinstance(value, (int, Decimal, str)) and value != "" else value
+    """A float for the driver; text that is not a number (or an int beyond a double)
+    goes through as it is, for the database to refuse with its own error."""
+    if isinstance(value, (int, Decimal, str)) and value != "":
+        try:
+            return float(value)
+        except (ValueError, ArithmeticError):
+            return value
+    return value
 
 
 def _text(value: Any) -> Any:

@@ -74,10 +74,11 @@ def read_inside(root: Path, path: Path, limit: int) -> bytes:
         raise
     except OSError as err:
         raise InvalidInput(f"{path}: cannot be read ({err.strerror})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise InvalidInput(f"{path}: not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidInput(f"{path}: not a regular file")
         if info.st_size > limit:
             raise InvalidInput(f"{path}: larger than {limit} bytes")
         data = handle.read(limit + 1)
@@ -194,10 +195,9 @@ class SnapshotDirectory:
             tables = {}
             for name in self.manifest.tables:
                 path = table_file(self.root, name)
+                document = self._table_data(name)["schema"]
                 try:
-                    schema = TableSchema.from_dict(
-                        self._table_data(name)["schema"], self.manifest.dialect
-                    )
+                    schema = TableSchema.from_dict(document, self.manifest.dialect)
                 except InvalidInput as err:
                     raise InvalidInput(f"{path}: {err}") from None
                 if schema.name != name:

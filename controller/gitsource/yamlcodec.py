@@ -191,8 +191,9 @@ def load(text: str) -> Any:
     """Parse one document; :class:`YamlRefused` (InvalidInput) on anything refused."""
     if len(text) > MAX_TEXT:
         raise YamlRefused(f"larger than {MAX_TEXT // (1024 * 1024)} MiB")
-    loader = Loader(text)
+    loader = None
     try:
+        loader = Loader(text)  # the reader checks every character here
         return loader.get_single_data()
     except YamlRefused:
         raise
@@ -205,7 +206,8 @@ def load(text: str) -> Any:
     except RecursionError:
         raise YamlRefused("nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def depth(value: Any, limit: int = MAX_DEPTH) -> int:
