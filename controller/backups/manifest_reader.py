@@ -115,13 +115,19 @@ def _timestamp(data: dict[str, Any], name: str, where: str) -> str:
     return str(value)
 
 
-def _table_schema(member: dict[str, Any], table: str, where: str) -> dict[str, Any]:
+def _table_schema(
+    member: dict[str, Any], table: str, where: str, dialect: str | None
+) -> dict[str, Any]:
+    """The member's table schema, checked as a snapshot's is (names, types and defaults
+    against the manifest's dialect): it becomes DDL when the backup is restored."""
     schema = member.get("schema")
     if not isinstance(schema, dict):
         _fail(where, "field schema must be an object")
     try:
-        parsed = TableSchema.from_dict(schema)
+        parsed = TableSchema.from_dict(schema, dialect)
         names = [c.name for c in parsed.columns]
+    except InvalidInput as err:
+        _fail(where, err.message)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         _fail(where, f"malformed table schema ({type(err).__name__}: {str(err)[:80]})")
     if parsed.name != table:
@@ -142,7 +148,7 @@ def _sqlite_classes(member: dict[str, Any], where: str) -> dict[str, list[str]]:
     return classes  # type: ignore[no-any-return]
 
 
-def _member(item: object, index: int, where: str) -> Member:
+def _member(item: object, index: int, where: str, dialect: str | None) -> Member:
     here = f"{where}: member {index}"
     if not isinstance(item, dict):
         _fail(here, "must be an object")
@@ -163,7 +169,7 @@ def _member(item: object, index: int, where: str) -> Member:
         rows=_count(item, "rows", here),
         bytes=_count(item, "bytes", here),
         sha256=sha,
-        schema=_table_schema(item, table, here),
+        schema=_table_schema(item, table, here, dialect),
         sqlite_classes=_sqlite_classes(item, here),
     )
 
@@ -172,7 +178,8 @@ def _members(data: dict[str, Any], where: str) -> tuple[Member, ...]:
     items = data.get("members")
     if not isinstance(items, list):
         _fail(where, "field members must be a list")
-    members = tuple(_member(item, i, where) for i, item in enumerate(items))
+    dialect = data.get("dialect") if data.get("dialect") in DIALECTS else None
+    members = tuple(_member(item, i, where, dialect) for i, item in enumerate(items))
     for what, values in (("table", [m.table for m in members]), ("key", [m.key for m in members])):
         if len(set(values)) != len(values):
             _fail(where, f"two members have the same {what}")

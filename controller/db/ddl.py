@@ -1,4 +1,11 @@
-"""Execute schema operations of a plan on the target dialect."""
+"""Execute schema operations of a plan on the target dialect.
+
+Every piece of DDL text is produced here from checked parts: names quoted by the
+dialect (after :func:`check_name` for the target), types re-rendered from their parse
+(:func:`controller.db.types.ddl_type`), defaults from :func:`default_clause`. The
+readers already refused bad schemas; this is the second fence, so no path can paste
+text it was given.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from controller.db.types import ddl_type
+from controller.engine.identifiers import check_name
 from controller.engine.model import Column, Index, Kind, TableSchema
 from controller.engine.schema_diff import (
     AddColumn,
@@ -19,19 +27,48 @@ from controller.engine.schema_diff import (
 from controller.engine.schema_diff import (
     CreateTable as CreateTableOp,
 )
+from controller.engine.sqldefaults import parse_default
 
 _UNINDEXABLE_ON_MYSQL = (Kind.TEXT, Kind.JSON, Kind.BINARY)
 
 
-def _sa_column(col: Column, dialect: str, same: bool, pk: tuple[str, ...]) -> sa.Column[Any]:
+def default_clause(col: Column, table: str, dialect: str, what: str) -> str | sa.TextClause | None:
+    """The server default of ``col`` as SQLAlchemy renders it: a string (quoted as a
+    literal by the dialect), or SQL text Ferry produced (numbers, booleans, NULL, the
+    allow-listed expressions); never the text that was read."""
+    if col.default is None:
+        return None
+    parsed = parse_default(col.default, dialect, table=table, column=col.name, what=what)
+    if parsed.kind == "literal":
+        value = parsed.value
+        if isinstance(value, str):
+            return value
+        if value is None:
+            sql = "NULL"
+        elif isinstance(value, bool):
+            sql = "TRUE" if value else "FALSE"
+        else:
+            sql = str(value)  # an int or a Decimal: digits, sign, point, exponent
+    else:
+        sql = parsed.sql
+    if parsed.on_update:
+        sql += " ON UPDATE " + parsed.on_update
+    return sa.text(sql)
+
+
+def _sa_column(
+    col: Column, dialect: str, same: bool, pk: tuple[str, ...], table: str
+) -> sa.Column[Any]:
     in_pk = col.name in pk
     auto = col.autoincrement and in_pk and len(pk) == 1
+    what = f"table {table[:64]!r} column {col.name[:64]!r}"
+    check_name(col.name, dialect, f"table {table[:64]!r}: a column name")
     kwargs: dict[str, Any] = {}
     if same and col.default is not None and not auto:
-        kwargs["server_default"] = sa.text(col.default)
+        kwargs["server_default"] = default_clause(col, table, dialect, f"{what} default")
     return sa.Column(
         col.name,
-        ddl_type(col.type, dialect, same_dialect=same, autoincrement=auto),
+        ddl_type(col.type, dialect, same_dialect=same, autoincrement=auto, what=what),
         primary_key=in_pk,
         nullable=col.nullable or False,
         autoincrement=auto if in_pk else False,
@@ -50,8 +87,11 @@ def _indexable(table: TableSchema, index: Index, dialect: str) -> bool:
 
 
 def build_table(schema: TableSchema, dialect: str, same: bool) -> sa.Table:
+    check_name(schema.name, dialect, "table name")
+    for ix in (*schema.uniques, *schema.indexes):
+        check_name(ix.name, dialect, f"table {schema.name[:64]!r}: an index name")
     md = sa.MetaData()
-    cols = [_sa_column(c, dialect, same, schema.primary_key) for c in schema.columns]
+    cols = [_sa_column(c, dialect, same, schema.primary_key, schema.name) for c in schema.columns]
     table = sa.Table(schema.name, md, *cols)
     for u in schema.uniques:
         if _indexable(schema, u, dialect):
@@ -63,11 +103,13 @@ def build_table(schema: TableSchema, dialect: str, same: bool) -> sa.Table:
 
 
 def _quoted(conn: sa.Connection, name: str) -> str:
+    check_name(name, conn.dialect.name, "name")
     return str(conn.dialect.identifier_preparer.quote(name))
 
 
 def _type_sql(conn: sa.Connection, col: Column, same: bool) -> str:
-    satype = ddl_type(col.type, conn.dialect.name, same_dialect=same)
+    what = f"column {col.name[:64]!r}"
+    satype = ddl_type(col.type, conn.dialect.name, same_dialect=same, what=what)
     return str(satype.compile(dialect=conn.dialect))
 
 
@@ -97,6 +139,7 @@ def execute_op(
         schema = target_schema or TableSchema(op.table, ())
         if not _indexable(schema, op.index, dialect):
             return
+        check_name(op.index.name, dialect, f"table {op.table[:64]!r}: an index name")
         md = sa.MetaData()
         table = sa.Table(op.table, md, *[sa.Column(c, sa.Integer()) for c in op.index.columns])
         conn.execute(

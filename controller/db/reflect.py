@@ -1,13 +1,23 @@
-"""Reflect a live database into a dialect-neutral :class:`DatabaseSchema`."""
+"""Reflect a live database into a dialect-neutral :class:`DatabaseSchema`.
+
+What a database says about itself is kept only where Ferry can render it again from a
+parse: a type spelling outside the dialect's allow-list (a PostgreSQL enum, a SQLite
+declared type of arbitrary words) is reduced to its kind, and a default that is not a
+literal or a known expression is left out (the column is then created without it).
+Names are checked as the snapshot reader checks them.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from controller.db.types import column_type
+from controller.engine import sqldefaults, sqltypes
+from controller.engine.identifiers import check_name
 from controller.engine.model import Column, ColumnType, DatabaseSchema, Index, Kind, TableSchema
 
 _JSON_CHECK = re.compile(r"json_valid\(`?([^`)]+)`?\)", re.IGNORECASE)
@@ -55,23 +65,29 @@ def _autoincrement(col: Any, dialect: str, pk: list[str], kind: Kind) -> bool:
 
 
 def reflect_table(conn: sa.Connection, name: str, json_cols: set[tuple[str, str]]) -> TableSchema:
+    check_name(name, None, "table name")
     insp = sa.inspect(conn)
     dialect = conn.dialect.name
     declared = _sqlite_declared(conn, name) if dialect == "sqlite" else {}
     pk = list(insp.get_pk_constraint(name).get("constrained_columns") or [])
     columns = []
     for col in insp.get_columns(name):
+        check_name(col["name"], None, f"table {name[:64]!r}: a column name")
         ct = column_type(col["type"], conn.dialect, declared.get(col["name"], ""))
         if (name, col["name"]) in json_cols:
             ct = ColumnType(Kind.JSON, native="JSON")
-        default = col.get("default")
+        if ct.native and not sqltypes.parses(ct.native, dialect):
+            ct = replace(ct, native="")
+        default = None if col.get("default") is None else str(col["default"])
+        if default is not None and not sqldefaults.accepts(default, dialect, name, col["name"]):
+            default = None
         columns.append(
             Column(
                 name=col["name"],
                 type=ct,
                 nullable=bool(col.get("nullable", True)),
                 autoincrement=_autoincrement(col, dialect, pk, ct.kind),
-                default=str(default) if default is not None else None,
+                default=default,
             )
         )
     uniques = tuple(

@@ -18,8 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
-from controller.engine.model import INTEGER_KINDS, ColumnType, Kind
+from controller.engine.model import INTEGER_KINDS, MAX_SIZE, ColumnType, Kind
+from controller.engine.sqltypes import SqlType, parse_type
 from controller.engine.values import parse_datetime
+from controller.errors import InvalidInput
 
 _MYSQL_TEXTS = frozenset({"TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"})
 
@@ -77,31 +79,43 @@ def column_type(satype: Any, dialect: sa.Dialect, declared: str = "") -> ColumnT
     return ColumnType(Kind.OTHER, native=native)
 
 
-class _Native(UserDefinedType[Any]):
-    """A DDL type spelled exactly as the source dialect spelled it."""
+class _Rendered(UserDefinedType[Any]):
+    """A DDL type whose text Ferry produced: :meth:`SqlType.render` of a parsed,
+    allow-listed type, or one of this module's constants — never text that was read."""
 
     cache_ok = True
 
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
+    def __init__(self, spec: SqlType | str) -> None:
+        self.spec = spec.render() if isinstance(spec, SqlType) else spec
 
     def get_col_spec(self, **_kw: Any) -> str:
         return self.spec
 
 
 def ddl_type(
-    ct: ColumnType, dialect: str, *, same_dialect: bool, autoincrement: bool = False
+    ct: ColumnType,
+    dialect: str,
+    *,
+    same_dialect: bool,
+    autoincrement: bool = False,
+    what: str = "column",
 ) -> Any:
-    """The type to create a column of kind ``ct.kind`` with on ``dialect``."""
+    """The type to create a column of kind ``ct.kind`` with on ``dialect``.
+
+    The source's spelling is used between databases of one dialect, re-rendered from
+    its parse (InvalidInput if it does not parse: a second fence behind the readers)."""
     kind = ct.kind
     if autoincrement and kind in INTEGER_KINDS:
         return sa.BigInteger() if kind is Kind.BIGINT else sa.Integer()
-    if same_dialect and ct.native and kind is not Kind.OTHER:
-        return _Native(ct.native)
+    if same_dialect and ct.native:
+        return _Rendered(parse_type(ct.native, dialect, f"{what} type"))
     if kind is Kind.OTHER:
-        if not same_dialect:
-            raise ValueError(f"type {ct.native} cannot be created on {dialect}")
-        return _Native(ct.native)
+        if dialect == "sqlite" and same_dialect:
+            return _Rendered("BLOB")  # no declared type: SQLite's BLOB (none) affinity
+        raise InvalidInput(f"{what}: its type cannot be created on {dialect}")
+    for size in (ct.length, ct.precision, ct.scale):
+        if size is not None and (type(size) is not int or not 0 <= size <= MAX_SIZE):
+            raise InvalidInput(f"{what}: a type size is not a whole number")
     return _GENERIC_DDL[kind](ct, dialect)
 
 
@@ -249,7 +263,14 @@ def _decimal_for(dialect: str) -> Callable[[Any], Any]:
 
 
 def _float(value: Any) -> Any:
-    return float(value) if isinstance(value, (int, Decimal, str)) and value != "" else value
+    """A float for the driver; text that is not a number (or an int beyond a double)
+    goes through as it is, for the database to refuse with its own error."""
+    if isinstance(value, (int, Decimal, str)) and value != "":
+        try:
+            return float(value)
+        except (ValueError, ArithmeticError):
+            return value
+    return value
 
 
 def _text(value: Any) -> Any:
@@ -300,7 +321,7 @@ class CastBind(Bind):
         self.cast_to = cast_to
 
     def bind_expression(self, bindvalue: Any) -> Any:
-        return sa.cast(sa.type_coerce(bindvalue, sa.Text()), _Native(self.cast_to))
+        return sa.cast(sa.type_coerce(bindvalue, sa.Text()), _Rendered(self.cast_to))
 
 
 def bind_type(ct: ColumnType, dialect: str) -> Bind:

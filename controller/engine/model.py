@@ -11,6 +11,29 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.errors import InvalidInput
+
+MAX_SIZE = 2**31 - 1
+
+
+def fields(data: object, what: str, allowed: set[str]) -> dict[str, Any]:
+    """``data`` as a mapping with only ``allowed`` keys (unknown keys are refused, so
+    a misspelt field is never silently ignored)."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{what}: not a mapping")
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        raise InvalidInput(f"{what}: unknown field(s) {[str(k)[:40] for k in unknown[:5]]}")
+    return data
+
+
+def _size(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIZE:
+        raise InvalidInput(f"type: {what} is not a whole number from 0 to {MAX_SIZE}")
+    return value
+
 
 class Kind(enum.StrEnum):
     SMALLINT = "smallint"
@@ -71,13 +94,25 @@ class ColumnType:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ColumnType:
+        """Structure only; :func:`controller.engine.schema_check.check_table` checks the
+        spelling against the dialect."""
+        data = fields(data, "type", {"kind", "length", "precision", "scale", "variant", "native"})
+        kinds = {k.value for k in Kind}
+        if data.get("kind") not in kinds:
+            raise InvalidInput("type: unknown kind")
+        variant = data.get("variant")
+        if variant not in (None, "jsonb"):
+            raise InvalidInput("type: unknown variant")
+        native = data.get("native", "")
+        if not isinstance(native, str):
+            raise InvalidInput("type: native is not a string")
         return ColumnType(
             kind=Kind(data["kind"]),
-            length=data.get("length"),
-            precision=data.get("precision"),
-            scale=data.get("scale"),
-            variant=data.get("variant"),
-            native=data.get("native", ""),
+            length=_size(data.get("length"), "length"),
+            precision=_size(data.get("precision"), "precision"),
+            scale=_size(data.get("scale"), "scale"),
+            variant=variant,
+            native=native,
         )
 
 
@@ -103,13 +138,22 @@ class Column:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Column:
-        return Column(
-            name=data["name"],
-            type=ColumnType.from_dict(data["type"]),
-            nullable=bool(data.get("nullable", True)),
-            autoincrement=bool(data.get("autoincrement", False)),
-            default=data.get("default"),
-        )
+        data = fields(data, "column", {"name", "type", "nullable", "autoincrement", "default"})
+        name = data.get("name")
+        if not isinstance(name, str):
+            raise InvalidInput("column: name is not a string")
+        shown = name[:64]  # messages only; the full name is checked by check_table
+        flags = (data.get("nullable", True), data.get("autoincrement", False))
+        if not all(isinstance(f, bool) for f in flags):
+            raise InvalidInput(f"column {shown!r}: nullable and autoincrement are true or false")
+        default = data.get("default")
+        if default is not None and not isinstance(default, str):
+            raise InvalidInput(f"column {shown!r}: default is not a string")
+        try:
+            ctype = ColumnType.from_dict(data.get("type"))  # type: ignore[arg-type]
+        except InvalidInput as err:
+            raise InvalidInput(f"column {shown!r}: {err}") from None
+        return Column(name, ctype, nullable=flags[0], autoincrement=flags[1], default=default)
 
 
 @dataclass(frozen=True)
@@ -157,17 +201,14 @@ class TableSchema:
         }
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> TableSchema:
-        def idx(d: dict[str, Any]) -> Index:
-            return Index(d["name"], tuple(d["columns"]), bool(d.get("unique", False)))
+    def from_dict(data: dict[str, Any], dialect: str | None = None) -> TableSchema:
+        """A table read from a snapshot or a backup manifest: untrusted, so every field
+        is checked here, before anything connects (names, types and defaults against
+        ``dialect``; None: against any supported dialect). InvalidInput names the table
+        and column, never a value."""
+        from controller.engine.schema_check import table_from_dict
 
-        return TableSchema(
-            name=data["name"],
-            columns=tuple(Column.from_dict(c) for c in data["columns"]),
-            primary_key=tuple(data.get("primaryKey", ())),
-            uniques=tuple(idx(u) for u in data.get("uniques", ())),
-            indexes=tuple(idx(i) for i in data.get("indexes", ())),
-        )
+        return table_from_dict(data, dialect)
 
 
 @dataclass(frozen=True)

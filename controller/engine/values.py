@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -50,28 +50,59 @@ def canonical_json(text: str) -> str:
 
     try:
         parsed = json.loads(text, parse_float=Decimal, parse_constant=constant)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
+        # Not JSON, or nested deeper than Python's parser goes: compared as written
+        # (the carried value is copied exactly either way).
         return "raw:" + text
     if not constants:
         try:
             return orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS, default=str).decode()
         except (TypeError, orjson.JSONEncodeError):
             pass
-    return json_text(parsed)
+    try:
+        return json_text(parsed)
+    except RecursionError:
+        return "raw:" + text
 
 
 def json_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+# Beyond this exponent, plain notation would spell out the digits (1e999999999 is a
+# gigabyte of zeros): such values are written in scientific notation instead.
+_PLAIN_EXPONENT = 1000
+_WIDE = Context(prec=100_000, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
 def _canonical_decimal(value: Any) -> str:
     try:
-        dec = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
+        if isinstance(value, float):
+            dec = Decimal(repr(value))
+        elif isinstance(value, (int, Decimal)):
+            dec = Decimal(value)  # no str(): huge ints exceed Python's digit limit
+        else:
+            dec = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return _plain(value)
+    if not dec.is_finite():
+        return str(dec)  # NaN, sNaN, Infinity, -Infinity
     if dec.is_zero():
         return "0"
-    return format(dec.normalize(), "f")
+    if abs(dec.adjusted()) > _PLAIN_EXPONENT:
+        return str(dec.normalize(_WIDE))
+    dec = dec.normalize()
+    return format(dec, "f")
+
+
+def _plain(value: Any) -> str:
+    """``str(value)`` for hashing, even for ints past Python's decimal digit limit."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:
+            return "0x" + format(value, "x")
+    return str(value)
 
 
 def _canonical_temporal(value: Any, kind: Kind) -> str:
@@ -116,16 +147,16 @@ def _c_bool(value: Any, kind: Kind) -> str:
 
 def _c_int(value: Any, kind: Kind) -> str:
     try:
-        return "i:" + str(int(value))
-    except (TypeError, ValueError):
-        return "s:" + str(value)
+        return "i:" + _plain(int(value))
+    except (TypeError, ValueError, ArithmeticError):  # "x", inf, nan, 10**5000 as text
+        return "s:" + _plain(value)
 
 
 def _c_float(value: Any, kind: Kind) -> str:
     try:
         return "f:" + repr(float(value))
-    except (TypeError, ValueError):
-        return "s:" + str(value)
+    except (TypeError, ValueError, ArithmeticError):  # text, ints beyond a double
+        return "s:" + _plain(value)
 
 
 def _c_decimal(value: Any, kind: Kind) -> str:
@@ -137,7 +168,10 @@ def _c_json(value: Any, kind: Kind) -> str:
         value = bytes(value).decode("utf-8")
     if isinstance(value, str):
         return "j:" + canonical_json(value)
-    return "j:" + json_text(value)
+    try:
+        return "j:" + json_text(value)
+    except RecursionError:
+        return "j:raw:" + repr(value)[:1_000_000]
 
 
 def _c_binary(value: Any, kind: Kind) -> str:
@@ -157,7 +191,7 @@ def _c_uuid(value: Any, kind: Kind) -> str:
 def _c_other(value: Any, kind: Kind) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "x:" + bytes(value).hex()
-    return "s:" + str(value)
+    return "s:" + _plain(value)
 
 
 _BY_KIND: dict[Kind, Callable[[Any, Kind], str]] = {
@@ -172,11 +206,21 @@ _BY_KIND: dict[Kind, Callable[[Any, Kind], str]] = {
 }
 
 
+def _guarded(convert: Callable[[Any, Kind], str], value: Any, kind: Kind) -> str:
+    """``convert``, or the value's plain text when it does not fit the kind at all (a
+    float in a binary column, a 5,000-digit integer in a date column, JSON nested past
+    the parser): hostile or odd values compare as written instead of crashing."""
+    try:
+        return convert(value, kind)
+    except (TypeError, ValueError, ArithmeticError, RecursionError):
+        return "s:" + _plain(value)
+
+
 def canonical(value: Any, ctype: ColumnType) -> str:
     """A string that is equal for two values exactly when they mean the same."""
     if value is None:
         return NULL
-    return _BY_KIND.get(ctype.kind, _c_other)(value, ctype.kind)
+    return _guarded(_BY_KIND.get(ctype.kind, _c_other), value, ctype.kind)
 
 
 def canonicalizer(ctype: ColumnType) -> Callable[[Any], str]:
@@ -196,7 +240,7 @@ def canonicalizer(ctype: ColumnType) -> Callable[[Any], str]:
     convert = by_kind
 
     def typed(value: Any) -> str:
-        return NULL if value is None else convert(value, kind)
+        return NULL if value is None else _guarded(convert, value, kind)
 
     return typed
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,15 @@ from controller.engine.model import Kind, TableSchema
 from controller.engine.rowindex import RowShape
 from controller.engine.secret_scan import secret_paths
 from controller.engine.source import Batch
+from controller.errors import InvalidInput
 from controller.gitsource import yamlcodec
-from controller.gitsource.snapshot_dir import MANIFEST, TABLES, Manifest, table_file
+from controller.gitsource.snapshot_dir import (
+    MANIFEST,
+    TABLES,
+    Manifest,
+    read_manifest,
+    table_file,
+)
 
 
 def _json_styles(schema: TableSchema, rows: list[tuple[Any, ...]]) -> dict[str, str]:
@@ -83,30 +91,58 @@ def table_document(
     return doc
 
 
+def _previous_tables(root: Path) -> tuple[str, ...]:
+    """Tables the snapshot already in ``root`` lists: the files an earlier export wrote."""
+    if not (root / MANIFEST).is_file():
+        return ()
+    try:
+        return read_manifest(root).tables
+    except InvalidInput:
+        return ()  # not a manifest Ferry can read: its files are not known to be Ferry's
+
+
+def _refuse_links(root: Path) -> None:
+    for path in (root / TABLES, root / MANIFEST):
+        if path.is_symlink():
+            raise InvalidInput(f"{path}: is a symbolic link; export writes only real files")
+    if (root / TABLES).exists() and not (root / TABLES).is_dir():
+        raise InvalidInput(f"{root / TABLES}: exists and is not a directory")
+
+
 def write_snapshot(
     root: Path,
     manifest: Manifest,
     documents: Iterable[dict[str, Any]],
     accept: Callable[[], None] = lambda: None,
 ) -> int:
-    """Replace the snapshot in ``root`` (other files there are left alone).
+    """Replace the snapshot in ``root``; only files Ferry wrote are replaced or removed.
 
-    Everything is written beside the old snapshot first; ``accept()`` may raise to keep
-    the old one (for instance when a credential was found), else the new one replaces it.
+    Everything is written to a fresh staging folder first; ``accept()`` may raise to
+    keep the old snapshot (for instance when a credential was found). Then each table
+    file is moved into place, table files the previous manifest listed and the new one
+    does not are removed, and the manifest is moved last. Other files in ``tables/``
+    (notes, a README) are left alone.
     """
-    staging = root / ".ferry-export"
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / TABLES).mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    _refuse_links(root)
+    old = _previous_tables(root)
+    staging = Path(tempfile.mkdtemp(prefix=".ferry-export-", dir=root))
     try:
-        count = 0
+        (staging / TABLES).mkdir()
+        written = []
         for doc in documents:
             table_file(staging, doc["table"]).write_text(yamlcodec.dump(doc), encoding="utf-8")
-            count += 1
+            written.append(doc["table"])
         (staging / MANIFEST).write_text(yamlcodec.dump(manifest.to_dict()), encoding="utf-8")
         accept()
-        shutil.rmtree(root / TABLES, ignore_errors=True)
-        os.replace(staging / TABLES, root / TABLES)
+        (root / TABLES).mkdir(exist_ok=True)
+        for table in written:
+            os.replace(table_file(staging, table), table_file(root, table))
+        for table in set(old) - set(written):
+            stale = table_file(root, table)
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
         os.replace(staging / MANIFEST, root / MANIFEST)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return count
+    return len(written)

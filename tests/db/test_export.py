@@ -11,6 +11,7 @@ from controller.commands.export import export
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions
 from tests.fixtures import nocobase_shape as shape
+from tests.hostile import assert_refused
 
 MakeDb = Callable[..., str]
 VARS = {"HOOK_TOKEN": ("secret", "SUPER-SECRET-VALUE"), "TICKET_WEBHOOK": ("plain", "u")}
@@ -115,3 +116,45 @@ def test_literal_credentials_are_never_exported(tmp_path: Path) -> None:
     )
     export(dev, target, PlanOptions())
     assert b"{{$env.HOOK_TOKEN}}" in b"".join(_files(target).values())
+
+
+def test_export_deletes_only_the_files_it_wrote(make_database: MakeDb, tmp_path: Path) -> None:
+    """A note kept beside the snapshot survives; a table no longer exported goes."""
+    dev = make_database("sqlite", "dev")
+    shape.build(dev, app="dev", variables=VARS)
+    project = tmp_path / "proj"
+    export(dev, project, PlanOptions())
+    note = project / "tables" / "my-notes.txt"
+    note.write_text("why roles look like this\n", encoding="utf-8")
+    readme = project / "README.md"
+    readme.write_text("# config\n", encoding="utf-8")
+    stale = project / "tables" / "roles.yaml"
+    manifest = project / "ferry-snapshot.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    assert "- roles\n" in text
+    # Pretend an earlier export also wrote a table that is gone now.
+    manifest.write_text(text.replace("- roles\n", "- roles\n- droppedTable\n"), encoding="utf-8")
+    gone = project / "tables" / "droppedTable.yaml"
+    gone.write_text("table: droppedTable\n", encoding="utf-8")
+    export(dev, project, PlanOptions())
+    assert note.read_text(encoding="utf-8") == "why roles look like this\n"
+    assert readme.exists() and stale.exists()
+    assert not gone.exists()
+    assert "droppedTable" not in manifest.read_text(encoding="utf-8")
+
+
+def test_export_refuses_a_symlinked_tables_folder(make_database: MakeDb, tmp_path: Path) -> None:
+    dev = make_database("sqlite", "dev")
+    shape.build(dev, app="dev", variables=VARS)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("x", encoding="utf-8")
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "tables").symlink_to(elsewhere, target_is_directory=True)
+    assert_refused(
+        ["export", "--source", dev, "--dir", str(project), "--profile", "generic"],
+        2,
+        watched=[elsewhere, dev],
+        says="symbolic link",
+    )
