@@ -18,7 +18,7 @@ from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
 from controller.engine.references import merged, profile_references
 from controller.engine.rowindex import RowIndex, build_index
-from controller.engine.rules import resolve_rules
+from controller.engine.rules import Resolved, resolve_rules
 from controller.engine.source import SnapshotSource
 from controller.errors import CheckFailed
 
@@ -63,9 +63,12 @@ def _target_variables(target: SnapshotSource, schema: DatabaseSchema) -> frozens
     return None
 
 
-def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions) -> Prepared:
+def _resolve(
+    source: SnapshotSource, target: SnapshotSource, options: PlanOptions
+) -> tuple[dict[str, Resolved], list[str]]:
+    """Classify every table of both sides and resolve its rule; refuse incompatible
+    sides (dialect, naming settings, schemas the rules would sync)."""
     src_schema, tgt_schema = source.schema(), target.schema()
-    problems: list[str] = []
     nocobase = options.profile is Profile.NOCOBASE
     collections = (
         collections_of(source, src_schema) + collections_of(target, tgt_schema) if nocobase else []
@@ -74,11 +77,8 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
         options.profile, set(src_schema.tables) | set(tgt_schema.tables), collections
     )
     resolved, warnings = resolve_rules(classes, options.rules)
-    moved = [
-        name for name, res in resolved.items() if res.rule.moves_rows and name in src_schema.tables
-    ]
     naming = nocobase_catalog().naming if nocobase else (lambda _t: None)
-    problems += checks.compatibility_problems(
+    problems = checks.compatibility_problems(
         src_schema,
         tgt_schema,
         [n for n, r in resolved.items() if r.rule.syncs_schema],
@@ -86,19 +86,49 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
         target_naming=naming(set(tgt_schema.tables)),
     )
     checks.require(problems, reason="Incompatible")
+    return resolved, warnings
+
+
+def _keyspecs(
+    moved: list[str], resolved: dict[str, Resolved], source: DatabaseSchema, target: DatabaseSchema
+) -> dict[str, KeySpec]:
     keyspecs: dict[str, KeySpec] = {}
-    source_rows: dict[str, RowIndex] = {}
-    target_rows: dict[str, RowIndex] = {}
-    referenced: set[str] = set()
-    key_problems: list[str] = []
-    for name in sorted(moved):
+    problems: list[str] = []
+    for name in moved:
         try:
-            keyspecs[name] = key_spec(
-                resolved[name], src_schema.tables[name], tgt_schema.table(name)
-            )
+            keyspecs[name] = key_spec(resolved[name], source.tables[name], target.table(name))
         except CheckFailed as err:  # every table's key problem, not only the first
-            key_problems += err.problems
-    checks.require(key_problems, reason="BadKey")
+            problems += err.problems
+    checks.require(problems, reason="BadKey")
+    return keyspecs
+
+
+def _check_variables(
+    target: SnapshotSource, referenced: set[str], options: PlanOptions, warnings: list[str]
+) -> None:
+    """Variables the migrated rows reference must exist in the target (named, not valued);
+    where the target's cannot be read, a generic target is warned about instead."""
+    nocobase = options.profile is Profile.NOCOBASE
+    available = options.variables
+    if available is None and nocobase:
+        available = _target_variables(target, target.schema())
+    if referenced and available is None and not nocobase:
+        warnings.append(
+            "migrated rows reference variables ("
+            + ", ".join(sorted(referenced))
+            + ") that cannot be checked: pass --variables FILE"
+        )
+        return
+    checks.require(checks.variables_problems(referenced, available), reason="MissingVariables")
+
+
+def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions) -> Prepared:
+    src_schema, tgt_schema = source.schema(), target.schema()
+    resolved, warnings = _resolve(source, target, options)
+    moved = sorted(
+        name for name, res in resolved.items() if res.rule.moves_rows and name in src_schema.tables
+    )
+    keyspecs = _keyspecs(moved, resolved, src_schema, tgt_schema)
     references = merged(
         profile_references(options.profile, src_schema),
         {name: resolved[name].references for name in moved if resolved[name].references},
@@ -113,29 +143,19 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
     )
     checks.require(ids.problems, reason="BadReference")
     checks.require(ids.conflicts, reason="IdConflict")
-    for name in sorted(moved):
-        src_table = src_schema.tables[name]
-        tgt_table = tgt_schema.table(name)
-        ks = keyspecs[name]
+    source_rows: dict[str, RowIndex] = {}
+    target_rows: dict[str, RowIndex] = {}
+    referenced: set[str] = set()
+    for name in moved:
+        src_table, ks = src_schema.tables[name], keyspecs[name]
         source_rows[name] = build_index(
             source_shape(src_table, ks),
             ids.rows(source, name, src_table.column_names),
             scan_env=True,
         )
         referenced |= source_rows[name].env_refs
-        target_rows[name] = index_target(target, src_table, tgt_table, ks)
-    available = options.variables
-    if available is None and nocobase:
-        available = _target_variables(target, tgt_schema)
-    if referenced and available is None and not nocobase:
-        warnings.append(
-            "migrated rows reference variables ("
-            + ", ".join(sorted(referenced))
-            + ") that cannot be checked: pass --variables FILE"
-        )
-    else:
-        problems += checks.variables_problems(referenced, available)
-    checks.require(problems, reason="MissingVariables")
+        target_rows[name] = index_target(target, src_table, tgt_schema.table(name), ks)
+    _check_variables(target, referenced, options, warnings)
     plan = build_plan(
         src_schema,
         tgt_schema,

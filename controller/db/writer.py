@@ -8,6 +8,7 @@ plan recorded: if the source changed between planning and applying, the write st
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +44,17 @@ def _where_key(table: sa.Table, key_columns: Sequence[str]) -> Any:
             for i, c in enumerate(key_columns)
         ]
     )
+
+
+@dataclass
+class _Pending:
+    """Rows queued for the next batch, and how many planned rows the source had."""
+
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    remapped: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    seen_inserts: int = 0
+    seen_updates: int = 0
 
 
 class TableWriter:
@@ -90,80 +102,96 @@ class TableWriter:
         for chunk in _chunks(self.changes.deletes, WRITE_BATCH):
             self.conn.execute(stmt, [_key_params(k) for k in chunk])
 
-    def write(self, batches: Iterator[Batch], fault: Fault | None) -> None:
-        inserts: list[dict[str, Any]] = []
-        remapped: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        seen_inserts = seen_updates = 0
-        insert_stmt = sa.insert(self.table)
-        update_stmt = None
-        if self.update_columns and self.ks.key:  # keyless tables are replaced, never updated
-            update_stmt = (
-                sa.update(self.key_table)
-                .where(_where_key(self.key_table, self.ks.key))
-                .values(
-                    {
-                        c: sa.bindparam(f"v_{c}", type_=self.key_table.c[c].type)
-                        for c in self.update_columns
-                    }
-                )
+    def _update_stmt(self) -> Any:
+        if not (self.update_columns and self.ks.key):  # keyless tables are replaced
+            return None
+        return (
+            sa.update(self.key_table)
+            .where(_where_key(self.key_table, self.ks.key))
+            .values(
+                {
+                    c: sa.bindparam(f"v_{c}", type_=self.key_table.c[c].type)
+                    for c in self.update_columns
+                }
             )
-        for batch in batches:
-            for row in batch:
-                values = dict(zip(self.columns, row, strict=True))
-                if self.changes.replace_all:
-                    inserts.append(values)
-                    seen_inserts += 1
-                    continue
-                canon = self.shape.canon_key(self.shape.raw_key(row))
-                planned = self.changes.inserts.get(canon)
-                if planned is not None:
-                    self._same_as_planned(planned, row, canon)
-                    seen_inserts += 1
-                    if canon in self.changes.remap:
-                        remapped.append({c: values[c] for c in self.no_pk_columns})
-                    else:
-                        inserts.append(values)
-                elif canon in self.changes.updates:
-                    self._same_as_planned(self.changes.update_digests[canon], row, canon)
-                    seen_updates += 1
-                    params = _key_params(self.changes.updates[canon])
-                    params |= {f"v_{c}": values[c] for c in self.update_columns}
-                    updates.append(params)
-            if len(inserts) >= WRITE_BATCH:
-                self.conn.execute(insert_stmt, inserts)
-                inserts = []
-                if fault:
-                    fault(f"insert:{self.plan.table}")
-            if update_stmt is not None and len(updates) >= WRITE_BATCH:
-                self.conn.execute(update_stmt, updates)
-                updates = []
-        if inserts:
-            self.conn.execute(insert_stmt, inserts)
-        if updates and update_stmt is not None:
-            self.conn.execute(update_stmt, updates)
-        if fault:
-            fault(f"rows:{self.plan.table}")
+        )
+
+    def _sort(self, row: tuple[Any, ...], pending: _Pending) -> None:
+        """Queue one source row as the plan says: an insert, a re-keyed insert, an
+        update, or nothing; a planned row that changed since stops the write."""
+        values = dict(zip(self.columns, row, strict=True))
+        if self.changes.replace_all:
+            pending.inserts.append(values)
+            pending.seen_inserts += 1
+            return
+        canon = self.shape.canon_key(self.shape.raw_key(row))
+        planned = self.changes.inserts.get(canon)
+        if planned is not None:
+            self._same_as_planned(planned, row, canon)
+            pending.seen_inserts += 1
+            if canon in self.changes.remap:
+                pending.remapped.append({c: values[c] for c in self.no_pk_columns})
+            else:
+                pending.inserts.append(values)
+        elif canon in self.changes.updates:
+            self._same_as_planned(self.changes.update_digests[canon], row, canon)
+            pending.seen_updates += 1
+            params = _key_params(self.changes.updates[canon])
+            params |= {f"v_{c}": values[c] for c in self.update_columns}
+            pending.updates.append(params)
+
+    def _flush(self, pending: _Pending, update_stmt: Any, fault: Fault | None, last: bool) -> None:
+        """Write queued rows in batches of WRITE_BATCH (all of them when ``last``)."""
+        if pending.inserts and (last or len(pending.inserts) >= WRITE_BATCH):
+            self.conn.execute(sa.insert(self.table), pending.inserts)
+            pending.inserts = []
+            if fault and not last:
+                fault(f"insert:{self.plan.table}")
+        full = last or len(pending.updates) >= WRITE_BATCH
+        if update_stmt is not None and pending.updates and full:
+            self.conn.execute(update_stmt, pending.updates)
+            pending.updates = []
+
+    def _check_counts(self, pending: _Pending) -> None:
         expected_inserts = len(self.changes.inserts)
-        if seen_inserts != expected_inserts or seen_updates != len(self.changes.updates):
+        if pending.seen_inserts != expected_inserts or pending.seen_updates != len(
+            self.changes.updates
+        ):
             raise PermanentError(
                 f"table {self.plan.table}: the source changed since the plan "
-                f"({seen_inserts}/{expected_inserts} inserts, "
-                f"{seen_updates}/{len(self.changes.updates)} updates found)"
+                f"({pending.seen_inserts}/{expected_inserts} inserts, "
+                f"{pending.seen_updates}/{len(self.changes.updates)} updates found)"
             )
+
+    def _insert_remapped(self, remapped: list[dict[str, Any]]) -> None:
+        """Rows whose ID is taken in the target: inserted without it, so they get new IDs."""
+        if not remapped:
+            return
+        no_pk = sa.Table(
+            self.table.name,
+            sa.MetaData(),
+            *[
+                sa.Column(c.name, c.type)
+                for c in self.table.columns
+                if c.name in self.no_pk_columns
+            ],
+        )
+        for chunk in _chunks(remapped, WRITE_BATCH):
+            self.conn.execute(sa.insert(no_pk), chunk)
+
+    def write(self, batches: Iterator[Batch], fault: Fault | None) -> None:
+        pending = _Pending()
+        update_stmt = self._update_stmt()
+        for batch in batches:
+            for row in batch:
+                self._sort(row, pending)
+            self._flush(pending, update_stmt, fault, last=False)
+        self._flush(pending, update_stmt, fault, last=True)
+        if fault:
+            fault(f"rows:{self.plan.table}")
+        self._check_counts(pending)
         fix_sequence(self.conn, self.target)
-        if remapped:
-            no_pk = sa.Table(
-                self.table.name,
-                sa.MetaData(),
-                *[
-                    sa.Column(c.name, c.type)
-                    for c in self.table.columns
-                    if c.name in self.no_pk_columns
-                ],
-            )
-            for chunk in _chunks(remapped, WRITE_BATCH):
-                self.conn.execute(sa.insert(no_pk), chunk)
+        self._insert_remapped(pending.remapped)
 
     def _same_as_planned(self, planned: bytes, row: tuple[Any, ...], canon: Any) -> None:
         if planned and self.shape.digest(row) != planned:

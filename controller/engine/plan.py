@@ -210,97 +210,93 @@ def schema_fingerprint(table: TableSchema) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def build_plan(
-    source: DatabaseSchema,
-    target: DatabaseSchema,
-    resolutions: dict[str, Resolved],
-    keyspecs: dict[str, KeySpec],
-    source_rows: dict[str, RowIndex],
-    target_rows: dict[str, RowIndex],
-    *,
-    allow_destructive: bool,
-    warnings: list[str],
-    id_maps: Mapping[str, IdMap] | None = None,
-) -> Plan:
-    """Assemble the plan. ``*_rows`` hold indexes of the tables whose rule moves rows."""
-    tables: list[TablePlan] = []
-    all_warnings = list(warnings)
-    problems: list[str] = []
-    for name in sorted(source.tables):
-        res = resolutions.get(name)
-        if res is None or res.rule is Rule.SKIP:
-            continue
-        schema = source.tables[name]
-        tgt_schema = target.table(name)
-        sd = diff_table(
-            schema,
-            tgt_schema,
-            allow_destructive=allow_destructive,
-            moves_rows=res.rule.moves_rows,
-            dynamic_types=target.dialect == "sqlite",
-        )
-        problems += sd.problems
-        table_warnings = list(sd.warnings)
-        ks = keyspecs.get(name)
-        changes: TableChanges | None = None
-        src_fp = tgt_fp = ""
-        if res.rule.moves_rows and ks is not None:
-            src_idx, tgt_idx = source_rows[name], target_rows[name]
-            changes = diff_rows(
-                res.rule,
-                src_idx,
-                tgt_idx,
-                natural_key=ks.natural,
-                pk_reassignable=ks.pk_reassignable,
+@dataclass(frozen=True)
+class _Inputs:
+    """What every table's part of the plan is computed from."""
+
+    source: DatabaseSchema
+    target: DatabaseSchema
+    keyspecs: dict[str, KeySpec]
+    source_rows: dict[str, RowIndex]
+    target_rows: dict[str, RowIndex]
+    allow_destructive: bool
+    id_maps: Mapping[str, IdMap]
+
+
+def _row_changes(
+    inputs: _Inputs, name: str, res: Resolved, ks: KeySpec | None
+) -> tuple[TableChanges | None, str, str]:
+    """The row diff of one table and the fingerprints of both sides ("" when rows are
+    not compared); the source's covers its ID map, so approving it approves the map."""
+    if not res.rule.moves_rows or ks is None:
+        return None, "", ""
+    src_idx, tgt_idx = inputs.source_rows[name], inputs.target_rows[name]
+    changes = diff_rows(
+        res.rule,
+        src_idx,
+        tgt_idx,
+        natural_key=ks.natural,
+        pk_reassignable=ks.pk_reassignable,
+    )
+    src_fp, tgt_fp = src_idx.fingerprint(), tgt_idx.fingerprint()
+    id_map = inputs.id_maps.get(name)
+    if id_map is not None:
+        src_fp = hashlib.sha256((src_fp + id_map.fingerprint()).encode()).hexdigest()
+    return changes, src_fp, tgt_fp
+
+
+def _plan_table(inputs: _Inputs, name: str, res: Resolved) -> tuple[TablePlan, list[str]]:
+    """One table's part of the plan, and the problems that refuse it."""
+    sd = diff_table(
+        inputs.source.tables[name],
+        inputs.target.table(name),
+        allow_destructive=inputs.allow_destructive,
+        moves_rows=res.rule.moves_rows,
+        dynamic_types=inputs.target.dialect == "sqlite",
+    )
+    problems = list(sd.problems)
+    table_warnings = list(sd.warnings)
+    ks = inputs.keyspecs.get(name)
+    changes, src_fp, tgt_fp = _row_changes(inputs, name, res, ks)
+    if changes is not None:
+        problems += [f"table {name}: {c}" for c in changes.conflicts]
+        if changes.remap:
+            table_warnings.append(
+                f"{len(changes.remap)} inserted row(s) get a new primary "
+                "key because theirs is taken in the target"
             )
-            problems += [f"table {name}: {c}" for c in changes.conflicts]
-            if changes.remap:
-                table_warnings.append(
-                    f"{len(changes.remap)} inserted row(s) get a new primary "
-                    "key because theirs is taken in the target"
-                )
-            src_fp, tgt_fp = src_idx.fingerprint(), tgt_idx.fingerprint()
-        ins, upd, dele = changes.counts if changes else (0, 0, 0)
-        id_map = (id_maps or {}).get(name)
-        if id_map is not None and src_fp:
-            src_fp = hashlib.sha256((src_fp + id_map.fingerprint()).encode()).hexdigest()
-        tables.append(
-            TablePlan(
-                table=name,
-                rule=res.rule,
-                category=res.category,
-                why=res.why,
-                key=ks.key if ks and res.rule.moves_rows else (),
-                natural_key=bool(ks and ks.natural),
-                schema=sd.ops,
-                insert=ins,
-                update=upd,
-                delete=dele,
-                unchanged=changes.unchanged if changes else 0,
-                kept=changes.kept if changes else 0,
-                source_rows=src_fp,
-                target_rows=tgt_fp,
-                warnings=tuple(table_warnings),
-                ids_matched=id_map.matched if id_map else 0,
-                ids_assigned=id_map.assigned if id_map else 0,
-                ignored=ks.ignored if ks and res.rule.moves_rows else (),
-                changes=changes,
-                keyspec=ks,
-            )
-        )
-        all_warnings += [f"{name}: {w}" for w in table_warnings]
-    for name in sorted(set(target.tables) - set(source.tables)):
-        res = resolutions.get(name)
-        if res is not None and res.category is not Category.INTERNAL:
-            all_warnings.append(f"{name}: extra table in the target, kept")
-    if problems:
-        raise CheckFailed("; ".join(problems), problems=problems, reason="SchemaConflict")
-    notes = [_ids_note(t) for t in tables if t.ids_matched or t.ids_assigned]
-    if target.dialect == "mysql" and any(t.schema for t in tables):
-        notes.append(
-            "MySQL/MariaDB commit DDL implicitly: schema changes cannot be rolled back "
-            "by the transaction; the pre-migration backup is the rollback"
-        )
+    ins, upd, dele = changes.counts if changes else (0, 0, 0)
+    id_map = inputs.id_maps.get(name)
+    moves = bool(ks) and res.rule.moves_rows
+    plan = TablePlan(
+        table=name,
+        rule=res.rule,
+        category=res.category,
+        why=res.why,
+        key=ks.key if ks and moves else (),
+        natural_key=bool(ks and ks.natural),
+        schema=sd.ops,
+        insert=ins,
+        update=upd,
+        delete=dele,
+        unchanged=changes.unchanged if changes else 0,
+        kept=changes.kept if changes else 0,
+        source_rows=src_fp,
+        target_rows=tgt_fp,
+        warnings=tuple(table_warnings),
+        ids_matched=id_map.matched if id_map else 0,
+        ids_assigned=id_map.assigned if id_map else 0,
+        ignored=ks.ignored if ks and moves else (),
+        changes=changes,
+        keyspec=ks,
+    )
+    return plan, problems
+
+
+def _fingerprints(
+    tables: list[TablePlan], source: DatabaseSchema, target: DatabaseSchema
+) -> tuple[str, str]:
+    """Both sides' fingerprints over the planned tables: schema and rows."""
     source_fp = _combined(
         [(t.table, schema_fingerprint(source.tables[t.table]) + t.source_rows) for t in tables]
     )
@@ -314,12 +310,59 @@ def build_plan(
             for t in tables
         ]
     )
+    return source_fp, target_fp
+
+
+def _notes(tables: list[TablePlan], target: DatabaseSchema) -> list[str]:
+    notes = [_ids_note(t) for t in tables if t.ids_matched or t.ids_assigned]
+    if target.dialect == "mysql" and any(t.schema for t in tables):
+        notes.append(
+            "MySQL/MariaDB commit DDL implicitly: schema changes cannot be rolled back "
+            "by the transaction; the pre-migration backup is the rollback"
+        )
+    return notes
+
+
+def build_plan(
+    source: DatabaseSchema,
+    target: DatabaseSchema,
+    resolutions: dict[str, Resolved],
+    keyspecs: dict[str, KeySpec],
+    source_rows: dict[str, RowIndex],
+    target_rows: dict[str, RowIndex],
+    *,
+    allow_destructive: bool,
+    warnings: list[str],
+    id_maps: Mapping[str, IdMap] | None = None,
+) -> Plan:
+    """Assemble the plan. ``*_rows`` hold indexes of the tables whose rule moves rows."""
+    inputs = _Inputs(
+        source, target, keyspecs, source_rows, target_rows, allow_destructive, id_maps or {}
+    )
+    tables: list[TablePlan] = []
+    all_warnings = list(warnings)
+    problems: list[str] = []
+    for name in sorted(source.tables):
+        res = resolutions.get(name)
+        if res is None or res.rule is Rule.SKIP:
+            continue
+        table, table_problems = _plan_table(inputs, name, res)
+        tables.append(table)
+        problems += table_problems
+        all_warnings += [f"{name}: {w}" for w in table.warnings]
+    for name in sorted(set(target.tables) - set(source.tables)):
+        res = resolutions.get(name)
+        if res is not None and res.category is not Category.INTERNAL:
+            all_warnings.append(f"{name}: extra table in the target, kept")
+    if problems:
+        raise CheckFailed("; ".join(problems), problems=problems, reason="SchemaConflict")
+    source_fp, target_fp = _fingerprints(tables, source, target)
     return Plan(
         source_dialect=source.dialect,
         target_dialect=target.dialect,
         tables=tuple(tables),
         warnings=tuple(all_warnings),
-        notes=tuple(notes),
+        notes=tuple(_notes(tables, target)),
         source_fingerprint="sha256:" + source_fp,
         target_fingerprint="sha256:" + target_fp,
         digest=_digest(tables, source_fp, target_fp),

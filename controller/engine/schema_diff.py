@@ -153,6 +153,99 @@ def compare_types(source: ColumnType, target: ColumnType) -> str:
     return "incompatible"
 
 
+@dataclass
+class _Found:
+    """What comparing one table collects: operations, warnings and refusals."""
+
+    ops: list[SchemaOp]
+    warnings: list[str]
+    problems: list[str]
+
+
+def _added(name: str, col: Column, found: _Found) -> None:
+    if not col.nullable:
+        col = Column(
+            col.name,
+            col.type,
+            nullable=True,
+            autoincrement=col.autoincrement,
+            default=col.default,
+        )
+        found.warnings.append(
+            f"{name}.{col.name}: added as NULL-able (the table has rows "
+            f"and no default can be assumed)"
+        )
+    found.ops.append(AddColumn(name, col))
+
+
+def _retyped(
+    name: str,
+    col: Column,
+    existing: Column,
+    found: _Found,
+    *,
+    allow_destructive: bool,
+    moves_rows: bool,
+    dynamic_types: bool,
+) -> None:
+    """A column both sides have: widen it, narrow or convert it (destructive), or say why
+    not."""
+    verdict = compare_types(col.type, existing.type)
+    was, now = existing.type.describe(), col.type.describe()
+    if dynamic_types and verdict != "same":
+        found.warnings.append(
+            f"{name}.{col.name}: declared {was} in the target, {now} in the source "
+            "(SQLite keeps any value)"
+        )
+    elif verdict == "widen":
+        found.ops.append(AlterColumnType(name, col, existing.type, destructive=False))
+    elif verdict == "narrower" and col.type.kind != existing.type.kind:
+        found.warnings.append(
+            f"{name}.{col.name}: target type {was} differs from source {now} (source values fit)"
+        )
+    elif verdict in ("narrower", "incompatible") and allow_destructive:
+        found.ops.append(AlterColumnType(name, col, existing.type, destructive=True))
+    elif verdict == "narrower":
+        found.warnings.append(
+            f"{name}.{col.name}: target is wider ({was} vs {now}); narrowing it needs "
+            "allowDestructive"
+        )
+    elif verdict == "incompatible":
+        msg = (
+            f"{name}.{col.name}: type differs (source {now}, target {was}); converting it "
+            "needs allowDestructive"
+        )
+        (found.problems if moves_rows else found.warnings).append(msg)
+    elif col.type.kind != existing.type.kind:
+        found.warnings.append(f"{name}.{col.name}: source {now}, target {was}")
+
+
+def _extra_columns(
+    source: TableSchema, target: TableSchema, found: _Found, allow_destructive: bool
+) -> None:
+    source_cols = set(source.column_names)
+    for col in target.columns:
+        if col.name in source_cols:
+            continue
+        if allow_destructive:
+            found.ops.append(DropColumn(source.name, col.name))
+        else:
+            found.warnings.append(
+                f"{source.name}.{col.name}: extra column in the target, kept "
+                "(dropping it needs allowDestructive)"
+            )
+
+
+def _new_indexes(source: TableSchema, target: TableSchema, found: _Found) -> None:
+    have = {tuple(cols) for cols in target.unique_column_sets()}
+    have |= {i.columns for i in target.indexes}
+    target_cols = {c.name for c in target.columns} | set(source.column_names)
+    for idx in (*source.uniques, *source.indexes):
+        if idx.columns not in have and set(idx.columns) <= target_cols:
+            found.ops.append(AddIndex(source.name, idx))
+            have.add(idx.columns)
+
+
 def diff_table(
     source: TableSchema,
     target: TableSchema | None,
@@ -165,79 +258,21 @@ def diff_table(
     difference is reported but needs no change and blocks nothing."""
     if target is None:
         return SchemaDiff((CreateTable(source),), (), ())
-    ops: list[SchemaOp] = []
-    warnings: list[str] = []
-    problems: list[str] = []
-    name = source.name
+    found = _Found([], [], [])
     for col in source.columns:
         existing = target.column(col.name)
         if existing is None:
-            if not col.nullable:
-                col = Column(
-                    col.name,
-                    col.type,
-                    nullable=True,
-                    autoincrement=col.autoincrement,
-                    default=col.default,
-                )
-                warnings.append(
-                    f"{name}.{col.name}: added as NULL-able (the table has rows "
-                    f"and no default can be assumed)"
-                )
-            ops.append(AddColumn(name, col))
-            continue
-        verdict = compare_types(col.type, existing.type)
-        if dynamic_types and verdict != "same":
-            warnings.append(
-                f"{name}.{col.name}: declared {existing.type.describe()} in the "
-                f"target, {col.type.describe()} in the source (SQLite keeps any value)"
-            )
-        elif verdict == "widen":
-            ops.append(AlterColumnType(name, col, existing.type, destructive=False))
-        elif verdict == "narrower" and col.type.kind != existing.type.kind:
-            warnings.append(
-                f"{name}.{col.name}: target type {existing.type.describe()} differs "
-                f"from source {col.type.describe()} (source values fit)"
-            )
-        elif verdict == "narrower":
-            if allow_destructive:
-                ops.append(AlterColumnType(name, col, existing.type, destructive=True))
-            else:
-                warnings.append(
-                    f"{name}.{col.name}: target is wider "
-                    f"({existing.type.describe()} vs {col.type.describe()}); "
-                    "narrowing it needs allowDestructive"
-                )
-        elif verdict == "incompatible":
-            if allow_destructive:
-                ops.append(AlterColumnType(name, col, existing.type, destructive=True))
-            else:
-                msg = (
-                    f"{name}.{col.name}: type differs (source {col.type.describe()}, target "
-                    f"{existing.type.describe()}); converting it needs allowDestructive"
-                )
-                (problems if moves_rows else warnings).append(msg)
-        elif col.type.kind != existing.type.kind:
-            warnings.append(
-                f"{name}.{col.name}: source {col.type.describe()}, target "
-                f"{existing.type.describe()}"
-            )
-    source_cols = set(source.column_names)
-    for col in target.columns:
-        if col.name in source_cols:
-            continue
-        if allow_destructive:
-            ops.append(DropColumn(name, col.name))
+            _added(source.name, col, found)
         else:
-            warnings.append(
-                f"{name}.{col.name}: extra column in the target, kept "
-                "(dropping it needs allowDestructive)"
+            _retyped(
+                source.name,
+                col,
+                existing,
+                found,
+                allow_destructive=allow_destructive,
+                moves_rows=moves_rows,
+                dynamic_types=dynamic_types,
             )
-    have = {tuple(cols) for cols in target.unique_column_sets()}
-    have |= {i.columns for i in target.indexes}
-    target_cols = {c.name for c in target.columns} | source_cols
-    for idx in (*source.uniques, *source.indexes):
-        if idx.columns not in have and set(idx.columns) <= target_cols:
-            ops.append(AddIndex(name, idx))
-            have.add(idx.columns)
-    return SchemaDiff(tuple(ops), tuple(warnings), tuple(problems))
+    _extra_columns(source, target, found, allow_destructive)
+    _new_indexes(source, target, found)
+    return SchemaDiff(tuple(found.ops), tuple(found.warnings), tuple(found.problems))
