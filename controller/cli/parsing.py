@@ -136,7 +136,7 @@ def deprecated_alias(
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` with Ferry's error contract (subparsers inherit it).
 
-    Abbreviated options are refused: ``--no-b`` meaning ``--no-backup`` today could
+    Abbreviated options are refused: ``--skip-b`` meaning ``--skip-backup`` today could
     mean another option tomorrow, and a script that relies on it would silently change.
     """
 
