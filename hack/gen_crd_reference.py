@@ -67,12 +67,36 @@ def _rows(node: dict[str, Any], path: str, required: bool) -> list[str]:
     return rows
 
 
+def _columns(version: dict[str, Any]) -> list[str]:
+    """The ``kubectl get`` columns: printer columns are part of the contract a user reads
+    (and scripts parse), so they are generated too rather than described by hand."""
+    columns = version.get("additionalPrinterColumns") or []
+    if not columns:
+        return []
+    out = [
+        "### kubectl get columns",
+        "",
+        "| column | from | type | shown |",
+        "|---|---|---|---|",
+    ]
+    for col in columns:
+        shown = "`-o wide`" if col.get("priority", 0) else "always"
+        desc = " ".join(str(col.get("description", "")).split()).replace("|", "\\|")
+        source = f"`{col['jsonPath']}`" + (f" ({desc})" if desc else "")
+        out.append(f"| {col['name']} | {source} | {col['type']} | {shown} |")
+    return [*out, ""]
+
+
 def render() -> str:
     out = [
         "# CRD reference",
         "",
         "Generated from `crds/` by `hack/gen_crd_reference.py`; `make lint` checks it is "
         "current. Do not edit by hand.",
+        "",
+        "Every field, constraint, validation rule and `kubectl get` column of every kind. "
+        "How the kinds work together and what the operator does with them: "
+        "[../crds.md](../crds.md).",
         "",
     ]
     for path in sorted((ROOT / "crds").glob("*.yaml")):
@@ -90,6 +114,7 @@ def render() -> str:
         ]
         if schema.get("description"):
             out += [" ".join(str(schema["description"]).split()), ""]
+        out += _columns(version)
         for part in ("spec", "status"):
             node = (schema.get("properties") or {}).get(part)
             if not node:

@@ -11,12 +11,9 @@ from types import FrameType
 
 from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
+from controller.cli.parsing import add_names_argument
 from controller.commands.backup import create_backup, restore, verify
 from controller.errors import CheckFailed
-
-
-def _csv(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
 def add_store_key_argument(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = _store_parser(bsub, "create", "back up a database into a store")
     c.add_argument("--database", required=True, metavar="URL")
     c.add_argument("--environment", metavar="NAME", help="default: the database's name")
-    c.add_argument("--tables", metavar="T1,T2")
-    c.add_argument("--exclude", metavar="T3", action="append", default=[])
+    add_names_argument(c, "--tables", "back up only these tables (names or globs)")
+    add_names_argument(c, "--exclude", "back up every table but these (names or globs)")
     c.add_argument("--format", default="text", choices=["text", "json"])
     c.set_defaults(func=cmd_create)
     ls = _store_parser(bsub, "list", "list complete backups")
@@ -69,7 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = _store_parser(sub, "restore", "restore a backup (all or some tables) into a database")
     r.add_argument("--backup", required=True, metavar="ID")
     r.add_argument("--database", required=True, metavar="URL")
-    r.add_argument("--tables", metavar="T1,T2")
+    add_names_argument(r, "--tables", "restore only these tables of the backup")
     r.add_argument(
         "--force",
         action="store_true",
@@ -99,7 +96,6 @@ def _terminated_as_exit() -> Iterator[None]:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    excluded = [t for item in args.exclude for t in (_csv(item) or [])]
     store = _store(args)
     with _terminated_as_exit():
         manifest, location = create_backup(
@@ -107,8 +103,8 @@ def cmd_create(args: argparse.Namespace) -> int:
             store,
             environment=args.environment,
             reason="manual",
-            tables=_csv(args.tables),
-            exclude=excluded,
+            tables=args.tables,
+            exclude=args.exclude or [],
         )
     if args.format == "json":
         print(
@@ -182,9 +178,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     store = _store(args)
     with _terminated_as_exit():
-        result = restore(
-            store, args.backup, args.database, tables=_csv(args.tables), force=args.force
-        )
+        result = restore(store, args.backup, args.database, tables=args.tables, force=args.force)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:

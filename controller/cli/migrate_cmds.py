@@ -13,6 +13,7 @@ from controller.backups.store import open_store
 from controller.cli.backup_cmds import add_store_key_argument
 from controller.cli.files import create_output_dir, discard, shown
 from controller.cli.inputs import plan_options, resolve_database
+from controller.cli.parsing import deprecated_alias
 from controller.commands.export import export
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.rollback import rollback
@@ -62,7 +63,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "else ./ferry-backups)",
     )
     add_store_key_argument(m)
-    m.add_argument("--no-backup", action="store_true", help="skip the pre-migration backup")
+    skip = m.add_argument(
+        "--skip-backup",
+        action="store_true",
+        help="take no pre-migration backup (a Migration's spec.backup.skip)",
+    )
+    deprecated_alias(m, "--no-backup", skip)
     m.add_argument(
         "--environment",
         metavar="NAME",
@@ -105,7 +111,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     validate_migration_id(args.migration_id)
     options = plan_options(args.profile, args.rules, args.variables)
     store = None
-    if not args.no_backup:
+    if not args.skip_backup:
         spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE") or "ferry-backups"
         store = open_store(spec, args.store_key_file)
     request = MigrationRequest(
@@ -127,7 +133,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             + (f" — {result.message}" if result.message else "")
         )
         if store is None:
-            print("pre-migration backup: skipped (--no-backup)")
+            print("pre-migration backup: skipped (--skip-backup)")
         elif result.backup_id:
             print(f"pre-migration backup: {result.backup_id} in {store.label}")
     if result.status in ("failed", "rolled-back"):

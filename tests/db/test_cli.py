@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli.main import main
+from tests.db.dbhelpers import dump
 from tests.fixtures import nocobase_shape as shape
 
 VARS = {"HOOK_TOKEN": ("secret", "x"), "TICKET_WEBHOOK": ("plain", "y")}
@@ -159,12 +160,92 @@ def test_migrate_reports_its_backup_and_rollback_undoes_it(
     assert "rolled-back" in capsys.readouterr().err
 
 
+NO_BACKUP_WARNING = "warning: --no-backup is deprecated; use --skip-backup\n"
+
+
+@pytest.mark.parametrize("flag", ["--skip-backup", "--no-backup"])
 def test_no_backup_is_stated(
-    sqlite_envs: tuple[str, str], capsys: pytest.CaptureFixture[str]
+    flag: str,
+    sqlite_envs: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """``--no-backup`` is the deprecated spelling of ``--skip-backup`` (issue #10): the
+    same migration, no store created, and one warning line for the old spelling only."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FERRY_BACKUP_STORE", raising=False)
     dev, pre = sqlite_envs
-    assert main(["migrate", "--source", dev, "--target", pre, "--no-backup"]) == 0
-    assert "pre-migration backup: skipped (--no-backup)" in capsys.readouterr().out
+    assert main(["migrate", "--source", dev, "--target", pre, "--id", "r1", flag]) == 0
+    out, err = capsys.readouterr()
+    assert "migration r1: succeeded" in out
+    assert "pre-migration backup: skipped (--skip-backup)" in out
+    assert err == ("" if flag == "--skip-backup" else NO_BACKUP_WARNING)
+    assert not (tmp_path / "ferry-backups").exists()
+
+
+def test_both_spellings_of_skip_backup_migrate_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    targets, results = {}, {}
+    for flag in ("--skip-backup", "--no-backup"):
+        dev, pre = f"sqlite:///{tmp_path}/dev{flag}.db", f"sqlite:///{tmp_path}/pre{flag}.db"
+        shape.build(dev, app="dev", variables=VARS)
+        shape.builder_changes(dev)
+        shape.build(pre, app="pre", variables=VARS)
+        argv = ["migrate", "--source", dev, "--target", pre, "--id", "r1", "--format", "json"]
+        assert main([*argv, flag, "--backup-store", str(tmp_path / "store")]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["status"] == "succeeded" and result["backupId"] is None, result
+        results[flag] = result
+        targets[flag] = {k: v for k, v in dump(pre).items() if k != "ferry_migrations"}
+    assert results["--skip-backup"] == results["--no-backup"]
+    assert targets["--skip-backup"] == targets["--no-backup"]
+    assert not (tmp_path / "store").exists()
+
+
+def _backup_tables(argv: list[str], store: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    assert main([*argv, "--format", "json"]) == 0
+    backup_id = json.loads(capsys.readouterr().out)["id"]
+    assert main(["backup", "show", backup_id, "--store", str(store), "--format", "json"]) == 0
+    return sorted(m["table"] for m in json.loads(capsys.readouterr().out)["members"])
+
+
+@pytest.mark.parametrize("flag", ["--tables", "--exclude"])
+def test_list_flags_repeated_or_comma_separated_back_up_alike(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path}/app.db"
+    shape.build(db)
+    store = tmp_path / "store"
+    create = ["backup", "create", "--database", db, "--store", str(store)]
+    comma = _backup_tables([*create, flag, "roles,users"], store, capsys)
+    repeated = _backup_tables([*create, flag, "roles", flag, "users"], store, capsys)
+    mixed = _backup_tables([*create, flag, "users", flag, " roles , users"], store, capsys)
+    assert comma == repeated == mixed
+    everything = _backup_tables(create, store, capsys)
+    chosen = ["roles", "users"]
+    assert comma == (chosen if flag == "--tables" else sorted(set(everything) - set(chosen)))
+
+
+def test_restore_tables_repeated_or_comma_separated_restore_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path}/app.db"
+    shape.build(db)
+    store = tmp_path / "store"
+    assert (
+        main(["backup", "create", "--database", db, "--store", str(store), "--format", "json"]) == 0
+    )
+    backup_id = json.loads(capsys.readouterr().out)["id"]
+    restore = ["restore", "--store", str(store), "--backup", backup_id, "--database", db]
+    restored = []
+    for tables in (["--tables", "roles,users"], ["--tables", "roles", "--tables", "users"]):
+        assert main([*restore, *tables, "--format", "json"]) == 0
+        out, err = capsys.readouterr()
+        assert err == ""
+        restored.append(sorted(json.loads(out)["tables"]))
+    assert restored == [["roles", "users"], ["roles", "users"]]
 
 
 def test_backup_create_json_and_damaged_verify(

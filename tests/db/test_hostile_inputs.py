@@ -309,7 +309,7 @@ CASES = [
     # --- env: sources and targets ----------------------------------------------------
     case("plan --source env:dev --target {pre}", "Kubernetes context", env=NO_KUBECONFIG,
          id="env-source-without-kubeconfig"),
-    case("migrate --source {dev} --target env:apps/pre --no-backup", "Kubernetes context",
+    case("migrate --source {dev} --target env:apps/pre --skip-backup", "Kubernetes context",
          env=NO_KUBECONFIG, id="env-target-without-kubeconfig"),
     case("plan --source env:Dev_Env --target {pre}", "Kubernetes names", id="env-bad-name"),
     case("plan --source env:a/b/c --target {pre}", "Kubernetes names", id="env-nested"),

@@ -130,7 +130,7 @@ def _argv(command: str, bad: str, w: World) -> list[str]:
         "plan-target": ["plan", "--source", w.dev, "--target", bad],
         "plan-source": ["plan", "--source", bad, "--target", w.pre],
         "migrate": ["migrate", "--source", w.dev, "--target", bad, "--backup-store", store],
-        "migrate-source": ["migrate", "--source", bad, "--target", w.pre, "--no-backup"],
+        "migrate-source": ["migrate", "--source", bad, "--target", w.pre, "--skip-backup"],
         "export": ["export", "--source", bad, "--dir", str(w.export_dir / "out")],
         "backup": ["backup", "create", "--database", bad, "--store", store],
         "restore": ["restore", "--store", store, "--backup", w.backup_id, "--database", bad],

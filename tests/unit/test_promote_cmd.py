@@ -178,3 +178,14 @@ def test_output_is_replaced_whole(tmp_path: Path) -> None:
     out.write_text("old\n")
     text = promote(tmp_path, "--from", "dev", "--to", "pre")
     assert text.startswith("# Generated") and [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_skip_backup_is_the_migrations_backup_skip(tmp_path: Path) -> None:
+    """``promote --skip-backup`` and ``migrate --skip-backup`` share one name with the
+    field they mean, ``spec.backup.skip`` (issue #10)."""
+    skipped = yaml.safe_load(promote(tmp_path, "--from", "dev", "--to", "pre", "--skip-backup"))
+    assert skipped["spec"]["backup"] == {"skip": True}
+    assert parse_migration(skipped).skip_backup is True
+    default = yaml.safe_load(promote(tmp_path, "--from", "dev", "--to", "pre"))
+    assert "backup" not in default["spec"]
+    assert parse_migration(default).skip_backup is False
