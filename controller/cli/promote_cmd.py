@@ -91,20 +91,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         args.sync_wave = check.sync_wave(args.sync_wave)
 
 
-def manifest(args: argparse.Namespace) -> dict[str, Any]:
-    """The Migration as a mapping, checked with ``parse_migration``."""
-    git_only = [
-        f"--{n}"
-        for n in ("git-revision", "git-path", "git-secret")
-        if getattr(args, n.replace("-", "_"))
-    ]
-    if git_only and not args.git_repository:
-        raise InvalidInput(f"{', '.join(git_only)} need --git-repository")
-    if args.plan_digest and not args.approval:
-        raise InvalidInput("--plan-digest approves a plan: it needs --approval")
-    if args.source == args.target:
-        raise InvalidInput(f"--from and --to are both {args.source!r}")
-    _check_arguments(args)
+def _metadata(args: argparse.Namespace) -> dict[str, Any]:
     name = args.name or default_name(args.source, args.target, args.git_revision)
     if len(name) > _NAME_MAX or not _DNS_LABEL.match(name):
         raise InvalidInput(
@@ -119,20 +106,23 @@ def manifest(args: argparse.Namespace) -> dict[str, Any]:
     metadata["labels"] = dict(sorted(labels.items()))
     if args.sync_wave is not None:
         metadata["annotations"] = {"argocd.argoproj.io/sync-wave": str(args.sync_wave)}
+    return metadata
 
-    source: dict[str, Any]
-    if args.git_repository:
-        git: dict[str, Any] = {"repository": args.git_repository}
-        if args.git_revision:
-            git["revision"] = args.git_revision
-        if args.git_path:
-            git["path"] = args.git_path
-        if args.git_secret:
-            git["secretRef"] = {"name": args.git_secret}
-        source = {"git": git}
-    else:
-        source = {"environment": args.source}
-    spec: dict[str, Any] = {"source": source, "target": args.target}
+
+def _source(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.git_repository:
+        return {"environment": args.source}
+    git: dict[str, Any] = {"repository": args.git_repository}
+    for key, value in (("revision", args.git_revision), ("path", args.git_path)):
+        if value:
+            git[key] = value
+    if args.git_secret:
+        git["secretRef"] = {"name": args.git_secret}
+    return {"git": git}
+
+
+def _spec(args: argparse.Namespace) -> dict[str, Any]:
+    spec: dict[str, Any] = {"source": _source(args), "target": args.target}
     if args.rules:
         spec["rules"] = rules_document(load_yaml(args.rules, "rules"), args.rules)
     if args.approval:
@@ -142,6 +132,25 @@ def manifest(args: argparse.Namespace) -> dict[str, Any]:
         spec["approval"] = approval
     if args.skip_backup:
         spec["backup"] = {"skip": True}
+    return spec
+
+
+def manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """The Migration as a mapping, checked with ``parse_migration``."""
+    git_only = [
+        f"--{n}"
+        for n in ("git-revision", "git-path", "git-secret")
+        if getattr(args, n.replace("-", "_"))
+    ]
+    if git_only and not args.git_repository:
+        raise InvalidInput(f"{', '.join(git_only)} need --git-repository")
+    if args.plan_digest and not args.approval:
+        raise InvalidInput("--plan-digest approves a plan: it needs --approval")
+    if args.source == args.target:
+        raise InvalidInput(f"--from and --to are both {args.source!r}")
+    _check_arguments(args)
+    metadata = _metadata(args)
+    spec = _spec(args)
     doc = {"apiVersion": "ferry.dev/v1alpha1", "kind": "Migration", "metadata": metadata}
     doc["spec"] = spec
     try:

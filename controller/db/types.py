@@ -33,41 +33,30 @@ def _native(satype: Any, dialect: sa.Dialect) -> str:
         return str(type(satype).__name__)
 
 
-def column_type(satype: Any, dialect: sa.Dialect, declared: str = "") -> ColumnType:
-    """Reduce a reflected SQLAlchemy type to a :class:`ColumnType`."""
-    native = declared or _native(satype, dialect)
-    upper = native.upper().replace(" ", "")
+# Reflected SQLAlchemy type classes → kind, checked in order (a BigInteger is also an
+# Integer, so the wider class comes first).
+_BY_CLASS: tuple[tuple[tuple[type, ...], Kind], ...] = (
+    ((sa.BigInteger,), Kind.BIGINT),
+    ((sa.SmallInteger, mysql.TINYINT), Kind.SMALLINT),
+    ((sa.Integer,), Kind.INTEGER),
+    ((sa.Float, sa.REAL, mysql.DOUBLE), Kind.FLOAT),
+    ((sa.Date,), Kind.DATE),
+    ((sa.Time,), Kind.TIME),
+    ((sa.LargeBinary, sa.types._Binary), Kind.BINARY),
+)
+
+
+def _boolean(satype: Any, upper: str) -> bool:
     if isinstance(satype, mysql.TINYINT) and getattr(satype, "display_width", None) == 1:
-        return ColumnType(Kind.BOOLEAN, native=native)
-    if upper.startswith("TINYINT(1)") or upper in ("BOOLEAN", "BOOL"):
-        return ColumnType(Kind.BOOLEAN, native=native)
-    if isinstance(satype, sa.Boolean):
-        return ColumnType(Kind.BOOLEAN, native=native)
-    if isinstance(satype, (sa.JSON, postgresql.JSONB)):
-        variant = "jsonb" if isinstance(satype, postgresql.JSONB) else None
-        return ColumnType(Kind.JSON, variant=variant, native=native)
-    if isinstance(satype, sa.Uuid) or upper == "UUID":
-        return ColumnType(Kind.UUID, native=native)
-    if isinstance(satype, sa.BigInteger):
-        return ColumnType(Kind.BIGINT, native=native)
-    if isinstance(satype, (sa.SmallInteger, mysql.TINYINT)):
-        return ColumnType(Kind.SMALLINT, native=native)
-    if isinstance(satype, sa.Integer):
-        return ColumnType(Kind.INTEGER, native=native)
-    if isinstance(satype, (sa.Float, sa.REAL, mysql.DOUBLE)):
-        return ColumnType(Kind.FLOAT, native=native)
-    if isinstance(satype, sa.Numeric):
-        return ColumnType(
-            Kind.DECIMAL, precision=satype.precision, scale=satype.scale, native=native
-        )
-    if isinstance(satype, sa.DateTime):
-        return ColumnType(Kind.DATETIMETZ if satype.timezone else Kind.DATETIME, native=native)
-    if isinstance(satype, sa.Date):
-        return ColumnType(Kind.DATE, native=native)
-    if isinstance(satype, sa.Time):
-        return ColumnType(Kind.TIME, native=native)
-    if isinstance(satype, (sa.LargeBinary, sa.types._Binary)):
-        return ColumnType(Kind.BINARY, native=native)
+        return True
+    return (
+        upper.startswith("TINYINT(1)")
+        or upper in ("BOOLEAN", "BOOL")
+        or (isinstance(satype, sa.Boolean))
+    )
+
+
+def _textual(satype: Any, native: str) -> ColumnType:
     visit = getattr(satype, "__visit_name__", "")
     if isinstance(satype, sa.Text) or visit in _MYSQL_TEXTS:
         return ColumnType(Kind.TEXT, native=native)
@@ -77,6 +66,32 @@ def column_type(satype: Any, dialect: sa.Dialect, declared: str = "") -> ColumnT
             return ColumnType(Kind.TEXT, native=native)  # VARCHAR without a limit
         return ColumnType(Kind.STRING, length=length, native=native)
     return ColumnType(Kind.OTHER, native=native)
+
+
+def column_type(satype: Any, dialect: sa.Dialect, declared: str = "") -> ColumnType:
+    """Reduce a reflected SQLAlchemy type to a :class:`ColumnType`."""
+    native = declared or _native(satype, dialect)
+    upper = native.upper().replace(" ", "")
+    if _boolean(satype, upper):
+        return ColumnType(Kind.BOOLEAN, native=native)
+    if isinstance(satype, (sa.JSON, postgresql.JSONB)):
+        variant = "jsonb" if isinstance(satype, postgresql.JSONB) else None
+        return ColumnType(Kind.JSON, variant=variant, native=native)
+    if isinstance(satype, sa.Uuid) or upper == "UUID":
+        return ColumnType(Kind.UUID, native=native)
+    for classes, kind in _BY_CLASS[:4]:  # integers and floats, before Numeric
+        if isinstance(satype, classes):
+            return ColumnType(kind, native=native)
+    if isinstance(satype, sa.Numeric):
+        return ColumnType(
+            Kind.DECIMAL, precision=satype.precision, scale=satype.scale, native=native
+        )
+    if isinstance(satype, sa.DateTime):
+        return ColumnType(Kind.DATETIMETZ if satype.timezone else Kind.DATETIME, native=native)
+    for classes, kind in _BY_CLASS[4:]:
+        if isinstance(satype, classes):
+            return ColumnType(kind, native=native)
+    return _textual(satype, native)
 
 
 class _Rendered(UserDefinedType[Any]):

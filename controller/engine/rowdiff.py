@@ -44,14 +44,7 @@ def diff_rows(
     if not rule.moves_rows:
         return changes
     if not source.key_columns:
-        # Only overwrite reaches here (upsert/insert-ignore need a key): compare multisets.
-        if source.keyless == target.keyless:
-            changes.unchanged = source.count
-        else:
-            changes.replace_all = True
-            changes.deletes = [() for _ in range(target.count)]
-            changes.inserts = {(str(i),): b"" for i in range(source.count)}
-        return changes
+        return _keyless(source, target)
     for key, entry in source.rows.items():
         existing = target.rows.get(key)
         if existing is None:
@@ -70,6 +63,19 @@ def diff_rows(
             changes.kept += 1
     if natural_key:
         _plan_id_collisions(changes, source, target, pk_reassignable)
+    return changes
+
+
+def _keyless(source: RowIndex, target: RowIndex) -> TableChanges:
+    """Only overwrite reaches here (upsert/insert-ignore need a key): the two sides are
+    compared as multisets, and a difference replaces every row."""
+    changes = TableChanges()
+    if source.keyless == target.keyless:
+        changes.unchanged = source.count
+    else:
+        changes.replace_all = True
+        changes.deletes = [() for _ in range(target.count)]
+        changes.inserts = {(str(i),): b"" for i in range(source.count)}
     return changes
 
 

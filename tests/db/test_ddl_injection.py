@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
+
+from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup
 from controller.commands.export import export
 from controller.commands.planning import PlanOptions
-
-from controller.backups.store import FilesystemStore
 from controller.db.ddl import execute_op
 from controller.engine.model import Column, ColumnType, Kind, TableSchema
 from controller.engine.profiles import Profile
