@@ -106,7 +106,7 @@ def test_snapshot_payload_is_refused(
     rules = tmp_path / "rules.yaml"
     rules.write_text("user: overwrite\n", encoding="utf-8")
     argv = ["migrate", "--source", str(snapshot), "--target", target]
-    argv += ["--profile", "generic", "--rules", str(rules), "--no-backup"]
+    argv += ["--profile", "generic", "--rules", str(rules), "--skip-backup"]
     assert_refused(argv, 2, watched=[target, snapshot], says="'body'")
     assert set(dump(target)) == {"keep"}
 
@@ -122,7 +122,7 @@ def test_the_unedited_snapshot_migrates_with_its_default(
     rules = tmp_path / "rules.yaml"
     rules.write_text("user: overwrite\n", encoding="utf-8")
     argv = ["migrate", "--source", str(snapshot), "--target", target]
-    outcome = run_cli([*argv, "--profile", "generic", "--rules", str(rules), "--no-backup"])
+    outcome = run_cli([*argv, "--profile", "generic", "--rules", str(rules), "--skip-backup"])
     assert outcome.code == 0, outcome.stderr
     execute(target, f"insert into {q(dialect, 'notes')} (id) values (2)")
     engine = sa.create_engine(target)

@@ -327,7 +327,7 @@ def _migrate(snapshot: Path, target: str) -> list[str]:
         target,
         "--profile",
         "generic",
-        "--no-backup",
+        "--skip-backup",
         "--rules",
         str(rules),
     ]
