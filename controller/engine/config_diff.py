@@ -50,9 +50,9 @@ class SchemaDifference:
         label = {"column": "column ", "type": "column ", "index": "index "}.get(self.what, "")
         subject = f"{label}{printable(self.name)}" if self.name else "primary key"
         if self.src is None:
-            return f"{subject} only in DST ({self.dst})"
+            return f"{subject} only in DST: {self.dst}"
         if self.dst is None:
-            return f"{subject} only in SRC ({self.src})"
+            return f"{subject} only in SRC: {self.src}"
         return f"{subject}: SRC {self.src}, DST {self.dst}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -312,9 +312,13 @@ def _columns_only_in(a: TableSchema, b: TableSchema) -> list[Column]:
     return [op.column for op in ops if isinstance(op, AddColumn)]
 
 
-def _indexes_only_in(a: TableSchema, b: TableSchema) -> list[str]:
+def _indexes_only_in(a: TableSchema, b: TableSchema) -> list[tuple[str, str]]:
     ops = diff_table(a, b, allow_destructive=False, moves_rows=False).ops
-    return [op.describe().removeprefix("add ") for op in ops if isinstance(op, AddIndex)]
+    return [
+        (op.index.name, ("unique " if op.index.unique else "") + _cols(op.index.columns))
+        for op in ops
+        if isinstance(op, AddIndex)
+    ]
 
 
 def _types_differ(a: Column, b: Column) -> bool:
@@ -343,8 +347,8 @@ def compare_schema(src: TableSchema, dst: TableSchema) -> tuple[SchemaDifference
         out.append(
             SchemaDifference("primary-key", "", _cols(src.primary_key), _cols(dst.primary_key))
         )
-    out += [SchemaDifference("index", i, i, None) for i in _indexes_only_in(src, dst)]
-    out += [SchemaDifference("index", i, None, i) for i in _indexes_only_in(dst, src)]
+    out += [SchemaDifference("index", n, cols, None) for n, cols in _indexes_only_in(src, dst)]
+    out += [SchemaDifference("index", n, None, cols) for n, cols in _indexes_only_in(dst, src)]
     return tuple(out)
 
 
