@@ -13,6 +13,7 @@ from controller.cli.inputs import resolve_database
 from controller.commands.diff import DiffOptions, diff
 from controller.engine.profiles import parse_profile
 from controller.engine.render_diff import diff_json, diff_markdown, diff_text
+from controller.errors import InvalidInput
 
 _SIDE = (
     "database URL, export dir, git+URL#revision=REV&path=DIR, or env:[NAMESPACE/]NAME "
@@ -43,7 +44,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _globs(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(g.strip() for v in values or () for g in v.split(",") if g.strip())
+    """``--tables a,b --tables c`` → (a, b, c); a list of nothing is a mistake, not "all"."""
+    globs = tuple(g.strip() for v in values or () for g in v.split(",") if g.strip())
+    if values and not globs:
+        raise InvalidInput("--tables: no table name or glob given")
+    return globs
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

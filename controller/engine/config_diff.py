@@ -253,25 +253,34 @@ def is_secret(column: str, value: Any) -> bool:
     return isinstance(value, str) and bool(secret_paths(column, value, is_json=True))
 
 
-def show_value(column: str, value: Any, *, is_json: bool = False) -> str:
-    """The full display text of one value (see :func:`excerpts` for shortening); JSON
-    held as text is shown as JSON, not as a quoted string of escaped quotes."""
+_QUOTED = (Kind.STRING, Kind.TEXT, Kind.OTHER)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def show_value(column: str, value: Any, ctype: ColumnType | None = None) -> str:
+    """The full display text of one value (see :func:`excerpts` for shortening).
+
+    Text is quoted, so ``"1"`` and ``1`` or a trailing space are visible; JSON held as
+    text is shown as JSON; a date, number or boolean a driver returns as text (SQLite)
+    is shown unquoted, as another dialect's driver shows the same value."""
     if is_secret(column, value):
         return MASK
     if value is None:
         return "NULL"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(bytes(value))} bytes>"
-    if is_json and isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            pass
-        else:
-            return printable(json_text(value))
+    kind = ctype.kind if ctype is not None else Kind.TEXT
+    if kind is Kind.JSON and isinstance(value, str):
+        value = _json_or_text(value)
     if isinstance(value, (dict, list)):
         return printable(json_text(value))
-    if isinstance(value, str):
+    if isinstance(value, str) and kind in _QUOTED:
         return printable(json.dumps(value, ensure_ascii=False))
     return printable(str(value))
 
@@ -300,8 +309,10 @@ def short(text: str) -> str:
     return text if len(text) <= _WIDTH else _shorten(text, 0)
 
 
-def show_key(columns: Sequence[str], raw: Sequence[Any]) -> tuple[str, ...]:
-    return tuple(short(show_value(c, v)) for c, v in zip(columns, raw, strict=True))
+def show_key(
+    columns: Sequence[str], types: Sequence[ColumnType], raw: Sequence[Any]
+) -> tuple[str, ...]:
+    return tuple(short(show_value(c, v, t)) for c, t, v in zip(columns, types, raw, strict=True))
 
 
 # --- schema --------------------------------------------------------------------------
@@ -370,6 +381,10 @@ class RowPlan:
     src_shape: RowShape
     dst_shape: RowShape
     types: tuple[ColumnType, ...]
+
+    def show_key(self, raw: Sequence[Any]) -> tuple[str, ...]:
+        types = [self.types[self.columns.index(c)] for c in self.key]
+        return show_key(self.key, types, raw)
 
 
 def row_plan(src: TableSchema, dst: TableSchema) -> RowPlan:
@@ -440,14 +455,10 @@ def _column_changes(plan: RowPlan, src: tuple[Any, ...], dst: tuple[Any, ...]) -
     changes = []
     for i, (column, ctype) in enumerate(zip(plan.columns, plan.types, strict=True)):
         if canonical(src[i], ctype) != canonical(dst[i], ctype):
-            is_json = ctype.kind is Kind.JSON
-            a, b = excerpts(
-                show_value(column, src[i], is_json=is_json),
-                show_value(column, dst[i], is_json=is_json),
-            )
+            a, b = excerpts(show_value(column, src[i], ctype), show_value(column, dst[i], ctype))
             changes.append(ColumnChange(column, a, b))
     key_pos = [plan.columns.index(c) for c in plan.key]
-    return RowChange(show_key(plan.key, [src[i] for i in key_pos]), tuple(changes))
+    return RowChange(plan.show_key([src[i] for i in key_pos]), tuple(changes))
 
 
 def row_diff(
@@ -464,7 +475,7 @@ def row_diff(
     src_index, dst_index = indexes
 
     def keys(found: list[CanonKey], index: RowIndex) -> tuple[tuple[str, ...], ...]:
-        return tuple(show_key(plan.key, index.rows[k].key) for k in found[:LIMIT])
+        return tuple(plan.show_key(index.rows[k].key) for k in found[:LIMIT])
 
     changed = tuple(
         _column_changes(plan, rows[0][k], rows[1][k])

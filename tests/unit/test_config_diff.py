@@ -241,7 +241,7 @@ def test_a_secret_shaped_key_is_masked() -> None:
 def test_long_values_are_shown_where_they_differ() -> None:
     a = json.dumps({"x": "y" * 200, "z": "before"})
     b = json.dumps({"x": "y" * 200, "z": "after"})
-    sa, sb = excerpts(show_value("schema", a, is_json=True), show_value("schema", b, is_json=True))
+    sa, sb = excerpts(show_value("schema", a, JSON), show_value("schema", b, JSON))
     assert "before" in sa and "after" in sb and sa.startswith("…") and len(sa) < 100
 
 
