@@ -20,7 +20,7 @@ import traceback
 from typing import cast
 
 from controller import __version__
-from controller.cli import backup_cmds, migrate_cmds, promote_cmd, run_cmd
+from controller.cli import backup_cmds, diff_cmd, migrate_cmds, promote_cmd, run_cmd
 from controller.cli.parsing import ArgumentParser
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 
@@ -43,6 +43,7 @@ def build_parser() -> ArgumentParser:
     backup_cmds.register(sub)
     run_cmd.register(sub)
     promote_cmd.register(sub)
+    diff_cmd.register(sub)
     return parser
 
 
