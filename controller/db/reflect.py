@@ -131,8 +131,3 @@ def reflect(conn: sa.Connection, only: set[str] | None = None) -> DatabaseSchema
             continue
         tables[name] = reflect_table(conn, name, json_cols)
     return DatabaseSchema(dialect=dialect, server_version=server_version(conn), tables=tables)
-
-
-def table_names(conn: sa.Connection) -> list[str]:
-    names = sa.inspect(conn).get_table_names()
-    return [n for n in names if not n.startswith("sqlite_")]

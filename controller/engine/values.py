@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -250,11 +250,3 @@ def env_references(value: Any) -> Iterator[str]:
     if isinstance(value, str) and "$env" in value:
         for match in _ENV_REF.finditer(value):
             yield match.group(1)
-
-
-def env_references_in_rows(rows: Iterable[tuple[Any, ...]]) -> set[str]:
-    found: set[str] = set()
-    for row in rows:
-        for value in row:
-            found.update(env_references(value))
-    return found

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from controller.api.resources import GROUP, VERSION
 from controller.api.schedule import (
     BackupScheduleSpec,
     BackupsOnDelete,
@@ -35,7 +36,7 @@ from controller.backups.retention import Candidate, Policy, select_for_deletion
 from controller.errors import InvalidInput, TemporaryError
 from controller.flows.outcome import Event, Outcome
 from controller.flows.status import StatusPatch, timestamp
-from controller.k8s.client import GROUP, VERSION, Cluster
+from controller.k8s.client import Cluster
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
 ADOPTED_FROM = "ferry.dev/adopted-from"  # annotation: the schedule an adopted Backup had

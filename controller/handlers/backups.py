@@ -6,11 +6,11 @@ from typing import Any
 
 import kopf
 
+from controller.api.resources import GROUP, VERSION
 from controller.flows.backup import FINISHED, finalize_backup, reconcile_backup
 from controller.flows.unexpected import guarded
 from controller.handlers import metrics
 from controller.handlers.common import cluster, now, write
-from controller.k8s.client import GROUP, VERSION
 
 
 @kopf.on.create(GROUP, VERSION, "backups")

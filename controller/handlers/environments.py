@@ -7,11 +7,11 @@ from typing import Any
 
 import kopf
 
+from controller.api.resources import GROUP, VERSION
 from controller.flows.environment import reconcile_environment
 from controller.flows.unexpected import guarded
 from controller.handlers import metrics
 from controller.handlers.common import cluster, now, write
-from controller.k8s.client import GROUP, VERSION
 
 CHECK_SECONDS = float(os.environ.get("FERRY_ENVIRONMENT_CHECK_SECONDS", "60"))
 

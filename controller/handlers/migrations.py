@@ -7,11 +7,11 @@ from typing import Any
 
 import kopf
 
+from controller.api.resources import GROUP, VERSION
 from controller.flows.migration import FINISHED, ledger_id, reconcile_migration
 from controller.flows.unexpected import guarded
 from controller.handlers import failpoints, metrics
 from controller.handlers.common import cluster, now, write
-from controller.k8s.client import GROUP, VERSION
 
 FAULT = failpoints.from_environment()
 

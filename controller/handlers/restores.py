@@ -6,10 +6,10 @@ from typing import Any
 
 import kopf
 
+from controller.api.resources import GROUP, VERSION
 from controller.flows.restore import reconcile_restore
 from controller.flows.unexpected import guarded
 from controller.handlers.common import cluster, now, write
-from controller.k8s.client import GROUP, VERSION
 
 
 @kopf.on.create(GROUP, VERSION, "restores")

@@ -11,10 +11,10 @@ from typing import Any
 
 import kopf
 
+from controller.api.resources import GROUP, VERSION
 from controller.flows.schedule import reconcile_schedule
 from controller.flows.unexpected import guarded
 from controller.handlers.common import cluster, now, write
-from controller.k8s.client import GROUP, VERSION
 
 CHECK_SECONDS = float(os.environ.get("FERRY_SCHEDULE_CHECK_SECONDS", "5"))
 

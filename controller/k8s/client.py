@@ -11,10 +11,9 @@ import base64
 import datetime as dt
 from typing import Any, Protocol
 
+from controller.api.resources import GROUP, VERSION
 from controller.errors import InvalidInput, TemporaryError
 
-GROUP = "ferry.dev"
-VERSION = "v1alpha1"
 PLURALS = {
     "Environment": "environments",
     "Backup": "backups",
