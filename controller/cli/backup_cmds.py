@@ -11,6 +11,7 @@ from types import FrameType
 
 from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
+from controller.cli.progress import progress_for
 from controller.commands.backup import create_backup, restore, verify
 from controller.errors import CheckFailed
 
@@ -101,7 +102,7 @@ def _terminated_as_exit() -> Iterator[None]:
 def cmd_create(args: argparse.Namespace) -> int:
     excluded = [t for item in args.exclude for t in (_csv(item) or [])]
     store = _store(args)
-    with _terminated_as_exit():
+    with _terminated_as_exit(), progress_for(args) as progress:
         manifest, location = create_backup(
             args.database,
             store,
@@ -109,6 +110,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             reason="manual",
             tables=_csv(args.tables),
             exclude=excluded,
+            progress=progress,
         )
     if args.format == "json":
         print(
@@ -181,9 +183,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     store = _store(args)
-    with _terminated_as_exit():
+    with _terminated_as_exit(), progress_for(args) as progress:
         result = restore(
-            store, args.backup, args.database, tables=_csv(args.tables), force=args.force
+            store,
+            args.backup,
+            args.database,
+            tables=_csv(args.tables),
+            force=args.force,
+            progress=progress,
         )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))

@@ -16,6 +16,7 @@ from controller.engine.indexing import index_target, source_shape
 from controller.engine.model import DatabaseSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
+from controller.engine.progress import NO_PROGRESS, PLANNING, Progress
 from controller.engine.references import merged, profile_references
 from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import resolve_rules
@@ -63,7 +64,12 @@ def _target_variables(target: SnapshotSource, schema: DatabaseSchema) -> frozens
     return None
 
 
-def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions) -> Prepared:
+def prepare(
+    source: SnapshotSource,
+    target: SnapshotSource,
+    options: PlanOptions,
+    progress: Progress = NO_PROGRESS,
+) -> Prepared:
     src_schema, tgt_schema = source.schema(), target.schema()
     problems: list[str] = []
     nocobase = options.profile is Profile.NOCOBASE
@@ -113,6 +119,7 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
     )
     checks.require(ids.problems, reason="BadReference")
     checks.require(ids.conflicts, reason="IdConflict")
+    progress.start(PLANNING, len(moved))
     for name in sorted(moved):
         src_table = src_schema.tables[name]
         tgt_table = tgt_schema.table(name)
@@ -124,6 +131,8 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
         )
         referenced |= source_rows[name].env_refs
         target_rows[name] = index_target(target, src_table, tgt_table, ks)
+        progress.table(name, source_rows[name].count)
+    progress.done()
     available = options.variables
     if available is None and nocobase:
         available = _target_variables(target, tgt_schema)
