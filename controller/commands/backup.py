@@ -342,19 +342,10 @@ def restore(
         whole = not tables if whole is None else whole
         to_drop = sorted(set(drop) | (set(existing) - set(manifest.tables) if whole else set()))
         to_drop = [t for t in to_drop if t in existing]
-        safety_id = None
-        if safety:
-            touched = sorted((set(selected) | set(to_drop)) & set(existing))
-            if touched:
-                safety_manifest, _ = create_backup(
-                    url,
-                    store,
-                    environment=environment or manifest.environment,
-                    reason="pre-restore",
-                    tables=touched,
-                    progress=progress,
-                )
-                safety_id = safety_manifest.id
+        touched = sorted((set(selected) | set(to_drop)) & set(existing)) if safety else []
+        safety_id = _safety_backup(
+            url, store, environment or manifest.environment, touched, progress
+        )
         try:
             rows, undone = _apply_restore(
                 db, store, manifest, selected, to_drop, fault, whole, progress
@@ -366,6 +357,18 @@ def restore(
         )
     finally:
         db.dispose()
+
+
+def _safety_backup(
+    url: str, store: BackupStore, environment: str, tables: list[str], progress: Progress
+) -> str | None:
+    """A backup of the tables a restore is about to replace or drop, as they are now."""
+    if not tables:
+        return None
+    safety, _ = create_backup(
+        url, store, environment=environment, reason="pre-restore", tables=tables, progress=progress
+    )
+    return safety.id
 
 
 def _revert(
