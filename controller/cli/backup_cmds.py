@@ -12,6 +12,7 @@ from types import FrameType
 from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.cli.parsing import add_names_argument
+from controller.cli.progress import progress_for
 from controller.commands.backup import create_backup, restore, verify
 from controller.errors import CheckFailed
 
@@ -97,7 +98,7 @@ def _terminated_as_exit() -> Iterator[None]:
 
 def cmd_create(args: argparse.Namespace) -> int:
     store = _store(args)
-    with _terminated_as_exit():
+    with _terminated_as_exit(), progress_for(args) as progress:
         manifest, location = create_backup(
             args.database,
             store,
@@ -105,6 +106,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             reason="manual",
             tables=args.tables,
             exclude=args.exclude or [],
+            progress=progress,
         )
     if args.format == "json":
         print(
@@ -177,8 +179,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     store = _store(args)
-    with _terminated_as_exit():
-        result = restore(store, args.backup, args.database, tables=args.tables, force=args.force)
+    with _terminated_as_exit(), progress_for(args) as progress:
+        result = restore(
+            store,
+            args.backup,
+            args.database,
+            tables=args.tables,
+            force=args.force,
+            progress=progress,
+        )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from controller.api.ids import validate_migration_id
@@ -14,6 +15,7 @@ from controller.cli.backup_cmds import add_store_key_argument
 from controller.cli.files import create_output_dir, discard, shown
 from controller.cli.inputs import plan_options, resolve_database
 from controller.cli.parsing import deprecated_alias
+from controller.cli.progress import progress_for
 from controller.commands.export import export
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.rollback import rollback
@@ -97,7 +99,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     options = plan_options(args.profile, args.rules, args.variables)
     source, target = resolve_database(args.source), resolve_database(args.target)
-    plan = plan_only(source, target, options).plan
+    with progress_for(args) as progress:
+        plan = plan_only(source, target, options, progress).plan
     if args.format == "json":
         print(plan_json(plan))
     elif args.format == "markdown":
@@ -122,7 +125,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         migration_id=args.migration_id,
         environment=args.environment,
     )
-    result = migrate(request)
+    with progress_for(args) as progress:
+        result = migrate(replace(request, progress=progress))
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -164,9 +168,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     validate_migration_id(args.migration)
-    result = rollback(
-        open_store(args.store, args.store_key_file), args.migration, args.database, force=args.force
-    )
+    store = open_store(args.store, args.store_key_file)
+    with progress_for(args) as progress:
+        result = rollback(store, args.migration, args.database, force=args.force, progress=progress)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
         return 0

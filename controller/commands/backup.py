@@ -31,6 +31,7 @@ from controller.db.connect import default_environment
 from controller.db.database import Database, ReadSnapshot
 from controller.engine.catalog import nocobase_catalog
 from controller.engine.profiles import LEDGER_TABLE
+from controller.engine.progress import BACKING_UP, NO_PROGRESS, RESTORING, Progress
 from controller.errors import (
     CheckFailed,
     FerryError,
@@ -109,6 +110,7 @@ def backup_snapshot(
     tables: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     fault: Fault | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> tuple[Manifest, str]:
     """Back up from an open read snapshot (one point in time)."""
     schema = snap.schema()
@@ -118,22 +120,24 @@ def backup_snapshot(
     version = app_version(snap)
     with writing(store, environment, backup_id) as writer:
         members = []
+        progress.start(BACKING_UP, len(names))
         for i, name in enumerate(names):
             table = schema.tables[name]
             classes = snap.sqlite_classes(name) if schema.dialect == "sqlite" else None
             fast = snap.arrow_batches(name, arrow_schema(table, schema.dialect, classes))
-            members.append(
-                write_member(
-                    writer,
-                    layout.member_key(i, name),
-                    table,
-                    schema.dialect,
-                    fast if fast is not None else snap.archive_batches(name, table.column_names),
-                    classes,
-                )
+            member = write_member(
+                writer,
+                layout.member_key(i, name),
+                table,
+                schema.dialect,
+                fast if fast is not None else snap.archive_batches(name, table.column_names),
+                classes,
             )
+            members.append(member)
             if fault:
                 fault(f"member:{name}")
+            progress.table(name, member.rows, member.bytes)
+        progress.done()
         manifest = Manifest(
             source=database_identity(snap),
             id=backup_id,
@@ -159,12 +163,20 @@ def create_backup(
     tables: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     fault: Fault | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> tuple[Manifest, str]:
     db = Database(url)
     try:
         with db.reader() as snap:
             return backup_snapshot(
-                snap, store, environment or default_environment(url), reason, tables, exclude, fault
+                snap,
+                store,
+                environment or default_environment(url),
+                reason,
+                tables,
+                exclude,
+                fault,
+                progress,
             )
     finally:
         db.dispose()
@@ -256,28 +268,33 @@ def _apply_restore(
     drop: list[str],
     fault: Fault | None,
     whole: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> tuple[int, list[str]]:
     """Replace ``tables`` and drop ``drop`` in one transaction, and record in the ledger,
     in the same transaction, which migrations the restore undid."""
     rows = 0
     with db.writer() as session:
+        progress.start(RESTORING, len(tables))
         for name in tables:
             member = manifest.member(name)
             assert member is not None
             table = member.table_schema
             if session.copies_arrow(table, member_schema(member, manifest.dialect)):
                 batches = read_record_batches(store, manifest, member)
-                rows += session.replace_table_arrow(table, manifest.dialect, batches)
+                written = session.replace_table_arrow(table, manifest.dialect, batches)
             else:
-                rows += session.replace_table(
+                written = session.replace_table(
                     table, manifest.dialect, read_member(store, manifest, member)
                 )
+            rows += written
             if fault:
                 fault(f"restore:{name}")
+            progress.table(name, written, member.bytes)
         for name in drop:
             session.drop_table(name)
         restored = None if whole else {*tables, *drop}
         undone = session.ledger_mark_undone(manifest.id, manifest.created_at, restored)
+    progress.done()  # after the commit: a restore rolled back is not done
     return rows, undone
 
 
@@ -293,6 +310,7 @@ def restore(
     environment: str | None = None,
     force: bool = False,
     fault: Fault | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> RestoreResult:
     """Restore ``tables`` (default: all) of a backup into the database at ``url``.
 
@@ -324,20 +342,14 @@ def restore(
         whole = not tables if whole is None else whole
         to_drop = sorted(set(drop) | (set(existing) - set(manifest.tables) if whole else set()))
         to_drop = [t for t in to_drop if t in existing]
-        safety_id = None
-        if safety:
-            touched = sorted((set(selected) | set(to_drop)) & set(existing))
-            if touched:
-                safety_manifest, _ = create_backup(
-                    url,
-                    store,
-                    environment=environment or manifest.environment,
-                    reason="pre-restore",
-                    tables=touched,
-                )
-                safety_id = safety_manifest.id
+        touched = sorted((set(selected) | set(to_drop)) & set(existing)) if safety else []
+        safety_id = _safety_backup(
+            url, store, environment or manifest.environment, touched, progress
+        )
         try:
-            rows, undone = _apply_restore(db, store, manifest, selected, to_drop, fault, whole)
+            rows, undone = _apply_restore(
+                db, store, manifest, selected, to_drop, fault, whole, progress
+            )
         except FerryError as err:
             raise revert_failed_write(err, db, store, safety_id, selected) from err
         return RestoreResult(
@@ -345,6 +357,18 @@ def restore(
         )
     finally:
         db.dispose()
+
+
+def _safety_backup(
+    url: str, store: BackupStore, environment: str, tables: list[str], progress: Progress
+) -> str | None:
+    """A backup of the tables a restore is about to replace or drop, as they are now."""
+    if not tables:
+        return None
+    safety, _ = create_backup(
+        url, store, environment=environment, reason="pre-restore", tables=tables, progress=progress
+    )
+    return safety.id
 
 
 def revert_failed_write(

@@ -28,6 +28,7 @@ from controller.db.ledger import LedgerEntry, now
 from controller.engine import post_state
 from controller.engine.indexing import index_target
 from controller.engine.plan import Plan
+from controller.engine.progress import APPLYING, NO_PROGRESS, Progress
 from controller.engine.rowindex import RowIndex
 from controller.engine.schema_diff import CreateTable
 from controller.engine.source import SnapshotSource
@@ -47,7 +48,8 @@ class MigrationRequest:
     store: BackupStore | None = None  # where the pre-migration backup goes; None: no backup
     environment: str | None = None  # the target's name in the store (default: its database)
     fault: Fault | None = None  # test hook: called at each step, may raise
-    progress: Callable[[str], None] | None = None  # told "BackingUp", "Applying", "Verifying"
+    on_phase: Callable[[str], None] | None = None  # told "BackingUp", "Applying"
+    progress: Progress = NO_PROGRESS  # told each table planned, backed up and written
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,15 @@ def new_migration_id(digest: str) -> str:
     return f"m-{stamp}-{digest.removeprefix('sha256:')[:8]}"
 
 
-def plan_only(source_spec: str, target_url: str, options: PlanOptions) -> Prepared:
+def plan_only(
+    source_spec: str, target_url: str, options: PlanOptions, progress: Progress = NO_PROGRESS
+) -> Prepared:
     if same_database(source_spec, target_url):
         raise InvalidInput("source and target are the same database")
     target = Database(target_url)
     try:
         with open_source(source_spec) as source, target.reader() as snap:
-            return prepare(source, snap, options)
+            return prepare(source, snap, options, progress)
     finally:
         target.dispose()
 
@@ -119,23 +123,29 @@ def _summary(plan: Plan) -> dict[str, Any]:
 
 
 def _apply(
-    session: WriteSession, source: SnapshotSource, prepared: Prepared, fault: Fault | None
+    session: WriteSession,
+    source: SnapshotSource,
+    prepared: Prepared,
+    fault: Fault | None,
+    progress: Progress = NO_PROGRESS,
 ) -> dict[str, RowIndex]:
     plan = prepared.plan
+    changed = [t for t in plan.tables if t.changes_anything]
+    progress.start(APPLYING, len(changed))
     for table_plan in plan.tables:
         if table_plan.schema:
             session.execute_schema(table_plan, plan.source_dialect)
     session.refresh()
     if fault:
         fault("schema")
-    for table_plan in plan.tables:
-        if table_plan.changes is None or not (
-            table_plan.insert or table_plan.update or table_plan.delete
-        ):
-            continue
-        src_table = prepared.source_schema.tables[table_plan.table]
-        fetch = partial(prepared.ids.rows, source, table_plan.table)
-        session.write_rows(table_plan, src_table, fetch, fault)
+    for table_plan in changed:
+        rows = table_plan.insert + table_plan.update + table_plan.delete
+        if table_plan.changes is not None and rows:
+            src_table = prepared.source_schema.tables[table_plan.table]
+            fetch = partial(prepared.ids.rows, source, table_plan.table)
+            session.write_rows(table_plan, src_table, fetch, fault)
+        progress.table(table_plan.table, rows)
+    progress.done()
     if fault:
         fault("verify")
     # Only the tables this migration changed are read again: the others were not
@@ -181,7 +191,7 @@ class _Run:
                         backup_id=done.backup_id,
                         message="already applied: nothing changed",
                     )
-            self.prepared = prepare(source, session, request.options)
+            self.prepared = prepare(source, session, request.options, request.progress)
             plan = self.prepared.plan
             self.id = self.id or new_migration_id(plan.digest)
             if request.approved_digest and request.approved_digest != plan.digest:
@@ -201,7 +211,7 @@ class _Run:
             self.tell("Applying")
             self.applying = True
             self.ddl_committed = self.target.dialect == "mysql" and plan.totals["schema"] > 0
-            after = _apply(session, source, self.prepared, request.fault)
+            after = _apply(session, source, self.prepared, request.fault, request.progress)
             self.keep_post_state(session, after)
             if request.fault:
                 request.fault("ledger")
@@ -221,8 +231,8 @@ class _Run:
         return ()
 
     def tell(self, phase: str) -> None:
-        if self.request.progress is not None:
-            self.request.progress(phase)
+        if self.request.on_phase is not None:
+            self.request.on_phase(phase)
 
     @property
     def backup_id(self) -> str | None:
@@ -237,6 +247,7 @@ class _Run:
             store,
             reason="pre-migration",
             environment=self.request.environment or default_environment(self.request.target),
+            progress=self.request.progress,
         )
 
     def entry(self, result: str, error: str | None = None) -> LedgerEntry:

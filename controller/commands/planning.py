@@ -16,6 +16,7 @@ from controller.engine.indexing import index_target, source_shape
 from controller.engine.model import DatabaseSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
+from controller.engine.progress import NO_PROGRESS, PLANNING, Progress
 from controller.engine.references import merged, profile_references
 from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import Resolved, resolve_rules
@@ -122,7 +123,12 @@ def _check_variables(
     checks.require(checks.variables_problems(referenced, available), reason="MissingVariables")
 
 
-def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions) -> Prepared:
+def prepare(
+    source: SnapshotSource,
+    target: SnapshotSource,
+    options: PlanOptions,
+    progress: Progress = NO_PROGRESS,
+) -> Prepared:
     src_schema, tgt_schema = source.schema(), target.schema()
     resolved, warnings = _resolve(source, target, options)
     moved = sorted(
@@ -146,6 +152,7 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
     source_rows: dict[str, RowIndex] = {}
     target_rows: dict[str, RowIndex] = {}
     referenced: set[str] = set()
+    progress.start(PLANNING, len(moved))
     for name in moved:
         src_table, ks = src_schema.tables[name], keyspecs[name]
         source_rows[name] = build_index(
@@ -155,6 +162,8 @@ def prepare(source: SnapshotSource, target: SnapshotSource, options: PlanOptions
         )
         referenced |= source_rows[name].env_refs
         target_rows[name] = index_target(target, src_table, tgt_schema.table(name), ks)
+        progress.table(name, source_rows[name].count)
+    progress.done()
     _check_variables(target, referenced, options, warnings)
     plan = build_plan(
         src_schema,

@@ -28,6 +28,7 @@ from controller.engine import post_state
 from controller.engine.indexing import index_as
 from controller.engine.model import TableSchema
 from controller.engine.plan import KeySpec
+from controller.engine.progress import NO_PROGRESS, RESTORING, Progress
 from controller.engine.rowindex import CanonKey, RowIndex, RowShape
 from controller.engine.source import Batch, SnapshotSource
 from controller.engine.undo import (
@@ -71,13 +72,18 @@ class RollbackResult:
 
 
 def rollback(
-    store: BackupStore, migration_id: str, url: str, *, force: bool = False
+    store: BackupStore,
+    migration_id: str,
+    url: str,
+    *,
+    force: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> RollbackResult:
     """Undo migration ``migration_id`` in the database at ``url``. Everything is decided
     under the target's write lock: the later edits, then a safety backup of the tables
     it touches, then the revert and its ledger row in one transaction."""
     db = Database(url)
-    run = _Rollback(store, migration_id, url, force)
+    run = _Rollback(store, migration_id, url, force, progress)
     try:
         with db.writer() as session:
             return run.execute(session)
@@ -90,8 +96,11 @@ def rollback(
 
 
 class _Rollback:
-    def __init__(self, store: BackupStore, migration_id: str, url: str, force: bool) -> None:
+    def __init__(
+        self, store: BackupStore, migration_id: str, url: str, force: bool, progress: Progress
+    ) -> None:
         self.store, self.migration_id, self.url, self.force = store, migration_id, url, force
+        self.progress = progress
         self.safety: str | None = None
         self.tables: list[str] = []  # what the safety backup holds
         self.changing = False
@@ -103,9 +112,9 @@ class _Rollback:
         edits, indexes = later_edits(session, records)
         _refuse_unless_forced(self.migration_id, edits, self.force)
         self.tables = list(indexes)
-        self.safety = _safety_backup(self.url, self.store, manifest, self.tables)
+        self.safety = _safety_backup(self.url, self.store, manifest, self.tables, self.progress)
         self.changing = True
-        rows = _revert(session, self.store, manifest, records, indexes)
+        rows = _revert(session, self.store, manifest, records, indexes, self.progress)
         session.ledger_record(_rolled_back(entry, self.safety, len(edits)))
         return RollbackResult(
             self.migration_id,
@@ -203,13 +212,18 @@ def _refuse_unless_forced(migration_id: str, edits: list[LaterEdit], force: bool
 
 
 def _safety_backup(
-    url: str, store: BackupStore, manifest: Manifest, tables: list[str]
+    url: str, store: BackupStore, manifest: Manifest, tables: list[str], progress: Progress
 ) -> str | None:
     """A backup of the tables the rollback is about to touch, as they are now."""
     if not tables:
         return None
     safety, _ = create_backup(
-        url, store, environment=manifest.environment, reason="pre-restore", tables=tables
+        url,
+        store,
+        environment=manifest.environment,
+        reason="pre-restore",
+        tables=tables,
+        progress=progress,
     )
     return safety.id
 
@@ -220,11 +234,13 @@ def _revert(
     manifest: Manifest,
     records: Sequence[TableRecord],
     indexes: dict[str, RowIndex],
+    progress: Progress = NO_PROGRESS,
 ) -> int:
     rows = 0
-    for record in records:
-        index = indexes.get(record.table)
-        if index is None or record.created:
+    touched = [r for r in records if r.table in indexes]
+    progress.start(RESTORING, len(touched))
+    for record in touched:
+        if record.created:
             continue
         member = manifest.member(record.table)
         if member is None:
@@ -232,11 +248,16 @@ def _revert(
                 f"table {record.table} is not in backup {manifest.id}", reason="BackupMismatch"
             )
         before = member.table_schema
+        index = indexes[record.table]
         steps = _steps(record, index, before, session.table(record.table), _backup(store, manifest))
-        rows += session.revert_table(steps, _values(store, manifest, before))
-    for record in records:
-        if record.created and record.table in indexes:
+        written = session.revert_table(steps, _values(store, manifest, before))
+        rows += written
+        progress.table(record.table, written)
+    for record in touched:
+        if record.created:
             session.drop_table(record.table)
+            progress.table(record.table, 0)
+    progress.done()
     return rows
 
 

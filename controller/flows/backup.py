@@ -20,6 +20,7 @@ from controller.commands.backup import create_backup
 from controller.errors import FerryError, InvalidInput, TemporaryError
 from controller.flows.oneshot import OneShot, backoff
 from controller.flows.outcome import Event, Outcome
+from controller.flows.progress import with_progress
 from controller.flows.schedule import pinned_backup_ids
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
@@ -88,6 +89,7 @@ class _Flow(OneShot):
                 reason=spec.reason.value,
                 tables=list(selection.include) or None,
                 exclude=list(selection.exclude),
+                progress=self.progress,
             )
         except InvalidInput as err:
             return self.fail(
@@ -117,7 +119,8 @@ def reconcile_backup(
     """Take the backup a new Backup asks for; a finished Backup is left alone."""
     if (body.get("status") or {}).get("phase") in FINISHED:
         return Outcome({})
-    return _Flow(body, cluster, now).run(retry)
+    flow = _Flow(body, cluster, now)
+    return with_progress(flow.run(retry), flow.progress)
 
 
 def finalize_backup(

@@ -25,6 +25,7 @@ from controller.engine.profiles import Profile
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 from controller.flows.environment import new_baseline
 from controller.flows.outcome import Event, Outcome
+from controller.flows.progress import StatusProgress, with_progress
 from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.status import StatusPatch, timestamp
 from controller.gitsource.repository import checkout, credentials_from_secret
@@ -82,6 +83,9 @@ class _Flow:
             startTime=self.status.get("startTime") or timestamp(now)
         )
         self.events: list[Event] = []
+        self.progress = StatusProgress(
+            cluster, "Migration", self.namespace, str(self.meta.get("name"))
+        )
 
     def event(self, type_: str, reason: str, message: str) -> None:
         if self.status.get("phase") != reason:  # one event per transition, not per retry
@@ -154,7 +158,7 @@ class _Flow:
             variables = frozenset(v.name for v in target.spec.variables)
         options = PlanOptions(rules=spec.rules, profile=target.profile, variables=variables)
         with self.source(spec, source_env) as (source, source_status):
-            plan = plan_only(source, target.url, options).plan
+            plan = plan_only(source, target.url, options, self.progress).plan
             self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
             if not spec.approval.approves(plan.digest):
                 message = (
@@ -183,7 +187,8 @@ class _Flow:
                     approved_digest=plan.digest if spec.approval.required else None,
                     store=store,
                     environment=target.name,
-                    progress=self.on_phase,
+                    on_phase=self.on_phase,
+                    progress=self.progress,
                     fault=self.fault,
                 )
             )
@@ -304,4 +309,5 @@ def reconcile_migration(
     """``fault``: a test hook passed to the engine (see ``handlers/failpoints.py``)."""
     if ((body.get("status") or {}).get("phase")) in FINISHED:
         return Outcome({})
-    return _Flow(body, cluster, now, on_phase, fault).run()
+    flow = _Flow(body, cluster, now, on_phase, fault)
+    return with_progress(flow.run(), flow.progress)

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from controller.flows.outcome import Event, Outcome
+from controller.flows.progress import StatusProgress
 from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
 
@@ -31,6 +32,7 @@ class OneShot:
         self.status = body.get("status") or {}
         self.start = self.status.get("startTime") or timestamp(now)
         self.patch = StatusPatch(body, now).set(startTime=self.start)
+        self.progress = StatusProgress(cluster, self.kind, self.namespace, self.name)
 
     def ready_reason(self) -> str | None:
         for cond in self.status.get("conditions") or []:

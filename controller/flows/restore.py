@@ -26,6 +26,7 @@ from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentEr
 from controller.flows.environment import new_baseline
 from controller.flows.oneshot import OneShot, backoff
 from controller.flows.outcome import Event, Outcome
+from controller.flows.progress import with_progress
 from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
@@ -177,7 +178,13 @@ class _Flow(OneShot):
             backup=backup_ref,
         )
         result = restore(
-            store, manifest.id, env.url, tables=tables, environment=env.name, force=spec.force
+            store,
+            manifest.id,
+            env.url,
+            tables=tables,
+            environment=env.name,
+            force=spec.force,
+            progress=self.progress,
         )
         self._baseline(env)
         self.patch.set(
@@ -227,7 +234,9 @@ class _Flow(OneShot):
             environment=env.name,
             backup=backup_ref,
         )
-        result = rollback(store, str(migration_id), env.url, force=spec.force)
+        result = rollback(
+            store, str(migration_id), env.url, force=spec.force, progress=self.progress
+        )
         self._baseline(env)
         self.patch.set(
             migration={"name": name, "id": result.migration_id},
@@ -250,4 +259,5 @@ def reconcile_restore(
     """Carry out a new Restore; a finished one is left alone."""
     if (body.get("status") or {}).get("phase") in FINISHED:
         return Outcome({})
-    return _Flow(body, cluster, now).run(retry)
+    flow = _Flow(body, cluster, now)
+    return with_progress(flow.run(retry), flow.progress)
