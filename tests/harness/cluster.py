@@ -17,8 +17,9 @@ Typical use from a session-scoped pytest fixture::
         with ControlPlane(tmp_path_factory.mktemp("k8s")) as cp:
             yield cp
 
-Only the standard library is used so the harness works before the project's
-dependencies are installed.
+Only the standard library (and :mod:`tests.harness.process`, which uses only the
+standard library) is used so the harness works before the project's dependencies are
+installed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
+
+from .process import retry_on_port_clash
 
 __all__ = [
     "REPO_ROOT",
@@ -82,6 +85,10 @@ def _run_script(
             f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n{proc.stderr}"
         )
     return proc.stdout
+
+
+def _port_taken(err: Exception) -> bool:
+    return isinstance(err, ControlPlaneError) and "address already in use" in str(err)
 
 
 def build_binaries(env: Mapping[str, str] | None = None, timeout: float | None = None) -> Path:
@@ -213,20 +220,19 @@ class ControlPlane:
         self._bin_dir = build_binaries(env=env, timeout=self.build_timeout)
         env["FERRY_K8S_BIN"] = str(self._bin_dir)
         self.directory.mkdir(parents=True, exist_ok=True)
-        # up.sh picks free ports, and another process may take one before the server
-        # binds it: start again on fresh ports when that is why it failed.
-        for attempt in range(3):
+
+        def attempt() -> None:
             self._running = True  # up.sh may have started some processes even if it fails
             try:
                 _run_script("up.sh", [str(self.directory)], env=env, timeout=self.start_timeout)
-                return self
-            except ControlPlaneError as err:
-                self.stop()
-                if "address already in use" not in str(err) or attempt == 2:
-                    raise
             except BaseException:
                 self.stop()
                 raise
+
+        # up.sh picks free ports (and waits for the servers itself), and another process
+        # may take one before the server binds it: start again on fresh ports when that
+        # is why it failed.
+        retry_on_port_clash(attempt, clashed=_port_taken)
         return self
 
     def stop(self) -> None:

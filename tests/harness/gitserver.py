@@ -48,7 +48,6 @@ are used.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
 import datetime as dt
@@ -63,7 +62,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,7 +76,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import dbservers
+from . import dbservers, process
 from .pytest_plugin import ENSURE_SCRIPT, strict_mode
 
 __all__ = [
@@ -441,16 +439,6 @@ def fingerprint(public_key: str) -> str:
     return f"SHA256:{digest}"
 
 
-_RUNNING_SSHD: set[SSHGitServer] = set()
-
-
-@atexit.register
-def _stop_sshd_at_exit() -> None:
-    for server in list(_RUNNING_SSHD):
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
 class SSHGitServer:
     """A real ``sshd`` on 127.0.0.1 serving bare repositories under ``base/repos``.
 
@@ -515,27 +503,28 @@ class SSHGitServer:
             # at boot through the ssh service, which the test machine does not run).
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
-        for _attempt in range(5):
-            self.port = dbservers._free_port()
+        def attempt() -> SSHGitServer:
+            self.port = process.free_port()
             config = self._write_config(host_key, authorized)
             self.log_path.write_text("")
-            proc = dbservers._spawn_server(
+            proc = process.spawn(
                 [str(self.programs["sshd"]), "-D", "-f", str(config), "-E", str(self.log_path)],
                 log_path=self.log_path,
                 cwd=self.base,
-                user=None,
                 pdeathsig=signal.SIGTERM,
             )
             self._process = proc
-            _RUNNING_SSHD.add(self)
+            process.stop_at_exit(self, self.stop)
             try:
                 self._wait_ready(proc)
-                return self
-            except RuntimeError:
+            except BaseException:
                 self.stop()
-                if not dbservers._address_in_use(self.log_path):
-                    raise
-        raise RuntimeError(f"sshd: no free port found; log {self.log_path}")
+                raise
+            return self
+
+        clashed = process.port_clash_in(self.log_path)
+        process.retry_on_port_clash(attempt, clashed=clashed, attempts=5)
+        return self
 
     def _write_config(self, host_key: Path, authorized: Path) -> Path:
         config = self.base / "sshd_config"
@@ -580,31 +569,24 @@ class SSHGitServer:
         return config
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + SSH_START_TIMEOUT_S
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"sshd exited with code {proc.returncode} during startup; log "
-                    f"{self.log_path}:\n{dbservers._tail(self.log_path)}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-                    if sock.recv(64).startswith(b"SSH-2.0-"):
-                        return
-            except OSError as exc:
-                last = exc
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"sshd not ready after {SSH_START_TIMEOUT_S:.0f}s (last error: {last}); log "
-            f"{self.log_path}:\n{dbservers._tail(self.log_path)}"
+        def greets() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                return sock.recv(64).startswith(b"SSH-2.0-")
+
+        process.wait_until_ready(
+            proc,
+            greets,
+            what="sshd",
+            log_path=self.log_path,
+            timeout=SSH_START_TIMEOUT_S,
+            interval=0.05,
         )
 
     def stop(self) -> None:
         proc, self._process = self._process, None
         if proc is not None and proc.poll() is None:
-            dbservers._terminate(proc, signal.SIGTERM, 10)
-        _RUNNING_SSHD.discard(self)
+            process.terminate(proc, signal.SIGTERM, 10)
+        process.forget(self)
 
     def __enter__(self) -> Self:
         return self.start()
