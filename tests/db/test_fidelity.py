@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql
 
@@ -27,6 +27,7 @@ from controller.api.rules import Rule, RulesSpec
 from controller.commands.migrate import MigrationRequest, migrate
 from controller.commands.planning import PlanOptions
 from controller.engine.profiles import Profile
+from tests.db.dbhelpers import DB_EXAMPLES
 
 MakeDb = Callable[..., str]
 DIALECTS = ["sqlite", "postgresql", "mysql"]
@@ -248,18 +249,7 @@ def test_round_trip_between_dialects(
     tgt = make_database(target_dialect, "ftgt")
     options = PlanOptions(RulesSpec(user=Rule.OVERWRITE), Profile.GENERIC)
 
-    # Derandomized, so a failure reproduces; no shrinking, so CI time stays bounded.
-    @settings(
-        max_examples=10,
-        deadline=None,
-        derandomize=True,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        suppress_health_check=[
-            HealthCheck.function_scoped_fixture,
-            HealthCheck.too_slow,
-            HealthCheck.data_too_large,
-        ],
-    )
+    @DB_EXAMPLES
     @given(st.lists(row, min_size=1, max_size=6))
     def check(rows: list[dict[str, Any]]) -> None:
         numbered = [{"id": i + 1, **r} for i, r in enumerate(rows)]

@@ -9,11 +9,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Kubectl
-from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import wait_for
 
 pytestmark = pytest.mark.e2e
-VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
 
 
 def environment(
@@ -82,16 +80,6 @@ def wait_phase(
         description=f"Migration {name} in {sorted(phases)}",
     )
     return status(kubectl, "migration", namespace, name)
-
-
-@pytest.fixture
-def sqlite_envs(tmp_path: Path) -> dict[str, str]:
-    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre", "prod")}
-    shape.build(urls["dev"], app="dev", variables=VARS)
-    shape.builder_changes(urls["dev"])
-    shape.build(urls["pre"], app="pre", variables=VARS)
-    shape.build(urls["prod"], app="prod", variables=VARS)
-    return urls
 
 
 def apply_ok(kubectl: Kubectl, namespace: str, text: str) -> None:

@@ -29,10 +29,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self, TypeVar
 
-from .process import retry_on_port_clash
+from .process import Managed, retry_on_port_clash
 
 __all__ = [
     "REPO_ROOT",
@@ -134,7 +133,7 @@ def wait_for(
         time.sleep(interval)
 
 
-class ControlPlane:
+class ControlPlane(Managed):
     """etcd + kube-apiserver + kube-controller-manager running in ``directory``.
 
     Use as a context manager (or call :meth:`start` / :meth:`stop`). State,
@@ -244,17 +243,6 @@ class ControlPlane:
             args.append("--purge")
         _run_script("down.sh", args, env=self._script_env(), timeout=60)
         self._running = False
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- helpers -----------------------------------------------------------
     def kubectl(

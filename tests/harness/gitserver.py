@@ -66,7 +66,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -77,6 +76,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import dbservers, process
+from .process import Managed
 from .pytest_plugin import ENSURE_SCRIPT, strict_mode
 
 __all__ = [
@@ -189,7 +189,7 @@ class SeenRequest:
     accepted: bool
 
 
-class GitServer:
+class GitServer(Managed):
     """Smart-HTTP Git server over HTTPS on 127.0.0.1 requiring ``token`` (Bearer or Basic)."""
 
     def __init__(self, root: Path, token: str, username: str | None = None) -> None:
@@ -226,17 +226,6 @@ class GitServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
@@ -439,7 +428,7 @@ def fingerprint(public_key: str) -> str:
     return f"SHA256:{digest}"
 
 
-class SSHGitServer:
+class SSHGitServer(Managed):
     """A real ``sshd`` on 127.0.0.1 serving bare repositories under ``base/repos``.
 
     Only :attr:`client_key` logs in, as :attr:`user` (the user running the tests),
@@ -587,17 +576,6 @@ class SSHGitServer:
         if proc is not None and proc.poll() is None:
             process.terminate(proc, signal.SIGTERM, 10)
         process.forget(self)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- what clients need ---------------------------------------------------------
 

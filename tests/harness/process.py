@@ -34,9 +34,10 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 __all__ = [
+    "Managed",
     "NotReady",
     "ServerStartError",
     "address_in_use",
@@ -60,6 +61,22 @@ class ServerStartError(RuntimeError):
 
 class NotReady(Exception):
     """Raised by a probe to say why the server is not ready yet (shown on timeout)."""
+
+
+class Managed:
+    """A server used as ``with Server(...) as server:``, started on entry, stopped on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 def free_port() -> int:
