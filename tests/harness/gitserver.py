@@ -103,6 +103,17 @@ def http_backend() -> Path:
     return backend
 
 
+def _serve_bare_copy(work_tree: Path, bare: Path) -> None:
+    """Replace ``bare`` with a bare clone of ``work_tree`` (what a server serves)."""
+    if bare.exists():
+        shutil.rmtree(bare)
+    subprocess.run(
+        ["git", "clone", "--quiet", "--bare", str(work_tree), str(bare)],
+        check=True,
+        capture_output=True,
+    )
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
@@ -249,14 +260,7 @@ class GitServer(Managed):
     def create_repository(self, name: str, work_tree: Path) -> str:
         """Serve the Git repository at ``work_tree`` (all branches and tags) as
         ``name``; return its URL."""
-        bare = self.root / f"{name}.git"
-        if bare.exists():
-            shutil.rmtree(bare)
-        subprocess.run(
-            ["git", "clone", "--quiet", "--bare", str(work_tree), str(bare)],
-            check=True,
-            capture_output=True,
-        )
+        _serve_bare_copy(work_tree, self.root / f"{name}.git")
         return self.url(name)
 
     # --- HTTP ----------------------------------------------------------------------
@@ -590,14 +594,7 @@ class SSHGitServer(Managed):
 
     def create_repository(self, name: str, work_tree: Path) -> str:
         """Serve the Git repository at ``work_tree`` as ``name``; return its ssh URL."""
-        bare = self.root / f"{name}.git"
-        if bare.exists():
-            shutil.rmtree(bare)
-        subprocess.run(
-            ["git", "clone", "--quiet", "--bare", str(work_tree), str(bare)],
-            check=True,
-            capture_output=True,
-        )
+        _serve_bare_copy(work_tree, self.root / f"{name}.git")
         return self.url(name)
 
     # --- what the server saw -------------------------------------------------------
