@@ -1,9 +1,6 @@
 -- Argo CD health check for ferry.dev/Backup (docs/argocd.md).
 -- A one-shot: Completed is Healthy, Failed is Degraded (both final, even if
 -- spec.deletionPolicy is edited later); Pending and Running are Progressing.
-local hs = {}
-local status = obj.status
-local generation = obj.metadata.generation
 if status == nil or status.phase == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ferry operator to start the Backup"
@@ -19,10 +16,9 @@ if status.phase == "Failed" then
   hs.message = "Failed: " .. (status.error or status.message or "")
   return hs
 end
-if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the Ferry operator to observe generation " .. generation
-  return hs
+local stale = unobserved()
+if stale ~= nil then
+  return stale
 end
 hs.status = "Progressing"
 hs.message = status.phase .. ": " .. (status.message or "")

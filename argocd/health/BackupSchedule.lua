@@ -2,31 +2,15 @@
 -- Status older than the spec: Progressing. spec.suspend: Suspended. Stalled=True
 -- (an invalid spec): Degraded. Ready=True: Healthy; a failed last backup is named in
 -- the message but does not make the schedule Degraded (the failed Backup is).
-local function condition(status, kind)
-  if status == nil or status.conditions == nil then
-    return nil
-  end
-  for _, c in ipairs(status.conditions) do
-    if c.type == kind then
-      return c
-    end
-  end
-  return nil
-end
-
-local hs = {}
-local status = obj.status
-local generation = obj.metadata.generation
 local ready = condition(status, "Ready")
 if ready == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ferry operator to check the BackupSchedule"
   return hs
 end
-if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the Ferry operator to observe generation " .. generation
-  return hs
+local stale = unobserved()
+if stale ~= nil then
+  return stale
 end
 if obj.spec ~= nil and obj.spec.suspend == true then
   hs.status = "Suspended"

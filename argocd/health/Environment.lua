@@ -2,31 +2,15 @@
 -- Ready=True: Healthy (drift is reported in the message, it does not fail a sync);
 -- Stalled=True: Degraded (the spec cannot work as written); otherwise Progressing
 -- (not observed yet, status older than the spec, or the database not reachable yet).
-local function condition(status, kind)
-  if status == nil or status.conditions == nil then
-    return nil
-  end
-  for _, c in ipairs(status.conditions) do
-    if c.type == kind then
-      return c
-    end
-  end
-  return nil
-end
-
-local hs = {}
-local status = obj.status
-local generation = obj.metadata.generation
 local ready = condition(status, "Ready")
 if ready == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ferry operator to check the Environment"
   return hs
 end
-if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the Ferry operator to observe generation " .. generation
-  return hs
+local stale = unobserved()
+if stale ~= nil then
+  return stale
 end
 local stalled = condition(status, "Stalled")
 if stalled ~= nil and stalled.status == "True" then

@@ -3,18 +3,6 @@
 -- and a finished Migration stays so even if its spec is edited later (it never runs
 -- again). AwaitingApproval is Suspended: a pending approval holds a sync, it does not
 -- fail it. Everything else, and a status older than the spec, is Progressing.
-local function condition(status, kind)
-  if status == nil or status.conditions == nil then
-    return nil
-  end
-  for _, c in ipairs(status.conditions) do
-    if c.type == kind then
-      return c
-    end
-  end
-  return nil
-end
-
 local function message(status)
   if status.message ~= nil and status.message ~= "" then
     return status.message
@@ -26,9 +14,6 @@ local function message(status)
   return ""
 end
 
-local hs = {}
-local status = obj.status
-local generation = obj.metadata.generation
 if status == nil or status.phase == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ferry operator to pick the Migration up"
@@ -50,10 +35,9 @@ if phase == "RolledBack" then
   hs.message = "RolledBack (the target was left as it was): " .. message(status)
   return hs
 end
-if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the Ferry operator to observe generation " .. generation
-  return hs
+local stale = unobserved()
+if stale ~= nil then
+  return stale
 end
 if phase == "AwaitingApproval" then
   hs.status = "Suspended"

@@ -2,9 +2,6 @@
 -- A one-shot: Completed is Healthy; Failed and Reverted (the restore failed and the
 -- target was put back as it was) are Degraded; Pending, Queued, BackingUp, Restoring
 -- and Verifying are Progressing.
-local hs = {}
-local status = obj.status
-local generation = obj.metadata.generation
 if status == nil or status.phase == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ferry operator to start the Restore"
@@ -20,10 +17,9 @@ if status.phase == "Failed" or status.phase == "Reverted" then
   hs.message = status.phase .. ": " .. (status.error or status.message or "")
   return hs
 end
-if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the Ferry operator to observe generation " .. generation
-  return hs
+local stale = unobserved()
+if stale ~= nil then
+  return stale
 end
 hs.status = "Progressing"
 hs.message = status.phase .. ": " .. (status.message or "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, settings
 
 
 def dump(url: str) -> dict[str, Any]:
@@ -51,3 +52,18 @@ def execute(url: str, *statements: str) -> None:
 
 def q(dialect: str, name: str) -> str:
     return f"`{name}`" if dialect == "mysql" else f'"{name}"'
+
+
+#: Property tests against real databases: ten derandomized examples, so a failure
+#: reproduces, and no shrinking, so the tier's time stays bounded.
+DB_EXAMPLES = settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)

@@ -4,7 +4,9 @@ Hypothesis generates rows (Unicode including 4-byte characters, line breaks, JSO
 in any spacing, NULL versus empty string, binary, large text, timestamps with and
 without time zone, decimals, floats, booleans, 64-bit integers); each example is
 promoted with the real engine. The engine's own verification compares every value's
-canonical form; this test also compares text, JSON text and bytes exactly.
+canonical form; this test also compares text, JSON text and bytes exactly, and reads
+the timestamps, dates, times, decimals, floats, booleans and integers back from the
+target to compare them with what was written.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql
 
@@ -25,6 +27,7 @@ from controller.api.rules import Rule, RulesSpec
 from controller.commands.migrate import MigrationRequest, migrate
 from controller.commands.planning import PlanOptions
 from controller.engine.profiles import Profile
+from tests.db.dbhelpers import DB_EXAMPLES
 
 MakeDb = Callable[..., str]
 DIALECTS = ["sqlite", "postgresql", "mysql"]
@@ -167,6 +170,67 @@ def _exact(url: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
+TYPED = ("ts", "dtn", "d", "tm", "n", "f", "flag", "big")
+
+
+def _utc_naive(value: Any) -> dt.datetime:
+    """A timestamp as naive UTC: the servers run in UTC, and SQLite and MariaDB keep no
+    zone, so an aware value and its naive UTC twin are the same instant."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime), repr(value)
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _time(value: Any) -> dt.time:
+    if isinstance(value, dt.timedelta):  # PyMySQL reads TIME as a duration
+        return (dt.datetime.min + value).time()
+    return value if isinstance(value, dt.time) else dt.time.fromisoformat(value)
+
+
+def _boolean(value: Any) -> bool:
+    assert value in (0, 1), f"boolean stored as {value!r}"  # True == 1, False == 0
+    return bool(value)
+
+
+_NORMAL: dict[str, Callable[[Any], Any]] = {
+    "ts": _utc_naive,
+    "dtn": _utc_naive,
+    "d": lambda v: v if isinstance(v, dt.date) else dt.date.fromisoformat(v),
+    "tm": _time,
+    # NUMERIC(18, 6): the declared scale is the value; SQLite's REAL gives a float back.
+    "n": lambda v: Decimal(repr(v) if isinstance(v, float) else str(v)).quantize(Decimal("1e-6")),
+    "f": float,
+    "flag": _boolean,
+    "big": int,
+}
+
+
+def _normal(column: str, value: Any) -> Any:
+    return None if value is None else _NORMAL[column](value)
+
+
+def _typed(url: str) -> list[tuple[Any, ...]]:
+    """Timestamp, date, time, decimal, float, boolean and integer columns as the driver
+    reads them (no SQLAlchemy type conversion), brought to one comparable form."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stmt = sa.select(*[sa.column(c) for c in ("id", *TYPED)]).select_from(
+                sa.table("fidelity")
+            )
+            return [
+                (r[0], *(_normal(c, v) for c, v in zip(TYPED, r[1:], strict=True)))
+                for r in conn.execute(stmt.order_by(sa.column("id")))
+            ]
+    finally:
+        engine.dispose()
+
+
+def _written(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(r["id"], *(_normal(c, r[c]) for c in TYPED)) for r in rows]
+
+
 def _drop(url: str) -> None:
     engine = sa.create_engine(url)
     try:
@@ -185,18 +249,7 @@ def test_round_trip_between_dialects(
     tgt = make_database(target_dialect, "ftgt")
     options = PlanOptions(RulesSpec(user=Rule.OVERWRITE), Profile.GENERIC)
 
-    # Derandomized, so a failure reproduces; no shrinking, so CI time stays bounded.
-    @settings(
-        max_examples=10,
-        deadline=None,
-        derandomize=True,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        suppress_health_check=[
-            HealthCheck.function_scoped_fixture,
-            HealthCheck.too_slow,
-            HealthCheck.data_too_large,
-        ],
-    )
+    @DB_EXAMPLES
     @given(st.lists(row, min_size=1, max_size=6))
     def check(rows: list[dict[str, Any]]) -> None:
         numbered = [{"id": i + 1, **r} for i, r in enumerate(rows)]
@@ -207,6 +260,11 @@ def test_round_trip_between_dialects(
         for got, want in zip(_exact(tgt), _exact(src), strict=True):
             for column, a, b in zip(("id", "s", "t", "j", "b"), got, want, strict=True):
                 assert a == b, f"row {want[0]} column {column}: {a!r:.200} != {b!r:.200}"
+        for got, want in zip(_typed(tgt), _written(numbered), strict=True):
+            for column, a, b in zip(("id", *TYPED), got, want, strict=True):
+                assert (a, type(a)) == (b, type(b)), (
+                    f"row {want[0]} column {column}: {a!r} != {b!r}"
+                )
         again = migrate(MigrationRequest(src, tgt, options))
         assert again.status == "noop", "a second promotion must find nothing to change"
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import REPO_ROOT, ControlPlane, wait_for
 
 CRDS_DIR = REPO_ROOT / "crds"
@@ -150,6 +151,31 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+#: The Variables the fixture databases declare: one secret, one plain.
+SHAPE_VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
+SQLITE_ENVS = ("dev", "pre", "prod")
+
+
+def build_sqlite_envs(directory: Path) -> dict[str, str]:
+    """NocoBase-shaped SQLite databases ``dev``, ``pre`` and ``prod`` in ``directory``:
+    ``dev`` holds a builder's changes not yet promoted, the others are as installed.
+    Returns each one's URL by name."""
+    urls = {name: f"sqlite:///{directory}/{name}.db" for name in SQLITE_ENVS}
+    for name, url in urls.items():
+        shape.build(url, app=name, variables=SHAPE_VARS)
+    shape.builder_changes(urls["dev"])
+    return urls
+
+
+@pytest.fixture
+def sqlite_envs(tmp_path: Path) -> dict[str, str]:
+    """The dev/pre/prod databases of :func:`build_sqlite_envs`, in this test's tmp_path.
+
+    One fixture for every e2e module, so the environments a test promotes between are
+    built one way; tests that need only dev and pre leave prod alone."""
+    return build_sqlite_envs(tmp_path)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.harness import process
 from tests.harness.cluster import REPO_ROOT, ControlPlane
 
 
@@ -42,28 +43,28 @@ class Operator:
             **self.extra_env,
         }
         env.pop("AWS_ENDPOINT_URL", None)
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "controller",
-                    "run",
-                    "--namespace",
-                    self.namespace,
-                    "--liveness",
-                    self.liveness,
-                    "--metrics-port",
-                    str(self.metrics_port),
-                    "--metrics-address",
-                    "127.0.0.1",
-                    "--plain-logs",
-                ],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = process.spawn(
+            [
+                sys.executable,
+                "-m",
+                "controller",
+                "run",
+                "--namespace",
+                self.namespace,
+                "--liveness",
+                self.liveness,
+                "--metrics-port",
+                str(self.metrics_port),
+                "--metrics-address",
+                "127.0.0.1",
+                "--plain-logs",
+            ],
+            log_path=self.log,
+            # dies with the test session even when pytest is killed
+            pdeathsig=signal.SIGTERM,
+            cwd=REPO_ROOT,
+            env=env,
+        )
         return self
 
     def kill(self) -> None:
@@ -73,14 +74,8 @@ class Operator:
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process:
+            process.terminate(self.process, signal.SIGTERM, 20)
 
     def tail(self, lines: int = 60) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return process.tail(self.log, lines) if self.log.exists() else ""

@@ -16,17 +16,7 @@ from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import wait_for
 
 pytestmark = pytest.mark.e2e
-VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
 CONFIG_TABLES = ("roles", "uiSchemas", "desktopRoutes", "fields", "collections")
-
-
-@pytest.fixture
-def dbs(tmp_path: Path) -> dict[str, str]:
-    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre")}
-    shape.build(urls["dev"], app="dev", variables=VARS)
-    shape.builder_changes(urls["dev"])
-    shape.build(urls["pre"], app="pre", variables=VARS)
-    return urls
 
 
 @pytest.fixture
@@ -89,9 +79,11 @@ def schedule_backups(kubectl: Kubectl, namespace: str, schedule: str) -> list[di
 
 
 def test_manual_backup_completes_into_the_store(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
-    apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"], store=str(store)))
+    apply_ok(
+        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
+    )
     apply_ok(kubectl, namespace, backup("first", "dev"))
     kubectl("wait", "--for=condition=Ready", "backup/first", "-n", namespace, "--timeout=90s")
     done = status(kubectl, "backup", namespace, "first")
@@ -109,9 +101,9 @@ def test_manual_backup_completes_into_the_store(
 
 
 def test_backup_without_store_fails_with_a_reason(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str]
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str]
 ) -> None:
-    apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"]))
+    apply_ok(kubectl, namespace, environment("dev", "development", sqlite_envs["dev"]))
     apply_ok(kubectl, namespace, backup("nowhere", "dev"))
     done = wait_phase(kubectl, "backup", namespace, "nowhere", {"Completed", "Failed"})
     assert done["phase"] == "Failed" and "backups.store" in done["error"]
@@ -120,9 +112,11 @@ def test_backup_without_store_fails_with_a_reason(
 
 
 def test_deletion_policy_decides_the_artifact(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
-    apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"], store=str(store)))
+    apply_ok(
+        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
+    )
     apply_ok(
         kubectl,
         namespace,
@@ -140,14 +134,16 @@ def test_deletion_policy_decides_the_artifact(
 
 
 def test_schedule_creates_labelled_backups_and_prunes(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
     """A schedule, ``immediate`` for the first backup, then firing every minute. Rather
     than waiting for minutes, the test adds a completed Backup of the schedule by hand (its
     label, as the schedule writes it) and then moves the schedule's
     ``status.lastScheduleTime`` back, which makes the next run due at once: the cron
     expression and that time decide, never the timer."""
-    apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"], store=str(store)))
+    apply_ok(
+        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
+    )
     apply_ok(
         kubectl,
         namespace,
@@ -260,9 +256,11 @@ def make_schedule_due(kubectl: Kubectl, namespace: str, name: str) -> None:
 
 
 def test_suspended_schedule_creates_nothing(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
-    apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"], store=str(store)))
+    apply_ok(
+        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
+    )
     apply_ok(
         kubectl,
         namespace,
@@ -284,9 +282,9 @@ spec: {environment: dev, schedule: "* * * * *", immediate: true, suspend: true}
 
 
 def test_restore_brings_a_changed_table_back(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
-    url = dbs["dev"]
+    url = sqlite_envs["dev"]
     apply_ok(kubectl, namespace, environment("dev", "development", url, store=str(store)))
     apply_ok(kubectl, namespace, backup("before", "dev"))
     done = wait_phase(kubectl, "backup", namespace, "before", {"Completed", "Failed"})
@@ -305,9 +303,11 @@ def test_restore_brings_a_changed_table_back(
 
 
 def test_restore_by_backup_id_refuses_a_damaged_backup(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
-    apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"], store=str(store)))
+    apply_ok(
+        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
+    )
     apply_ok(kubectl, namespace, backup("b", "dev"))
     done = wait_phase(kubectl, "backup", namespace, "b", {"Completed", "Failed"})
     member = next((store / "dev" / done["id"] / "tables").glob("*-roles.arrow"))
@@ -321,13 +321,13 @@ def test_restore_by_backup_id_refuses_a_damaged_backup(
 
 
 def test_restore_rolls_a_migration_back(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
-    pre = dbs["pre"]
+    pre = sqlite_envs["pre"]
     apply_ok(
         kubectl,
         namespace,
-        environment("dev", "development", dbs["dev"], store=str(store))
+        environment("dev", "development", sqlite_envs["dev"], store=str(store))
         + "---"
         + environment("pre", "pre-release", pre, accepts="dev", store=str(store)),
     )
@@ -353,14 +353,14 @@ def test_restore_rolls_a_migration_back(
 
 
 def test_restore_waits_for_an_earlier_migration(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
     apply_ok(
         kubectl,
         namespace,
-        environment("dev", "development", dbs["dev"])
+        environment("dev", "development", sqlite_envs["dev"])
         + "---"
-        + environment("pre", "pre-release", dbs["pre"], store=str(store)),
+        + environment("pre", "pre-release", sqlite_envs["pre"], store=str(store)),
     )
     apply_ok(kubectl, namespace, backup("pre-now", "pre"))
     wait_phase(kubectl, "backup", namespace, "pre-now", {"Completed"})
@@ -384,12 +384,14 @@ def test_restore_waits_for_an_earlier_migration(
 
 
 def test_deleting_a_schedule_keeps_its_backups_for_the_next_one_to_prune(
-    kubectl: Kubectl, namespace: str, tidy: None, dbs: dict[str, str], store: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], store: Path
 ) -> None:
     """An Argo CD prune of a BackupSchedule (here: a foreground delete, Argo CD's default
     propagation) keeps its Backups and their artifacts; a schedule created for the same
     environment under another name (a rename) adopts them and its retention prunes them."""
-    apply_ok(kubectl, namespace, environment("dev", "development", dbs["dev"], store=str(store)))
+    apply_ok(
+        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
+    )
     apply_ok(
         kubectl,
         namespace,

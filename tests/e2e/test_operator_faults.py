@@ -18,26 +18,16 @@ from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import ControlPlane, wait_for
 
 pytestmark = pytest.mark.e2e
-VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
 DONE = {"Succeeded", "Failed", "RolledBack"}
 
 
-@pytest.fixture
-def envs(tmp_path: Path) -> dict[str, str]:
-    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre")}
-    shape.build(urls["dev"], app="dev", variables=VARS)
-    shape.builder_changes(urls["dev"])
-    shape.build(urls["pre"], app="pre", variables=VARS)
-    return urls
-
-
-def _declare(kubectl: Kubectl, namespace: str, envs: dict[str, str], store: Path) -> None:
+def _declare(kubectl: Kubectl, namespace: str, sqlite_envs: dict[str, str], store: Path) -> None:
     apply_ok(
         kubectl,
         namespace,
-        environment("dev", "development", envs["dev"])
+        environment("dev", "development", sqlite_envs["dev"])
         + "---"
-        + environment("pre", "pre-release", envs["pre"], store=str(store)),
+        + environment("pre", "pre-release", sqlite_envs["pre"], store=str(store)),
     )
 
 
@@ -51,11 +41,11 @@ def test_operator_killed_mid_migration_resumes_and_applies_once(
     namespace: str,
     control_plane: ControlPlane,
     ferry_crds: list[str],
-    envs: dict[str, str],
+    sqlite_envs: dict[str, str],
     tmp_path: Path,
     kill_at: str,
 ) -> None:
-    before = _without_ledger(envs["pre"])
+    before = _without_ledger(sqlite_envs["pre"])
     first = Operator(
         control_plane,
         namespace,
@@ -64,7 +54,7 @@ def test_operator_killed_mid_migration_resumes_and_applies_once(
     ).start()
     second = Operator(control_plane, namespace, tmp_path / "op2.log")
     try:
-        _declare(kubectl, namespace, envs, tmp_path / "backups")
+        _declare(kubectl, namespace, sqlite_envs, tmp_path / "backups")
         apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
         wait_for(
             lambda: f"failpoint {kill_at}" in first.tail(200),
@@ -73,7 +63,7 @@ def test_operator_killed_mid_migration_resumes_and_applies_once(
         )
         first.kill()  # SIGKILL, as a crashed pod
         if kill_at == "rows:uiSchemas":
-            assert _without_ledger(envs["pre"]) == before, "a killed migration left changes"
+            assert _without_ledger(sqlite_envs["pre"]) == before, "a killed migration left changes"
         second.start()
         done = wait_phase(kubectl, namespace, "release", DONE, timeout=90)
         assert done["phase"] == "Succeeded", done
@@ -81,9 +71,11 @@ def test_operator_killed_mid_migration_resumes_and_applies_once(
     finally:
         first.kill()
         second.stop()
-    ledger = rows(envs["pre"], "ferry_migrations", "id", "result", order="id")
+    ledger = rows(sqlite_envs["pre"], "ferry_migrations", "id", "result", order="id")
     assert [r[1] for r in ledger] == ["succeeded"], ledger  # applied exactly once
-    assert not plan_only(envs["dev"], envs["pre"], PlanOptions()).plan.changes_anything
+    assert not plan_only(
+        sqlite_envs["dev"], sqlite_envs["pre"], PlanOptions()
+    ).plan.changes_anything
 
 
 def test_failing_migration_rolls_back(
@@ -91,15 +83,15 @@ def test_failing_migration_rolls_back(
     namespace: str,
     control_plane: ControlPlane,
     ferry_crds: list[str],
-    envs: dict[str, str],
+    sqlite_envs: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    before = _without_ledger(envs["pre"])
+    before = _without_ledger(sqlite_envs["pre"])
     op = Operator(
         control_plane, namespace, tmp_path / "op.log", env={"FERRY_FAILPOINTS": "verify=error"}
     ).start()
     try:
-        _declare(kubectl, namespace, envs, tmp_path / "backups")
+        _declare(kubectl, namespace, sqlite_envs, tmp_path / "backups")
         apply_ok(kubectl, namespace, migration("doomed", "dev", "pre"))
         done = wait_phase(kubectl, namespace, "doomed", DONE)
     finally:
@@ -107,7 +99,7 @@ def test_failing_migration_rolls_back(
     assert done["phase"] == "RolledBack", done
     assert "injected failure" in done["message"] and done["backup"]["id"]
     assert any(c["type"] == "Stalled" and c["status"] == "True" for c in done["conditions"])
-    assert _without_ledger(envs["pre"]) == before
+    assert _without_ledger(sqlite_envs["pre"]) == before
     events = kubectl(
         "get",
         "events",
@@ -126,26 +118,26 @@ def test_a_failure_after_the_commit_is_a_success_with_a_warning(
     namespace: str,
     control_plane: ControlPlane,
     ferry_crds: list[str],
-    envs: dict[str, str],
+    sqlite_envs: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """The migration committed, then the step after it failed (``committed``: where the
     post-migration state is stored). The target holds the new configuration and the
     ledger says succeeded, so the Migration is Succeeded with a warning: never Failed or
     RolledBack, and the ledger is not rewritten."""
-    before = _without_ledger(envs["pre"])
+    before = _without_ledger(sqlite_envs["pre"])
     op = Operator(
         control_plane, namespace, tmp_path / "op.log", env={"FERRY_FAILPOINTS": "committed=error"}
     ).start()
     try:
-        _declare(kubectl, namespace, envs, tmp_path / "backups")
+        _declare(kubectl, namespace, sqlite_envs, tmp_path / "backups")
         apply_ok(kubectl, namespace, migration("late", "dev", "pre"))
         done = wait_phase(kubectl, namespace, "late", DONE)
     finally:
         op.stop()
     assert done["phase"] == "Succeeded", done
-    assert _without_ledger(envs["pre"]) != before  # applied
-    ledger = rows(envs["pre"], "ferry_migrations", "result", order="id")
+    assert _without_ledger(sqlite_envs["pre"]) != before  # applied
+    ledger = rows(sqlite_envs["pre"], "ferry_migrations", "result", order="id")
     assert ledger == [("succeeded",)], ledger
     conditions = {c["type"]: c for c in done["conditions"]}
     assert conditions["Ready"]["status"] == "True"
@@ -168,7 +160,7 @@ def test_a_failure_after_the_commit_is_a_success_with_a_warning(
 
 
 def test_promotion_from_a_git_revision(
-    kubectl: Kubectl, namespace: str, operator: Any, envs: dict[str, str], tmp_path: Path
+    kubectl: Kubectl, namespace: str, operator: Any, sqlite_envs: dict[str, str], tmp_path: Path
 ) -> None:
     from controller.commands.export import export
 
@@ -176,14 +168,14 @@ def test_promotion_from_a_git_revision(
     repo.mkdir()
     git = ["git", "-C", str(repo), "-c", "user.email=ci@ferry.dev", "-c", "user.name=CI"]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    export(envs["dev"], repo / "snapshots" / "app", PlanOptions())
+    export(sqlite_envs["dev"], repo / "snapshots" / "app", PlanOptions())
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "release 1"], check=True)
     commit = subprocess.run(
         [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
     ).stdout.strip()
     subprocess.run([*git, "tag", "v1"], check=True)
-    _declare(kubectl, namespace, envs, tmp_path / "backups")
+    _declare(kubectl, namespace, sqlite_envs, tmp_path / "backups")
     apply_ok(
         kubectl,
         namespace,

@@ -23,12 +23,10 @@ from tests.e2e.conftest import Kubectl
 from tests.e2e.operator import Operator
 from tests.e2e.test_backups_operator import make_schedule_due
 from tests.e2e.test_operator import apply_ok, environment, migration, status, wait_phase
-from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import ControlPlane, wait_for
 from tests.unit.test_chart import INSTALL, of_kind, render
 
 pytestmark = pytest.mark.e2e
-VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
 RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 
 
@@ -122,21 +120,12 @@ def can_i(kubectl: Kubectl, user: str, verb: str, resource: str, namespace: str)
     return answer == "yes"
 
 
-@pytest.fixture
-def dbs(tmp_path: Path) -> dict[str, str]:
-    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre")}
-    shape.build(urls["dev"], app="dev", variables=VARS)
-    shape.builder_changes(urls["dev"])
-    shape.build(urls["pre"], app="pre", variables=VARS)
-    return urls
-
-
 def test_operator_works_with_the_charts_rbac(
     kubectl: Kubectl,
     namespace: str,
     release: Release,
     sa_operator: Operator,
-    dbs: dict[str, str],
+    sqlite_envs: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """Every kind the operator touches, as the ServiceAccount: an Environment whose URL
@@ -144,7 +133,13 @@ def test_operator_works_with_the_charts_rbac(
     backup), and a BackupSchedule creates its Backups and prunes the older one."""
     store = tmp_path / "backups"
     kubectl(
-        "create", "secret", "generic", "dev-db", "-n", namespace, f"--from-literal=url={dbs['dev']}"
+        "create",
+        "secret",
+        "generic",
+        "dev-db",
+        "-n",
+        namespace,
+        f"--from-literal=url={sqlite_envs['dev']}",
     )
     dev = environment("dev", "development", "sqlite:///unused").replace(
         'url: "sqlite:///unused"', "urlFrom: {secretKeyRef: {name: dev-db, key: url}}"
@@ -154,7 +149,7 @@ def test_operator_works_with_the_charts_rbac(
         namespace,
         dev
         + "---"
-        + environment("pre", "pre-release", dbs["pre"], accepts="dev", store=str(store)),
+        + environment("pre", "pre-release", sqlite_envs["pre"], accepts="dev", store=str(store)),
     )
     for env in ("dev", "pre"):
         kubectl("wait", "--for=condition=Ready", f"environment/{env}", "-n", namespace,

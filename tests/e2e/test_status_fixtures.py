@@ -28,26 +28,14 @@ import pytest
 from tests.e2e.conftest import Kubectl
 from tests.e2e.operator import Operator
 from tests.e2e.test_operator import apply_ok, environment, migration, release_chain, status
-from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import REPO_ROOT, ControlPlane, wait_for
 from tests.unit.test_argocd_health import run_action, run_health
 
 pytestmark = pytest.mark.e2e
 RECORD = os.environ.get("FERRY_RECORD_FIXTURES") == "1"
 FIXTURES = REPO_ROOT / "tests" / "unit" / "fixtures" / "argocd"
-VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
 FIXTURE_NAMESPACE = "ferry"
 FIXTURE_DIR = "/var/lib/ferry"
-
-
-@pytest.fixture
-def dbs(tmp_path: Path) -> dict[str, str]:
-    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre", "prod")}
-    shape.build(urls["dev"], app="dev", variables=VARS)
-    shape.builder_changes(urls["dev"])
-    shape.build(urls["pre"], app="pre", variables=VARS)
-    shape.build(urls["prod"], app="prod", variables=VARS)
-    return urls
 
 
 def sanitize(obj: dict[str, Any], namespace: str, tmp_path: Path) -> dict[str, Any]:
@@ -134,12 +122,12 @@ def tidy(kubectl: Kubectl, namespace: str) -> Iterator[None]:
 
 
 def test_environment_statuses(
-    kubectl: Kubectl, namespace: str, operator: Any, dbs: dict[str, str], tmp_path: Path
+    kubectl: Kubectl, namespace: str, operator: Any, sqlite_envs: dict[str, str], tmp_path: Path
 ) -> None:
     apply_ok(
         kubectl,
         namespace,
-        environment("dev", "development", dbs["dev"])
+        environment("dev", "development", sqlite_envs["dev"])
         + "---"
         + environment(
             "down", "production", "postgresql+psycopg://ferry@127.0.0.1:1/app"
@@ -184,10 +172,10 @@ spec:
 
 
 def test_migration_statuses(
-    kubectl: Kubectl, namespace: str, operator: Any, dbs: dict[str, str], tmp_path: Path
+    kubectl: Kubectl, namespace: str, operator: Any, sqlite_envs: dict[str, str], tmp_path: Path
 ) -> None:
     store = tmp_path / "backups"
-    apply_ok(kubectl, namespace, release_chain(dbs, store))
+    apply_ok(kubectl, namespace, release_chain(sqlite_envs, store))
     apply_ok(
         kubectl,
         namespace,
@@ -249,7 +237,7 @@ def test_migration_rolled_back(
     namespace: str,
     control_plane: ControlPlane,
     ferry_crds: list[str],
-    dbs: dict[str, str],
+    sqlite_envs: dict[str, str],
     tmp_path: Path,
 ) -> None:
     op = Operator(
@@ -259,9 +247,11 @@ def test_migration_rolled_back(
         apply_ok(
             kubectl,
             namespace,
-            environment("dev", "development", dbs["dev"])
+            environment("dev", "development", sqlite_envs["dev"])
             + "---"
-            + environment("pre", "pre-release", dbs["pre"], store=str(tmp_path / "backups")),
+            + environment(
+                "pre", "pre-release", sqlite_envs["pre"], store=str(tmp_path / "backups")
+            ),
         )
         apply_ok(kubectl, namespace, migration("release-2", "dev", "pre"))
         wait_status(
@@ -277,16 +267,16 @@ def test_backup_restore_schedule_statuses(
     namespace: str,
     operator: Any,
     tidy: None,
-    dbs: dict[str, str],
+    sqlite_envs: dict[str, str],
     tmp_path: Path,
 ) -> None:
     store = tmp_path / "backups"
     apply_ok(
         kubectl,
         namespace,
-        environment("dev", "development", dbs["dev"], store=str(store))
+        environment("dev", "development", sqlite_envs["dev"], store=str(store))
         + "---"
-        + environment("pre", "pre-release", dbs["pre"]),
+        + environment("pre", "pre-release", sqlite_envs["pre"]),
     )
     apply_ok(
         kubectl,

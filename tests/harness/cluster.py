@@ -17,8 +17,9 @@ Typical use from a session-scoped pytest fixture::
         with ControlPlane(tmp_path_factory.mktemp("k8s")) as cp:
             yield cp
 
-Only the standard library is used so the harness works before the project's
-dependencies are installed.
+Only the standard library (and :mod:`tests.harness.process`, which uses only the
+standard library) is used so the harness works before the project's dependencies are
+installed.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self, TypeVar
+
+from .process import Managed, retry_on_port_clash
 
 __all__ = [
     "REPO_ROOT",
@@ -84,6 +86,10 @@ def _run_script(
     return proc.stdout
 
 
+def _port_taken(err: Exception) -> bool:
+    return isinstance(err, ControlPlaneError) and "address already in use" in str(err)
+
+
 def build_binaries(env: Mapping[str, str] | None = None, timeout: float | None = None) -> Path:
     """Build (or reuse from cache) the control-plane binaries; return their directory.
 
@@ -127,7 +133,7 @@ def wait_for(
         time.sleep(interval)
 
 
-class ControlPlane:
+class ControlPlane(Managed):
     """etcd + kube-apiserver + kube-controller-manager running in ``directory``.
 
     Use as a context manager (or call :meth:`start` / :meth:`stop`). State,
@@ -213,20 +219,19 @@ class ControlPlane:
         self._bin_dir = build_binaries(env=env, timeout=self.build_timeout)
         env["FERRY_K8S_BIN"] = str(self._bin_dir)
         self.directory.mkdir(parents=True, exist_ok=True)
-        # up.sh picks free ports, and another process may take one before the server
-        # binds it: start again on fresh ports when that is why it failed.
-        for attempt in range(3):
+
+        def attempt() -> None:
             self._running = True  # up.sh may have started some processes even if it fails
             try:
                 _run_script("up.sh", [str(self.directory)], env=env, timeout=self.start_timeout)
-                return self
-            except ControlPlaneError as err:
-                self.stop()
-                if "address already in use" not in str(err) or attempt == 2:
-                    raise
             except BaseException:
                 self.stop()
                 raise
+
+        # up.sh picks free ports (and waits for the servers itself), and another process
+        # may take one before the server binds it: start again on fresh ports when that
+        # is why it failed.
+        retry_on_port_clash(attempt, clashed=_port_taken)
         return self
 
     def stop(self) -> None:
@@ -238,17 +243,6 @@ class ControlPlane:
             args.append("--purge")
         _run_script("down.sh", args, env=self._script_env(), timeout=60)
         self._running = False
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- helpers -----------------------------------------------------------
     def kubectl(

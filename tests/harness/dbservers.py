@@ -16,15 +16,10 @@ superuser (e.g. ``postgresql://postgres:pw@db:5432/postgres`` or
 ``mysql://root:pw@db:3306/``); see :func:`get_postgres` / :func:`get_mariadb`.
 
 Lifetime: :meth:`RunningServer.stop` shuts a server down (the pytest plugin
-calls it at session end). As a best effort for abnormal exits:
+calls it at session end). Servers are started, awaited and stopped through
+:mod:`tests.harness.process` (own session, ``setpriv --pdeathsig``, an
+:mod:`atexit` stop); in addition:
 
-* an :mod:`atexit` handler stops every server still running when the Python
-  interpreter exits normally (including after Ctrl-C);
-* each server process is started through ``setpriv --pdeathsig`` (Linux
-  PR_SET_PDEATHSIG), so the kernel kills it when the thread that started it
-  dies -- this covers ``kill -9`` of the test process;
-* servers run in their own session, so a terminal Ctrl-C reaches pytest
-  (which tears fixtures down) rather than the servers;
 * base directories are created by :func:`make_base_dir` with the owner's PID
   recorded, and :func:`cleanup_stale_base_dirs` removes those whose owner is
   gone.
@@ -35,7 +30,6 @@ psycopg and PyMySQL, through SQLAlchemy) are used.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import pwd
@@ -43,11 +37,9 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -55,6 +47,9 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import NullPool
+
+from . import process
+from .process import ServerStartError
 
 __all__ = [
     "MARIADB_URL_ENV",
@@ -97,10 +92,6 @@ class ServerUnavailableError(RuntimeError):
     Tests should be *skipped* (not failed) for this; run
     ``hack/ensure-system-packages.sh`` to fix it.
     """
-
-
-class ServerStartError(RuntimeError):
-    """The binaries exist but the server failed to initialise or start."""
 
 
 # --------------------------------------------------------------------------
@@ -265,29 +256,8 @@ class RunningServer:
         if proc is not None and proc.poll() is None:
             # PostgreSQL: SIGINT = fast shutdown. MariaDB: SIGTERM = shutdown.
             sig = signal.SIGINT if self.dialect == "postgresql" else signal.SIGTERM
-            _terminate(proc, sig, timeout)
-        _RUNNING.discard(self)
-
-
-_RUNNING: set[RunningServer] = set()
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    for server in list(_RUNNING):
-        with contextlib.suppress(Exception):
-            server.stop(timeout=10.0)
-
-
-def _terminate(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait(timeout=10)
+            process.terminate(proc, sig, timeout)
+        process.forget(self)
 
 
 def _check_db_name(name: str) -> None:
@@ -303,40 +273,13 @@ def _check_db_name(name: str) -> None:
 # --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _spawn_server(
     cmd: list[str], *, log_path: Path, cwd: Path, user: str | None, pdeathsig: signal.Signals
 ) -> subprocess.Popen[bytes]:
-    """Start a long-running server process that dies with us.
-
-    ``setpriv --pdeathsig`` (util-linux) sets PR_SET_PDEATHSIG in the child
-    right before exec'ing the server -- after Popen's ``user=`` switch, which
-    would otherwise reset it -- so the kernel signals the server when the
-    thread that started it dies (e.g. ``kill -9`` of pytest). Without setpriv
-    we rely on :meth:`RunningServer.stop` and the atexit handler only.
-    """
-    setpriv = shutil.which("setpriv")
-    if setpriv is not None:
-        cmd = [setpriv, f"--pdeathsig={pdeathsig.name.removeprefix('SIG')}", "--", *cmd]
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            user=user,
-            group=_primary_group(user),
-            extra_groups=[] if user is not None else None,
-            # Own session: a terminal Ctrl-C goes to pytest, which then stops
-            # the server through fixture teardown.
-            start_new_session=True,
-        )
+    """Start a server process that dies with us, as ``user`` with its primary group."""
+    return process.spawn(
+        cmd, log_path=log_path, cwd=cwd, user=user, group=_primary_group(user), pdeathsig=pdeathsig
+    )
 
 
 def _chown_to(user: str | None, *paths: Path) -> None:
@@ -345,13 +288,6 @@ def _chown_to(user: str | None, *paths: Path) -> None:
     entry = pwd.getpwnam(user)
     for path in paths:
         os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
-def _tail(path: Path | None, lines: int = 40) -> str:
-    if path is None or not path.exists():
-        return "(no log)"
-    text = path.read_text(errors="replace").splitlines()
-    return "\n".join(text[-lines:])
 
 
 def _run(cmd: list[str], *, log_path: Path, user: str | None, cwd: Path) -> None:
@@ -372,7 +308,7 @@ def _run(cmd: list[str], *, log_path: Path, user: str | None, cwd: Path) -> None
     if result.returncode != 0:
         raise ServerStartError(
             f"{cmd[0]} failed with exit code {result.returncode}; log {log_path}:\n"
-            + _tail(log_path)
+            + process.tail(log_path)
         )
 
 
@@ -385,33 +321,48 @@ def _wait_ready(server: RunningServer, proc: subprocess.Popen[bytes], timeout: f
 
     Returns the server version.
     """
-    deadline = time.monotonic() + timeout
     engine = sa.create_engine(server.sa_url(server.admin_database), poolclass=NullPool)
-    last_error: Exception | None = None
+
+    def version() -> str:
+        with engine.connect() as conn:
+            return str(conn.execute(sa.text("SELECT version()")).scalar_one())
+
+    assert server.log_path is not None
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise ServerStartError(
-                    f"{server.dialect} server exited with code {proc.returncode} during "
-                    f"startup; log {server.log_path}:\n{_tail(server.log_path)}"
-                )
-            try:
-                with engine.connect() as conn:
-                    return str(conn.execute(sa.text("SELECT version()")).scalar_one())
-            except (OSError, sa.exc.DBAPIError) as exc:
-                last_error = exc
-                time.sleep(0.05)
+        return process.wait_until_ready(
+            proc,
+            version,
+            what=f"{server.dialect} server",
+            log_path=server.log_path,
+            timeout=timeout,
+            interval=0.05,
+            errors=(OSError, sa.exc.DBAPIError),
+        )
     finally:
         engine.dispose()
-    raise ServerStartError(
-        f"{server.dialect} server not ready after {timeout:.0f}s (last error: {last_error}); "
-        f"log {server.log_path}:\n{_tail(server.log_path)}"
+
+
+def _start_and_wait(
+    server: RunningServer,
+    cmd: list[str],
+    *,
+    timeout: float,
+    user: str | None,
+    pdeathsig: signal.Signals,
+) -> RunningServer:
+    """One start attempt: spawn ``cmd``, wait for a connection, stop it if none comes."""
+    assert server.base_dir is not None and server.log_path is not None
+    proc = _spawn_server(
+        cmd, log_path=server.log_path, cwd=server.base_dir, user=user, pdeathsig=pdeathsig
     )
-
-
-def _address_in_use(log_path: Path) -> bool:
-    text = _tail(log_path, 30).lower()
-    return "address already in use" in text or "errno: 98" in text
+    server.process = proc
+    process.stop_at_exit(server, lambda: server.stop(timeout=10.0))
+    try:
+        server.version = _wait_ready(server, proc, timeout)
+    except BaseException:
+        server.stop(timeout=10)
+        raise
+    return server
 
 
 # --------------------------------------------------------------------------
@@ -579,9 +530,8 @@ def start_postgres(base_dir: Path, *, timeout: float = START_TIMEOUT_S) -> Runni
     )
     pwfile.unlink()
 
-    last_error: ServerStartError | None = None
-    for _attempt in range(3):
-        port = _free_port()
+    def attempt() -> RunningServer:
+        port = process.free_port()
         server = RunningServer(
             dialect="postgresql",
             host="127.0.0.1",
@@ -615,22 +565,9 @@ def start_postgres(base_dir: Path, *, timeout: float = START_TIMEOUT_S) -> Runni
         for key, value in settings.items():
             cmd += ["-c", f"{key}={value}"]
         # SIGQUIT = immediate shutdown, taking the backends with it.
-        proc = _spawn_server(
-            cmd, log_path=log_path, cwd=base_dir, user=os_user, pdeathsig=signal.SIGQUIT
-        )
-        server.process = proc
-        _RUNNING.add(server)
-        try:
-            server.version = _wait_ready(server, proc, timeout)
-        except ServerStartError as exc:
-            server.stop(timeout=10)
-            last_error = exc
-            if _address_in_use(log_path):
-                continue
-            raise
-        return server
-    assert last_error is not None
-    raise last_error
+        return _start_and_wait(server, cmd, timeout=timeout, user=os_user, pdeathsig=signal.SIGQUIT)
+
+    return process.retry_on_port_clash(attempt, clashed=process.port_clash_in(log_path))
 
 
 def postgres_from_url(url: str) -> RunningServer:
@@ -742,9 +679,8 @@ def start_mariadb(base_dir: Path, *, timeout: float = START_TIMEOUT_S) -> Runnin
     )
     init_sql.chmod(0o600)
 
-    last_error: ServerStartError | None = None
-    for _attempt in range(3):
-        port = _free_port()
+    def attempt() -> RunningServer:
+        port = process.free_port()
         server = RunningServer(
             dialect="mysql",
             host="127.0.0.1",
@@ -778,23 +714,11 @@ def start_mariadb(base_dir: Path, *, timeout: float = START_TIMEOUT_S) -> Runnin
             "--innodb-buffer-pool-size=128M",
             "--innodb-log-file-size=64M",
         ]
-        proc = _spawn_server(
-            cmd, log_path=log_path, cwd=base_dir, user=None, pdeathsig=signal.SIGKILL
-        )
-        server.process = proc
-        _RUNNING.add(server)
-        try:
-            server.version = _wait_ready(server, proc, timeout)
-        except ServerStartError as exc:
-            server.stop(timeout=10)
-            last_error = exc
-            if _address_in_use(log_path):
-                continue
-            raise
-        init_sql.unlink(missing_ok=True)
-        return server
-    assert last_error is not None
-    raise last_error
+        return _start_and_wait(server, cmd, timeout=timeout, user=None, pdeathsig=signal.SIGKILL)
+
+    server = process.retry_on_port_clash(attempt, clashed=process.port_clash_in(log_path))
+    init_sql.unlink(missing_ok=True)
+    return server
 
 
 def mariadb_from_url(url: str) -> RunningServer:

@@ -48,7 +48,6 @@ are used.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
 import datetime as dt
@@ -63,12 +62,10 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -78,7 +75,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import dbservers
+from . import dbservers, process
+from .process import Managed
 from .pytest_plugin import ENSURE_SCRIPT, strict_mode
 
 __all__ = [
@@ -103,6 +101,17 @@ def http_backend() -> Path:
     if not backend.exists():
         raise FileNotFoundError(f"{backend} not found (install git)")
     return backend
+
+
+def _serve_bare_copy(work_tree: Path, bare: Path) -> None:
+    """Replace ``bare`` with a bare clone of ``work_tree`` (what a server serves)."""
+    if bare.exists():
+        shutil.rmtree(bare)
+    subprocess.run(
+        ["git", "clone", "--quiet", "--bare", str(work_tree), str(bare)],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _name(common_name: str) -> x509.Name:
@@ -191,7 +200,7 @@ class SeenRequest:
     accepted: bool
 
 
-class GitServer:
+class GitServer(Managed):
     """Smart-HTTP Git server over HTTPS on 127.0.0.1 requiring ``token`` (Bearer or Basic)."""
 
     def __init__(self, root: Path, token: str, username: str | None = None) -> None:
@@ -229,17 +238,6 @@ class GitServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     @property
     def port(self) -> int:
         assert self._server is not None, "server not started"
@@ -262,14 +260,7 @@ class GitServer:
     def create_repository(self, name: str, work_tree: Path) -> str:
         """Serve the Git repository at ``work_tree`` (all branches and tags) as
         ``name``; return its URL."""
-        bare = self.root / f"{name}.git"
-        if bare.exists():
-            shutil.rmtree(bare)
-        subprocess.run(
-            ["git", "clone", "--quiet", "--bare", str(work_tree), str(bare)],
-            check=True,
-            capture_output=True,
-        )
+        _serve_bare_copy(work_tree, self.root / f"{name}.git")
         return self.url(name)
 
     # --- HTTP ----------------------------------------------------------------------
@@ -441,17 +432,7 @@ def fingerprint(public_key: str) -> str:
     return f"SHA256:{digest}"
 
 
-_RUNNING_SSHD: set[SSHGitServer] = set()
-
-
-@atexit.register
-def _stop_sshd_at_exit() -> None:
-    for server in list(_RUNNING_SSHD):
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
-class SSHGitServer:
+class SSHGitServer(Managed):
     """A real ``sshd`` on 127.0.0.1 serving bare repositories under ``base/repos``.
 
     Only :attr:`client_key` logs in, as :attr:`user` (the user running the tests),
@@ -515,27 +496,28 @@ class SSHGitServer:
             # at boot through the ssh service, which the test machine does not run).
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
-        for _attempt in range(5):
-            self.port = dbservers._free_port()
+        def attempt() -> SSHGitServer:
+            self.port = process.free_port()
             config = self._write_config(host_key, authorized)
             self.log_path.write_text("")
-            proc = dbservers._spawn_server(
+            proc = process.spawn(
                 [str(self.programs["sshd"]), "-D", "-f", str(config), "-E", str(self.log_path)],
                 log_path=self.log_path,
                 cwd=self.base,
-                user=None,
                 pdeathsig=signal.SIGTERM,
             )
             self._process = proc
-            _RUNNING_SSHD.add(self)
+            process.stop_at_exit(self, self.stop)
             try:
                 self._wait_ready(proc)
-                return self
-            except RuntimeError:
+            except BaseException:
                 self.stop()
-                if not dbservers._address_in_use(self.log_path):
-                    raise
-        raise RuntimeError(f"sshd: no free port found; log {self.log_path}")
+                raise
+            return self
+
+        clashed = process.port_clash_in(self.log_path)
+        process.retry_on_port_clash(attempt, clashed=clashed, attempts=5)
+        return self
 
     def _write_config(self, host_key: Path, authorized: Path) -> Path:
         config = self.base / "sshd_config"
@@ -580,42 +562,24 @@ class SSHGitServer:
         return config
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + SSH_START_TIMEOUT_S
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"sshd exited with code {proc.returncode} during startup; log "
-                    f"{self.log_path}:\n{dbservers._tail(self.log_path)}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-                    if sock.recv(64).startswith(b"SSH-2.0-"):
-                        return
-            except OSError as exc:
-                last = exc
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"sshd not ready after {SSH_START_TIMEOUT_S:.0f}s (last error: {last}); log "
-            f"{self.log_path}:\n{dbservers._tail(self.log_path)}"
+        def greets() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                return sock.recv(64).startswith(b"SSH-2.0-")
+
+        process.wait_until_ready(
+            proc,
+            greets,
+            what="sshd",
+            log_path=self.log_path,
+            timeout=SSH_START_TIMEOUT_S,
+            interval=0.05,
         )
 
     def stop(self) -> None:
         proc, self._process = self._process, None
         if proc is not None and proc.poll() is None:
-            dbservers._terminate(proc, signal.SIGTERM, 10)
-        _RUNNING_SSHD.discard(self)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+            process.terminate(proc, signal.SIGTERM, 10)
+        process.forget(self)
 
     # --- what clients need ---------------------------------------------------------
 
@@ -630,14 +594,7 @@ class SSHGitServer:
 
     def create_repository(self, name: str, work_tree: Path) -> str:
         """Serve the Git repository at ``work_tree`` as ``name``; return its ssh URL."""
-        bare = self.root / f"{name}.git"
-        if bare.exists():
-            shutil.rmtree(bare)
-        subprocess.run(
-            ["git", "clone", "--quiet", "--bare", str(work_tree), str(bare)],
-            check=True,
-            capture_output=True,
-        )
+        _serve_bare_copy(work_tree, self.root / f"{name}.git")
         return self.url(name)
 
     # --- what the server saw -------------------------------------------------------

@@ -10,24 +10,19 @@ starts and stops NocoBase on a free ``127.0.0.1`` port against any database, sig
 in and talks to the HTTP API with the standard library only.
 
 Lifetime: every NocoBase process runs in its own session under a small bash guard
-started through ``setpriv --pdeathsig=TERM``; when the test process dies (even by
-``kill -9``) the kernel signals the guard, which kills the whole process group.
-:meth:`NocoBaseApp.stop` (fixture teardown) and an :mod:`atexit` handler cover the
-normal paths.
+started through ``setpriv --pdeathsig=TERM`` (:func:`tests.harness.process.spawn`);
+when the test process dies (even by ``kill -9``) the kernel signals the guard, which
+kills the whole process group. :meth:`NocoBaseApp.stop` (fixture teardown) and the
+harness's :mod:`atexit` handler cover the normal paths.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,6 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import process
 from .dbservers import RunningServer
 
 __all__ = [
@@ -46,7 +42,6 @@ __all__ = [
     "NocoBaseUnavailable",
     "clone_database",
     "ensure_installed",
-    "free_port",
     "install_database",
     "log_problems",
 ]
@@ -128,12 +123,6 @@ def node_url(server: RunningServer, database: str) -> str:
     return f"postgres://{user}:{password}@{server.host}:{server.port}/{database}"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def install_database(
     server: RunningServer, database: str, storage: Path, *, app_key: str, log: Path
 ) -> str:
@@ -194,15 +183,6 @@ def _env() -> dict[str, str]:
 # running applications
 # --------------------------------------------------------------------------
 
-_RUNNING: set[NocoBaseApp] = set()
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    for app in list(_RUNNING):
-        with contextlib.suppress(Exception):
-            app.stop()
-
 
 @dataclass(eq=False)
 class NocoBaseApp:
@@ -247,7 +227,7 @@ class NocoBaseApp:
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError(f"{self.name} is already running")
         self.storage.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = process.free_port()
         self.starts += 1
         self.token = ""
         cmd = [
@@ -266,59 +246,44 @@ class NocoBaseApp:
         ]
         if self.aes_key:
             cmd += ["--aes-key", self.aes_key]
-        setpriv = shutil.which("setpriv")
-        prefix = [setpriv, "--pdeathsig=TERM", "--"] if setpriv else []
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*prefix, "bash", "-c", _GUARD, "nocobase-guard", *cmd],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=_env(),
-            )
-        _RUNNING.add(self)
+        self.process = process.spawn(
+            ["bash", "-c", _GUARD, "nocobase-guard", *cmd],
+            log_path=self.log_path,
+            pdeathsig=signal.SIGTERM,
+            env=_env(),
+        )
+        process.stop_at_exit(self, self.stop)
         if wait:
             self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            proc = self.process
-            if proc is None or proc.poll() is not None:
-                raise RuntimeError(
-                    f"NocoBase {self.name} exited during startup; log {self.log_path}:\n"
-                    + self.log_tail()
-                )
-            with contextlib.suppress(OSError, ApiError):
-                status, _ = self.request("GET", "app:getInfo", auth=False, timeout=5)
-                if status == 200:
-                    return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(
-                    f"NocoBase {self.name} not ready after {timeout:.0f}s; log:\n" + self.log_tail()
-                )
-            time.sleep(0.5)
+        def answers() -> bool:
+            status, _ = self.request("GET", "app:getInfo", auth=False, timeout=5)
+            return status == 200
+
+        try:
+            process.wait_until_ready(
+                self.process,
+                answers,
+                what=f"NocoBase {self.name}",
+                log_path=self.log_path,
+                timeout=timeout,
+                interval=0.5,
+                errors=(OSError, ApiError),
+                log_lines=60,
+            )
+        except process.ServerStartError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         proc = self.process
         if proc is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+        process.terminate(proc, signal.SIGTERM, 20, group=True)
         self.process = None
-        _RUNNING.discard(self)
+        process.forget(self)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -18,10 +18,10 @@ requests and has a volume server to store data on. :class:`RunningS3` gives
 the endpoint and credentials, including as the standard ``AWS_*``
 environment variables (:meth:`RunningS3.env`).
 
-Process lifetime follows :mod:`tests.harness.dbservers`, whose helpers are
-reused here: the server runs in its own session under ``setpriv
---pdeathsig`` (so the kernel kills it if the test process dies, even by
-``kill -9``), an :mod:`atexit` handler stops what is still running, and base
+Process lifetime is :mod:`tests.harness.process`'s, as for the database
+servers: the server runs in its own session under ``setpriv --pdeathsig`` (so
+the kernel kills it if the test process dies, even by ``kill -9``), an
+:mod:`atexit` handler stops what is still running, and base
 directories made by :func:`~tests.harness.dbservers.make_base_dir` are
 removed by :func:`~tests.harness.dbservers.cleanup_stale_base_dirs` once their
 owner is gone.
@@ -48,7 +48,6 @@ Only the standard library, boto3/botocore and pytest are used.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import itertools
 import json
@@ -71,8 +70,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import dbservers
-from .dbservers import ServerStartError, ServerUnavailableError
+from . import dbservers, process
+from .dbservers import ServerUnavailableError
+from .process import NotReady, ServerStartError
 
 __all__ = [
     "AUTOBUILD_ENV",
@@ -196,19 +196,9 @@ class RunningS3:
         """Stop the server (idempotent). The data under ``base_dir`` is kept."""
         proc = self.process
         if proc is not None and proc.poll() is None:
-            dbservers._terminate(proc, signal.SIGTERM, timeout)
+            process.terminate(proc, signal.SIGTERM, timeout)
         _remove_grpc_sockets(self.ports)
-        _RUNNING.discard(self)
-
-
-_RUNNING: set[RunningS3] = set()
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    for server in list(_RUNNING):
-        with contextlib.suppress(Exception):
-            server.stop()
+        process.forget(self)
 
 
 # --------------------------------------------------------------------------
@@ -302,7 +292,7 @@ def ensure_weed_binary(*, progress: Progress | None = None, log_path: Path | Non
             ) from exc
     if result.returncode != 0:
         detail = (
-            dbservers._tail(log_path)
+            process.tail(log_path)
             if log_path is not None
             else (result.stderr or b"").decode(errors="replace")[-4000:]
         )
@@ -342,7 +332,7 @@ def _weed_version(binary: Path) -> str:
 def _free_ports(count: int) -> list[int]:
     ports: list[int] = []
     while len(ports) < count:
-        port = dbservers._free_port()
+        port = process.free_port()
         # gRPC ports default to port+10000 inside weed; we pass them all
         # explicitly, but keep them distinct.
         if port not in ports:
@@ -484,33 +474,23 @@ def _wait_ready(server: RunningS3, proc: subprocess.Popen[bytes], timeout: float
     client = server.client(
         connect_timeout=1, read_timeout=30, retries={"max_attempts": 1, "mode": "standard"}
     )
-    deadline = time.monotonic() + timeout
-    last_error: object = "no attempt"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerStartError(
-                f"weed exited with code {proc.returncode} during startup; log "
-                f"{server.log_path}:\n{dbservers._tail(server.log_path)}"
-            )
-        try:
-            client.list_buckets()
-            if not _master_has_volume_slots(server.ports["master"]):
-                last_error = "master has no volume server with free slots yet"
-            else:
-                _probe_write(client)
-                return
-        except (BotoCoreError, ClientError) as exc:
-            last_error = exc
-        time.sleep(0.1)
-    raise ServerStartError(
-        f"weed S3 gateway not ready after {timeout:.0f}s (last error: {last_error}); "
-        f"log {server.log_path}:\n{dbservers._tail(server.log_path)}"
+
+    def probe() -> bool:
+        client.list_buckets()
+        if not _master_has_volume_slots(server.ports["master"]):
+            raise NotReady("master has no volume server with free slots yet")
+        _probe_write(client)
+        return True
+
+    process.wait_until_ready(
+        proc,
+        probe,
+        what="weed S3 gateway",
+        log_path=server.log_path,
+        timeout=timeout,
+        interval=0.1,
+        errors=(BotoCoreError, ClientError),
     )
-
-
-def _address_in_use(log_path: Path) -> bool:
-    text = dbservers._tail(log_path, 60).lower()
-    return "address already in use" in text
 
 
 def start_s3(
@@ -543,8 +523,7 @@ def start_s3(
     (base_dir / "data").mkdir(exist_ok=True)
     log_path = base_dir / "weed.log"
 
-    attempts = 3
-    for attempt in itertools.count(1):
+    def attempt() -> RunningS3:
         ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES)), strict=True))
         (base_dir / _PORTS_FILE).write_text(json.dumps(ports) + "\n")
         cmd = _command(binary, base_dir, ports, s3_config)
@@ -553,9 +532,7 @@ def start_s3(
         started = time.monotonic()
         # Same spawning as the database servers: own session, setpriv
         # --pdeathsig=KILL so weed dies with the thread that started it.
-        proc = dbservers._spawn_server(
-            cmd, log_path=log_path, cwd=base_dir, user=None, pdeathsig=signal.SIGKILL
-        )
+        proc = process.spawn(cmd, log_path=log_path, cwd=base_dir, pdeathsig=signal.SIGKILL)
         server = RunningS3(
             endpoint_url=f"http://{HOST}:{ports['s3']}",
             access_key=access_key,
@@ -567,20 +544,17 @@ def start_s3(
             process=proc,
             ports=ports,
         )
-        _RUNNING.add(server)
+        process.stop_at_exit(server, server.stop)
         try:
             _wait_ready(server, proc, timeout)
-        except ServerStartError:
-            server.stop()
-            if attempt < attempts and _address_in_use(log_path):
-                continue  # lost a race for one of the free ports
-            raise
         except BaseException:
             server.stop()
             raise
         server.startup_seconds = time.monotonic() - started
         return server
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    # Another process may take one of the free ports before weed binds it.
+    return process.retry_on_port_clash(attempt, clashed=process.port_clash_in(log_path))
 
 
 # --------------------------------------------------------------------------

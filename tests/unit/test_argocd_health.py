@@ -13,7 +13,11 @@ Variants (a newer ``metadata.generation``, a status not written yet) are derived
 from them here.
 
 ``python -m tests.unit.test_argocd_health`` regenerates ``argocd/argocd-cm.yaml``
-from the Lua files; a test checks that it embeds exactly those files.
+from the Lua files; a test checks that it embeds exactly those files. The health
+checks share their preamble (the status, its conditions, "the operator has not seen
+this generation yet") in ``argocd/prelude.lua``; the generator splices it in front of
+each kind's script, since Argo CD runs each script standalone. The health tests run
+the scripts as embedded in the generated file, so they test what Argo CD loads.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "argocd"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "argocd"
 CM = ARGOCD / "argocd-cm.yaml"
+PRELUDE = ARGOCD / "prelude.lua"
 GROUP = "ferry.dev"
 KINDS = ("Environment", "Migration", "Backup", "BackupSchedule", "Restore")
 HEALTH = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
@@ -61,29 +66,43 @@ def _from_lua(value: Any) -> Any:
     return {k: _from_lua(v) for k, v in items}
 
 
-def _run(script: Path, obj: dict[str, Any], now: str | None = None) -> Any:
+def _run(script: str, obj: dict[str, Any], now: str | None = None) -> Any:
     runtime = lua51.LuaRuntime(register_eval=False, register_builtins=False)
     if now is not None:  # os.date as Argo CD's, at a fixed time
         runtime.execute(f'local os = require("os"); os.date = function() return "{now}" end')
     runtime.globals().obj = _to_lua(runtime, copy.deepcopy(obj))
-    return runtime.execute(script.read_text())
+    return runtime.execute(script)
+
+
+def health_script(kind: str) -> str:
+    """The standalone health check of ``kind``: the shared prelude, then its own script."""
+    return PRELUDE.read_text() + (ARGOCD / "health" / f"{kind}.lua").read_text()
+
+
+def embedded_health_script(kind: str) -> str:
+    """``kind``'s health check as the generated ``argocd-cm.yaml`` gives it to Argo CD."""
+    data = yaml.safe_load(CM.read_text())["data"]
+    script = data[f"resource.customizations.health.{GROUP}_{kind}"]
+    assert isinstance(script, str)
+    return script
 
 
 def run_health(obj: dict[str, Any]) -> dict[str, str]:
-    """``{status, message}`` from ``argocd/health/<Kind>.lua`` for ``obj``."""
-    result = _from_lua(_run(ARGOCD / "health" / f"{obj['kind']}.lua", obj))
+    """``{status, message}`` from the generated health check of ``obj``'s kind, run alone."""
+    result = _from_lua(_run(embedded_health_script(obj["kind"]), obj))
     assert isinstance(result, dict) and result["status"] in HEALTH, result
     return {"status": result["status"], "message": result.get("message", "")}
 
 
 def discover(kind: str, obj: dict[str, Any]) -> dict[str, bool]:
     """Action name → enabled, from ``argocd/actions/<Kind>/discovery.lua``."""
-    found = _from_lua(_run(ARGOCD / "actions" / kind / "discovery.lua", obj))
+    found = _from_lua(_run((ARGOCD / "actions" / kind / "discovery.lua").read_text(), obj))
     return {name: not spec.get("disabled", False) for name, spec in found.items()}
 
 
 def run_action(kind: str, action: str, obj: dict[str, Any], now: str | None = None) -> Any:
-    result = _from_lua(_run(ARGOCD / "actions" / kind / action / "action.lua", obj, now))
+    script = (ARGOCD / "actions" / kind / action / "action.lua").read_text()
+    result = _from_lua(_run(script, obj, now))
     return result
 
 
@@ -335,7 +354,7 @@ def render_argocd_cm() -> str:
         "data:",
     ]
     for kind in KINDS:
-        lua = (ARGOCD / "health" / f"{kind}.lua").read_text()
+        lua = health_script(kind)
         out.append(f"  resource.customizations.health.{GROUP}_{kind}: {_literal(lua, 4)}")
     for kind in KINDS:
         actions = ARGOCD / "actions" / kind
@@ -360,13 +379,20 @@ def test_argocd_cm_is_generated_from_the_lua_files() -> None:
 
 def test_argocd_cm_embeds_exactly_the_lua_files() -> None:
     data = yaml.safe_load(CM.read_text())["data"]
-    lua_files = {p.relative_to(ARGOCD).as_posix(): p.read_text() for p in ARGOCD.rglob("*.lua")}
+    lua_files = {
+        p.relative_to(ARGOCD).as_posix(): p.read_text()
+        for p in ARGOCD.rglob("*.lua")
+        if p != PRELUDE
+    }
     embedded: dict[str, str] = {}
     for key, value in data.items():
         kind = key.rsplit("_", 1)[1]
         assert key.startswith("resource.customizations.") and f".{GROUP}_" in key
         if key.startswith("resource.customizations.health."):
-            embedded[f"health/{kind}.lua"] = value
+            prelude, found, script = value.partition(f"-- Argo CD health check for {GROUP}/{kind} ")
+            assert found, key
+            assert prelude == PRELUDE.read_text(), f"{key} does not start with the prelude"
+            embedded[f"health/{kind}.lua"] = found + script
             continue
         assert key.startswith("resource.customizations.actions."), key
         actions = yaml.safe_load(value)
