@@ -115,19 +115,17 @@ def _timestamp(data: dict[str, Any], name: str, where: str) -> str:
     return str(value)
 
 
-def _table_schema(
-    member: dict[str, Any], table: str, where: str, dialect: str | None
-) -> dict[str, Any]:
-    """The member's table schema, checked as a snapshot's is (names, types and defaults
-    against the manifest's dialect): it becomes DDL when the backup is restored."""
+def _table_schema(member: dict[str, Any], table: str, where: str) -> dict[str, Any]:
+    """The member's table schema, its structure checked (:func:`_check_schemas` checks
+    its names, types and defaults once the manifest is proven unedited)."""
     schema = member.get("schema")
     if not isinstance(schema, dict):
         _fail(where, "field schema must be an object")
     try:
-        parsed = TableSchema.from_dict(schema, dialect)
+        parsed = TableSchema.from_dict(schema, spelling=False)
         names = [c.name for c in parsed.columns]
     except InvalidInput as err:
-        _fail(where, err.message)
+        _fail(where, f"malformed table schema ({err.message[:120]})")
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         _fail(where, f"malformed table schema ({type(err).__name__}: {str(err)[:80]})")
     if parsed.name != table:
@@ -148,7 +146,7 @@ def _sqlite_classes(member: dict[str, Any], where: str) -> dict[str, list[str]]:
     return classes  # type: ignore[no-any-return]
 
 
-def _member(item: object, index: int, where: str, dialect: str | None) -> Member:
+def _member(item: object, index: int, where: str) -> Member:
     here = f"{where}: member {index}"
     if not isinstance(item, dict):
         _fail(here, "must be an object")
@@ -169,7 +167,7 @@ def _member(item: object, index: int, where: str, dialect: str | None) -> Member
         rows=_count(item, "rows", here),
         bytes=_count(item, "bytes", here),
         sha256=sha,
-        schema=_table_schema(item, table, here, dialect),
+        schema=_table_schema(item, table, here),
         sqlite_classes=_sqlite_classes(item, here),
     )
 
@@ -178,8 +176,7 @@ def _members(data: dict[str, Any], where: str) -> tuple[Member, ...]:
     items = data.get("members")
     if not isinstance(items, list):
         _fail(where, "field members must be a list")
-    dialect = data.get("dialect") if data.get("dialect") in DIALECTS else None
-    members = tuple(_member(item, i, where, dialect) for i, item in enumerate(items))
+    members = tuple(_member(item, i, where) for i, item in enumerate(items))
     for what, values in (("table", [m.table for m in members]), ("key", [m.key for m in members])):
         if len(set(values)) != len(values):
             _fail(where, f"two members have the same {what}")
@@ -296,4 +293,16 @@ def read_manifest(
                 reason="StoreKeyRequired",
             )
         keyring.verify(manifest.signed_bytes(), manifest.signature, f"{where}: manifest")
+    _check_schemas(manifest, where)
     return manifest
+
+
+def _check_schemas(manifest: Manifest, where: str) -> None:
+    """Members' schemas become DDL when the backup is restored: their names, types and
+    defaults are checked against the manifest's dialect, as a snapshot's are. This
+    comes after the checksum and the signature, so an edit is reported as an edit."""
+    for index, member in enumerate(manifest.members):
+        try:
+            TableSchema.from_dict(member.schema, manifest.dialect)
+        except InvalidInput as err:
+            _fail(f"{where}: member {index} ({member.table[:64]})", err.message)

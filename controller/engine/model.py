@@ -201,14 +201,16 @@ class TableSchema:
         }
 
     @staticmethod
-    def from_dict(data: dict[str, Any], dialect: str | None = None) -> TableSchema:
+    def from_dict(
+        data: dict[str, Any], dialect: str | None = None, *, spelling: bool = True
+    ) -> TableSchema:
         """A table read from a snapshot or a backup manifest: untrusted, so every field
         is checked here, before anything connects (names, types and defaults against
         ``dialect``; None: against any supported dialect). InvalidInput names the table
         and column, never a value."""
         from controller.engine.schema_check import table_from_dict
 
-        return table_from_dict(data, dialect)
+        return table_from_dict(data, dialect, spelling=spelling)
 
 
 @dataclass(frozen=True)

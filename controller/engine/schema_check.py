@@ -53,8 +53,10 @@ def _index(data: object, what: str, columns: set[str]) -> Index:
     return Index(name, _names(data.get("columns"), what, columns, empty_ok=False), unique)
 
 
-def table_from_dict(data: object, dialect: str | None) -> TableSchema:
-    """The :class:`TableSchema` a document describes, checked whole (see module doc)."""
+def table_from_dict(data: object, dialect: str | None, *, spelling: bool = True) -> TableSchema:
+    """The :class:`TableSchema` a document describes, checked whole (see module doc);
+    ``spelling=False`` checks its structure only (a caller that first proves the document
+    unedited checks the rest with :func:`check_table` after that)."""
     data = fields(data, "schema", {"name", "columns", "primaryKey", "uniques", "indexes"})
     name = check_name(data.get("name"), dialect, "table name")
     where = f"table {name[:64]!r}"
@@ -83,7 +85,8 @@ def table_from_dict(data: object, dialect: str | None) -> TableSchema:
             for i in _list(data.get("indexes", []), f"{where}: indexes", MAX_INDEXES)
         ),
     )
-    check_table(table, dialect)
+    if spelling:
+        check_table(table, dialect)
     return table
 
 
