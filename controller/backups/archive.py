@@ -7,7 +7,7 @@ through a hashing sink, so its sha256 is known when it is closed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -138,10 +138,15 @@ def read_member(store: BackupStore, manifest: Manifest, member: Member) -> Itera
     yield from iter_rows(batches, member.table_schema, manifest.dialect)
 
 
-def verify_backup(store: BackupStore, manifest: Manifest) -> list[str]:
-    """Decode every member and check every checksum and row count; return the problems."""
+def verify_backup(
+    store: BackupStore, manifest: Manifest, tables: Collection[str] | None = None
+) -> list[str]:
+    """Decode every member (of ``tables``, if given) and check every checksum and row
+    count; return the problems."""
     problems = []
     for member in manifest.members:
+        if tables is not None and member.table not in tables:
+            continue
         try:
             rows = 0
             expected = member_schema(member, manifest.dialect)

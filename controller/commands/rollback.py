@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from controller.backups import layout
-from controller.backups.archive import read_member
+from controller.backups.archive import read_member, verify_backup
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.commands.backup import create_backup, revert_failed_write
@@ -111,6 +111,7 @@ class _Rollback:
         records = _records(self.store, manifest, entry)
         edits, indexes = later_edits(session, records)
         _refuse_unless_forced(self.migration_id, edits, self.force)
+        _require_sound(self.store, manifest, records)
         self.tables = list(indexes)
         self.safety = _safety_backup(self.url, self.store, manifest, self.tables, self.progress)
         self.changing = True
@@ -199,6 +200,18 @@ def later_edits(
             null = post_state.null_digest(record.types[watch.column])
             edits += watch_edits(record, watch, column, null)
     return edits, indexes
+
+
+def _require_sound(store: BackupStore, manifest: Manifest, records: Sequence[TableRecord]) -> None:
+    """The backup members the revert reads are decoded and checked before anything
+    changes: a damaged backup refuses the rollback instead of failing halfway."""
+    problems = verify_backup(store, manifest, {r.table for r in records})
+    if problems:
+        raise CheckFailed(
+            f"backup {manifest.id} is damaged; nothing was rolled back",
+            problems=problems,
+            reason="BackupCorrupted",
+        )
 
 
 def _refuse_unless_forced(migration_id: str, edits: list[LaterEdit], force: bool) -> None:

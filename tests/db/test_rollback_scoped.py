@@ -246,3 +246,21 @@ def test_a_missing_record_refuses_naming_the_tables(
         rollback(store, "rel", prod, force=True)
     assert "config" in err.value.message and "orders" in err.value.message
     assert result.backup_id and dump(prod) == before
+
+
+@pytest.mark.parametrize("released", [Rule.OVERWRITE], ids=["overwrite"], indirect=True)
+def test_a_damaged_backup_refuses_before_anything_changes(
+    released: Released, dialect: str, tmp_path: Path
+) -> None:
+    _rule, prod, store = released
+    members = sorted((tmp_path / "store").rglob("*config*.arrow"))
+    assert members, "the pre-migration backup has a member for config"
+    damaged = bytearray(members[0].read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    members[0].write_bytes(bytes(damaged))
+    before = dump(prod)
+    with pytest.raises(CheckFailed) as err:
+        rollback(store, "rel", prod, force=True)
+    assert err.value.reason == "BackupCorrupted"
+    assert dump(prod) == before
+    assert not [m for m in store.manifests() if m.reason == "pre-restore"]
