@@ -343,7 +343,7 @@ def restore(
         to_drop = sorted(set(drop) | (set(existing) - set(manifest.tables) if whole else set()))
         to_drop = [t for t in to_drop if t in existing]
         touched = sorted((set(selected) | set(to_drop)) & set(existing)) if safety else []
-        safety_id = _safety_backup(
+        safety_id = safety_backup(
             url, store, environment or manifest.environment, touched, progress
         )
         try:
@@ -359,10 +359,11 @@ def restore(
         db.dispose()
 
 
-def _safety_backup(
+def safety_backup(
     url: str, store: BackupStore, environment: str, tables: list[str], progress: Progress
 ) -> str | None:
-    """A backup of the tables a restore is about to replace or drop, as they are now."""
+    """A backup of the tables a restore or a rollback is about to touch, as they are now
+    (``pre-restore``); None when there are none."""
     if not tables:
         return None
     safety, _ = create_backup(
