@@ -94,7 +94,10 @@ class FakeCluster:
         return dict(self.secrets[name])
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:
-        return self.secret_data(namespace, name)[key]
+        data = self.secret_data(namespace, name)
+        if key not in data:  # as the real client says it
+            raise InvalidInput(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
