@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from controller.errors import InvalidInput
+from controller.errors import InvalidInput, TemporaryError
 
 
 def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +44,9 @@ class FakeCluster:
         self.calls: list[tuple[str, ...]] = []
         self.secrets = dict(secrets or {})
         self.events: list[tuple[str, str, str]] = []
+        # Secrets whose reads fail as the real client's do when the API server does not
+        # answer (a TemporaryError, retried), to reach the flows' temporary branches.
+        self.unanswered: set[str] = set()
         for obj in objects:
             self.add(obj)
 
@@ -89,12 +92,20 @@ class FakeCluster:
             self.objects[key] = merge(self.objects[key], {"status": status})
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        if name in self.unanswered:
+            raise TemporaryError(
+                f"Kubernetes API: reading Secret {namespace}/{name}: 503 Service Unavailable",
+                delay=5,
+            )
         if name not in self.secrets:
             raise InvalidInput(f"Secret {namespace}/{name} not found")
         return dict(self.secrets[name])
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:
-        return self.secret_data(namespace, name)[key]
+        data = self.secret_data(namespace, name)
+        if key not in data:  # as the real client says it
+            raise InvalidInput(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))

@@ -145,3 +145,84 @@ def test_the_approver_stamped_by_the_api_server_reaches_status(cluster: FakeClus
     done = run(cluster, "gated")
     assert done["phase"] == "Succeeded", done
     assert done["approval"] == {"planDigest": waiting["planDigest"], "approvedBy": "abe"}
+
+
+# -- the branches that wait or refuse before anything is planned ----------------------------
+
+
+def conditions_of(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def test_an_invalid_spec_fails_at_once(cluster: FakeCluster) -> None:
+    cluster.add(migration("bad", target="Not_A_Name"))
+    status = run(cluster, "bad")
+    assert status["phase"] == "Failed" and "spec.target" in status["message"], status
+    assert conditions_of(status)["Stalled"] == ("True", "InvalidSpec")
+
+
+def test_a_missing_environment_is_waited_for(cluster: FakeCluster) -> None:
+    cluster.add(migration("m", target="ghost"))
+    status = run(cluster, "m")
+    assert (
+        status["phase"] == "Pending" and "Environment ns/ghost does not exist" in status["message"]
+    )
+    assert conditions_of(status)["Reconciling"] == ("True", "EnvironmentNotFound")
+    assert "plan" not in status
+
+
+def test_a_promotion_the_target_does_not_accept_is_refused(cluster: FakeCluster) -> None:
+    cluster.patch("Environment", "ns", "pre", {"spec": {"promotion": {"acceptsFrom": ["qa"]}}})
+    cluster.add(migration("m"))
+    status = run(cluster, "m")
+    assert status["phase"] == "Failed", status
+    assert status["message"] == ("Environment pre accepts promotions only from qa, not from dev")
+    assert conditions_of(status)["Stalled"] == ("True", "PromotionRefused")
+    assert "plan" not in status
+
+
+@pytest.mark.parametrize("unready", ["dev", "pre"])
+def test_an_unready_environment_is_waited_for(cluster: FakeCluster, unready: str) -> None:
+    cluster.patch_status("Environment", "ns", unready, {"conditions": []})
+    cluster.add(migration("m"))
+    status = run(cluster, "m")
+    assert status["phase"] == "Pending"
+    assert status["message"] == f"waiting for Environment {unready} to be Ready"
+    assert conditions_of(status)["Ready"] == ("False", "EnvironmentNotReady")
+
+
+def test_an_earlier_writer_queues_the_migration(cluster: FakeCluster) -> None:
+    cluster.add(
+        {
+            "kind": "Restore",
+            "metadata": {"name": "first", "creationTimestamp": "2026-03-28T10:00:00Z"},
+            "spec": {"backup": "b", "environment": "pre"},
+        }
+    )
+    cluster.add(migration("m"))
+    status = run(cluster, "m")
+    assert status["phase"] == "Queued" and status["message"] == "Restore first writes to pre first"
+    assert conditions_of(status)["Reconciling"] == ("True", "WaitingForTurn")
+    assert "plan" not in status
+
+
+def test_a_stale_approval_waits_for_a_new_one(cluster: FakeCluster) -> None:
+    cluster.add(migration("gated", approval={"required": True, "planDigest": "sha256:" + "0" * 64}))
+    status = run(cluster, "gated")
+    assert status["phase"] == "AwaitingApproval", status
+    assert "no longer matches" in status["message"]
+    assert conditions_of(status)["Reconciling"] == ("True", "AwaitingApproval")
+
+
+def test_a_missing_git_credentials_secret_fails(cluster: FakeCluster) -> None:
+    cluster.add(
+        migration(
+            "g",
+            source={
+                "git": {"repository": "https://git.example/app.git", "secretRef": {"name": "creds"}}
+            },
+        )
+    )
+    status = run(cluster, "g")
+    assert status["phase"] == "Failed" and "Secret ns/creds not found" in status["message"]
+    assert conditions_of(status)["Stalled"] == ("True", "InvalidInput")

@@ -335,3 +335,46 @@ def test_a_due_run_creates_an_unowned_backup_by_default() -> None:
     meta = backups_of(cluster)[created[2]]
     assert meta["labels"] == {SCHEDULE_LABEL: "nightly"} and "ownerReferences" not in meta
     assert [e.reason for e in outcome.events] == ["BackupCreated"]
+
+
+def ready_of(outcome: Any) -> tuple[str, str, str]:
+    cond = {c["type"]: c for c in outcome.status["conditions"]}
+    return cond["Stalled"]["status"], cond["Stalled"]["reason"], cond["Ready"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        pytest.param({"schedule": "61 * * * *"}, "spec.schedule", id="bad-cron"),
+        pytest.param({"schedule": "every day"}, "spec.schedule", id="words"),
+        pytest.param({"timeZone": "Mars/Olympus"}, "unknown time zone", id="bad-zone"),
+    ],
+)
+def test_an_invalid_schedule_stalls_with_one_event_and_creates_nothing(
+    fields: dict[str, Any], fragment: str
+) -> None:
+    cluster = FakeCluster(schedule_obj("nightly", immediate=True, **fields))
+    first = run(cluster, "nightly")
+    stalled, reason, message = ready_of(first)
+    assert (stalled, reason) == ("True", "InvalidSpec") and fragment in message
+    assert [(e.type, e.reason) for e in first.events] == [("Warning", "InvalidSpec")]
+    assert "nextScheduleTime" not in first.status
+    cluster.patch_status("BackupSchedule", "ns", "nightly", first.status)
+    assert run(cluster, "nightly").events == ()  # one event per reason, not per check
+    assert [c for c in cluster.calls if c[0] in ("create", "delete")] == []
+
+
+def test_a_due_run_without_its_environment_waits_and_takes_no_backup() -> None:
+    cluster = FakeCluster(schedule_obj("nightly", immediate=True))
+    first = run(cluster, "nightly")
+    cond = {c["type"]: c for c in first.status["conditions"]}
+    assert (cond["Reconciling"]["status"], cond["Reconciling"]["reason"]) == (
+        "True",
+        "EnvironmentNotFound",
+    )
+    assert cond["Ready"]["message"] == "Environment prod does not exist; no backup taken"
+    assert [(e.type, e.reason) for e in first.events] == [("Warning", "EnvironmentNotFound")]
+    assert "lastScheduleTime" not in first.status
+    cluster.patch_status("BackupSchedule", "ns", "nightly", first.status)
+    assert run(cluster, "nightly").events == ()
+    assert cluster.list("Backup", "ns") == []
