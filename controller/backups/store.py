@@ -115,10 +115,16 @@ class FilesystemStore:
         final = self.root / layout.prefix(environment, backup_id)
         if final.exists():
             raise InvalidInput(f"backup {backup_id} already exists in {self.root}")
-        self.remove_abandoned()
         partial = final.parent / f"{PARTIAL}{backup_id}"
-        partial.mkdir(parents=True)
-        (partial / writers.OWNER).write_bytes(writers.owner_record())
+        try:
+            self.remove_abandoned()
+            partial.mkdir(parents=True)
+            (partial / writers.OWNER).write_bytes(writers.owner_record())
+        except OSError as err:  # a root under a file, unwritable, on a read-only volume …
+            raise InvalidInput(
+                f"backup store {self.root} cannot take a backup: {err.strerror or err}",
+                reason="StoreUnusable",
+            ) from err
         return _FsWriter(partial, final, self._keyring)
 
     def _inside(self, path: Path) -> bool:

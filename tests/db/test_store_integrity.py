@@ -760,3 +760,19 @@ def test_environment_store_key_errors_name_the_secret_not_the_key(world: World) 
     with pytest.raises(InvalidInput) as err:
         resolve(_environment(world.store), cluster)  # type: ignore[arg-type]
     assert "Secret ns/store-key key keyring" in str(err.value) and bad not in str(err.value)
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "proc"])
+def test_a_store_that_cannot_take_a_backup_is_refused_in_one_line(
+    tmp_path: Path, where: str
+) -> None:
+    database = tmp_path / "app.db"
+    sqlite3.connect(database).execute("create table t (id integer primary key)").connection.close()
+    (tmp_path / "file").write_text("x")
+    store = tmp_path / "file" / "store" if where == "under-a-file" else Path("/proc/ferry-store")
+    assert_refused(
+        ["backup", "create", "--database", f"sqlite:///{database}", "--store", str(store)],
+        2,
+        watched=[database, tmp_path / "file"],
+        says="cannot take a backup",
+    )
