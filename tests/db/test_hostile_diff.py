@@ -152,7 +152,7 @@ CASES = [
     ),
     row(
         "diff {tmp}/snap {pre}",
-        "bad schema",
+        "unknown kind",
         id="snap-bad-column-kind",
         edit=replace(ROLES, "kind: string", "kind: hologram"),
     ),
