@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from controller.api.reasons import RestoreReason
 from controller.backups import layout
 from controller.backups.archive import (
     member_schema,
@@ -382,7 +383,7 @@ def revert_failed_write(
     """What to report when a restore (or a rollback, ``what``) failed while writing:
     elsewhere its transaction rolled back; on MySQL/MariaDB, where DDL commits on its
     own, the touched tables go back to the safety backup first."""
-    reason = f"{what.capitalize()}Failed"
+    reason = RestoreReason.ROLLBACK_FAILED if what == "rollback" else RestoreReason.RESTORE_FAILED
     if db.dialect != "mysql":
         unchanged = (
             f"{what} failed: {err.message}; the target is unchanged (the transaction was "

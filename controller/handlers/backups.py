@@ -6,8 +6,9 @@ from typing import Any
 
 import kopf
 
+from controller.api.backup import BackupPhase
 from controller.api.resources import GROUP, VERSION
-from controller.flows.backup import FINISHED, finalize_backup, reconcile_backup
+from controller.flows.backup import finalize_backup, reconcile_backup
 from controller.flows.unexpected import guarded
 from controller.handlers import metrics
 from controller.handlers.common import cluster, now, write
@@ -25,9 +26,9 @@ def backup_created(body: Any, retry: int, **_: Any) -> None:
         retry=retry,
     )
     phase = outcome.status.get("phase")
-    if phase in FINISHED:
+    if BackupPhase.is_finished(phase):
         metrics.BACKUPS.labels(phase).inc()
-        if phase == "Completed":
+        if phase == BackupPhase.COMPLETED:
             metrics.LAST_SUCCESS.labels("Backup").set_to_current_time()
     write("Backup", body, outcome)
 
