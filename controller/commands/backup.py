@@ -344,7 +344,7 @@ def restore(
         to_drop = sorted(set(drop) | (set(existing) - set(manifest.tables) if whole else set()))
         to_drop = [t for t in to_drop if t in existing]
         touched = sorted((set(selected) | set(to_drop)) & set(existing)) if safety else []
-        safety_id = _safety_backup(
+        safety_id = safety_backup(
             url, store, environment or manifest.environment, touched, progress
         )
         try:
@@ -360,10 +360,11 @@ def restore(
         db.dispose()
 
 
-def _safety_backup(
+def safety_backup(
     url: str, store: BackupStore, environment: str, tables: list[str], progress: Progress
 ) -> str | None:
-    """A backup of the tables a restore is about to replace or drop, as they are now."""
+    """A backup of the tables a restore or rollback is about to replace or drop, as they
+    are now: what a failed write on MySQL/MariaDB is put back from."""
     if not tables:
         return None
     safety, _ = create_backup(

@@ -21,7 +21,7 @@ from controller.backups import layout
 from controller.backups.archive import read_member
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
-from controller.commands.backup import create_backup, revert_failed_write
+from controller.commands.backup import revert_failed_write, safety_backup
 from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
 from controller.engine import post_state
@@ -112,7 +112,9 @@ class _Rollback:
         edits, indexes = later_edits(session, records)
         _refuse_unless_forced(self.migration_id, edits, self.force)
         self.tables = list(indexes)
-        self.safety = _safety_backup(self.url, self.store, manifest, self.tables, self.progress)
+        self.safety = safety_backup(
+            self.url, self.store, manifest.environment, self.tables, self.progress
+        )
         self.changing = True
         rows = _revert(session, self.store, manifest, records, indexes, self.progress)
         session.ledger_record(_rolled_back(entry, self.safety, len(edits)))
@@ -209,23 +211,6 @@ def _refuse_unless_forced(migration_id: str, edits: list[LaterEdit], force: bool
             problems=[str(e) for e in edits],
             reason="ChangedSinceMigration",
         )
-
-
-def _safety_backup(
-    url: str, store: BackupStore, manifest: Manifest, tables: list[str], progress: Progress
-) -> str | None:
-    """A backup of the tables the rollback is about to touch, as they are now."""
-    if not tables:
-        return None
-    safety, _ = create_backup(
-        url,
-        store,
-        environment=manifest.environment,
-        reason="pre-restore",
-        tables=tables,
-        progress=progress,
-    )
-    return safety.id
 
 
 def _revert(

@@ -21,7 +21,6 @@ from controller.commands.backup import create_backup
 from controller.errors import FerryError, InvalidInput, TemporaryError
 from controller.flows.oneshot import OneShot
 from controller.flows.outcome import Event, Outcome, backoff
-from controller.flows.progress import with_progress
 from controller.flows.schedule import pinned_backup_ids
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
@@ -54,6 +53,7 @@ def manifest_status(manifest: Manifest, location: str) -> dict[str, Any]:
 
 class _Flow(OneShot):
     kind = "Backup"
+    phases = BackupPhase
     pending = BackupPhase.PENDING
 
     def fail(self, reason: str, message: str) -> Outcome:
@@ -122,10 +122,7 @@ def reconcile_backup(
     body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
 ) -> Outcome:
     """Take the backup a new Backup asks for; a finished Backup is left alone."""
-    if BackupPhase.is_finished((body.get("status") or {}).get("phase")):
-        return Outcome({})
-    flow = _Flow(body, cluster, now)
-    return with_progress(flow.run(retry), flow.progress)
+    return _Flow.reconcile(body, cluster, now, retry)
 
 
 def finalize_backup(

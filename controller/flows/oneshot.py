@@ -10,16 +10,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from controller.api.phases import Phase
 from controller.api.reasons import CommonReason, EventType
 from controller.flows.outcome import Event, Outcome
-from controller.flows.progress import StatusProgress
+from controller.flows.progress import StatusProgress, with_progress
 from controller.flows.status import StatusPatch, ready_reason, timestamp
 from controller.k8s.client import Cluster
 
 
 class OneShot:
     kind = ""
+    phases: type[Phase]  # the kind's phase enum: which phases are final
     pending = ""  # the kind's Pending phase: where a one-shot waits
+
+    @classmethod
+    def reconcile(
+        cls, body: dict[str, Any], cluster: Cluster, now: dt.datetime, retry: int
+    ) -> Outcome:
+        """Run a new or unfinished object; a finished one is left alone, for good."""
+        if cls.phases.is_finished((body.get("status") or {}).get("phase")):
+            return Outcome({})
+        flow = cls(body, cluster, now)
+        return with_progress(flow.run(retry), flow.progress)
+
+    def run(self, retry: int) -> Outcome:
+        raise NotImplementedError
 
     def __init__(self, body: dict[str, Any], cluster: Cluster, now: dt.datetime) -> None:
         self.body = body

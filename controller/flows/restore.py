@@ -29,7 +29,6 @@ from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentEr
 from controller.flows.environment import new_baseline
 from controller.flows.oneshot import OneShot
 from controller.flows.outcome import Event, Outcome, backoff
-from controller.flows.progress import with_progress
 from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
@@ -50,6 +49,7 @@ class _Flow(OneShot):
     # A Restore waiting for an earlier Migration or Restore on its environment is Queued
     # (reason WaitingForTurn), as a Migration is; other waits leave it Pending.
     kind = "Restore"
+    phases = RestorePhase
     pending = RestorePhase.PENDING
 
     def finish(self, phase: RestorePhase, reason: str, message: str) -> Outcome:
@@ -277,7 +277,4 @@ def reconcile_restore(
     body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
 ) -> Outcome:
     """Carry out a new Restore; a finished one is left alone."""
-    if RestorePhase.is_finished((body.get("status") or {}).get("phase")):
-        return Outcome({})
-    flow = _Flow(body, cluster, now)
-    return with_progress(flow.run(retry), flow.progress)
+    return _Flow.reconcile(body, cluster, now, retry)
