@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.api.phases import Phase
 from controller.api.resources import Node
 from controller.errors import InvalidInput
 
@@ -30,11 +31,15 @@ class DeletionPolicy(enum.StrEnum):
     DELETE = "Delete"
 
 
-class BackupPhase(enum.StrEnum):
+class BackupPhase(Phase):
     PENDING = "Pending"
     RUNNING = "Running"
     COMPLETED = "Completed"
     FAILED = "Failed"
+
+    @classmethod
+    def final(cls) -> frozenset[BackupPhase]:
+        return frozenset({cls.COMPLETED, cls.FAILED})
 
 
 FIELDS_READ: tuple[str, ...] = (

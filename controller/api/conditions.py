@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.api.reasons import ConditionType
 from controller.errors import InvalidInput
 
 # The same patterns as metav1.Condition (and as the CRDs' status schema).
@@ -34,10 +35,10 @@ class ConditionStatus(enum.StrEnum):
     UNKNOWN = "Unknown"
 
 
-# Condition types shared by every kind; kinds add their own (e.g. ``Drifted``).
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
+# Condition types shared by every kind; kinds add their own (see ``ConditionType``).
+READY = ConditionType.READY
+RECONCILING = ConditionType.RECONCILING
+STALLED = ConditionType.STALLED
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ digest arrives.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.api.phases import Phase
 from controller.api.resources import Node
 from controller.api.rules import _TABLE_FIELDS, _TOP_FIELDS, RulesSpec, parse_rules
 from controller.errors import InvalidInput
@@ -28,7 +28,7 @@ REPOSITORY = re.compile(r"^(https?://|ssh://|file://|[A-Za-z0-9._-]+@[A-Za-z0-9.
 _SNAPSHOT_PATH = re.compile(r"^[^/\s][^\s]*$|^\.$")
 
 
-class MigrationPhase(enum.StrEnum):
+class MigrationPhase(Phase):
     PENDING = "Pending"
     QUEUED = "Queued"
     PLANNING = "Planning"
@@ -40,9 +40,9 @@ class MigrationPhase(enum.StrEnum):
     FAILED = "Failed"
     ROLLED_BACK = "RolledBack"
 
-    @property
-    def finished(self) -> bool:
-        return self in (MigrationPhase.SUCCEEDED, MigrationPhase.FAILED, MigrationPhase.ROLLED_BACK)
+    @classmethod
+    def final(cls) -> frozenset[MigrationPhase]:
+        return frozenset({cls.SUCCEEDED, cls.FAILED, cls.ROLLED_BACK})
 
 
 FIELDS_READ: tuple[str, ...] = (

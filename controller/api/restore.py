@@ -7,12 +7,12 @@ rows written since survive). ``environment`` defaults to the backup's own.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller.api.phases import Phase
 from controller.api.resources import Node
 from controller.errors import InvalidInput
 
@@ -22,7 +22,7 @@ KIND = "Restore"
 BACKUP_REF = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?$")
 
 
-class RestorePhase(enum.StrEnum):
+class RestorePhase(Phase):
     PENDING = "Pending"
     QUEUED = "Queued"
     BACKING_UP = "BackingUp"
@@ -31,6 +31,10 @@ class RestorePhase(enum.StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     REVERTED = "Reverted"
+
+    @classmethod
+    def final(cls) -> frozenset[RestorePhase]:
+        return frozenset({cls.COMPLETED, cls.FAILED, cls.REVERTED})
 
 
 FIELDS_READ: tuple[str, ...] = (

@@ -29,6 +29,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _register_plan(sub)
+    _register_migrate(sub)
+    _register_rollback(sub)
+    _register_export(sub)
+
+
+def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="show what a promotion would change, changing nothing")
     p.add_argument(
         "--source",
@@ -46,6 +53,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="list unchanged tables too")
     p.set_defaults(func=cmd_plan)
 
+
+def _register_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = sub.add_parser("migrate", help="promote configuration into the target")
     m.add_argument("--source", required=True, metavar="SRC")
     m.add_argument("--target", required=True, metavar="URL")
@@ -78,6 +87,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     m.set_defaults(func=cmd_migrate)
 
+
+def _register_rollback(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = sub.add_parser("rollback", help="undo exactly what one migration changed")
     r.add_argument("--store", required=True, metavar="STORE")
     add_store_key_argument(r)
@@ -89,6 +100,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--format", default="text", choices=["text", "json"])
     r.set_defaults(func=cmd_rollback)
 
+
+def _register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e = sub.add_parser("export", help="write a reviewable configuration snapshot")
     e.add_argument("--source", required=True, metavar="URL")
     e.add_argument("--dir", required=True, metavar="DIR")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from controller.api.reasons import RestoreReason
 from controller.backups import layout
 from controller.backups.archive import (
     member_schema,
@@ -362,8 +363,8 @@ def restore(
 def safety_backup(
     url: str, store: BackupStore, environment: str, tables: list[str], progress: Progress
 ) -> str | None:
-    """A backup of the tables a restore or a rollback is about to touch, as they are now
-    (``pre-restore``); None when there are none."""
+    """A backup of the tables a restore or rollback is about to replace or drop, as they
+    are now: what a failed write on MySQL/MariaDB is put back from."""
     if not tables:
         return None
     safety, _ = create_backup(
@@ -383,7 +384,7 @@ def revert_failed_write(
     """What to report when a restore (or a rollback, ``what``) failed while writing:
     elsewhere its transaction rolled back; on MySQL/MariaDB, where DDL commits on its
     own, the touched tables go back to the safety backup first."""
-    reason = f"{what.capitalize()}Failed"
+    reason = RestoreReason.ROLLBACK_FAILED if what == "rollback" else RestoreReason.RESTORE_FAILED
     if db.dialect != "mysql":
         unchanged = (
             f"{what} failed: {err.message}; the target is unchanged (the transaction was "

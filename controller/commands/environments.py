@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.api.environment import EnvironmentSpec, VariableType, parse_environment
+from controller.api.reasons import CommonReason
 from controller.api.resources import SecretKeyRef
 from controller.backups.keyring import StoreKeyring, parse_keyring
 from controller.backups.s3store import S3Store, s3_client
@@ -113,7 +114,8 @@ def lookup(cluster: Cluster, namespace: str, name: str) -> ResolvedEnvironment:
     body = cluster.get("Environment", namespace, name)
     if body is None:
         raise InvalidInput(
-            f"Environment {namespace}/{name} does not exist", reason="EnvironmentNotFound"
+            f"Environment {namespace}/{name} does not exist",
+            reason=CommonReason.ENVIRONMENT_NOT_FOUND,
         )
     return resolve(body, cluster)
 

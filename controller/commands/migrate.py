@@ -16,6 +16,8 @@ from functools import partial
 from typing import Any
 
 from controller.api.ids import validate_migration_id
+from controller.api.migration import MigrationPhase
+from controller.api.reasons import MigrationReason
 from controller.backups import layout
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
@@ -198,7 +200,7 @@ class _Run:
                 raise CheckFailed(
                     f"the plan changed since it was approved (approved "
                     f"{request.approved_digest}, now {plan.digest})",
-                    reason="PlanChanged",
+                    reason=MigrationReason.PLAN_CHANGED,
                 )
             session.prepare_ledger()
             if not plan.changes_anything:
@@ -206,9 +208,9 @@ class _Run:
                 return MigrationResult(
                     self.id, "noop", plan, message="the target already matches the source"
                 )
-            self.tell("BackingUp")
+            self.tell(MigrationPhase.BACKING_UP)
             self.take_backup()
-            self.tell("Applying")
+            self.tell(MigrationPhase.APPLYING)
             self.applying = True
             self.ddl_committed = self.target.dialect == "mysql" and plan.totals["schema"] > 0
             after = _apply(session, source, self.prepared, request.fault, request.progress)

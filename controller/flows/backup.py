@@ -13,19 +13,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from controller.api.backup import DeletionPolicy, parse_backup
+from controller.api.backup import BackupPhase, DeletionPolicy, parse_backup
+from controller.api.reasons import BackupReason, CommonReason, EventType
 from controller.backups.manifest import Manifest
 from controller.commands import environments
 from controller.commands.backup import create_backup
 from controller.errors import FerryError, InvalidInput, TemporaryError
-from controller.flows.oneshot import OneShot, backoff
-from controller.flows.outcome import Event, Outcome
-from controller.flows.progress import with_progress
+from controller.flows.oneshot import OneShot
+from controller.flows.outcome import Event, Outcome, backoff
 from controller.flows.schedule import pinned_backup_ids
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
 
-FINISHED = frozenset({"Completed", "Failed"})
 GLOB_CHARS = frozenset("*?[")
 DELETE_ATTEMPTS = 5  # then the object goes and the artifact stays (an event says so)
 
@@ -54,32 +53,38 @@ def manifest_status(manifest: Manifest, location: str) -> dict[str, Any]:
 
 class _Flow(OneShot):
     kind = "Backup"
+    phases = BackupPhase
+    pending = BackupPhase.PENDING
 
     def fail(self, reason: str, message: str) -> Outcome:
         self.patch.stalled(reason, message).set(
-            phase="Failed", message=message, error=message, completionTime=timestamp(self.now)
+            phase=BackupPhase.FAILED,
+            message=message,
+            error=message,
+            completionTime=timestamp(self.now),
         )
-        return Outcome(self.patch.build(), (Event("Warning", reason, message),))
+        return Outcome(self.patch.build(), (Event(EventType.WARNING, reason, message),))
 
     def run(self, retry: int) -> Outcome:
         try:
             spec = parse_backup(self.body)
         except InvalidInput as err:
-            return self.fail("InvalidSpec", err.message)
+            return self.fail(CommonReason.INVALID_SPEC, err.message)
         try:
             env = environments.lookup(self.cluster, self.namespace, spec.environment)
         except InvalidInput as err:
-            if err.reason == "EnvironmentNotFound":
-                return self.wait("EnvironmentNotFound", err.message, 5.0)
-            return self.fail("InvalidEnvironment", err.message)
+            if err.reason == CommonReason.ENVIRONMENT_NOT_FOUND:
+                return self.wait(err.reason, err.message, 5.0)
+            return self.fail(BackupReason.INVALID_ENVIRONMENT, err.message)
         except TemporaryError as err:
             return self.wait(err.reason, err.message, backoff(retry, err.delay))
         if env.store is None:
             return self.fail(
-                "NoBackupStore", f"Environment {env.name} has no spec.backups.store to back up into"
+                CommonReason.NO_BACKUP_STORE,
+                f"Environment {env.name} has no spec.backups.store to back up into",
             )
         message = f"backing up {env.name} into {env.store.label}"
-        self.show_phase("Running", "BackingUp", message)
+        self.show_phase(BackupPhase.RUNNING, BackupReason.BACKING_UP, message)
         selection = spec.selection
         try:
             manifest, location = create_backup(
@@ -92,35 +97,32 @@ class _Flow(OneShot):
                 progress=self.progress,
             )
         except InvalidInput as err:
-            return self.fail(
-                err.reason if err.reason != "InvalidInput" else "InvalidSelection", err.message
-            )
+            own = err.reason != InvalidInput.reason
+            return self.fail(err.reason if own else BackupReason.INVALID_SELECTION, err.message)
         except TemporaryError as err:
-            return self.wait("Unreachable", err.message, backoff(retry, err.delay))
+            reason = CommonReason.UNREACHABLE
+            return self.wait(reason, err.message, backoff(retry, err.delay))
         except FerryError as err:
-            return self.fail("BackupFailed", err.message)
+            return self.fail(CommonReason.BACKUP_FAILED, err.message)
         done = (
             f"backed up {len(manifest.members)} tables, {manifest.rows} rows "
             f"({human_size(manifest.bytes)}) as {manifest.id}"
         )
-        self.patch.ready("Completed", done).set(
-            phase="Completed",
+        self.patch.ready(CommonReason.COMPLETED, done).set(
+            phase=BackupPhase.COMPLETED,
             message=done,
             error=None,
             completionTime=timestamp(self.now),
             **manifest_status(manifest, location),
         )
-        return Outcome(self.patch.build(), (Event("Normal", "Completed", done),))
+        return Outcome(self.patch.build(), (Event(EventType.NORMAL, CommonReason.COMPLETED, done),))
 
 
 def reconcile_backup(
     body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
 ) -> Outcome:
     """Take the backup a new Backup asks for; a finished Backup is left alone."""
-    if (body.get("status") or {}).get("phase") in FINISHED:
-        return Outcome({})
-    flow = _Flow(body, cluster, now)
-    return with_progress(flow.run(retry), flow.progress)
+    return _Flow.reconcile(body, cluster, now, retry)
 
 
 def finalize_backup(
@@ -138,26 +140,12 @@ def finalize_backup(
     except InvalidInput:
         return Outcome({})
     if spec.deletion_policy is not DeletionPolicy.DELETE:
-        return Outcome(
-            {},
-            (
-                Event(
-                    "Normal", "ArtifactRetained", f"kept backup {backup_id} (deletionPolicy Retain)"
-                ),
-            ),
-        )
+        kept = f"kept backup {backup_id} (deletionPolicy Retain)"
+        return _told(EventType.NORMAL, BackupReason.ARTIFACT_RETAINED, kept)
     try:
         if backup_id in pinned_backup_ids(cluster.list("Migration", namespace), now):
-            return Outcome(
-                {},
-                (
-                    Event(
-                        "Warning",
-                        "ArtifactPinned",
-                        f"kept backup {backup_id}: a migration's rollback window needs it",
-                    ),
-                ),
-            )
+            pinned = f"kept backup {backup_id}: a migration's rollback window needs it"
+            return _told(EventType.WARNING, BackupReason.ARTIFACT_PINNED, pinned)
         env = environments.lookup(cluster, namespace, spec.environment)
         if env.store is None:
             raise InvalidInput(f"Environment {env.name} has no backup store")
@@ -166,14 +154,14 @@ def finalize_backup(
         except InvalidInput:
             return Outcome({})  # already gone
         env.store.delete(manifest)
-    except TemporaryError as err:
-        if retry + 1 < DELETE_ATTEMPTS:
-            return Outcome({}, (), backoff(retry, err.delay))
-        return Outcome(
-            {}, (Event("Warning", "ArtifactKept", f"could not delete backup {backup_id}: {err}"),)
-        )
     except FerryError as err:
-        return Outcome(
-            {}, (Event("Warning", "ArtifactKept", f"could not delete backup {backup_id}: {err}"),)
-        )
-    return Outcome({}, (Event("Normal", "ArtifactDeleted", f"deleted backup {backup_id}"),))
+        if isinstance(err, TemporaryError) and retry + 1 < DELETE_ATTEMPTS:
+            return Outcome({}, (), backoff(retry, err.delay))
+        failed = f"could not delete backup {backup_id}: {err}"
+        return _told(EventType.WARNING, BackupReason.ARTIFACT_KEPT, failed)
+    return _told(EventType.NORMAL, BackupReason.ARTIFACT_DELETED, f"deleted backup {backup_id}")
+
+
+def _told(type_: EventType, reason: BackupReason, message: str) -> Outcome:
+    """An outcome that only posts one event: a deleted object has no status to write."""
+    return Outcome({}, (Event(type_, reason, message),))

@@ -11,11 +11,14 @@ import datetime as dt
 from typing import Any
 
 from controller.api.environment import ConfigChanges
-from controller.commands.environments import observe, resolve
+from controller.api.reasons import CommonReason, ConditionType, EnvironmentReason, EventType
+from controller.commands.environments import ResolvedEnvironment, observe, resolve
 from controller.errors import FerryError, InvalidInput, TemporaryError
-from controller.flows.outcome import Event, Outcome
-from controller.flows.status import StatusPatch, timestamp
+from controller.flows.outcome import Event, Outcome, backoff
+from controller.flows.status import StatusPatch, is_true, timestamp
 from controller.k8s.client import Cluster
+
+ERROR_RETRY = 30.0  # seconds: an error neither invalid input nor temporary
 
 
 def reconcile_environment(
@@ -26,48 +29,9 @@ def reconcile_environment(
     try:
         env = resolve(body, cluster)
         seen = observe(env, cluster)
-    except InvalidInput as err:
-        patch.stalled(err.reason if err.reason != "InvalidInput" else "InvalidSpec", err.message)
-        return Outcome(
-            patch.set(reachable=False).build(), (Event("Warning", "InvalidSpec", err.message),)
-        )
-    except TemporaryError as err:
-        delay = min(300.0, 5.0 * 2 ** min(retry, 6))
-        patch.progressing("Unreachable", err.message).set(reachable=False)
-        return Outcome(patch.build(), (Event("Warning", "Unreachable", err.message),), delay)
     except FerryError as err:
-        patch.progressing("Error", err.message).set(reachable=False)
-        return Outcome(patch.build(), (Event("Warning", "Error", err.message),), 30.0)
-    previous_drift = dict(status.get("drift") or {})
-    fingerprint = seen.fingerprint.value
-    baseline = previous_drift.get("baseline") or fingerprint
-    events = []
-    locked = env.spec.config_changes is ConfigChanges.LOCKED
-    drifted = locked and fingerprint != baseline
-    drift: dict[str, Any] = {
-        "detected": drifted,
-        "baseline": baseline,
-        "lastCheckTime": timestamp(now),
-    }
-    if drifted:
-        drift["since"] = previous_drift.get("since") or timestamp(now)
-        patch.condition(
-            "Drifted",
-            True,
-            "ConfigurationChanged",
-            "the configuration changed outside Ferry (fingerprint "
-            f"{fingerprint[:19]}…, expected {baseline[:19]}…)",
-        )
-        if not _was_true(status, "Drifted"):
-            events.append(
-                Event(
-                    "Warning",
-                    "DriftDetected",
-                    "configuration changed outside Ferry in a locked environment",
-                )
-            )
-    else:
-        patch.condition("Drifted", False, "NoDrift" if locked else "ChangesAllowed", "")
+        return _unobserved(patch, err, retry)
+    events = _check_drift(patch, status, env, seen.fingerprint.value, now)
     if seen.variables is not None:
         patch.set(
             variables={
@@ -76,29 +40,77 @@ def reconcile_environment(
                 "unchanged": len(seen.variables.unchanged),
             }
         )
-    patch.ready("Connected", f"{seen.dialect} {seen.server_version}")
+    versions = f"{seen.dialect} {seen.server_version}"
+    patch.ready(EnvironmentReason.CONNECTED, versions)
     patch.set(
         reachable=True,
         dialect=seen.dialect,
         serverVersion=seen.server_version,
         applicationVersion=seen.app_version,
-        fingerprint=fingerprint,
-        drift=drift,
+        fingerprint=seen.fingerprint.value,
         tables={
             "total": seen.fingerprint.tables,
             "system": seen.fingerprint.configuration_tables,
             "systemRows": seen.fingerprint.configuration_rows,
         },
     )
-    if not _was_true(status, "Ready"):
-        events.append(Event("Normal", "Connected", f"{seen.dialect} {seen.server_version}"))
+    if not is_true(status, ConditionType.READY):
+        events.append(Event(EventType.NORMAL, EnvironmentReason.CONNECTED, versions))
     return Outcome(patch.build(), tuple(events))
 
 
-def _was_true(status: dict[str, Any], type_: str) -> bool:
-    return any(
-        c.get("type") == type_ and c.get("status") == "True" for c in status.get("conditions") or []
+def _unobserved(patch: StatusPatch, err: FerryError, retry: int) -> Outcome:
+    """The Environment could not be resolved or observed: invalid (stalled until its
+    spec changes), unreachable (retried with backoff) or another error (retried)."""
+    patch.set(reachable=False)
+    warn = EventType.WARNING
+    if isinstance(err, InvalidInput):
+        reason = CommonReason.INVALID_SPEC
+        patch.stalled(err.reason if err.reason != InvalidInput.reason else reason, err.message)
+        return Outcome(patch.build(), (Event(warn, reason, err.message),))
+    if isinstance(err, TemporaryError):
+        reason = CommonReason.UNREACHABLE
+        patch.progressing(reason, err.message)
+        return Outcome(patch.build(), (Event(warn, reason, err.message),), backoff(retry))
+    patch.progressing(EnvironmentReason.ERROR, err.message)
+    event = Event(warn, EnvironmentReason.ERROR, err.message)
+    return Outcome(patch.build(), (event,), ERROR_RETRY)
+
+
+def _check_drift(
+    patch: StatusPatch,
+    status: dict[str, Any],
+    env: ResolvedEnvironment,
+    fingerprint: str,
+    now: dt.datetime,
+) -> list[Event]:
+    """Set ``status.drift`` and the ``Drifted`` condition; the event of a new drift."""
+    previous = dict(status.get("drift") or {})
+    baseline = previous.get("baseline") or fingerprint
+    locked = env.spec.config_changes is ConfigChanges.LOCKED
+    drifted = locked and fingerprint != baseline
+    drift: dict[str, Any] = {
+        "detected": drifted,
+        "baseline": baseline,
+        "lastCheckTime": timestamp(now),
+    }
+    patch.set(drift=drift)
+    if not drifted:
+        reason = EnvironmentReason.NO_DRIFT if locked else EnvironmentReason.CHANGES_ALLOWED
+        patch.condition(ConditionType.DRIFTED, False, reason, "")
+        return []
+    drift["since"] = previous.get("since") or timestamp(now)
+    patch.condition(
+        ConditionType.DRIFTED,
+        True,
+        EnvironmentReason.CONFIGURATION_CHANGED,
+        "the configuration changed outside Ferry (fingerprint "
+        f"{fingerprint[:19]}…, expected {baseline[:19]}…)",
     )
+    if is_true(status, ConditionType.DRIFTED):
+        return []
+    message = "configuration changed outside Ferry in a locked environment"
+    return [Event(EventType.WARNING, EnvironmentReason.DRIFT_DETECTED, message)]
 
 
 def new_baseline(fingerprint: str, migration: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from controller.api.ids import MIGRATION_ID_MAX
-from controller.api.migration import MigrationSpec, parse_migration
+from controller.api.migration import MigrationPhase, MigrationSpec, parse_migration
+from controller.api.reasons import CommonReason, ConditionType, EventType, MigrationReason
 from controller.commands import environments
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.planning import PlanOptions
@@ -31,10 +32,6 @@ from controller.flows.status import StatusPatch, timestamp
 from controller.gitsource.repository import checkout, credentials_from_secret
 from controller.k8s.client import Cluster
 
-FINISHED = frozenset({"Succeeded", "Failed", "RolledBack"})
-# A committed migration whose later steps failed: Succeeded, with this condition True.
-WARNINGS_CONDITION = "Warnings"
-WARNED_REASON = "AppliedWithWarnings"
 APPROVED_BY = "ferry.dev/approved-by"  # stamped by the chart's MutatingAdmissionPolicy
 PLAN_TABLES_IN_STATUS = 200
 
@@ -87,43 +84,46 @@ class _Flow:
             cluster, "Migration", self.namespace, str(self.meta.get("name"))
         )
 
-    def event(self, type_: str, reason: str, message: str) -> None:
+    def event(self, type_: EventType, reason: str, message: str) -> None:
         if self.status.get("phase") != reason:  # one event per transition, not per retry
             self.events.append(Event(type_, reason, message))
 
     def wait(self, phase: str, reason: str, message: str, delay: float) -> Outcome:
         self.patch.progressing(reason, message).set(phase=phase, message=message)
         if self.status.get("phase") != phase:
-            self.events.append(Event("Normal", reason, message))
+            self.events.append(Event(EventType.NORMAL, reason, message))
         return Outcome(self.patch.build(), tuple(self.events), delay)
 
     def finish(self, phase: str, reason: str, message: str, **fields: Any) -> Outcome:
         self.patch.set(phase=phase, message=message, completionTime=timestamp(self.now), **fields)
-        if phase == "Succeeded":
-            self.patch.ready(reason, message).condition("Applied", True, reason, message)
-            self.events.append(Event("Normal", reason, message))
+        if phase == MigrationPhase.SUCCEEDED:
+            self.patch.ready(reason, message).condition(
+                ConditionType.APPLIED, True, reason, message
+            )
+            self.events.append(Event(EventType.NORMAL, reason, message))
         else:
-            self.patch.stalled(reason, message).condition("Applied", False, reason, message)
-            self.events.append(Event("Warning", reason, message))
+            self.patch.stalled(reason, message)
+            self.patch.condition(ConditionType.APPLIED, False, reason, message)
+            self.events.append(Event(EventType.WARNING, reason, message))
         return Outcome(self.patch.build(), tuple(self.events))
 
     def run(self) -> Outcome:
         try:
             spec = parse_migration(self.body)
         except InvalidInput as err:
-            return self.finish("Failed", "InvalidSpec", err.message)
+            return self.finish(MigrationPhase.FAILED, CommonReason.INVALID_SPEC, err.message)
         try:
             return self.promote(spec)
         except CheckFailed as err:
-            if err.reason == "PlanChanged":
-                return self.wait("Planning", "PlanChanged", err.message, 1.0)
-            return self.finish("Failed", err.reason, "; ".join(err.problems))
+            if err.reason == MigrationReason.PLAN_CHANGED:
+                return self.wait(MigrationPhase.PLANNING, err.reason, err.message, 1.0)
+            return self.finish(MigrationPhase.FAILED, err.reason, "; ".join(err.problems))
         except InvalidInput as err:
-            if err.reason == "EnvironmentNotFound":
-                return self.wait("Pending", "EnvironmentNotFound", err.message, 5.0)
-            return self.finish("Failed", "InvalidInput", err.message)
+            if err.reason == CommonReason.ENVIRONMENT_NOT_FOUND:
+                return self.wait(MigrationPhase.PENDING, err.reason, err.message, 5.0)
+            return self.finish(MigrationPhase.FAILED, MigrationReason.INVALID_INPUT, err.message)
         except TemporaryError as err:
-            phase = self.status.get("phase") or "Pending"
+            phase = self.status.get("phase") or MigrationPhase.PENDING
             return self.wait(phase, err.reason, err.message, err.delay)
 
     def promote(self, spec: MigrationSpec) -> Outcome:
@@ -131,28 +131,10 @@ class _Flow:
         source_env = None
         if spec.source.environment:
             source_env = environments.lookup(self.cluster, self.namespace, spec.source.environment)
-            allowed = target.spec.accepts_from
-            if allowed and source_env.name not in allowed:
-                return self.finish(
-                    "Failed",
-                    "PromotionRefused",
-                    f"Environment {target.name} accepts promotions only from "
-                    f"{', '.join(allowed)}, not from {source_env.name}",
-                )
-        for env in (target, source_env):
-            if env is not None and not is_ready(self.cluster, self.namespace, env.name):
-                return self.wait(
-                    "Pending",
-                    "EnvironmentNotReady",
-                    f"waiting for Environment {env.name} to be Ready",
-                    3.0,
-                )
-        blocker = earlier_writer(self.cluster, self.body, target.name)
-        if blocker:
-            return self.wait(
-                "Queued", "WaitingForTurn", f"{blocker} writes to {target.name} first", 2.0
-            )
-        self.on_phase("Planning")
+        waiting = self.gate(target, source_env)
+        if waiting is not None:
+            return waiting
+        self.on_phase(MigrationPhase.PLANNING)
         variables = None
         if target.profile is not Profile.NOCOBASE and target.spec.variables:
             variables = frozenset(v.name for v in target.spec.variables)
@@ -161,23 +143,9 @@ class _Flow:
             plan = plan_only(source, target.url, options, self.progress).plan
             self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
             if not spec.approval.approves(plan.digest):
-                message = (
-                    f"approve by setting spec.approval.planDigest to {plan.digest}"
-                    if not spec.approval.plan_digest
-                    else f"the approved digest {spec.approval.plan_digest} no longer matches "
-                    f"the plan {plan.digest}: the source or target changed"
-                )
-                self.event("Normal", "AwaitingApproval", message)
-                self.patch.progressing("AwaitingApproval", message).set(
-                    phase="AwaitingApproval", message=message
-                )
-                # Done until the spec changes: the approval arrives as a spec update, and a
-                # retry pending here would hold that update back. A plan that changed by
-                # then is caught at apply time (the approved digest must still match).
-                return Outcome(self.patch.build(), tuple(self.events))
+                return self.await_approval(spec, plan.digest)
             if spec.approval.required:
                 self.patch.set(approval=approval_status(self.meta, plan.digest))
-            store = None if spec.skip_backup else target.store
             result = migrate(
                 MigrationRequest(
                     source,
@@ -185,7 +153,7 @@ class _Flow:
                     options,
                     migration_id=ledger_id(self.meta),
                     approved_digest=plan.digest if spec.approval.required else None,
-                    store=store,
+                    store=None if spec.skip_backup else target.store,
                     environment=target.name,
                     on_phase=self.on_phase,
                     progress=self.progress,
@@ -193,6 +161,57 @@ class _Flow:
                 )
             )
         return self.conclude(result, target, skip=spec.skip_backup)
+
+    def gate(
+        self,
+        target: environments.ResolvedEnvironment,
+        source: environments.ResolvedEnvironment | None,
+    ) -> Outcome | None:
+        """Why the migration may not start yet (or ever), or None when it may: the target
+        refuses this source, an Environment is not Ready, an earlier writer goes first."""
+        allowed = target.spec.accepts_from
+        if source is not None and allowed and source.name not in allowed:
+            return self.finish(
+                MigrationPhase.FAILED,
+                MigrationReason.PROMOTION_REFUSED,
+                f"Environment {target.name} accepts promotions only from "
+                f"{', '.join(allowed)}, not from {source.name}",
+            )
+        for env in (target, source):
+            if env is not None and not is_ready(self.cluster, self.namespace, env.name):
+                return self.wait(
+                    MigrationPhase.PENDING,
+                    CommonReason.ENVIRONMENT_NOT_READY,
+                    f"waiting for Environment {env.name} to be Ready",
+                    3.0,
+                )
+        blocker = earlier_writer(self.cluster, self.body, target.name)
+        if blocker:
+            return self.wait(
+                MigrationPhase.QUEUED,
+                CommonReason.WAITING_FOR_TURN,
+                f"{blocker} writes to {target.name} first",
+                2.0,
+            )
+        return None
+
+    def await_approval(self, spec: MigrationSpec, digest: str) -> Outcome:
+        """Stop at AwaitingApproval, saying which digest approves the plan."""
+        message = (
+            f"approve by setting spec.approval.planDigest to {digest}"
+            if not spec.approval.plan_digest
+            else f"the approved digest {spec.approval.plan_digest} no longer matches "
+            f"the plan {digest}: the source or target changed"
+        )
+        reason = MigrationReason.AWAITING_APPROVAL
+        self.event(EventType.NORMAL, reason, message)
+        self.patch.progressing(reason, message).set(
+            phase=MigrationPhase.AWAITING_APPROVAL, message=message
+        )
+        # Done until the spec changes: the approval arrives as a spec update, and a
+        # retry pending here would hold that update back. A plan that changed by
+        # then is caught at apply time (the approved digest must still match).
+        return Outcome(self.patch.build(), tuple(self.events))
 
     @contextmanager
     def source(
@@ -232,10 +251,14 @@ class _Flow:
             )
             if result.warnings:
                 return self.succeeded_with_warnings(message, result.warnings, **fields)
-            return self.finish("Succeeded", "Applied", message, **fields)
+            return self.finish(MigrationPhase.SUCCEEDED, MigrationReason.APPLIED, message, **fields)
         if result.status == "rolled-back":
-            return self.finish("RolledBack", "RolledBack", result.message, **fields)
-        return self.finish("Failed", "ApplyFailed", result.message, **fields)
+            return self.finish(
+                MigrationPhase.ROLLED_BACK, CommonReason.ROLLED_BACK, result.message, **fields
+            )
+        return self.finish(
+            MigrationPhase.FAILED, MigrationReason.APPLY_FAILED, result.message, **fields
+        )
 
     def record_baseline(
         self, result: MigrationResult, target: environments.ResolvedEnvironment
@@ -261,15 +284,16 @@ class _Flow:
         state, say): that is a success, said with a warning, never Failed or RolledBack,
         because the target holds the new configuration and the ledger says so."""
         text = "; ".join(warnings)
+        reason = MigrationReason.APPLIED_WITH_WARNINGS
         outcome = self.finish(
-            "Succeeded",
-            WARNED_REASON,
+            MigrationPhase.SUCCEEDED,
+            reason,
             f"{message}, with warnings after the commit: {text}",
             warnings=list(warnings),
             **fields,
         )
-        self.patch.condition(WARNINGS_CONDITION, True, WARNED_REASON, text)
-        events = (*outcome.events, *(Event("Warning", WARNED_REASON, w) for w in warnings))
+        self.patch.condition(ConditionType.WARNINGS, True, reason, text)
+        events = (*outcome.events, *(Event(EventType.WARNING, reason, w) for w in warnings))
         return Outcome(self.patch.build(), events)
 
 
@@ -307,7 +331,7 @@ def reconcile_migration(
     fault: Callable[[str], None] | None = None,
 ) -> Outcome:
     """``fault``: a test hook passed to the engine (see ``handlers/failpoints.py``)."""
-    if ((body.get("status") or {}).get("phase")) in FINISHED:
+    if MigrationPhase.is_finished((body.get("status") or {}).get("phase")):
         return Outcome({})
     flow = _Flow(body, cluster, now, on_phase, fault)
     return with_progress(flow.run(), flow.progress)

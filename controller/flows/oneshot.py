@@ -10,18 +10,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from controller.api.phases import Phase
+from controller.api.reasons import CommonReason, EventType
 from controller.flows.outcome import Event, Outcome
-from controller.flows.progress import StatusProgress
-from controller.flows.status import StatusPatch, timestamp
+from controller.flows.progress import StatusProgress, with_progress
+from controller.flows.status import StatusPatch, ready_reason, timestamp
 from controller.k8s.client import Cluster
-
-
-def backoff(retry: int, floor: float = 5.0) -> float:
-    return float(min(300.0, max(floor, 5.0 * 2 ** min(retry, 6))))
 
 
 class OneShot:
     kind = ""
+    phases: type[Phase]  # the kind's phase enum: which phases are final
+    pending = ""  # the kind's Pending phase: where a one-shot waits
+
+    @classmethod
+    def reconcile(
+        cls, body: dict[str, Any], cluster: Cluster, now: dt.datetime, retry: int
+    ) -> Outcome:
+        """Run a new or unfinished object; a finished one is left alone, for good."""
+        if cls.phases.is_finished((body.get("status") or {}).get("phase")):
+            return Outcome({})
+        flow = cls(body, cluster, now)
+        return with_progress(flow.run(retry), flow.progress)
+
+    def run(self, retry: int) -> Outcome:
+        raise NotImplementedError
 
     def __init__(self, body: dict[str, Any], cluster: Cluster, now: dt.datetime) -> None:
         self.body = body
@@ -34,18 +47,14 @@ class OneShot:
         self.patch = StatusPatch(body, now).set(startTime=self.start)
         self.progress = StatusProgress(cluster, self.kind, self.namespace, self.name)
 
-    def ready_reason(self) -> str | None:
-        for cond in self.status.get("conditions") or []:
-            if cond.get("type") == "Ready":
-                return str(cond.get("reason"))
-        return None
-
-    def wait(self, reason: str, message: str, delay: float, phase: str = "Pending") -> Outcome:
-        self.patch.progressing(reason, message).set(phase=phase, message=message)
+    def wait(self, reason: str, message: str, delay: float, phase: str | None = None) -> Outcome:
+        self.patch.progressing(reason, message).set(phase=phase or self.pending, message=message)
         events: tuple[Event, ...] = ()
-        if self.ready_reason() != reason:
-            kind = "Warning" if reason == "Unreachable" else "Normal"
-            events = (Event(kind, reason, message),)
+        if ready_reason(self.status) != reason:
+            unreachable = reason == CommonReason.UNREACHABLE
+            events = (
+                Event(EventType.WARNING if unreachable else EventType.NORMAL, reason, message),
+            )
         return Outcome(self.patch.build(), events, delay)
 
     def show_phase(self, phase: str, reason: str, message: str, **fields: Any) -> None:

@@ -5,10 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.api.reasons import ConditionType, EventType
+
+
+def backoff(retry: int, floor: float = 5.0) -> float:
+    """Seconds before the next attempt after ``retry`` failed ones: doubling from 5 s,
+    at least ``floor`` (an error's own delay), at most five minutes. Every flow waits
+    by this one curve, so an operator reading the events sees one rhythm."""
+    return float(min(300.0, max(floor, 5.0 * 2 ** min(retry, 6))))
+
 
 @dataclass(frozen=True)
 class Event:
-    type: str  # Normal | Warning
+    type: EventType
     reason: str  # CamelCase, stable
     message: str
 
@@ -22,5 +31,7 @@ class Outcome:
     @property
     def retry_reason(self) -> str:
         conditions = self.status.get("conditions") or []
-        ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        ready: dict[str, Any] = next(
+            (c for c in conditions if c.get("type") == ConditionType.READY), {}
+        )
         return str(ready.get("message") or ready.get("reason") or "waiting")

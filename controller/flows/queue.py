@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.api.migration import MigrationPhase
+from controller.api.reasons import ConditionType
+from controller.api.restore import RestorePhase
+from controller.flows.status import is_true
 from controller.k8s.client import Cluster
 
-_DONE = frozenset({"Succeeded", "Failed", "RolledBack", "Completed", "Reverted"})
+
+def _finished(body: dict[str, Any]) -> bool:
+    phase = (body.get("status") or {}).get("phase")
+    return MigrationPhase.is_finished(phase) or RestorePhase.is_finished(phase)
 
 
 def _order(body: dict[str, Any]) -> tuple[str, str]:
@@ -34,7 +41,7 @@ def earlier_writer(cluster: Cluster, body: dict[str, Any], target: str) -> str |
             meta = other.get("metadata") or {}
             if meta.get("uid") == uid or meta.get("deletionTimestamp"):
                 continue
-            if (other.get("status") or {}).get("phase") in _DONE:
+            if _finished(other):
                 continue
             if _target(other) == target and _order(other) < me:
                 writers.append(other)
@@ -46,7 +53,4 @@ def earlier_writer(cluster: Cluster, body: dict[str, Any], target: str) -> str |
 
 def is_ready(cluster: Cluster, namespace: str, name: str) -> bool:
     body = cluster.get("Environment", namespace, name) or {}
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (body.get("status") or {}).get("conditions") or []
-    )
+    return is_true(body.get("status") or {}, ConditionType.READY)

@@ -16,7 +16,10 @@ import datetime as dt
 import re
 from typing import Any
 
-from controller.api.restore import RestoreSpec, parse_restore
+from controller.api.backup import BackupPhase
+from controller.api.migration import MigrationPhase
+from controller.api.reasons import CommonReason, ConditionType, EventType, RestoreReason
+from controller.api.restore import RestorePhase, RestoreSpec, parse_restore
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.commands import environments
@@ -24,20 +27,20 @@ from controller.commands.backup import restore
 from controller.commands.rollback import rollback
 from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError, TemporaryError
 from controller.flows.environment import new_baseline
-from controller.flows.oneshot import OneShot, backoff
-from controller.flows.outcome import Event, Outcome
-from controller.flows.progress import with_progress
+from controller.flows.oneshot import OneShot
+from controller.flows.outcome import Event, Outcome, backoff
 from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
 
-FINISHED = frozenset({"Completed", "Failed", "Reverted"})
 BACKUP_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]+$")
 PROBLEMS_SHOWN = 20
 
 
 class _Wait(Exception):
-    def __init__(self, reason: str, message: str, delay: float, phase: str = "Pending") -> None:
+    def __init__(
+        self, reason: str, message: str, delay: float, phase: str = RestorePhase.PENDING
+    ) -> None:
         super().__init__(message)
         self.reason, self.message, self.delay, self.phase = reason, message, delay, phase
 
@@ -46,25 +49,30 @@ class _Flow(OneShot):
     # A Restore waiting for an earlier Migration or Restore on its environment is Queued
     # (reason WaitingForTurn), as a Migration is; other waits leave it Pending.
     kind = "Restore"
+    phases = RestorePhase
+    pending = RestorePhase.PENDING
 
-    def finish(self, phase: str, reason: str, message: str) -> Outcome:
+    def finish(self, phase: RestorePhase, reason: str, message: str) -> Outcome:
         self.patch.set(phase=phase, message=message, completionTime=timestamp(self.now))
-        if phase == "Completed":
+        if phase == RestorePhase.COMPLETED:
             self.patch.ready(reason, message).set(error=None)
-            self.patch.condition("Restored", True, reason, message)
-            return Outcome(self.patch.build(), (Event("Normal", reason, message),))
+            self.patch.condition(ConditionType.RESTORED, True, reason, message)
+            return Outcome(self.patch.build(), (Event(EventType.NORMAL, reason, message),))
         self.patch.stalled(reason, message).set(error=message)
-        self.patch.condition("Restored", False, reason, message)
-        return Outcome(self.patch.build(), (Event("Warning", reason, message),))
+        self.patch.condition(ConditionType.RESTORED, False, reason, message)
+        return Outcome(self.patch.build(), (Event(EventType.WARNING, reason, message),))
 
-    def phase(self, phase: str, message: str, **fields: Any) -> None:
-        self.show_phase(phase, phase, message, **fields)
+    def restoring(self, message: str, **fields: Any) -> None:
+        self.show_phase(RestorePhase.RESTORING, RestoreReason.RESTORING, message, **fields)
+
+    def failed(self, reason: str, message: str) -> Outcome:
+        return self.finish(RestorePhase.FAILED, reason, message)
 
     def run(self, retry: int) -> Outcome:
         try:
             spec = parse_restore(self.body)
         except InvalidInput as err:
-            return self.finish("Failed", "InvalidSpec", err.message)
+            return self.failed(CommonReason.INVALID_SPEC, err.message)
         try:
             if spec.migration:
                 return self.roll_back(spec, spec.migration)
@@ -76,28 +84,27 @@ class _Flow(OneShot):
             more = len(err.problems) - len(problems)
             detail = "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
             message = err.message if detail == err.message else f"{err.message}: {detail}"
-            return self.finish("Failed", err.reason, message)
+            return self.failed(err.reason, message)
         except InvalidInput as err:
-            if err.reason == "EnvironmentNotFound":
-                return self.wait("EnvironmentNotFound", err.message, 5.0)
-            return self.finish(
-                "Failed", err.reason if err.reason != "InvalidInput" else "Refused", err.message
-            )
+            if err.reason == CommonReason.ENVIRONMENT_NOT_FOUND:
+                return self.wait(err.reason, err.message, 5.0)
+            own = err.reason != InvalidInput.reason
+            return self.failed(err.reason if own else RestoreReason.REFUSED, err.message)
         except TemporaryError as err:
             return self.wait(err.reason, err.message, backoff(retry, err.delay))
         except PermanentError as err:
-            return self.finish(
-                "Failed", err.reason if err.reason != "Failed" else "RestoreFailed", err.message
-            )
+            own = err.reason != PermanentError.reason
+            return self.failed(err.reason if own else RestoreReason.RESTORE_FAILED, err.message)
         except FerryError as err:
-            return self.finish("Failed", "RestoreFailed", err.message)
+            return self.failed(RestoreReason.RESTORE_FAILED, err.message)
 
     # --- which backup, which store, which environment ---------------------------------
 
     def _store_of(self, env: environments.ResolvedEnvironment) -> BackupStore:
         if env.store is None:
             raise InvalidInput(
-                f"Environment {env.name} has no spec.backups.store", reason="NoBackupStore"
+                f"Environment {env.name} has no spec.backups.store",
+                reason=CommonReason.NO_BACKUP_STORE,
             )
         return env.store
 
@@ -107,10 +114,14 @@ class _Flow(OneShot):
         ref = str(spec.backup)
         status = obj.get("status") or {}
         phase = status.get("phase")
-        if phase == "Failed":
-            raise InvalidInput(f"Backup {ref} failed; nothing to restore", reason="BackupFailed")
-        if phase != "Completed" or not status.get("id"):
-            raise _Wait("BackupNotReady", f"waiting for Backup {ref} to complete", 5.0)
+        if phase == BackupPhase.FAILED:
+            raise InvalidInput(
+                f"Backup {ref} failed; nothing to restore", reason=CommonReason.BACKUP_FAILED
+            )
+        if phase != BackupPhase.COMPLETED or not status.get("id"):
+            raise _Wait(
+                RestoreReason.BACKUP_NOT_READY, f"waiting for Backup {ref} to complete", 5.0
+            )
         own = str((obj.get("spec") or {}).get("environment"))
         store = self._store_of(environments.lookup(self.cluster, self.namespace, own))
         manifest = store.manifest(str(status["id"]), own)
@@ -133,7 +144,7 @@ class _Flow(OneShot):
             return env.store, manifest, manifest.environment, {"id": manifest.id}
         raise InvalidInput(
             f"no Environment's backup store in {self.namespace} has backup {backup_id}",
-            reason="BackupNotFound",
+            reason=RestoreReason.BACKUP_NOT_FOUND,
         )
 
     def _gate(self, target: str) -> environments.ResolvedEnvironment:
@@ -141,11 +152,18 @@ class _Flow(OneShot):
         env = environments.lookup(self.cluster, self.namespace, target)
         if not is_ready(self.cluster, self.namespace, env.name):
             raise _Wait(
-                "EnvironmentNotReady", f"waiting for Environment {env.name} to be Ready", 3.0
+                CommonReason.ENVIRONMENT_NOT_READY,
+                f"waiting for Environment {env.name} to be Ready",
+                3.0,
             )
         blocker = earlier_writer(self.cluster, self.body, env.name)
         if blocker:
-            raise _Wait("WaitingForTurn", f"{blocker} writes to {env.name} first", 2.0, "Queued")
+            raise _Wait(
+                CommonReason.WAITING_FOR_TURN,
+                f"{blocker} writes to {env.name} first",
+                2.0,
+                RestorePhase.QUEUED,
+            )
         return env
 
     def _baseline(self, env: environments.ResolvedEnvironment) -> None:
@@ -167,12 +185,11 @@ class _Flow(OneShot):
         elif BACKUP_ID.match(ref):
             store, manifest, target, backup_ref = self._by_id(spec)
         else:
-            raise _Wait("BackupNotFound", f"waiting for Backup {ref} to exist", 10.0)
+            raise _Wait(RestoreReason.BACKUP_NOT_FOUND, f"waiting for Backup {ref} to exist", 10.0)
         self.patch.set(environment=target, backup=backup_ref)
         env = self._gate(target)
         tables = list(spec.tables) or None
-        self.phase(
-            "Restoring",
+        self.restoring(
             f"restoring backup {manifest.id} into {env.name}",
             environment=env.name,
             backup=backup_ref,
@@ -195,8 +212,8 @@ class _Flow(OneShot):
             undoneMigrations=list(result.undone) or None,
         )
         return self.finish(
-            "Completed",
-            "Restored",
+            RestorePhase.COMPLETED,
+            RestoreReason.RESTORED,
             f"restored {len(result.tables)} tables ({result.rows} rows) of backup "
             f"{manifest.id} into {env.name}",
         )
@@ -206,30 +223,33 @@ class _Flow(OneShot):
     def roll_back(self, spec: RestoreSpec, name: str) -> Outcome:
         migration = self.cluster.get("Migration", self.namespace, name)
         if migration is None:
-            raise _Wait("MigrationNotFound", f"waiting for Migration {name} to exist", 10.0)
+            raise _Wait(
+                RestoreReason.MIGRATION_NOT_FOUND, f"waiting for Migration {name} to exist", 10.0
+            )
         mstatus = migration.get("status") or {}
         phase = mstatus.get("phase")
-        if phase in ("Failed", "RolledBack"):
+        if phase in (MigrationPhase.FAILED, MigrationPhase.ROLLED_BACK):
             raise InvalidInput(
                 f"Migration {name} is {phase}: there is nothing of it to roll back",
-                reason="NothingToRollBack",
+                reason=RestoreReason.NOTHING_TO_ROLL_BACK,
             )
-        if phase != "Succeeded":
-            raise _Wait("MigrationNotFinished", f"waiting for Migration {name} to finish", 5.0)
+        if phase != MigrationPhase.SUCCEEDED:
+            raise _Wait(
+                RestoreReason.MIGRATION_NOT_FINISHED, f"waiting for Migration {name} to finish", 5.0
+            )
         migration_id = mstatus.get("migrationId")
         backup = mstatus.get("backup") or {}
         if not migration_id or not backup.get("id"):
             raise InvalidInput(
                 f"Migration {name} has no pre-migration backup to roll back to",
-                reason="NoPreMigrationBackup",
+                reason=RestoreReason.NO_PRE_MIGRATION_BACKUP,
             )
         target = spec.environment or str((migration.get("spec") or {}).get("target"))
         backup_ref = {k: backup[k] for k in ("name", "id") if backup.get(k)}
         self.patch.set(environment=target, backup=backup_ref, migration={"name": name})
         env = self._gate(target)
         store = self._store_of(env)
-        self.phase(
-            "Restoring",
+        self.restoring(
             f"rolling Migration {name} back in {env.name}",
             environment=env.name,
             backup=backup_ref,
@@ -246,8 +266,8 @@ class _Flow(OneShot):
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
         )
         return self.finish(
-            "Completed",
-            "RolledBack",
+            RestorePhase.COMPLETED,
+            CommonReason.ROLLED_BACK,
             f"rolled Migration {name} back: restored {len(result.tables)} tables, dropped "
             f"{len(result.dropped)}, from backup {result.backup_id}",
         )
@@ -257,7 +277,4 @@ def reconcile_restore(
     body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
 ) -> Outcome:
     """Carry out a new Restore; a finished one is left alone."""
-    if (body.get("status") or {}).get("phase") in FINISHED:
-        return Outcome({})
-    flow = _Flow(body, cluster, now)
-    return with_progress(flow.run(retry), flow.progress)
+    return _Flow.reconcile(body, cluster, now, retry)

@@ -25,6 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from controller.api.backup import BackupPhase
+from controller.api.backup import Reason as BackupSpecReason
+from controller.api.migration import MigrationPhase
+from controller.api.reasons import CommonReason, ConditionType, EventType, ScheduleReason
 from controller.api.resources import GROUP, VERSION
 from controller.api.schedule import (
     BackupScheduleSpec,
@@ -35,7 +39,7 @@ from controller.api.schedule import (
 from controller.backups.retention import Candidate, Policy, select_for_deletion
 from controller.errors import InvalidInput, TemporaryError
 from controller.flows.outcome import Event, Outcome
-from controller.flows.status import StatusPatch, timestamp
+from controller.flows.status import StatusPatch, ready_reason, timestamp
 from controller.k8s.client import Cluster
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
@@ -45,7 +49,6 @@ ADOPTED_FROM = "ferry.dev/adopted-from"  # annotation: the schedule an adopted B
 ARGO_CD_LABELS = frozenset({"app.kubernetes.io/instance"})
 ARGO_CD_PREFIX = "argocd.argoproj.io/"
 PIN_WINDOW = dt.timedelta(days=7)
-MIGRATION_FINISHED = frozenset({"Succeeded", "Failed", "RolledBack"})
 _MAX_CATCH_UP = 100_000  # cron steps to walk before jumping straight to the last due time
 _NAME_MAX = 253
 
@@ -156,7 +159,7 @@ def backup_body(
     name = str(meta.get("name"))
     backup_spec: dict[str, Any] = {
         "environment": spec.environment,
-        "reason": "scheduled",
+        "reason": BackupSpecReason.SCHEDULED.value,
         "deletionPolicy": spec.template.deletion_policy.value,
     }
     if spec.template.selection.include:
@@ -239,7 +242,7 @@ def pinned_backup_ids(migrations: Iterable[Mapping[str, Any]], now: dt.datetime)
         if not backup_id:
             continue
         finished = parse_time(status.get("completionTime"))
-        unfinished = status.get("phase") not in MIGRATION_FINISHED or finished is None
+        unfinished = not MigrationPhase.is_finished(status.get("phase")) or finished is None
         if unfinished or (finished is not None and now - finished < PIN_WINDOW):
             pinned.add(str(backup_id))
     return frozenset(pinned)
@@ -261,7 +264,7 @@ def to_prune(
         meta = backup.get("metadata") or {}
         status = backup.get("status") or {}
         phase = status.get("phase")
-        if phase not in ("Completed", "Failed") or meta.get("deletionTimestamp"):
+        if not BackupPhase.is_finished(phase) or meta.get("deletionTimestamp"):
             continue
         created = parse_time(meta.get("creationTimestamp")) or parse_time(status.get("startTime"))
         if created is None:
@@ -270,7 +273,7 @@ def to_prune(
             Candidate(
                 str(meta.get("name")),
                 created,
-                completed=phase == "Completed",
+                completed=phase == BackupPhase.COMPLETED,
                 pinned=str(status.get("id") or "") in pinned,
             )
         )
@@ -287,7 +290,7 @@ def last_successful(backups: Iterable[Mapping[str, Any]]) -> tuple[str, str] | N
     done = [
         (str((b.get("status") or {}).get("completionTime") or ""), str(b["metadata"]["name"]))
         for b in backups
-        if (b.get("status") or {}).get("phase") == "Completed"
+        if (b.get("status") or {}).get("phase") == BackupPhase.COMPLETED
     ]
     if not done:
         return None
@@ -304,13 +307,7 @@ def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.dateti
         spec = parse_backup_schedule(body)
         tz = zone(spec.time_zone)
     except InvalidInput as err:
-        patch.stalled("InvalidSpec", err.message)
-        event = (
-            ()
-            if _reason(status) == "InvalidSpec"
-            else (Event("Warning", "InvalidSpec", err.message),)
-        )
-        return Outcome(patch.build(), event)
+        return _report(patch, status, CommonReason.INVALID_SPEC, err.message, stalled=True)
     events: list[Event] = []
     created = parse_time(meta.get("creationTimestamp")) or now
     last = parse_time(status.get("lastScheduleTime"))
@@ -319,15 +316,13 @@ def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.dateti
         if due is not None:
             if cluster.get("Environment", namespace, spec.environment) is None:
                 message = f"Environment {spec.environment} does not exist; no backup taken"
-                patch.progressing("EnvironmentNotFound", message)
-                if _reason(status) != "EnvironmentNotFound":
-                    events.append(Event("Warning", "EnvironmentNotFound", message))
-                return Outcome(patch.build(), tuple(events))
+                return _report(patch, status, CommonReason.ENVIRONMENT_NOT_FOUND, message)
             backup = backup_body(body, spec, due)
             backup_name_ = backup["metadata"]["name"]
             if cluster.get("Backup", namespace, backup_name_) is None:
                 cluster.create("Backup", namespace, backup)
-                events.append(Event("Normal", "BackupCreated", f"created Backup {backup_name_}"))
+                created_ = f"created Backup {backup_name_}"
+                events.append(Event(EventType.NORMAL, ScheduleReason.BACKUP_CREATED, created_))
             last = due
             patch.set(lastScheduleTime=timestamp(due), lastBackup=backup_name_)
         owned = members(body, spec, cluster, events)
@@ -336,20 +331,52 @@ def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.dateti
         )
         for victim in doomed:
             cluster.delete("Backup", namespace, victim)
-            events.append(Event("Normal", "BackupPruned", f"retention deleted Backup {victim}"))
+            pruned = f"retention deleted Backup {victim}"
+            events.append(Event(EventType.NORMAL, ScheduleReason.BACKUP_PRUNED, pruned))
     except TemporaryError as err:
         patch.progressing(err.reason, err.message)
         return Outcome(patch.build(), tuple(events))
+    upcoming = None if spec.suspend else next_time(spec.schedule, tz, max(last or created, now))
+    _schedule_status(patch, owned, doomed, upcoming)
+    return Outcome(patch.build(), tuple(events))
+
+
+def _report(
+    patch: StatusPatch,
+    status: Mapping[str, Any],
+    reason: CommonReason,
+    message: str,
+    *,
+    stalled: bool = False,
+) -> Outcome:
+    """Stalled (or still reconciling) for ``reason``, with a Warning event the first time."""
+    if stalled:
+        patch.stalled(reason, message)
+    else:
+        patch.progressing(reason, message)
+    new = ready_reason(status) != reason
+    events = (Event(EventType.WARNING, reason, message),) if new else ()
+    return Outcome(patch.build(), events)
+
+
+def _schedule_status(
+    patch: StatusPatch,
+    owned: list[dict[str, Any]],
+    doomed: list[str],
+    upcoming: dt.datetime | None,
+) -> None:
+    """The schedule's Ready condition, its next (None: suspended) and last successful runs."""
     success = last_successful(b for b in owned if b["metadata"]["name"] not in doomed)
     if success:
         patch.set(lastSuccessfulBackup=success[0], lastSuccessfulTime=success[1] or None)
-    if spec.suspend:
-        patch.set(nextScheduleTime=None).ready("Suspended", "suspended: no backups are created")
+    if upcoming is None:
+        patch.set(nextScheduleTime=None).ready(
+            ScheduleReason.SUSPENDED, "suspended: no backups are created"
+        )
     else:
-        upcoming = timestamp(next_time(spec.schedule, tz, max(last or created, now)))
-        patch.set(nextScheduleTime=upcoming).ready("Scheduled", f"next backup at {upcoming}")
+        when = timestamp(upcoming)
+        patch.set(nextScheduleTime=when).ready(ScheduleReason.SCHEDULED, f"next backup at {when}")
     _last_backup_condition(patch, owned, doomed)
-    return Outcome(patch.build(), tuple(events))
 
 
 def members(
@@ -378,8 +405,8 @@ def members(
         sources = sorted({_schedule_of(b) for b in adopted})
         events.append(
             Event(
-                "Normal",
-                "BackupsAdopted",
+                EventType.NORMAL,
+                ScheduleReason.BACKUPS_ADOPTED,
                 f"adopted {len(adopted)} Backups of {spec.environment} left by deleted "
                 f"schedule(s) {', '.join(sources)}; retention now applies to them",
             )
@@ -394,7 +421,7 @@ def _last_backup_condition(
     finished = [
         b
         for b in owned
-        if (b.get("status") or {}).get("phase") in ("Completed", "Failed")
+        if BackupPhase.is_finished((b.get("status") or {}).get("phase"))
         and b["metadata"]["name"] not in doomed
     ]
     if not finished:
@@ -402,19 +429,17 @@ def _last_backup_condition(
     newest = max(finished, key=lambda b: str(b["metadata"].get("creationTimestamp") or ""))
     backup_status = newest.get("status") or {}
     label = newest["metadata"]["name"]
-    if backup_status.get("phase") == "Completed":
-        patch.condition("LastBackupSucceeded", True, "Completed", f"Backup {label} completed")
+    if backup_status.get("phase") == BackupPhase.COMPLETED:
+        patch.condition(
+            ConditionType.LAST_BACKUP_SUCCEEDED,
+            True,
+            CommonReason.COMPLETED,
+            f"Backup {label} completed",
+        )
     else:
         patch.condition(
-            "LastBackupSucceeded",
+            ConditionType.LAST_BACKUP_SUCCEEDED,
             False,
-            "BackupFailed",
+            CommonReason.BACKUP_FAILED,
             f"Backup {label} failed: {backup_status.get('error') or 'see its status'}",
         )
-
-
-def _reason(status: Mapping[str, Any]) -> str | None:
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return str(cond.get("reason"))
-    return None

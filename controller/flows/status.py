@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-from controller.api.conditions import make_condition, merge, parse_conditions
+from controller.api.conditions import ConditionStatus, make_condition, merge, parse_conditions
+from controller.api.reasons import ConditionType
 
 
 class StatusPatch:
@@ -30,23 +32,23 @@ class StatusPatch:
 
     def ready(self, reason: str, message: str = "") -> StatusPatch:
         return (
-            self.condition("Ready", True, reason, message)
-            .condition("Reconciling", False, reason, "")
-            .condition("Stalled", False, reason, "")
+            self.condition(ConditionType.READY, True, reason, message)
+            .condition(ConditionType.RECONCILING, False, reason, "")
+            .condition(ConditionType.STALLED, False, reason, "")
         )
 
     def progressing(self, reason: str, message: str = "") -> StatusPatch:
         return (
-            self.condition("Ready", False, reason, message)
-            .condition("Reconciling", True, reason, message)
-            .condition("Stalled", False, reason, "")
+            self.condition(ConditionType.READY, False, reason, message)
+            .condition(ConditionType.RECONCILING, True, reason, message)
+            .condition(ConditionType.STALLED, False, reason, "")
         )
 
     def stalled(self, reason: str, message: str) -> StatusPatch:
         return (
-            self.condition("Ready", False, reason, message)
-            .condition("Reconciling", False, reason, "")
-            .condition("Stalled", True, reason, message)
+            self.condition(ConditionType.READY, False, reason, message)
+            .condition(ConditionType.RECONCILING, False, reason, "")
+            .condition(ConditionType.STALLED, True, reason, message)
         )
 
     def set(self, **fields: Any) -> StatusPatch:
@@ -59,6 +61,23 @@ class StatusPatch:
             "observedGeneration": self.generation,
             "conditions": [c.to_dict() for c in self.conditions],
         }
+
+
+def ready_reason(status: Mapping[str, Any]) -> str | None:
+    """The reason of a status's ``Ready`` condition: a flow posts an event only when
+    its reason is new, not on every retry."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == ConditionType.READY:
+            return str(cond.get("reason"))
+    return None
+
+
+def is_true(status: Mapping[str, Any], type_: ConditionType) -> bool:
+    """Whether a status's condition ``type_`` is True."""
+    return any(
+        c.get("type") == type_ and c.get("status") == ConditionStatus.TRUE
+        for c in status.get("conditions") or []
+    )
 
 
 def timestamp(now: dt.datetime) -> str:

@@ -23,15 +23,25 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from controller.api.backup import BackupPhase
+from controller.api.migration import MigrationPhase
+from controller.api.phases import Phase
+from controller.api.reasons import CommonReason, EventType
+from controller.api.restore import RestorePhase
 from controller.db.connect import scrub
 from controller.errors import FerryError, TemporaryError
-from controller.flows.oneshot import backoff
-from controller.flows.outcome import Event, Outcome
-from controller.flows.status import StatusPatch, timestamp
+from controller.flows.outcome import Event, Outcome, backoff
+from controller.flows.status import StatusPatch, ready_reason, timestamp
 
 ATTEMPTS = 3
-ONE_SHOT_KINDS = frozenset({"Migration", "Backup", "Restore"})
-REASON = "InternalError"
+# Each one-shot kind's Failed phase (the kinds' enums spell it alike, but each is its own).
+FAILED: dict[str, Phase] = {
+    "Migration": MigrationPhase.FAILED,
+    "Backup": BackupPhase.FAILED,
+    "Restore": RestorePhase.FAILED,
+}
+ONE_SHOT_KINDS = frozenset(FAILED)
+REASON = CommonReason.INTERNAL_ERROR
 _MESSAGE_MAX = 500
 log = logging.getLogger("ferry.unexpected")
 
@@ -41,13 +51,6 @@ def describe(err: BaseException) -> str:
     text = err.message if isinstance(err, FerryError) else f"{type(err).__name__}: {err}"
     line = " ".join(scrub(text).split())
     return line if len(line) <= _MESSAGE_MAX else line[: _MESSAGE_MAX - 1] + "…"
-
-
-def _ready_reason(body: dict[str, Any]) -> str | None:
-    for cond in (body.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return str(cond.get("reason"))
-    return None
 
 
 def guarded(
@@ -72,15 +75,14 @@ def guarded(
     except Exception as err:  # the point: nothing escapes unreported
         log.exception("%s %s: unexpected error", kind, (body.get("metadata") or {}).get("name"))
         if kind in ONE_SHOT_KINDS:
-            return _one_shot(body, err, now, retry, note)
+            return _one_shot(body, err, now, retry, note, FAILED[kind])
         return _continuous(body, err, now, retry)
 
 
 def _temporary(body: dict[str, Any], err: TemporaryError, now: dt.datetime, retry: int) -> Outcome:
     patch = StatusPatch(body, now).progressing(err.reason, describe(err))
-    events = (
-        () if _ready_reason(body) == err.reason else (Event("Warning", err.reason, describe(err)),)
-    )
+    new = ready_reason(body.get("status") or {}) != err.reason
+    events = (Event(EventType.WARNING, err.reason, describe(err)),) if new else ()
     return Outcome(patch.build(), events, backoff(retry, err.delay))
 
 
@@ -89,7 +91,7 @@ def _reason_of(err: Exception) -> str:
 
 
 def _one_shot(
-    body: dict[str, Any], err: Exception, now: dt.datetime, retry: int, note: str
+    body: dict[str, Any], err: Exception, now: dt.datetime, retry: int, note: str, failed: Phase
 ) -> Outcome:
     reason, what = _reason_of(err), describe(err)
     patch = StatusPatch(body, now)
@@ -101,17 +103,18 @@ def _one_shot(
             f"retrying in {delay:.0f}s"
         )
         patch.progressing(reason, message)
-        return Outcome(patch.build(), (Event("Warning", reason, message),), delay)
+        return Outcome(patch.build(), (Event(EventType.WARNING, reason, message),), delay)
     message = f"failed unexpectedly {ATTEMPTS} times: {what}{note}"
     patch.stalled(reason, message).set(
-        phase="Failed", message=message, error=message, completionTime=timestamp(now)
+        phase=failed, message=message, error=message, completionTime=timestamp(now)
     )
-    return Outcome(patch.build(), (Event("Warning", reason, message),))
+    return Outcome(patch.build(), (Event(EventType.WARNING, reason, message),))
 
 
 def _continuous(body: dict[str, Any], err: Exception, now: dt.datetime, retry: int) -> Outcome:
     reason = _reason_of(err)
     message = f"unexpected error: {describe(err)}; the operator log has the details"
     patch = StatusPatch(body, now).stalled(reason, message)
-    events = () if _ready_reason(body) == reason else (Event("Warning", reason, message),)
+    new = ready_reason(body.get("status") or {}) != reason
+    events = (Event(EventType.WARNING, reason, message),) if new else ()
     return Outcome(patch.build(), events, backoff(retry))

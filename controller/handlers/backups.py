@@ -6,28 +6,21 @@ from typing import Any
 
 import kopf
 
+from controller.api.backup import BackupPhase
 from controller.api.resources import GROUP, VERSION
-from controller.flows.backup import FINISHED, finalize_backup, reconcile_backup
-from controller.flows.unexpected import guarded
+from controller.flows.backup import finalize_backup, reconcile_backup
 from controller.handlers import metrics
-from controller.handlers.common import cluster, now, write
+from controller.handlers.common import cluster, now, reconciled, write
 
 
 @kopf.on.create(GROUP, VERSION, "backups")
 @kopf.on.resume(GROUP, VERSION, "backups")
 def backup_created(body: Any, retry: int, **_: Any) -> None:
-    when = now()
-    outcome = guarded(
-        "Backup",
-        dict(body),
-        lambda: reconcile_backup(dict(body), cluster(), now=when, retry=retry),
-        now=when,
-        retry=retry,
-    )
+    outcome = reconciled("Backup", body, retry, reconcile_backup)
     phase = outcome.status.get("phase")
-    if phase in FINISHED:
+    if BackupPhase.is_finished(phase):
         metrics.BACKUPS.labels(phase).inc()
-        if phase == "Completed":
+        if phase == BackupPhase.COMPLETED:
             metrics.LAST_SUCCESS.labels("Backup").set_to_current_time()
     write("Backup", body, outcome)
 

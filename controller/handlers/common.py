@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
 from controller.flows.outcome import Outcome
+from controller.flows.unexpected import guarded
 from controller.k8s.client import Cluster, KubeCluster
 
 _cluster: Cluster | None = None
@@ -22,6 +24,19 @@ def cluster() -> Cluster:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def reconciled(kind: str, body: Any, retry: int, flow: Callable[..., Outcome]) -> Outcome:
+    """``flow(body, cluster, now=…, retry=…)``'s outcome, with an error it did not expect
+    turned into status (:func:`~controller.flows.unexpected.guarded`)."""
+    when = now()
+    return guarded(
+        kind,
+        dict(body),
+        lambda: flow(dict(body), cluster(), now=when, retry=retry),
+        now=when,
+        retry=retry,
+    )
 
 
 def write(kind: str, body: Any, outcome: Outcome) -> None:

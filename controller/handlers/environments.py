@@ -9,22 +9,14 @@ import kopf
 
 from controller.api.resources import GROUP, VERSION
 from controller.flows.environment import reconcile_environment
-from controller.flows.unexpected import guarded
 from controller.handlers import metrics
-from controller.handlers.common import cluster, now, write
+from controller.handlers.common import reconciled, write
 
 CHECK_SECONDS = float(os.environ.get("FERRY_ENVIRONMENT_CHECK_SECONDS", "60"))
 
 
 def _reconcile(body: Any, retry: int) -> None:
-    when = now()
-    outcome = guarded(
-        "Environment",
-        dict(body),
-        lambda: reconcile_environment(dict(body), cluster(), now=when, retry=retry),
-        now=when,
-        retry=retry,
-    )
+    outcome = reconciled("Environment", body, retry, reconcile_environment)
     meta = body.get("metadata", {})
     if "drift" in outcome.status:
         metrics.DRIFT.labels(meta.get("namespace"), meta.get("name")).set(

@@ -7,8 +7,9 @@ from typing import Any
 
 import kopf
 
+from controller.api.migration import MigrationPhase
 from controller.api.resources import GROUP, VERSION
-from controller.flows.migration import FINISHED, ledger_id, reconcile_migration
+from controller.flows.migration import ledger_id, reconcile_migration
 from controller.flows.unexpected import guarded
 from controller.handlers import failpoints, metrics
 from controller.handlers.common import cluster, now, write
@@ -37,12 +38,12 @@ def migration_changed(body: Any, retry: int, **_: Any) -> None:
         note=f"; whether {target} changed: its ferry_migrations ledger, ID {ledger_id(meta)}",
     )
     phase = outcome.status.get("phase")
-    if phase in FINISHED:
+    if MigrationPhase.is_finished(phase):
         metrics.MIGRATIONS.labels(phase).inc()
         started = outcome.status.get("startTime")
         if started:
             start = dt.datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
             metrics.MIGRATION_SECONDS.observe((now() - start).total_seconds())
-        if phase == "Succeeded":
+        if phase == MigrationPhase.SUCCEEDED:
             metrics.LAST_SUCCESS.labels("Migration").set_to_current_time()
     write("Migration", body, outcome)

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
+from controller.api.reasons import ConditionType, MigrationReason
 from controller.commands import environments
 from controller.commands.migrate import MigrationResult
 from controller.flows.migration import (
-    WARNED_REASON,
-    WARNINGS_CONDITION,
     _Flow,
     backup_status,
     reconcile_migration,
@@ -24,6 +23,8 @@ from controller.flows.migration import (
 from tests.fixtures import nocobase_shape as shape
 from tests.unit.fake_cluster import FakeCluster
 
+WARNED_REASON = MigrationReason.APPLIED_WITH_WARNINGS
+WARNINGS_CONDITION = ConditionType.WARNINGS
 NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
 VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
 READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "Connected"}]}
