@@ -65,9 +65,11 @@ def _unobserved(patch: StatusPatch, err: FerryError, retry: int) -> Outcome:
     patch.set(reachable=False)
     warn = EventType.WARNING
     if isinstance(err, InvalidInput):
-        reason = CommonReason.INVALID_SPEC
-        patch.stalled(err.reason if err.reason != InvalidInput.reason else reason, err.message)
-        return Outcome(patch.build(), (Event(warn, reason, err.message),))
+        # The condition and the event carry the same reason: the error's own where it
+        # has one (DatabaseNotFound, DatabaseAccessDenied …), else InvalidSpec.
+        stalled = err.reason if err.reason != InvalidInput.reason else CommonReason.INVALID_SPEC
+        patch.stalled(stalled, err.message)
+        return Outcome(patch.build(), (Event(warn, stalled, err.message),))
     if isinstance(err, TemporaryError):
         reason = CommonReason.UNREACHABLE
         patch.progressing(reason, err.message)
