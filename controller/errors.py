@@ -69,3 +69,10 @@ class PermanentError(FerryError):
     """A failure while changing something; the message says what state it left."""
 
     reason = "Failed"
+
+
+class Reverted(PermanentError):
+    """A failure while changing something, after which the target is as it was: the
+    transaction rolled back, or the safety backup was put back."""
+
+    reason = "Failed"

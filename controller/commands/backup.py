@@ -38,6 +38,7 @@ from controller.errors import (
     FerryError,
     InvalidInput,
     PermanentError,
+    Reverted,
     TemporaryError,
 )
 
@@ -392,7 +393,7 @@ def revert_failed_write(
         )
         if isinstance(err, TemporaryError):  # busy or dropped: worth a retry
             return type(err)(unchanged, delay=err.delay, reason=err.reason)
-        return PermanentError(unchanged, reason=reason)
+        return Reverted(unchanged, reason=reason)
     if safety_id is None:
         return PermanentError(
             f"{what} failed: {err.message}; MySQL/MariaDB may have kept part of it and no "
@@ -402,7 +403,7 @@ def revert_failed_write(
     safety = store.manifest(safety_id)
     created = [t for t in selected if t not in safety.tables]
     _apply_restore(db, store, safety, safety.tables, created, None)
-    return PermanentError(
+    return Reverted(
         f"{what} failed: {err.message}; the target was put back from safety backup {safety_id}",
         reason=reason,
     )

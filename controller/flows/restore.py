@@ -25,7 +25,14 @@ from controller.backups.store import BackupStore
 from controller.commands import environments
 from controller.commands.backup import restore
 from controller.commands.rollback import rollback
-from controller.errors import CheckFailed, FerryError, InvalidInput, PermanentError, TemporaryError
+from controller.errors import (
+    CheckFailed,
+    FerryError,
+    InvalidInput,
+    PermanentError,
+    Reverted,
+    TemporaryError,
+)
 from controller.flows.environment import new_baseline
 from controller.flows.oneshot import OneShot
 from controller.flows.outcome import Event, Outcome, backoff
@@ -92,6 +99,8 @@ class _Flow(OneShot):
             return self.failed(err.reason if own else RestoreReason.REFUSED, err.message)
         except TemporaryError as err:
             return self.wait(err.reason, err.message, backoff(retry, err.delay))
+        except Reverted as err:  # failed while writing, and the target is as it was
+            return self.finish(RestorePhase.REVERTED, err.reason, err.message)
         except PermanentError as err:
             own = err.reason != PermanentError.reason
             return self.failed(err.reason if own else RestoreReason.RESTORE_FAILED, err.message)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from controller.backups.manifest import FORMAT_VERSION
 from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup, restore, verify
-from controller.errors import CheckFailed, InvalidInput, PermanentError
+from controller.errors import CheckFailed, InvalidInput, PermanentError, Reverted
 from tests.db.dbhelpers import DB_EXAMPLES, dump, execute, q, rows
 from tests.fixtures import nocobase_shape as shape
 
@@ -188,9 +188,9 @@ def test_restore_failing_part_way_reverts(
         if step == "restore:roles":
             raise PermanentError("connection dropped (injected)")
 
-    with pytest.raises(PermanentError) as err:
+    with pytest.raises(Reverted) as err:  # failed while writing, target as it was
         restore(store, manifest.id, db, fault=fault)
-    assert "restore failed" in str(err.value)
+    assert "restore failed" in str(err.value) and err.value.reason == "RestoreFailed"
     assert dump(db) == before
 
 
