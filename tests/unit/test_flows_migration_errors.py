@@ -34,7 +34,7 @@ def run(
     assert body is not None
     outcome = reconcile_migration(body, cluster, now=NOW, on_phase=lambda _p: None, fault=fault)
     cluster.patch_status("Migration", "ns", name, outcome.status)
-    events = [(e.type, e.reason, e.message) for e in outcome.events]
+    events = [(str(e.type), e.reason, e.message) for e in outcome.events]
     return outcome.status, events, outcome.retry_after
 
 
