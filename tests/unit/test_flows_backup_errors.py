@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,9 +80,9 @@ def test_a_store_under_a_regular_file_is_unusable(url: str, tmp_path: Path, unde
     assert (tmp_path / "file").read_text() == "a regular file where a directory should be\n"
 
 
-def keyed_environment(url: str, store: Path) -> dict[str, object]:
+def keyed_environment(url: str, store: Path) -> dict[str, Any]:
     env = environment(url, store)
-    env["spec"]["backups"]["store"]["keyFrom"] = {  # type: ignore[index]
+    env["spec"]["backups"]["store"]["keyFrom"] = {
         "secretKeyRef": {"name": "store-key", "key": "keyring"}
     }
     return env
