@@ -63,9 +63,10 @@ def events(outcome: Outcome) -> list[tuple[str, str]]:
     return [(e.type, e.reason) for e in outcome.events]
 
 
-def assert_failed(outcome: Outcome, reason: str, fragment: str) -> None:
+def assert_failed(outcome: Outcome, reason: str, fragment: str, phase: str = "Failed") -> None:
+    """Ended (``phase``: Failed, or Reverted when the target is as it was) and says so."""
     status = outcome.status
-    assert status["phase"] == "Failed", status
+    assert status["phase"] == phase, status
     assert fragment in status["message"] and status["error"] == status["message"]
     assert status["completionTime"] == "2026-03-28T12:00:00Z"
     cond = conditions(outcome)
