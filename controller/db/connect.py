@@ -184,6 +184,8 @@ def classify(err: Exception, what: str) -> Exception:
     lowered = text.lower()
     if any(s in lowered for s in _BUSY):
         return Busy(f"{what}: the database is busy ({text})", delay=15)
+    if isinstance(err, DBAPIError) and "file is not a database" in text.lower():
+        return InvalidInput(f"{what}: {text}", reason="NotADatabase")
     if isinstance(err, DBAPIError) and _INVALID.search(text):
         return InvalidInput(f"{what}: {text}")
     if isinstance(err, OperationalError | sa.exc.ProgrammingError):

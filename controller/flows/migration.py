@@ -121,7 +121,9 @@ class _Flow:
         except InvalidInput as err:
             if err.reason == CommonReason.ENVIRONMENT_NOT_FOUND:
                 return self.wait(MigrationPhase.PENDING, err.reason, err.message, 5.0)
-            return self.finish(MigrationPhase.FAILED, MigrationReason.INVALID_INPUT, err.message)
+            own = err.reason != InvalidInput.reason  # GitRevisionNotFound, ForeignDatabase …
+            reason = err.reason if own else MigrationReason.INVALID_INPUT
+            return self.finish(MigrationPhase.FAILED, reason, err.message)
         except TemporaryError as err:
             phase = self.status.get("phase") or MigrationPhase.PENDING
             return self.wait(phase, err.reason, err.message, err.delay)

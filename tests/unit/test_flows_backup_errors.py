@@ -64,9 +64,8 @@ def test_a_table_that_cannot_be_read_fails_the_backup(url: str, store: Path, tab
 def test_a_file_that_is_no_database_fails_the_backup(url: str, store: Path) -> None:
     Path(url.removeprefix("sqlite:///")).write_bytes(b"not a database " * 512)
     out = run(FakeCluster(environment(url, store), backup()))
-    # An InvalidInput without a reason of its own is reported as InvalidSelection,
-    # though here the selection is not at fault (see the report of issue 10).
-    assert_failed(out, "InvalidSelection", "reading the schema of sqlite:///")
+    # The database's own refusal names the fault, not the table selection.
+    assert_failed(out, "NotADatabase", "reading the schema of sqlite:///")
     assert out.status["message"].endswith("file is not a database")
     assert stored(store) == []
 

@@ -248,7 +248,7 @@ def test_a_database_that_is_not_there_or_not_sqlite_stalls(tmp_path: Path) -> No
     assert not (tmp_path / "none.db").exists()
     (tmp_path / "junk.db").write_bytes(b"x" * 4096)
     junk = reconcile(FakeCluster(), environment(f"sqlite:///{tmp_path}/junk.db"))
-    assert_stalled(junk, "InvalidSpec", "file is not a database")
+    assert_stalled(junk, "NotADatabase", "file is not a database")
 
 
 def closed_port() -> int:

@@ -267,12 +267,24 @@ def git_migration(repository: str, **git_spec: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("git_spec", "expected"),
+    ("git_spec", "reason", "expected"),
     [
-        ({"revision": "no-such-branch"}, "git: revision 'no-such-branch' does not exist in "),
-        ({"revision": "f" * 40}, f"git: revision '{'f' * 40}' does not exist in "),
-        ({"path": "snapshot"}, "git: path 'snapshot' does not exist at "),
-        ({"revision": "main", "path": "snapshot/app"}, "git: path 'snapshot/app' does not "),
+        (
+            {"revision": "no-such-branch"},
+            "GitRevisionNotFound",
+            "git: revision 'no-such-branch' does not exist in ",
+        ),
+        (
+            {"revision": "f" * 40},
+            "GitRevisionNotFound",
+            f"git: revision '{'f' * 40}' does not exist in ",
+        ),
+        ({"path": "snapshot"}, "GitPathNotFound", "git: path 'snapshot' does not exist at "),
+        (
+            {"revision": "main", "path": "snapshot/app"},
+            "GitPathNotFound",
+            "git: path 'snapshot/app' does not ",
+        ),
     ],
 )
 def test_a_git_revision_or_path_that_does_not_exist_fails(
@@ -280,19 +292,19 @@ def test_a_git_revision_or_path_that_does_not_exist_fails(
     urls: dict[str, str],
     bare_repo: tuple[str, str],
     git_spec: dict[str, str],
+    reason: str,
     expected: str,
 ) -> None:
     repository, commit = bare_repo
     before = dump(urls["pre"])
     cluster.add(git_migration(repository, **git_spec))
     status, events, delay = run(cluster, "g")
-    # The flow reports every InvalidInput other than a missing Environment as
-    # InvalidInput; the Git error's own reason is not passed on (see the report).
-    stalled(status, "Failed", "InvalidInput")
+    # The Git error's own reason reaches the condition and the event.
+    stalled(status, "Failed", reason)
     assert status["message"].startswith(expected), status["message"]
     if "path" in git_spec:
         assert status["message"].endswith(f" at {commit[:12]}")
-    assert events == [("Warning", "InvalidInput", status["message"])]
+    assert events == [("Warning", reason, status["message"])]
     assert delay is None and "plan" not in status
     assert dump(urls["pre"]) == before
 
@@ -303,9 +315,9 @@ def test_a_git_repository_that_does_not_exist_fails(
     missing = f"file://{tmp_path}/nowhere.git"
     cluster.add(git_migration(missing))
     status, events, delay = run(cluster, "g")
-    stalled(status, "Failed", "InvalidInput")
+    stalled(status, "Failed", "GitRepositoryNotFound")
     assert status["message"].startswith(f"git: repository {missing} not found (")
-    assert events == [("Warning", "InvalidInput", status["message"])]
+    assert events == [("Warning", "GitRepositoryNotFound", status["message"])]
     assert delay is None
 
 
@@ -313,7 +325,7 @@ def test_a_git_repository_that_does_not_exist_fails(
     ("repository", "reason", "fragment"),
     [
         ("ext::sh -c touch% /tmp/ferry-pwned", "InvalidSpec", "malformed value 'ext::sh"),
-        ("http://example.org/config.git", "InvalidInput", "git: "),
+        ("http://example.org/config.git", "GitSourceRefused", "git: "),
     ],
 )
 def test_a_git_remote_refused_before_git_runs_fails(
