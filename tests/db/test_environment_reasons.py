@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from controller.flows.environment import reconcile_environment
 from tests.unit.fake_cluster import FakeCluster
-from tests.unit.test_flows_environment import NOW, conditions, events
+from tests.unit.flow_support import conditions, events
+from tests.unit.test_flows_environment import NOW
 
 MakeDb = Callable[..., str]
 

@@ -19,8 +19,8 @@ import pytest
 from controller.backups.store import FilesystemStore
 from controller.flows.backup import DELETE_ATTEMPTS, finalize_backup, reconcile_backup
 from controller.flows.outcome import Outcome
-from tests.fixtures import nocobase_shape as shape
 from tests.unit.fake_cluster import FakeCluster
+from tests.unit.flow_support import conditions, events
 
 NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
 READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "Connected"}]}
@@ -52,33 +52,9 @@ def run(cluster: FakeCluster, name: str = "b", retry: int = 0) -> Outcome:
     return outcome
 
 
-def conditions(outcome: Outcome) -> dict[str, tuple[str, str, str]]:
-    return {
-        c["type"]: (c["status"], c["reason"], c["message"]) for c in outcome.status["conditions"]
-    }
-
-
-def events(outcome: Outcome) -> list[tuple[str, str]]:
-    return [(e.type, e.reason) for e in outcome.events]
-
-
 def stored(store: Path) -> list[str]:
     """Every file in the store, partial ones included."""
     return sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path}/prod.db"
-    shape.build(db, app="prod")
-    return db
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    path = tmp_path / "store"
-    path.mkdir()
-    return path
 
 
 def assert_failed(outcome: Outcome, reason: str, fragment: str) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures import nocobase_shape as shape
 from tests.unit.fake_cluster import FakeCluster
 from tests.unit.test_flows_backup import (
     assert_failed,
@@ -22,20 +21,6 @@ from tests.unit.test_flows_backup import (
     run,
     stored,
 )
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path}/prod.db"
-    shape.build(db, app="prod")
-    return db
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    path = tmp_path / "store"
-    path.mkdir()
-    return path
 
 
 def damage_table(url: str, table: str) -> None:

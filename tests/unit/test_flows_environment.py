@@ -21,6 +21,7 @@ from controller.flows.environment import reconcile_environment
 from controller.flows.outcome import Outcome
 from tests.fixtures import nocobase_shape as shape
 from tests.unit.fake_cluster import FakeCluster
+from tests.unit.flow_support import conditions, events
 
 NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
 KEY = "ab" * 32
@@ -36,16 +37,6 @@ def environment(url: str | None = None, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": "prod", "namespace": "ns", "generation": 3},
         "spec": body,
     }
-
-
-def conditions(outcome: Outcome) -> dict[str, tuple[str, str, str]]:
-    return {
-        c["type"]: (c["status"], c["reason"], c["message"]) for c in outcome.status["conditions"]
-    }
-
-
-def events(outcome: Outcome) -> list[tuple[str, str]]:
-    return [(e.type, e.reason) for e in outcome.events]
 
 
 def reconcile(cluster: FakeCluster, body: dict[str, Any], retry: int = 0) -> Outcome:

@@ -21,6 +21,7 @@ from controller.flows.outcome import Outcome
 from controller.flows.restore import reconcile_restore
 from tests.fixtures import nocobase_shape as shape
 from tests.unit.fake_cluster import FakeCluster
+from tests.unit.flow_support import conditions, events
 
 NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
 READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "Connected"}]}
@@ -53,16 +54,6 @@ def run(cluster: FakeCluster, name: str = "r", retry: int = 0) -> Outcome:
     return outcome
 
 
-def conditions(outcome: Outcome) -> dict[str, tuple[str, str, str]]:
-    return {
-        c["type"]: (c["status"], c["reason"], c["message"]) for c in outcome.status["conditions"]
-    }
-
-
-def events(outcome: Outcome) -> list[tuple[str, str]]:
-    return [(e.type, e.reason) for e in outcome.events]
-
-
 def assert_failed(outcome: Outcome, reason: str, fragment: str, phase: str = "Failed") -> None:
     """Ended (``phase``: Failed, or Reverted when the target is as it was) and says so."""
     status = outcome.status
@@ -87,18 +78,6 @@ def assert_waiting(
     assert cond["Ready"][:2] == ("False", reason)
     assert outcome.retry_after == delay
     assert events(outcome) == [("Normal", reason)]
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path}/prod.db"
-    shape.build(db, app="prod")
-    return db
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    return tmp_path / "store"
 
 
 @pytest.fixture

@@ -36,18 +36,6 @@ from tests.unit.test_flows_restore import (
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path}/prod.db"
-    shape.build(db, app="prod")
-    return db
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture
 def backup_id(url: str, store: Path) -> str:
     manifest, _ = create_backup(url, FilesystemStore(store), environment="prod")
     return manifest.id

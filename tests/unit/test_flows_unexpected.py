@@ -10,6 +10,7 @@ import pytest
 from controller.errors import InvalidInput, TemporaryError
 from controller.flows.outcome import Outcome
 from controller.flows.unexpected import ATTEMPTS, REASON, describe, guarded
+from tests.unit.flow_support import conditions
 
 NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
 
@@ -24,12 +25,6 @@ def body(kind: str, **status: Any) -> dict[str, Any]:
 
 def boom() -> Outcome:
     raise KeyError("spec")
-
-
-def conditions(outcome: Outcome) -> dict[str, tuple[str, str, str]]:
-    return {
-        c["type"]: (c["status"], c["reason"], c["message"]) for c in outcome.status["conditions"]
-    }
 
 
 def test_a_normal_outcome_passes_through() -> None:
