@@ -8,6 +8,7 @@ with no natural key) is recorded in docs/nocobase-testing.md, not worked around 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -49,6 +50,11 @@ def team_rows(url: str, prefix: str) -> dict[str, Any]:
     }
 
 
+def _next_second() -> None:
+    """Wait for the next whole second of the wall clock (at most one second)."""
+    time.sleep(1.05 - time.time() % 1.0)
+
+
 def test_two_teams_merge_into_one_pre_release(
     make_app: AppFactory, nocobase_template_b: str
 ) -> None:
@@ -57,6 +63,12 @@ def test_two_teams_merge_into_one_pre_release(
     pre = make_app("merged")
     b.start_all(team_a, team_b)
     for app, p in ((team_a, "a_"), (team_b, "b_")):
+        # NocoBase's snowflake IDs count seconds, with a sequence that restarts every
+        # second and the same worker ID in every installation: two apps writing in the
+        # same second mint the same IDs. Real teams do not build in the same second;
+        # this loop can, so team B starts in a second of its own. (Colliding IDs that
+        # cannot be re-assigned are refused, IdConflict: see test_id_mapping.)
+        _next_second()
         b.create_parent_collection(app, p)
         b.create_child_collection(app, p)
         route = b.create_page(app, p)
