@@ -19,11 +19,9 @@ import yaml
 
 from tests.e2e.conftest import CRDS_DIR, Kubectl
 from tests.e2e.test_operator import apply_ok, environment, migration, status
-from tests.fixtures import nocobase_shape as shape
 from tests.harness.cluster import wait_for
 
 pytestmark = pytest.mark.e2e
-VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
 AGE = re.compile(r"^\d+[smhd](\d+[smh])?$")
 NEVER = ""  # how kubectl prints a column whose field is absent
 PAST_TIMES = {"creationTimestamp", "startTime", "completionTime", "lastScheduleTime"}
@@ -63,15 +61,6 @@ def finished(kubectl: Kubectl, kind: str, namespace: str, name: str) -> dict[str
 
 
 @pytest.fixture
-def envs(tmp_path: Path) -> dict[str, str]:
-    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre")}
-    shape.build(urls["dev"], app="dev", variables=VARS)
-    shape.builder_changes(urls["dev"])
-    shape.build(urls["pre"], app="pre", variables=VARS)
-    return urls
-
-
-@pytest.fixture
 def tidy(kubectl: Kubectl, namespace: str, operator: Any) -> Iterator[None]:
     """Backups carry a finalizer: delete them while the operator still runs."""
     yield
@@ -81,15 +70,15 @@ def tidy(kubectl: Kubectl, namespace: str, operator: Any) -> Iterator[None]:
 
 
 def test_every_kind_reads_well_in_kubectl_get(
-    kubectl: Kubectl, namespace: str, tidy: None, envs: dict[str, str], tmp_path: Path
+    kubectl: Kubectl, namespace: str, tidy: None, sqlite_envs: dict[str, str], tmp_path: Path
 ) -> None:
     store = tmp_path / "backups"
     apply_ok(
         kubectl,
         namespace,
-        environment("dev", "development", envs["dev"])
+        environment("dev", "development", sqlite_envs["dev"])
         + "---"
-        + environment("pre", "pre-release", envs["pre"], accepts="dev", store=str(store)),
+        + environment("pre", "pre-release", sqlite_envs["pre"], accepts="dev", store=str(store)),
     )
     for env in ("dev", "pre"):
         kubectl("wait", "--for=condition=Ready", f"environment/{env}", "-n", namespace)
