@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: nocobase test-nocobase helm chart argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries s3-binaries lint format test test-unit test-db test-e2e check demo bench clean cluster cluster-down
+.PHONY: nocobase test-nocobase helm chart argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries node-binaries s3-binaries lint format test test-unit test-db test-e2e test-node check demo bench clean cluster cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ venv: $(STAMP) ## create .venv with Ferry and the dev tools
 
 system-packages: ## install the Debian packages the tests need (PostgreSQL, MariaDB, git)
 	bash hack/ensure-system-packages.sh
+
+node-binaries: cluster-binaries ## build kubelet, containerd, kube-proxy, kube-scheduler, CoreDNS once (cached)
+	bash hack/node/build.sh
 
 s3-binaries: ## build the SeaweedFS S3 test server once (cached in ~/.cache/ferry)
 	bash hack/s3/build.sh
@@ -64,7 +67,10 @@ test-db: $(STAMP) system-packages s3-binaries ## tests against real SQLite, Post
 test-e2e: $(STAMP) system-packages cluster-binaries helm ## the operator against a real kube-apiserver and etcd
 	$(BIN)/pytest tests/e2e -q
 
-test: $(STAMP) system-packages cluster-binaries s3-binaries helm nocobase ## set up everything and run every test tier
+test-node: $(STAMP) system-packages node-binaries helm ## the operator as a pod from its chart, on the real node
+	$(BIN)/pytest tests/node -q
+
+test: $(STAMP) system-packages cluster-binaries node-binaries s3-binaries helm nocobase ## set up everything and run every test tier
 	$(BIN)/pytest tests -q
 
 check: lint test ## lint, types and every test
@@ -80,11 +86,11 @@ bench: $(STAMP) system-packages cluster-binaries ## every benchmark: migration, 
 	$(BIN)/python bench/backup_bench.py
 	$(BIN)/python bench/operator_bench.py
 
-cluster: ## build (once, cached) and start a local kube-apiserver + etcd; prints KUBECONFIG
-	bash hack/cluster/build.sh
-	bash hack/cluster/up.sh
+cluster: ## build (once, cached) and start the local cluster with its real node; prints KUBECONFIG
+	bash hack/node/build.sh
+	bash hack/cluster/up.sh --node
 
-cluster-down: ## stop the local control plane
+cluster-down: ## stop the local cluster and put the host back as it was
 	bash hack/cluster/down.sh
 
 argocd-cm: $(STAMP) ## regenerate argocd/argocd-cm.yaml from the Lua files in argocd/

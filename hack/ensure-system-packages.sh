@@ -82,7 +82,20 @@ check_all() {
         MISSING+=("Node.js and npm (the real-NocoBase test tier)")
         PACKAGES+=(nodejs npm)
     fi
-    local pkg
+    # The real node (hack/node) and the images built without a registry (hack/image).
+    local cmd_pkg pkg
+    for cmd_pkg in runc:runc /usr/lib/cni/bridge:containernetworking-plugins buildah:buildah \
+        debootstrap:debootstrap iptables:iptables conntrack:conntrack nft:nftables gcc:gcc \
+        findmnt:util-linux; do
+        if [[ "${cmd_pkg%%:*}" == /* ]]; then [[ -x "${cmd_pkg%%:*}" ]] && continue
+        elif have_cmd "${cmd_pkg%%:*}"; then continue; fi
+        MISSING+=("${cmd_pkg#*:} (the real node and its images)")
+        PACKAGES+=("${cmd_pkg#*:}")
+    done
+    if ! dpkg-query -W -f='${Status}' libc6-dev 2>/dev/null | grep -q 'install ok installed'; then
+        MISSING+=("libc6-dev (the static pause binary)")
+        PACKAGES+=(libc6-dev)
+    fi
     for pkg in "${EXTRA_PACKAGES[@]}"; do
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
             MISSING+=("extra package $pkg")

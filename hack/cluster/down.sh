@@ -42,6 +42,9 @@ stop() { # name
     rm -f "$f"
 }
 
+# The node first (its pods and host changes), then the control plane.
+"$(dirname "${BASH_SOURCE[0]}")/../node/down.sh" "$DIR"
+
 if [ -d "$DIR/pids" ]; then
     # Reverse start order: clients first, etcd last.
     stop kube-controller-manager

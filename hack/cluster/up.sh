@@ -2,8 +2,10 @@
 # Start a throwaway local Kubernetes control plane (etcd + kube-apiserver +
 # kube-controller-manager) on 127.0.0.1 for Ferry's end-to-end tests.
 #
-# Usage: hack/cluster/up.sh [DIR]
+# Usage: hack/cluster/up.sh [DIR] [--node]
 #   DIR defaults to ${FERRY_CACHE:-$HOME/.cache/ferry}/cluster
+#   --node also starts a real node (kubelet, containerd, kube-scheduler, kube-proxy,
+#   CoreDNS: hack/node/up.sh) so that pods run; one per machine, root only.
 #
 # - Binaries come from hack/cluster/build.sh (built once, cached outside git).
 #   Set FERRY_K8S_BIN=/path/to/bin to use prebuilt binaries instead.
@@ -17,7 +19,14 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 FERRY_CACHE="${FERRY_CACHE:-${HOME}/.cache/ferry}"
-DIR="${1:-${FERRY_CACHE}/cluster}"
+DIR="${FERRY_CACHE}/cluster"
+NODE=0
+for a in "$@"; do
+    case "$a" in
+        --node) NODE=1 ;;
+        *) DIR="$a" ;;
+    esac
+done
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd -P)"
 READY_TIMEOUT="${FERRY_READY_TIMEOUT:-120}"
@@ -52,7 +61,8 @@ KUBECTL="$BIN/kubectl"
 
 # Already running from this DIR?
 if alive etcd && alive kube-apiserver && alive kube-controller-manager \
-    && "$KUBECTL" --kubeconfig "$DIR/kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+    && "$KUBECTL" --kubeconfig "$DIR/kubeconfig" get --raw /readyz >/dev/null 2>&1 \
+    && { [ "$NODE" = 0 ] || alive kubelet; }; then
     log "control plane in $DIR is already running"
     echo "export KUBECONFIG=$DIR/kubeconfig"
     exit 0
@@ -86,6 +96,24 @@ API_PORT=$(free_port);       TAKEN+="$API_PORT "
 KCM_PORT=$(free_port);       TAKEN+="$KCM_PORT "
 SERVICE_CIDR="10.0.0.0/24"
 SERVICE_IP="10.0.0.1"
+# Without a node the API server listens on loopback only. With one, pods reach it on the
+# bridge through the `kubernetes` Service (lease endpoint reconciler + kube-proxy).
+BIND_ADDRESS=127.0.0.1
+ADVERTISE_ADDRESS=127.0.0.1
+RECONCILER=none
+EXTRA_SAN=""
+NODE_FLAGS=()
+if [ "$NODE" = 1 ]; then
+    # shellcheck source=../node/net.env
+    source "$HERE/../node/net.env"
+    BIND_ADDRESS=0.0.0.0
+    ADVERTISE_ADDRESS="$BRIDGE_IP"
+    RECONCILER=lease
+    EXTRA_SAN=",IP:${BRIDGE_IP}"
+    NODE_FLAGS=(--kubelet-client-certificate "$DIR/pki/apiserver-kubelet-client.crt"
+                --kubelet-client-key "$DIR/pki/apiserver-kubelet-client.key"
+                --kubelet-preferred-address-types InternalIP)
+fi
 
 # ---------------------------------------------------------------------------
 # PKI (openssl): CA, apiserver serving cert, admin + controller-manager client
@@ -109,7 +137,7 @@ log "generating certificates in $PKI"
         rm -f "$1.csr" "$1.ext"
     }
     sign apiserver "/CN=kube-apiserver" \
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:${SERVICE_IP}${EXTRA_SAN},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
     client_ext="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
     sign admin "/O=system:masters/CN=ferry-admin" "$client_ext"
     sign controller-manager "/CN=system:kube-controller-manager" "$client_ext"
@@ -156,6 +184,10 @@ API_PORT=$API_PORT
 KCM_PORT=$KCM_PORT
 EOF
 
+if [ "$NODE" = 1 ]; then
+    "$HERE/../node/up.sh" prepare "$DIR" || die "preparing the node failed"
+fi
+
 start() { # name cmd...
     local name="$1"; shift
     setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
@@ -196,8 +228,8 @@ wait_until "etcd health" 30 curl -fsS "http://127.0.0.1:${ETCD_PORT}/health"
 # ---------------------------------------------------------------------------
 start kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:${ETCD_PORT}" \
-    --bind-address 127.0.0.1 \
-    --advertise-address 127.0.0.1 \
+    --bind-address "$BIND_ADDRESS" \
+    --advertise-address "$ADVERTISE_ADDRESS" \
     --secure-port "$API_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" \
     --tls-private-key-file "$PKI/apiserver.key" \
@@ -207,9 +239,10 @@ start kube-apiserver "$BIN/kube-apiserver" \
     --service-account-key-file "$PKI/sa.pub" \
     --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
-    --endpoint-reconciler-type none \
+    --endpoint-reconciler-type "$RECONCILER" \
     --allow-privileged=true \
     --profiling=false \
+    "${NODE_FLAGS[@]}" \
     --v 1
 wait_until "kube-apiserver /readyz" "$READY_TIMEOUT" "$KUBECTL" --kubeconfig "$DIR/kubeconfig" get --raw /readyz
 
@@ -237,4 +270,7 @@ wait_until "default ServiceAccount (controllers running)" "$READY_TIMEOUT" \
     "$KUBECTL" --kubeconfig "$DIR/kubeconfig" -n default get serviceaccount default
 
 log "control plane ready: https://127.0.0.1:${API_PORT} (state in $DIR)"
+if [ "$NODE" = 1 ]; then
+    "$HERE/../node/up.sh" start "$DIR" || die "starting the node failed"
+fi
 echo "export KUBECONFIG=$DIR/kubeconfig"

@@ -150,6 +150,7 @@ class ControlPlane(Managed):
         build_timeout: float | None = 3600.0,
         start_timeout: float = 300.0,
         purge_on_stop: bool = False,
+        node: bool = False,
     ) -> None:
         self.cache_dir: Path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.directory: Path = (
@@ -158,6 +159,8 @@ class ControlPlane(Managed):
         self.build_timeout = build_timeout
         self.start_timeout = start_timeout
         self.purge_on_stop = purge_on_stop
+        #: Also run a real node (kubelet, containerd, kube-proxy, CoreDNS: hack/node/up.sh).
+        self.node = node
         self._bin_dir: Path | None = None
         self._running = False
 
@@ -223,7 +226,8 @@ class ControlPlane(Managed):
         def attempt() -> None:
             self._running = True  # up.sh may have started some processes even if it fails
             try:
-                _run_script("up.sh", [str(self.directory)], env=env, timeout=self.start_timeout)
+                args = [str(self.directory), *(["--node"] if self.node else [])]
+                _run_script("up.sh", args, env=env, timeout=self.start_timeout)
             except BaseException:
                 self.stop()
                 raise
@@ -307,6 +311,26 @@ class ControlPlane(Managed):
         )
         target.chmod(0o600)
         return target
+
+    def value(self, key: str) -> str:
+        """One value of the cluster's ``cluster.env`` (ports, node addresses)."""
+        return self._cluster_env()[key]
+
+    def import_image(self, archive: Path) -> None:
+        """Import an OCI archive into the node's containerd (for ``imagePullPolicy: Never``)."""
+        if not self.node:
+            raise ControlPlaneError("import_image needs a control plane started with node=True")
+        node_up = REPO_ROOT / "hack" / "node" / "up.sh"
+        proc = subprocess.run(
+            [str(node_up), "import", str(self.directory), str(archive)],
+            env=self._script_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise ControlPlaneError(f"importing {archive} failed:\n{proc.stderr}")
 
     def is_ready(self) -> bool:
         """True when the API server answers ``/readyz`` with ``ok``."""

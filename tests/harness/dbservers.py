@@ -463,7 +463,13 @@ def _postgres_os_user() -> str | None:
     return name
 
 
-def start_postgres(base_dir: Path, *, timeout: float = START_TIMEOUT_S) -> RunningServer:
+def start_postgres(
+    base_dir: Path,
+    *,
+    timeout: float = START_TIMEOUT_S,
+    also_listen: str = "",
+    allow_network: str = "",
+) -> RunningServer:
     """initdb into ``base_dir/data`` and start PostgreSQL on 127.0.0.1.
 
     The server listens on a free TCP port and on a unix socket in
@@ -472,6 +478,10 @@ def start_postgres(base_dir: Path, *, timeout: float = START_TIMEOUT_S) -> Runni
     speed (fsync off etc.). When running as root, initdb and postgres run as
     the ``postgres`` OS user and ``base_dir`` is chowned to it, so
     ``base_dir`` must be reachable by that user (use :func:`make_base_dir`).
+
+    ``also_listen`` adds an address to listen on (the real node's bridge, so that pods reach
+    the server through a selector-less Service) and ``allow_network`` a CIDR allowed to log
+    in with the password (the pod subnet).
 
     Raises :class:`ServerUnavailableError` if the binaries are missing,
     :class:`ServerStartError` if initialisation or startup fails.
@@ -529,6 +539,9 @@ def start_postgres(base_dir: Path, *, timeout: float = START_TIMEOUT_S) -> Runni
         cwd=base_dir,
     )
     pwfile.unlink()
+    if allow_network:
+        with (data_dir / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {allow_network} scram-sha-256\n")
 
     def attempt() -> RunningServer:
         port = process.free_port()
@@ -545,7 +558,7 @@ def start_postgres(base_dir: Path, *, timeout: float = START_TIMEOUT_S) -> Runni
             log_path=log_path,
         )
         settings = {
-            "listen_addresses": "127.0.0.1",
+            "listen_addresses": ",".join(filter(None, ["127.0.0.1", also_listen])),
             "port": str(port),
             "unix_socket_directories": str(base_dir),
             "fsync": "off",
