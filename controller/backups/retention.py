@@ -167,7 +167,8 @@ def _count_rules(good: Sequence[Candidate], policy: Policy, notes: _Notes) -> No
             if rank < policy.keep_last:
                 notes.keep(backup.id, KEEP_LAST)
             else:
-                notes.refuse(backup.id, f"keepLast={policy.keep_last} (not among the {policy.keep_last} newest)")
+                limit = policy.keep_last
+                notes.refuse(backup.id, f"keepLast={limit} (not among the {limit} newest)")
     for tier, limit in policy.tiers():
         last: str | None = None
         used = 0
@@ -203,7 +204,7 @@ def _completed_verdict(
         why.append("not kept by " + ", ".join(notes.refusals[backup.id]))
     if too_old and policy.max_age is not None:
         held = notes.keeps.get(backup.id)
-        alone = f"; {', '.join(held)} alone would keep it" if held else ""
+        alone = f"; {', '.join(held)} would keep it otherwise" if held else ""
         why.append(f"maxAge={span(policy.max_age)} exceeded ({_age(age)} old{alone})")
     return Verdict(backup.id, backup.created_at, pruned=True, why="; ".join(why))
 
