@@ -77,6 +77,15 @@ def test_worked_example_40_nightly_backups() -> None:
     )
     assert "week 2026-W45 is outside the 4 newest" in pruned["11-08"]
     assert [v.id for v in decision.pruned()][:2] == ["10-22", "10-23"]  # oldest first
+    # With maxAge 30d, 31 October (30 days and an hour old) goes too, and says why.
+    capped = decide(
+        nightly(40),
+        Policy(keep_daily=7, keep_weekly=4, keep_monthly=3, max_age=dt.timedelta(days=30)),
+        NOW,
+    )
+    assert sorted(kept(capped)) == sorted(set(kept(decision)) - {"10-31"})
+    why = {v.id: v.why for v in capped.pruned()}["10-31"]
+    assert why.endswith("maxAge=30d exceeded (30d old; keepMonthly would keep it otherwise)")
 
 
 def test_buckets_are_read_in_the_schedule_time_zone() -> None:
