@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.conftest import Kubectl
+from controller.api.schedule import parse_backup_schedule
+from tests.e2e.conftest import Apply, Kubectl
 from tests.e2e.test_backups_operator import (
     exists,
     schedule_backups,
@@ -135,3 +136,35 @@ spec:
     )
     assert "not kept by keepLast=1" in pruned_events(kubectl, namespace)["nightly-a"]
     assert sorted(kept_by(kubectl, namespace)) == ["nightly-d"]
+
+
+def tiered(retention: str) -> str:
+    return f"""
+apiVersion: ferry.dev/v1alpha1
+kind: BackupSchedule
+metadata: {{name: tiered}}
+spec: {{environment: dev, schedule: "@daily", retention: {retention}}}
+"""
+
+
+def test_the_api_server_keeps_tiers_and_refuses_bad_ones(
+    ferry_crds: list[str], kubectl: Kubectl, apply: Apply, namespace: str
+) -> None:
+    good = (
+        "{keepLast: 3, keepHourly: 24, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: 0}"
+    )
+    proc = apply(tiered(good), namespace)
+    assert proc.returncode == 0, proc.stderr
+    stored = kubectl.json("get", "backupschedules.ferry.dev", "tiered", "-n", namespace)
+    retention = parse_backup_schedule(stored).retention
+    assert (retention.keep_hourly, retention.keep_daily, retention.keep_weekly) == (24, 7, 4)
+    assert (retention.keep_monthly, retention.keep_yearly, retention.keep_last) == (12, 0, 3)
+    for bad, needle in (
+        ("{keepDaily: -1}", "spec.retention.keepDaily"),
+        ("{keepWeekly: 10001}", "spec.retention.keepWeekly"),
+        ("{keepMonthly: '3'}", "spec.retention.keepMonthly"),
+        ("{keepYearly: 1.5}", "spec.retention.keepYearly"),
+    ):
+        proc = apply(tiered(bad), namespace)
+        assert proc.returncode != 0, f"accepted {bad}"
+        assert needle in proc.stderr, proc.stderr
