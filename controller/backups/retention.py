@@ -223,14 +223,13 @@ def decide(backups: Iterable[Candidate], policy: Policy, now: dt.datetime) -> De
     """Every backup's verdict, newest first."""
     items = sorted(backups, key=lambda b: (b.created_at, b.id), reverse=True)
     good = [b for b in items if b.completed]
+    newest = {b.id for b in good[: max(policy.min_keep, 0)]}
     notes = _Notes()
-    for backup in good[: max(policy.min_keep, 0)]:
-        notes.keep(backup.id, MIN_KEEP)
-    floors = {b.id: tuple(notes.keeps.pop(b.id, ())) for b in items}
     _count_rules(good, policy, notes)
     verdicts = []
     for backup in items:
-        floor = (PINNED,) * backup.pinned + (ROLLBACK,) * backup.rollback + floors[backup.id]
+        floor = (PINNED,) * backup.pinned + (ROLLBACK,) * backup.rollback
+        floor += (MIN_KEEP,) * (backup.id in newest)
         if backup.completed:
             verdicts.append(_completed_verdict(backup, floor, policy, notes, now))
         else:
