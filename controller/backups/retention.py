@@ -169,11 +169,12 @@ def _count_rules(good: Sequence[Candidate], policy: Policy, notes: _Notes) -> No
             else:
                 limit = policy.keep_last
                 notes.refuse(backup.id, f"keepLast={limit} (not among the {limit} newest)")
+    local = [b.created_at.astimezone(policy.zone) for b in good] if policy.tiers() else []
     for tier, limit in policy.tiers():
         last: str | None = None
         used = 0
-        for backup in good:
-            bucket = tier.bucket(backup.created_at.astimezone(policy.zone))
+        for backup, when in zip(good, local, strict=True):
+            bucket = tier.bucket(when)
             name = f"{tier.rule}={limit}"
             if bucket == last:
                 notes.refuse(backup.id, f"{name} (a newer backup stands for {tier.unit} {bucket})")
