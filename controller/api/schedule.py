@@ -50,6 +50,19 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.retention.keepLast",
     "spec.retention.maxAge",
     "spec.retention.minKeep",
+    "spec.retention.keepHourly",
+    "spec.retention.keepDaily",
+    "spec.retention.keepWeekly",
+    "spec.retention.keepMonthly",
+    "spec.retention.keepYearly",
+)
+# The grandfather-father-son tiers, as spec.retention names them.
+TIER_FIELDS: tuple[str, ...] = (
+    "keepHourly",
+    "keepDaily",
+    "keepWeekly",
+    "keepMonthly",
+    "keepYearly",
 )
 
 
@@ -87,12 +100,20 @@ class BackupTemplate:
 
 @dataclass(frozen=True)
 class Retention:
-    """Prune completed backups beyond ``keep_last`` or older than ``max_age``, but
-    always keep ``min_keep`` completed ones (and any a rollback window needs)."""
+    """Keep the newest ``keep_last`` completed backups and, per tier, the newest one of
+    each of the N newest hours, days, ISO weeks, months and years (0: tier off); prune
+    the rest and whatever is older than ``max_age``; but always keep ``min_keep``
+    completed ones, pinned ones and any a rollback window needs
+    (controller/backups/retention.py decides)."""
 
     keep_last: int | None = None
     max_age: timedelta | None = None
     min_keep: int = 1
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,8 +138,16 @@ def _parse_retention(spec: Node) -> Retention:
     max_age = parse_duration(max_age_text, f"{node.where}.maxAge") if max_age_text else None
     if keep_last is not None and min_keep is not None and min_keep > keep_last:
         raise InvalidInput(f"{node.where}: minKeep ({min_keep}) exceeds keepLast ({keep_last})")
+    hourly, daily, weekly, monthly, yearly = (node.integer(f) or 0 for f in TIER_FIELDS)
     return Retention(
-        keep_last=keep_last, max_age=max_age, min_keep=1 if min_keep is None else min_keep
+        keep_last=keep_last,
+        max_age=max_age,
+        min_keep=1 if min_keep is None else min_keep,
+        keep_hourly=hourly,
+        keep_daily=daily,
+        keep_weekly=weekly,
+        keep_monthly=monthly,
+        keep_yearly=yearly,
     )
 
 

@@ -36,7 +36,7 @@ from controller.api.schedule import (
     Retention,
     parse_backup_schedule,
 )
-from controller.backups.retention import Candidate, Policy, select_for_deletion
+from controller.backups.retention import Candidate, Decision, Policy, decide
 from controller.errors import InvalidInput, TemporaryError
 from controller.flows.outcome import Event, Outcome
 from controller.flows.status import StatusPatch, ready_reason, timestamp
@@ -44,6 +44,8 @@ from controller.k8s.client import Cluster
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
 ADOPTED_FROM = "ferry.dev/adopted-from"  # annotation: the schedule an adopted Backup had
+PINNED = "ferry.dev/pinned"  # annotation: retention never prunes this Backup
+KEPT_BY = "ferry.dev/kept-by"  # annotation: the retention rules that keep this Backup
 # Argo CD tracks what it deployed by this label (or annotation); copied onto a Backup,
 # it would make Argo CD see the Backup as an unknown resource of its app and prune it.
 ARGO_CD_LABELS = frozenset({"app.kubernetes.io/instance"})
@@ -248,16 +250,39 @@ def pinned_backup_ids(migrations: Iterable[Mapping[str, Any]], now: dt.datetime)
     return frozenset(pinned)
 
 
-def to_prune(
+def pinned(backup: Mapping[str, Any]) -> bool:
+    """Whether its owner pinned the Backup (``ferry.dev/pinned``). Any value but
+    ``false`` pins: a typo must keep a backup, never lose one."""
+    value = ((backup.get("metadata") or {}).get("annotations") or {}).get(PINNED)
+    return value is not None and str(value).strip().lower() != "false"
+
+
+def policy_of(retention: Retention, tz: dt.tzinfo) -> Policy:
+    return Policy(
+        keep_last=retention.keep_last,
+        max_age=retention.max_age,
+        min_keep=retention.min_keep,
+        keep_hourly=retention.keep_hourly,
+        keep_daily=retention.keep_daily,
+        keep_weekly=retention.keep_weekly,
+        keep_monthly=retention.keep_monthly,
+        keep_yearly=retention.keep_yearly,
+        zone=tz,
+    )
+
+
+def retention_decision(
     backups: Iterable[Mapping[str, Any]],
     retention: Retention,
-    pinned: frozenset[str],
+    rollback: frozenset[str],
     now: dt.datetime,
-) -> list[str]:
-    """Names of the Backup objects retention deletes, oldest first.
+    tz: dt.tzinfo = dt.UTC,
+) -> Decision:
+    """Every finished Backup's verdict, by Backup name.
 
     Completed Backups count as good ones; Failed ones never do (they go once older than
-    ``maxAge``); Pending or Running ones are left alone. A Backup whose ID is pinned stays.
+    ``maxAge``); Pending or Running ones are left alone. A Backup pinned by its
+    annotation, or whose ID a rollback window needs (``rollback``), stays.
     """
     candidates = []
     for backup in backups:
@@ -274,15 +299,57 @@ def to_prune(
                 str(meta.get("name")),
                 created,
                 completed=phase == BackupPhase.COMPLETED,
-                pinned=str(status.get("id") or "") in pinned,
+                pinned=pinned(backup),
+                rollback=str(status.get("id") or "") in rollback,
             )
         )
-    policy = Policy(
-        keep_last=retention.keep_last, max_age=retention.max_age, min_keep=retention.min_keep
-    )
-    if policy.keep_last is None and policy.max_age is None:
-        return []
-    return select_for_deletion(candidates, policy, now)
+    return decide(candidates, policy_of(retention, tz), now)
+
+
+def to_prune(
+    backups: Iterable[Mapping[str, Any]],
+    retention: Retention,
+    rollback: frozenset[str],
+    now: dt.datetime,
+    tz: dt.tzinfo = dt.UTC,
+) -> list[str]:
+    """Names of the Backup objects retention deletes, oldest first."""
+    return [v.id for v in retention_decision(backups, retention, rollback, now, tz).pruned()]
+
+
+def kept_by_patches(
+    backups: Iterable[Mapping[str, Any]], decision: Decision
+) -> dict[str, dict[str, Any]]:
+    """Metadata patches that make each kept Backup's ``ferry.dev/kept-by`` annotation
+    name the rules that keep it, for the Backups whose annotation says otherwise."""
+    wanted = {v.id: ", ".join(v.kept_by) for v in decision.kept() if v.kept_by}
+    patches = {}
+    for backup in backups:
+        meta = backup.get("metadata") or {}
+        name = str(meta.get("name"))
+        if name in wanted and (meta.get("annotations") or {}).get(KEPT_BY) != wanted[name]:
+            patches[name] = {"metadata": {"annotations": {KEPT_BY: wanted[name]}}}
+    return patches
+
+
+def prune(
+    namespace: str,
+    owned: list[dict[str, Any]],
+    decision: Decision,
+    cluster: Cluster,
+    events: list[Event],
+) -> list[str]:
+    """Delete the Backups the decision prunes, each with an event that says why, and
+    mark the kept ones with the rules that keep them."""
+    doomed = []
+    for verdict in decision.pruned():
+        cluster.delete("Backup", namespace, verdict.id)
+        doomed.append(verdict.id)
+        message = f"retention deleted Backup {verdict.id}: {verdict.why}"
+        events.append(Event(EventType.NORMAL, ScheduleReason.BACKUP_PRUNED, message))
+    for name, patch in kept_by_patches(owned, decision).items():
+        cluster.patch("Backup", namespace, name, patch)
+    return doomed
 
 
 def last_successful(backups: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
@@ -326,13 +393,9 @@ def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.dateti
             last = due
             patch.set(lastScheduleTime=timestamp(due), lastBackup=backup_name_)
         owned = members(body, spec, cluster, events)
-        doomed = to_prune(
-            owned, spec.retention, pinned_backup_ids(cluster.list("Migration", namespace), now), now
-        )
-        for victim in doomed:
-            cluster.delete("Backup", namespace, victim)
-            pruned = f"retention deleted Backup {victim}"
-            events.append(Event(EventType.NORMAL, ScheduleReason.BACKUP_PRUNED, pruned))
+        rollback = pinned_backup_ids(cluster.list("Migration", namespace), now)
+        decision = retention_decision(owned, spec.retention, rollback, now, tz)
+        doomed = prune(namespace, owned, decision, cluster, events)
     except TemporaryError as err:
         patch.progressing(err.reason, err.message)
         return Outcome(patch.build(), tuple(events))

@@ -121,7 +121,10 @@ def test_an_unanswered_prune_keeps_the_backup_for_the_next_pass() -> None:
     cluster.failing.clear()
     again = run(cluster, "nightly")
     assert [(e.reason, e.message) for e in again.events] == [
-        ("BackupPruned", "retention deleted Backup nightly-1")
+        (
+            "BackupPruned",
+            "retention deleted Backup nightly-1: not kept by keepLast=1 (not among the 1 newest)",
+        )
     ]
     assert sorted(backups_of(cluster)) == ["nightly-2"]
 

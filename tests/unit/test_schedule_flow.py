@@ -13,6 +13,7 @@ from controller.errors import InvalidInput
 from controller.flows.backup import human_size
 from controller.flows.schedule import (
     ADOPTED_FROM,
+    KEPT_BY,
     SCHEDULE_LABEL,
     backup_body,
     backup_labels,
@@ -266,7 +267,8 @@ def test_a_schedule_for_the_environment_adopts_orphans_and_prunes_them() -> None
     left = backups_of(cluster)
     assert sorted(left) == ["by-hand", "dev-orphan", "dev-weekly", "nightly-1", "old-3"]
     assert left["old-3"]["labels"] == {SCHEDULE_LABEL: "nightly"}
-    assert left["old-3"]["annotations"] == {ADOPTED_FROM: "old"}
+    assert left["old-3"]["annotations"] == {ADOPTED_FROM: "old", KEPT_BY: "keepLast"}
+    assert left["nightly-1"]["annotations"][KEPT_BY] == "minKeep, keepLast"
     assert left["dev-orphan"]["labels"] == {SCHEDULE_LABEL: "gone"}
     assert "labels" not in left["by-hand"]
     reasons = [e.reason for e in outcome.events]
