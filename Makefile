@@ -43,12 +43,13 @@ helm: ## build the pinned helm once (cached in ~/.cache/ferry)
 chart: $(STAMP) helm ## lint the Helm chart, validate its manifests, check manifests/install is current
 	bash hack/check-chart.sh
 
-lint: $(STAMP) helm ## ruff, import layers, mypy --strict, generated docs, the Helm chart
+lint: $(STAMP) helm ## ruff, import layers, mypy --strict, generated docs and CRD digests, the Helm chart
 	$(BIN)/ruff check controller tests bench hack
 	$(BIN)/ruff format --check controller tests bench hack
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python hack/gen_crd_reference.py --check
+	$(BIN)/python hack/gen_crd_digests.py --check
 	bash hack/check-chart.sh
 
 docs: $(STAMP) ## regenerate docs/reference/crds.md from crds/

@@ -96,6 +96,11 @@ class ScheduleReason(enum.StrEnum):
     BACKUPS_ADOPTED = "BackupsAdopted"  # event: Backups of a deleted schedule adopted
 
 
+class OperatorReason(enum.StrEnum):
+    CRD_SCHEMA_MISMATCH = "CRDSchemaMismatch"  # event: a CRD is not the operator's; it waits
+    CRD_SCHEMA_CURRENT = "CRDSchemaCurrent"  # event: a mismatched CRD became current
+
+
 REASON_GROUPS: tuple[type[enum.StrEnum], ...] = (
     CommonReason,
     EnvironmentReason,
@@ -103,4 +108,5 @@ REASON_GROUPS: tuple[type[enum.StrEnum], ...] = (
     BackupReason,
     RestoreReason,
     ScheduleReason,
+    OperatorReason,
 )

@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     r.add_argument("--plain-logs", action="store_true", help="text logs instead of JSON")
     r.add_argument("--verbose", action="store_true")
+    r.add_argument(
+        "--skip-crd-check",
+        action="store_true",
+        help="reconcile even if the installed CRDs are not this release's (logged as a "
+        "warning; fields the CRDs lack are silently dropped)",
+    )
     r.set_defaults(func=cmd_run)
 
 
@@ -41,5 +47,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address,
         json_logs=not args.plain_logs,
         verbose=args.verbose,
+        check_crds=not args.skip_crd_check,
     )
     return 0

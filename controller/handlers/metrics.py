@@ -19,6 +19,14 @@ DRIFT = Gauge(
     "1 when a locked Environment's configuration drifted",
     ["namespace", "environment"],
 )
+CRD_SCHEMA_MISMATCH = Gauge(
+    "ferry_crd_schema_mismatch",
+    "1 while an installed CRD is not the one this operator was built with (it waits)",
+    ["crd"],
+)
+CRD_CHECK_SKIPPED = Gauge(
+    "ferry_crd_schema_check_skipped", "1 when the operator runs with --skip-crd-check"
+)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:  # scraped from inside the cluster

@@ -1,5 +1,5 @@
 """Start the operator: Kopf settings (Ferry's own finalizer and annotation prefix),
-JSON logs, namespace scoping, liveness endpoint and metrics."""
+JSON logs, namespace scoping, liveness endpoint and metrics, and the CRD schema gate."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import kopf
 
 from controller.handlers import (  # noqa: F401 - registration
     backups,
+    crd_gate,
     environments,
     metrics,
     migrations,
@@ -44,12 +45,16 @@ def run(
     metrics_address: str = "0.0.0.0",
     json_logs: bool = True,
     verbose: bool = False,
+    check_crds: bool = True,
 ) -> None:
     kopf.configure(
         verbose=verbose, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL
     )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     metrics.serve(metrics_port, metrics_address)
+    # Before Kopf watches anything: installed CRDs older (or newer) than this operator
+    # would prune the fields it writes, so it waits for the right ones (crd_gate).
+    crd_gate.before_reconciling(check=check_crds, liveness=liveness)
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,

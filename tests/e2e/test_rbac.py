@@ -59,6 +59,11 @@ def install(kubectl: Kubectl, namespace: str, watch: list[str], **values: Any) -
         names = [d["metadata"]["name"] for d in of_kind(applied, kind)]
         if names:
             kubectl("delete", kind.lower(), *names, "--ignore-not-found", check=False)
+    for doc in applied:  # the CRD check's Events Role lives in `default`, not the release's
+        where = doc["metadata"].get("namespace")
+        if where and where not in {namespace, *watch}:
+            kubectl("delete", doc["kind"].lower(), doc["metadata"]["name"], "-n", where,
+                    "--ignore-not-found", check=False)  # fmt: skip
 
 
 @pytest.fixture
@@ -216,7 +221,20 @@ def schedule_backups(kubectl: Kubectl, namespace: str, schedule: str) -> list[di
 
 def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, release: Release) -> None:
     """What the operator's ServiceAccount may do, asked of the API server's authorizer."""
-    assert not of_kind(release.docs, "ClusterRoleBinding")
+    # Cluster-wide, only the start-up schema check's read of Ferry's own CRDs.
+    (wide,) = of_kind(release.docs, "ClusterRoleBinding")
+    assert wide["roleRef"]["name"] == f"{release.name}-crd-reader"
+    for crd, allowed in [
+        ("environments.ferry.dev", True),
+        ("migrations.ferry.dev", True),
+        ("clusterkopfpeerings.kopf.dev", False),
+        ("roles.rbac.authorization.k8s.io", False),
+    ]:
+        got = kubectl("auth", "can-i", "get", f"customresourcedefinitions/{crd}",
+                      f"--as={release.user}", check=False).stdout.strip()  # fmt: skip
+        assert got == ("yes" if allowed else "no"), (crd, got)
+    assert can_i(kubectl, release.user, "create", "events", "default")
+    assert not can_i(kubectl, release.user, "get", "events", "default")
     user, ns = release.user, namespace
     for verb, resource in [
         ("get", "secrets"),

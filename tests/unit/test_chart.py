@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.api.crd_schema import EXPECTED as CRD_DIGESTS
 from controller.k8s.client import GROUP, PLURALS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,8 @@ BUILD_SCRIPT = REPO_ROOT / "hack" / "helm" / "build.sh"
 INSTALL = REPO_ROOT / "manifests" / "install" / "ferry.yaml"
 RELEASE, NAMESPACE = "ferry", "ferry-system"
 RBAC_KINDS = ("Role", "ClusterRole")
+# The start-up CRD schema check's grants (tested on their own, below).
+CRD_CHECK_ROLES = ("ferry-crd-reader", "ferry-crd-events")
 KINDS = sorted(PLURALS.values())
 
 
@@ -255,6 +258,8 @@ def test_secrets_are_read_only_and_nothing_else_core(
     default: list[dict[str, Any]], scoped: list[dict[str, Any]]
 ) -> None:
     for role in all_roles(default, scoped):
+        if role["metadata"]["name"] in CRD_CHECK_ROLES:
+            continue
         for (group, resource), verbs in grants(role["rules"]).items():
             if resource == "secrets":
                 assert verbs == {"get"}, role["metadata"]
@@ -264,7 +269,9 @@ def test_secrets_are_read_only_and_nothing_else_core(
 
 
 def test_cluster_wide_binding_to_the_service_account(default: list[dict[str, Any]]) -> None:
-    (binding,) = of_kind(default, "ClusterRoleBinding")
+    bindings = of_kind(default, "ClusterRoleBinding")
+    assert sorted(b["metadata"]["name"] for b in bindings) == ["ferry-crd-reader", "ferry-operator"]
+    (binding,) = [b for b in bindings if b["metadata"]["name"] == "ferry-operator"]
     (sa,) = of_kind(default, "ServiceAccount")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -282,8 +289,10 @@ def test_cluster_wide_binding_to_the_service_account(default: list[dict[str, Any
 def test_watch_namespaces_gives_a_role_in_each_and_nothing_cluster_wide(
     default: list[dict[str, Any]], scoped: list[dict[str, Any]]
 ) -> None:
-    roles = of_kind(scoped, "Role")
-    bindings = of_kind(scoped, "RoleBinding")
+    roles = [r for r in of_kind(scoped, "Role") if r["metadata"]["name"] not in CRD_CHECK_ROLES]
+    bindings = [
+        b for b in of_kind(scoped, "RoleBinding") if b["metadata"]["name"] not in CRD_CHECK_ROLES
+    ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     (cluster_role,) = operator_roles(default)
@@ -296,8 +305,53 @@ def test_watch_namespaces_gives_a_role_in_each_and_nothing_cluster_wide(
             {"kind": "ServiceAccount", "name": "ferry", "namespace": NAMESPACE}
         ]
     assert not operator_roles(of_kind(scoped, "ClusterRole"))
-    assert not of_kind(scoped, "ClusterRoleBinding")
+    # Cluster-wide: only reading Ferry's own CRDs (test_crd_check_reads_only_ferrys_crds).
+    (wide,) = of_kind(scoped, "ClusterRoleBinding")
+    assert wide["roleRef"]["name"] == "ferry-crd-reader"
     assert "secrets" not in json.dumps(of_kind(scoped, "ClusterRole"))
+
+
+def test_crd_check_reads_only_ferrys_crds_by_name(
+    default: list[dict[str, Any]], scoped: list[dict[str, Any]]
+) -> None:
+    """The start-up schema check gets ``get`` on the five CRDs by name (never list, never
+    another CRD), and may post its Events on them in ``default``, where Events about
+    cluster-scoped objects live: a Role there only when the install is scoped and does
+    not already watch ``default``."""
+    for docs in (default, scoped):
+        reader = named(docs, "ClusterRole", "ferry-crd-reader")
+        assert reader["rules"] == [
+            {
+                "apiGroups": ["apiextensions.k8s.io"],
+                "resources": ["customresourcedefinitions"],
+                "resourceNames": sorted(CRD_DIGESTS),
+                "verbs": ["get"],
+            }
+        ]
+        binding = named(docs, "ClusterRoleBinding", "ferry-crd-reader")
+        assert binding["roleRef"]["name"] == "ferry-crd-reader"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "ferry", "namespace": NAMESPACE}
+        ]
+    events = named(scoped, "Role", "ferry-crd-events")
+    assert events["metadata"]["namespace"] == "default"
+    assert grants(events["rules"]) == {("", "events"): {"create"}}
+    bound = named(scoped, "RoleBinding", "ferry-crd-events")
+    assert bound["metadata"]["namespace"] == "default"
+    assert bound["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "ferry-crd-events",
+    }
+    assert not [r for r in of_kind(default, "Role") if r["metadata"]["name"] in CRD_CHECK_ROLES]
+    watches_default = render({"watchNamespaces": ["default", "team-a"]})
+    assert not [
+        r for r in of_kind(watches_default, "Role") if r["metadata"]["name"] in CRD_CHECK_ROLES
+    ]
+    (in_default,) = [
+        r for r in of_kind(watches_default, "Role") if r["metadata"]["namespace"] == "default"
+    ]
+    assert grants(in_default["rules"])[("", "events")] == {"create"}  # the operator's Role
 
 
 def test_aggregated_roles_are_labelled(default: list[dict[str, Any]]) -> None:
@@ -315,7 +369,11 @@ def test_aggregated_roles_are_labelled(default: list[dict[str, Any]]) -> None:
         assert (GROUP, f"{plural}/status") not in edit_grants
     assert {group for group, _ in view_grants | edit_grants} == {GROUP}
     without = of_kind(render({"rbac": {"aggregateToBuiltinRoles": False}}), "ClusterRole")
-    assert [r["metadata"]["name"] for r in without] == ["ferry-operator", "ferry-secret-reader"]
+    assert [r["metadata"]["name"] for r in without] == [
+        "ferry-operator",
+        "ferry-secret-reader",
+        "ferry-crd-reader",
+    ]
 
 
 def test_cluster_wide_secret_reads_only_where_bound(default: list[dict[str, Any]]) -> None:
