@@ -43,9 +43,11 @@ ALGORITHM = "hmac-sha256"
 KEY_BYTES = 32
 MAX_KEYRING_BYTES = 64 * 1024
 KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$")
+_KEYRING_FIELDS = frozenset({"current", "keys", "encrypt"})
 _MAC = re.compile(r"^[0-9a-f]{64}$")
 #: HKDF purpose labels: one subkey per use of the store key.
 SIGNING = b"ferry-store/v2/signing"
+ENCRYPTION = b"ferry-store/v2/encryption"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class StoreKeyring:
 
     keys: Mapping[str, bytes]
     current: str
+    #: New backups are encrypted (format 3) with a data key wrapped by ``current``.
+    encrypt: bool = False
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -93,6 +97,10 @@ class StoreKeyring:
     def _mac(self, key_id: str, data: bytes) -> str:
         subkey = _derive(self.keys[key_id], SIGNING)
         return hmac.new(subkey, data, hashlib.sha256).hexdigest()
+
+    def encryption_key(self, key_id: str) -> bytes:
+        """The subkey that wraps backups' data keys (never the signing subkey)."""
+        return _derive(self.keys[key_id], ENCRYPTION)
 
     def sign(self, data: bytes) -> Signature:
         return Signature(self.current, self._mac(self.current, data))
@@ -144,8 +152,13 @@ def parse_keyring(text: str, where: str) -> StoreKeyring:
         data = json.loads(stripped)
     except (ValueError, RecursionError):
         raise InvalidInput(f"{where}: the store keyring is not valid JSON") from None
-    if not isinstance(data, dict) or set(data) != {"current", "keys"}:
-        raise InvalidInput(f"{where}: a store keyring has exactly the fields current and keys")
+    if not isinstance(data, dict) or not {"current", "keys"} <= set(data) <= _KEYRING_FIELDS:
+        raise InvalidInput(
+            f"{where}: a store keyring has the fields current and keys, and may have encrypt"
+        )
+    encrypt = data.get("encrypt", False)
+    if not isinstance(encrypt, bool):
+        raise InvalidInput(f"{where}: encrypt must be true or false")
     keys_in = data["keys"]
     if not isinstance(keys_in, dict) or not keys_in:
         raise InvalidInput(f"{where}: keys must map key IDs to keys")
@@ -157,7 +170,7 @@ def parse_keyring(text: str, where: str) -> StoreKeyring:
     current = data["current"]
     if not isinstance(current, str) or current not in keys:
         raise InvalidInput(f"{where}: current must name one of the keys")
-    return StoreKeyring(keys, current)
+    return StoreKeyring(keys, current, encrypt)
 
 
 def load_keyring_file(path: str) -> StoreKeyring:
