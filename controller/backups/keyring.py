@@ -31,7 +31,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -85,7 +85,7 @@ def _derive(key: bytes, purpose: bytes) -> bytes:
 class StoreKeyring:
     """Key IDs → 32-byte keys; ``current`` signs (and later encrypts) new objects."""
 
-    keys: Mapping[str, bytes]
+    keys: Mapping[str, bytes] = field(repr=False)  # never in a log or a traceback
     current: str
     #: New backups are encrypted (format 3) with a data key wrapped by ``current``.
     encrypt: bool = False
