@@ -5,21 +5,23 @@ later trusts. A store *keyring* lets Ferry prove that what it reads is what it w
 every manifest and every extra object (``post/…``) carries an HMAC-SHA256 made with
 a key derived from the store key, and the ID of that key.
 
-The configuration is designed once for signing *and* a later encryption of archives:
+The configuration serves signing *and* the encryption of archives
+(:mod:`controller.backups.crypto`, with ``"encrypt": true``):
 
 - a keyring maps key IDs to 32-byte keys and names the ``current`` one (new writes);
   older keys stay readable, so keys can be rotated without rewriting backups;
 - each purpose gets its own subkey (HKDF-SHA256 with a purpose label), so encrypting
-  with the same store key later never reuses the signing key;
-- the key ID is recorded beside every signature (and will be beside every encrypted
-  member), so a reader knows which key to use and refuses an unknown one by name.
+  with the same store key never reuses the signing key;
+- the key ID is recorded beside every signature and every wrapped data key, so a
+  reader knows which key to use and refuses an unknown one by name.
 
 Keyring text (a file for the CLI, a Secret's value for the operator), either JSON::
 
     {"current": "2026-01", "keys": {"2026-01": "<base64 of 32 bytes>", "2025-06": "…"}}
 
-or a single key (base64 or hex of 32 bytes); its ID is then ``sha256:<first 12 hex>``
-of the key, stable for as long as the key is.
+with, optionally, ``"encrypt": true`` (new backups are encrypted, format 3); or a
+single key (base64 or hex of 32 bytes; it signs, never encrypts), whose ID is then
+``sha256:<first 12 hex>`` of the key, stable for as long as the key is.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def _derive(key: bytes, purpose: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class StoreKeyring:
-    """Key IDs → 32-byte keys; ``current`` signs (and later encrypts) new objects."""
+    """Key IDs → 32-byte keys; ``current`` signs new objects and wraps new data keys."""
 
     keys: Mapping[str, bytes] = field(repr=False)  # never in a log or a traceback
     current: str
