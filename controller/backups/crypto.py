@@ -86,21 +86,29 @@ class EncryptingWriter:
         self.stored = len(MAGIC) + SALT_BYTES
         raw.write(MAGIC + salt)
 
-    def _emit(self, plaintext: bytes, last: bool) -> None:
+    def _emit(self, plaintext: bytes | memoryview, last: bool) -> None:
         sealed = self._aead.encrypt(_nonce(self._counter, last), plaintext, self._aad)
         self._raw.write(sealed)
         self.stored += len(sealed)
         self._counter += 1
 
     def write(self, data: Any) -> int:
+        """Seal every full chunk that more data follows (only :meth:`finish` knows
+        which chunk is the last); a large write is sealed in place, not copied."""
         view = memoryview(data).cast("B")
-        self._buffer += view
-        # A full chunk is written only once more data follows: only finish() knows
-        # which chunk is the last one.
-        while len(self._buffer) > CHUNK:
-            self._emit(bytes(self._buffer[:CHUNK]), last=False)
-            del self._buffer[:CHUNK]
-        return view.nbytes
+        pos, size = 0, view.nbytes
+        while size - pos > CHUNK - len(self._buffer):
+            if self._buffer:
+                take = CHUNK - len(self._buffer)
+                self._buffer += view[pos : pos + take]
+                self._emit(bytes(self._buffer), last=False)
+                self._buffer.clear()
+            else:
+                take = CHUNK
+                self._emit(view[pos : pos + take], last=False)
+            pos += take
+        self._buffer += view[pos:]
+        return size
 
     def flush(self) -> None:
         self._raw.flush()  # a partial chunk stays buffered: it is not sealed yet
