@@ -11,6 +11,10 @@ is stored as one envelope (one object, so it is replaced atomically)::
 The MAC covers the backup's environment, ID and manifest checksum, the object's key
 and the payload, so an envelope cannot be moved to another key or backup. Objects
 written before this format (raw payload, no envelope) read as unsigned.
+
+An encrypted backup's (format 3) extras are ``ferry-sealed-object/2\n`` and the payload
+encrypted with the backup's data key (:mod:`controller.backups.crypto`), bound to the
+same names; under such a backup nothing else is accepted.
 """
 
 from __future__ import annotations
