@@ -249,7 +249,7 @@ def _add_attachments(url: str, count: int = 300) -> None:
     try:
         with engine.begin() as conn:
             md.create_all(conn)
-            rows = [{"id": i, "body": os.urandom(512).hex()} for i in range(count)]
+            rows = [{"id": i, "body": os.urandom(512).hex()} for i in range(1, count + 1)]
             conn.execute(table.insert(), rows)
     finally:
         engine.dispose()
