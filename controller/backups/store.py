@@ -238,17 +238,25 @@ class FilesystemStore:
         """A new file beside the manifest, synced, then renamed over it: a crash leaves
         the old manifest or the new one, never a mix (and at worst a stray temp file)."""
         final = self._path_checked(manifest)
-        tmp = final.with_name(".manifest.json.tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(manifest.stored_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        fd = os.open(final.parent, os.O_RDONLY)
+        tmp = final.with_name(f".manifest.json.{os.getpid()}.tmp")
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            with tmp.open("w", encoding="utf-8") as f:
+                f.write(manifest.stored_json())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            fd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:  # read-only volume, disk full: the old manifest stands
+            tmp.unlink(missing_ok=True)
+            raise InvalidInput(
+                f"backup {manifest.id}: its manifest cannot be replaced in {self.root}: "
+                f"{err.strerror or err}",
+                reason="StoreUnusable",
+            ) from err
 
     def _path_checked(self, manifest: Manifest) -> Path:
         path = self._dir(manifest) / layout.MANIFEST
