@@ -1,6 +1,6 @@
 """Benchmark of backups and restores: Ferry against PostgreSQL's own dump tools.
 
-    .venv/bin/python bench/backup_bench.py [--size-gb 1] [--small-gb 0.25] [--keep]
+    .venv/bin/python bench/backup_bench.py [--size-gb 1] [--small-gb 0.25] [--encrypt] [--keep]
 
 The parent process starts a throwaway PostgreSQL (``tests.harness.dbservers``), and for
 each size generates a database of that many bytes on disk with ``generate_series``
@@ -18,7 +18,9 @@ peak RSS reported is that operation's own (for the PostgreSQL tools: the tool's)
 Both restored databases are compared with the source table by table (row count and a
 hash of every row's text), so a fast but wrong restore fails the benchmark.
 ``--paths generic,fast`` also measures Ferry's generic SQLAlchemy path (the fast
-PostgreSQL path switched off) in the same run. See bench/README.md.
+PostgreSQL path switched off) in the same run; ``--encrypt`` also measures each path
+with an encrypting store keyring (format 3), for the overhead of encryption. See
+bench/README.md.
 
 Top-level imports are standard library only.
 """
@@ -57,6 +59,7 @@ ENV_BACKUP = "FERRY_BENCH_BACKUP_ID"
 ENV_FILE = "FERRY_BENCH_DUMP_FILE"
 ENV_PATH = "FERRY_BENCH_PATH"
 ENV_TOOL = "FERRY_BENCH_TOOL"
+ENV_KEY = "FERRY_BENCH_KEY_FILE"
 GIB = 1 << 30
 # Bytes on disk (heap, TOAST and indexes) per generated document with its share of
 # accounts, events and attachments; measured, and only used to size the generation.
@@ -197,27 +200,84 @@ def run_scenario(name: str) -> dict[str, Any]:
     """Runs inside the child; the parent reads the returned JSON."""
     if name == "pg-tool":
         return _pg_tool()
+    from controller.backups.keyring import load_keyring_file
     from controller.backups.store import FilesystemStore
     from controller.commands.backup import create_backup, restore
 
     path = _select_path()
-    store = FilesystemStore(Path(os.environ[ENV_STORE]))
+    key_file = os.environ.get(ENV_KEY)
+    keyring = load_keyring_file(key_file) if key_file else None
+    store = FilesystemStore(Path(os.environ[ENV_STORE]), keyring)
     url = os.environ[ENV_URL]
     out: dict[str, Any] = {"path": path}
     if name == "ferry-backup":
         t0 = time.perf_counter()
         manifest, _ = create_backup(url, store, environment="bench")
         out["seconds"] = time.perf_counter() - t0
-        out.update(backup_id=manifest.id, rows=manifest.rows, bytes=manifest.bytes)
+        out.update(backup_id=manifest.id, rows=manifest.rows, bytes=_stored_bytes(store, manifest))
     elif name == "ferry-restore":
         t0 = time.perf_counter()
         result = restore(store, os.environ[ENV_BACKUP], url)
         out["seconds"] = time.perf_counter() - t0
         out["rows"] = result.rows
+    elif name == "ferry-cipher":
+        out.update(_cipher_alone(store, os.environ[ENV_BACKUP]))
     else:
         raise ValueError(name)
     out["peak_rss_mib"] = peak_rss_mib()
     return out
+
+
+def _cipher_alone(store: Any, backup_id: str) -> dict[str, Any]:
+    """The cryptography alone, without a database: decrypt every member of an encrypted
+    backup (chunk by chunk authenticated, as a restore reads it) and encrypt it again,
+    streaming, into nothing. Restore decrypts each member twice (checksum pass, then
+    decode), backup encrypts once."""
+    from controller.backups.archive import _open
+
+    class _Null:
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    manifest = store.manifest(backup_id)
+    cipher = manifest.encryption.cipher
+    decrypt = encrypt = 0.0
+    plain = 0
+    for member in manifest.members:
+        writer = cipher.writer(_Null(), member.key)  # type: ignore[arg-type]
+        with _open(store, manifest, member) as f:
+            while True:
+                t0 = time.perf_counter()
+                data = f.read(1 << 20)
+                t1 = time.perf_counter()
+                decrypt += t1 - t0
+                if not data:
+                    break
+                plain += len(data)
+                writer.write(data)
+                encrypt += time.perf_counter() - t1
+        t0 = time.perf_counter()
+        writer.finish()
+        encrypt += time.perf_counter() - t0
+    return {"seconds": decrypt + encrypt, "decrypt": decrypt, "encrypt": encrypt, "bytes": plain}
+
+
+def _stored_bytes(store: Any, manifest: Any) -> int:
+    """The archive's size on disk (encrypted members are a little larger than the
+    Arrow streams the manifest's ``bytes`` counts)."""
+    return sum(p.stat().st_size for p in Path(store.location(manifest)).rglob("*") if p.is_file())
+
+
+def _key_file(base: Path) -> Path:
+    import base64
+
+    path = base / "bench-keyring.json"
+    key = base64.b64encode(os.urandom(32)).decode()
+    path.write_text(json.dumps({"current": "bench", "encrypt": True, "keys": {"bench": key}}))
+    return path
 
 
 def _pg_tool() -> dict[str, Any]:
@@ -320,7 +380,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def bench_size(
-    server: Any, base: Path, label: str, size_gb: float, paths: list[str], keep: bool
+    server: Any,
+    base: Path,
+    label: str,
+    size_gb: float,
+    variants: list[tuple[str, bool]],
+    keep: bool,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     tag = f"{label}_{secrets.token_hex(3)}"
     src = f"bb_src_{tag}"
@@ -383,22 +448,25 @@ def bench_size(
     if not keep:
         dump_file.unlink()
 
-    for path in paths:
-        store = base / f"store-{tag}-{path}"
+    for path, encrypted in variants:
+        name = f"{path}, encrypted" if encrypted else path
+        store = base / f"store-{tag}-{path}-{int(encrypted)}"
         ferry_env = {ENV_STORE: str(store), ENV_PATH: path, ENV_URL: server.url(src)}
-        print(f"[{label}] ferry backup ({path}) ...", flush=True)
+        if encrypted:
+            ferry_env[ENV_KEY] = str(_key_file(base))
+        print(f"[{label}] ferry backup ({name}) ...", flush=True)
         result = in_child(__file__, "ferry-backup", ferry_env)
         if result["path"] != path:
             raise RuntimeError(f"asked for the {path} path, Ferry ran {result['path']}")
         record(
-            f"ferry backup ({path})",
+            f"ferry backup ({name})",
             result,
             ratio=round(result["seconds"] / pg_dump["seconds"], 2),
             archive_bytes=result["bytes"],
             rows=result["rows"],
         )
-        print(f"[{label}] ferry restore ({path}) ...", flush=True)
-        dst = f"bb_fr_{path}_{tag}"
+        print(f"[{label}] ferry restore ({name}) ...", flush=True)
+        dst = f"bb_fr_{path}_{int(encrypted)}_{tag}"
         server.create_database(dst)
         restored = in_child(
             __file__,
@@ -406,12 +474,23 @@ def bench_size(
             {**ferry_env, ENV_URL: server.url(dst), ENV_BACKUP: result["backup_id"]},
         )
         record(
-            f"ferry restore ({path})",
+            f"ferry restore ({name})",
             restored,
             ratio=round(restored["seconds"] / pg_restore["seconds"], 2),
             rows=restored["rows"],
         )
-        check(dst, f"Ferry's restore ({path})")
+        check(dst, f"Ferry's restore ({name})")
+        if encrypted:
+            alone = in_child(
+                __file__, "ferry-cipher", {**ferry_env, ENV_BACKUP: result["backup_id"]}
+            )
+            mib_s = alone["bytes"] / 2**20
+            print(
+                f"  AES-256-GCM alone: encrypt {alone['encrypt']:.2f}s "
+                f"({mib_s / alone['encrypt']:,.0f} MiB/s), decrypt {alone['decrypt']:.2f}s "
+                f"({mib_s / alone['decrypt']:,.0f} MiB/s) for {mib_s:,.0f} MiB"
+            )
+            record(f"cipher alone ({name})", alone, archive_bytes=alone["bytes"])
         if not keep:
             shutil.rmtree(store, ignore_errors=True)
     if not keep:
@@ -419,7 +498,9 @@ def bench_size(
     return {"label": label, "requested_gib": size_gb, **data}, rows
 
 
-def bench(sizes: list[tuple[str, float]], paths: list[str], keep: bool) -> dict[str, Any]:
+def bench(
+    sizes: list[tuple[str, float]], variants: list[tuple[str, bool]], keep: bool
+) -> dict[str, Any]:
     from tests.harness.dbservers import make_base_dir, start_postgres
 
     base = make_base_dir("bench")
@@ -427,7 +508,7 @@ def bench(sizes: list[tuple[str, float]], paths: list[str], keep: bool) -> dict[
     try:
         datasets, rows = [], []
         for label, size_gb in sizes:
-            data, size_rows = bench_size(server, base, label, size_gb, paths, keep)
+            data, size_rows = bench_size(server, base, label, size_gb, variants, keep)
             datasets.append(data)
             rows += size_rows
         report: dict[str, Any] = {
@@ -482,6 +563,11 @@ def main() -> None:
         help="Ferry code paths to measure, comma-separated: generic, fast (default: fast)",
     )
     parser.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="also measure each path with an encrypting store keyring (format 3)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the databases, archives and data directory"
     )
     parser.add_argument("--out", default=str(OUT / "backup.json"), help=argparse.SUPPRESS)
@@ -495,7 +581,8 @@ def main() -> None:
         parser.error(f"--paths takes {', '.join(PATHS)}")
     sizes = [("small", args.small_gb)] if args.small_gb > 0 else []
     sizes.append(("large", args.size_gb))
-    report = bench(sizes, paths, args.keep)
+    variants = [(p, e) for p in paths for e in ((False, True) if args.encrypt else (False,))]
+    report = bench(sizes, variants, args.keep)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")

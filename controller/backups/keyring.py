@@ -5,21 +5,23 @@ later trusts. A store *keyring* lets Ferry prove that what it reads is what it w
 every manifest and every extra object (``post/…``) carries an HMAC-SHA256 made with
 a key derived from the store key, and the ID of that key.
 
-The configuration is designed once for signing *and* a later encryption of archives:
+The configuration serves signing *and* the encryption of archives
+(:mod:`controller.backups.crypto`, with ``"encrypt": true``):
 
 - a keyring maps key IDs to 32-byte keys and names the ``current`` one (new writes);
   older keys stay readable, so keys can be rotated without rewriting backups;
 - each purpose gets its own subkey (HKDF-SHA256 with a purpose label), so encrypting
-  with the same store key later never reuses the signing key;
-- the key ID is recorded beside every signature (and will be beside every encrypted
-  member), so a reader knows which key to use and refuses an unknown one by name.
+  with the same store key never reuses the signing key;
+- the key ID is recorded beside every signature and every wrapped data key, so a
+  reader knows which key to use and refuses an unknown one by name.
 
 Keyring text (a file for the CLI, a Secret's value for the operator), either JSON::
 
     {"current": "2026-01", "keys": {"2026-01": "<base64 of 32 bytes>", "2025-06": "…"}}
 
-or a single key (base64 or hex of 32 bytes); its ID is then ``sha256:<first 12 hex>``
-of the key, stable for as long as the key is.
+with, optionally, ``"encrypt": true`` (new backups are encrypted, format 3); or a
+single key (base64 or hex of 32 bytes; it signs, never encrypts), whose ID is then
+``sha256:<first 12 hex>`` of the key, stable for as long as the key is.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -43,9 +45,11 @@ ALGORITHM = "hmac-sha256"
 KEY_BYTES = 32
 MAX_KEYRING_BYTES = 64 * 1024
 KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$")
+_KEYRING_FIELDS = frozenset({"current", "keys", "encrypt"})
 _MAC = re.compile(r"^[0-9a-f]{64}$")
 #: HKDF purpose labels: one subkey per use of the store key.
 SIGNING = b"ferry-store/v2/signing"
+ENCRYPTION = b"ferry-store/v2/encryption"
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,12 @@ def _derive(key: bytes, purpose: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class StoreKeyring:
-    """Key IDs → 32-byte keys; ``current`` signs (and later encrypts) new objects."""
+    """Key IDs → 32-byte keys; ``current`` signs new objects and wraps new data keys."""
 
-    keys: Mapping[str, bytes]
+    keys: Mapping[str, bytes] = field(repr=False)  # never in a log or a traceback
     current: str
+    #: New backups are encrypted (format 3) with a data key wrapped by ``current``.
+    encrypt: bool = False
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -93,6 +99,10 @@ class StoreKeyring:
     def _mac(self, key_id: str, data: bytes) -> str:
         subkey = _derive(self.keys[key_id], SIGNING)
         return hmac.new(subkey, data, hashlib.sha256).hexdigest()
+
+    def encryption_key(self, key_id: str) -> bytes:
+        """The subkey that wraps backups' data keys (never the signing subkey)."""
+        return _derive(self.keys[key_id], ENCRYPTION)
 
     def sign(self, data: bytes) -> Signature:
         return Signature(self.current, self._mac(self.current, data))
@@ -144,8 +154,13 @@ def parse_keyring(text: str, where: str) -> StoreKeyring:
         data = json.loads(stripped)
     except (ValueError, RecursionError):
         raise InvalidInput(f"{where}: the store keyring is not valid JSON") from None
-    if not isinstance(data, dict) or set(data) != {"current", "keys"}:
-        raise InvalidInput(f"{where}: a store keyring has exactly the fields current and keys")
+    if not isinstance(data, dict) or not {"current", "keys"} <= set(data) <= _KEYRING_FIELDS:
+        raise InvalidInput(
+            f"{where}: a store keyring has the fields current and keys, and may have encrypt"
+        )
+    encrypt = data.get("encrypt", False)
+    if not isinstance(encrypt, bool):
+        raise InvalidInput(f"{where}: encrypt must be true or false")
     keys_in = data["keys"]
     if not isinstance(keys_in, dict) or not keys_in:
         raise InvalidInput(f"{where}: keys must map key IDs to keys")
@@ -157,7 +172,7 @@ def parse_keyring(text: str, where: str) -> StoreKeyring:
     current = data["current"]
     if not isinstance(current, str) or current not in keys:
         raise InvalidInput(f"{where}: current must name one of the keys")
-    return StoreKeyring(keys, current)
+    return StoreKeyring(keys, current, encrypt)
 
 
 def load_keyring_file(path: str) -> StoreKeyring:

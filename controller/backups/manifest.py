@@ -12,6 +12,7 @@ Parsing and validation of untrusted manifest text live in
 
 from __future__ import annotations
 
+import base64
 import builtins
 import datetime as dt
 import hashlib
@@ -20,12 +21,15 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from controller.backups.crypto import Encryption
 from controller.backups.keyring import Signature
 from controller.engine.model import TableSchema
 
 FORMAT = "ferry-backup"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+#: Format 3: version 2's manifest and members, encrypted (:mod:`controller.backups.crypto`).
+ENCRYPTED_VERSION = 3
 #: Must-understand extensions this reader knows (none yet; encryption will add one).
 KNOWN_FEATURES: frozenset[str] = frozenset()
 REASONS = ("manual", "scheduled", "pre-migration", "pre-restore")
@@ -33,6 +37,8 @@ DIALECTS = ("sqlite", "postgresql", "mysql")
 NAMINGS = ("camelCase", "underscored")
 #: Domain separation: a manifest's signature can never be replayed as another object's.
 MANIFEST_DOMAIN = b"ferry-backup-manifest\x00"
+#: The name a format 3 manifest's sealed body is bound to (associated data).
+MANIFEST_NAME = "manifest.json"
 
 
 def new_backup_id(now: dt.datetime | None = None) -> str:
@@ -110,6 +116,7 @@ class Manifest:
     source: SourceIdentity | None = None
     features: tuple[str, ...] = ()
     signature: Signature | None = None
+    encryption: Encryption | None = None  # format 3; not in body(): rekey changes it
     format: str = FORMAT
     version: int = FORMAT_VERSION
 
@@ -127,12 +134,18 @@ class Manifest:
 
     @property
     def signed_by(self) -> str | None:
-        """The store key ID that signed this manifest (verified when read), or None."""
+        """The store key ID that signed (format 3: encrypted and so authenticated) this
+        manifest, verified when read, or None."""
+        if self.encryption:
+            return self.encryption.key_id
         return self.signature.key_id if self.signature else None
 
     @property
     def integrity(self) -> str:
-        """``signed (key K)`` or ``unsigned``, as ``backup show/verify/list`` say it."""
+        """``signed (key K)``, ``encrypted (key K)`` or ``unsigned``, as ``backup
+        show/verify/list`` say it."""
+        if self.encryption:
+            return f"encrypted (key {self.encryption.key_id})"
         return f"signed (key {self.signed_by})" if self.signed_by else "unsigned"
 
     def body(self) -> dict[str, Any]:
@@ -179,10 +192,30 @@ class Manifest:
         return next((m for m in self.members if m.table == table), None)
 
     def to_json(self) -> str:
+        """The manifest as a person reads it (format 3: decrypted, with the key's ID)."""
         data = {**self.body(), "checksum": self.checksum}
-        if self.version >= 2:
+        if self.encryption:
+            data["encryption"] = {"alg": self.encryption.alg, "key_id": self.encryption.key_id}
+        elif self.version >= 2:
             data["signature"] = self.signature.to_dict() if self.signature else None
         return json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+
+    def stored_json(self) -> str:
+        """The manifest as a store keeps it. Format 3: the identity in clear (where it
+        sits), the wrapped data key, and everything else ``sealed`` with the data key."""
+        if not self.encryption:
+            return self.to_json()
+        inner = canonical({**self.body(), "checksum": self.checksum})
+        sealed = self.encryption.cipher.seal(MANIFEST_NAME, inner)
+        data = {
+            "format": self.format,
+            "version": self.version,
+            "id": self.id,
+            "environment": self.environment,
+            "encryption": self.encryption.to_dict(),
+            "sealed": base64.b64encode(sealed).decode(),
+        }
+        return json.dumps(data, indent=2, sort_keys=True)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -200,5 +233,10 @@ class Manifest:
             "checksum": self.checksum,
             "formatVersion": self.version,
             "signature": {"keyId": self.signed_by} if self.signed_by else "unsigned",
+            "encryption": (
+                {"alg": self.encryption.alg, "keyId": self.encryption.key_id}
+                if self.encryption
+                else None
+            ),
             "source": self.source.to_dict() if self.source else None,
         }

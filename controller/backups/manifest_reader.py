@@ -11,18 +11,23 @@ what failed; nothing here raises another exception, whatever the input.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
 import re
+from dataclasses import replace
 from typing import Any, NoReturn
 
-from controller.backups import layout
+from controller.backups import crypto, layout
 from controller.backups.keyring import Signature, StoreKeyring
 from controller.backups.manifest import (
     DIALECTS,
+    ENCRYPTED_VERSION,
     FORMAT,
     FORMAT_VERSION,
     KNOWN_FEATURES,
+    MANIFEST_NAME,
     NAMINGS,
     READABLE_VERSIONS,
     REASONS,
@@ -54,6 +59,10 @@ _V1_FIELDS = frozenset(
     }
 )
 _V2_FIELDS = _V1_FIELDS | {"source", "features", "signature"}
+#: Format 3: the sealed body has version 2's fields but the signature (the AEAD
+#: authenticates it); the stored object around it has these.
+_V3_FIELDS = _V2_FIELDS - {"signature"}
+_V3_OUTER = frozenset({"format", "version", "id", "environment", "encryption", "sealed"})
 _MEMBER_FIELDS = frozenset({"table", "key", "rows", "bytes", "sha256", "schema", "sqlite_classes"})
 
 
@@ -210,31 +219,46 @@ def _features(data: dict[str, Any], where: str) -> tuple[str, ...]:
     return tuple(features)
 
 
-def _version(data: dict[str, Any], where: str) -> int:
+def _version(data: dict[str, Any], where: str, readable: tuple[int, ...]) -> int:
     version = data.get("version")
-    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+    if isinstance(version, bool) or version not in readable:
         shown = version[:32] if isinstance(version, str) else version
+        kind = "an encrypted" if readable == (ENCRYPTED_VERSION,) else "an unencrypted"
         raise InvalidInput(
-            f"{where}: unknown backup format version {shown!r} (this Ferry reads versions "
-            f"{', '.join(map(str, READABLE_VERSIONS))}, writes {FORMAT_VERSION})",
+            f"{where}: unknown backup format version {shown!r} for {kind} manifest (this "
+            f"Ferry reads versions {', '.join(map(str, READABLE_VERSIONS))} unencrypted and "
+            f"{ENCRYPTED_VERSION} encrypted, writes {FORMAT_VERSION} or {ENCRYPTED_VERSION})",
             reason="UnknownFormatVersion",
         )
     return int(version)
 
 
+def _field_set(version: int) -> frozenset[str]:
+    return {1: _V1_FIELDS, 2: _V2_FIELDS}.get(version, _V3_FIELDS)
+
+
 def parse_manifest(raw: bytes | str, where: str) -> Manifest:
     """A manifest from untrusted text: every field checked, the checksum proven.
 
-    The signature, if any, is parsed but not verified: see :func:`read_manifest`."""
+    The signature, if any, is parsed but not verified: see :func:`read_manifest`. An
+    encrypted manifest (format 3) needs the keyring: see :func:`read_manifest`."""
     data = _load(raw, where)
-    version = _version(data, where)
-    unknown = set(data) - (_V1_FIELDS if version == 1 else _V2_FIELDS)
+    if "encryption" in data:
+        raise InvalidInput(
+            f"{where}: the backup is encrypted; configure the store key "
+            "(--store-key-file, FERRY_STORE_KEY_FILE) to read it",
+            reason="StoreKeyRequired",
+        )
+    return _parse_fields(data, where, _version(data, where, READABLE_VERSIONS))
+
+
+def _parse_fields(data: dict[str, Any], where: str, version: int) -> Manifest:
+    expected = _field_set(version)
+    unknown = set(data) - expected
     if unknown:
         _fail(where, f"unknown field(s) {', '.join(sorted(unknown))[:120]}")
-    if version == 1 and set(data) != _V1_FIELDS:
-        _fail(where, f"missing field(s) {', '.join(sorted(_V1_FIELDS - set(data)))}")
-    if version == 2 and set(data) != _V2_FIELDS:
-        _fail(where, f"missing field(s) {', '.join(sorted(_V2_FIELDS - set(data)))}")
+    if set(data) != expected:
+        _fail(where, f"missing field(s) {', '.join(sorted(expected - set(data)))}")
     manifest = Manifest(
         id=layout.backup_id(data.get("id")),
         environment=layout.environment(data.get("environment")),
@@ -250,7 +274,7 @@ def parse_manifest(raw: bytes | str, where: str) -> Manifest:
         features=_features(data, where) if version >= 2 else (),
         signature=(
             Signature.from_dict(data["signature"], where)
-            if version >= 2 and data.get("signature") is not None
+            if version == 2 and data.get("signature") is not None
             else None
         ),
         version=version,
@@ -275,15 +299,14 @@ def read_manifest(
     """:func:`parse_manifest`, then prove where it sits and who signed it.
 
     An unsigned manifest (written before the store had a key) is accepted and reported
-    as unsigned; a signed one needs the keyring that holds its key."""
-    manifest = parse_manifest(raw, where)
-    if (manifest.environment, manifest.id) != (environment, backup_id):
-        _fail(
-            where,
-            f"the manifest is of backup {manifest.environment}/{manifest.id}, not of the "
-            f"backup {environment}/{backup_id} it sits in",
-            "ManifestMisplaced",
-        )
+    as unsigned; a signed one needs the keyring that holds its key, an encrypted one
+    (format 3) the keyring that holds the key its data key is wrapped with."""
+    data = _load(raw, where)
+    if "encryption" in data:
+        manifest = _read_encrypted(data, where, keyring, (environment, backup_id))
+    else:
+        manifest = _parse_fields(data, where, _version(data, where, READABLE_VERSIONS))
+    _check_place(manifest.environment, manifest.id, where, (environment, backup_id))
     if manifest.signature is not None:
         if keyring is None:
             raise InvalidInput(
@@ -295,6 +318,50 @@ def read_manifest(
         keyring.verify(manifest.signed_bytes(), manifest.signature, f"{where}: manifest")
     _check_schemas(manifest, where)
     return manifest
+
+
+def _check_place(env: str, backup: str, where: str, place: tuple[str, str]) -> None:
+    if (env, backup) != place:
+        _fail(
+            where,
+            f"the manifest is of backup {env}/{backup}, not of the backup "
+            f"{place[0]}/{place[1]} it sits in",
+            "ManifestMisplaced",
+        )
+
+
+def _read_encrypted(
+    data: dict[str, Any], where: str, keyring: StoreKeyring | None, place: tuple[str, str]
+) -> Manifest:
+    """Format 3: unwrap the data key with the ring, open the sealed body, parse it as
+    version 2's fields; its identity must be the one in clear (and where it sits)."""
+    version = _version(data, where, (ENCRYPTED_VERSION,))
+    if set(data) != _V3_OUTER:
+        _fail(where, f"an encrypted manifest has exactly the fields {', '.join(sorted(_V3_OUTER))}")
+    env, backup = layout.environment(data["environment"]), layout.backup_id(data["id"])
+    _check_place(env, backup, where, place)
+    key_id, wrapped = crypto.parse_encryption(data["encryption"], where)
+    if keyring is None:
+        raise InvalidInput(
+            f"{where}: backup {backup} is encrypted with store key {key_id!r}; configure "
+            "the store key (--store-key-file, FERRY_STORE_KEY_FILE) to read it",
+            reason="StoreKeyRequired",
+        )
+    encryption = crypto.unwrap(keyring, key_id, wrapped, env, backup, f"{where}: backup {backup}")
+    sealed = data["sealed"]
+    try:
+        blob = base64.b64decode(sealed, validate=True) if isinstance(sealed, str) else b""
+    except (binascii.Error, ValueError):
+        blob = b""
+    body = encryption.cipher.open(MANIFEST_NAME, blob, f"{where}: the sealed manifest")
+    inner = _load(body, where)
+    if inner.get("version") != version or (inner.get("environment"), inner.get("id")) != (
+        env,
+        backup,
+    ):
+        _fail(where, "the sealed manifest's identity differs from its envelope's")
+    manifest = _parse_fields(inner, where, version)
+    return replace(manifest, encryption=encryption)
 
 
 def _check_schemas(manifest: Manifest, where: str) -> None:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from controller.backups import layout, sealing, writers
+from controller.backups.crypto import BackupCipher, new_cipher
 from controller.backups.keyring import StoreKeyring
 from controller.backups.manifest import Manifest
 from controller.backups.manifest_reader import MAX_MANIFEST_BYTES, read_manifest
-from controller.backups.store import sign_manifest
+from controller.backups.store import seal_manifest
 from controller.errors import InvalidInput, Unreachable
 
 
@@ -90,7 +91,7 @@ class S3Store:
     def writer(self, environment: str, backup_id: str) -> _S3Writer:
         prefix = layout.prefix(environment, backup_id)
         self.remove_abandoned()
-        writer = _S3Writer(self, prefix)
+        writer = _S3Writer(self, prefix, new_cipher(self._keyring, environment, backup_id))
         writer.put_owner()
         return writer
 
@@ -198,6 +199,16 @@ class S3Store:
         )
         self._delete_prefix(layout.prefix(manifest.environment, manifest.id))
 
+    def replace_manifest(self, manifest: Manifest) -> None:
+        """One PUT replaces the object atomically: readers see the old or the new one."""
+        self._call(
+            "replacing the manifest",
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=self._key(layout.manifest_key(manifest.environment, manifest.id)),
+            Body=manifest.stored_json().encode(),
+        )
+
     def _incomplete(self) -> dict[str, float]:
         """Prefixes of backups without a manifest → their newest object's time."""
         prefixes: dict[str, float] = {}
@@ -267,10 +278,15 @@ class S3Store:
 
 
 class _S3Writer:
-    def __init__(self, store: S3Store, prefix: str) -> None:
+    def __init__(self, store: S3Store, prefix: str, cipher: BackupCipher | None) -> None:
         self.store = store
         self.prefix = prefix
         self.spool = Path(tempfile.mkdtemp(prefix="ferry-backup-"))
+        self._cipher = cipher
+
+    @property
+    def cipher(self) -> BackupCipher | None:
+        return self._cipher
 
     def put_owner(self) -> None:
         self.store._call(
@@ -297,13 +313,13 @@ class _S3Writer:
         (self.spool / key).unlink()
 
     def publish(self, manifest: Manifest) -> tuple[Manifest, str]:
-        manifest = sign_manifest(manifest, self.store.keyring)
+        manifest = seal_manifest(manifest, self.store.keyring, self._cipher)
         self.store._call(
             "publishing",
             self.store.client.put_object,
             Bucket=self.store.bucket,
             Key=self.store._key(self.prefix + layout.MANIFEST),
-            Body=manifest.to_json().encode(),
+            Body=manifest.stored_json().encode(),
         )
         self._cleanup_spool()
         with contextlib.suppress(InvalidInput, Unreachable, FileNotFoundError):

@@ -19,12 +19,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from controller.backups import layout, sealing, writers
+from controller.backups.crypto import BackupCipher, new_cipher, wrap
 from controller.backups.keyring import StoreKeyring, load_keyring_file
-from controller.backups.manifest import Manifest
+from controller.backups.manifest import ENCRYPTED_VERSION, Manifest
 from controller.backups.manifest_reader import MAX_MANIFEST_BYTES, read_manifest
 from controller.errors import InvalidInput
 
@@ -39,9 +41,14 @@ class BackupWriter(Protocol):
 
     def member_done(self, key: str) -> None: ...
 
+    @property
+    def cipher(self) -> BackupCipher | None:
+        """The backup's data key when the store's keyring encrypts (format 3)."""
+        ...
+
     def publish(self, manifest: Manifest) -> tuple[Manifest, str]:
-        """Sign (with a store key), make the backup complete and visible; returns the
-        manifest as published and its location."""
+        """Sign or encrypt (with a store key), make the backup complete and visible;
+        returns the manifest as published and its location."""
         ...
 
     def abort(self) -> None: ...
@@ -70,6 +77,10 @@ class BackupStore(Protocol):
 
     def delete(self, manifest: Manifest) -> None: ...
 
+    def replace_manifest(self, manifest: Manifest) -> None:
+        """Rewrite a complete backup's manifest in one atomic step (``backup rekey``)."""
+        ...
+
     def remove_incomplete(self, older_than_seconds: float = 0) -> list[str]: ...
 
     def remove_abandoned(self) -> list[str]:
@@ -84,6 +95,18 @@ PARTIAL = ".partial-"
 
 def sign_manifest(manifest: Manifest, keyring: StoreKeyring | None) -> Manifest:
     return manifest.with_signature(keyring.sign(manifest.signed_bytes()) if keyring else None)
+
+
+def seal_manifest(
+    manifest: Manifest, keyring: StoreKeyring | None, cipher: BackupCipher | None
+) -> Manifest:
+    """What a writer publishes: format 3 with the data key wrapped by the current store
+    key when the backup was encrypted, else format 2, signed when there is a key."""
+    if cipher is None or keyring is None:
+        return sign_manifest(manifest, keyring)
+    return replace(
+        manifest, version=ENCRYPTED_VERSION, signature=None, encryption=wrap(keyring, cipher)
+    )
 
 
 def _read_limited(path: Path, limit: int) -> bytes:
@@ -125,7 +148,9 @@ class FilesystemStore:
                 f"backup store {self.root} cannot take a backup: {err.strerror or err}",
                 reason="StoreUnusable",
             ) from err
-        return _FsWriter(partial, final, self._keyring)
+        return _FsWriter(
+            partial, final, self._keyring, new_cipher(self._keyring, environment, backup_id)
+        )
 
     def _inside(self, path: Path) -> bool:
         """True for a real directory or file below the root, reached without symlinks."""
@@ -209,6 +234,36 @@ class FilesystemStore:
     def delete(self, manifest: Manifest) -> None:
         shutil.rmtree(self._dir(manifest), ignore_errors=True)
 
+    def replace_manifest(self, manifest: Manifest) -> None:
+        """A new file beside the manifest, synced, then renamed over it: a crash leaves
+        the old manifest or the new one, never a mix (and at worst a stray temp file)."""
+        final = self._path_checked(manifest)
+        tmp = final.with_name(f".manifest.json.{os.getpid()}.tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as f:
+                f.write(manifest.stored_json())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            fd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:  # read-only volume, disk full: the old manifest stands
+            tmp.unlink(missing_ok=True)
+            raise InvalidInput(
+                f"backup {manifest.id}: its manifest cannot be replaced in {self.root}: "
+                f"{err.strerror or err}",
+                reason="StoreUnusable",
+            ) from err
+
+    def _path_checked(self, manifest: Manifest) -> Path:
+        path = self._dir(manifest) / layout.MANIFEST
+        if not path.is_file() or not self._inside(path):
+            raise InvalidInput(f"backup {manifest.id}: its manifest is gone or leads elsewhere")
+        return path
+
     def _incomplete(self) -> Iterator[tuple[str, Path]]:
         if not self.root.is_dir():
             return
@@ -255,10 +310,21 @@ def _newest_mtime(path: Path) -> float:
 
 
 class _FsWriter:
-    def __init__(self, partial: Path, final: Path, keyring: StoreKeyring | None) -> None:
+    def __init__(
+        self,
+        partial: Path,
+        final: Path,
+        keyring: StoreKeyring | None,
+        cipher: BackupCipher | None,
+    ) -> None:
         self.partial = partial
         self.final = final
         self.keyring = keyring
+        self._cipher = cipher
+
+    @property
+    def cipher(self) -> BackupCipher | None:
+        return self._cipher
 
     def member_file(self, key: str) -> Path:
         path = self.partial / layout.object_key(key)
@@ -270,10 +336,10 @@ class _FsWriter:
             os.fsync(f.fileno())
 
     def publish(self, manifest: Manifest) -> tuple[Manifest, str]:
-        manifest = sign_manifest(manifest, self.keyring)
+        manifest = seal_manifest(manifest, self.keyring, self._cipher)
         path = self.partial / layout.MANIFEST
         with path.open("w", encoding="utf-8") as f:
-            f.write(manifest.to_json())
+            f.write(manifest.stored_json())
             f.flush()
             os.fsync(f.fileno())
         (self.partial / writers.OWNER).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""``ferry backup create|list|show|verify`` and ``ferry restore``."""
+"""``ferry backup create|list|show|verify|rekey`` and ``ferry restore``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.cli.parsing import add_names_argument
 from controller.cli.progress import progress_for
 from controller.commands.backup import create_backup, restore, verify
+from controller.commands.rekey import REWRAPPED, RekeyOutcome, rekey
 from controller.errors import CheckFailed
 
 
@@ -22,8 +23,8 @@ def add_store_key_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store-key-file",
         metavar="FILE",
-        help="the store's keyring (signs manifests and post-migration states; "
-        f"default: ${KEY_FILE_ENV})",
+        help="the store's keyring (signs manifests and post-migration states, and "
+        f'encrypts backups when it says "encrypt": true; default: ${KEY_FILE_ENV})',
     )
 
 
@@ -63,6 +64,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v = _store_parser(bsub, "verify", "decode every member and check every checksum")
     v.add_argument("id")
     v.set_defaults(func=cmd_verify)
+    rk = _store_parser(
+        bsub, "rekey", "re-wrap encrypted backups' data keys with the keyring's current key"
+    )
+    rk.add_argument("ids", nargs="*", metavar="ID", help="default: every backup")
+    rk.add_argument("--environment", metavar="NAME")
+    rk.add_argument("--format", default="text", choices=["text", "json"])
+    rk.set_defaults(func=cmd_rekey)
 
     r = _store_parser(sub, "restore", "restore a backup (all or some tables) into a database")
     r.add_argument("--backup", required=True, metavar="ID")
@@ -197,4 +205,29 @@ def cmd_restore(args: argparse.Namespace) -> int:
             + (f"; dropped {', '.join(result.dropped)}" if result.dropped else "")
             + (f"; safety backup {result.safety_backup}" if result.safety_backup else "")
         )
+    return 0
+
+
+def _rekey_line(outcome: RekeyOutcome) -> str:
+    what = {
+        REWRAPPED: f"data key re-wrapped: {outcome.key_before} -> {outcome.key_after}",
+        "current": f"already under the current key {outcome.key_after}",
+        "unencrypted": "not encrypted: left as it is",
+    }[outcome.action]
+    return f"{outcome.backup_id}  {outcome.environment:<16} {what}"
+
+
+def cmd_rekey(args: argparse.Namespace) -> int:
+    text = args.format == "text"
+    outcomes = rekey(
+        _store(args),
+        environment=args.environment,
+        backup_ids=args.ids,
+        after_each=(lambda o: print(_rekey_line(o), flush=True)) if text else None,
+    )
+    if not text:
+        print(json.dumps([o.to_dict() for o in outcomes], indent=2))
+    else:
+        done = sum(o.action == REWRAPPED for o in outcomes)
+        print(f"{done} of {len(outcomes)} backup(s) re-wrapped")
     return 0
