@@ -1,19 +1,25 @@
 """`make demo`: Ferry's whole loop on a local Kubernetes control plane.
 
-1. start kube-apiserver + etcd + controller-manager on 127.0.0.1 (built once, cached);
-2. install the CRDs and run the operator;
+1. start the local cluster with its real node: control plane, kubelet, containerd (built
+   once, cached; root only);
+2. build Ferry's image from the Dockerfile (buildah, no registry) and `helm install` the
+   chart: the operator runs as a pod with the chart's ServiceAccount, RBAC and probes;
 3. three NocoBase-shaped environments on SQLite, and a nightly BackupSchedule;
 4. a builder's change in development, exported into a Git repository and tagged;
 5. a Migration dev → pre-release from that Git revision, held for approval, approved by
    its plan digest, applied with a backup;
 6. `kubectl get` and `kubectl describe` of what happened;
 7. a rollback of that release with a Restore, business rows kept;
-8. clean-up (the control plane stops; files stay in demo-out/ for a look).
+8. clean-up (the cluster stops and the host is restored; files stay in demo-out/).
+
+The demo's SQLite files and Git repository live in demo-out/cluster/, which the operator's
+pod mounts at the same path (the chart's ``extraVolumes``), so URLs read the same inside.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,13 +32,21 @@ sys.path.insert(0, str(ROOT))
 
 from controller.commands.export import export  # noqa: E402
 from controller.commands.planning import PlanOptions  # noqa: E402
-from tests.e2e.operator import Operator  # noqa: E402
 from tests.fixtures import nocobase_shape as shape  # noqa: E402
 from tests.harness.cluster import ControlPlane, wait_for  # noqa: E402
-from tests.unit.test_chart import of_kind, render  # noqa: E402
+from tests.node.conftest import build_image  # noqa: E402
+from tests.unit.test_chart import helm_binary  # noqa: E402
 
 OUT = ROOT / "demo-out" / "cluster"
 NS = "demo"
+OPERATOR_UID = 10001  # the image's user (Dockerfile), who must own the demo's files
+
+
+def hand_over() -> None:
+    """Give the operator's user the demo's files (SQLite files, Git repository, backups)."""
+    for path in [OUT, *OUT.rglob("*")]:
+        if "k8s" not in path.relative_to(OUT).parts[:1]:
+            os.chown(path, OPERATOR_UID, OPERATOR_UID, follow_symlinks=False)
 
 
 def say(step: str, text: str) -> None:
@@ -129,36 +143,40 @@ def git(repo: Path, *args: str) -> str:
 def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
-    say("1/8", "Local Kubernetes control plane (first run builds it: ~10 minutes)")
-    subprocess.run(["bash", str(ROOT / "hack/cluster/build.sh")], check=True)
+    say("1/8", "Local Kubernetes cluster with a real node (first run builds it: ~15 minutes)")
+    subprocess.run(["bash", str(ROOT / "hack/node/build.sh")], check=True)
     subprocess.run(["bash", str(ROOT / "hack/helm/build.sh")], check=True)
-    with ControlPlane(OUT / "k8s") as cp:
+    with ControlPlane(OUT / "k8s", node=True) as cp:
         kube = Kube(cp)
         print(f"API server {cp.server}; kubeconfig {cp.kubeconfig}")
-        say("2/8", "Install Ferry from its Helm chart: CRDs, ServiceAccount, least-privilege RBAC")
-        kube("apply", "-f", str(ROOT / "crds"))
+        kube("get", "nodes", "-o", "wide")
+        say("2/8", "Build Ferry's image, install the chart: the operator runs as a pod")
+        image = build_image(cp)
+        print(f"image {image.repository}:{image.tag} (imported into the node's containerd)")
+        kube("apply", "--server-side", "-f", str(ROOT / "crds"))
         kube("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         kube("create", "namespace", NS)
-        docs = render({"watchNamespaces": [NS]}, release="ferry", namespace=NS)
-        access = of_kind(
-            docs, "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"
-        )
-        kube("apply", "-f", "-", input=yaml.safe_dump_all(access))
-        (account,) = of_kind(access, "ServiceAccount")
-        kubeconfig = cp.write_token_kubeconfig(
-            OUT / "ferry-sa.kubeconfig", NS, account["metadata"]["name"]
-        )
-        print(
-            "There is no kubelet here, so the operator's Pod runs as a local process, "
-            f"authenticated as the chart's ServiceAccount {account['metadata']['name']}."
-        )
-        operator = Operator(cp, NS, OUT / "operator.log", kubeconfig=kubeconfig).start()
-        print(f"operator log: {operator.log}")
-        try:
-            run(kube)
-        finally:
-            operator.stop()
-        say("8/8", "Clean-up: the operator and the control plane stop; see demo-out/cluster/")
+        install(cp, image.repository, image.tag)
+        kube("get", "pods,services", "-n", NS, "-o", "wide")
+        run(kube)
+        say("8/8", "Clean-up: the cluster stops and the host is restored; see demo-out/cluster/")
+
+
+def install(cp: ControlPlane, repository: str, tag: str) -> None:
+    values = {
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        "watchNamespaces": [NS],
+        "extraVolumes": [{"name": "demo", "hostPath": {"path": str(OUT), "type": "Directory"}}],
+        "extraVolumeMounts": [{"name": "demo", "mountPath": str(OUT)}],
+    }
+    path = OUT / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    hand_over()
+    cmd = [helm_binary(), "install", "ferry", str(ROOT / "charts/ferry"), "-n", NS]
+    print("$ " + " ".join([*cmd[1:], "--values", "demo-out/cluster/values.yaml", "--wait"]))
+    subprocess.run(
+        [*cmd, "--values", str(path), "--wait", "--timeout=180s"], env=cp.env, check=True
+    )
 
 
 def run(kube: Kube) -> None:
@@ -166,6 +184,7 @@ def run(kube: Kube) -> None:
     variables = {"HOOK_TOKEN": ("secret", "demo"), "TICKET_WEBHOOK": ("plain", "https://x")}
     for name, url in urls.items():
         shape.build(url, app=name, variables=variables)
+    hand_over()
     say("3/8", "Three environments (SQLite, NocoBase-shaped) and a nightly BackupSchedule")
     kube("apply", "-n", NS, "-f", "-", input=environments(urls, OUT / "backups"))
     for env in ("dev", "pre-release", "production"):
@@ -198,6 +217,7 @@ def run(kube: Kube) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "Tickets collection, two pages, support role")
     git(repo, "tag", "v1")
+    hand_over()
     print(git(repo, "log", "--oneline", "--stat", "-1")[:1200])
 
     say("5/8", "Migration dev → pre-release from git v1, held for approval")
