@@ -15,10 +15,13 @@ RUN python -m venv /opt/ferry \
  && /opt/ferry/bin/pip install --upgrade pip setuptools wheel
 WORKDIR /src
 # Dependencies change less often than the code: install them in their own layer.
+# The placeholder package's build/ and egg-info go with it: COPY keeps the sources'
+# older mtimes, so setuptools would take the placeholder's build/lib as up to date.
 COPY pyproject.toml README.md ./
 RUN mkdir -p controller && touch controller/__init__.py \
  && /opt/ferry/bin/pip install --no-binary=ferry . \
- && /opt/ferry/bin/pip uninstall -y ferry
+ && /opt/ferry/bin/pip uninstall -y ferry \
+ && rm -rf build controller ./*.egg-info
 COPY controller ./controller
 RUN /opt/ferry/bin/pip install --no-deps --no-binary=ferry . \
  && /opt/ferry/bin/pip uninstall -y pip setuptools wheel \
