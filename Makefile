@@ -40,6 +40,13 @@ helm: ## build the pinned helm once (cached in ~/.cache/ferry)
 chart: $(STAMP) helm ## lint the Helm chart, validate its manifests, check manifests/install is current
 	bash hack/check-chart.sh
 
+.PHONY: base-image image
+base-image: ## build the Debian base and pause images once (buildah; cached in ~/.cache/ferry)
+	bash hack/image/base.sh
+
+image: ## build Ferry's image from the Dockerfile with buildah; prints "<ref> <OCI archive>"
+	bash hack/image/build.sh
+
 lint: $(STAMP) helm ## ruff, import layers, mypy --strict, generated docs, the Helm chart
 	$(BIN)/ruff check controller tests bench hack
 	$(BIN)/ruff format --check controller tests bench hack
