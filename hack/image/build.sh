@@ -31,17 +31,17 @@ source "$REPO_ROOT/hack/lib/gobuild.sh"
 # shellcheck source=hack/image/lib.sh
 source "$HERE/lib.sh"
 
-TAG=""
+TAG="" derived=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --tag) [ $# -ge 2 ] || die "--tag needs a value"; TAG=$2; shift 2 ;;
-        --tag=*) TAG=${1#--tag=}; shift ;;
+        --tag) [ $# -ge 2 ] || die "--tag needs a value"; TAG=$2 derived=0; shift 2 ;;
+        --tag=*) TAG=${1#--tag=} derived=0; shift ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) die "unknown argument: $1 (try --help)" ;;
     esac
 done
 # The OCI/Docker tag grammar: nothing else reaches buildah or a file name.
-if [ -n "$TAG" ] && ! [[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
+if [ "$derived" = 0 ] && ! [[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
     die "invalid tag '$TAG' (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-')"
 fi
 
@@ -61,24 +61,6 @@ on_exit() {
 }
 host_paths_record
 trap on_exit EXIT
-
-# A digest of what the build reads: every file the .dockerignore lets in ("!" entries),
-# the Dockerfile and .dockerignore themselves, and the base image's ID.
-context_digest() {
-    local line roots=()
-    while IFS= read -r line || [ -n "$line" ]; do
-        case "$line" in
-            '!'*[*?[]*) die ".dockerignore entry '$line' is a pattern; context_digest reads plain paths only" ;;
-            '!'*) roots+=("${line#!}") ;;
-        esac
-    done < "$REPO_ROOT/.dockerignore"
-    [ "${#roots[@]}" -gt 0 ] || die "$REPO_ROOT/.dockerignore lets nothing in"
-    {
-        (cd "$REPO_ROOT" && find "${roots[@]%/}" Dockerfile .dockerignore -type f \
-            ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
-        echo "base $(image_id "$BASE_REF")"
-    } | sha256sum | cut -c1-12
-}
 
 check_image() {
     local out
@@ -118,8 +100,7 @@ image_present "$BASE_REF" || die "base.sh did not leave ${BASE_REF} in the stora
 
 mkdir -p "$WORK_DIR"
 take_build_lock "$WORK_DIR"
-derived=0
-if [ -z "$TAG" ]; then TAG="dev-$(context_digest)"; derived=1; fi
+if [ "$derived" = 1 ]; then TAG="dev-$(context_digest "$REPO_ROOT" "$(image_id "$BASE_REF")")"; fi
 REF="localhost/ferry:${TAG}"
 ARCHIVE="${IMAGES}/ferry-${TAG}.tar"
 

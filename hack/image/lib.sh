@@ -78,3 +78,24 @@ host_paths_restore() {
     rmdir "$p" 2>/dev/null || true   # only when empty: never someone else's data
   done
 }
+
+# A 12-hex digest of what `buildah bud ROOT` reads: every file the .dockerignore lets in
+# (its "!" entries; caches excluded as it excludes them), the Dockerfile and .dockerignore
+# themselves, and BASE_ID, the ID of the PYTHON_IMAGE. Any change to one gives a new
+# digest, so a rebuilt image gets a new tag; files outside the context do not.
+context_digest() {
+  local root=$1 base_id=$2 line roots=()
+  [[ -n "$base_id" ]] || die "context_digest: no base image ID"
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    case "$line" in
+      '!'*[*?[]*) die ".dockerignore entry '$line' is a pattern; context_digest reads plain paths only" ;;
+      '!'*) roots+=("${line#!}") ;;
+    esac
+  done < "$root/.dockerignore"
+  [[ "${#roots[@]}" -gt 0 ]] || die "$root/.dockerignore lets nothing in"
+  local listing
+  listing="$(cd "$root" && find "${roots[@]%/}" Dockerfile .dockerignore -type f \
+    ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)" \
+    || die "cannot read the build context under $root"
+  printf '%s\nbase %s\n' "$listing" "$base_id" | sha256sum | cut -c1-12
+}
