@@ -80,17 +80,41 @@ check_image() {
     log "checked as UID 10001: $(tr '\n' ';' <<<"$out")"
 }
 
-# Prune the archives and tags of older dev-* builds (each is ~100 MB): keep the newest 5.
+# Storage stays bounded: the newest KEEP dev-* images and their archives stay (~600 MB
+# of layers each), older ones go, and so do the intermediate images only they used.
+# The build stage of this build is tagged first so that its layers (the dependencies,
+# minutes to rebuild) stay as the next build's cache.
+KEEP=3
 prune_old_dev() {
-    local old
+    local old t stage
     # shellcheck disable=SC2012  # names are ours: ferry-dev-<hex>.tar
-    ls -t "$IMAGES"/ferry-dev-*.tar 2>/dev/null | tail -n +6 | while IFS= read -r old; do
-        local t="${old##*/ferry-}"
+    ls -t "$IMAGES"/ferry-dev-*.tar 2>/dev/null | tail -n +$((KEEP + 1)) | while IFS= read -r old; do
+        t="${old##*/ferry-}"
         t="${t%.tar}"
         log "pruning ${old} and localhost/ferry:${t}"
         rm -f "$old" "$old.id"
         buildah rmi "localhost/ferry:${t}" >/dev/null 2>&1 || true
     done
+    stage="$(sed -n 's/^FROM[[:space:]].*[[:space:]][Aa][Ss][[:space:]]\{1,\}\([A-Za-z0-9_.-]*\)[[:space:]]*$/\1/p' \
+        "$REPO_ROOT/Dockerfile" | head -n 1)"
+    if [ -n "$stage" ]; then
+        bud --target "$stage" --tag "localhost/ferry-build-cache:${stage}" >/dev/null \
+            || die "tagging the build stage '${stage}' for the cache failed"
+    fi
+    buildah rmi --prune >/dev/null || log "warning: buildah rmi --prune failed; storage not pruned"
+}
+
+# buildah bud of the repository's Dockerfile on the base image; --force-rm: a failed
+# step leaves no working container behind.
+bud() {
+    local ca_mount=()
+    if [ -n "$CA_BUNDLE" ]; then
+        [ -f "$CA_BUNDLE" ] || die "FERRY_IMAGE_CA_BUNDLE=${CA_BUNDLE} is not a file"
+        ca_mount=(--volume "${CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro")
+    fi
+    buildah bud --pull-never --isolation chroot --network host --layers --force-rm \
+        "${ca_mount[@]}" --build-arg "PYTHON_IMAGE=${BASE_REF}" \
+        --file "$REPO_ROOT/Dockerfile" "$@" "$REPO_ROOT" >&2
 }
 
 start=$SECONDS
@@ -108,14 +132,7 @@ if [ "$derived" = 1 ] && image_present "$REF" && archive_current "$REF" "$ARCHIV
     log "up to date: ${REF} (nothing the image is built from changed)"
 else
     log "buildah bud ${REPO_ROOT}/Dockerfile -> ${REF} (PYTHON_IMAGE=${BASE_REF})"
-    ca_mount=()
-    if [ -n "$CA_BUNDLE" ]; then
-        [ -f "$CA_BUNDLE" ] || die "FERRY_IMAGE_CA_BUNDLE=${CA_BUNDLE} is not a file"
-        ca_mount=(--volume "${CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro")
-    fi
-    buildah bud --pull-never --isolation chroot --network host --layers "${ca_mount[@]}" \
-        --build-arg "PYTHON_IMAGE=${BASE_REF}" --tag "$REF" \
-        --file "$REPO_ROOT/Dockerfile" "$REPO_ROOT" >&2 || die "buildah bud failed"
+    bud --tag "$REF" || die "buildah bud failed"
     check_image
     export_oci_archive "$REF" "$ARCHIVE"
     log "built ${REF} -> ${ARCHIVE} ($(du -h "$ARCHIVE" | cut -f1)) in $((SECONDS - start)) s"
