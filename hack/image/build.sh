@@ -80,11 +80,11 @@ check_image() {
     log "checked as UID 10001: $(tr '\n' ';' <<<"$out")"
 }
 
-# Storage stays bounded: the newest KEEP dev-* images and their archives stay (~600 MB
+# Storage stays bounded: the newest KEEP dev-* images and their archives stay (~250 MB
 # of layers each), older ones go, and so do the intermediate images only they used.
-# The build stage of this build is tagged first so that its layers (the dependencies,
+# The last named stage of this build is tagged first so that its layers (the dependencies,
 # minutes to rebuild) stay as the next build's cache.
-KEEP=3
+KEEP=5
 prune_old_dev() {
     local old t stage
     # shellcheck disable=SC2012  # names are ours: ferry-dev-<hex>.tar
@@ -96,7 +96,7 @@ prune_old_dev() {
         buildah rmi "localhost/ferry:${t}" >/dev/null 2>&1 || true
     done
     stage="$(sed -n 's/^FROM[[:space:]].*[[:space:]][Aa][Ss][[:space:]]\{1,\}\([A-Za-z0-9_.-]*\)[[:space:]]*$/\1/p' \
-        "$REPO_ROOT/Dockerfile" | head -n 1)"
+        "$REPO_ROOT/Dockerfile" | tail -n 1)"
     if [ -n "$stage" ]; then
         bud --target "$stage" --tag "localhost/ferry-build-cache:${stage}" >/dev/null \
             || die "tagging the build stage '${stage}' for the cache failed"
