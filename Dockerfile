@@ -6,23 +6,28 @@
 #   docker build -t ferry:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# --- build: install Ferry and its dependencies (wheels only) into a relocatable venv ---
-FROM ${PYTHON_IMAGE} AS build
+# --- deps: Ferry's dependencies (wheels only) in a relocatable venv ---
+FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ONLY_BINARY=:all:
 RUN python -m venv /opt/ferry \
  && /opt/ferry/bin/pip install --upgrade pip setuptools wheel
 WORKDIR /src
-# Dependencies change less often than the code: install them in their own layer.
+# Dependencies change less often than the code: their own stage, and in the runtime
+# image their own layer, which a change to controller/ leaves as it is.
+# The placeholder package's build/ and egg-info go with it: COPY keeps the sources'
+# older mtimes, so setuptools would take the placeholder's build/lib as up to date.
 COPY pyproject.toml README.md ./
 RUN mkdir -p controller && touch controller/__init__.py \
  && /opt/ferry/bin/pip install --no-binary=ferry . \
- && /opt/ferry/bin/pip uninstall -y ferry
+ && /opt/ferry/bin/pip uninstall -y ferry setuptools wheel \
+ && rm -rf build controller ./*.egg-info
+
+# --- build: Ferry itself, as a wheel ---
+FROM deps AS build
 COPY controller ./controller
-RUN /opt/ferry/bin/pip install --no-deps --no-binary=ferry . \
- && /opt/ferry/bin/pip uninstall -y pip setuptools wheel \
- && /opt/ferry/bin/ferry --help >/dev/null
+RUN /opt/ferry/bin/pip wheel --no-deps --no-binary=ferry --wheel-dir /wheels .
 
 # --- runtime ---
 FROM ${PYTHON_IMAGE}
@@ -33,7 +38,12 @@ RUN apt-get update \
  && groupadd --system --gid 10001 ferry \
  && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
             --shell /usr/sbin/nologin ferry
-COPY --from=build /opt/ferry /opt/ferry
+COPY --from=deps /opt/ferry /opt/ferry
+COPY --from=build /wheels /tmp/wheels
+RUN /opt/ferry/bin/pip install --no-deps --no-index /tmp/wheels/*.whl \
+ && /opt/ferry/bin/pip uninstall -y pip \
+ && rm -rf /tmp/wheels \
+ && /opt/ferry/bin/ferry --help >/dev/null
 ENV PATH=/opt/ferry/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

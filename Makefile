@@ -43,6 +43,13 @@ helm: ## build the pinned helm once (cached in ~/.cache/ferry)
 chart: $(STAMP) helm ## lint the Helm chart, validate its manifests, check manifests/install is current
 	bash hack/check-chart.sh
 
+.PHONY: base-image image
+base-image: ## build the Debian base image once (debootstrap + buildah; cached in ~/.cache/ferry)
+	bash hack/image/base.sh
+
+image: ## build Ferry's image from the Dockerfile with buildah; prints "<ref> <OCI archive>"
+	bash hack/image/build.sh
+
 lint: $(STAMP) helm ## ruff, import layers, mypy --strict, generated docs and CRD digests, the Helm chart
 	$(BIN)/ruff check controller tests bench hack
 	$(BIN)/ruff format --check controller tests bench hack
@@ -68,15 +75,15 @@ test-db: $(STAMP) system-packages s3-binaries ## tests against real SQLite, Post
 test-e2e: $(STAMP) system-packages cluster-binaries helm ## the operator against a real kube-apiserver and etcd
 	$(BIN)/pytest tests/e2e -q
 
-test-node: $(STAMP) system-packages node-binaries helm ## the operator as a pod from its chart, on the real node
+test-node: $(STAMP) system-packages node-binaries base-image helm ## the operator as a pod from its chart, on the real node
 	$(BIN)/pytest tests/node -q
 
-test: $(STAMP) system-packages cluster-binaries node-binaries s3-binaries helm nocobase ## set up everything and run every test tier
+test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-binaries helm nocobase ## set up everything and run every test tier
 	$(BIN)/pytest tests -q
 
 check: lint test ## lint, types and every test
 
-demo: $(STAMP) cluster-binaries helm ## the whole loop on a local Kubernetes control plane (operator, Git, approval, rollback)
+demo: $(STAMP) system-packages node-binaries base-image helm ## the whole loop on a local Kubernetes control plane (operator, Git, approval, rollback)
 	$(BIN)/python hack/demo_cluster.py
 
 demo-cli: $(STAMP) ## the command line alone: dev → pre-release → production on SQLite files
