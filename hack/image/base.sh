@@ -1,26 +1,23 @@
 #!/usr/bin/env bash
-# Build (once) and cache the two images the local cluster needs that no registry gives us:
+# Build (once) and cache the base image no registry gives us here:
 #   localhost/ferry-base:bookworm  Debian 12 (debootstrap --variant=minbase) with python
 #                                  3.11 (`python`, `python -m venv`, pip in the venv), git,
 #                                  openssh-client and ca-certificates; the PYTHON_IMAGE of
 #                                  Ferry's Dockerfile (hack/image/build.sh)
-#   localhost/pause:ferry          the static pause binary of hack/node/build.sh, the
-#                                  sandbox image of the node's containerd
+# (The node's sandbox image is written by hack/node/pause_image.py, without buildah.)
 #
-# Both live in Ferry's own buildah storage, ${FERRY_CACHE:-$HOME/.cache/ferry}/containers,
-# and are exported as OCI archives to <cache>/images/{ferry-base-bookworm,pause-ferry}.tar
-# (`ctr -n k8s.io images import FILE`). Each is rebuilt only when its inputs change (a
-# stamp next to the archive: Debian suite, mirror, package list; the pause binary's hash).
+# It lives in Ferry's own buildah storage, ${FERRY_CACHE:-$HOME/.cache/ferry}/containers,
+# and is exported as an OCI archive to <cache>/images/ferry-base-bookworm.tar
+# (`ctr -n k8s.io images import FILE`). It is rebuilt only when its inputs change (a
+# stamp next to the archive: Debian suite, mirror, package list).
 # Needs root, debootstrap, buildah, and the Debian mirror (deb.debian.org).
 #
 # Usage: hack/image/base.sh [--force]
-# Prints "<image ref> <archive path>" for the base, then for pause, as the last two lines.
+# Prints "<image ref> <archive path>" as the last line.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../.." && pwd -P)"
-# shellcheck source=../cluster/versions.env
-source "${REPO_ROOT}/hack/cluster/versions.env"
 
 log() { printf '[image/base.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[image/base.sh] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -37,13 +34,12 @@ SECURITY_MIRROR=http://deb.debian.org/debian-security
 # git, openssh-client: Migrations from Git; ca-certificates: TLS to S3, Git and PyPI.
 PACKAGES=(python3 python3-venv python-is-python3 git openssh-client ca-certificates)
 BASE_REF="localhost/ferry-base:${SUITE}"
-PAUSE_REF="localhost/pause:ferry"
 
 FORCE=0
 case "${1:-}" in
     "") ;;
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
 esac
 
@@ -55,20 +51,7 @@ done
 ferry_image_storage "$FERRY_CACHE"
 WORK_DIR="${FERRY_CACHE}/build/image-base"
 BASE_TAR="${IMAGES}/ferry-base-${SUITE}.tar"
-PAUSE_TAR="${IMAGES}/pause-ferry.tar"
 base_inputs="suite=${SUITE} mirror=${MIRROR} security=${SECURITY_MIRROR} packages=${PACKAGES[*]}"
-
-# The pause binary: the node build's, else compiled here from the same Kubernetes module.
-pause_binary() {
-    local node_pause="${FERRY_CACHE}/bin/node-${KUBERNETES_VERSION}/pause" src out
-    if [ -x "$node_pause" ]; then echo "$node_pause"; return; fi
-    out="${WORK_DIR}/pause"
-    src="$(go env GOMODCACHE)/k8s.io/kubernetes@${KUBERNETES_VERSION}/build/pause/linux/pause.c"
-    [ -f "$src" ] || die "no ${node_pause} and no ${src}: run hack/node/build.sh first"
-    gcc -Os -static -Wall -o "$out" -DVERSION="${KUBERNETES_VERSION}-ferry" "$src" \
-        || die "gcc -static of ${src} failed (needs libc6-dev)"
-    echo "$out"
-}
 
 # Up to date: stamp matches, archive holds the stored image (re-read from the archive
 # when only the storage was wiped).
@@ -141,17 +124,6 @@ check_base() {
     log "checked: ${out}; venv+pip, git, ssh, CA certificates, apt sources"
 }
 
-build_pause() {
-    local ctr
-    ctr="$(buildah from scratch)"
-    WORK_CTR="$ctr"
-    buildah copy --quiet --chmod 0755 "$ctr" "$PAUSE_BIN" /pause >/dev/null
-    buildah config --entrypoint '["/pause"]' --user 65535:65535 \
-        --label "io.ferry.inputs=${pause_inputs}" "$ctr"
-    buildah commit --quiet --rm "$ctr" "$PAUSE_REF" >/dev/null || die "buildah commit ${PAUSE_REF} failed"
-    WORK_CTR=""
-}
-
 mkdir -p "$WORK_DIR"
 host_paths_record
 trap on_exit EXIT
@@ -168,17 +140,4 @@ else
     log "built ${BASE_REF} -> ${BASE_TAR} ($(du -h "$BASE_TAR" | cut -f1)) in $((SECONDS - start)) s"
 fi
 
-PAUSE_BIN="$(pause_binary)"
-pause_inputs="pause-sha256=$(sha256sum "$PAUSE_BIN" | cut -d' ' -f1)"
-if current "$PAUSE_REF" "$PAUSE_TAR" "$pause_inputs"; then
-    log "up to date: ${PAUSE_REF}"
-else
-    rm -f "${PAUSE_TAR}.inputs"
-    build_pause
-    export_oci_archive "$PAUSE_REF" "$PAUSE_TAR"
-    echo "$pause_inputs" > "${PAUSE_TAR}.inputs"
-    log "built ${PAUSE_REF} -> ${PAUSE_TAR}"
-fi
-
 echo "${BASE_REF} ${BASE_TAR}"
-echo "${PAUSE_REF} ${PAUSE_TAR}"

@@ -4,7 +4,6 @@ the Migration ends exactly once."""
 
 from __future__ import annotations
 
-import secrets
 import urllib.request
 from typing import Any
 
@@ -58,7 +57,7 @@ def test_image_upgrade_while_a_migration_awaits_approval(site: Site, operator: O
     waiting = wait_phase(site.kubectl, site.namespace, "gated", {"AwaitingApproval"} | DONE, 120)
     assert waiting["phase"] == "AwaitingApproval", waiting
     old = operator.pods()[0]["metadata"]["name"]  # type: ignore[index]
-    rebuilt = build_image(operator.control_plane, tag=f"upgrade-{secrets.token_hex(3)}")
+    rebuilt = build_image(operator.control_plane, tag="node-tier-upgrade")
     try:
         operator.install(image=rebuilt)
         wait_ready(operator)

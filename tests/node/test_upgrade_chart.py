@@ -75,7 +75,6 @@ def test_upgrade_from_the_previous_chart(
         "image": {"repository": alone.image.repository, "tag": alone.image.tag,
                   "pullPolicy": "Never"},
     })  # fmt: skip
-    alone.grant_secrets(namespace)
     apply_ok(kubectl, namespace, environment("dev", "development", f"sqlite:///{tmp_path}/x.db"))
 
     alone.install()  # helm upgrade to this chart: its crds/ are not applied
