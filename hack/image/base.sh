@@ -19,7 +19,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../.." && pwd -P)"
-# shellcheck source=../cluster/versions.env
+# shellcheck source=hack/cluster/versions.env
 source "${REPO_ROOT}/hack/cluster/versions.env"
 
 log() { printf '[image/base.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

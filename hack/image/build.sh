@@ -65,6 +65,7 @@ trap on_exit EXIT
 check_image() {
     local out
     WORK_CTR="$(buildah from --pull-never "$REF")"
+    # shellcheck disable=SC2016  # expanded by the image's shell, not this one
     out="$(buildah run --isolation chroot --network host --user 10001:10001 "$WORK_CTR" -- sh -euc '
         echo "uid $(id -u) gid $(id -g)"
         ferry --version
