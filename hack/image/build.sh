@@ -65,6 +65,7 @@ trap on_exit EXIT
 check_image() {
     local out
     WORK_CTR="$(buildah from --pull-never "$REF")"
+    # shellcheck disable=SC2016  # expanded by the image's shell, not this one
     out="$(buildah run --isolation chroot --network host --user 10001:10001 "$WORK_CTR" -- sh -euc '
         echo "uid $(id -u) gid $(id -g)"
         ferry --version
@@ -80,8 +81,9 @@ check_image() {
     log "checked as UID 10001: $(tr '\n' ';' <<<"$out")"
 }
 
-# Storage stays bounded: the newest KEEP dev-* images and their archives stay (~250 MB
-# of layers each), older ones go, and so do the intermediate images only they used.
+# Storage stays bounded: the newest KEEP dev-* images and their archives (~250 MB each;
+# the images share all but their last layers) stay, older ones go, and so do the
+# intermediate images only they used.
 # The last named stage of this build is tagged first so that its layers (the dependencies,
 # minutes to rebuild) stay as the next build's cache.
 KEEP=5

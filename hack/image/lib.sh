@@ -18,6 +18,7 @@ ferry_image_storage() {
   write_if_changed "$dir/containers.conf" "$(printf '[network]\nnetwork_backend = "cni"\nnetwork_config_dir = "%s"\ncni_plugin_dirs = ["/usr/lib/cni"]' \
     "$dir/net.d")"
   export CONTAINERS_STORAGE_CONF="$dir/storage.conf" CONTAINERS_CONF="$dir/containers.conf"
+  # shellcheck disable=SC2034  # read by the scripts that source this file
   IMAGES="$1/images"
 }
 

@@ -20,11 +20,12 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO_ROOT / "hack" / "image"
 SCRIPTS = ("base.sh", "build.sh", "lib.sh")
+BASH = shutil.which("bash") or "/bin/bash"
 
 
 def _bash(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", *args],
+        [BASH, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -128,11 +129,27 @@ def test_no_base_image_id_is_refused(context: Path) -> None:
     assert "no base image ID" in result.stderr
 
 
+@pytest.fixture
+def no_build_tools(tmp_path: Path) -> str:
+    """A PATH with the few tools the scripts' checks use and no buildah or debootstrap:
+    if the guard under test ever let a run through, it stops at the tool check
+    (and the test fails on its message) instead of building inside the repository."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("realpath", "dirname", "id", "date", "sed", "cat"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    return str(bin_dir)
+
+
 @pytest.mark.parametrize("script", ["base.sh", "build.sh"])
-def test_a_cache_inside_the_repository_is_refused(script: str) -> None:
+def test_a_cache_inside_the_repository_is_refused(script: str, no_build_tools: str) -> None:
     inside = REPO_ROOT / ".ferry-image-cache-test"
     assert not inside.exists()
-    result = _bash(str(IMAGE_DIR / script), env={"FERRY_CACHE": str(inside)})
+    result = _bash(
+        str(IMAGE_DIR / script), env={"FERRY_CACHE": str(inside), "PATH": no_build_tools}
+    )
     assert result.returncode == 1
     assert "is inside the repository" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
