@@ -248,6 +248,11 @@ class ControlPlane(Managed):
         _run_script("down.sh", args, env=self._script_env(), timeout=60)
         self._running = False
 
+    def down_again(self) -> None:
+        """``down.sh`` once more after :meth:`stop`: it must be a no-op (the node tier checks
+        that the host is unchanged afterwards)."""
+        _run_script("down.sh", [str(self.directory)], env=self._script_env(), timeout=60)
+
     # -- helpers -----------------------------------------------------------
     def kubectl(
         self,

@@ -31,6 +31,7 @@ from tests.e2e import main_flows
 from tests.e2e.conftest import Kubectl, guard_cluster
 from tests.harness import dbservers
 from tests.harness.cluster import REPO_ROOT, ControlPlane, wait_for
+from tests.harness.hoststate import host_state
 from tests.unit.test_chart import helm_binary
 
 # The e2e tier's fixtures, bound to this tier's cluster (their ``control_plane`` is ours).
@@ -48,11 +49,17 @@ OPERATOR_UID = 10001
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """The control plane and its real node, for the whole session."""
+    """The control plane and its real node, for the whole session. At the end the host
+    must be exactly as before, even after a second ``down.sh`` (both are checked)."""
     directory = tmp_path_factory.mktemp("k8s-node")
+    before = host_state(directory)
     with ControlPlane(directory, node=True) as cp:
         guard_cluster(cp, directory, Kubectl(cp))
         yield cp
+    cp.down_again()
+    after = host_state(directory)
+    changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+    assert not changed, f"cluster-down left the host changed: {changed}"
 
 
 @dataclass(frozen=True)
