@@ -53,18 +53,46 @@ def _api_error(err: Exception, what: str) -> Exception:
     return TemporaryError(f"Kubernetes API: {what}: {status or ''} {reason}".strip(), delay=5)
 
 
+def default_api_client() -> Any:
+    """The in-cluster ServiceAccount's client in a pod, else the kubeconfig's."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+def event_body(
+    namespace: str | None, involved: dict[str, Any], type_: str, reason: str, message: str
+) -> Any:
+    """A ``CoreV1Event`` from Ferry about the object ``involved`` describes."""
+    from kubernetes import client
+
+    now = dt.datetime.now(dt.UTC)
+    return client.CoreV1Event(
+        metadata=client.V1ObjectMeta(
+            generate_name=f"{involved.get('name') or 'ferry'}.", namespace=namespace
+        ),
+        involved_object=client.V1ObjectReference(**involved),
+        reason=reason,
+        message=message[:1024],
+        type=type_,
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
+        source=client.V1EventSource(component="ferry"),
+    )
+
+
 class KubeCluster:
     """:class:`Cluster` over the official Kubernetes client."""
 
     def __init__(self, api_client: Any = None) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        if api_client is None:
-            try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-            except config.ConfigException:
-                config.load_kube_config()  # type: ignore[no-untyped-call]
-            api_client = client.ApiClient()
+        api_client = api_client or default_api_client()
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
 
@@ -170,29 +198,15 @@ class KubeCluster:
         return data[key]
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        from kubernetes import client
-
         meta = obj.get("metadata", {})
-        now = dt.datetime.now(dt.UTC)
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(
-                generate_name=f"{meta.get('name', 'ferry')}.", namespace=meta.get("namespace")
-            ),
-            involved_object=client.V1ObjectReference(
-                api_version=obj.get("apiVersion"),
-                kind=obj.get("kind"),
-                name=meta.get("name"),
-                namespace=meta.get("namespace"),
-                uid=meta.get("uid"),
-            ),
-            reason=reason,
-            message=message[:1024],
-            type=type_,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-            source=client.V1EventSource(component="ferry"),
-        )
+        involved = {
+            "api_version": obj.get("apiVersion"),
+            "kind": obj.get("kind"),
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+        }
+        body = event_body(meta.get("namespace"), involved, type_, reason, message)
         self._call(
             "posting an event", self.core.create_namespaced_event, meta.get("namespace"), body
         )

@@ -12,10 +12,9 @@ keeps only in the ``default`` namespace; ``kubectl describe crd NAME`` shows it.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Protocol
 
-from controller.k8s.client import _api_error
+from controller.k8s.client import _api_error, default_api_client, event_body
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 EVENTS_NAMESPACE = "default"  # where Events about cluster-scoped objects live
@@ -33,14 +32,9 @@ class KubeCrds:
     """:class:`CrdReader` over the official Kubernetes client."""
 
     def __init__(self, api_client: Any = None) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        if api_client is None:
-            try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-            except config.ConfigException:
-                config.load_kube_config()  # type: ignore[no-untyped-call]
-            api_client = client.ApiClient()
+        api_client = api_client or default_api_client()
         self.api_client = api_client
         self.extensions = client.ApiextensionsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
@@ -73,21 +67,12 @@ class KubeCrds:
         self, name: str, crd: dict[str, Any] | None, type_: str, reason: str, message: str
     ) -> None:
         """An Event on the CRD (its UID when it exists, so ``kubectl describe`` finds it)."""
-        from kubernetes import client
-
-        now = dt.datetime.now(dt.UTC)
         uid = ((crd or {}).get("metadata") or {}).get("uid")
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{name}.", namespace=EVENTS_NAMESPACE),
-            involved_object=client.V1ObjectReference(
-                api_version=CRD_API_VERSION, kind="CustomResourceDefinition", name=name, uid=uid
-            ),
-            reason=reason,
-            message=message[:1024],
-            type=type_,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-            source=client.V1EventSource(component="ferry"),
-        )
+        involved = {
+            "api_version": CRD_API_VERSION,
+            "kind": "CustomResourceDefinition",
+            "name": name,
+            "uid": uid,
+        }
+        body = event_body(EVENTS_NAMESPACE, involved, type_, reason, message)
         self._call("posting an event", self.core.create_namespaced_event, EVENTS_NAMESPACE, body)

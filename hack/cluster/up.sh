@@ -44,7 +44,9 @@ die() {
     exit 1
 }
 
-alive() { local f="$DIR/pids/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+# shellcheck source=../lib/procs.sh
+source "$HERE/../lib/procs.sh"
+export WATCHED="etcd kube-apiserver kube-controller-manager"  # read by wait_until
 
 # ---------------------------------------------------------------------------
 # Binaries
@@ -78,18 +80,6 @@ chmod 700 "$DIR/pki"
 # Free ports on 127.0.0.1
 # ---------------------------------------------------------------------------
 TAKEN=" "
-port_free() {
-    case "$TAKEN" in *" $1 "*) return 1 ;; esac
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 30000 ))
-        if port_free "$p"; then TAKEN+="$p "; echo "$p"; return 0; fi
-    done
-    die "no free port found"
-}
 ETCD_PORT=$(free_port);      TAKEN+="$ETCD_PORT "
 ETCD_PEER_PORT=$(free_port); TAKEN+="$ETCD_PEER_PORT "
 API_PORT=$(free_port);       TAKEN+="$API_PORT "
@@ -129,18 +119,11 @@ log "generating certificates in $PKI"
         -keyout ca.key -out ca.crt -subj "/CN=ferry-local-ca" \
         -addext "basicConstraints=critical,CA:TRUE" \
         -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
-    sign() { # name subject extensions
-        openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-        printf '%b' "$3" > "$1.ext"
-        openssl x509 -req -sha256 -days 3650 -in "$1.csr" -CA ca.crt -CAkey ca.key \
-            -CAcreateserial -out "$1.crt" -extfile "$1.ext" 2>/dev/null
-        rm -f "$1.csr" "$1.ext"
-    }
-    sign apiserver "/CN=kube-apiserver" \
+    sign_cert apiserver "/CN=kube-apiserver" \
         "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:${SERVICE_IP}${EXTRA_SAN},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
     client_ext="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
-    sign admin "/O=system:masters/CN=ferry-admin" "$client_ext"
-    sign controller-manager "/CN=system:kube-controller-manager" "$client_ext"
+    sign_cert admin "/O=system:masters/CN=ferry-admin" "$client_ext"
+    sign_cert controller-manager "/CN=system:kube-controller-manager" "$client_ext"
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
     openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
     chmod 600 ./*.key
@@ -187,26 +170,6 @@ EOF
 if [ "$NODE" = 1 ]; then
     "$HERE/../node/up.sh" prepare "$DIR" || die "preparing the node failed"
 fi
-
-start() { # name cmd...
-    local name="$1"; shift
-    setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
-    echo $! > "$DIR/pids/$name.pid"
-    log "started $name (pid $!)"
-}
-
-wait_until() { # description timeout cmd...
-    local what="$1" timeout="$2" deadline; shift 2
-    deadline=$(( $(date +%s) + timeout ))
-    until "$@" >/dev/null 2>&1; do
-        for p in etcd kube-apiserver kube-controller-manager; do
-            if [ -f "$DIR/pids/$p.pid" ] && ! alive "$p"; then die "$p exited while waiting for $what"; fi
-        done
-        [ "$(date +%s)" -lt "$deadline" ] || die "timed out after ${timeout}s waiting for $what"
-        sleep 0.5
-    done
-    log "$what: ok"
-}
 
 # ---------------------------------------------------------------------------
 # etcd

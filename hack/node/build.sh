@@ -43,7 +43,7 @@ fi
 command -v go >/dev/null || die "'go' not found in PATH"
 command -v gcc >/dev/null || die "'gcc' not found (needed for the static pause binary)"
 # The control plane's wrapper module (and its module downloads) come first.
-K8S_BIN="$("${REPO_ROOT}/hack/cluster/build.sh" | tail -n 1)" || die "hack/cluster/build.sh failed"
+"${REPO_ROOT}/hack/cluster/build.sh" >/dev/null || die "hack/cluster/build.sh failed"
 KDIR="${FERRY_CACHE}/build/k8s-${KUBERNETES_VERSION}/kubernetes"
 [ -f "${KDIR}/go.mod" ] || die "missing ${KDIR}/go.mod (hack/cluster/build.sh did not leave its wrapper module)"
 

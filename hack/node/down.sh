@@ -80,7 +80,7 @@ remove_cgroups() {
 
 # iptables-restore replaces whole tables; a table the host had no rules in is flushed.
 restore_iptables() {
-    local host="$NODE/host" fam save restore tool table
+    local host="$NODE/host" fam tool table
     for fam in v4 v6; do
         [ -f "$host/iptables.$fam" ] || continue
         if [ "$fam" = v4 ]; then tool=iptables; else tool=ip6tables; fi

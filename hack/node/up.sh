@@ -15,7 +15,6 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$HERE/../.." && pwd -P)"
 # shellcheck source=net.env
 source "$HERE/net.env"
 STEP="${1:?usage: up.sh prepare|start DIR}"
@@ -27,7 +26,9 @@ FERRY_CACHE="${FERRY_CACHE:-${HOME}/.cache/ferry}"
 
 log() { printf '[node/up.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[node/up.sh] ERROR: %s\n' "$*" >&2; exit 1; }
-alive() { local f="$DIR/pids/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+# shellcheck source=../lib/procs.sh
+source "$HERE/../lib/procs.sh"
+export WATCHED="containerd kubelet kube-scheduler kube-proxy coredns"  # read by wait_until
 KUBECTL=("$FERRY_K8S_BIN/kubectl" --kubeconfig "$DIR/kubeconfig")
 
 # --- prepare -------------------------------------------------------------------------
@@ -101,21 +102,14 @@ issue_certs() {
     (
         set -e
         cd "$pki"
-        sign() { # name subject extensions
-            openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-            printf '%b' "$3" > "$1.ext"
-            openssl x509 -req -sha256 -days 3650 -in "$1.csr" -CA ca.crt -CAkey ca.key \
-                -CAcreateserial -out "$1.crt" -extfile "$1.ext" 2>/dev/null
-            rm -f "$1.csr" "$1.ext"
-        }
         client="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
-        sign kubelet "/O=system:nodes/CN=system:node:${NODE_NAME}" "$client"
-        sign kubelet-serving "/CN=${NODE_NAME}" \
+        sign_cert kubelet "/O=system:nodes/CN=system:node:${NODE_NAME}" "$client"
+        sign_cert kubelet-serving "/CN=${NODE_NAME}" \
             "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:${BRIDGE_IP},DNS:${NODE_NAME}\n"
-        sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
-        sign kube-proxy "/CN=system:kube-proxy" "$client"
-        sign kube-scheduler "/CN=system:kube-scheduler" "$client"
-        sign coredns "/CN=ferry:coredns" "$client"
+        sign_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
+        sign_cert kube-proxy "/CN=system:kube-proxy" "$client"
+        sign_cert kube-scheduler "/CN=system:kube-scheduler" "$client"
+        sign_cert coredns "/CN=ferry:coredns" "$client"
         chmod 600 ./*.key
     ) || die "node certificate generation failed"
     local who
@@ -158,44 +152,11 @@ prepare() {
 
 # --- start ---------------------------------------------------------------------------
 TAKEN=" $ETCD_PORT $ETCD_PEER_PORT $API_PORT $KCM_PORT "
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 30000 ))
-        case "$TAKEN" in *" $p "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then TAKEN+="$p "; echo "$p"; return 0; fi
-    done
-    die "no free port found"
-}
-
-start() { # name cmd...
-    local name="$1"; shift
-    setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
-    echo $! > "$DIR/pids/$name.pid"
-    log "started $name (pid $!)"
-}
-
-wait_until() { # description timeout cmd...
-    local what="$1" timeout="$2" deadline; shift 2
-    deadline=$(( $(date +%s) + timeout ))
-    until "$@" >/dev/null 2>&1; do
-        local p
-        for p in containerd kubelet kube-scheduler kube-proxy coredns; do
-            if [ -f "$DIR/pids/$p.pid" ] && ! alive "$p"; then
-                tail -n 20 "$DIR/logs/$p.log" >&2 || true
-                die "$p exited while waiting for $what (log: $DIR/logs/$p.log)"
-            fi
-        done
-        [ "$(date +%s)" -lt "$deadline" ] || die "timed out after ${timeout}s waiting for $what"
-        sleep 0.5
-    done
-    log "$what: ok"
-}
 
 cgroups() {
     local h
     for h in /sys/fs/cgroup/*; do
-        [ -d "$h" ] && [ ! -L "$h" ] && [ "$(basename "$h")" != unified ] || continue
+        if [ ! -d "$h" ] || [ -L "$h" ] || [ "$(basename "$h")" = unified ]; then continue; fi
         mkdir -p "$h/$CGROUP_ROOT"
         if [ -f "$h/cpuset.cpus" ]; then
             cat "$h/cpuset.cpus" > "$h/$CGROUP_ROOT/cpuset.cpus"
@@ -348,8 +309,11 @@ start_node() {
     export PATH="$NODE_BIN:$PATH"
     if alive kubelet && alive containerd; then log "the node of $DIR is already running"; return 0; fi
     local sched_port kport khport phport pmport dport
-    sched_port=$(free_port); kport=$(free_port); khport=$(free_port)
-    phport=$(free_port); pmport=$(free_port); dport=$(free_port)
+    local name
+    for name in sched_port kport khport phport pmport dport; do
+        printf -v "$name" '%s' "$(free_port)"
+        TAKEN+="${!name} "
+    done
     start kube-scheduler "$NODE_BIN/kube-scheduler" \
         --kubeconfig "$DIR/pki/kube-scheduler.kubeconfig" \
         --authentication-kubeconfig "$DIR/pki/kube-scheduler.kubeconfig" \
