@@ -17,13 +17,22 @@ from typing import Any
 
 from controller.api.ids import MIGRATION_ID_MAX
 from controller.api.migration import MigrationPhase, MigrationSpec, parse_migration
-from controller.api.reasons import CommonReason, ConditionType, EventType, MigrationReason
+from controller.api.reasons import (
+    ApplicationReason,
+    CommonReason,
+    ConditionType,
+    EventType,
+    MigrationReason,
+)
 from controller.commands import environments
+from controller.commands.ledger_lookup import ledger_result
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.planning import PlanOptions
+from controller.commands.rollback import rollback
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
+from controller.flows.application import FINALIZER, Lifecycle, StepPhases
 from controller.flows.environment import new_baseline
 from controller.flows.outcome import Event, Outcome
 from controller.flows.progress import StatusProgress, with_progress
@@ -31,9 +40,14 @@ from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.status import StatusPatch, timestamp
 from controller.gitsource.repository import checkout, credentials_from_secret
 from controller.k8s.client import Cluster
+from controller.k8s.workloads import Health, Workloads
 
 APPROVED_BY = "ferry.dev/approved-by"  # stamped by the chart's MutatingAdmissionPolicy
 PLAN_TABLES_IN_STATUS = 200
+STEPS = StepPhases(
+    MigrationPhase.QUIESCING, MigrationPhase.RESUMING, MigrationPhase.CHECKING_HEALTH
+)
+ROLLED_BACK = "rolled-back"  # a ledger row's result once a rollback committed
 
 
 def ledger_id(meta: dict[str, Any]) -> str:
@@ -67,14 +81,20 @@ class _Flow:
         now: dt.datetime,
         on_phase: Callable[[str], None],
         fault: Callable[[str], None] | None,
+        workloads: Workloads | None = None,
+        lifecycle_options: dict[str, Any] | None = None,
     ) -> None:
         self.body = body
+        self.workloads = workloads
+        self.lifecycle_options = lifecycle_options or {}
+        self.life: Lifecycle | None = None
         self.cluster = cluster
         self.now = now
         self.on_phase = on_phase
         self.fault = fault
         self.meta = body.get("metadata") or {}
         self.namespace = str(self.meta.get("namespace"))
+        self.name = str(self.meta.get("name"))
         self.status = body.get("status") or {}
         self.patch = StatusPatch(body, now).set(
             startTime=self.status.get("startTime") or timestamp(now)
@@ -108,6 +128,23 @@ class _Flow:
         return Outcome(self.patch.build(), tuple(self.events))
 
     def run(self) -> Outcome:
+        """Every way out of one call leaves the application running: only a crash can
+        leave it quiesced, and the next call (or the finalizer) resumes it."""
+        try:
+            outcome = self.attempt()
+        except BaseException:
+            if self.life is not None and self.life.quiesced:
+                self.life.resume()
+            raise
+        if self.life is not None and self.life.quiesced:
+            try:
+                self.life.resume()
+            except FerryError as err:
+                return self.wait(MigrationPhase.RESUMING, err.reason, err.message, 5.0)
+            return with_application(outcome, self.patch, self.life.state)
+        return outcome
+
+    def attempt(self) -> Outcome:
         try:
             spec = parse_migration(self.body)
         except InvalidInput as err:
@@ -136,6 +173,9 @@ class _Flow:
         waiting = self.gate(target, source_env)
         if waiting is not None:
             return waiting
+        self.life = self.lifecycle(target)
+        if self.life is not None and self.life.state.get("result"):
+            return self.after_apply(result_of(self.life.state["result"]), target, spec)
         self.on_phase(MigrationPhase.PLANNING)
         variables = None
         if target.profile is not Profile.NOCOBASE and target.spec.variables:
@@ -144,17 +184,24 @@ class _Flow:
         with self.source(spec, source_env) as (source, source_status):
             plan = plan_only(source, target.url, options, self.progress).plan
             self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
-            if not spec.approval.approves(plan.digest):
+            # Quiesced by an earlier attempt: approved before that, and the ledger and the
+            # approved digest (below) decide whether anything is applied now.
+            quiesced = self.life is not None and self.life.quiesced
+            if not quiesced and not spec.approval.approves(plan.digest):
                 return self.await_approval(spec, plan.digest)
-            if spec.approval.required:
-                self.patch.set(approval=approval_status(self.meta, plan.digest))
+            approved = spec.approval.plan_digest if spec.approval.required else None
+            if approved:
+                self.patch.set(approval=approval_status(self.meta, approved))
+            if self.life is not None:
+                self.hold_deletion()
+                self.life.quiesce()
             result = migrate(
                 MigrationRequest(
                     source,
                     target.url,
                     options,
                     migration_id=ledger_id(self.meta),
-                    approved_digest=plan.digest if spec.approval.required else None,
+                    approved_digest=approved,
                     store=None if spec.skip_backup else target.store,
                     environment=target.name,
                     on_phase=self.on_phase,
@@ -162,7 +209,92 @@ class _Flow:
                     fault=self.fault,
                 )
             )
+        if self.life is not None:
+            return self.after_apply(result, target, spec)
         return self.conclude(result, target, skip=spec.skip_backup)
+
+    # --- the target's application (spec.application) --------------------------------
+
+    def lifecycle(self, target: environments.ResolvedEnvironment) -> Lifecycle | None:
+        app = target.spec.application
+        if app is None:
+            return None
+        if self.workloads is None:
+            raise InvalidInput(f"Environment {target.name} declares an application; no client")
+
+        def write() -> None:
+            self.cluster.patch_status("Migration", self.namespace, self.name, self.patch.build())
+
+        previous = self.status.get("application")
+        return Lifecycle(
+            app,
+            self.workloads,
+            self.namespace,
+            self.patch,
+            write,
+            previous,
+            STEPS,
+            **self.lifecycle_options,
+        )
+
+    def hold_deletion(self) -> None:
+        """Kopf's finalizer, before the workload is scaled to zero: a Migration deleted
+        while it holds the application at zero resumes it first (``release``)."""
+        current = self.cluster.get("Migration", self.namespace, self.name) or self.body
+        finalizers = list((current.get("metadata") or {}).get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            metadata = {"finalizers": [*finalizers, FINALIZER]}
+            self.cluster.patch("Migration", self.namespace, self.name, {"metadata": metadata})
+
+    def after_apply(
+        self, result: MigrationResult, target: environments.ResolvedEnvironment, spec: MigrationSpec
+    ) -> Outcome:
+        """Resume, then wait until healthy; roll back an applied migration that is not."""
+        assert self.life is not None
+        self.life.remember(result=result_record(result))
+        if self.life.state.get("rollingBack"):
+            health = Health(False, str(self.life.state.get("health")))
+            return self.roll_back_unhealthy(result, target, spec, health)
+        self.life.resume()
+        if result.status not in ("succeeded", "noop"):
+            return self.conclude(result, target, skip=spec.skip_backup)
+        health = self.life.wait_healthy()
+        if health.ok:
+            return self.conclude(result, target, skip=spec.skip_backup)
+        return self.roll_back_unhealthy(result, target, spec, health)
+
+    def roll_back_unhealthy(
+        self,
+        result: MigrationResult,
+        target: environments.ResolvedEnvironment,
+        spec: MigrationSpec,
+        health: Health,
+    ) -> Outcome:
+        """Quiesce again, undo exactly what the migration wrote (rows written while the
+        application served are kept), resume, and end RolledBack."""
+        assert self.life is not None
+        fields = {"backup": backup_status(result, target, skip=spec.skip_backup)}
+        why = (
+            f"the application of {target.name} was unhealthy after the migration ({health.detail})"
+        )
+        if not result.backup_id or target.store is None:
+            warning = f"{why}; without a pre-migration backup it was not rolled back"
+            return self.succeeded_with_warnings(
+                f"applied to {target.name}", (warning,), migrationId=result.id, **fields
+            )
+        self.life.remember(rollingBack=True)
+        self.life.quiesce(MigrationPhase.ROLLING_BACK)
+        if ledger_result(target.url, result.id) != ROLLED_BACK:
+            rollback(target.store, result.id, target.url, progress=self.progress)
+        self.life.resume()
+        self.record_baseline(None, target)
+        return self.finish(
+            MigrationPhase.ROLLED_BACK,
+            ApplicationReason.APPLICATION_UNHEALTHY,
+            f"{why}: quiesced it again, rolled the migration back and resumed it",
+            migrationId=result.id,
+            **fields,
+        )
 
     def gate(
         self,
@@ -263,16 +395,19 @@ class _Flow:
         )
 
     def record_baseline(
-        self, result: MigrationResult, target: environments.ResolvedEnvironment
+        self, result: MigrationResult | None, target: environments.ResolvedEnvironment
     ) -> None:
-        """The target's new configuration fingerprint, so drift is measured from here."""
+        """The target's new configuration fingerprint, so drift is measured from here
+        (``result`` None: the migration was rolled back, it is not the last one)."""
         try:
             fingerprint = environments.fingerprint_of(target).value
-            last = {
-                "name": self.meta.get("name"),
-                "id": result.id,
-                "completionTime": timestamp(self.now),
-            }
+            last = None
+            if result is not None:
+                last = {
+                    "name": self.meta.get("name"),
+                    "id": result.id,
+                    "completionTime": timestamp(self.now),
+                }
             self.cluster.patch_status(
                 "Environment", self.namespace, target.name, new_baseline(fingerprint, last)
             )
@@ -297,6 +432,39 @@ class _Flow:
         self.patch.condition(ConditionType.WARNINGS, True, reason, text)
         events = (*outcome.events, *(Event(EventType.WARNING, reason, w) for w in warnings))
         return Outcome(self.patch.build(), events)
+
+
+def result_record(result: MigrationResult) -> dict[str, Any]:
+    """What ``status.application.result`` keeps of the migration for a restart."""
+    return {
+        "id": result.id,
+        "status": result.status,
+        "message": result.message,
+        "backupId": result.backup_id,
+        "warnings": list(result.warnings),
+    }
+
+
+def result_of(record: dict[str, Any]) -> MigrationResult:
+    return MigrationResult(
+        id=str(record.get("id")),
+        status=str(record.get("status")),
+        plan=None,
+        message=str(record.get("message") or ""),
+        backup_id=record.get("backupId"),
+        warnings=tuple(record.get("warnings") or ()),
+    )
+
+
+def with_application(outcome: Outcome, patch: StatusPatch, state: dict[str, Any]) -> Outcome:
+    """``outcome`` with the application's record and conditions as they are now (after a
+    late resume), its own phase and Ready/Reconciling/Stalled left as they were."""
+    own = (ConditionType.APPLICATION_QUIESCED, ConditionType.APPLICATION_HEALTHY)
+    latest = {c["type"]: c for c in patch.build()["conditions"] if c["type"] in own}
+    kept = [c for c in outcome.status.get("conditions", []) if c["type"] not in latest]
+    status = {**outcome.status, "application": dict(state), "conditions": kept}
+    status["conditions"] += list(latest.values())
+    return Outcome(status, outcome.events, outcome.retry_after)
 
 
 def approval_status(meta: dict[str, Any], digest: str) -> dict[str, Any]:
@@ -331,9 +499,13 @@ def reconcile_migration(
     now: dt.datetime,
     on_phase: Callable[[str], None],
     fault: Callable[[str], None] | None = None,
+    workloads: Workloads | None = None,
+    lifecycle_options: dict[str, Any] | None = None,
 ) -> Outcome:
-    """``fault``: a test hook passed to the engine (see ``handlers/failpoints.py``)."""
+    """``fault``: a test hook passed to the engine (see ``handlers/failpoints.py``);
+    ``workloads``: the target application's scale and health (``spec.application``);
+    ``lifecycle_options``: its ``sleep`` and ``clock``, for tests."""
     if MigrationPhase.is_finished((body.get("status") or {}).get("phase")):
         return Outcome({})
-    flow = _Flow(body, cluster, now, on_phase, fault)
+    flow = _Flow(body, cluster, now, on_phase, fault, workloads, lifecycle_options)
     return with_progress(flow.run(), flow.progress)

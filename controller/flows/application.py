@@ -1,0 +1,195 @@
+"""The target's application around a write: quiesce, resume, wait until healthy.
+
+NocoBase caches its configuration in memory, so a Migration or Restore into an
+Environment that declares ``spec.application`` stops the workload first (scale to zero,
+then wait until no pod of its selector is left), writes, restores the replica count it
+had, and waits until the health check answers 2xx.
+
+Crash safety rests on one rule: the replica count is recorded in the object's status
+(``status.application``) *before* the workload is scaled to zero, and ``quiesced``
+turns false only after the count was restored. A restarted operator reads that record
+and resumes from it, so the workload never stays at zero because the operator died; the
+Migration's finalizer does the same when the object is deleted while quiesced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controller.api.environment_application import ApplicationSpec, WorkloadKind
+from controller.api.reasons import ApplicationReason, ConditionType
+from controller.errors import CheckFailed, TemporaryError
+from controller.flows.status import StatusPatch
+from controller.k8s.workloads import REQUEST_TIMEOUT, Health, Workloads
+
+POLL = 1.0  # seconds between two looks at the pods or the health check
+# Kopf's own finalizer (``handlers/runtime.py`` configures Kopf with this name): the
+# flow adds it before quiescing, Kopf keeps it while ``holds_application`` and removes
+# it once the deletion handler has resumed the workload, or once it no longer holds it.
+FINALIZER = "ferry.dev/finalizer"
+
+
+@dataclass(frozen=True)
+class StepPhases:
+    """The owning kind's phase words for the steps (Migration and Restore share them)."""
+
+    quiescing: str
+    resuming: str
+    checking_health: str
+
+
+class Lifecycle:
+    """Quiesce, resume and health steps of one object; each writes its status at once.
+
+    ``write`` patches the object's status with ``patch`` as it stands (phase,
+    conditions, ``application``); the owning flow's final patch carries the same fields.
+    """
+
+    def __init__(
+        self,
+        app: ApplicationSpec,
+        workloads: Workloads,
+        namespace: str,
+        patch: StatusPatch,
+        write: Callable[[], None],
+        previous: Mapping[str, Any] | None,
+        phases: StepPhases,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app, self.workloads, self.namespace = app, workloads, namespace
+        self.patch, self.write, self.phases = patch, write, phases
+        self.sleep, self.clock = sleep, clock
+        self.state: dict[str, Any] = dict(previous or {})
+        self.state.setdefault("workload", app.workload)
+
+    @property
+    def quiesced(self) -> bool:
+        """Whether Ferry holds the workload at zero (recorded before it scaled)."""
+        return bool(self.state.get("quiesced"))
+
+    def show(self, phase: str, reason: str, message: str) -> None:
+        self.patch.progressing(reason, message).set(
+            phase=phase, message=message, application=dict(self.state)
+        )
+        self.write()
+
+    def remember(self, **fields: Any) -> None:
+        """Record ``fields`` in ``status.application`` now (a restart reads them)."""
+        self.state.update(fields)
+        self.patch.set(application=dict(self.state))
+        self.write()
+
+    def quiesce(self, phase: str | None = None) -> None:
+        """Scale to zero and wait until no pod is left; idempotent. The replica count is
+        recorded first; a count recorded by an earlier attempt is kept (the workload
+        may already be at zero because of it)."""
+        app = self.app
+        scale = self.workloads.scale(app.kind.value, self.namespace, app.name)
+        if scale is None:
+            raise TemporaryError(
+                f"{app.workload} does not exist in {self.namespace}",
+                delay=10.0,
+                reason=ApplicationReason.WORKLOAD_NOT_FOUND,
+            )
+        message = f"scaling {app.workload} to zero (it had {scale.replicas} replicas)"
+        if not self.quiesced:
+            self.state.update(replicas=scale.replicas, quiesced=True)
+            self.patch.condition(
+                ConditionType.APPLICATION_QUIESCED, True, ApplicationReason.QUIESCING, message
+            )
+        else:
+            message = f"scaling {app.workload} to zero (recorded {self.state['replicas']})"
+        self.show(phase or self.phases.quiescing, ApplicationReason.QUIESCING, message)
+        self.workloads.set_replicas(app.kind.value, self.namespace, app.name, 0)
+        self._wait_for_no_pods(scale.selector)
+        done = f"{app.workload} is at zero replicas; {self.state['replicas']} recorded"
+        self.patch.condition(
+            ConditionType.APPLICATION_QUIESCED, True, ApplicationReason.QUIESCED, done
+        )
+
+    def _wait_for_no_pods(self, selector: str) -> None:
+        deadline = self.clock() + self.app.quiesce_timeout_seconds
+        while True:
+            left = self.workloads.pods(self.namespace, selector)
+            if not left:
+                return
+            if self.clock() >= deadline:
+                shown = ", ".join(sorted(left)[:5])
+                self.resume()
+                raise CheckFailed(
+                    f"{len(left)} pod(s) of {self.app.workload} were left after "
+                    f"{self.app.quiesce_timeout_seconds} s ({shown}); resumed, nothing written",
+                    reason=ApplicationReason.QUIESCE_TIMED_OUT,
+                )
+            self.sleep(POLL)
+
+    def resume(self) -> None:
+        """Restore the recorded replica count; idempotent, a no-op unless quiesced."""
+        if not self.quiesced:
+            return
+        app, replicas = self.app, int(self.state.get("replicas") or 0)
+        message = f"scaling {app.workload} back to {replicas} replicas"
+        self.show(self.phases.resuming, ApplicationReason.RESUMING, message)
+        # A workload deleted meanwhile has nothing to resume.
+        self.workloads.set_replicas(app.kind.value, self.namespace, app.name, replicas)
+        self.patch.condition(
+            ConditionType.APPLICATION_QUIESCED,
+            False,
+            ApplicationReason.RESUMED,
+            f"{app.workload} is back at {replicas} replicas",
+        )
+        self.remember(quiesced=False)
+
+    def wait_healthy(self) -> Health:
+        """Ask the health URL until it answers 2xx or its timeout passes."""
+        check = self.app.health
+        if check is None:
+            return Health(True, "no health check declared")
+        self.show(
+            self.phases.checking_health,
+            ApplicationReason.CHECKING_HEALTH,
+            f"waiting up to {check.timeout_seconds} s for {check.url} to answer 2xx",
+        )
+        deadline = self.clock() + check.timeout_seconds
+        while True:
+            remaining = max(0.1, deadline - self.clock())
+            health = self.workloads.health(check.url, min(REQUEST_TIMEOUT, remaining))
+            if health.ok or self.clock() >= deadline:
+                break
+            self.sleep(POLL)
+        reason = ApplicationReason.HEALTHY if health.ok else ApplicationReason.APPLICATION_UNHEALTHY
+        said = "answered" if health.ok else f"did not answer 2xx within {check.timeout_seconds} s:"
+        self.patch.condition(
+            ConditionType.APPLICATION_HEALTHY,
+            health.ok,
+            reason,
+            f"{check.url} {said} {health.detail}",
+        )
+        self.remember(health=health.detail)
+        return health
+
+
+def holds_application(body: Mapping[str, Any]) -> bool:
+    """Whether the object's status says Ferry holds its application at zero."""
+    state = (body.get("status") or {}).get("application") or {}
+    return bool(state.get("quiesced"))
+
+
+def release(body: Mapping[str, Any], workloads: Workloads) -> str | None:
+    """Resume the workload an object holds at zero, from its status alone (its
+    Environment may be gone): the object is being deleted. Says what it did."""
+    if not holds_application(body):
+        return None
+    state = (body.get("status") or {}).get("application") or {}
+    namespace = str((body.get("metadata") or {}).get("namespace"))
+    kind, _, name = str(state.get("workload") or "").partition("/")
+    replicas = int(state.get("replicas") or 0)
+    if not name or kind not in {k.value for k in WorkloadKind}:
+        return None  # nothing Ferry could have scaled
+    found = workloads.set_replicas(kind, namespace, name, replicas)
+    return f"{kind}/{name} back at {replicas} replicas" if found else None
