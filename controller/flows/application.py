@@ -21,8 +21,10 @@ from typing import Any
 
 from controller.api.environment_application import ApplicationSpec, WorkloadKind
 from controller.api.reasons import ApplicationReason, ConditionType
-from controller.errors import CheckFailed, TemporaryError
+from controller.errors import CheckFailed, FerryError, TemporaryError
+from controller.flows.outcome import Outcome
 from controller.flows.status import StatusPatch
+from controller.k8s.client import Cluster
 from controller.k8s.workloads import REQUEST_TIMEOUT, Health, Workloads
 
 POLL = 1.0  # seconds between two looks at the pods or the health check
@@ -172,6 +174,54 @@ class Lifecycle:
         )
         self.remember(health=health.detail)
         return health
+
+
+def leave_running(
+    life: Callable[[], Lifecycle | None],
+    attempt: Callable[[], Outcome],
+    waiting: Callable[[FerryError], Outcome],
+) -> Outcome:
+    """``attempt()``, and every way out of it leaves the application running: only a
+    crash can leave it quiesced, and the next call (or the finalizer) resumes it. A
+    resume the API refuses becomes ``waiting(err)``: the record says quiesced, so the
+    next call resumes it."""
+    try:
+        outcome = attempt()
+    except BaseException:
+        held = life()
+        if held is not None and held.quiesced:
+            held.resume()
+        raise
+    held = life()
+    if held is None or not held.quiesced:
+        return outcome
+    try:
+        held.resume()
+    except FerryError as err:
+        return waiting(err)
+    return with_application(outcome, held.patch, held.state)
+
+
+def with_application(outcome: Outcome, patch: StatusPatch, state: dict[str, Any]) -> Outcome:
+    """``outcome`` with the application's record and conditions as they are now (after a
+    late resume), its own phase and Ready/Reconciling/Stalled left as they were."""
+    own = (ConditionType.APPLICATION_QUIESCED, ConditionType.APPLICATION_HEALTHY)
+    latest = {c["type"]: c for c in patch.build()["conditions"] if c["type"] in own}
+    kept = [c for c in outcome.status.get("conditions", []) if c["type"] not in latest]
+    status = {**outcome.status, "application": dict(state), "conditions": kept}
+    status["conditions"] += list(latest.values())
+    return Outcome(status, outcome.events, outcome.retry_after)
+
+
+def hold_deletion(cluster: Cluster, kind: str, body: Mapping[str, Any]) -> None:
+    """Kopf's finalizer on the object, before its workload is scaled to zero: deleted
+    while it holds the application at zero, the object resumes it first (``release``)."""
+    meta = body.get("metadata") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    current = cluster.get(kind, namespace, name) or body
+    finalizers = list((current.get("metadata") or {}).get("finalizers") or [])
+    if FINALIZER not in finalizers:
+        cluster.patch(kind, namespace, name, {"metadata": {"finalizers": [*finalizers, FINALIZER]}})
 
 
 def holds_application(body: Mapping[str, Any]) -> bool:

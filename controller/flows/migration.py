@@ -32,7 +32,7 @@ from controller.commands.rollback import rollback
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
-from controller.flows.application import FINALIZER, Lifecycle, StepPhases
+from controller.flows.application import Lifecycle, StepPhases, hold_deletion, leave_running
 from controller.flows.environment import new_baseline
 from controller.flows.outcome import Event, Outcome
 from controller.flows.progress import StatusProgress, with_progress
@@ -130,19 +130,11 @@ class _Flow:
     def run(self) -> Outcome:
         """Every way out of one call leaves the application running: only a crash can
         leave it quiesced, and the next call (or the finalizer) resumes it."""
-        try:
-            outcome = self.attempt()
-        except BaseException:
-            if self.life is not None and self.life.quiesced:
-                self.life.resume()
-            raise
-        if self.life is not None and self.life.quiesced:
-            try:
-                self.life.resume()
-            except FerryError as err:
-                return self.wait(MigrationPhase.RESUMING, err.reason, err.message, 5.0)
-            return with_application(outcome, self.patch, self.life.state)
-        return outcome
+        return leave_running(
+            lambda: self.life,
+            self.attempt,
+            lambda err: self.wait(MigrationPhase.RESUMING, err.reason, err.message, 5.0),
+        )
 
     def attempt(self) -> Outcome:
         try:
@@ -193,7 +185,7 @@ class _Flow:
             if approved:
                 self.patch.set(approval=approval_status(self.meta, approved))
             if self.life is not None:
-                self.hold_deletion()
+                hold_deletion(self.cluster, "Migration", self.body)
                 self.life.quiesce()
             result = migrate(
                 MigrationRequest(
@@ -236,15 +228,6 @@ class _Flow:
             STEPS,
             **self.lifecycle_options,
         )
-
-    def hold_deletion(self) -> None:
-        """Kopf's finalizer, before the workload is scaled to zero: a Migration deleted
-        while it holds the application at zero resumes it first (``release``)."""
-        current = self.cluster.get("Migration", self.namespace, self.name) or self.body
-        finalizers = list((current.get("metadata") or {}).get("finalizers") or [])
-        if FINALIZER not in finalizers:
-            metadata = {"finalizers": [*finalizers, FINALIZER]}
-            self.cluster.patch("Migration", self.namespace, self.name, {"metadata": metadata})
 
     def after_apply(
         self, result: MigrationResult, target: environments.ResolvedEnvironment, spec: MigrationSpec
@@ -454,17 +437,6 @@ def result_of(record: dict[str, Any]) -> MigrationResult:
         backup_id=record.get("backupId"),
         warnings=tuple(record.get("warnings") or ()),
     )
-
-
-def with_application(outcome: Outcome, patch: StatusPatch, state: dict[str, Any]) -> Outcome:
-    """``outcome`` with the application's record and conditions as they are now (after a
-    late resume), its own phase and Ready/Reconciling/Stalled left as they were."""
-    own = (ConditionType.APPLICATION_QUIESCED, ConditionType.APPLICATION_HEALTHY)
-    latest = {c["type"]: c for c in patch.build()["conditions"] if c["type"] in own}
-    kept = [c for c in outcome.status.get("conditions", []) if c["type"] not in latest]
-    status = {**outcome.status, "application": dict(state), "conditions": kept}
-    status["conditions"] += list(latest.values())
-    return Outcome(status, outcome.events, outcome.retry_after)
 
 
 def approval_status(meta: dict[str, Any], digest: str) -> dict[str, Any]:
