@@ -31,6 +31,7 @@ from controller.commands.planning import PlanOptions
 from controller.commands.rollback import rollback
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
+from controller.engine.running_application import running_application
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 from controller.flows.application import Lifecycle, StepPhases, hold_deletion, leave_running
 from controller.flows.environment import new_baseline
@@ -176,6 +177,9 @@ class _Flow:
         with self.source(spec, source_env) as (source, source_status):
             plan = plan_only(source, target.url, options, self.progress).plan
             self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
+            refused = self.running_application(target, plan)
+            if refused is not None:
+                return refused
             # Quiesced by an earlier attempt: approved before that, and the ledger and the
             # approved digest (below) decide whether anything is applied now.
             quiesced = self.life is not None and self.life.quiesced
@@ -206,6 +210,28 @@ class _Flow:
         return self.conclude(result, target, skip=spec.skip_backup)
 
     # --- the target's application (spec.application) --------------------------------
+
+    def running_application(
+        self, target: environments.ResolvedEnvironment, plan: Plan
+    ) -> Outcome | None:
+        """The plan's note on the target's application; a refusal ends the migration."""
+        app = target.spec.application
+        verdict = running_application(
+            target.profile,
+            target.name,
+            declared=app.workload if app is not None else None,
+            allowed=target.spec.allow_running_application,
+        )
+        if verdict.note is None:
+            return None
+        shown = plan_status(plan)
+        shown["notes"].append(verdict.note)
+        self.patch.set(plan=shown)
+        if not verdict.refused:
+            return None
+        return self.finish(
+            MigrationPhase.FAILED, ApplicationReason.RUNNING_APPLICATION, verdict.note
+        )
 
     def lifecycle(self, target: environments.ResolvedEnvironment) -> Lifecycle | None:
         app = target.spec.application

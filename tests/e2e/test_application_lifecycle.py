@@ -342,3 +342,36 @@ def test_migration_deleted_while_quiesced_resumes_the_application(
         timeout=60,
         description="the ReplicaSet made its Pods again",
     )
+
+
+def test_nocobase_target_without_application_is_refused_with_the_plans_reason(
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Operator,
+    sqlite_envs: dict[str, str],
+) -> None:
+    pre = sqlite_envs["pre"]
+    apply_ok(
+        kubectl,
+        namespace,
+        environment("dev", "development", sqlite_envs["dev"])
+        + f"""---
+apiVersion: ferry.dev/v1alpha1
+kind: Environment
+metadata: {{name: pre}}
+spec:
+  stage: pre-release
+  profile: nocobase
+  database: {{dialect: sqlite, url: "{pre}"}}
+""",
+    )
+    apply_ok(kubectl, namespace, migration("live", "dev", "pre"))
+    done = wait_phase(kubectl, namespace, "live", DONE, timeout=90)
+    assert done["phase"] == "Failed", done
+    assert conditions(done)["Ready"] == ("False", "RunningApplication")
+    reason = [n for n in done["plan"]["notes"] if n.startswith("refused:")]
+    assert reason and "allowRunningApplication: true" in reason[0], done["plan"]
+    assert "NocoBase caches its configuration" in done["message"]
+    assert not [
+        r for r in rows(pre, "uiSchemas", "x-uid", order="x-uid") if r[0].startswith("page-new")
+    ]

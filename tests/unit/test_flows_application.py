@@ -350,3 +350,34 @@ def test_a_restore_quiesces_writes_resumes_and_reports_an_unhealthy_app(
         (e.type, e.reason) for e in outcome.events
     ]
     assert restoring.replicas[WEB] == 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "phase", "note"),
+    [
+        ({}, "Failed", "refused: pre declares no application"),
+        ({"allowRunningApplication": True}, "Succeeded", "restart NocoBase afterwards"),
+        ({"profile": "generic"}, "Succeeded", None),
+    ],
+)
+def test_a_nocobase_target_without_application_is_refused_and_the_plan_says_why(
+    urls: dict[str, str], spec: dict[str, Any], phase: str, note: str | None
+) -> None:
+    cluster = FakeCluster(env("dev", urls["dev"]), env("pre", urls["pre"], **spec), migration())
+    before = dump(urls["pre"])
+    status = run(cluster, FakeWorkloads({})).status
+    assert status["phase"] == phase, status
+    notes = status["plan"]["notes"]
+    if note is None:
+        assert not any("application" in n for n in notes), notes
+        return
+    assert any(note in n for n in notes), notes
+    if phase == "Failed":
+        assert conditions(status)["Ready"] == ("False", ApplicationReason.RUNNING_APPLICATION)
+        assert "spec.allowRunningApplication: true" in status["message"]
+        assert dump(urls["pre"]) == before
+
+
+def test_the_plan_of_a_declared_application_says_it_is_quiesced(cluster: FakeCluster) -> None:
+    status = run(cluster, apps(cluster)).status
+    assert any("Deployment/web of pre is scaled to zero" in n for n in status["plan"]["notes"])
