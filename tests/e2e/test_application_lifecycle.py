@@ -60,6 +60,11 @@ class HealthServer:
 
 @pytest.fixture
 def health() -> Iterator[HealthServer]:
+    yield from serve_health()
+
+
+def serve_health() -> Iterator[HealthServer]:
+    """A :class:`HealthServer` on 127.0.0.1 until the generator is closed."""
     state = HealthServer()
 
     class Handler(http.server.BaseHTTPRequestHandler):
