@@ -113,6 +113,7 @@ class Lifecycle:
         self.patch.condition(
             ConditionType.APPLICATION_QUIESCED, True, ApplicationReason.QUIESCED, done
         )
+        self.write()
 
     def _wait_for_no_pods(self, selector: str) -> None:
         deadline = self.clock() + self.app.quiesce_timeout_seconds

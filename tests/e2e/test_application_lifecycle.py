@@ -23,7 +23,9 @@ from tests.db.dbhelpers import rows
 from tests.e2e.conftest import Kubectl
 from tests.e2e.operator import Operator
 from tests.e2e.test_operator import apply_ok, environment, migration, status, wait_phase
+from tests.e2e.test_status_fixtures import record
 from tests.harness.cluster import ControlPlane, wait_for
+from tests.unit.test_argocd_health import run_health
 
 pytestmark = pytest.mark.e2e
 DONE = {"Succeeded", "Failed", "RolledBack"}
@@ -158,6 +160,10 @@ def test_promotion_quiesces_the_application_and_restores_its_replicas(
         seen["replicas"] = replicas(kubectl, namespace)
         seen["pods"] = pods(kubectl, namespace)
         seen["status"] = status(kubectl, "migration", namespace, "release")
+        quiesced = record(
+            kubectl, "migration", namespace, "release", "migration-applying-quiesced", tmp_path
+        )
+        seen["health"] = run_health(quiesced)
         done = wait_phase(kubectl, namespace, "release", DONE, timeout=90)
     finally:
         op.stop()
@@ -177,6 +183,9 @@ def test_promotion_quiesces_the_application_and_restores_its_replicas(
     assert conditions(done)["ApplicationQuiesced"] == ("False", "Resumed")
     assert conditions(done)["ApplicationHealthy"] == ("True", "Healthy")
     assert seen["status"]["phase"] == "Applying"
+    assert conditions(seen["status"])["ApplicationQuiesced"] == ("True", "Quiesced")
+    assert seen["health"]["status"] == "Progressing"
+    assert "Deployment/web is held at zero replicas, 3 to restore" in seen["health"]["message"]
     # Held while quiesced (a deletion resumes the workload first), then let go.
     wait_for(
         lambda: not finalizers(kubectl, namespace, "release"),
@@ -235,6 +244,11 @@ def test_unhealthy_after_resume_rolls_back_and_keeps_rows_written_meanwhile(
     apply_ok(kubectl, namespace, migration("bad", "dev", "pre"))
     done = wait_phase(kubectl, namespace, "bad", DONE, timeout=120)
     assert done["phase"] == "RolledBack", done
+    recorded = record(
+        kubectl, "migration", namespace, "bad", "migration-rolled-back-unhealthy", tmp_path
+    )
+    assert run_health(recorded)["status"] == "Degraded"
+    assert "runs the old configuration again" in run_health(recorded)["message"]
     assert conditions(done)["Ready"] == ("False", "ApplicationUnhealthy")
     assert conditions(done)["ApplicationHealthy"] == ("False", "ApplicationUnhealthy")
     assert conditions(done)["ApplicationQuiesced"] == ("False", "Resumed")
