@@ -177,30 +177,65 @@ class Lifecycle:
         return health
 
 
+@dataclass(frozen=True)
+class Holder:
+    """The object a flow works on, for :func:`leave_running`."""
+
+    body: Mapping[str, Any]  # as the call found it: its status.application
+    workloads: Workloads | None
+    patch: StatusPatch  # the flow's status patch
+
+
 def leave_running(
+    holder: Holder,
     life: Callable[[], Lifecycle | None],
     attempt: Callable[[], Outcome],
     waiting: Callable[[FerryError], Outcome],
 ) -> Outcome:
     """``attempt()``, and every way out of it leaves the application running: only a
     crash can leave it quiesced, and the next call (or the finalizer) resumes it. A
-    resume the API refuses becomes ``waiting(err)``: the record says quiesced, so the
-    next call resumes it."""
+    workload an earlier, crashed call left at zero is resumed from the record even when
+    this call never got as far as its own quiesce (the Environment unready or gone, its
+    spec.application removed). A resume the API refuses becomes ``waiting(err)``: the
+    record still says quiesced, so the next call resumes it."""
     try:
         outcome = attempt()
     except BaseException:
         held = life()
         if held is not None and held.quiesced:
             held.resume()
+        elif held is None and holder.workloads is not None:
+            release(holder.body, holder.workloads)
         raise
     held = life()
-    if held is None or not held.quiesced:
+    if held is None:
+        return _release_orphan(holder, outcome, waiting)
+    if not held.quiesced:
         return outcome
     try:
         held.resume()
     except FerryError as err:
         return waiting(err)
     return with_application(outcome, held.patch, held.state)
+
+
+def _release_orphan(
+    holder: Holder, outcome: Outcome, waiting: Callable[[FerryError], Outcome]
+) -> Outcome:
+    if holder.workloads is None or not holds_application(holder.body):
+        return outcome
+    try:
+        release(holder.body, holder.workloads)
+    except FerryError as err:
+        return waiting(err)
+    state = {**((holder.body.get("status") or {}).get("application") or {}), "quiesced": False}
+    holder.patch.condition(
+        ConditionType.APPLICATION_QUIESCED,
+        False,
+        ApplicationReason.RESUMED,
+        f"{state.get('workload')} is back at {state.get('replicas')} replicas",
+    )
+    return with_application(outcome, holder.patch, state)
 
 
 def with_application(outcome: Outcome, patch: StatusPatch, state: dict[str, Any]) -> Outcome:

@@ -33,7 +33,13 @@ from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
 from controller.engine.running_application import running_application
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
-from controller.flows.application import Lifecycle, StepPhases, hold_deletion, leave_running
+from controller.flows.application import (
+    Holder,
+    Lifecycle,
+    StepPhases,
+    hold_deletion,
+    leave_running,
+)
 from controller.flows.environment import new_baseline
 from controller.flows.outcome import Event, Outcome
 from controller.flows.progress import StatusProgress, with_progress
@@ -132,6 +138,7 @@ class _Flow:
         """Every way out of one call leaves the application running: only a crash can
         leave it quiesced, and the next call (or the finalizer) resumes it."""
         return leave_running(
+            Holder(self.body, self.workloads, self.patch),
             lambda: self.life,
             self.attempt,
             lambda err: self.wait(MigrationPhase.RESUMING, err.reason, err.message, 5.0),

@@ -39,7 +39,13 @@ from controller.errors import (
     Reverted,
     TemporaryError,
 )
-from controller.flows.application import Lifecycle, StepPhases, hold_deletion, leave_running
+from controller.flows.application import (
+    Holder,
+    Lifecycle,
+    StepPhases,
+    hold_deletion,
+    leave_running,
+)
 from controller.flows.environment import new_baseline
 from controller.flows.oneshot import OneShot
 from controller.flows.outcome import Event, Outcome, backoff
@@ -137,6 +143,7 @@ class _Flow(OneShot):
 
     def guarded_run(self, retry: int) -> Outcome:
         return leave_running(
+            Holder(self.body, self.workloads, self.patch),
             lambda: self.life,
             lambda: self.run(retry),
             lambda err: self.wait(err.reason, err.message, 5.0, RestorePhase.RESUMING),

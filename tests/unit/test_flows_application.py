@@ -381,3 +381,33 @@ def test_a_nocobase_target_without_application_is_refused_and_the_plan_says_why(
 def test_the_plan_of_a_declared_application_says_it_is_quiesced(cluster: FakeCluster) -> None:
     status = run(cluster, apps(cluster)).status
     assert any("Deployment/web of pre is scaled to zero" in n for n in status["plan"]["notes"])
+
+
+@pytest.mark.parametrize("change", ["environment-not-ready", "application-removed"])
+def test_a_workload_held_by_a_crashed_call_is_resumed_even_before_the_quiesce_step(
+    cluster: FakeCluster, change: str
+) -> None:
+    """The restarted call waits (its Environment is not Ready) or finds no application
+    declared any more: the record alone brings the workload back."""
+    held = {"workload": WEB, "replicas": 3, "quiesced": True}
+    cluster.patch_status("Migration", "ns", "release", {"phase": "Applying", "application": held})
+    if change == "environment-not-ready":
+        cluster.patch_status(
+            "Environment",
+            "ns",
+            "pre",
+            {"conditions": [{"type": "Ready", "status": "False", "reason": "Unreachable"}]},
+        )
+    else:
+        cluster.patch("Environment", "ns", "pre", {"spec": {"application": None}})
+        cluster.patch("Environment", "ns", "pre", {"spec": {"allowRunningApplication": True}})
+    workloads = apps(cluster)
+    workloads.replicas[WEB] = 0
+    outcome = run(cluster, workloads)
+    assert workloads.replicas[WEB] == 3
+    assert outcome.status["application"]["quiesced"] is False
+    assert conditions(outcome.status)[ConditionType.APPLICATION_QUIESCED] == ("False", "Resumed")
+    if change == "environment-not-ready":
+        assert outcome.retry_after is not None  # and it waits, as before
+    else:
+        assert outcome.status["phase"] == "Succeeded"
