@@ -300,8 +300,15 @@ class _Flow:
             )
         self.life.remember(rollingBack=True)
         self.life.quiesce(MigrationPhase.ROLLING_BACK)
-        if ledger_result(target.url, result.id) != ROLLED_BACK:
-            rollback(target.store, result.id, target.url, progress=self.progress)
+        try:
+            if ledger_result(target.url, result.id) != ROLLED_BACK:
+                rollback(target.store, result.id, target.url, progress=self.progress)
+        except CheckFailed as err:  # edited since (by the app while it served): kept
+            self.life.resume()
+            refused = f"{why}; the rollback was refused: {'; '.join(err.problems[:5])}"
+            return self.succeeded_with_warnings(
+                f"applied to {target.name}", (refused,), migrationId=result.id, **fields
+            )
         self.life.resume()
         self.record_baseline(None, target)
         return self.finish(

@@ -24,7 +24,9 @@ class FakeWorkloads:
         health: list[Health] | None = None,
         lingering: int = 0,
         witness: Callable[[], Any] | None = None,
+        on_health: Callable[[], None] | None = None,
     ) -> None:
+        self.on_health = on_health  # what the application does while it is asked
         self.replicas = dict(replicas or {})  # "Deployment/web" → count
         self.answers = list(health or [Health(True, "HTTP 200")])
         self.lingering = lingering  # looks at the pods that still find one after scaling
@@ -62,6 +64,8 @@ class FakeWorkloads:
 
     def health(self, url: str, timeout: float) -> Health:
         self._record("health", url)
+        if self.on_health is not None:
+            self.on_health()
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
     def steps(self) -> list[tuple[Any, ...]]:

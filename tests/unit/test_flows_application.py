@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from controller.api.reasons import ApplicationReason, ConditionType
 from controller.commands.migrate import MigrationRequest, migrate
@@ -411,3 +412,28 @@ def test_a_workload_held_by_a_crashed_call_is_resumed_even_before_the_quiesce_st
         assert outcome.retry_after is not None  # and it waits, as before
     else:
         assert outcome.status["phase"] == "Succeeded"
+
+
+def test_an_unhealthy_app_that_edited_what_the_migration_wrote_is_not_rolled_back(
+    cluster: FakeCluster, urls: dict[str, str]
+) -> None:
+    """The scoped rollback refuses to discard later edits without ``force``; the
+    migration stays applied, says so with a warning, and the app runs again."""
+
+    def edit_a_promoted_page() -> None:
+        engine = sa.create_engine(urls["pre"])
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE \"uiSchemas\" SET name = 'edited' WHERE \"x-uid\" = 'page-new-0'")
+            )
+        engine.dispose()
+
+    workloads = apps(cluster, DOWN)
+    workloads.on_health = edit_a_promoted_page
+    status = run(cluster, workloads).status
+    assert status["phase"] == "Succeeded", status
+    assert conditions(status)["Ready"][1] == "AppliedWithWarnings"
+    assert "the rollback was refused" in status["warnings"][0]
+    assert "unhealthy" in status["warnings"][0]
+    assert workloads.replicas[WEB] == 3 and status["application"]["quiesced"] is False
+    assert rows(urls["pre"], "ferry_migrations", "result") == [("succeeded",)]
