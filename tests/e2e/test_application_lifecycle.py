@@ -394,3 +394,41 @@ spec:
     assert not [
         r for r in rows(pre, "uiSchemas", "x-uid", order="x-uid") if r[0].startswith("page-new")
     ]
+
+
+def test_restore_quiesces_and_resumes_the_application(
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Operator,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+    health: HealthServer,
+) -> None:
+    pre = sqlite_envs["pre"]
+    pages_before = rows(pre, "uiSchemas", "x-uid", order="x-uid")
+    declare(kubectl, namespace, sqlite_envs, tmp_path / "backups", health.url)
+    apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
+    assert wait_phase(kubectl, namespace, "release", DONE, timeout=90)["phase"] == "Succeeded"
+    hits = health.hits
+    apply_ok(
+        kubectl,
+        namespace,
+        "apiVersion: ferry.dev/v1alpha1\nkind: Restore\nmetadata: {name: undo}\n"
+        "spec: {migration: release}\n",
+    )
+    wait_for(
+        lambda: (
+            status(kubectl, "restore", namespace, "undo").get("phase")
+            in {"Completed", "Failed", "Reverted"}
+        ),
+        timeout=90,
+        description="Restore undo finished",
+    )
+    done = status(kubectl, "restore", namespace, "undo")
+    assert done["phase"] == "Completed", done
+    assert done["application"]["replicas"] == REPLICAS and not done["application"]["quiesced"]
+    assert conditions(done)["ApplicationQuiesced"] == ("False", "Resumed")
+    assert conditions(done)["ApplicationHealthy"] == ("True", "Healthy")
+    assert replicas(kubectl, namespace) == REPLICAS and health.hits > hits
+    assert rows(pre, "uiSchemas", "x-uid", order="x-uid") == pages_before
+    kubectl("delete", "restore", "undo", "-n", namespace, "--timeout=60s")  # its finalizer
