@@ -21,6 +21,7 @@ from typing import Any
 
 from controller.api.environment_application import ApplicationSpec, WorkloadKind
 from controller.api.reasons import ApplicationReason, ConditionType
+from controller.commands.migrate import MigrationResult
 from controller.errors import CheckFailed, FerryError, TemporaryError
 from controller.flows.outcome import Outcome
 from controller.flows.status import StatusPatch
@@ -279,3 +280,26 @@ def release(body: Mapping[str, Any], workloads: Workloads) -> str | None:
         return None  # nothing Ferry could have scaled
     found = workloads.set_replicas(kind, namespace, name, replicas)
     return f"{kind}/{name} back at {replicas} replicas" if found else None
+
+
+def result_record(result: MigrationResult) -> dict[str, Any]:
+    """What a Migration's ``status.application.result`` keeps for a restart: the flow
+    resumes and checks health after a crash without applying again."""
+    return {
+        "id": result.id,
+        "status": result.status,
+        "message": result.message,
+        "backupId": result.backup_id,
+        "warnings": list(result.warnings),
+    }
+
+
+def result_of(record: dict[str, Any]) -> MigrationResult:
+    return MigrationResult(
+        id=str(record.get("id")),
+        status=str(record.get("status")),
+        plan=None,
+        message=str(record.get("message") or ""),
+        backup_id=record.get("backupId"),
+        warnings=tuple(record.get("warnings") or ()),
+    )

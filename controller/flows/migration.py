@@ -39,6 +39,8 @@ from controller.flows.application import (
     StepPhases,
     hold_deletion,
     leave_running,
+    result_of,
+    result_record,
 )
 from controller.flows.environment import new_baseline
 from controller.flows.outcome import Event, Outcome
@@ -455,28 +457,6 @@ class _Flow:
         self.patch.condition(ConditionType.WARNINGS, True, reason, text)
         events = (*outcome.events, *(Event(EventType.WARNING, reason, w) for w in warnings))
         return Outcome(self.patch.build(), events)
-
-
-def result_record(result: MigrationResult) -> dict[str, Any]:
-    """What ``status.application.result`` keeps of the migration for a restart."""
-    return {
-        "id": result.id,
-        "status": result.status,
-        "message": result.message,
-        "backupId": result.backup_id,
-        "warnings": list(result.warnings),
-    }
-
-
-def result_of(record: dict[str, Any]) -> MigrationResult:
-    return MigrationResult(
-        id=str(record.get("id")),
-        status=str(record.get("status")),
-        plan=None,
-        message=str(record.get("message") or ""),
-        backup_id=record.get("backupId"),
-        warnings=tuple(record.get("warnings") or ()),
-    )
 
 
 def approval_status(meta: dict[str, Any], digest: str) -> dict[str, Any]:
