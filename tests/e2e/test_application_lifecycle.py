@@ -432,3 +432,66 @@ def test_restore_quiesces_and_resumes_the_application(
     assert replicas(kubectl, namespace) == REPLICAS and health.hits > hits
     assert rows(pre, "uiSchemas", "x-uid", order="x-uid") == pages_before
     kubectl("delete", "restore", "undo", "-n", namespace, "--timeout=60s")  # its finalizer
+
+
+STATEFUL_SET = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  serviceName: db
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "registry.invalid/db:1"}]
+"""
+
+
+def test_a_stateful_set_is_quiesced_through_its_scale_too(
+    kubectl: Kubectl,
+    namespace: str,
+    control_plane: ControlPlane,
+    ferry_crds: list[str],
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+    health: HealthServer,
+) -> None:
+    def scale() -> int:
+        got = kubectl.json("get", "statefulset", "db", "-n", namespace)
+        return int(got["spec"]["replicas"])
+
+    def db_pods() -> list[str]:
+        got = kubectl.json("get", "pods", "-n", namespace, "-l", "app=db")
+        return [p["metadata"]["name"] for p in got["items"]]
+
+    op = Operator(
+        control_plane, namespace, tmp_path / "op.log", env={"FERRY_FAILPOINTS": "ledger=sleep(4)"}
+    ).start()
+    try:
+        apply_ok(kubectl, namespace, STATEFUL_SET)
+        app = (
+            "  application:\n"
+            "    workload: {kind: StatefulSet, name: db}\n"
+            f'    health: {{url: "{health.url}", timeoutSeconds: 4}}\n'
+        )
+        apply_ok(
+            kubectl,
+            namespace,
+            environment("dev", "development", sqlite_envs["dev"])
+            + "---"
+            + environment("pre", "pre-release", sqlite_envs["pre"], extra=app),
+        )
+        wait_for(lambda: len(db_pods()) == 2, timeout=60, description="the StatefulSet's Pods")
+        apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
+        wait_for(lambda: "failpoint ledger" in op.tail(200), timeout=90, description="it writes")
+        during = (scale(), db_pods())
+        done = wait_phase(kubectl, namespace, "release", DONE, timeout=90)
+    finally:
+        op.stop()
+    assert during == (0, [])
+    assert done["phase"] == "Succeeded", done
+    assert done["application"]["workload"] == "StatefulSet/db"
+    assert done["application"]["replicas"] == 2 and scale() == 2
