@@ -42,6 +42,7 @@ kind: Environment
 metadata: {{name: pre}}
 spec:
   stage: pre-release
+  allowRunningApplication: true
   database: {{dialect: sqlite, url: "{pre}"}}
   backups: {{store: {{path: {store}}}}}
 """

@@ -95,6 +95,7 @@ kind: Environment
 metadata: {{name: pre-release}}
 spec:
   stage: pre-release
+  allowRunningApplication: true
   database: {{dialect: sqlite, url: "{urls["pre"]}"}}
   promotion: {{acceptsFrom: [dev]}}
   backups: {{store: {{path: "{store}"}}}}
@@ -104,6 +105,7 @@ kind: Environment
 metadata: {{name: production}}
 spec:
   stage: production
+  allowRunningApplication: true
   configChanges: locked
   database: {{dialect: sqlite, url: "{urls["prod"]}"}}
   promotion: {{acceptsFrom: [pre-release]}}

@@ -2,7 +2,9 @@
 -- A Migration is a one-shot: Succeeded is Healthy, Failed and RolledBack are Degraded,
 -- and a finished Migration stays so even if its spec is edited later (it never runs
 -- again). AwaitingApproval is Suspended: a pending approval holds a sync, it does not
--- fail it. Everything else, and a status older than the spec, is Progressing.
+-- fail it. Everything else, and a status older than the spec, is Progressing: while
+-- the target's application is quiesced (Quiescing … Resuming, CheckingHealth,
+-- RollingBack) the message says so, since the application is down meanwhile.
 local function message(status)
   if status.message ~= nil and status.message ~= "" then
     return status.message
@@ -32,7 +34,12 @@ if phase == "Failed" then
 end
 if phase == "RolledBack" then
   hs.status = "Degraded"
-  hs.message = "RolledBack (the target was left as it was): " .. message(status)
+  local ready = condition(status, "Ready")
+  if ready ~= nil and ready.reason == "ApplicationUnhealthy" then
+    hs.message = "RolledBack (the application was unhealthy after it, and runs the old configuration again): " .. message(status)
+  else
+    hs.message = "RolledBack (the target was left as it was): " .. message(status)
+  end
   return hs
 end
 local stale = unobserved()
@@ -46,4 +53,9 @@ if phase == "AwaitingApproval" then
 end
 hs.status = "Progressing"
 hs.message = phase .. ": " .. message(status)
+local quiesced = condition(status, "ApplicationQuiesced")
+if quiesced ~= nil and quiesced.status == "True" and status.application ~= nil then
+  hs.message = hs.message .. " (" .. tostring(status.application.workload) .. " is held at zero replicas, "
+    .. tostring(status.application.replicas) .. " to restore)"
+end
 return hs

@@ -1,7 +1,9 @@
 -- Argo CD health check for ferry.dev/Restore (docs/argocd.md).
 -- A one-shot: Completed is Healthy; Failed and Reverted (the restore failed and the
--- target was put back as it was) are Degraded; Pending, Queued, BackingUp, Restoring
--- and Verifying are Progressing.
+-- target was put back as it was) are Degraded; Pending, Queued, Quiescing, BackingUp,
+-- Restoring, Verifying, Resuming and CheckingHealth are Progressing. A Restore whose
+-- application was unhealthy afterwards is Healthy (it restored what was asked), its
+-- message says so, and the ApplicationHealthy condition is false.
 if status == nil or status.phase == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ferry operator to start the Restore"
@@ -23,4 +25,8 @@ if stale ~= nil then
 end
 hs.status = "Progressing"
 hs.message = status.phase .. ": " .. (status.message or "")
+local quiesced = condition(status, "ApplicationQuiesced")
+if quiesced ~= nil and quiesced.status == "True" and status.application ~= nil then
+  hs.message = hs.message .. " (" .. tostring(status.application.workload) .. " is held at zero replicas)"
+end
 return hs

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller.api.environment_application import FIELDS_READ as APPLICATION_FIELDS
+from controller.api.environment_application import ApplicationSpec, parse_application
 from controller.api.resources import (
     OBJECT_NAME,
     Node,
@@ -84,6 +86,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.backups.store.s3.credentialsSecret",
     *secret_fields("spec.backups.store.keyFrom"),
     *secret_fields("spec.encryptionKeyFrom"),
+    *APPLICATION_FIELDS,
 )
 
 
@@ -142,6 +145,10 @@ class EnvironmentSpec:
     config_changes: ConfigChanges = ConfigChanges.ALLOWED
     backup_store: BackupStoreSpec | None = None
     encryption_key_from: SecretKeyRef | None = None
+    application: ApplicationSpec | None = None  # the workload Ferry quiesces while it writes
+    # No application declared, and promotions into it while it runs are accepted
+    # (the nocobase profile refuses them otherwise: NocoBase caches its configuration).
+    allow_running_application: bool = False
 
     @property
     def locked(self) -> bool:
@@ -266,4 +273,6 @@ def parse_environment(body: Mapping[str, Any]) -> EnvironmentSpec:
         config_changes=spec.enum("configChanges", ConfigChanges, default_changes),
         backup_store=_parse_store(spec),
         encryption_key_from=encryption,
+        application=parse_application(spec),
+        allow_running_application=spec.boolean("allowRunningApplication"),
     )

@@ -33,9 +33,13 @@ class MigrationPhase(Phase):
     QUEUED = "Queued"
     PLANNING = "Planning"
     AWAITING_APPROVAL = "AwaitingApproval"
+    QUIESCING = "Quiescing"  # the target's application is scaled to zero (spec.application)
     BACKING_UP = "BackingUp"
     APPLYING = "Applying"
     VERIFYING = "Verifying"
+    RESUMING = "Resuming"  # its previous replica count is being restored
+    CHECKING_HEALTH = "CheckingHealth"  # waiting until its health check answers 2xx
+    ROLLING_BACK = "RollingBack"  # it stayed unhealthy: quiesced again, rolled back
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     ROLLED_BACK = "RolledBack"

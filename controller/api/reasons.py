@@ -25,6 +25,9 @@ class ConditionType(enum.StrEnum):
     WARNINGS = "Warnings"  # Migration: a step after the commit failed
     RESTORED = "Restored"  # Restore: whether the backup or rollback was written
     LAST_BACKUP_SUCCEEDED = "LastBackupSucceeded"  # BackupSchedule: its newest finished Backup
+    # Migration, Restore into an Environment with spec.application:
+    APPLICATION_QUIESCED = "ApplicationQuiesced"  # True while Ferry holds it at zero replicas
+    APPLICATION_HEALTHY = "ApplicationHealthy"  # its health check after resuming
 
 
 class EventType(enum.StrEnum):
@@ -101,6 +104,21 @@ class OperatorReason(enum.StrEnum):
     CRD_SCHEMA_CURRENT = "CRDSchemaCurrent"  # event: a mismatched CRD became current
 
 
+class ApplicationReason(enum.StrEnum):
+    """Migration and Restore into an Environment that declares ``spec.application``."""
+
+    QUIESCING = "Quiescing"  # scaled to zero; waiting until no pod is left
+    QUIESCED = "Quiesced"  # no pod is left; the previous replica count is in status
+    QUIESCE_TIMED_OUT = "QuiesceTimedOut"  # pods were left after the timeout; resumed
+    RESUMING = "Resuming"  # the previous replica count is being restored
+    RESUMED = "Resumed"  # ApplicationQuiesced false: the replica count is restored
+    CHECKING_HEALTH = "CheckingHealth"  # waiting for the health check to answer 2xx
+    HEALTHY = "Healthy"  # the health check answered 2xx
+    APPLICATION_UNHEALTHY = "ApplicationUnhealthy"  # it did not; the migration rolled back
+    WORKLOAD_NOT_FOUND = "WorkloadNotFound"  # the declared workload does not exist; waited for
+    RUNNING_APPLICATION = "RunningApplication"  # nocobase target without spec.application
+
+
 REASON_GROUPS: tuple[type[enum.StrEnum], ...] = (
     CommonReason,
     EnvironmentReason,
@@ -109,4 +127,5 @@ REASON_GROUPS: tuple[type[enum.StrEnum], ...] = (
     RestoreReason,
     ScheduleReason,
     OperatorReason,
+    ApplicationReason,
 )

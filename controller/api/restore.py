@@ -25,9 +25,12 @@ BACKUP_REF = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?$")
 class RestorePhase(Phase):
     PENDING = "Pending"
     QUEUED = "Queued"
+    QUIESCING = "Quiescing"  # the target's application is scaled to zero (spec.application)
     BACKING_UP = "BackingUp"
     RESTORING = "Restoring"
     VERIFYING = "Verifying"
+    RESUMING = "Resuming"  # its previous replica count is being restored
+    CHECKING_HEALTH = "CheckingHealth"  # waiting until its health check answers 2xx
     COMPLETED = "Completed"
     FAILED = "Failed"
     REVERTED = "Reverted"

@@ -17,13 +17,31 @@ from typing import Any
 
 from controller.api.ids import MIGRATION_ID_MAX
 from controller.api.migration import MigrationPhase, MigrationSpec, parse_migration
-from controller.api.reasons import CommonReason, ConditionType, EventType, MigrationReason
+from controller.api.reasons import (
+    ApplicationReason,
+    CommonReason,
+    ConditionType,
+    EventType,
+    MigrationReason,
+)
 from controller.commands import environments
+from controller.commands.ledger_lookup import ledger_result
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.planning import PlanOptions
+from controller.commands.rollback import rollback
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
+from controller.engine.running_application import running_application
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
+from controller.flows.application import (
+    Holder,
+    Lifecycle,
+    StepPhases,
+    hold_deletion,
+    leave_running,
+    result_of,
+    result_record,
+)
 from controller.flows.environment import new_baseline
 from controller.flows.outcome import Event, Outcome
 from controller.flows.progress import StatusProgress, with_progress
@@ -31,9 +49,14 @@ from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.status import StatusPatch, timestamp
 from controller.gitsource.repository import checkout, credentials_from_secret
 from controller.k8s.client import Cluster
+from controller.k8s.workloads import Health, Workloads
 
 APPROVED_BY = "ferry.dev/approved-by"  # stamped by the chart's MutatingAdmissionPolicy
 PLAN_TABLES_IN_STATUS = 200
+STEPS = StepPhases(
+    MigrationPhase.QUIESCING, MigrationPhase.RESUMING, MigrationPhase.CHECKING_HEALTH
+)
+ROLLED_BACK = "rolled-back"  # a ledger row's result once a rollback committed
 
 
 def ledger_id(meta: dict[str, Any]) -> str:
@@ -67,14 +90,20 @@ class _Flow:
         now: dt.datetime,
         on_phase: Callable[[str], None],
         fault: Callable[[str], None] | None,
+        workloads: Workloads | None = None,
+        lifecycle_options: dict[str, Any] | None = None,
     ) -> None:
         self.body = body
+        self.workloads = workloads
+        self.lifecycle_options = lifecycle_options or {}
+        self.life: Lifecycle | None = None
         self.cluster = cluster
         self.now = now
         self.on_phase = on_phase
         self.fault = fault
         self.meta = body.get("metadata") or {}
         self.namespace = str(self.meta.get("namespace"))
+        self.name = str(self.meta.get("name"))
         self.status = body.get("status") or {}
         self.patch = StatusPatch(body, now).set(
             startTime=self.status.get("startTime") or timestamp(now)
@@ -108,6 +137,16 @@ class _Flow:
         return Outcome(self.patch.build(), tuple(self.events))
 
     def run(self) -> Outcome:
+        """Every way out of one call leaves the application running: only a crash can
+        leave it quiesced, and the next call (or the finalizer) resumes it."""
+        return leave_running(
+            Holder(self.body, self.workloads, self.patch),
+            lambda: self.life,
+            self.attempt,
+            lambda err: self.wait(MigrationPhase.RESUMING, err.reason, err.message, 5.0),
+        )
+
+    def attempt(self) -> Outcome:
         try:
             spec = parse_migration(self.body)
         except InvalidInput as err:
@@ -136,6 +175,9 @@ class _Flow:
         waiting = self.gate(target, source_env)
         if waiting is not None:
             return waiting
+        self.life = self.lifecycle(target)
+        if self.life is not None and self.life.state.get("result"):
+            return self.after_apply(result_of(self.life.state["result"]), target, spec)
         self.on_phase(MigrationPhase.PLANNING)
         variables = None
         if target.profile is not Profile.NOCOBASE and target.spec.variables:
@@ -144,17 +186,27 @@ class _Flow:
         with self.source(spec, source_env) as (source, source_status):
             plan = plan_only(source, target.url, options, self.progress).plan
             self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
-            if not spec.approval.approves(plan.digest):
+            refused = self.running_application(target, plan)
+            if refused is not None:
+                return refused
+            # Quiesced by an earlier attempt: approved before that, and the ledger and the
+            # approved digest (below) decide whether anything is applied now.
+            quiesced = self.life is not None and self.life.quiesced
+            if not quiesced and not spec.approval.approves(plan.digest):
                 return self.await_approval(spec, plan.digest)
-            if spec.approval.required:
-                self.patch.set(approval=approval_status(self.meta, plan.digest))
+            approved = spec.approval.plan_digest if spec.approval.required else None
+            if approved:
+                self.patch.set(approval=approval_status(self.meta, approved))
+            if self.life is not None:
+                hold_deletion(self.cluster, "Migration", self.body)
+                self.life.quiesce()
             result = migrate(
                 MigrationRequest(
                     source,
                     target.url,
                     options,
                     migration_id=ledger_id(self.meta),
-                    approved_digest=plan.digest if spec.approval.required else None,
+                    approved_digest=approved,
                     store=None if spec.skip_backup else target.store,
                     environment=target.name,
                     on_phase=self.on_phase,
@@ -162,7 +214,112 @@ class _Flow:
                     fault=self.fault,
                 )
             )
+        if self.life is not None:
+            return self.after_apply(result, target, spec)
         return self.conclude(result, target, skip=spec.skip_backup)
+
+    # --- the target's application (spec.application) --------------------------------
+
+    def running_application(
+        self, target: environments.ResolvedEnvironment, plan: Plan
+    ) -> Outcome | None:
+        """The plan's note on the target's application; a refusal ends the migration."""
+        app = target.spec.application
+        verdict = running_application(
+            target.profile,
+            target.name,
+            declared=app.workload if app is not None else None,
+            allowed=target.spec.allow_running_application,
+        )
+        if verdict.note is None:
+            return None
+        shown = plan_status(plan)
+        shown["notes"].append(verdict.note)
+        self.patch.set(plan=shown)
+        if not verdict.refused:
+            return None
+        return self.finish(
+            MigrationPhase.FAILED, ApplicationReason.RUNNING_APPLICATION, verdict.note
+        )
+
+    def lifecycle(self, target: environments.ResolvedEnvironment) -> Lifecycle | None:
+        app = target.spec.application
+        if app is None:
+            return None
+        if self.workloads is None:
+            raise InvalidInput(f"Environment {target.name} declares an application; no client")
+
+        def write() -> None:
+            self.cluster.patch_status("Migration", self.namespace, self.name, self.patch.build())
+
+        previous = self.status.get("application")
+        return Lifecycle(
+            app,
+            self.workloads,
+            self.namespace,
+            self.patch,
+            write,
+            previous,
+            STEPS,
+            **self.lifecycle_options,
+        )
+
+    def after_apply(
+        self, result: MigrationResult, target: environments.ResolvedEnvironment, spec: MigrationSpec
+    ) -> Outcome:
+        """Resume, then wait until healthy; roll back an applied migration that is not."""
+        assert self.life is not None
+        self.life.remember(result=result_record(result))
+        if self.life.state.get("rollingBack"):
+            health = Health(False, str(self.life.state.get("health")))
+            return self.roll_back_unhealthy(result, target, spec, health)
+        self.life.resume()
+        if result.status not in ("succeeded", "noop"):
+            return self.conclude(result, target, skip=spec.skip_backup)
+        health = self.life.wait_healthy()
+        if health.ok:
+            return self.conclude(result, target, skip=spec.skip_backup)
+        return self.roll_back_unhealthy(result, target, spec, health)
+
+    def roll_back_unhealthy(
+        self,
+        result: MigrationResult,
+        target: environments.ResolvedEnvironment,
+        spec: MigrationSpec,
+        health: Health,
+    ) -> Outcome:
+        """Quiesce again, undo exactly what the migration wrote (rows written while the
+        application served are kept), resume, and end RolledBack."""
+        assert self.life is not None
+        fields = {"backup": backup_status(result, target, skip=spec.skip_backup)}
+        why = (
+            f"the application of {target.name} was unhealthy after the migration ({health.detail})"
+        )
+        if not result.backup_id or target.store is None:
+            warning = f"{why}; without a pre-migration backup it was not rolled back"
+            return self.succeeded_with_warnings(
+                f"applied to {target.name}", (warning,), migrationId=result.id, **fields
+            )
+        self.life.remember(rollingBack=True)
+        self.life.quiesce(MigrationPhase.ROLLING_BACK)
+        try:
+            if ledger_result(target.url, result.id) != ROLLED_BACK:
+                rollback(target.store, result.id, target.url, progress=self.progress)
+        except CheckFailed as err:  # edited since (by the app while it served): kept
+            self.life.resume()
+            refused = f"{why}; the rollback was refused: {'; '.join(err.problems[:5])}"
+            return self.succeeded_with_warnings(
+                f"applied to {target.name}", (refused,), migrationId=result.id, **fields
+            )
+        self.life.resume()
+        self.record_baseline(None, target)
+        return self.finish(
+            MigrationPhase.ROLLED_BACK,
+            ApplicationReason.APPLICATION_UNHEALTHY,
+            f"{why}: quiesced it again, rolled the migration back and resumed it",
+            migrationId=result.id,
+            **fields,
+        )
 
     def gate(
         self,
@@ -263,16 +420,19 @@ class _Flow:
         )
 
     def record_baseline(
-        self, result: MigrationResult, target: environments.ResolvedEnvironment
+        self, result: MigrationResult | None, target: environments.ResolvedEnvironment
     ) -> None:
-        """The target's new configuration fingerprint, so drift is measured from here."""
+        """The target's new configuration fingerprint, so drift is measured from here
+        (``result`` None: the migration was rolled back, it is not the last one)."""
         try:
             fingerprint = environments.fingerprint_of(target).value
-            last = {
-                "name": self.meta.get("name"),
-                "id": result.id,
-                "completionTime": timestamp(self.now),
-            }
+            last = None
+            if result is not None:
+                last = {
+                    "name": self.meta.get("name"),
+                    "id": result.id,
+                    "completionTime": timestamp(self.now),
+                }
             self.cluster.patch_status(
                 "Environment", self.namespace, target.name, new_baseline(fingerprint, last)
             )
@@ -331,9 +491,13 @@ def reconcile_migration(
     now: dt.datetime,
     on_phase: Callable[[str], None],
     fault: Callable[[str], None] | None = None,
+    workloads: Workloads | None = None,
+    lifecycle_options: dict[str, Any] | None = None,
 ) -> Outcome:
-    """``fault``: a test hook passed to the engine (see ``handlers/failpoints.py``)."""
+    """``fault``: a test hook passed to the engine (see ``handlers/failpoints.py``);
+    ``workloads``: the target application's scale and health (``spec.application``);
+    ``lifecycle_options``: its ``sleep`` and ``clock``, for tests."""
     if MigrationPhase.is_finished((body.get("status") or {}).get("phase")):
         return Outcome({})
-    flow = _Flow(body, cluster, now, on_phase, fault)
+    flow = _Flow(body, cluster, now, on_phase, fault, workloads, lifecycle_options)
     return with_progress(flow.run(), flow.progress)

@@ -18,7 +18,13 @@ from typing import Any
 
 from controller.api.backup import BackupPhase
 from controller.api.migration import MigrationPhase
-from controller.api.reasons import CommonReason, ConditionType, EventType, RestoreReason
+from controller.api.reasons import (
+    ApplicationReason,
+    CommonReason,
+    ConditionType,
+    EventType,
+    RestoreReason,
+)
 from controller.api.restore import RestorePhase, RestoreSpec, parse_restore
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
@@ -33,15 +39,25 @@ from controller.errors import (
     Reverted,
     TemporaryError,
 )
+from controller.flows.application import (
+    Holder,
+    Lifecycle,
+    StepPhases,
+    hold_deletion,
+    leave_running,
+)
 from controller.flows.environment import new_baseline
 from controller.flows.oneshot import OneShot
 from controller.flows.outcome import Event, Outcome, backoff
+from controller.flows.progress import with_progress
 from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
+from controller.k8s.workloads import Workloads
 
 BACKUP_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]+$")
 PROBLEMS_SHOWN = 20
+STEPS = StepPhases(RestorePhase.QUIESCING, RestorePhase.RESUMING, RestorePhase.CHECKING_HEALTH)
 
 
 class _Wait(Exception):
@@ -58,6 +74,9 @@ class _Flow(OneShot):
     kind = "Restore"
     phases = RestorePhase
     pending = RestorePhase.PENDING
+    workloads: Workloads | None = None  # the target application's scale and health
+    lifecycle_options: dict[str, Any] | None = None  # its sleep and clock, for tests
+    life: Lifecycle | None = None
 
     def finish(self, phase: RestorePhase, reason: str, message: str) -> Outcome:
         self.patch.set(phase=phase, message=message, completionTime=timestamp(self.now))
@@ -70,7 +89,65 @@ class _Flow(OneShot):
         return Outcome(self.patch.build(), (Event(EventType.WARNING, reason, message),))
 
     def restoring(self, message: str, **fields: Any) -> None:
-        self.show_phase(RestorePhase.RESTORING, RestoreReason.RESTORING, message, **fields)
+        if self.life is None:
+            self.show_phase(RestorePhase.RESTORING, RestoreReason.RESTORING, message, **fields)
+            return
+        # Through the patch that holds the application's conditions, so none goes missing.
+        self.patch.progressing(RestoreReason.RESTORING, message)
+        self.patch.set(phase=RestorePhase.RESTORING, message=message, **fields)
+        self.life.write()
+
+    def quiesce(self, env: environments.ResolvedEnvironment) -> None:
+        """Stop the target's application (``spec.application``) before writing."""
+        app = env.spec.application
+        if app is None:
+            return
+        if self.workloads is None:
+            raise InvalidInput(f"Environment {env.name} declares an application; no client")
+
+        def write() -> None:
+            self.cluster.patch_status(self.kind, self.namespace, self.name, self.patch.build())
+
+        previous = self.status.get("application")
+        self.life = Lifecycle(
+            app,
+            self.workloads,
+            self.namespace,
+            self.patch,
+            write,
+            previous,
+            STEPS,
+            **(self.lifecycle_options or {}),
+        )
+        hold_deletion(self.cluster, self.kind, self.body)
+        self.life.quiesce()
+
+    def completed(self, reason: str, message: str) -> Outcome:
+        """Resume the application and wait until healthy, then Completed. An application
+        unhealthy after a restore is said (a Warning event, ApplicationHealthy false),
+        not undone: the restore is what was asked for."""
+        if self.life is None:
+            return self.finish(RestorePhase.COMPLETED, reason, message)
+        self.life.resume()
+        health = self.life.wait_healthy()
+        if health.ok:
+            return self.finish(RestorePhase.COMPLETED, reason, message)
+        warning = f"the application of {self.life.app.workload} was unhealthy afterwards"
+        outcome = self.finish(RestorePhase.COMPLETED, reason, f"{message}; {warning}")
+        unhealthy = Event(
+            EventType.WARNING,
+            ApplicationReason.APPLICATION_UNHEALTHY,
+            f"{warning}: {health.detail}",
+        )
+        return Outcome(outcome.status, (*outcome.events, unhealthy))
+
+    def guarded_run(self, retry: int) -> Outcome:
+        return leave_running(
+            Holder(self.body, self.workloads, self.patch),
+            lambda: self.life,
+            lambda: self.run(retry),
+            lambda err: self.wait(err.reason, err.message, 5.0, RestorePhase.RESUMING),
+        )
 
     def failed(self, reason: str, message: str) -> Outcome:
         return self.finish(RestorePhase.FAILED, reason, message)
@@ -197,6 +274,7 @@ class _Flow(OneShot):
             raise _Wait(RestoreReason.BACKUP_NOT_FOUND, f"waiting for Backup {ref} to exist", 10.0)
         self.patch.set(environment=target, backup=backup_ref)
         env = self._gate(target)
+        self.quiesce(env)
         tables = list(spec.tables) or None
         self.restoring(
             f"restoring backup {manifest.id} into {env.name}",
@@ -220,8 +298,7 @@ class _Flow(OneShot):
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
             undoneMigrations=list(result.undone) or None,
         )
-        return self.finish(
-            RestorePhase.COMPLETED,
+        return self.completed(
             RestoreReason.RESTORED,
             f"restored {len(result.tables)} tables ({result.rows} rows) of backup "
             f"{manifest.id} into {env.name}",
@@ -258,6 +335,7 @@ class _Flow(OneShot):
         self.patch.set(environment=target, backup=backup_ref, migration={"name": name})
         env = self._gate(target)
         store = self._store_of(env)
+        self.quiesce(env)
         self.restoring(
             f"rolling Migration {name} back in {env.name}",
             environment=env.name,
@@ -274,8 +352,7 @@ class _Flow(OneShot):
             laterEdits=list(result.later_edits[:PROBLEMS_SHOWN]),
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
         )
-        return self.finish(
-            RestorePhase.COMPLETED,
+        return self.completed(
             CommonReason.ROLLED_BACK,
             f"rolled Migration {name} back: restored {len(result.tables)} tables, dropped "
             f"{len(result.dropped)}, from backup {result.backup_id}",
@@ -283,7 +360,18 @@ class _Flow(OneShot):
 
 
 def reconcile_restore(
-    body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
+    body: dict[str, Any],
+    cluster: Cluster,
+    *,
+    now: dt.datetime,
+    retry: int = 0,
+    workloads: Workloads | None = None,
+    lifecycle_options: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Carry out a new Restore; a finished one is left alone."""
-    return _Flow.reconcile(body, cluster, now, retry)
+    """Carry out a new Restore; a finished one is left alone. ``workloads``: the target
+    application's scale and health (``spec.application``)."""
+    if RestorePhase.is_finished((body.get("status") or {}).get("phase")):
+        return Outcome({})
+    flow = _Flow(body, cluster, now)
+    flow.workloads, flow.lifecycle_options = workloads, lifecycle_options
+    return with_progress(flow.guarded_run(retry), flow.progress)

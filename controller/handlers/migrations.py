@@ -1,4 +1,5 @@
-"""Migration handlers: drive one Migration from Pending to a final phase."""
+"""Migration handlers: drive one Migration from Pending to a final phase; a Migration
+deleted while it holds its target's application at zero resumes it first."""
 
 from __future__ import annotations
 
@@ -9,12 +10,22 @@ import kopf
 
 from controller.api.migration import MigrationPhase
 from controller.api.resources import GROUP, VERSION
+from controller.flows.application import holds_application, release
 from controller.flows.migration import ledger_id, reconcile_migration
 from controller.flows.unexpected import guarded
 from controller.handlers import failpoints, metrics
 from controller.handlers.common import cluster, now, write
+from controller.k8s.workloads import KubeWorkloads, Workloads
 
 FAULT = failpoints.from_environment()
+_workloads: Workloads | None = None
+
+
+def workloads() -> Workloads:
+    global _workloads  # noqa: PLW0603 - one client per operator process
+    if _workloads is None:
+        _workloads = KubeWorkloads()
+    return _workloads
 
 
 @kopf.on.create(GROUP, VERSION, "migrations")
@@ -32,7 +43,9 @@ def migration_changed(body: Any, retry: int, **_: Any) -> None:
     outcome = guarded(
         "Migration",
         dict(body),
-        lambda: reconcile_migration(dict(body), client, now=when, on_phase=on_phase, fault=FAULT),
+        lambda: reconcile_migration(
+            dict(body), client, now=when, on_phase=on_phase, fault=FAULT, workloads=workloads()
+        ),
         now=when,
         retry=retry,
         note=f"; whether {target} changed: its ferry_migrations ledger, ID {ledger_id(meta)}",
@@ -47,3 +60,13 @@ def migration_changed(body: Any, retry: int, **_: Any) -> None:
         if phase == MigrationPhase.SUCCEEDED:
             metrics.LAST_SUCCESS.labels("Migration").set_to_current_time()
     write("Migration", body, outcome)
+
+
+@kopf.on.delete(GROUP, VERSION, "migrations", when=lambda body, **_: holds_application(body))
+def migration_deleted(body: Any, logger: Any, **_: Any) -> None:
+    """Kopf keeps its finalizer on a Migration only while it holds the application
+    at zero (the flow adds it before scaling); this resumes the workload, then Kopf
+    lets the object go. An API error raises and is retried by Kopf."""
+    done = release(dict(body), workloads())
+    if done:
+        logger.info(f"resumed {done}: the Migration was deleted while it was quiesced")

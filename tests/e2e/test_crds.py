@@ -56,6 +56,8 @@ spec:
       secretKeyRef: {name: pre-release-db, key: url}
   promotion:
     acceptsFrom: [dev]
+  # No application declared: promote while it runs (restart NocoBase afterwards).
+  allowRunningApplication: true
   backups:
     store:
       path: /var/lib/ferry/backups
@@ -87,6 +89,13 @@ spec:
     secretKeyRef: {name: production-app, key: APP_KEY}
   promotion:
     acceptsFrom: [pre-release]
+  # Scaled to zero while Ferry writes, resumed, then checked (docs/concepts.md).
+  application:
+    workload: {kind: Deployment, name: nocobase}
+    quiesce: {strategy: ScaleToZero, timeoutSeconds: 300}
+    health:
+      url: http://nocobase.production.svc:13000/api/__health_check
+      timeoutSeconds: 300
   backups:
     store:
       s3:
@@ -419,6 +428,42 @@ spec:
 """,
         ["spec.variables[0]", "a secret variable must come from a Secret"],
         id="environment-inline-secret",
+    ),
+    pytest.param(
+        """\
+apiVersion: ferry.dev/v1alpha1
+kind: Environment
+metadata:
+  name: both-app-and-running
+spec:
+  stage: production
+  database: {dialect: sqlite, url: "sqlite:///x.db"}
+  allowRunningApplication: true
+  application:
+    workload: {kind: Deployment, name: web}
+""",
+        ["allowRunningApplication is for an Environment without application"],
+        id="environment-application-and-allow-running",
+    ),
+    pytest.param(
+        """\
+apiVersion: ferry.dev/v1alpha1
+kind: Environment
+metadata:
+  name: app-pod
+spec:
+  stage: production
+  database: {dialect: sqlite, url: "sqlite:///x.db"}
+  application:
+    workload: {kind: Pod, name: web}
+    health: {url: "http://user:pw@web/health"}
+""",
+        [
+            "spec.application.workload.kind",
+            'Unsupported value: "Pod"',
+            "spec.application.health.url",
+        ],
+        id="environment-application-bad-workload-and-url",
     ),
     pytest.param(
         """\

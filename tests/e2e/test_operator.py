@@ -29,6 +29,8 @@ spec:
         doc += f"  promotion: {{acceptsFrom: [{accepts}]}}\n"
     if store:
         doc += f"  backups: {{store: {{path: {store}}}}}\n"
+    if "application:" not in extra:  # no workload here: promotions run beside the app
+        doc += "  allowRunningApplication: true\n"
     return doc + extra
 
 

@@ -228,6 +228,7 @@ kind: Environment
 metadata: {{name: pg}}
 spec:
   stage: production
+  allowRunningApplication: true
   database:
     dialect: postgresql
     host: {host}

@@ -21,6 +21,13 @@ import yaml
 
 from tests.e2e.conftest import Kubectl
 from tests.e2e.operator import Operator
+from tests.e2e.test_application_lifecycle import (
+    REPLICAS,
+    HealthServer,
+    declare,
+    replicas,
+    serve_health,
+)
 from tests.e2e.test_backups_operator import make_schedule_due
 from tests.e2e.test_operator import apply_ok, environment, migration, status, wait_phase
 from tests.harness.cluster import ControlPlane, wait_for
@@ -219,6 +226,30 @@ def schedule_backups(kubectl: Kubectl, namespace: str, schedule: str) -> list[di
     return sorted(got.get("items", []), key=lambda b: b["metadata"]["name"])
 
 
+@pytest.fixture
+def health() -> Iterator[HealthServer]:
+    yield from serve_health()
+
+
+def test_application_lifecycle_works_with_the_charts_rbac(
+    kubectl: Kubectl,
+    namespace: str,
+    sa_operator: Operator,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+    health: HealthServer,
+) -> None:
+    """Scale read and set, pods listed, the finalizer added: as the chart's account."""
+    declare(kubectl, namespace, sqlite_envs, tmp_path / "backups", health.url)
+    apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
+    done = wait_phase(kubectl, namespace, "release", {"Succeeded", "Failed", "RolledBack"}, 90)
+    assert done["phase"] == "Succeeded", done
+    assert done["application"]["replicas"] == REPLICAS and health.hits >= 1
+    assert replicas(kubectl, namespace) == REPLICAS
+    refused = [line for line in sa_operator.tail(100_000).splitlines() if "orbidden" in line]
+    assert not refused, "\n".join(refused[:6])
+
+
 def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, release: Release) -> None:
     """What the operator's ServiceAccount may do, asked of the API server's authorizer."""
     # Cluster-wide, only the start-up schema check's read of Ferry's own CRDs.
@@ -244,6 +275,11 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("delete", "backups.ferry.dev"),
         ("update", "backupschedules.ferry.dev/finalizers"),
         ("create", "events"),
+        ("get", "deployments.apps"),
+        ("get", "statefulsets.apps"),
+        ("patch", "deployments.apps/scale"),
+        ("patch", "statefulsets.apps/scale"),
+        ("list", "pods"),
     ]:
         assert can_i(kubectl, user, verb, resource, ns), f"{user} cannot {verb} {resource}"
     for verb, resource, where in [
@@ -254,8 +290,12 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("update", "secrets", ns),
         ("get", "secrets", "default"),  # only the watched namespaces
         ("list", "migrations.ferry.dev", "default"),
-        ("list", "pods", ns),
         ("create", "pods", ns),
+        ("delete", "pods", ns),
+        ("patch", "deployments.apps", ns),  # the scale only, never the pod template
+        ("update", "deployments.apps", ns),
+        ("patch", "deployments.apps/scale", "default"),  # only the watched namespaces
+        ("patch", "replicasets.apps/scale", ns),
         ("get", "configmaps", ns),
         ("list", "namespaces", ns),
         ("update", "migrations.ferry.dev", ns),
@@ -285,7 +325,9 @@ def test_cluster_wide_install_reads_secrets_only_where_bound_and_writes_none(
         for verb in ("list", "watch", "create", "update", "patch", "delete"):
             assert not can_i(kubectl, user, verb, "secrets", where), f"{user} may {verb} secrets"
         assert not can_i(kubectl, user, "create", "migrations.ferry.dev", where)
-        assert not can_i(kubectl, user, "list", "pods", where)
+        assert can_i(kubectl, user, "list", "pods", where)  # spec.application's pods
+        assert not can_i(kubectl, user, "delete", "pods", where)
+        assert not can_i(kubectl, user, "patch", "deployments.apps", where)
     assert not can_i(kubectl, user, "list", "namespaces", namespace)
     assert not can_i(
         kubectl, user, "list", "customresourcedefinitions.apiextensions.k8s.io", namespace

@@ -139,6 +139,7 @@ kind: Environment
 metadata: {name: no-secret}
 spec:
   stage: production
+  allowRunningApplication: true
   database: {dialect: postgresql, urlFrom: {secretKeyRef: {name: missing, key: url}}}
 """,
     )

@@ -29,6 +29,7 @@ kind: Environment
 metadata: {{name: {name}}}
 spec:
   stage: {stage}
+  allowRunningApplication: true  # the test stops NocoBase itself around the promotion
   database: {{dialect: postgresql, urlFrom: {{secretKeyRef: {{name: {secret}, key: url}}}}}}
   backups: {{store: {{path: "{store}"}}}}
 {promotion}"""

@@ -251,6 +251,11 @@ def test_operator_rules_are_exactly_what_it_uses(default: list[dict[str, Any]]) 
     expected[(GROUP, "backups")] |= {"create", "delete"}
     expected[(GROUP, "backupschedules/finalizers")] = {"update"}
     expected[("", "events")] = {"create"}
+    # spec.application: the replica count through the scale subresource, pods listed.
+    for workload in ("deployments", "statefulsets"):
+        expected[("apps", workload)] = {"get"}
+        expected[("apps", f"{workload}/scale")] = {"get", "patch"}
+    expected[("", "pods")] = {"list"}
     assert got == expected  # no Secrets: only where Environments live (below)
 
 
@@ -265,7 +270,9 @@ def test_secrets_are_read_only_and_nothing_else_core(
                 assert verbs == {"get"}, role["metadata"]
             # Standalone Kopf with fixed namespaces: no peering, no namespace or CRD scans.
             assert group not in {"kopf.dev", "zalando.org", "apiextensions.k8s.io"}
-            assert resource not in {"namespaces", "pods", "configmaps", "nodes"}
+            assert resource not in {"namespaces", "configmaps", "nodes"}
+            if resource == "pods":  # whether a quiesced workload's pods are gone
+                assert verbs == {"list"}, role["metadata"]
 
 
 def test_cluster_wide_binding_to_the_service_account(default: list[dict[str, Any]]) -> None:

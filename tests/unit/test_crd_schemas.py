@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.api import backup, conditions, environment, migration, restore, schedule
+from controller.api import (
+    backup,
+    conditions,
+    environment,
+    environment_application,
+    migration,
+    restore,
+    schedule,
+)
 from controller.api.resources import GROUP, VERSION, schema_paths
 from controller.api.rules import Rule
 from controller.engine.profiles import Profile as EngineProfile
@@ -55,6 +63,8 @@ ENUMS: list[tuple[str, str, Any]] = [
     ("Environment", "spec.database.dialect", environment.Dialect),
     ("Environment", "spec.configChanges", environment.ConfigChanges),
     ("Environment", "spec.variables[].type", environment.VariableType),
+    ("Environment", "spec.application.workload.kind", environment_application.WorkloadKind),
+    ("Environment", "spec.application.quiesce.strategy", environment_application.QuiesceStrategy),
     ("Backup", "spec.reason", backup.Reason),
     ("Backup", "spec.deletionPolicy", backup.DeletionPolicy),
     ("Backup", "status.phase", backup.BackupPhase),
@@ -73,6 +83,7 @@ PATTERNS: list[tuple[str, str, str]] = [
     ("BackupSchedule", "spec.timeZone", schedule.TIME_ZONE_PATTERN),
     ("Migration", "spec.approval.planDigest", migration.PLAN_DIGEST_PATTERN),
     ("Restore", "spec.backup", restore.BACKUP_REF.pattern),
+    ("Environment", "spec.application.health.url", environment_application.HEALTH_URL.pattern),
     *((kind, "status.conditions[].reason", conditions.REASON_PATTERN.pattern) for kind in VIEWS),
     *((kind, "status.conditions[].type", conditions.TYPE_PATTERN.pattern) for kind in VIEWS),
 ]

@@ -33,6 +33,7 @@ READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "Connected
 def env(name: str, url: str, store: Path | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "stage": "development",
+        "allowRunningApplication": True,
         "database": {"dialect": "sqlite", "url": url},
     }
     if store is not None:

@@ -204,6 +204,7 @@ def postgres_env(name: str, port: int) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "stage": "production",
+            "allowRunningApplication": True,
             "database": {
                 "dialect": "postgresql",
                 "url": f"postgresql://ferry@127.0.0.1:{port}/app",

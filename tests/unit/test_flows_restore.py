@@ -29,7 +29,11 @@ VARS = {"HOOK_TOKEN": ("secret", "t"), "TICKET_WEBHOOK": ("plain", "u")}
 
 
 def environment(name: str, url: str, store: Path | None, ready: bool = True) -> dict[str, Any]:
-    spec: dict[str, Any] = {"stage": "production", "database": {"dialect": "sqlite", "url": url}}
+    spec: dict[str, Any] = {
+        "stage": "production",
+        "allowRunningApplication": True,
+        "database": {"dialect": "sqlite", "url": url},
+    }
     if store is not None:
         spec["backups"] = {"store": {"path": str(store)}}
     body = {"kind": "Environment", "metadata": {"name": name}, "spec": spec}

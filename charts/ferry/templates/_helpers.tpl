@@ -87,6 +87,17 @@ No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed n
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# An Environment's spec.application: its replica count read and set through the scale
+# subresource only (never the pod template), and its pods listed to see them gone.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [deployments/scale, statefulsets/scale]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 {{- end }}
 
 {{/*
