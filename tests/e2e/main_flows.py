@@ -81,6 +81,7 @@ metadata: {{name: {name}}}
 spec:
   stage: {stage}
   database: {{dialect: postgresql, urlFrom: {{secretKeyRef: {{name: {name}-db, key: url}}}}}}
+  allowRunningApplication: true  # no NocoBase runs beside these databases
 """
     if accepts:
         doc += f"  promotion: {{acceptsFrom: [{accepts}]}}\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import CRDS_DIR, Kubectl
-from tests.e2e.test_operator import apply_ok, environment
+from tests.e2e.test_operator import apply_ok
 from tests.harness.cluster import REPO_ROOT, wait_for
 from tests.node.conftest import RELEASE, SYSTEM_NS, OperatorPod, wait_ready
 
@@ -75,7 +75,14 @@ def test_upgrade_from_the_previous_chart(
         "image": {"repository": alone.image.repository, "tag": alone.image.tag,
                   "pullPolicy": "Never"},
     })  # fmt: skip
-    apply_ok(kubectl, namespace, environment("dev", "development", f"sqlite:///{tmp_path}/x.db"))
+    # Written for the previous CRD: none of this release's fields.
+    dev = f"""
+apiVersion: ferry.dev/v1alpha1
+kind: Environment
+metadata: {{name: dev}}
+spec: {{stage: development, database: {{dialect: sqlite, url: "sqlite:///{tmp_path}/x.db"}}}}
+"""
+    apply_ok(kubectl, namespace, dev)
 
     alone.install()  # helm upgrade to this chart: its crds/ are not applied
     wait_ready(alone)
