@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with Ferry and the dev tools
 
-system-packages: ## install the Debian packages the tests need (PostgreSQL, MariaDB, git)
+system-packages: ## install the Debian packages the tests need (PostgreSQL, MariaDB, git, runc, buildah, ...)
 	bash hack/ensure-system-packages.sh
 
 node-binaries: cluster-binaries ## build kubelet, containerd, kube-proxy, kube-scheduler, CoreDNS once (cached)
@@ -83,7 +83,7 @@ test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-bina
 
 check: lint test ## lint, types and every test
 
-demo: $(STAMP) system-packages node-binaries base-image helm ## the whole loop on a local Kubernetes control plane (operator, Git, approval, rollback)
+demo: $(STAMP) system-packages node-binaries base-image helm ## the whole loop on a local cluster with a real node: the operator as a pod (chart), Git, approval, rollback
 	$(BIN)/python hack/demo_cluster.py
 
 demo-cli: $(STAMP) ## the command line alone: dev → pre-release → production on SQLite files
