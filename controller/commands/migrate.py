@@ -28,7 +28,8 @@ from controller.db.connect import default_environment
 from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
 from controller.engine import post_state
-from controller.engine.indexing import index_target
+from controller.engine.buckets import DigestSource
+from controller.engine.indexing import index_target, index_written
 from controller.engine.plan import Plan
 from controller.engine.progress import APPLYING, NO_PROGRESS, Progress
 from controller.engine.rowindex import RowIndex
@@ -150,20 +151,31 @@ def _apply(
     progress.done()
     if fault:
         fault("verify")
-    # Only the tables this migration changed are read again: the others were not
-    # written, and a promotion usually touches a few tables out of a hundred.
-    after = {
-        t.table: index_target(
-            session,
-            prepared.source_schema.tables[t.table],
-            session.schema().table(t.table),
-            t.keyspec,
-        )
-        for t in plan.tables
-        if t.keyspec is not None and t.table in prepared.source_rows and t.changes_anything
-    }
-    verify(plan, prepared.source_rows, prepared.target_rows, after)
+    sources, after = _read_back(session, source, prepared)
+    verify(plan, sources, prepared.target_rows, after)
     return after
+
+
+def _read_back(
+    session: WriteSession, source: SnapshotSource, prepared: Prepared
+) -> tuple[dict[str, RowIndex], dict[str, RowIndex]]:
+    """The source's and the target's indexes to verify the write with. Only the tables
+    this migration changed are read again (a promotion usually touches a few tables out
+    of a hundred); those planned with in-database digests are compared the same way,
+    and only the rows of differing buckets come back."""
+    sources, after = dict(prepared.source_rows), {}
+    for t in prepared.plan.tables:
+        if t.keyspec is None or t.table not in prepared.source_rows or not t.changes_anything:
+            continue
+        src_table, now = prepared.source_schema.tables[t.table], session.schema().table(t.table)
+        planned = prepared.source_rows[t.table]
+        if planned.buckets is not None and isinstance(source, DigestSource) and now is not None:
+            sources[t.table], after[t.table] = index_written(
+                source, session, src_table, now, t.keyspec, planned
+            )
+        else:
+            after[t.table] = index_target(session, src_table, now, t.keyspec)
+    return sources, after
 
 
 class _Run:
