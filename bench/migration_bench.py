@@ -524,12 +524,13 @@ def _reference() -> dict[str, Any]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = ["scenario", "rows", "seconds", "rows/s", "peak RSS MiB"]
+    head = ["scenario", "rows", "seconds", "x ref", "rows/s", "peak RSS MiB"]
     body = [
         [
             r["scenario"],
             f"{r['rows']:,}" if r["rows"] is not None else "-",
             f"{r['seconds']:.2f}" if r["seconds"] else "-",
+            f"{r['vs_ref']:.2f}" if r.get("vs_ref") else "-",
             f"{r['rows_per_s']:,.0f}" if r["rows_per_s"] else "-",
             f"{r['peak_rss_mib']:.0f}",
         ]
@@ -633,6 +634,8 @@ def bench(total: int, keep: bool) -> dict[str, Any]:
             _row("4 no-op re-plan", scanned, noop_plan, plan=noop_plan["plan"]),
             _row("4b no-op promotion", scanned, noop, plan=noop["plan"]),
         ]
+        for r in rows:  # every time as a ratio to pg_dump | psql of this run
+            r["vs_ref"] = round(r["seconds"] / reference["seconds"], 3) if r["seconds"] else None
         ratio = full["seconds"] / reference["seconds"]
         report: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -654,6 +657,11 @@ def bench(total: int, keep: bool) -> dict[str, Any]:
             },
             "scenarios": rows,
             "full_vs_pg_dump_psql_ratio": round(ratio, 2),
+            "ratios_to_pg_dump_psql": {
+                "full promotion": round(ratio, 2),
+                "incremental promotion": round(incr["seconds"] / reference["seconds"], 2),
+                "no-op re-plan": round(noop_plan["seconds"] / reference["seconds"], 2),
+            },
             "notes": [
                 "rows: scenario 1/2 = source rows, 3 = changed rows (insert+update+delete), "
                 "4 = source rows scanned (the target is scanned as well)",
@@ -669,10 +677,8 @@ def bench(total: int, keep: bool) -> dict[str, Any]:
         print()
         print_table(rows)
         print()
-        print(
-            f"full promotion / (pg_dump --data-only | psql) = {ratio:.1f}x  "
-            "(context only: Ferry also diffs, verifies and records a ledger)"
-        )
+        for what, value in report["ratios_to_pg_dump_psql"].items():
+            print(f"{what} / (pg_dump --data-only | psql) = {value:.2f}x")
         m = report["machine"]
         print(
             f"machine: {m['cpu_count']} CPUs ({m['sched_affinity']} usable), "

@@ -10,7 +10,7 @@ schema changes, the pre-migration backup of the changed tables is restored.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -30,11 +30,11 @@ from controller.db.ledger import LedgerEntry, now
 from controller.engine import post_state
 from controller.engine.buckets import DigestSource
 from controller.engine.indexing import index_target, index_written
-from controller.engine.plan import Plan
+from controller.engine.plan import Plan, TablePlan
 from controller.engine.progress import APPLYING, NO_PROGRESS, Progress
 from controller.engine.rowindex import RowIndex
 from controller.engine.schema_diff import CreateTable
-from controller.engine.source import SnapshotSource
+from controller.engine.source import Batch, SnapshotSource
 from controller.engine.verify import verify
 from controller.errors import CheckFailed, FerryError, InvalidInput
 
@@ -125,6 +125,23 @@ def _summary(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _fetch(
+    source: SnapshotSource, prepared: Prepared, table_plan: TablePlan
+) -> Callable[[Sequence[str]], Iterator[Batch]]:
+    """How the writer reads the source rows of one table: for a table planned with
+    in-database digests only the rows of the buckets that differed (every planned row
+    is there), else every row, through the ID maps."""
+    planned = prepared.source_rows.get(table_plan.table)
+    ks = table_plan.keyspec
+    if planned is None or planned.buckets is None or ks is None:
+        return partial(prepared.ids.rows, source, table_plan.table)
+    assert isinstance(source, DigestSource)
+    selection = planned.buckets
+    return lambda columns: source.bucket_batches(
+        table_plan.table, list(columns), ks.key, ks.compared, selection
+    )
+
+
 def _apply(
     session: WriteSession,
     source: SnapshotSource,
@@ -145,8 +162,7 @@ def _apply(
         rows = table_plan.insert + table_plan.update + table_plan.delete
         if table_plan.changes is not None and rows:
             src_table = prepared.source_schema.tables[table_plan.table]
-            fetch = partial(prepared.ids.rows, source, table_plan.table)
-            session.write_rows(table_plan, src_table, fetch, fault)
+            session.write_rows(table_plan, src_table, _fetch(source, prepared, table_plan), fault)
         progress.table(table_plan.table, rows)
     progress.done()
     if fault:

@@ -66,7 +66,8 @@ class _Snapshot:
         for name in compared:
             col = schema.column(name)
             kinds.append((name, col.type.kind if col is not None else Kind.OTHER))
-        return digests.TableDigests(self.conn, table, key, kinds)
+        restore = not isinstance(self, ReadSnapshot)  # a write session keeps its settings
+        return digests.TableDigests(self.conn, table, key, kinds, restore=restore)
 
     def bucket_sums(
         self, table: str, key: tuple[str, ...], compared: tuple[str, ...], level: Level

@@ -100,8 +100,11 @@ class TableDigests:
         table: str,
         key: Sequence[str],
         compared: Sequence[tuple[str, Kind]],
+        *,
+        restore: bool = True,
     ) -> None:
         self.conn = conn
+        self.restore = restore
         self.dialect = conn.dialect.name
         quote = conn.dialect.identifier_preparer.quote
         self.table = quote(check_name(table, self.dialect, "table"))
@@ -140,8 +143,13 @@ class TableDigests:
     def _in(self, name: str, modulus: int, buckets: Sequence[int]) -> tuple[str, dict[str, Any]]:
         """``h % modulus`` is one of ``buckets``, with the list as one bound parameter
         (an expanding one on MariaDB)."""
-        if self.dialect == "postgresql":
-            return f"h % {modulus} = ANY(CAST(:{name} AS int[]))", {name: list(buckets)}
+        if modulus == 1:  # every row: no hash to compute
+            return "1 = 1", {}
+        if self.dialect == "postgresql":  # a hashed semi-join, not a scan of the array
+            return (
+                f"h % {modulus} IN (SELECT unnest(CAST(:{name} AS int[])))",
+                {name: list(buckets)},
+            )
         if self.dialect == "sqlite":
             return (
                 f"h % {modulus} IN (SELECT value FROM json_each(:{name}))",
@@ -159,7 +167,7 @@ class TableDigests:
             clause, bound = self._in(f"b{i}", modulus, buckets)
             clauses.append(clause)
             params |= bound
-            if self.dialect == "mysql":
+            if self.dialect == "mysql" and bound:
                 expanding.append(f"b{i}")
         return (" OR ".join(clauses) or "1 = 0"), params, expanding
 
@@ -179,7 +187,8 @@ class TableDigests:
         )
         stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
         with self.settings():
-            result = self.conn.execute(stmt.execution_options(stream_results=True), params)
+            options = {"stream_results": True, "yield_per": 5000}
+            result = self.conn.execute(stmt.execution_options(**options), params)
             try:
                 for bucket, count, total_sum in result:
                     yield BucketSum(int(bucket), int(count), int(total_sum or 0))
@@ -197,9 +206,10 @@ class TableDigests:
 
     @contextmanager
     def settings(self) -> Iterator[None]:
-        """PostgreSQL's output settings fixed for this statement, then put back (a write
-        session must keep its own time zone for what it writes)."""
-        if self.dialect != "postgresql":
+        """PostgreSQL's output settings fixed for this statement. A write session gets
+        its own back afterwards (the time zone decides what a naive time it writes
+        means); a read snapshot keeps them to its end (``restore=False``)."""
+        if self.dialect != "postgresql" or self.conn.info.get(_FIXED) is self._tx():
             yield
             return
         names = list(_PG_SETTINGS)
@@ -207,17 +217,29 @@ class TableDigests:
             sa.text("SELECT " + ", ".join(f"current_setting(:n{i})" for i in range(len(names)))),
             {f"n{i}": n for i, n in enumerate(names)},
         ).one()
-        self._set(dict(_PG_SETTINGS))
+        _set(self.conn, dict(_PG_SETTINGS))
+        if not self.restore:
+            self.conn.info[_FIXED] = self._tx()
+            yield
+            return
         try:
             yield
         finally:
-            self._set(dict(zip(names, before, strict=True)))
+            _set(self.conn, dict(zip(names, before, strict=True)))
 
-    def _set(self, values: dict[str, str]) -> None:
-        for name, value in values.items():
-            self.conn.execute(
-                sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
-            )
+    def _tx(self) -> object:
+        return self.conn.get_transaction()
+
+
+_FIXED = "ferry_digest_settings"
+
+
+def _set(conn: sa.Connection, values: dict[str, str]) -> None:
+    """``SET LOCAL`` of each setting, in one round trip."""
+    calls = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(values)))
+    params = {f"n{i}": n for i, n in enumerate(values)}
+    params |= {f"v{i}": v for i, v in enumerate(values.values())}
+    conn.execute(sa.text(f"SELECT {calls}"), params)
 
 
 def env_filter(conn: sa.Connection, columns: Sequence[str]) -> Any:

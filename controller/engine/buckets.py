@@ -18,7 +18,8 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 from controller.engine.source import Batch
 
-LEAF_ROWS = 8  # a bucket this small is fetched rather than split
+BUCKET_ROWS = 4  # rows per bucket aimed at when a table differs
+LEAF_ROWS = 32  # a differing bucket this small is fetched rather than split
 SPLIT = 32  # a bucket too large is split this many ways
 KEY_BITS = 28  # width of the key hash every dialect computes
 MAX_MODULUS = 1 << (KEY_BITS - 3)
@@ -99,8 +100,11 @@ def _differing(a: Iterator[BucketSum], b: Iterator[BucketSum]) -> Iterator[tuple
 
 
 def _first_modulus(rows: int) -> int:
+    """A power of two giving buckets of :data:`BUCKET_ROWS` rows or fewer: one round of
+    aggregates (a few bytes per bucket, streamed) then finds most changed rows with
+    few unchanged ones around them."""
     modulus = 1
-    while modulus * 2 * LEAF_ROWS <= rows and modulus < MAX_MODULUS:
+    while modulus * BUCKET_ROWS < rows and modulus < MAX_MODULUS:
         modulus *= 2
     return max(modulus, 2)
 
@@ -115,6 +119,9 @@ def search(source: Sums, target: Sums) -> Search:
     (tgt,) = list(target(Level(1))) or [BucketSum(0, 0, 0)]
     found.source_rows, found.target_rows = src.rows, tgt.rows
     if src == tgt:
+        return found
+    if not (src.rows and tgt.rows):  # one side empty: every row differs
+        found.selection = [(1, (0,))]
         return found
     selection: Selection = []
     level = Level(_first_modulus(max(src.rows, tgt.rows)))

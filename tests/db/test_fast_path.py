@@ -27,7 +27,8 @@ from controller.api.rules import parse_rules
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions, Prepared
 from controller.engine.profiles import Profile
-from tests.db.dbhelpers import DB_EXAMPLES, execute, q
+from controller.errors import PermanentError
+from tests.db.dbhelpers import DB_EXAMPLES, dump, execute, q
 
 MakeDb = Callable[..., str]
 COLUMNS = ("id", "t", "j", "n", "ts", "b", "f", "flag")
@@ -306,3 +307,33 @@ def test_lookalike_values_are_told_apart_alike(
     assert changes is not None
     updated = sorted(int(k[0].removeprefix("i:")) for k in changes.updates)
     assert updated == [i + 1 for i, case in enumerate(LOOKALIKES) if case[4]]
+
+
+def test_a_failure_between_copy_and_apply_leaves_the_target_untouched(
+    make_database: MakeDb,
+) -> None:
+    """PostgreSQL stages inserts, updates and deletes with COPY; a failure after the
+    COPY and before the statements that apply them rolls everything back."""
+    src, tgt = make_database("postgresql", "src"), make_database("postgresql", "tgt")
+    base = [dict(rec, id=i + 1, spelling=0) for i, rec in enumerate(_filler()[:40])]
+    _write(src, "postgresql", [dict(r, t="changed") if r["id"] % 5 == 0 else r for r in base])
+    _write(tgt, "postgresql", [*base[:-3], dict(base[0], id=900)])
+    before = dump(tgt)
+    seen: list[str] = []
+
+    def fault(step: str) -> None:
+        seen.append(step)
+        if step == "staged:items":
+            raise PermanentError("injected after the COPY")
+
+    options = PlanOptions(parse_rules({"user": "overwrite"}), Profile.GENERIC)
+    result = migrate(MigrationRequest(src, tgt, options, fault=fault))
+    assert "staged:items" in seen
+    assert result.status == "rolled-back" and result.target_untouched, result.message
+    after = dump(tgt)
+    assert after.pop("ferry_migrations")["rows"]  # the failure is recorded, nothing else
+    assert after == before
+    done = migrate(MigrationRequest(src, tgt, options))
+    assert done.status == "succeeded", done.message
+    assert done.plan is not None and done.plan.totals["delete"] == 1
+    assert dump(tgt)["items"]["rows"] == dump(src)["items"]["rows"]
