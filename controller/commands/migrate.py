@@ -29,7 +29,7 @@ from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
 from controller.engine import post_state
 from controller.engine.buckets import DigestSource
-from controller.engine.indexing import index_target, index_written
+from controller.engine.indexing import add_written, index_target, index_written
 from controller.engine.plan import Plan, TablePlan
 from controller.engine.progress import APPLYING, NO_PROGRESS, Progress
 from controller.engine.rowindex import RowIndex
@@ -167,19 +167,24 @@ def _apply(
     progress.done()
     if fault:
         fault("verify")
-    sources, after = _read_back(session, source, prepared)
+    sources, after, in_place = _read_back(session, source, prepared)
     verify(plan, sources, prepared.target_rows, after)
+    for name, t in in_place.items():
+        if t.changes is not None:
+            add_written(after[name], t.changes)
     return after
 
 
 def _read_back(
     session: WriteSession, source: SnapshotSource, prepared: Prepared
-) -> tuple[dict[str, RowIndex], dict[str, RowIndex]]:
-    """The source's and the target's indexes to verify the write with. Only the tables
+) -> tuple[dict[str, RowIndex], dict[str, RowIndex], dict[str, TablePlan]]:
+    """The source's and the target's indexes to verify the write with, and the tables
+    compared in place. Only the tables
     this migration changed are read again (a promotion usually touches a few tables out
     of a hundred); those planned with in-database digests are compared the same way,
     and only the rows of differing buckets come back."""
     sources, after = dict(prepared.source_rows), {}
+    written: dict[str, TablePlan] = {}
     for t in prepared.plan.tables:
         if t.keyspec is None or t.table not in prepared.source_rows or not t.changes_anything:
             continue
@@ -187,11 +192,12 @@ def _read_back(
         planned = prepared.source_rows[t.table]
         if planned.buckets is not None and isinstance(source, DigestSource) and now is not None:
             sources[t.table], after[t.table] = index_written(
-                source, session, src_table, now, t.keyspec, planned
+                source, session, src_table, now, t.keyspec
             )
+            written[t.table] = t
         else:
             after[t.table] = index_target(session, src_table, now, t.keyspec)
-    return sources, after
+    return sources, after, written
 
 
 class _Run:

@@ -59,7 +59,11 @@ class _Snapshot:
         return digests.enabled() and self.dialect in digests.DIALECTS
 
     def _digests(
-        self, table: str, key: tuple[str, ...], compared: tuple[str, ...]
+        self,
+        table: str,
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        env_columns: tuple[str, ...] = (),
     ) -> digests.TableDigests:
         schema = self.table(table)
         kinds: list[tuple[str, Kind]] = []
@@ -67,14 +71,23 @@ class _Snapshot:
             col = schema.column(name)
             kinds.append((name, col.type.kind if col is not None else Kind.OTHER))
         restore = not isinstance(self, ReadSnapshot)  # a write session keeps its settings
-        return digests.TableDigests(self.conn, table, key, kinds, restore=restore)
+        return digests.TableDigests(
+            self.conn, table, key, kinds, restore=restore, env_columns=env_columns
+        )
 
     def bucket_sums(
-        self, table: str, key: tuple[str, ...], compared: tuple[str, ...], level: Level
+        self,
+        table: str,
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        level: Level,
+        env_columns: tuple[str, ...] = (),
     ) -> Iterator[BucketSum]:
-        """Per-bucket row counts and digest sums, hashed in the database."""
+        """Per-bucket row counts and digest sums, hashed in the database; with
+        ``env_columns``, also how many rows may reference a variable."""
+        hashes = self._digests(table, key, compared, env_columns)
         with classified(f"hashing {table} in {self._label}"):
-            yield from self._digests(table, key, compared).sums(level)
+            yield from hashes.sums(level, env=bool(env_columns))
 
     def bucket_batches(
         self,

@@ -7,9 +7,10 @@ changed with its canonical digests (:mod:`controller.engine.buckets`). So a nati
 digest only has to be *finer* than Ferry's canonical equality: the same native text on
 both sides means the same value as read, never the reverse. Each dialect hashes a
 faithful text of the values: PostgreSQL the record's own text output (NULL unquoted,
-``''`` quoted) under fixed output settings; MariaDB ``HEX`` of strings and bytes and
-the ``CHAR`` text of numbers and times, ``N`` for NULL; SQLite a registered function
-over each value's Python type and ``repr``.
+``''`` quoted) under fixed output settings, hashed by ``hashtextextended`` (the hash
+its hash partitioning relies on, so stable across versions); MariaDB ``MD5`` of the
+``HEX`` of strings and bytes and the ``CHAR`` text of numbers and times, ``N`` for
+NULL; SQLite a registered function over each value's Python type and ``repr``.
 
 Only checked, quoted identifiers and integers Ferry computed become SQL text; bucket
 lists are bound parameters. ``FERRY_FAST_PATH=0`` turns the path off (tests run every
@@ -102,6 +103,7 @@ class TableDigests:
         compared: Sequence[tuple[str, Kind]],
         *,
         restore: bool = True,
+        env_columns: Sequence[str] = (),
     ) -> None:
         self.conn = conn
         self.restore = restore
@@ -114,6 +116,11 @@ class TableDigests:
         ]
         self._row = [
             self._value(quote(check_name(c, self.dialect, "column")), k) for c, k in compared
+        ]
+        self._env_text = _env_text(conn, env_columns) if env_columns else None
+        # PostgreSQL hashes the record text that the env scan reads: computed once.
+        self._shared = self.dialect == "postgresql" and list(env_columns) == [
+            c for c, _ in compared
         ]
         if self.dialect == "sqlite":
             _register_sqlite(conn)
@@ -128,10 +135,10 @@ class TableDigests:
     def _hashes(self) -> tuple[str, str]:
         """(28-bit key hash, 60-bit row digest) as SQL expressions."""
         key, row = ", ".join(self._key), ", ".join(self._row)
-        if self.dialect == "postgresql":
+        if self.dialect == "postgresql":  # the hash partitioning uses: stable, fast
             return (
-                f"('x' || substr(md5(ROW({key}, NULL)::text), 1, 7))::bit(28)::int",
-                f"('x' || substr(md5(ROW({row}, NULL)::text), 1, 15))::bit(60)::bigint",
+                f"(hashtextextended(ROW({key}, NULL)::text, 0) & 268435455)",
+                _pg_digest(f"ROW({row}, NULL)::text"),
             )
         if self.dialect == "mysql":
             return (
@@ -171,18 +178,31 @@ class TableDigests:
                 expanding.append(f"b{i}")
         return (" OR ".join(clauses) or "1 = 0"), params, expanding
 
-    def sums(self, level: Level) -> Iterator[BucketSum]:
-        """(bucket, rows, digest sum) of ``level``'s buckets, ordered by bucket."""
+    def _columns(self, env: bool) -> tuple[str, str, str]:
+        """The inner SELECT's columns, the digest over them, and the count of rows that
+        may reference a variable (``0`` unless ``env``)."""
         h, d = self._hashes()
-        total = "ferry_sum(d)" if self.dialect == "sqlite" else "SUM(d)"
+        if not env or self._env_text is None:
+            return f"{h} AS h, {d} AS d", "d", "0"
+        flagged = "SUM(CASE WHEN et LIKE :ferry_env THEN 1 ELSE 0 END)"
+        if self._shared:
+            return f"{h} AS h, {self._env_text} AS et", f"({_pg_digest('et')})", flagged
+        return f"{h} AS h, {d} AS d, {self._env_text} AS et", "d", flagged
+
+    def sums(self, level: Level, *, env: bool = False) -> Iterator[BucketSum]:
+        """(bucket, rows, digest sum, rows that may reference a variable) of ``level``'s
+        buckets, ordered by bucket; the last only with ``env`` (and ``env_columns``)."""
+        inner, d, flagged = self._columns(env)
+        total = f"ferry_sum({d})" if self.dialect == "sqlite" else f"SUM({d})"
         where: str = "1 = 1"
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = {"ferry_env": "%$env%"} if flagged != "0" else {}
         expanding: list[str] = []
         if level.within is not None:
-            where, params, expanding = self._where([level.within])
+            where, bound, expanding = self._where([level.within])
+            params |= bound
         sql = (
-            f"SELECT h % {level.modulus} AS b, COUNT(*), {total} FROM "
-            f"(SELECT {h} AS h, {d} AS d FROM {self.table}) AS ferry_rows "
+            f"SELECT h % {level.modulus} AS b, COUNT(*), {total}, {flagged} FROM "
+            f"(SELECT {inner} FROM {self.table}) AS ferry_rows "
             f"WHERE {where} GROUP BY h % {level.modulus} ORDER BY b"
         )
         stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
@@ -190,8 +210,11 @@ class TableDigests:
             options = {"stream_results": True, "yield_per": 5000}
             result = self.conn.execute(stmt.execution_options(**options), params)
             try:
-                for bucket, count, total_sum in result:
-                    yield BucketSum(int(bucket), int(count), int(total_sum or 0))
+                for part in result.partitions(5000):
+                    for bucket, count, total_sum, env_rows in part:
+                        yield BucketSum(
+                            int(bucket), int(count), int(total_sum or 0), int(env_rows or 0)
+                        )
             finally:
                 result.close()
 
@@ -242,16 +265,25 @@ def _set(conn: sa.Connection, values: dict[str, str]) -> None:
     conn.execute(sa.text(f"SELECT {calls}"), params)
 
 
+def _pg_digest(text: str) -> str:
+    return f"(hashtextextended({text}, 1) & 1152921504606846975)"
+
+
 def env_filter(conn: sa.Connection, columns: Sequence[str]) -> Any:
     """A WHERE clause keeping the rows whose text may hold ``{{$env.NAME}}``: a superset
     of what the canonical scan finds (case-insensitive where the dialect is)."""
+    return sa.text(f"({_env_text(conn, columns)}) LIKE :ferry_env").bindparams(ferry_env="%$env%")
+
+
+def _env_text(conn: sa.Connection, columns: Sequence[str]) -> str:
+    """One text holding every value of a row, for a LIKE that finds variable names."""
     dialect = conn.dialect.name
     quote = conn.dialect.identifier_preparer.quote
     names = [quote(check_name(c, dialect, "column")) for c in columns]
     if dialect == "postgresql":
-        text = f"ROW({', '.join(names)}, NULL)::text"
-    elif dialect == "mysql":
+        return f"ROW({', '.join(names)}, NULL)::text"
+    if dialect == "mysql":
         text = "CONCAT_WS('|', " + ", ".join(f"CAST({n} AS CHAR)" for n in names) + ")"
     else:
         text = " || ".join(f"COALESCE(CAST({n} AS TEXT), '')" for n in names)
-    return sa.text(f"({text}) LIKE :ferry_env").bindparams(ferry_env="%$env%")
+    return text

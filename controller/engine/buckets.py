@@ -12,7 +12,9 @@ change, not the table.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -29,6 +31,7 @@ class BucketSum(NamedTuple):
     bucket: int
     rows: int
     digest_sum: int
+    env_rows: int = 0  # rows whose text may reference a variable (when asked for)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,12 @@ class DigestSource(Protocol):
     def digests_enabled(self) -> bool: ...
 
     def bucket_sums(
-        self, table: str, key: tuple[str, ...], compared: tuple[str, ...], level: Level
+        self,
+        table: str,
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        level: Level,
+        env_columns: tuple[str, ...] = (),
     ) -> Iterator[BucketSum]: ...
 
     def bucket_batches(
@@ -74,6 +82,7 @@ class Search:
 
     source_rows: int = 0
     target_rows: int = 0
+    source_env_rows: int = 0  # source rows that may reference a variable
     selection: Selection | None = None  # None: the tables hold the same rows
 
     @property
@@ -112,13 +121,30 @@ def _first_modulus(rows: int) -> int:
 Sums = Callable[[Level], Iterator[BucketSum]]
 
 
+def _both(source: Sums, target: Sums, level: Level) -> tuple[Iterator[BucketSum], ...]:
+    """Both sides' aggregates of ``level``, the two queries running at once (each on
+    its own connection, usually its own server): the first bucket of each is awaited
+    in a worker thread, the rest streams as it is merged."""
+
+    def first(sums: Sums) -> Iterator[BucketSum]:
+        stream = sums(level)
+        head = next(stream, None)
+        return stream if head is None else itertools.chain([head], stream)
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferry-digests") as pool:
+        a, b = pool.submit(first, source), pool.submit(first, target)
+        return a.result(), b.result()
+
+
 def search(source: Sums, target: Sums) -> Search:
     """Compare whole tables, then buckets, and say which buckets' rows to fetch."""
     found = Search()
-    (src,) = list(source(Level(1))) or [BucketSum(0, 0, 0)]
-    (tgt,) = list(target(Level(1))) or [BucketSum(0, 0, 0)]
+    heads = _both(source, target, Level(1))
+    (src,) = list(heads[0]) or [BucketSum(0, 0, 0)]
+    (tgt,) = list(heads[1]) or [BucketSum(0, 0, 0)]
     found.source_rows, found.target_rows = src.rows, tgt.rows
-    if src == tgt:
+    found.source_env_rows = src.env_rows
+    if src[1:3] == tgt[1:3]:
         return found
     if not (src.rows and tgt.rows):  # one side empty: every row differs
         found.selection = [(1, (0,))]
@@ -128,7 +154,7 @@ def search(source: Sums, target: Sums) -> Search:
     while True:
         leaves: list[int] = []
         split: list[int] = []
-        for bucket, rows in _differing(source(level), target(level)):
+        for bucket, rows in _differing(*_both(source, target, level)):
             small = rows <= LEAF_ROWS or level.modulus >= MAX_MODULUS
             (leaves if small else split).append(bucket)
         if leaves:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from controller.engine.buckets import BucketSum, DigestSource, Level, Search, Selection, search
 from controller.engine.model import ColumnType, TableSchema
 from controller.engine.plan import KeySpec
-from controller.engine.rowindex import RowIndex, RowShape, build_index
+from controller.engine.rowdiff import TableChanges
+from controller.engine.rowindex import RowEntry, RowIndex, RowShape, build_index
 from controller.engine.source import SnapshotSource
 from controller.engine.values import env_references
 
@@ -91,12 +92,14 @@ def index_differences(
 ) -> tuple[RowIndex, RowIndex]:
     """Indexes of only the rows whose buckets differ; the others are ``settled``. The
     source's ``env_refs`` still cover every row (read from the rows that may hold one)."""
-    found = search(_sums(source, src.name, ks), _sums(target, src.name, ks))
+    columns = tuple(src.column_names)
+    found = search(_sums(source, src.name, ks, columns), _sums(target, src.name, ks))
     src_idx, tgt_idx = _held(source, target, src, tgt, ks, found, found.selection or [])
-    for batch in source.env_batches(src.name, list(src.column_names)):
-        for row in batch:
-            for value in row:
-                src_idx.env_refs.update(env_references(value))
+    if found.source_env_rows:  # only then read the rows that may name a variable
+        for batch in source.env_batches(src.name, list(columns)):
+            for row in batch:
+                for value in row:
+                    src_idx.env_refs.update(env_references(value))
     return src_idx, tgt_idx
 
 
@@ -106,17 +109,38 @@ def index_written(
     src: TableSchema,
     now: TableSchema,
     ks: KeySpec,
-    planned: RowIndex,
 ) -> tuple[RowIndex, RowIndex]:
-    """After a write: the source's and the target's rows in the buckets the plan read and
-    in those where the two sides still differ, for :func:`controller.engine.verify`."""
+    """After a write: the source's and the target's rows in the buckets where the two
+    sides still differ, for :func:`controller.engine.verify`; rows outside them are
+    identical in the database, so they hold what the source holds."""
     found = search(_sums(source, src.name, ks), _sums(target, src.name, ks))
-    selection = [*(planned.buckets or []), *(found.selection or [])]
-    return _held(source, target, src, now, ks, found, selection)
+    return _held(source, target, src, now, ks, found, found.selection or [])
 
 
-def _sums(side: DigestSource, name: str, ks: KeySpec) -> Callable[[Level], Iterator[BucketSum]]:
-    return lambda level: side.bucket_sums(name, ks.key, ks.compared, level)
+def add_written(after: RowIndex, changes: TableChanges) -> None:
+    """Complete a verified ``after`` index with the rows the migration wrote (what the
+    rollback record needs): the writer checked each against the digest the plan
+    recorded, and verification proved the target holds the source's rows (compared in
+    Python where they differ in the database, identical in it elsewhere), so each
+    holds its planned digest. Their raw keys are not needed and not known here."""
+    planned = [*changes.inserts.items(), *changes.update_digests.items()]
+    for key, digest in planned:
+        if key not in after.rows and after.settled > 0:
+            after.rows[key] = RowEntry(digest, (), ())
+            after.settled -= 1
+
+
+def _sums(
+    side: DigestSource, name: str, ks: KeySpec, env_columns: tuple[str, ...] = ()
+) -> Callable[[Level], Iterator[BucketSum]]:
+    """The side's aggregates per level; the whole-table one also counts the rows of
+    ``env_columns`` that may reference a variable."""
+
+    def sums(level: Level) -> Iterator[BucketSum]:
+        env = env_columns if level.modulus == 1 else ()
+        return side.bucket_sums(name, ks.key, ks.compared, level, env)
+
+    return sums
 
 
 def _held(

@@ -12,14 +12,17 @@ from controller.engine.rowindex import RowIndex
 from controller.errors import PermanentError
 
 
-def _expected_problem(rule: Rule, src: RowIndex, before: RowIndex, after: RowIndex) -> str | None:
-    """Indexes may be partial (``settled`` rows set aside by in-database digests): the
-    rows they hold are the same buckets of the key space on every side, so counts are
-    checked over the whole tables and rows over the buckets held."""
+def _expected_problem(
+    rule: Rule, src: RowIndex, before: RowIndex, after: RowIndex, kept: int
+) -> str | None:
+    """Indexes may be partial (``settled`` rows set aside by in-database digests, which
+    are the same on both sides): ``src`` and ``after`` then hold the same buckets of
+    the key space, ``before`` those the plan read (every row it changes or keeps), so
+    counts are checked over the whole tables (``kept``: target rows the rule keeps)
+    and rows over the buckets held."""
     if not src.key_columns:
         return None if after.keyless == src.keyless else "rows differ from the source"
-    kept = [key for key in before.rows if key not in src.rows]
-    expected = src.count if rule is Rule.OVERWRITE else src.count + len(kept)
+    expected = src.count if rule is Rule.OVERWRITE else src.count + kept
     if after.count != expected:
         return f"{after.count} rows instead of {expected}"
     for key, entry in src.rows.items():
@@ -50,7 +53,9 @@ def verify(
         name = table_plan.table
         if name not in after:
             continue
-        problem = _expected_problem(table_plan.rule, source[name], before[name], after[name])
+        problem = _expected_problem(
+            table_plan.rule, source[name], before[name], after[name], table_plan.kept
+        )
         if problem:
             problems.append(f"{name}: {problem}")
     if problems:
