@@ -78,6 +78,8 @@ def hashes_in_place(
         return False
     if source.dialect != target.dialect or tgt is None or not ks.key or ks.natural:
         return False
+    if not set(ks.key) <= set(ks.compared):  # a row's digest must cover its key
+        return False
     if not (source.digests_enabled() and target.digests_enabled()):
         return False
     for name in {*ks.compared, *ks.key}:
