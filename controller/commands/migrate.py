@@ -162,7 +162,14 @@ def _apply(
         rows = table_plan.insert + table_plan.update + table_plan.delete
         if table_plan.changes is not None and rows:
             src_table = prepared.source_schema.tables[table_plan.table]
-            session.write_rows(table_plan, src_table, _fetch(source, prepared, table_plan), fault)
+            planned = prepared.source_rows.get(table_plan.table)
+            session.write_rows(
+                table_plan,
+                src_table,
+                _fetch(source, prepared, table_plan),
+                fault,
+                recheck=planned is None or planned.buckets is None,  # in place: same snapshot
+            )
         progress.table(table_plan.table, rows)
     progress.done()
     if fault:

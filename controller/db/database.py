@@ -169,9 +169,12 @@ class WriteSession(_Snapshot):
         source: TableSchema,
         fetch: Callable[[Sequence[str]], Iterator[Batch]],
         fault: Fault | None = None,
+        *,
+        recheck: bool = True,
     ) -> None:
-        """Apply one table's row changes; ``fetch(columns)`` streams the source rows."""
-        writer = TableWriter(self.conn, plan, source, self.table(plan.table))
+        """Apply one table's row changes; ``fetch(columns)`` streams the source rows.
+        ``recheck``: hash each planned row again (see :class:`TableWriter`)."""
+        writer = TableWriter(self.conn, plan, source, self.table(plan.table), recheck=recheck)
         with classified(f"writing {plan.table}"):
             writer.delete()
             writer.write(fetch(writer.columns), fault)
