@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -108,7 +108,7 @@ class TableDigests:
         self.conn = conn
         self.restore = restore
         self.dialect = conn.dialect.name
-        quote = conn.dialect.identifier_preparer.quote
+        quote = _quoter(conn)
         self.table = quote(check_name(table, self.dialect, "table"))
         kinds = dict(compared)
         self._key = [
@@ -265,6 +265,25 @@ def _set(conn: sa.Connection, values: dict[str, str]) -> None:
     conn.execute(sa.text(f"SELECT {calls}"), params)
 
 
+def quote_name(dialect: str, name: str) -> str:
+    """``name`` as a quoted identifier, always quoted, as the statement's final text
+    (SQLAlchemy's preparer doubles ``%`` for the driver; raw statements must not)."""
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quoter(conn: sa.Connection) -> Callable[[str], str]:
+    """Identifier quoting for ``text()``, which doubles ``%`` itself and would take a
+    ``:name`` inside a quoted name for a parameter (so ``:`` is escaped)."""
+    dialect = conn.dialect.name
+
+    def quoted(name: str) -> str:
+        return quote_name(dialect, name).replace(":", "\\:")
+
+    return quoted
+
+
 def _pg_digest(text: str) -> str:
     return f"(hashtextextended({text}, 1) & 1152921504606846975)"
 
@@ -278,7 +297,7 @@ def env_filter(conn: sa.Connection, columns: Sequence[str]) -> Any:
 def _env_text(conn: sa.Connection, columns: Sequence[str]) -> str:
     """One text holding every value of a row, for a LIKE that finds variable names."""
     dialect = conn.dialect.name
-    quote = conn.dialect.identifier_preparer.quote
+    quote = _quoter(conn)
     names = [quote(check_name(c, dialect, "column")) for c in columns]
     if dialect == "postgresql":
         return f"ROW({', '.join(names)}, NULL)::text"

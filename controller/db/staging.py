@@ -18,6 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from controller.db.digests import quote_name
+from controller.engine.identifiers import check_name
+
 _INSERT, _UPDATE, _DELETE = "ferry_stage_insert", "ferry_stage_update", "ferry_stage_delete"
 
 
@@ -31,7 +34,11 @@ class Staging:
         update_columns: Sequence[str],
     ) -> None:
         self.conn = conn
-        quote = conn.dialect.identifier_preparer.quote
+        dialect = conn.dialect.name
+
+        def quote(name: str) -> str:
+            return quote_name(dialect, check_name(name, dialect, "name"))
+
         self.quote = quote
         self.table = quote(table)
         self.columns = list(columns)

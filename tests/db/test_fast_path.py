@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -337,3 +337,43 @@ def test_a_failure_between_copy_and_apply_leaves_the_target_untouched(
     assert done.status == "succeeded", done.message
     assert done.plan is not None and done.plan.totals["delete"] == 1
     assert dump(tgt)["items"]["rows"] == dump(src)["items"]["rows"]
+
+
+HOSTILE_TABLE = 'it"em`s %s :b|$env'
+# (No backtick in column names: SQLAlchemy's MySQL reflection keeps one doubled.)
+HOSTILE_COLUMNS = ('k"e y :k', "v%(x)s :v", "$env|'w'")
+
+
+def _quoted(dialect: str, name: str) -> str:
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def test_hostile_names_stay_quoted_identifiers(
+    dialect: str, make_database: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Table and column names with quotes, backticks, ``%s``, ``:name`` and ``|`` reach
+    the digest, bucket and staging SQL only as quoted identifiers."""
+    src, tgt = make_database(dialect, "src"), make_database(dialect, "tgt")
+    t = _quoted(dialect, HOSTILE_TABLE)
+    k, v, w = (_quoted(dialect, c) for c in HOSTILE_COLUMNS)
+    for url, rows in ((src, range(60)), (tgt, range(3, 62))):
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                raw = conn.connection.driver_connection
+                with closing(raw.cursor()) as cur:  # no placeholders parsed: names as they are
+                    cur.execute(f"create table {t} ({k} integer primary key, {v} text, {w} text)")
+                    for i in rows:
+                        cur.execute(f"insert into {t} ({k}, {v}, {w}) values ({i}, 'r{i}', 'x')")
+        finally:
+            engine.dispose()
+    options = PlanOptions(parse_rules({"user": "overwrite"}), Profile.GENERIC)
+    fast, slow = plan_both(src, tgt, options, monkeypatch)
+    assert _changes(fast) == _changes(slow)
+    table = fast.plan.table(HOSTILE_TABLE)
+    assert table is not None and (table.insert, table.update, table.delete) == (3, 0, 2)
+    result = migrate(MigrationRequest(src, tgt, options))
+    assert result.status == "succeeded", result.message
+    assert dump(tgt)[HOSTILE_TABLE]["rows"] == dump(src)[HOSTILE_TABLE]["rows"]
