@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -524,12 +524,13 @@ def _reference() -> dict[str, Any]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = ["scenario", "rows", "seconds", "rows/s", "peak RSS MiB"]
+    head = ["scenario", "rows", "seconds", "x ref", "rows/s", "peak RSS MiB"]
     body = [
         [
             r["scenario"],
             f"{r['rows']:,}" if r["rows"] is not None else "-",
             f"{r['seconds']:.2f}" if r["seconds"] else "-",
+            f"{r['vs_ref']:.2f}" if r.get("vs_ref") else "-",
             f"{r['rows_per_s']:,.0f}" if r["rows_per_s"] else "-",
             f"{r['peak_rss_mib']:.0f}",
         ]
@@ -559,7 +560,50 @@ def _expect(result: dict[str, Any], status: str, what: str) -> None:
         raise RuntimeError(f"{what}: expected {status}, got {result.get('status')}: {result}")
 
 
-def bench(total: int, keep: bool) -> dict[str, Any]:
+def bench_mariadb(
+    total: int, step: Callable[[str, dict[str, str]], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The 100k scenario MariaDB → MariaDB: full, incremental and no-op, in this run."""
+    from bench import mariadb_data
+    from tests.fixtures import nocobase_shape as shape
+    from tests.harness.dbservers import get_mariadb, make_base_dir
+
+    base = make_base_dir("bench-mariadb")
+    server = get_mariadb(base)
+    try:
+        tag = secrets.token_hex(3)
+        urls = {r: server.create_database(f"ferry_bench_{r}_{tag}") for r in ("src", "tgt")}
+        for role, url in urls.items():
+            shape.build(url, app="dev" if role == "src" else "prod")
+        mariadb_data.empty_tables(urls["tgt"])
+        written = sum(mariadb_data.fill_source(urls["src"], total).values())
+        print(f"MariaDB setup: {written:,} generated rows", flush=True)
+        env = {ENV_SOURCE: urls["src"], ENV_TARGET: urls["tgt"]}
+        full = step("full-migrate", env)
+        _expect(full, "succeeded", "MariaDB full promotion")
+        made = mariadb_data.change_source(urls["src"], total)
+        print(f"changed the MariaDB source: {made}", flush=True)
+        incr = step("incremental-migrate", env)
+        _expect(incr, "succeeded", "MariaDB incremental promotion")
+        noop_plan = step("noop-plan", env)
+        if noop_plan["plan"]["changed"]:
+            raise RuntimeError(f"MariaDB no-op plan is not empty: {noop_plan['plan']}")
+        return [
+            _row("M2 MariaDB full promotion", int(full["plan"]["insert"]), full),
+            _row("M3b MariaDB incremental promotion", int(incr["plan"]["changed"]), incr),
+            _row("M4 MariaDB no-op re-plan", int(noop_plan["plan"]["source_rows"]), noop_plan),
+        ]
+    finally:
+        for name in list(server.created_databases):
+            try:
+                server.drop_database(name)
+            except Exception as err:
+                print(f"could not drop {name}: {err}", file=sys.stderr)
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def bench(total: int, keep: bool, mariadb: bool = False) -> dict[str, Any]:
     from tests.fixtures import nocobase_shape as shape
     from tests.harness.dbservers import get_postgres, make_base_dir
 
@@ -633,6 +677,10 @@ def bench(total: int, keep: bool) -> dict[str, Any]:
             _row("4 no-op re-plan", scanned, noop_plan, plan=noop_plan["plan"]),
             _row("4b no-op promotion", scanned, noop, plan=noop["plan"]),
         ]
+        if mariadb:
+            rows += bench_mariadb(total, step)
+        for r in rows:  # every time as a ratio to pg_dump | psql of this run
+            r["vs_ref"] = round(r["seconds"] / reference["seconds"], 3) if r["seconds"] else None
         ratio = full["seconds"] / reference["seconds"]
         report: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -654,6 +702,11 @@ def bench(total: int, keep: bool) -> dict[str, Any]:
             },
             "scenarios": rows,
             "full_vs_pg_dump_psql_ratio": round(ratio, 2),
+            "ratios_to_pg_dump_psql": {
+                "full promotion": round(ratio, 2),
+                "incremental promotion": round(incr["seconds"] / reference["seconds"], 2),
+                "no-op re-plan": round(noop_plan["seconds"] / reference["seconds"], 2),
+            },
             "notes": [
                 "rows: scenario 1/2 = source rows, 3 = changed rows (insert+update+delete), "
                 "4 = source rows scanned (the target is scanned as well)",
@@ -669,10 +722,8 @@ def bench(total: int, keep: bool) -> dict[str, Any]:
         print()
         print_table(rows)
         print()
-        print(
-            f"full promotion / (pg_dump --data-only | psql) = {ratio:.1f}x  "
-            "(context only: Ferry also diffs, verifies and records a ledger)"
-        )
+        for what, value in report["ratios_to_pg_dump_psql"].items():
+            print(f"{what} / (pg_dump --data-only | psql) = {value:.2f}x")
         m = report["machine"]
         print(
             f"machine: {m['cpu_count']} CPUs ({m['sched_affinity']} usable), "
@@ -707,6 +758,9 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the databases and the data directory"
     )
+    parser.add_argument(
+        "--mariadb", action="store_true", help="also run the scenario MariaDB -> MariaDB"
+    )
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario:
@@ -714,7 +768,7 @@ def main() -> None:
         return
     if args.rows < 1000:
         parser.error("--rows must be at least 1000")
-    report = bench(args.rows, args.keep)
+    report = bench(args.rows, args.keep, args.mariadb)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "migration.json"
     path.write_text(json.dumps(report, indent=2) + "\n")

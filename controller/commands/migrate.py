@@ -10,7 +10,7 @@ schema changes, the pre-migration backup of the changed tables is restored.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -28,12 +28,13 @@ from controller.db.connect import default_environment
 from controller.db.database import Database, WriteSession
 from controller.db.ledger import LedgerEntry, now
 from controller.engine import post_state
-from controller.engine.indexing import index_target
-from controller.engine.plan import Plan
+from controller.engine.buckets import DigestSource
+from controller.engine.indexing import add_written, index_target, index_written
+from controller.engine.plan import Plan, TablePlan
 from controller.engine.progress import APPLYING, NO_PROGRESS, Progress
 from controller.engine.rowindex import RowIndex
 from controller.engine.schema_diff import CreateTable
-from controller.engine.source import SnapshotSource
+from controller.engine.source import Batch, SnapshotSource
 from controller.engine.verify import verify
 from controller.errors import CheckFailed, FerryError, InvalidInput
 
@@ -124,6 +125,23 @@ def _summary(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _fetch(
+    source: SnapshotSource, prepared: Prepared, table_plan: TablePlan
+) -> Callable[[Sequence[str]], Iterator[Batch]]:
+    """How the writer reads the source rows of one table: for a table planned with
+    in-database digests only the rows of the buckets that differed (every planned row
+    is there), else every row, through the ID maps."""
+    planned = prepared.source_rows.get(table_plan.table)
+    ks = table_plan.keyspec
+    if planned is None or planned.buckets is None or ks is None:
+        return partial(prepared.ids.rows, source, table_plan.table)
+    assert isinstance(source, DigestSource)
+    selection = planned.buckets
+    return lambda columns: source.bucket_batches(
+        table_plan.table, list(columns), ks.key, ks.compared, selection
+    )
+
+
 def _apply(
     session: WriteSession,
     source: SnapshotSource,
@@ -144,26 +162,49 @@ def _apply(
         rows = table_plan.insert + table_plan.update + table_plan.delete
         if table_plan.changes is not None and rows:
             src_table = prepared.source_schema.tables[table_plan.table]
-            fetch = partial(prepared.ids.rows, source, table_plan.table)
-            session.write_rows(table_plan, src_table, fetch, fault)
+            planned = prepared.source_rows.get(table_plan.table)
+            session.write_rows(
+                table_plan,
+                src_table,
+                _fetch(source, prepared, table_plan),
+                fault,
+                recheck=planned is None or planned.buckets is None,  # in place: same snapshot
+            )
         progress.table(table_plan.table, rows)
     progress.done()
     if fault:
         fault("verify")
-    # Only the tables this migration changed are read again: the others were not
-    # written, and a promotion usually touches a few tables out of a hundred.
-    after = {
-        t.table: index_target(
-            session,
-            prepared.source_schema.tables[t.table],
-            session.schema().table(t.table),
-            t.keyspec,
-        )
-        for t in plan.tables
-        if t.keyspec is not None and t.table in prepared.source_rows and t.changes_anything
-    }
-    verify(plan, prepared.source_rows, prepared.target_rows, after)
+    sources, after, in_place = _read_back(session, source, prepared)
+    verify(plan, sources, prepared.target_rows, after)
+    for name, t in in_place.items():
+        if t.changes is not None:
+            add_written(after[name], t.changes)
     return after
+
+
+def _read_back(
+    session: WriteSession, source: SnapshotSource, prepared: Prepared
+) -> tuple[dict[str, RowIndex], dict[str, RowIndex], dict[str, TablePlan]]:
+    """The source's and the target's indexes to verify the write with, and the tables
+    compared in place. Only the tables
+    this migration changed are read again (a promotion usually touches a few tables out
+    of a hundred); those planned with in-database digests are compared the same way,
+    and only the rows of differing buckets come back."""
+    sources, after = dict(prepared.source_rows), {}
+    written: dict[str, TablePlan] = {}
+    for t in prepared.plan.tables:
+        if t.keyspec is None or t.table not in prepared.source_rows or not t.changes_anything:
+            continue
+        src_table, now = prepared.source_schema.tables[t.table], session.schema().table(t.table)
+        planned = prepared.source_rows[t.table]
+        if planned.buckets is not None and isinstance(source, DigestSource) and now is not None:
+            sources[t.table], after[t.table] = index_written(
+                source, session, src_table, now, t.keyspec
+            )
+            written[t.table] = t
+        else:
+            after[t.table] = index_target(session, src_table, now, t.keyspec)
+    return sources, after, written
 
 
 class _Run:

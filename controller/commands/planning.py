@@ -10,9 +10,15 @@ from dataclasses import dataclass, field
 
 from controller.api.rules import Rule, RulesSpec
 from controller.engine import checks
+from controller.engine.buckets import DigestSource
 from controller.engine.catalog import nocobase_catalog
 from controller.engine.idmapping import IdMapping, map_ids
-from controller.engine.indexing import index_target, source_shape
+from controller.engine.indexing import (
+    hashes_in_place,
+    index_differences,
+    index_target,
+    source_shape,
+)
 from controller.engine.model import DatabaseSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
@@ -123,6 +129,32 @@ def _check_variables(
     checks.require(checks.variables_problems(referenced, available), reason="MissingVariables")
 
 
+def _index_table(
+    source: SnapshotSource,
+    target: SnapshotSource,
+    name: str,
+    keyspecs: dict[str, KeySpec],
+    ids: IdMapping,
+) -> tuple[RowIndex, RowIndex]:
+    """Both sides' indexes of one table: by in-database digests where the two sides
+    allow it (only the rows of differing buckets are read), else every row in Python."""
+    src_table, ks = source.schema().tables[name], keyspecs[name]
+    tgt_table = target.schema().table(name)
+    in_place = name not in ids.translations and hashes_in_place(
+        source, target, src_table, tgt_table, ks
+    )
+    if in_place:
+        assert isinstance(source, DigestSource) and isinstance(target, DigestSource)
+        assert tgt_table is not None
+        return index_differences(source, target, src_table, tgt_table, ks)
+    source_index = build_index(
+        source_shape(src_table, ks),
+        ids.rows(source, name, src_table.column_names),
+        scan_env=True,
+    )
+    return source_index, index_target(target, src_table, tgt_table, ks)
+
+
 def prepare(
     source: SnapshotSource,
     target: SnapshotSource,
@@ -154,14 +186,8 @@ def prepare(
     referenced: set[str] = set()
     progress.start(PLANNING, len(moved))
     for name in moved:
-        src_table, ks = src_schema.tables[name], keyspecs[name]
-        source_rows[name] = build_index(
-            source_shape(src_table, ks),
-            ids.rows(source, name, src_table.column_names),
-            scan_env=True,
-        )
+        source_rows[name], target_rows[name] = _index_table(source, target, name, keyspecs, ids)
         referenced |= source_rows[name].env_refs
-        target_rows[name] = index_target(target, src_table, tgt_schema.table(name), ks)
         progress.table(name, source_rows[name].count)
     progress.done()
     _check_variables(target, referenced, options, warnings)

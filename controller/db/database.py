@@ -13,13 +13,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from controller.db import ledger, locks, pg_fast, restore_io, revert
+from controller.db import digests, ledger, locks, pg_fast, restore_io, revert
 from controller.db.connect import classified, create_engine, dialect_of, redact
 from controller.db.ddl import execute_op
 from controller.db.reflect import reflect
 from controller.db.rows import stream_rows
 from controller.db.writer import Fault, TableWriter
-from controller.engine.model import DatabaseSchema, TableSchema
+from controller.engine.buckets import BucketSum, Level, Selection
+from controller.engine.model import DatabaseSchema, Kind, TableSchema
 from controller.engine.plan import TablePlan
 from controller.engine.source import Batch
 from controller.engine.undo import TableRevert
@@ -53,6 +54,60 @@ class _Snapshot:
     def batches(self, table: str, columns: Sequence[str]) -> Iterator[Batch]:
         with classified(f"reading {table} from {self._label}"):
             yield from stream_rows(self.conn, self.table(table), columns)
+
+    def digests_enabled(self) -> bool:
+        return digests.enabled() and self.dialect in digests.DIALECTS
+
+    def _digests(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        env_columns: tuple[str, ...] = (),
+    ) -> digests.TableDigests:
+        schema = self.table(table)
+        kinds: list[tuple[str, Kind]] = []
+        for name in compared:
+            col = schema.column(name)
+            kinds.append((name, col.type.kind if col is not None else Kind.OTHER))
+        restore = not isinstance(self, ReadSnapshot)  # a write session keeps its settings
+        return digests.TableDigests(
+            self.conn, table, key, kinds, restore=restore, env_columns=env_columns
+        )
+
+    def bucket_sums(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        level: Level,
+        env_columns: tuple[str, ...] = (),
+    ) -> Iterator[BucketSum]:
+        """Per-bucket row counts and digest sums, hashed in the database; with
+        ``env_columns``, also how many rows may reference a variable."""
+        hashes = self._digests(table, key, compared, env_columns)
+        with classified(f"hashing {table} in {self._label}"):
+            yield from hashes.sums(level, env=bool(env_columns))
+
+    def bucket_batches(
+        self,
+        table: str,
+        columns: list[str],
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        selection: Selection,
+    ) -> Iterator[Batch]:
+        """The rows of the buckets in ``selection``, as :meth:`batches` reads them."""
+        hashes = self._digests(table, key, compared)
+        where = hashes.bucket_filter(selection)
+        with classified(f"reading {table} from {self._label}"), hashes.settings():
+            yield from stream_rows(self.conn, self.table(table), columns, where=where)
+
+    def env_batches(self, table: str, columns: list[str]) -> Iterator[Batch]:
+        """The rows whose text may reference ``{{$env.NAME}}`` (a superset)."""
+        where = digests.env_filter(self.conn, columns)
+        with classified(f"reading {table} from {self._label}"):
+            yield from stream_rows(self.conn, self.table(table), columns, where=where)
 
     def archive_batches(self, table: str, columns: Sequence[str]) -> Iterator[Batch]:
         """Rows for a backup member: as :meth:`batches`, with what only PostgreSQL's
@@ -114,9 +169,12 @@ class WriteSession(_Snapshot):
         source: TableSchema,
         fetch: Callable[[Sequence[str]], Iterator[Batch]],
         fault: Fault | None = None,
+        *,
+        recheck: bool = True,
     ) -> None:
-        """Apply one table's row changes; ``fetch(columns)`` streams the source rows."""
-        writer = TableWriter(self.conn, plan, source, self.table(plan.table))
+        """Apply one table's row changes; ``fetch(columns)`` streams the source rows.
+        ``recheck``: hash each planned row again (see :class:`TableWriter`)."""
+        writer = TableWriter(self.conn, plan, source, self.table(plan.table), recheck=recheck)
         with classified(f"writing {plan.table}"):
             writer.delete()
             writer.write(fetch(writer.columns), fault)

@@ -64,14 +64,41 @@ def _autoincrement(col: Any, dialect: str, pk: list[str], kind: Kind) -> bool:
     return pk == [col["name"]] and kind in (Kind.INTEGER, Kind.BIGINT, Kind.SMALLINT)
 
 
-def reflect_table(conn: sa.Connection, name: str, json_cols: set[tuple[str, str]]) -> TableSchema:
+class _Reflected:
+    """What the inspector says about some tables: one query per kind where the dialect
+    can (PostgreSQL reflects every table's columns at once), else per table."""
+
+    def __init__(self, conn: sa.Connection, names: list[str]) -> None:
+        insp = sa.inspect(conn)
+        if conn.dialect.name == "postgresql" and len(names) > 1:
+            pks = insp.get_multi_pk_constraint(filter_names=names)
+            columns = insp.get_multi_columns(filter_names=names)
+            uniques = insp.get_multi_unique_constraints(filter_names=names)
+            indexes = insp.get_multi_indexes(filter_names=names)
+            self.pks: dict[str, Any] = {k[1]: v for k, v in pks.items()}
+            self.columns: dict[str, Any] = {k[1]: v for k, v in columns.items()}
+            self.uniques: dict[str, Any] = {k[1]: v for k, v in uniques.items()}
+            self.indexes: dict[str, Any] = {k[1]: v for k, v in indexes.items()}
+            return
+        self.pks = {n: insp.get_pk_constraint(n) for n in names}
+        self.columns = {n: insp.get_columns(n) for n in names}
+        self.uniques = {n: insp.get_unique_constraints(n) for n in names}
+        self.indexes = {n: insp.get_indexes(n) for n in names}
+
+
+def reflect_table(
+    conn: sa.Connection,
+    name: str,
+    json_cols: set[tuple[str, str]],
+    reflected: _Reflected | None = None,
+) -> TableSchema:
     check_name(name, None, "table name")
-    insp = sa.inspect(conn)
+    info = reflected or _Reflected(conn, [name])
     dialect = conn.dialect.name
     declared = _sqlite_declared(conn, name) if dialect == "sqlite" else {}
-    pk = list(insp.get_pk_constraint(name).get("constrained_columns") or [])
+    pk = list((info.pks.get(name) or {}).get("constrained_columns") or [])
     columns = []
-    for col in insp.get_columns(name):
+    for col in info.columns.get(name, []):
         check_name(col["name"], None, f"table {name[:64]!r}: a column name")
         ct = column_type(col["type"], conn.dialect, declared.get(col["name"], ""))
         if (name, col["name"]) in json_cols:
@@ -96,12 +123,12 @@ def reflect_table(conn: sa.Connection, name: str, json_cols: set[tuple[str, str]
             tuple(u["column_names"]),
             True,
         )
-        for u in insp.get_unique_constraints(name)
+        for u in info.uniques.get(name, [])
         if u.get("column_names")
     )
     unique_sets = {u.columns for u in uniques}
     indexes = []
-    for ix in insp.get_indexes(name):
+    for ix in info.indexes.get(name, []):
         cols = [c for c in ix.get("column_names") or [] if c]
         if not cols or len(cols) != len(ix.get("column_names") or []):
             continue  # expression index: not portable
@@ -123,11 +150,14 @@ def reflect(conn: sa.Connection, only: set[str] | None = None) -> DatabaseSchema
     insp = sa.inspect(conn)
     dialect = conn.dialect.name
     json_cols = _mariadb_json_columns(conn) if dialect == "mysql" else set()
-    tables = {}
-    for name in insp.get_table_names():
-        if dialect == "sqlite" and name.startswith("sqlite_"):
-            continue
-        if only is not None and name not in only:
-            continue
-        tables[name] = reflect_table(conn, name, json_cols)
+    names = [
+        name
+        for name in insp.get_table_names()
+        if not (dialect == "sqlite" and name.startswith("sqlite_"))
+        and (only is None or name in only)
+    ]
+    for name in names:
+        check_name(name, None, "table name")  # before any name reaches a query
+    reflected = _Reflected(conn, names)
+    tables = {name: reflect_table(conn, name, json_cols, reflected) for name in names}
     return DatabaseSchema(dialect=dialect, server_version=server_version(conn), tables=tables)

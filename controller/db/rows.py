@@ -112,10 +112,13 @@ def stream_rows(
     batch: int = BATCH,
     order_by: Sequence[str] = (),
     archive: bool = False,
+    where: Any = None,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Yield lists of at most ``batch`` rows (tuples in ``columns`` order); ``archive``:
-    for a backup member (see :func:`_as_text`)."""
+    for a backup member (see :func:`_as_text`); ``where``: only the rows it keeps."""
     stmt = select_columns(conn, table, columns, archive=archive)
+    if where is not None:
+        stmt = stmt.where(where)
     if order_by:
         stmt = stmt.order_by(*[sa.column(c) for c in order_by])
     # Options on the statement, not the connection: Connection.execution_options() changes

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from controller.db.staging import Staging
 from controller.db.types import bind_type
 from controller.engine.model import INTEGER_KINDS, TableSchema
 from controller.engine.plan import TablePlan
@@ -59,9 +60,20 @@ class _Pending:
 
 class TableWriter:
     def __init__(
-        self, conn: sa.Connection, plan: TablePlan, source: TableSchema, target: TableSchema
+        self,
+        conn: sa.Connection,
+        plan: TablePlan,
+        source: TableSchema,
+        target: TableSchema,
+        *,
+        recheck: bool = True,
     ) -> None:
+        """``recheck=False`` skips hashing each planned row again: for a table planned
+        with in-database digests in the very read snapshot the writer reads (a source
+        that cannot have changed since), whose result verification then compares with
+        the source in the database. Planned rows are still counted."""
         assert plan.keyspec is not None and plan.changes is not None
+        self.recheck = recheck
         self.conn = conn
         self.plan = plan
         self.changes = plan.changes
@@ -91,12 +103,20 @@ class TableWriter:
             pk_columns=self.ks.pk,
             side="source",
         )
+        self.staging: Staging | None = None
+        if dialect == "postgresql" and self.ks.key:
+            self.staging = Staging(
+                conn, target.name, self.columns, self.ks.key, self.update_columns
+            )
 
     def delete(self) -> None:
         if self.changes.replace_all:
             self.conn.execute(sa.delete(self.table))
             return
         if not self.changes.deletes:
+            return
+        if self.staging is not None:
+            self.staging.deletes(self.changes.deletes)
             return
         stmt = sa.delete(self.key_table).where(_where_key(self.key_table, self.ks.key))
         for chunk in _chunks(self.changes.deletes, WRITE_BATCH):
@@ -143,13 +163,19 @@ class TableWriter:
     def _flush(self, pending: _Pending, update_stmt: Any, fault: Fault | None, last: bool) -> None:
         """Write queued rows in batches of WRITE_BATCH (all of them when ``last``)."""
         if pending.inserts and (last or len(pending.inserts) >= WRITE_BATCH):
-            self.conn.execute(sa.insert(self.table), pending.inserts)
+            if self.staging is not None:
+                self.staging.inserts(pending.inserts)
+            else:
+                self.conn.execute(sa.insert(self.table), pending.inserts)
             pending.inserts = []
             if fault and not last:
                 fault(f"insert:{self.plan.table}")
         full = last or len(pending.updates) >= WRITE_BATCH
         if update_stmt is not None and pending.updates and full:
-            self.conn.execute(update_stmt, pending.updates)
+            if self.staging is not None:
+                self.staging.updates(pending.updates)
+            else:
+                self.conn.execute(update_stmt, pending.updates)
             pending.updates = []
 
     def _check_counts(self, pending: _Pending) -> None:
@@ -190,11 +216,15 @@ class TableWriter:
         if fault:
             fault(f"rows:{self.plan.table}")
         self._check_counts(pending)
+        if self.staging is not None:
+            if fault:  # staged with COPY, not applied yet
+                fault(f"staged:{self.plan.table}")
+            self.staging.apply()
         fix_sequence(self.conn, self.target)
         self._insert_remapped(pending.remapped)
 
     def _same_as_planned(self, planned: bytes, row: tuple[Any, ...], canon: Any) -> None:
-        if planned and self.shape.digest(row) != planned:
+        if planned and self.recheck and self.shape.digest(row) != planned:
             raise PermanentError(
                 f"table {self.plan.table}: row {canon!r} changed in the source "
                 "since the plan was made; plan again"

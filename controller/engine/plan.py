@@ -18,13 +18,13 @@ from controller.api.rules import Rule
 from controller.engine.catalog import Category
 from controller.engine.idmap import IdMap
 from controller.engine.model import INTEGER_KINDS, DatabaseSchema, TableSchema
-from controller.engine.rowdiff import TableChanges, diff_rows
+from controller.engine.rowdiff import TableChanges, changes_fingerprint, diff_rows
 from controller.engine.rowindex import RowIndex
 from controller.engine.rules import Resolved
 from controller.engine.schema_diff import SchemaOp, diff_table
 from controller.errors import CheckFailed
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: row fingerprints cover the rows a plan changes, not every row
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,8 @@ def _row_changes(
         natural_key=ks.natural,
         pk_reassignable=ks.pk_reassignable,
     )
-    src_fp, tgt_fp = src_idx.fingerprint(), tgt_idx.fingerprint()
+    src_fp = changes_fingerprint(changes, src_idx, tgt_idx)
+    tgt_fp = f"rows:{tgt_idx.count}"
     id_map = inputs.id_maps.get(name)
     if id_map is not None:
         src_fp = hashlib.sha256((src_fp + id_map.fingerprint()).encode()).hexdigest()

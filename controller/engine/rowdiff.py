@@ -8,6 +8,7 @@ merged-release case: IDs collide between development environments).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class TableChanges:
     updates: dict[CanonKey, tuple[Any, ...]] = field(default_factory=dict)  # → target raw key
     update_digests: dict[CanonKey, bytes] = field(default_factory=dict)
     deletes: list[tuple[Any, ...]] = field(default_factory=list)  # target raw keys
+    delete_digests: dict[CanonKey, bytes] = field(default_factory=dict)  # what they hold
     remap: set[CanonKey] = field(default_factory=set)  # inserts that need a fresh ID
     replace_all: bool = False  # keyless overwrite: delete every row, insert every row
     unchanged: int = 0
@@ -59,8 +61,10 @@ def diff_rows(
             continue
         if rule is Rule.OVERWRITE:
             changes.deletes.append(existing.key)
+            changes.delete_digests[key] = existing.digest
         else:
             changes.kept += 1
+    changes.unchanged += min(source.settled, target.settled)
     if natural_key:
         _plan_id_collisions(changes, source, target, pk_reassignable)
     return changes
@@ -95,3 +99,29 @@ def _plan_id_collisions(
                 f"row with key {key!r} has primary key {pk!r}, already used by another row "
                 "in the target, and the primary key cannot be re-assigned"
             )
+
+
+def changes_fingerprint(changes: TableChanges, source: RowIndex, target: RowIndex) -> str:
+    """A fingerprint of what the row diff decided, from the rows it changes: inserted,
+    updated (both sides) and deleted rows with their digests, and the counts.
+
+    It is the same whether every row was compared in Python or in-database digests set
+    the identical rows aside, so an approval holds across both paths; a row that no
+    rule would touch does not move it. Keyless tables use both sides' whole indexes.
+    """
+    h = hashlib.sha256()
+    if not source.key_columns:
+        h.update(f"keyless\x1f{source.fingerprint()}\x1f{target.fingerprint()}".encode())
+        return h.hexdigest()
+    counts = (source.count, target.count, changes.unchanged, changes.kept)
+    h.update(("counts:" + ",".join(map(str, counts)) + "\x1e").encode())
+    for key in sorted(changes.inserts):
+        h.update(b"I" + repr(key).encode() + b"\x1f" + changes.inserts[key])
+    for key in sorted(changes.updates):
+        h.update(b"U" + repr(key).encode() + b"\x1f" + changes.update_digests[key])
+        h.update(target.rows[key].digest)
+    for key in sorted(changes.delete_digests):
+        h.update(b"D" + repr(key).encode() + b"\x1f" + changes.delete_digests[key])
+    for key in sorted(changes.remap):
+        h.update(b"R" + repr(key).encode())
+    return h.hexdigest()

@@ -39,10 +39,17 @@ class RowIndex:
     rows: dict[CanonKey, RowEntry] = field(default_factory=dict)
     keyless: Counter[bytes] = field(default_factory=Counter)  # used when there is no key
     env_refs: set[str] = field(default_factory=set)
+    # Rows not held in ``rows`` because the other side holds the very same ones (found
+    # by in-database digests, :mod:`controller.engine.buckets`): unchanged by any rule.
+    settled: int = 0
+    # (modulus, buckets) whose rows are held, when in-database digests chose them
+    buckets: list[tuple[int, tuple[int, ...]]] | None = None
 
     @property
     def count(self) -> int:
-        return len(self.rows) if self.key_columns else sum(self.keyless.values())
+        if self.key_columns:
+            return len(self.rows) + self.settled
+        return sum(self.keyless.values())
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
