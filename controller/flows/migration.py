@@ -192,9 +192,13 @@ class _Flow:
             # Quiesced by an earlier attempt: approved before that, and the ledger and the
             # approved digest (below) decide whether anything is applied now.
             quiesced = self.life is not None and self.life.quiesced
-            if not quiesced and not spec.approval.approves(plan.digest):
+            # Applied before a crash: the target changed, so this plan has another digest;
+            # the ledger, not a second approval, says what happened (migrate() replays it).
+            applied = not spec.approval.approves(plan.digest) and self.applied(target)
+            if not quiesced and not applied and not spec.approval.approves(plan.digest):
                 return self.await_approval(spec, plan.digest)
             approved = spec.approval.plan_digest if spec.approval.required else None
+            approved = None if applied else approved
             if approved:
                 self.patch.set(approval=approval_status(self.meta, approved))
             if self.life is not None:
@@ -217,6 +221,10 @@ class _Flow:
         if self.life is not None:
             return self.after_apply(result, target, spec)
         return self.conclude(result, target, skip=spec.skip_backup)
+
+    def applied(self, target: environments.ResolvedEnvironment) -> bool:
+        """Whether the target's ledger records this Migration as applied."""
+        return ledger_result(target.url, ledger_id(self.meta)) == "succeeded"
 
     # --- the target's application (spec.application) --------------------------------
 
@@ -406,6 +414,8 @@ class _Flow:
             message = (
                 f"applied to {target.name}"
                 if result.status == "succeeded"
+                else f"applied to {target.name} before a restart, as its ledger records"
+                if result.plan is None
                 else f"{target.name} already matched: {result.message}"
             )
             if result.warnings:

@@ -78,6 +78,52 @@ def test_operator_killed_mid_migration_resumes_and_applies_once(
     ).plan.changes_anything
 
 
+def test_approved_migration_killed_after_commit_ends_succeeded(
+    kubectl: Kubectl,
+    namespace: str,
+    control_plane: ControlPlane,
+    ferry_crds: list[str],
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """After the commit the target has changed, so a new plan has another digest: the
+    restarted operator must find the ledger's record, not ask for approval again."""
+    first = Operator(
+        control_plane,
+        namespace,
+        tmp_path / "op1.log",
+        env={"FERRY_FAILPOINTS": "committed=sleep(120)"},
+    ).start()
+    second = Operator(control_plane, namespace, tmp_path / "op2.log")
+    try:
+        _declare(kubectl, namespace, sqlite_envs, tmp_path / "backups")
+        gated = migration("gated", "dev", "pre", "  approval: {required: true}\n")
+        apply_ok(kubectl, namespace, gated)
+        waiting = wait_phase(kubectl, namespace, "gated", {"AwaitingApproval"} | DONE)
+        assert waiting["phase"] == "AwaitingApproval", waiting
+        kubectl.merge_patch(
+            "migration/gated",
+            namespace,
+            {"spec": {"approval": {"required": True, "planDigest": waiting["planDigest"]}}},
+            check=True,
+        )
+        wait_for(
+            lambda: "failpoint committed" in first.tail(200),
+            timeout=90,
+            description="the operator paused after the commit",
+        )
+        first.kill()
+        second.start()
+        done = wait_phase(kubectl, namespace, "gated", DONE | {"AwaitingApproval"}, timeout=90)
+        assert done["phase"] == "Succeeded", done
+        assert "before a restart, as its ledger records" in done["message"], done
+    finally:
+        first.kill()
+        second.stop()
+    ledger = rows(sqlite_envs["pre"], "ferry_migrations", "id", "result", order="id")
+    assert [r[1] for r in ledger] == ["succeeded"], ledger
+
+
 def test_failing_migration_rolls_back(
     kubectl: Kubectl,
     namespace: str,
