@@ -131,6 +131,8 @@ def git(repo: Path, *args: str) -> str:
             "-C",
             str(repo),
             "-c",
+            f"safe.directory={repo}",  # the operator's user owns it (hand_over)
+            "-c",
             "user.email=demo@ferry.dev",
             "-c",
             "user.name=Ferry demo",
