@@ -56,17 +56,21 @@ stop_containers() {
 }
 
 unmount_all() {
-    local m
-    # Deepest first: overlay rootfs, shm, projected tokens, netns and kubelet's self bind mount.
-    for m in $(findmnt -rn -o TARGET | grep -E "^($NODE/|/run/netns/cni-|/var/run/netns/cni-|/run/containerd/)" | sort -r); do
+    local m pattern="^$NODE/"
+    # /run/containerd only if the node created it (a containerd of the host's keeps its own).
+    grep -qx /run/containerd "$NODE/host/absent" 2>/dev/null && pattern+="|^/run/containerd/"
+    # Deepest first: overlay rootfs, shm, projected tokens and kubelet's self bind mount.
+    for m in $(findmnt -rn -o TARGET | grep -E "$pattern" | sort -r); do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
     done
-    if [ -f "$NODE/host/netns" ]; then
-        for m in /run/netns/cni-*; do
-            [ -e "$m" ] || continue
-            grep -qx "$(basename "$m")" "$NODE/host/netns" || rm -f "$m"
-        done
-    fi
+    # The pods' network namespaces: only those the host did not have before.
+    [ -f "$NODE/host/netns" ] || return 0
+    for m in /run/netns/cni-*; do
+        [ -e "$m" ] || continue
+        grep -qx "$(basename "$m")" "$NODE/host/netns" && continue
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+        rm -f "$m"
+    done
 }
 
 remove_cgroups() {
