@@ -3,6 +3,8 @@
 #   argocd  (github.com/argoproj/argo-cd/v3/cmd), with the names it dispatches on as symlinks:
 #   argocd-application-controller, argocd-repo-server, argocd-server
 #   crds/   Argo CD's own CRDs (manifests/crds of the same module version)
+#   git-verify-wrapper.sh, gpg-wrapper.sh  the repo server's helpers (its image puts them
+#           in /usr/local/bin; it runs the first on every revision, so it must be on PATH)
 #
 # Everything comes from the Go module proxy; nothing is written inside the git repo.
 # Binaries land in ${FERRY_CACHE:-$HOME/.cache/ferry}/bin/argocd-<version>/; a no-op when
@@ -30,6 +32,7 @@ BIN_DIR="${FERRY_CACHE}/bin/argocd-${ARGOCD_VERSION}"
 WORK_DIR="${FERRY_CACHE}/build/argocd-${ARGOCD_VERSION}"
 STAMP="${BIN_DIR}/.versions"
 LINKS=(argocd-application-controller argocd-repo-server argocd-server)
+HELPERS=(git-verify-wrapper.sh gpg-wrapper.sh)
 want_stamp="argocd=${ARGOCD_VERSION} toolchain=${ARGOCD_GOTOOLCHAIN}"
 
 built() {
@@ -37,6 +40,7 @@ built() {
     [ -x "${BIN_DIR}/argocd" ] && [ -f "${BIN_DIR}/crds/application-crd.yaml" ] || return 1
     local l
     for l in "${LINKS[@]}"; do [ -L "${BIN_DIR}/${l}" ] || return 1; done
+    for l in "${HELPERS[@]}"; do [ -x "${BIN_DIR}/${l}" ] || return 1; done
 }
 if [ "${1:-}" != "--force" ] && built; then
     log "up to date: ${want_stamp} in ${BIN_DIR}"
@@ -92,11 +96,12 @@ mv -f "$tmp" "${BIN_DIR}/argocd"
 trap - EXIT
 for l in "${LINKS[@]}"; do ln -sfn argocd "${BIN_DIR}/${l}"; done
 
-# 3. Argo CD's CRDs from the same module version.
+# 3. Argo CD's CRDs and the repo server's helper scripts, from the same module version.
 moddir="$(cd "$WORK_DIR" && go list -m -f '{{.Dir}}' "$ARGOCD_GO_MODULE")"
 [ -d "${moddir}/manifests/crds" ] || die "no manifests/crds in ${moddir}"
 rm -rf "${BIN_DIR}/crds" && mkdir -p "${BIN_DIR}/crds"
 cp "${moddir}"/manifests/crds/*-crd.yaml "${BIN_DIR}/crds/"
+for l in "${HELPERS[@]}"; do install -m 0755 "${moddir}/hack/${l}" "${BIN_DIR}/${l}"; done
 
 # 4. Verify and stamp.
 out="$("${BIN_DIR}/argocd" version --client --short 2>&1)" || die "argocd does not run: ${out}"

@@ -1,0 +1,337 @@
+"""Ferry under a real Argo CD: the GitOps loop users run, with Argo CD doing the syncing.
+
+Argo CD (application controller, repo server, API server: :mod:`tests.harness.argocd`,
+built from the Go module proxy by ``hack/argocd/build.sh``) syncs a local Git
+repository (``file://``) of Ferry objects into the test's namespace, where Ferry's
+operator runs. Every health asserted here is Argo CD's own assessment, read through
+its API (``argocd app get``), with Ferry's checks from ``argocd/argocd-cm.yaml``
+loaded the way docs/argocd.md tells users to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Kubectl
+from tests.e2e.test_operator import environment, migration, status
+from tests.harness.argocd import ARGOCD_NAMESPACE, ArgoCD
+from tests.harness.cluster import ControlPlane, wait_for
+
+pytestmark = pytest.mark.e2e
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Release Manager",
+    "GIT_AUTHOR_EMAIL": "release@example.com",
+    "GIT_COMMITTER_NAME": "Release Manager",
+    "GIT_COMMITTER_EMAIL": "release@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def argocd(
+    control_plane: ControlPlane, ferry_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ArgoCD]:
+    with ArgoCD(control_plane, tmp_path_factory.mktemp("argocd")) as running:
+        yield running
+
+
+@pytest.fixture
+def app(argocd: ArgoCD, kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """The name of this test's Application (its namespace's), deleted afterwards: Argo CD
+    stops syncing before the namespace goes."""
+    yield namespace
+    kubectl("delete", "application", namespace, "-n", ARGOCD_NAMESPACE, check=False)
+
+
+class GitRepo:
+    """A bare repository Argo CD reads over ``file://``, and a work tree to commit from."""
+
+    def __init__(self, root: Path) -> None:
+        self.bare = root / "config.git"
+        self.work = root / "work"
+        self.git("init", "--quiet", "--bare", "-b", "main", str(self.bare), cwd=root)
+        self.git("init", "--quiet", "-b", "main", str(self.work), cwd=root)
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.bare}"
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        env = {**os.environ, **GIT_ENV, "HOME": str(self.bare.parent)}
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd or self.work,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    def commit(self, message: str, files: dict[str, str | None]) -> str:
+        """Write (or, for ``None``, remove) ``files``, commit, push; return the commit."""
+        for name, text in files.items():
+            path = self.work / name
+            if text is None:
+                path.unlink()
+            else:
+                path.write_text(text)
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "-m", message)
+        self.git("push", "--quiet", str(self.bare), "main")
+        return self.git("rev-parse", "HEAD")
+
+
+def wave(doc: str, number: int) -> str:
+    """``doc`` with Argo CD's sync-wave annotation (what ``ferry promote --sync-wave`` writes)."""
+    head, sep, rest = doc.partition("metadata: {name: ")
+    assert sep, doc
+    name, _, tail = rest.partition("}")
+    annotation = f'annotations: {{argocd.argoproj.io/sync-wave: "{number}"}}'
+    return f"{head}metadata: {{name: {name}, {annotation}}}{tail}"
+
+
+def application(name: str, repo: GitRepo, namespace: str) -> str:
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: {name}, namespace: {ARGOCD_NAMESPACE}}}
+spec:
+  project: default
+  source: {{repoURL: "{repo.url}", targetRevision: main, path: .}}
+  destination: {{server: https://kubernetes.default.svc, namespace: {namespace}}}
+  syncPolicy:
+    automated: {{prune: true, selfHeal: true}}
+"""
+
+
+def app_view(argocd: ArgoCD, name: str) -> dict[str, Any]:
+    """The Application as Argo CD's API shows it (resource health filled in)."""
+    got = argocd.cli("app", "get", name, "-o", "json", check=False)
+    if got.returncode != 0:
+        return {}
+    data: dict[str, Any] = json.loads(got.stdout)
+    return data
+
+
+def resource_health(app: dict[str, Any], kind: str, name: str) -> dict[str, str]:
+    for res in app.get("status", {}).get("resources") or []:
+        if res.get("kind") == kind and res.get("name") == name:
+            return dict(res.get("health") or {})
+    return {}
+
+
+def wait_view(
+    argocd: ArgoCD, name: str, check: Any, what: str, timeout: float = 180
+) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def probe() -> dict[str, Any] | None:
+        nonlocal seen
+        seen = app_view(argocd, name)
+        return seen if seen and check(seen) else None
+
+    try:
+        return wait_for(probe, timeout=timeout, interval=1, description=what)
+    except TimeoutError as exc:
+        status_ = json.dumps(seen.get("status", {}), indent=1)[-5000:]
+        raise AssertionError(f"{what}; the Application's status:\n{status_}") from exc
+
+
+def health(app: dict[str, Any]) -> str:
+    return str(app.get("status", {}).get("health", {}).get("status"))
+
+
+def synced(app: dict[str, Any]) -> bool:
+    return app.get("status", {}).get("sync", {}).get("status") == "Synced"
+
+
+def gated_migration(digest: str = "") -> str:
+    approval = "  approval: {required: true"
+    approval += f", planDigest: '{digest}'}}\n" if digest else "}\n"
+    return wave(migration("dev-to-pre", "dev", "pre", approval), 1)
+
+
+def test_an_approval_holds_the_sync_and_a_committed_digest_makes_it_healthy(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    repo = GitRepo(tmp_path)
+    envs = "---".join(
+        wave(doc, 0)
+        for doc in (
+            environment("dev", "development", sqlite_envs["dev"]),
+            environment("pre", "pre-release", sqlite_envs["pre"], accepts="dev"),
+            environment("prod", "production", sqlite_envs["prod"], accepts="pre"),
+        )
+    )
+    repo.commit(
+        "environments and a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()}
+    )
+    kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+
+    # Wave 0 first: the Environments are Healthy before the Migration exists.
+    held = wait_view(
+        argocd,
+        app,
+        lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
+        "the Migration Suspended in Argo CD",
+    )
+    for env in ("dev", "pre", "prod"):
+        assert resource_health(held, "Environment", env)["status"] == "Healthy", held
+    digest = status(kubectl, "migration", namespace, "dev-to-pre")["planDigest"]
+    message = resource_health(held, "Migration", "dev-to-pre")["message"]
+    assert message.startswith("AwaitingApproval: ") and digest in message
+    assert health(held) == "Suspended" and synced(held), held["status"]
+
+    # The reviewed digest, committed: Argo CD applies it, Ferry applies the promotion.
+    repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
+    argocd.refresh(app)
+    done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
+    assert status(kubectl, "migration", namespace, "dev-to-pre")["phase"] == "Succeeded"
+
+    # A Migration the target refuses (prod accepts only pre): Degraded, with Ferry's reason.
+    refused = wave(migration("dev-to-prod", "dev", "prod"), 1)
+    repo.commit("promote dev to prod", {"m2.yaml": refused})
+    argocd.refresh(app)
+    failed = wait_view(argocd, app, lambda a: health(a) == "Degraded", "Degraded")
+    got = resource_health(failed, "Migration", "dev-to-prod")
+    assert got["status"] == "Degraded", got
+    assert (
+        got["message"].startswith("Failed: ")
+        and "accepts promotions only from pre" in got["message"]
+    )
+
+
+def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Git holds no digest; a release manager approves from Argo CD (``argocd app actions
+    run``, what the UI's menu calls). Self-heal leaves the approval alone, since Git never
+    set the field."""
+    repo = GitRepo(tmp_path)
+    envs = "---".join(
+        wave(doc, 0)
+        for doc in (
+            environment("dev", "development", sqlite_envs["dev"]),
+            environment("pre", "pre-release", sqlite_envs["pre"]),
+        )
+    )
+    repo.commit("a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()})
+    kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+    held = wait_view(
+        argocd,
+        app,
+        lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
+        "the Migration Suspended in Argo CD",
+    )
+    shown = resource_health(held, "Migration", "dev-to-pre")["message"]
+    listed = argocd.cli(
+        "app", "actions", "list", app, "--kind", "Migration", "--resource-name", "dev-to-pre"
+    ).stdout
+    assert "approve" in listed, listed
+
+    argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "approve",
+        "--kind",
+        "Migration",
+        "--resource-name",
+        "dev-to-pre",
+        "--namespace",
+        namespace,
+    )
+    spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
+    digest = spec["approval"]["planDigest"]
+    assert shown.endswith(digest) and spec["approval"]["required"] is True
+    done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
+    final = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)
+    assert final["status"]["phase"] == "Succeeded"
+    assert final["spec"]["approval"]["planDigest"] == digest  # self-heal left it
+
+
+SCHEDULE = """
+apiVersion: ferry.dev/v1alpha1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec:
+  environment: dev
+  schedule: "0 0 1 1 *"
+  immediate: true
+"""
+
+
+def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    repo = GitRepo(tmp_path)
+    env = wave(environment("dev", "development", sqlite_envs["dev"], store=str(store)), 0)
+    repo.commit("dev and its nightly backups", {"env.yaml": env, "schedule.yaml": SCHEDULE})
+    kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+
+    def completed_backups() -> list[dict[str, Any]]:
+        items = kubectl.json("get", "backups", "-n", namespace)["items"]
+        return [b for b in items if (b.get("status") or {}).get("phase") == "Completed"]
+
+    (backup,) = wait_for(completed_backups, timeout=120, description="the immediate backup")
+    name = backup["metadata"]["name"]
+    assert not any(
+        k.startswith("argocd.argoproj.io/") for k in backup["metadata"].get("annotations") or {}
+    )
+    argocd.refresh(app)
+    steady = wait_view(
+        argocd,
+        app,
+        lambda a: (
+            health(a) == "Healthy"
+            and synced(a)
+            and resource_health(a, "BackupSchedule", "nightly").get("status") == "Healthy"
+        ),
+        "Healthy and Synced beside the scheduled Backup",
+    )
+    tracked = {(r["kind"], r["name"]) for r in steady["status"]["resources"]}
+    assert tracked == {("Environment", "dev"), ("BackupSchedule", "nightly")}
+
+    repo.commit("stop the nightly backups", {"schedule.yaml": None})
+    argocd.refresh(app)
+    wait_for(
+        lambda: (
+            kubectl("get", "backupschedule", "nightly", "-n", namespace, check=False).returncode
+            != 0
+        ),
+        timeout=120,
+        description="the BackupSchedule pruned",
+    )
+    wait_view(argocd, app, lambda a: synced(a) and health(a) == "Healthy", "Synced after prune")
+    kept = kubectl.json("get", "backup", name, "-n", namespace)
+    assert kept["status"]["phase"] == "Completed"
+    assert any(store.rglob("*")), "the backup's artifact is gone"
