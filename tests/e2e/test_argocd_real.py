@@ -149,7 +149,7 @@ def health(app: dict[str, Any]) -> str:
 
 
 def synced(app: dict[str, Any]) -> bool:
-    return app.get("status", {}).get("sync", {}).get("status") == "Synced"
+    return bool(app.get("status", {}).get("sync", {}).get("status") == "Synced")
 
 
 def gated_migration(digest: str = "") -> str:

@@ -10,14 +10,15 @@ as), against the harness's control plane (:mod:`tests.harness.cluster`):
   the system service;
 * Argo CD's CRDs (``Application``, ``AppProject``, from the same module version), the
   ``argocd`` namespace, ``argocd-cm`` holding Ferry's health checks and actions
-  (``argocd/argocd-cm.yaml``) plus the admin password, ``argocd-rbac-cm`` and
-  ``argocd-secret``, and the ``default`` AppProject (which Argo CD's API server would
-  create);
-* ``argocd-repo-server`` (gRPC on 127.0.0.1, its own self-signed certificate), ``argocd-application-controller``
-  and ``argocd-server`` (``--insecure``: plain HTTP/gRPC on 127.0.0.1, so the CLI can
-  run resource actions the way a user does), all with ``ARGOCD_FAKE_IN_CLUSTER=true``:
-  the in-cluster destination (``https://kubernetes.default.svc``) is the cluster of
-  ``KUBECONFIG``, the harness's admin kubeconfig.
+  (``argocd/argocd-cm.yaml``), ``argocd-secret`` (a random admin password and server
+  key), ``argocd-rbac-cm``, and the ``default`` AppProject (which Argo CD's API server
+  would create);
+* ``argocd-repo-server`` (gRPC on 127.0.0.1 with its own self-signed certificate),
+  ``argocd-application-controller``, and ``argocd-server`` (``--insecure``: plain
+  HTTP/gRPC on 127.0.0.1; the CLI logs in as admin and runs resource actions through
+  it as a user does), all with ``ARGOCD_FAKE_IN_CLUSTER=true``: the in-cluster
+  destination (``https://kubernetes.default.svc``) is the cluster of ``KUBECONFIG``,
+  the harness's admin kubeconfig.
 
 Applications read Git over ``file://`` (the repo server clones with ``git``), so a
 test's repository is a local bare repository; a commit is seen on the next refresh
@@ -28,6 +29,7 @@ Only the standard library, PyYAML and the processes' binaries are used.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -262,12 +264,14 @@ class ArgoCD(Managed):
         assert self.bin_dir is not None
         for crd in CRDS:
             kubectl("apply", "--server-side", "-f", str(self.bin_dir / "crds" / crd))
+        jsonpath = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+
+        def established(crd: str) -> bool:
+            return kubectl("get", "crd", crd, "-o", jsonpath).stdout == "True"
+
         for crd in ("applications.argoproj.io", "appprojects.argoproj.io"):
-            jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
             wait_for(
-                lambda crd=crd: (
-                    kubectl("get", "crd", crd, "-o", f"jsonpath={jsonpath}").stdout == "True"
-                ),
+                functools.partial(established, crd),
                 timeout=60,
                 description=f"CRD {crd} Established",
             )
