@@ -152,6 +152,12 @@ def synced(app: dict[str, Any]) -> bool:
     return bool(app.get("status", {}).get("sync", {}).get("status") == "Synced")
 
 
+def operation(app: dict[str, Any]) -> tuple[str, str]:
+    """The phase and message of the Application's last (or current) sync operation."""
+    state = app.get("status", {}).get("operationState") or {}
+    return str(state.get("phase")), str(state.get("message"))
+
+
 def gated_migration(digest: str = "") -> str:
     approval = "  approval: {required: true"
     approval += f", planDigest: '{digest}'}}\n" if digest else "}\n"
@@ -182,11 +188,16 @@ def test_an_approval_holds_the_sync_and_a_committed_digest_makes_it_healthy(
     kubectl("apply", "-f", "-", input=application(app, repo, namespace))
 
     # Wave 0 first: the Environments are Healthy before the Migration exists.
+    # The Migration is in the last wave: the sync operation ends once it is applied, and
+    # the Application stays Synced, its health Suspended until the approval.
     held = wait_view(
         argocd,
         app,
-        lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
-        "the Migration Suspended in Argo CD",
+        lambda a: (
+            resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended"
+            and operation(a) == ("Succeeded", "successfully synced (all tasks run)")
+        ),
+        "the Migration Suspended in Argo CD, the sync operation over",
     )
     for env in ("dev", "pre", "prod"):
         assert resource_health(held, "Environment", env)["status"] == "Healthy", held
@@ -215,6 +226,16 @@ def test_an_approval_holds_the_sync_and_a_committed_digest_makes_it_healthy(
     )
 
 
+AFTER_PROMOTION = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: after-promotion
+  annotations: {argocd.argoproj.io/sync-wave: "2"}
+data: {released: "yes"}
+"""
+
+
 def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
     argocd: ArgoCD,
     app: str,
@@ -225,8 +246,9 @@ def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
     tmp_path: Path,
 ) -> None:
     """Git holds no digest; a release manager approves from Argo CD (``argocd app actions
-    run``, what the UI's menu calls). Self-heal leaves the approval alone, since Git never
-    set the field."""
+    run``, what the UI's menu calls). Something in a later wave (a ConfigMap in wave 2)
+    holds the sync operation at the Suspended Migration until then. Self-heal leaves the
+    approval alone, since Git never set the field."""
     repo = GitRepo(tmp_path)
     envs = "---".join(
         wave(doc, 0)
@@ -235,14 +257,20 @@ def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
             environment("pre", "pre-release", sqlite_envs["pre"]),
         )
     )
-    repo.commit("a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()})
+    files = {"envs.yaml": envs, "m.yaml": gated_migration(), "after.yaml": AFTER_PROMOTION}
+    repo.commit("a gated promotion", files)
     kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+    waiting = ("Running", "waiting for healthy state of ferry.dev/Migration/dev-to-pre")
     held = wait_view(
         argocd,
         app,
-        lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
-        "the Migration Suspended in Argo CD",
+        lambda a: (
+            resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended"
+            and operation(a) == waiting
+        ),
+        "the sync operation waiting at the Suspended Migration",
     )
+    assert kubectl("get", "configmap", "after-promotion", "-n", namespace, check=False).returncode
     shown = resource_health(held, "Migration", "dev-to-pre")["message"]
     listed = argocd.cli(
         "app", "actions", "list", app, "--kind", "Migration", "--resource-name", "dev-to-pre"
@@ -265,8 +293,18 @@ def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
     spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
     digest = spec["approval"]["planDigest"]
     assert shown.endswith(digest) and spec["approval"]["required"] is True
-    done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    done = wait_view(
+        argocd,
+        app,
+        lambda a: (
+            health(a) == "Healthy"
+            and synced(a)
+            and operation(a) == ("Succeeded", "successfully synced (all tasks run)")
+        ),
+        "Healthy, the sync operation over",
+    )
     assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
+    kubectl("get", "configmap", "after-promotion", "-n", namespace)  # wave 2 went on
     final = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)
     assert final["status"]["phase"] == "Succeeded"
     assert final["spec"]["approval"]["planDigest"] == digest  # self-heal left it
