@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.conftest import Kubectl
 from tests.e2e.test_operator import environment, migration, status
-from tests.harness.argocd import ARGOCD_NAMESPACE, ArgoCD
+from tests.harness.argocd import ARGOCD_NAMESPACE, RELEASE_MANAGER, ArgoCD
 from tests.harness.cluster import ControlPlane, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -74,7 +74,7 @@ class GitRepo:
             text=True,
         ).stdout.strip()
 
-    def commit(self, message: str, files: dict[str, str | None]) -> str:
+    def commit(self, message: str, files: Mapping[str, str | None]) -> str:
         """Write (or, for ``None``, remove) ``files``, commit, push; return the commit."""
         for name, text in files.items():
             path = self.work / name
@@ -246,9 +246,10 @@ def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
     tmp_path: Path,
 ) -> None:
     """Git holds no digest; a release manager approves from Argo CD (``argocd app actions
-    run``, what the UI's menu calls). Something in a later wave (a ConfigMap in wave 2)
-    holds the sync operation at the Suspended Migration until then. Self-heal leaves the
-    approval alone, since Git never set the field."""
+    run``, what the UI's menu calls), allowed by Argo CD RBAC to do that and no more.
+    Something in a later wave (a ConfigMap in wave 2) holds the sync operation at the
+    Suspended Migration until then. Self-heal leaves the approval alone, since Git never
+    set the field."""
     repo = GitRepo(tmp_path)
     envs = "---".join(
         wave(doc, 0)
@@ -277,6 +278,21 @@ def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
     ).stdout
     assert "approve" in listed, listed
 
+    # Argo CD RBAC decides who may: the release manager's role grants only ``approve``.
+    refused = argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "backup-now",
+        "--kind",
+        "Environment",
+        "--resource-name",
+        "dev",
+        user=RELEASE_MANAGER,
+        check=False,
+    )
+    assert refused.returncode != 0 and "permission denied" in refused.stderr, refused.stderr
     argocd.cli(
         "app",
         "actions",
@@ -289,6 +305,7 @@ def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
         "dev-to-pre",
         "--namespace",
         namespace,
+        user=RELEASE_MANAGER,
     )
     spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
     digest = spec["approval"]["planDigest"]

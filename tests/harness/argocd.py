@@ -47,7 +47,7 @@ from . import process
 from .cluster import REPO_ROOT, ControlPlane, ControlPlaneError, default_cache_dir, wait_for
 from .process import Managed, ServerStartError
 
-__all__ = ["ARGOCD_NAMESPACE", "ArgoCD", "build_argocd"]
+__all__ = ["ARGOCD_NAMESPACE", "RELEASE_MANAGER", "ArgoCD", "build_argocd"]
 
 ARGOCD_NAMESPACE = "argocd"
 BUILD_SCRIPT = REPO_ROOT / "hack" / "argocd" / "build.sh"
@@ -55,6 +55,14 @@ FERRY_CM = REPO_ROOT / "argocd" / "argocd-cm.yaml"
 #: Argo CD's own CRDs the tier needs (ApplicationSets are not used).
 CRDS = ("application-crd.yaml", "appproject-crd.yaml")
 START_TIMEOUT = 120.0
+#: A local Argo CD account that may read Applications and approve Migrations, nothing else
+#: (the RBAC docs/argocd.md gives for release managers).
+RELEASE_MANAGER = "release-manager"
+RBAC_POLICY = f"""\
+p, role:release-managers, applications, get, */*, allow
+p, role:release-managers, applications, action/ferry.dev/Migration/approve, */*, allow
+g, {RELEASE_MANAGER}, role:release-managers
+"""
 
 
 def build_argocd(timeout: float = 5400.0) -> Path:
@@ -281,6 +289,7 @@ class ArgoCD(Managed):
     def _settings(self) -> list[dict[str, Any]]:
         cm = yaml.safe_load(FERRY_CM.read_text())
         cm["data"]["admin.enabled"] = "true"
+        cm["data"][f"accounts.{RELEASE_MANAGER}"] = "login"
         bcrypt = subprocess.run(
             [str(self.argocd), "account", "bcrypt", "--password", self.password],
             env={**self._env(), "ARGOCD_BINARY_NAME": "argocd"},
@@ -311,7 +320,7 @@ class ArgoCD(Managed):
                 "namespace": ARGOCD_NAMESPACE,
                 "labels": {**labels, "app.kubernetes.io/name": "argocd-rbac-cm"},
             },
-            "data": {"policy.default": ""},
+            "data": {"policy.default": "", "policy.csv": RBAC_POLICY},
         }
         project = {
             "apiVersion": "argoproj.io/v1alpha1",
@@ -327,34 +336,50 @@ class ArgoCD(Managed):
 
     # -- the CLI -------------------------------------------------------------
     def _login(self) -> None:
-        def logged_in() -> bool:
+        def login(user: str, password: str) -> bool:
             got = self.cli(
                 "login",
                 f"127.0.0.1:{self.ports['server']}",
                 "--plaintext",
                 "--username",
-                "admin",
+                user,
                 "--password",
-                self.password,
+                password,
+                user=user,
                 check=False,
             )
             return got.returncode == 0
 
         process.wait_until_ready(
             self.procs["argocd-server"],
-            logged_in,
+            functools.partial(login, "admin", self.password),
             what="argocd login",
             log_path=self.log("argocd-server"),
             timeout=60,
             interval=1,
         )
+        manager_password = secrets.token_urlsafe(18)
+        self.cli(
+            "account",
+            "update-password",
+            "--account",
+            RELEASE_MANAGER,
+            "--current-password",
+            self.password,
+            "--new-password",
+            manager_password,
+        )
+        if not login(RELEASE_MANAGER, manager_password):
+            raise ServerStartError(f"argocd login as {RELEASE_MANAGER} failed")
 
     def cli(
-        self, *args: str, check: bool = True, timeout: float = 60
+        self, *args: str, user: str = "admin", check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        """Run the ``argocd`` CLI (logged in as admin against this API server)."""
+        """Run the ``argocd`` CLI, logged in to this API server as ``user`` (``admin`` or
+        :data:`RELEASE_MANAGER`)."""
         env = {**self._env(), "ARGOCD_BINARY_NAME": "argocd"}
-        cmd = [str(self.argocd), "--config", str(self.directory / "home" / "config"), *args]
+        config = self.directory / "home" / f"config-{user}"
+        cmd = [str(self.argocd), "--config", str(config), *args]
         proc = subprocess.run(
             cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
