@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import Kubectl
+from tests.e2e.test_approvals import POLICY_KINDS
 from tests.e2e.test_operator import environment, migration, status
 from tests.harness.argocd import ARGOCD_NAMESPACE, RELEASE_MANAGER, ArgoCD
 from tests.harness.cluster import ControlPlane, wait_for
+from tests.unit.test_chart import of_kind, render
 
 pytestmark = pytest.mark.e2e
 GIT_ENV = {
@@ -390,3 +394,98 @@ def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
     kept = kubectl.json("get", "backup", name, "-n", namespace)
     assert kept["status"]["phase"] == "Completed"
     assert any(store.rglob("*")), "the backup's artifact is gone"
+
+
+def approvals_policy(
+    kubectl: Kubectl, namespace: str, name: str, users: list[str]
+) -> list[dict[str, Any]]:
+    """The chart's approvers policy (scoped to ``namespace``) with ``users`` as approvers;
+    returns what was applied."""
+    docs = of_kind(
+        render(
+            {
+                "fullnameOverride": name,
+                "watchNamespaces": [namespace],
+                "approvals": {"policy": {"enabled": True}, "approvers": {"users": users}},
+            }
+        ),
+        *POLICY_KINDS,
+    )
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    return docs
+
+
+def run_approve(argocd: ArgoCD, app: str, namespace: str) -> subprocess.CompletedProcess[str]:
+    return argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "approve",
+        "--kind",
+        "Migration",
+        "--resource-name",
+        "dev-to-pre",
+        "--namespace",
+        namespace,
+        check=False,
+    )
+
+
+def test_with_the_approvers_policy_argo_cd_s_service_account_must_be_an_approver(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Argo CD's API server applies an action with its own Kubernetes identity, so the
+    chart's approvers policy judges ``argocd-server``'s service account, not the person
+    who clicked: it must be listed as an approver (and who may click is Argo CD RBAC)."""
+    server = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-server"
+    name = f"ferry-{secrets.token_hex(3)}"
+    docs = approvals_policy(kubectl, namespace, name, ["someone-else"])
+    try:
+        repo = GitRepo(tmp_path)
+        envs = "---".join(
+            wave(environment(env, stage, sqlite_envs[env]), 0)
+            for env, stage in (("dev", "development"), ("pre", "pre-release"))
+        )
+        repo.commit("a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()})
+        kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+        wait_view(
+            argocd,
+            app,
+            lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
+            "the Migration Suspended in Argo CD",
+        )
+
+        # The policy reaches the admission plugins after a moment: wait, with server-side
+        # dry runs as argocd-server (admitted like real requests, never stored), until it
+        # is in force, then run the action for real.
+        def admits_server() -> bool:
+            body = json.dumps({"spec": {"approval": {"planDigest": "sha256:" + "b" * 64}}})
+            args = ("patch", "migration", "dev-to-pre", "-n", namespace, "--type=merge", "-p")
+            dry = kubectl(*args, body, "--dry-run=server", f"--as={server}", check=False)
+            return dry.returncode == 0
+
+        wait_for(lambda: not admits_server(), timeout=60, description="the policy in force")
+        refused = run_approve(argocd, app, namespace)
+        assert refused.returncode != 0
+        assert f"{server} may not set or change spec.approval.planDigest" in refused.stderr
+        spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
+        assert "planDigest" not in spec["approval"]
+
+        approvals_policy(kubectl, namespace, name, [server])
+        wait_for(admits_server, timeout=60, description="argocd-server listed as an approver")
+        approved = run_approve(argocd, app, namespace)
+        assert approved.returncode == 0, approved.stderr
+        got = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["metadata"]
+        assert got["annotations"]["ferry.dev/approved-by"] == server
+        wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    finally:
+        for doc in docs:
+            kind, doc_name = doc["kind"].lower(), doc["metadata"]["name"]
+            kubectl("delete", kind, doc_name, "--ignore-not-found", check=False)

@@ -17,8 +17,11 @@ as), against the harness's control plane (:mod:`tests.harness.cluster`):
   ``argocd-application-controller``, and ``argocd-server`` (``--insecure``: plain
   HTTP/gRPC on 127.0.0.1; the CLI logs in as admin and runs resource actions through
   it as a user does), all with ``ARGOCD_FAKE_IN_CLUSTER=true``: the in-cluster
-  destination (``https://kubernetes.default.svc``) is the cluster of ``KUBECONFIG``,
-  the harness's admin kubeconfig.
+  destination (``https://kubernetes.default.svc``) is the cluster of ``KUBECONFIG``.
+  The controller and the API server authenticate as their own service accounts
+  (``argocd-application-controller``, ``argocd-server``, bound to ``cluster-admin``
+  as upstream's ClusterRoles allow everything), so the API server sees Argo CD's
+  identity, as admission policies do in a real installation.
 
 Applications read Git over ``file://`` (the repo server clones with ``git``), so a
 test's repository is a local bare repository; a commit is seen on the next refresh
@@ -55,6 +58,9 @@ FERRY_CM = REPO_ROOT / "argocd" / "argocd-cm.yaml"
 #: Argo CD's own CRDs the tier needs (ApplicationSets are not used).
 CRDS = ("application-crd.yaml", "appproject-crd.yaml")
 START_TIMEOUT = 120.0
+#: The components that authenticate to Kubernetes as their own service account, as in
+#: Argo CD's install manifests.
+SERVICE_ACCOUNTS = ("argocd-application-controller", "argocd-server")
 #: A local Argo CD account that may read Applications and approve Migrations, nothing else
 #: (the RBAC docs/argocd.md gives for release managers).
 RELEASE_MANAGER = "release-manager"
@@ -115,6 +121,14 @@ class ArgoCD(Managed):
 
     def log(self, component: str) -> Path:
         return self.directory / f"{component}.log"
+
+    def kubeconfig(self, component: str) -> Path:
+        """How ``component`` authenticates to Kubernetes: as its own service account in
+        ``argocd`` (a token kubeconfig, so admission policies see Argo CD's identity),
+        the repo server as the harness's admin (it talks to Git, not to Kubernetes)."""
+        if component in SERVICE_ACCOUNTS:
+            return self.directory / f"{component}.kubeconfig"
+        return self.control_plane.kubeconfig
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> Self:
@@ -201,7 +215,7 @@ class ArgoCD(Managed):
         }
 
     def _start_component(self, name: str, args: list[str], port_key: str) -> None:
-        env = {**self._env(), "ARGOCD_BINARY_NAME": name}
+        env = {**self._env(), "ARGOCD_BINARY_NAME": name, "KUBECONFIG": str(self.kubeconfig(name))}
         port = self.ports[port_key]
         self._spawn(name, [str(self.argocd), *args], lambda: _listening(port), env)
 
@@ -226,7 +240,7 @@ class ArgoCD(Managed):
         return [
             *self._common_args(),
             "--kubeconfig",
-            str(self.control_plane.kubeconfig),
+            str(self.kubeconfig("argocd-application-controller")),
             "--namespace",
             ARGOCD_NAMESPACE,
             "--repo-server",
@@ -246,7 +260,7 @@ class ArgoCD(Managed):
         return [
             *self._common_args(),
             "--kubeconfig",
-            str(self.control_plane.kubeconfig),
+            str(self.kubeconfig("argocd-server")),
             "--namespace",
             ARGOCD_NAMESPACE,
             "--repo-server",
@@ -285,6 +299,20 @@ class ArgoCD(Managed):
             )
         kubectl("create", "namespace", ARGOCD_NAMESPACE, check=False)
         kubectl("apply", "-f", "-", input=yaml.safe_dump_all(self._settings()))
+        for account in SERVICE_ACCOUNTS:
+            # Upstream's ClusterRoles give both components every verb on every resource.
+            kubectl("create", "serviceaccount", account, "-n", ARGOCD_NAMESPACE, check=False)
+            kubectl(
+                "create",
+                "clusterrolebinding",
+                f"ferry-test-{account}",
+                "--clusterrole=cluster-admin",
+                f"--serviceaccount={ARGOCD_NAMESPACE}:{account}",
+                check=False,
+            )
+            self.control_plane.write_token_kubeconfig(
+                self.kubeconfig(account), ARGOCD_NAMESPACE, account
+            )
 
     def _settings(self) -> list[dict[str, Any]]:
         cm = yaml.safe_load(FERRY_CM.read_text())
