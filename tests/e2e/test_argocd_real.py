@@ -380,6 +380,29 @@ def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
     tracked = {(r["kind"], r["name"]) for r in steady["status"]["resources"]}
     assert tracked == {("Environment", "dev"), ("BackupSchedule", "nightly")}
 
+    # Suspended from Argo CD (the action): Argo CD's health says so, Git is not involved.
+    argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "suspend",
+        "--kind",
+        "BackupSchedule",
+        "--resource-name",
+        "nightly",
+    )
+    wait_view(
+        argocd,
+        app,
+        lambda a: (
+            resource_health(a, "BackupSchedule", "nightly").get("status") == "Suspended"
+            and health(a) == "Suspended"
+            and synced(a)
+        ),
+        "the schedule Suspended, the Application still Synced",
+    )
+
     repo.commit("stop the nightly backups", {"schedule.yaml": None})
     argocd.refresh(app)
     wait_for(
