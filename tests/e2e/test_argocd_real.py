@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -512,3 +513,46 @@ def test_with_the_approvers_policy_argo_cd_s_service_account_must_be_an_approver
         for doc in docs:
             kind, doc_name = doc["kind"].lower(), doc["metadata"]["name"]
             kubectl("delete", kind, doc_name, "--ignore-not-found", check=False)
+
+
+def test_a_digest_committed_while_a_later_wave_waits_needs_the_operation_ended(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """With a later wave, the sync operation waits at the Suspended Migration, and Argo CD
+    starts no new sync while one runs: the commit carrying the digest is not applied
+    until that operation ends (``argocd app terminate-op``), or approve with the action."""
+    repo = GitRepo(tmp_path)
+    envs = "---".join(
+        wave(environment(env, stage, sqlite_envs[env]), 0)
+        for env, stage in (("dev", "development"), ("pre", "pre-release"))
+    )
+    files = {"envs.yaml": envs, "m.yaml": gated_migration(), "after.yaml": AFTER_PROMOTION}
+    repo.commit("a gated promotion", files)
+    kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+    waiting = ("Running", "waiting for healthy state of ferry.dev/Migration/dev-to-pre")
+    wait_view(argocd, app, lambda a: operation(a) == waiting, "the sync waiting")
+    digest = status(kubectl, "migration", namespace, "dev-to-pre")["planDigest"]
+    approved = repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
+    argocd.refresh(app)
+    wait_view(
+        argocd,
+        app,
+        lambda a: a["status"].get("sync", {}).get("revision") == approved and not synced(a),
+        "Argo CD seeing the approving commit, OutOfSync",
+    )
+    time.sleep(20)  # several refreshes and resyncs: nothing applies the new commit
+    still = app_view(argocd, app)
+    assert operation(still) == waiting
+    spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
+    assert "planDigest" not in spec["approval"]
+
+    argocd.cli("app", "terminate-op", app)
+    done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
+    kubectl("get", "configmap", "after-promotion", "-n", namespace)
