@@ -556,3 +556,60 @@ def test_a_digest_committed_while_a_later_wave_waits_needs_the_operation_ended(
     done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
     assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
     kubectl("get", "configmap", "after-promotion", "-n", namespace)
+
+
+def test_with_the_approvers_policy_a_digest_from_git_needs_the_controller_as_approver(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """A digest committed to Git is applied by the application controller, with its own
+    service account: with the approvers policy on, the sync fails with the policy's
+    message until that account is an approver."""
+    controller = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-application-controller"
+    name = f"ferry-{secrets.token_hex(3)}"
+    docs = approvals_policy(kubectl, namespace, name, ["someone-else"])
+    try:
+        repo = GitRepo(tmp_path)
+        envs = "---".join(
+            wave(environment(env, stage, sqlite_envs[env]), 0)
+            for env, stage in (("dev", "development"), ("pre", "pre-release"))
+        )
+        repo.commit("a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()})
+        kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+        wait_view(
+            argocd,
+            app,
+            lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
+            "the Migration Suspended in Argo CD",
+        )
+        digest = status(kubectl, "migration", namespace, "dev-to-pre")["planDigest"]
+        repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
+        argocd.refresh(app)
+        refusal = f"{controller} may not set or change spec.approval.planDigest"
+        wait_view(argocd, app, lambda a: refusal in operation(a)[1], "the sync refused")
+        spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
+        assert "planDigest" not in spec["approval"]
+
+        approvals_policy(kubectl, namespace, name, [controller])
+
+        def admits_controller() -> bool:
+            body = json.dumps({"spec": {"approval": {"planDigest": digest}}})
+            args = ("patch", "migration", "dev-to-pre", "-n", namespace, "--type=merge", "-p")
+            dry = kubectl(*args, body, "--dry-run=server", f"--as={controller}", check=False)
+            return dry.returncode == 0
+
+        wait_for(admits_controller, timeout=60, description="the controller an approver")
+        argocd.cli("app", "terminate-op", app, check=False)  # a retry may still be running
+        argocd.cli("app", "sync", app, "--async")
+        wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+        got = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["metadata"]
+        assert got["annotations"]["ferry.dev/approved-by"] == controller
+    finally:
+        for doc in docs:
+            kind, doc_name = doc["kind"].lower(), doc["metadata"]["name"]
+            kubectl("delete", kind, doc_name, "--ignore-not-found", check=False)
