@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: nocobase test-nocobase helm chart argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries node-binaries s3-binaries lint format test test-unit test-db test-e2e test-node check demo bench clean cluster cluster-down
+.PHONY: nocobase test-nocobase helm chart argocd-cm argocd-fixtures demo-cli help venv system-packages cluster-binaries node-binaries s3-binaries argocd-binaries lint format test test-unit test-db test-e2e test-node check demo bench clean cluster cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ node-binaries: cluster-binaries ## build kubelet, containerd, kube-proxy, kube-s
 
 s3-binaries: ## build the SeaweedFS S3 test server once (cached in ~/.cache/ferry)
 	bash hack/s3/build.sh
+
+argocd-binaries: ## build Argo CD (controller, repo server, API server, CLI) once (cached in ~/.cache/ferry)
+	bash hack/argocd/build.sh
 
 cluster-binaries: ## build kube-apiserver, etcd, controller-manager, kubectl once (cached in ~/.cache/ferry)
 	bash hack/cluster/build.sh
@@ -72,13 +75,13 @@ test-unit: $(STAMP) helm ## fast tests of pure logic
 test-db: $(STAMP) system-packages s3-binaries ## tests against real SQLite, PostgreSQL and MariaDB
 	$(BIN)/pytest tests/db -q
 
-test-e2e: $(STAMP) system-packages cluster-binaries helm ## the operator against a real kube-apiserver and etcd
+test-e2e: $(STAMP) system-packages cluster-binaries argocd-binaries helm ## the operator against a real kube-apiserver and etcd
 	$(BIN)/pytest tests/e2e -q
 
 test-node: $(STAMP) system-packages node-binaries base-image helm ## the operator as a pod from its chart, on the real node
 	$(BIN)/pytest tests/node -q
 
-test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-binaries helm nocobase ## set up everything and run every test tier
+test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-binaries argocd-binaries helm nocobase ## set up everything and run every test tier
 	$(BIN)/pytest tests -q
 
 check: lint test ## lint, types and every test

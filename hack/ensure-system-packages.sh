@@ -3,7 +3,8 @@
 #
 # The database tests start their OWN throwaway PostgreSQL and MariaDB servers
 # (see tests/harness/dbservers.py), and the Git source tests their own sshd
-# (see tests/harness/gitserver.py); they only need the server binaries, not
+# (see tests/harness/gitserver.py), and the Argo CD tier its own Redis
+# (tests/harness/argocd.py); they only need the server binaries, not
 # the distro's system services. This script therefore installs the packages
 # while preventing (via a temporary policy-rc.d) the postinst scripts from
 # starting services, and afterwards stops/disables any that still run.
@@ -74,6 +75,10 @@ check_all() {
         MISSING+=("OpenSSH client (ssh, ssh-keygen)")
         PACKAGES+=(openssh-client)
     fi
+    if ! have_cmd redis-server; then
+        MISSING+=("Redis server (Argo CD's cache, for the Argo CD tier)")
+        PACKAGES+=(redis-server)
+    fi
     if ! have_cmd openssl; then
         MISSING+=("openssl")
         PACKAGES+=(openssl)
@@ -134,7 +139,7 @@ restore_service_policy() {
 # machine, and the tests' own sshd listens on a free port of 127.0.0.1.
 stop_system_services() {
     local svc
-    for svc in mariadb mysql postgresql; do
+    for svc in mariadb mysql postgresql redis-server; do
         if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
             if systemctl is-enabled --quiet "$svc" 2>/dev/null \
                 || systemctl is-active --quiet "$svc" 2>/dev/null; then

@@ -66,8 +66,25 @@ def _from_lua(value: Any) -> Any:
     return {k: _from_lua(v) for k, v in items}
 
 
+#: Argo CD's Lua VM opens only the base, package and table libraries and a "safe" ``os``
+#: (``time`` and ``date``): no ``string`` (nor string methods), ``math``, ``io`` or
+#: ``debug`` (util/lua/lua.go). A script using them fails under Argo CD
+#: (tests/e2e/test_argocd_lua.py runs them there), so lupa offers no more.
+_ARGO_CD_LIBRARIES = """
+debug.setmetatable("", nil)
+local safe_os = {time = os.time, date = os.date}
+string, math, io, debug, coroutine, os = nil, nil, nil, nil, nil, safe_os
+dofile, loadfile = nil, nil
+for name in pairs(package.loaded) do
+  if name ~= "_G" and name ~= "package" and name ~= "table" then package.loaded[name] = nil end
+end
+package.loaded.os = safe_os
+"""
+
+
 def _run(script: str, obj: dict[str, Any], now: str | None = None) -> Any:
     runtime = lua51.LuaRuntime(register_eval=False, register_builtins=False)
+    runtime.execute(_ARGO_CD_LIBRARIES)
     if now is not None:  # os.date as Argo CD's, at a fixed time
         runtime.execute(f'local os = require("os"); os.date = function() return "{now}" end')
     runtime.globals().obj = _to_lua(runtime, copy.deepcopy(obj))

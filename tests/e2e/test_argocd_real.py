@@ -1,0 +1,615 @@
+"""Ferry under a real Argo CD: the GitOps loop users run, with Argo CD doing the syncing.
+
+Argo CD (application controller, repo server, API server: :mod:`tests.harness.argocd`,
+built from the Go module proxy by ``hack/argocd/build.sh``) syncs a local Git
+repository (``file://``) of Ferry objects into the test's namespace, where Ferry's
+operator runs. Every health asserted here is Argo CD's own assessment, read through
+its API (``argocd app get``), with Ferry's checks from ``argocd/argocd-cm.yaml``
+loaded the way docs/argocd.md tells users to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Kubectl
+from tests.e2e.test_approvals import POLICY_KINDS
+from tests.e2e.test_operator import environment, migration, status
+from tests.harness.argocd import ARGOCD_NAMESPACE, RELEASE_MANAGER, ArgoCD
+from tests.harness.cluster import ControlPlane, wait_for
+from tests.unit.test_chart import of_kind, render
+
+pytestmark = pytest.mark.e2e
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Release Manager",
+    "GIT_AUTHOR_EMAIL": "release@example.com",
+    "GIT_COMMITTER_NAME": "Release Manager",
+    "GIT_COMMITTER_EMAIL": "release@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def argocd(
+    control_plane: ControlPlane, ferry_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ArgoCD]:
+    with ArgoCD(control_plane, tmp_path_factory.mktemp("argocd")) as running:
+        yield running
+
+
+@pytest.fixture
+def app(argocd: ArgoCD, kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """The name of this test's Application (its namespace's), deleted afterwards: Argo CD
+    stops syncing before the namespace goes."""
+    yield namespace
+    kubectl("delete", "application", namespace, "-n", ARGOCD_NAMESPACE, check=False)
+
+
+class GitRepo:
+    """A bare repository Argo CD reads over ``file://``, and a work tree to commit from."""
+
+    def __init__(self, root: Path) -> None:
+        self.bare = root / "config.git"
+        self.work = root / "work"
+        self.git("init", "--quiet", "--bare", "-b", "main", str(self.bare), cwd=root)
+        self.git("init", "--quiet", "-b", "main", str(self.work), cwd=root)
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.bare}"
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        env = {**os.environ, **GIT_ENV, "HOME": str(self.bare.parent)}
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd or self.work,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    def commit(self, message: str, files: Mapping[str, str | None]) -> str:
+        """Write (or, for ``None``, remove) ``files``, commit, push; return the commit."""
+        for name, text in files.items():
+            path = self.work / name
+            if text is None:
+                path.unlink()
+            else:
+                path.write_text(text)
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "-m", message)
+        self.git("push", "--quiet", str(self.bare), "main")
+        return self.git("rev-parse", "HEAD")
+
+
+def wave(doc: str, number: int) -> str:
+    """``doc`` with Argo CD's sync-wave annotation (what ``ferry promote --sync-wave`` writes)."""
+    head, sep, rest = doc.partition("metadata: {name: ")
+    assert sep, doc
+    name, _, tail = rest.partition("}")
+    annotation = f'annotations: {{argocd.argoproj.io/sync-wave: "{number}"}}'
+    return f"{head}metadata: {{name: {name}, {annotation}}}{tail}"
+
+
+def application(name: str, repo: GitRepo, namespace: str) -> str:
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: {name}, namespace: {ARGOCD_NAMESPACE}}}
+spec:
+  project: default
+  source: {{repoURL: "{repo.url}", targetRevision: main, path: .}}
+  destination: {{server: https://kubernetes.default.svc, namespace: {namespace}}}
+  syncPolicy:
+    automated: {{prune: true, selfHeal: true}}
+"""
+
+
+def app_view(argocd: ArgoCD, name: str) -> dict[str, Any]:
+    """The Application as Argo CD's API shows it (resource health filled in)."""
+    got = argocd.cli("app", "get", name, "-o", "json", check=False)
+    if got.returncode != 0:
+        return {}
+    data: dict[str, Any] = json.loads(got.stdout)
+    return data
+
+
+def resource_health(app: dict[str, Any], kind: str, name: str) -> dict[str, str]:
+    for res in app.get("status", {}).get("resources") or []:
+        if res.get("kind") == kind and res.get("name") == name:
+            return dict(res.get("health") or {})
+    return {}
+
+
+def wait_view(
+    argocd: ArgoCD, name: str, check: Any, what: str, timeout: float = 180
+) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def probe() -> dict[str, Any] | None:
+        nonlocal seen
+        seen = app_view(argocd, name)
+        return seen if seen and check(seen) else None
+
+    try:
+        return wait_for(probe, timeout=timeout, interval=1, description=what)
+    except TimeoutError as exc:
+        status_ = json.dumps(seen.get("status", {}), indent=1)[-5000:]
+        raise AssertionError(f"{what}; the Application's status:\n{status_}") from exc
+
+
+def health(app: dict[str, Any]) -> str:
+    return str(app.get("status", {}).get("health", {}).get("status"))
+
+
+def synced(app: dict[str, Any]) -> bool:
+    return bool(app.get("status", {}).get("sync", {}).get("status") == "Synced")
+
+
+def operation(app: dict[str, Any]) -> tuple[str, str]:
+    """The phase and message of the Application's last (or current) sync operation."""
+    state = app.get("status", {}).get("operationState") or {}
+    return str(state.get("phase")), str(state.get("message"))
+
+
+def gated_migration(digest: str = "") -> str:
+    approval = "  approval: {required: true"
+    approval += f", planDigest: '{digest}'}}\n" if digest else "}\n"
+    return wave(migration("dev-to-pre", "dev", "pre", approval), 1)
+
+
+def test_an_approval_holds_the_sync_and_a_committed_digest_makes_it_healthy(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    repo = GitRepo(tmp_path)
+    envs = "---".join(
+        wave(doc, 0)
+        for doc in (
+            environment("dev", "development", sqlite_envs["dev"]),
+            environment("pre", "pre-release", sqlite_envs["pre"], accepts="dev"),
+            environment("prod", "production", sqlite_envs["prod"], accepts="pre"),
+        )
+    )
+    repo.commit(
+        "environments and a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()}
+    )
+    kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+
+    # Wave 0 first: the Environments are Healthy before the Migration exists.
+    # The Migration is in the last wave: the sync operation ends once it is applied, and
+    # the Application stays Synced, its health Suspended until the approval.
+    held = wait_view(
+        argocd,
+        app,
+        lambda a: (
+            resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended"
+            and operation(a) == ("Succeeded", "successfully synced (all tasks run)")
+        ),
+        "the Migration Suspended in Argo CD, the sync operation over",
+    )
+    for env in ("dev", "pre", "prod"):
+        assert resource_health(held, "Environment", env)["status"] == "Healthy", held
+    digest = status(kubectl, "migration", namespace, "dev-to-pre")["planDigest"]
+    message = resource_health(held, "Migration", "dev-to-pre")["message"]
+    assert message.startswith("AwaitingApproval: ") and digest in message
+    assert health(held) == "Suspended" and synced(held), held["status"]
+
+    # The reviewed digest, committed: Argo CD applies it, Ferry applies the promotion.
+    repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
+    argocd.refresh(app)
+    done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
+    assert status(kubectl, "migration", namespace, "dev-to-pre")["phase"] == "Succeeded"
+
+    # A Migration the target refuses (prod accepts only pre): Degraded, with Ferry's reason.
+    refused = wave(migration("dev-to-prod", "dev", "prod"), 1)
+    repo.commit("promote dev to prod", {"m2.yaml": refused})
+    argocd.refresh(app)
+    failed = wait_view(argocd, app, lambda a: health(a) == "Degraded", "Degraded")
+    got = resource_health(failed, "Migration", "dev-to-prod")
+    assert got["status"] == "Degraded", got
+    assert (
+        got["message"].startswith("Failed: ")
+        and "accepts promotions only from pre" in got["message"]
+    )
+
+
+AFTER_PROMOTION = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: after-promotion
+  annotations: {argocd.argoproj.io/sync-wave: "2"}
+data: {released: "yes"}
+"""
+
+
+def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Git holds no digest; a release manager approves from Argo CD (``argocd app actions
+    run``, what the UI's menu calls), allowed by Argo CD RBAC to do that and no more.
+    Something in a later wave (a ConfigMap in wave 2) holds the sync operation at the
+    Suspended Migration until then. Self-heal leaves the approval alone, since Git never
+    set the field."""
+    repo = GitRepo(tmp_path)
+    envs = "---".join(
+        wave(doc, 0)
+        for doc in (
+            environment("dev", "development", sqlite_envs["dev"]),
+            environment("pre", "pre-release", sqlite_envs["pre"]),
+        )
+    )
+    files = {"envs.yaml": envs, "m.yaml": gated_migration(), "after.yaml": AFTER_PROMOTION}
+    repo.commit("a gated promotion", files)
+    kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+    waiting = ("Running", "waiting for healthy state of ferry.dev/Migration/dev-to-pre")
+    held = wait_view(
+        argocd,
+        app,
+        lambda a: (
+            resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended"
+            and operation(a) == waiting
+        ),
+        "the sync operation waiting at the Suspended Migration",
+    )
+    assert kubectl("get", "configmap", "after-promotion", "-n", namespace, check=False).returncode
+    shown = resource_health(held, "Migration", "dev-to-pre")["message"]
+    listed = argocd.cli(
+        "app", "actions", "list", app, "--kind", "Migration", "--resource-name", "dev-to-pre"
+    ).stdout
+    assert "approve" in listed, listed
+
+    # Argo CD RBAC decides who may: the release manager's role grants only ``approve``.
+    refused = argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "backup-now",
+        "--kind",
+        "Environment",
+        "--resource-name",
+        "dev",
+        user=RELEASE_MANAGER,
+        check=False,
+    )
+    assert refused.returncode != 0 and "permission denied" in refused.stderr, refused.stderr
+    argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "approve",
+        "--kind",
+        "Migration",
+        "--resource-name",
+        "dev-to-pre",
+        "--namespace",
+        namespace,
+        user=RELEASE_MANAGER,
+    )
+    spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
+    digest = spec["approval"]["planDigest"]
+    assert shown.endswith(digest) and spec["approval"]["required"] is True
+    done = wait_view(
+        argocd,
+        app,
+        lambda a: (
+            health(a) == "Healthy"
+            and synced(a)
+            and operation(a) == ("Succeeded", "successfully synced (all tasks run)")
+        ),
+        "Healthy, the sync operation over",
+    )
+    assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
+    kubectl("get", "configmap", "after-promotion", "-n", namespace)  # wave 2 went on
+    final = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)
+    assert final["status"]["phase"] == "Succeeded"
+    assert final["spec"]["approval"]["planDigest"] == digest  # self-heal left it
+
+
+SCHEDULE = """
+apiVersion: ferry.dev/v1alpha1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec:
+  environment: dev
+  schedule: "0 0 1 1 *"
+  immediate: true
+"""
+
+
+def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    repo = GitRepo(tmp_path)
+    env = wave(environment("dev", "development", sqlite_envs["dev"], store=str(store)), 0)
+    repo.commit("dev and its nightly backups", {"env.yaml": env, "schedule.yaml": SCHEDULE})
+    kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+
+    def completed_backups() -> list[dict[str, Any]]:
+        items = kubectl.json("get", "backups", "-n", namespace)["items"]
+        return [b for b in items if (b.get("status") or {}).get("phase") == "Completed"]
+
+    (backup,) = wait_for(completed_backups, timeout=120, description="the immediate backup")
+    name = backup["metadata"]["name"]
+    assert not any(
+        k.startswith("argocd.argoproj.io/") for k in backup["metadata"].get("annotations") or {}
+    )
+    argocd.refresh(app)
+    steady = wait_view(
+        argocd,
+        app,
+        lambda a: (
+            health(a) == "Healthy"
+            and synced(a)
+            and resource_health(a, "BackupSchedule", "nightly").get("status") == "Healthy"
+        ),
+        "Healthy and Synced beside the scheduled Backup",
+    )
+    tracked = {(r["kind"], r["name"]) for r in steady["status"]["resources"]}
+    assert tracked == {("Environment", "dev"), ("BackupSchedule", "nightly")}
+
+    # Suspended from Argo CD (the action): Argo CD's health says so, Git is not involved.
+    argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "suspend",
+        "--kind",
+        "BackupSchedule",
+        "--resource-name",
+        "nightly",
+    )
+    wait_view(
+        argocd,
+        app,
+        lambda a: (
+            resource_health(a, "BackupSchedule", "nightly").get("status") == "Suspended"
+            and health(a) == "Suspended"
+            and synced(a)
+        ),
+        "the schedule Suspended, the Application still Synced",
+    )
+
+    repo.commit("stop the nightly backups", {"schedule.yaml": None})
+    argocd.refresh(app)
+    wait_for(
+        lambda: (
+            kubectl("get", "backupschedule", "nightly", "-n", namespace, check=False).returncode
+            != 0
+        ),
+        timeout=120,
+        description="the BackupSchedule pruned",
+    )
+    wait_view(argocd, app, lambda a: synced(a) and health(a) == "Healthy", "Synced after prune")
+    kept = kubectl.json("get", "backup", name, "-n", namespace)
+    assert kept["status"]["phase"] == "Completed"
+    assert any(store.rglob("*")), "the backup's artifact is gone"
+
+
+def approvals_policy(
+    kubectl: Kubectl, namespace: str, name: str, users: list[str]
+) -> list[dict[str, Any]]:
+    """The chart's approvers policy (scoped to ``namespace``) with ``users`` as approvers;
+    returns what was applied."""
+    docs = of_kind(
+        render(
+            {
+                "fullnameOverride": name,
+                "watchNamespaces": [namespace],
+                "approvals": {"policy": {"enabled": True}, "approvers": {"users": users}},
+            }
+        ),
+        *POLICY_KINDS,
+    )
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    return docs
+
+
+def run_approve(argocd: ArgoCD, app: str, namespace: str) -> subprocess.CompletedProcess[str]:
+    return argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "approve",
+        "--kind",
+        "Migration",
+        "--resource-name",
+        "dev-to-pre",
+        "--namespace",
+        namespace,
+        check=False,
+    )
+
+
+def test_with_the_approvers_policy_argo_cd_s_service_account_must_be_an_approver(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Argo CD's API server applies an action with its own Kubernetes identity, so the
+    chart's approvers policy judges ``argocd-server``'s service account, not the person
+    who clicked: it must be listed as an approver (and who may click is Argo CD RBAC)."""
+    server = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-server"
+    name = f"ferry-{secrets.token_hex(3)}"
+    docs = approvals_policy(kubectl, namespace, name, ["someone-else"])
+    try:
+        repo = GitRepo(tmp_path)
+        envs = "---".join(
+            wave(environment(env, stage, sqlite_envs[env]), 0)
+            for env, stage in (("dev", "development"), ("pre", "pre-release"))
+        )
+        repo.commit("a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()})
+        kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+        wait_view(
+            argocd,
+            app,
+            lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
+            "the Migration Suspended in Argo CD",
+        )
+
+        # The policy reaches the admission plugins after a moment: wait, with server-side
+        # dry runs as argocd-server (admitted like real requests, never stored), until it
+        # is in force, then run the action for real.
+        def admits_server() -> bool:
+            body = json.dumps({"spec": {"approval": {"planDigest": "sha256:" + "b" * 64}}})
+            args = ("patch", "migration", "dev-to-pre", "-n", namespace, "--type=merge", "-p")
+            dry = kubectl(*args, body, "--dry-run=server", f"--as={server}", check=False)
+            return dry.returncode == 0
+
+        wait_for(lambda: not admits_server(), timeout=60, description="the policy in force")
+        refused = run_approve(argocd, app, namespace)
+        assert refused.returncode != 0
+        assert f"{server} may not set or change spec.approval.planDigest" in refused.stderr
+        spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
+        assert "planDigest" not in spec["approval"]
+
+        approvals_policy(kubectl, namespace, name, [server])
+        wait_for(admits_server, timeout=60, description="argocd-server listed as an approver")
+        approved = run_approve(argocd, app, namespace)
+        assert approved.returncode == 0, approved.stderr
+        got = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["metadata"]
+        assert got["annotations"]["ferry.dev/approved-by"] == server
+        wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    finally:
+        for doc in docs:
+            kind, doc_name = doc["kind"].lower(), doc["metadata"]["name"]
+            kubectl("delete", kind, doc_name, "--ignore-not-found", check=False)
+
+
+def test_a_digest_committed_while_a_later_wave_waits_needs_the_operation_ended(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """With a later wave, the sync operation waits at the Suspended Migration, and Argo CD
+    starts no new sync while one runs: the commit carrying the digest is not applied
+    until that operation ends (``argocd app terminate-op``), or approve with the action."""
+    repo = GitRepo(tmp_path)
+    envs = "---".join(
+        wave(environment(env, stage, sqlite_envs[env]), 0)
+        for env, stage in (("dev", "development"), ("pre", "pre-release"))
+    )
+    files = {"envs.yaml": envs, "m.yaml": gated_migration(), "after.yaml": AFTER_PROMOTION}
+    repo.commit("a gated promotion", files)
+    kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+    waiting = ("Running", "waiting for healthy state of ferry.dev/Migration/dev-to-pre")
+    wait_view(argocd, app, lambda a: operation(a) == waiting, "the sync waiting")
+    digest = status(kubectl, "migration", namespace, "dev-to-pre")["planDigest"]
+    approved = repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
+    argocd.refresh(app)
+    wait_view(
+        argocd,
+        app,
+        lambda a: a["status"].get("sync", {}).get("revision") == approved and not synced(a),
+        "Argo CD seeing the approving commit, OutOfSync",
+    )
+    time.sleep(20)  # several refreshes and resyncs: nothing applies the new commit
+    still = app_view(argocd, app)
+    assert operation(still) == waiting
+    spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
+    assert "planDigest" not in spec["approval"]
+
+    argocd.cli("app", "terminate-op", app)
+    done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
+    kubectl("get", "configmap", "after-promotion", "-n", namespace)
+
+
+def test_with_the_approvers_policy_a_digest_from_git_needs_the_controller_as_approver(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: Any,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """A digest committed to Git is applied by the application controller, with its own
+    service account: with the approvers policy on, the sync fails with the policy's
+    message until that account is an approver."""
+    controller = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-application-controller"
+    name = f"ferry-{secrets.token_hex(3)}"
+    docs = approvals_policy(kubectl, namespace, name, ["someone-else"])
+    try:
+        repo = GitRepo(tmp_path)
+        envs = "---".join(
+            wave(environment(env, stage, sqlite_envs[env]), 0)
+            for env, stage in (("dev", "development"), ("pre", "pre-release"))
+        )
+        repo.commit("a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()})
+        kubectl("apply", "-f", "-", input=application(app, repo, namespace))
+        wait_view(
+            argocd,
+            app,
+            lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
+            "the Migration Suspended in Argo CD",
+        )
+        digest = status(kubectl, "migration", namespace, "dev-to-pre")["planDigest"]
+        repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
+        argocd.refresh(app)
+        refusal = f"{controller} may not set or change spec.approval.planDigest"
+        wait_view(argocd, app, lambda a: refusal in operation(a)[1], "the sync refused")
+        spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
+        assert "planDigest" not in spec["approval"]
+
+        approvals_policy(kubectl, namespace, name, [controller])
+
+        def admits_controller() -> bool:
+            body = json.dumps({"spec": {"approval": {"planDigest": digest}}})
+            args = ("patch", "migration", "dev-to-pre", "-n", namespace, "--type=merge", "-p")
+            dry = kubectl(*args, body, "--dry-run=server", f"--as={controller}", check=False)
+            return dry.returncode == 0
+
+        wait_for(admits_controller, timeout=60, description="the controller an approver")
+        argocd.cli("app", "terminate-op", app, check=False)  # a retry may still be running
+        argocd.cli("app", "sync", app, "--async")
+        wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+        got = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["metadata"]
+        assert got["annotations"]["ferry.dev/approved-by"] == controller
+    finally:
+        for doc in docs:
+            kind, doc_name = doc["kind"].lower(), doc["metadata"]["name"]
+            kubectl("delete", kind, doc_name, "--ignore-not-found", check=False)
