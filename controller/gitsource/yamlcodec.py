@@ -128,7 +128,12 @@ Dumper.add_representer(JsonText, _json_text)
 
 
 def _scalar(loader: Any, node: yaml.Node) -> str:
-    assert isinstance(node, yaml.ScalarNode)
+    """A tagged value's text; a tag on a mapping or list (``!decimal {}``) is malformed
+    input, reported like any other YAML error (the caller turns it into InvalidInput)."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.tag} takes a scalar, not a {node.id}", node.start_mark
+        )
     return str(loader.construct_scalar(node))
 
 
