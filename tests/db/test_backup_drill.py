@@ -11,11 +11,13 @@ nothing changed), as is an encrypted backup without its key.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +27,12 @@ from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup, restore
 from controller.commands.drill import _read_back
 from controller.db.database import Database
+from controller.flows.schedule import reconcile_schedule
 from tests.db.dbhelpers import dump, execute, q
 from tests.fixtures import nocobase_shape as shape
 from tests.hostile import assert_refused, run_cli
+from tests.unit.fake_cluster import FakeCluster, merge
+from tests.unit.test_flows_restore import environment
 
 pytestmark = pytest.mark.db
 MakeDb = Callable[..., str]
@@ -219,3 +224,100 @@ def test_hostile_scratch_databases_are_refused(
     for scratch, backup_id, says in cases:
         argv = ["backup", "drill", backup_id, "--store", str(store), "--scratch", scratch]
         assert_refused(argv, 2, [source, busy, empty, store, tmp_path / "no"], says=says)
+
+
+# --- the operator: a BackupSchedule's spec.drill ------------------------------------
+
+SCHEDULE_CREATED = "2026-11-20T12:00:00Z"
+
+
+def _schedule_cluster(dialect: str, source: str, store: Path, backup_id: str, scratch: str) -> Any:
+    env = environment("prod", source, store)
+    env["spec"]["database"]["dialect"] = dialect
+    schedule = {
+        "kind": "BackupSchedule",
+        "metadata": {"name": "nightly", "generation": 1, "creationTimestamp": SCHEDULE_CREATED},
+        "spec": {
+            "environment": "prod",
+            "schedule": "0 2 * * *",
+            "drill": {
+                "schedule": "0 4 * * 0",
+                "scratch": {"urlFrom": {"secretKeyRef": {"name": "scratch", "key": "url"}}},
+            },
+        },
+        "status": {
+            "lastScheduleTime": "2026-11-29T02:00:00Z",
+            "lastDrillTime": "2026-11-22T04:00:00Z",
+        },
+    }
+    backup = {
+        "kind": "Backup",
+        "metadata": {
+            "name": "nightly-20261129020000",
+            "labels": {"ferry.dev/schedule": "nightly"},
+            "creationTimestamp": "2026-11-29T02:00:00Z",
+        },
+        "spec": {"environment": "prod"},
+        "status": {
+            "phase": "Completed",
+            "id": backup_id,
+            "completionTime": "2026-11-29T02:00:05Z",
+        },
+    }
+    return FakeCluster(env, schedule, backup, secrets={"scratch": {"url": scratch}})
+
+
+def _tick(cluster: Any, now: dt.datetime) -> dict[str, Any]:
+    body = cluster.get("BackupSchedule", "ns", "nightly")
+    out = reconcile_schedule(body, cluster, now=now)
+    cluster.objects[("BackupSchedule", "ns", "nightly")] = merge(body, {"status": out.status})
+    return dict(out.status)
+
+
+def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_a_schedule_drills_its_newest_backup_and_records_it(
+    dialect: str, source: str, make_database: MakeDb, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    manifest, _ = create_backup(source, FilesystemStore(store), environment="prod")
+    scratch = make_database(dialect, "scratch")
+    cluster = _schedule_cluster(dialect, source, store, manifest.id, scratch)
+
+    status = _tick(cluster, dt.datetime(2026, 11, 29, 3, 59, tzinfo=dt.UTC))
+    assert "lastDrill" not in status  # not due before Sunday 04:00
+    status = _tick(cluster, dt.datetime(2026, 11, 29, 4, 0, 1, tzinfo=dt.UTC))
+    assert status["lastDrillTime"] == "2026-11-29T04:00:00Z"
+    drilled = cluster.get("Backup", "ns", "nightly-20261129020000")["status"]["lastDrill"]
+    assert drilled == status["lastDrill"]
+    assert (drilled["outcome"], drilled["backupId"]) == ("Passed", manifest.id)
+    assert drilled["durationSeconds"] > 0 and drilled["time"] == "2026-11-29T04:00:01Z"
+    cond = _condition(status, "DrillFailed")
+    assert (cond["status"], cond["reason"]) == ("False", "DrillPassed")
+    assert dump(scratch) == dump(make_database(dialect, "empty"))
+    assert "lastDrill" not in _tick(cluster, dt.datetime(2026, 11, 29, 4, 5, tzinfo=dt.UTC))
+
+    # the next Sunday, the backup's member has been damaged at rest
+    path = _member_file(store, manifest, "roles")
+    path.write_bytes(path.read_bytes()[:-10])
+    status = _tick(cluster, dt.datetime(2026, 12, 6, 4, 0, 1, tzinfo=dt.UTC))
+    cond = _condition(status, "DrillFailed")
+    assert (cond["status"], cond["reason"]) == ("True", "BackupNotRestorable")
+    assert "roles" in cond["message"] and status["lastDrill"]["outcome"] == "Failed"
+    assert _condition(status, "Ready")["status"] == "True"  # the schedule itself still runs
+
+
+def test_a_schedule_whose_scratch_is_its_own_database_records_a_drill_not_run(
+    dialect: str, source: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    manifest, _ = create_backup(source, FilesystemStore(store), environment="prod")
+    cluster = _schedule_cluster(dialect, source, store, manifest.id, source)
+    before = dump(source)
+    status = _tick(cluster, dt.datetime(2026, 11, 29, 4, 0, 1, tzinfo=dt.UTC))
+    cond = _condition(status, "DrillFailed")
+    assert (cond["status"], cond["reason"]) == ("True", "DrillNotRun")
+    assert "was taken from" in cond["message"] and "password" not in cond["message"]
+    assert dump(source) == before
