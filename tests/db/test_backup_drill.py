@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from controller.backups.keyring import load_keyring_file
 from controller.backups.manifest import Manifest
@@ -270,6 +271,7 @@ def _schedule_cluster(dialect: str, source: str, store: Path, backup_id: str, sc
 def _tick(cluster: Any, now: dt.datetime) -> dict[str, Any]:
     body = cluster.get("BackupSchedule", "ns", "nightly")
     out = reconcile_schedule(body, cluster, now=now)
+    cluster.events.extend((e.type, e.reason, e.message) for e in out.events)
     cluster.objects[("BackupSchedule", "ns", "nightly")] = merge(body, {"status": out.status})
     return dict(out.status)
 
@@ -319,5 +321,9 @@ def test_a_schedule_whose_scratch_is_its_own_database_records_a_drill_not_run(
     status = _tick(cluster, dt.datetime(2026, 11, 29, 4, 0, 1, tzinfo=dt.UTC))
     cond = _condition(status, "DrillFailed")
     assert (cond["status"], cond["reason"]) == ("True", "DrillNotRun")
-    assert "was taken from" in cond["message"] and "password" not in cond["message"]
+    assert "was taken from" in cond["message"]
+    assert ("Warning", "DrillNotRun", cond["message"]) in cluster.events
+    password = make_url(source).password
+    said = [cond["message"], status["lastDrill"]["message"], *(m for _, _, m in cluster.events)]
+    assert not password or not any(str(password) in m for m in said)
     assert dump(source) == before
