@@ -1,7 +1,8 @@
 -- Argo CD health check for ferry.dev/BackupSchedule (docs/argocd.md).
 -- Status older than the spec: Progressing. spec.suspend: Suspended. Stalled=True
--- (an invalid spec): Degraded. Ready=True: Healthy; a failed last backup is named in
--- the message but does not make the schedule Degraded (the failed Backup is).
+-- (an invalid spec): Degraded. DrillFailed=True (its last restore drill, spec.drill,
+-- failed or could not run): Degraded. Ready=True: Healthy; a failed last backup is
+-- named in the message but does not make the schedule Degraded (the failed Backup is).
 local ready = condition(status, "Ready")
 if ready == nil then
   hs.status = "Progressing"
@@ -21,6 +22,12 @@ local stalled = condition(status, "Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
   hs.message = stalled.reason .. ": " .. (stalled.message or "")
+  return hs
+end
+local drill = condition(status, "DrillFailed")
+if drill ~= nil and drill.status == "True" then
+  hs.status = "Degraded"
+  hs.message = drill.reason .. ": " .. (drill.message or "")
   return hs
 end
 if ready.status == "True" then

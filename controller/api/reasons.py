@@ -25,6 +25,7 @@ class ConditionType(enum.StrEnum):
     WARNINGS = "Warnings"  # Migration: a step after the commit failed
     RESTORED = "Restored"  # Restore: whether the backup or rollback was written
     LAST_BACKUP_SUCCEEDED = "LastBackupSucceeded"  # BackupSchedule: its newest finished Backup
+    DRILL_FAILED = "DrillFailed"  # BackupSchedule: True when its last restore drill failed
     # Migration, Restore into an Environment with spec.application:
     APPLICATION_QUIESCED = "ApplicationQuiesced"  # True while Ferry holds it at zero replicas
     APPLICATION_HEALTHY = "ApplicationHealthy"  # its health check after resuming
@@ -97,6 +98,9 @@ class ScheduleReason(enum.StrEnum):
     BACKUP_CREATED = "BackupCreated"  # event: a run created a Backup
     BACKUP_PRUNED = "BackupPruned"  # event: retention deleted a Backup
     BACKUPS_ADOPTED = "BackupsAdopted"  # event: Backups of a deleted schedule adopted
+    DRILL_PASSED = "DrillPassed"  # DrillFailed=False, event: the backup restored and matched
+    BACKUP_NOT_RESTORABLE = "BackupNotRestorable"  # DrillFailed=True: did not restore or match
+    DRILL_NOT_RUN = "DrillNotRun"  # DrillFailed=True: no scratch, no backup, or it was refused
 
 
 class OperatorReason(enum.StrEnum):

@@ -17,7 +17,7 @@ from typing import Any
 from croniter import croniter
 
 from controller.api.backup import DeletionPolicy, TableSelection, parse_selection
-from controller.api.resources import Node
+from controller.api.resources import Node, SecretKeyRef, parse_secret_source, secret_fields
 from controller.errors import InvalidInput
 
 KIND = "BackupSchedule"
@@ -55,6 +55,8 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.retention.keepWeekly",
     "spec.retention.keepMonthly",
     "spec.retention.keepYearly",
+    "spec.drill.schedule",
+    *secret_fields("spec.drill.scratch.urlFrom"),
 )
 # The grandfather-father-son tiers, as spec.retention names them.
 TIER_FIELDS: tuple[str, ...] = (
@@ -117,6 +119,17 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class DrillSpec:
+    """Restore the schedule's newest completed backup into an empty scratch database on
+    its own cron ``schedule`` (read in the schedule's time zone), check it against the
+    manifest and clear the scratch (controller/commands/drill.py). The scratch database's
+    URL comes from a Secret; it must be empty and must not be the Environment's."""
+
+    schedule: str
+    scratch: SecretKeyRef
+
+
+@dataclass(frozen=True)
 class BackupScheduleSpec:
     environment: str
     schedule: str
@@ -126,6 +139,7 @@ class BackupScheduleSpec:
     backups_on_delete: BackupsOnDelete = BackupsOnDelete.ORPHAN
     template: BackupTemplate = field(default_factory=BackupTemplate)
     retention: Retention = field(default_factory=Retention)
+    drill: DrillSpec | None = None
 
 
 def _parse_retention(spec: Node) -> Retention:
@@ -151,15 +165,31 @@ def _parse_retention(spec: Node) -> Retention:
     )
 
 
+def _cron(node: Node, where: str) -> str:
+    schedule = node.required_string("schedule")
+    if not _CRON.match(schedule) or not croniter.is_valid(schedule):
+        raise InvalidInput(
+            f"{where}: malformed cron expression {schedule!r} "
+            "(five fields, or @hourly, @daily, @weekly, @monthly, @yearly)"
+        )
+    return schedule
+
+
+def _parse_drill(spec: Node) -> DrillSpec | None:
+    node = spec.child("drill")
+    if node is None:
+        return None
+    scratch = node.child("scratch", required=True)
+    assert scratch is not None
+    ref = parse_secret_source(scratch.child("urlFrom", required=True))
+    assert ref is not None
+    return DrillSpec(schedule=_cron(node, f"{node.where}.schedule"), scratch=ref)
+
+
 def parse_backup_schedule(body: Mapping[str, Any]) -> BackupScheduleSpec:
     """Parse a BackupSchedule resource body."""
     spec = Node.root(body, KIND, FIELDS_READ)
-    schedule = spec.required_string("schedule")
-    if not _CRON.match(schedule) or not croniter.is_valid(schedule):
-        raise InvalidInput(
-            f"spec.schedule: malformed cron expression {schedule!r} "
-            "(five fields, or @hourly, @daily, @weekly, @monthly, @yearly)"
-        )
+    schedule = _cron(spec, "spec.schedule")
     template_node = spec.child("template")
     template = BackupTemplate()
     if template_node is not None:
@@ -178,4 +208,5 @@ def parse_backup_schedule(body: Mapping[str, Any]) -> BackupScheduleSpec:
         backups_on_delete=spec.enum("backupsOnDelete", BackupsOnDelete, BackupsOnDelete.ORPHAN),
         template=template,
         retention=_parse_retention(spec),
+        drill=_parse_drill(spec),
     )

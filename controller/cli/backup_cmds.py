@@ -1,4 +1,4 @@
-"""``ferry backup create|list|show|verify|rekey`` and ``ferry restore``."""
+"""``ferry backup create|list|show|verify|rekey|drill`` and ``ferry restore``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.cli.parsing import add_names_argument
 from controller.cli.progress import progress_for
 from controller.commands.backup import create_backup, restore, verify
+from controller.commands.drill import DrillResult, drill
 from controller.commands.rekey import REWRAPPED, RekeyOutcome, rekey
 from controller.errors import CheckFailed
 
@@ -71,6 +72,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rk.add_argument("--environment", metavar="NAME")
     rk.add_argument("--format", default="text", choices=["text", "json"])
     rk.set_defaults(func=cmd_rekey)
+    d = _store_parser(
+        bsub, "drill", "restore a backup into an empty scratch database, check it, clear it"
+    )
+    d.add_argument("id")
+    d.add_argument(
+        "--scratch",
+        required=True,
+        metavar="URL",
+        help="an empty database (on the same server, or a SQLite file, created and removed "
+        "if it does not exist); everything the drill creates in it is dropped afterwards",
+    )
+    d.add_argument("--format", default="text", choices=["text", "json"])
+    d.set_defaults(func=cmd_drill)
 
     r = _store_parser(sub, "restore", "restore a backup (all or some tables) into a database")
     r.add_argument("--backup", required=True, metavar="ID")
@@ -231,3 +245,36 @@ def cmd_rekey(args: argparse.Namespace) -> int:
         done = sum(o.action == REWRAPPED for o in outcomes)
         print(f"{done} of {len(outcomes)} backup(s) re-wrapped")
     return 0
+
+
+def _drill_text(result: DrillResult) -> None:
+    for check in result.tables:
+        rows = "-" if check.rows is None else str(check.rows)
+        what = f"{rows} of {check.expected_rows} rows"
+        print(f"{'ok' if check.ok else 'FAILED':<6} {check.table:<32} {what:>24}", end="")
+        print(f"  {check.problem}" if check.problem else "")
+    for problem in result.problems:
+        print(f"FAILED {problem}")
+    m = result.backup
+    if result.passed:
+        verdict = f"passed: {len(result.tables)} table(s), {m.rows} row(s) restored and matched"
+    else:
+        bad = sum(not t.ok for t in result.tables)
+        verdict = f"FAILED: {bad} of {len(m.members)} table(s) do not match the manifest"
+        if not result.tables:
+            verdict = "FAILED: the backup did not restore"
+    print(
+        f"drill of backup {m.id} ({m.integrity}) into {result.scratch}: {verdict} "
+        f"in {result.seconds:.1f}s; the scratch database was cleared"
+    )
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    store = _store(args)
+    with _terminated_as_exit(), progress_for(args) as progress:
+        result = drill(store, args.id, args.scratch, progress)
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        _drill_text(result)
+    return 0 if result.passed else 1

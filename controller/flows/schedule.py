@@ -38,6 +38,7 @@ from controller.api.schedule import (
 )
 from controller.backups.retention import Candidate, Decision, Policy, decide
 from controller.errors import InvalidInput, TemporaryError
+from controller.flows.drill import DrillClock, run_due_drill
 from controller.flows.outcome import Event, Outcome
 from controller.flows.status import StatusPatch, ready_reason, timestamp
 from controller.k8s.client import Cluster
@@ -396,6 +397,9 @@ def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.dateti
         rollback = pinned_backup_ids(cluster.list("Migration", namespace), now)
         decision = retention_decision(owned, spec.retention, rollback, now, tz)
         doomed = prune(namespace, owned, decision, cluster, events)
+        kept = [b for b in owned if b["metadata"]["name"] not in doomed]
+        clock = DrillClock(created, parse_time(status.get("lastDrillTime")), now)
+        run_due_drill(namespace, spec, tz, kept, cluster, patch, events, clock)
     except TemporaryError as err:
         patch.progressing(err.reason, err.message)
         return Outcome(patch.build(), tuple(events))

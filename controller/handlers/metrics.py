@@ -19,6 +19,21 @@ DRIFT = Gauge(
     "1 when a locked Environment's configuration drifted",
     ["namespace", "environment"],
 )
+DRILL_LAST_SUCCESS = Gauge(
+    "ferry_backup_drill_last_success_timestamp_seconds",
+    "Unix time of a BackupSchedule's last restore drill that passed",
+    ["namespace", "schedule"],
+)
+DRILL_FAILURES = Counter(
+    "ferry_backup_drill_failures_total",
+    "Restore drills that failed or could not run",
+    ["namespace", "schedule"],
+)
+DRILL_SECONDS = Gauge(
+    "ferry_backup_drill_duration_seconds",
+    "Duration of a BackupSchedule's last restore drill",
+    ["namespace", "schedule"],
+)
 CRD_SCHEMA_MISMATCH = Gauge(
     "ferry_crd_schema_mismatch",
     "1 while an installed CRD is not the one this operator was built with (it waits)",

@@ -1,0 +1,174 @@
+"""A BackupSchedule's restore drills (``spec.drill``): prove its newest backup restores.
+
+On the drill's own cron schedule (in the schedule's time zone; missed runs collapse
+into one, as for backups) the newest Completed Backup of the schedule is restored into
+the scratch database of ``spec.drill.scratch`` (controller/commands/drill.py: refused
+unless empty and other than the Environment's database, checked table by table, then
+cleared). The result is the Backup's ``status.lastDrill`` and the schedule's
+``status.lastDrill``; the schedule's ``DrillFailed`` condition says whether it passed.
+A drill that could not run because something did not answer is retried at the next
+check, without moving ``status.lastDrillTime``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from controller.api.backup import BackupPhase
+from controller.api.reasons import ConditionType, EventType, ScheduleReason
+from controller.api.schedule import BackupScheduleSpec, DrillSpec
+from controller.commands import environments
+from controller.commands.drill import FAILED, DrillResult, drill
+from controller.errors import FerryError, TemporaryError
+from controller.flows.outcome import Event
+from controller.flows.status import StatusPatch, timestamp
+from controller.k8s.client import Cluster
+
+
+def drill_due(
+    spec: DrillSpec,
+    tz: ZoneInfo,
+    *,
+    created: dt.datetime,
+    last: dt.datetime | None,
+    now: dt.datetime,
+) -> dt.datetime | None:
+    """The scheduled time of the drill to run now (the latest missed one), or None."""
+    after = (last or created).astimezone(tz)
+    fire: dt.datetime = croniter(spec.schedule, after).get_next(dt.datetime)
+    if fire.astimezone(dt.UTC) > now:
+        return None
+    latest: dt.datetime = croniter(spec.schedule, now.astimezone(tz)).get_prev(dt.datetime)
+    return max(fire, latest).astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class DrillRecord:
+    """What ``status.lastDrill`` says, on the Backup and on the schedule."""
+
+    backup: str | None
+    backup_id: str | None
+    time: str
+    seconds: float
+    outcome: str  # Passed or Failed
+    reason: ScheduleReason
+    message: str
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "backup": self.backup,
+            "backupId": self.backup_id,
+            "time": self.time,
+            "durationSeconds": round(self.seconds, 3),
+            "outcome": self.outcome,
+            "message": self.message,
+        }
+
+
+def _summary(result: DrillResult) -> str:
+    m = result.backup
+    if result.passed:
+        return (
+            f"backup {m.id} restored into the scratch database and matched its manifest: "
+            f"{len(m.members)} tables, {m.rows} rows in {result.seconds:.1f}s"
+        )
+    problems = [f"{t.table}: {t.problem}" for t in result.tables if not t.ok]
+    return f"backup {m.id} failed its drill: " + "; ".join([*problems, *result.problems])
+
+
+def _run(
+    namespace: str,
+    spec: BackupScheduleSpec,
+    backup: Mapping[str, Any],
+    cluster: Cluster,
+    now: dt.datetime,
+) -> DrillRecord:
+    assert spec.drill is not None
+    name = str(backup["metadata"]["name"])
+    backup_id = str((backup.get("status") or {}).get("id") or "")
+    when = timestamp(now)
+    try:
+        env = environments.lookup(cluster, namespace, spec.environment)
+        if env.store is None:
+            raise FerryError(f"Environment {env.name} has no spec.backups.store")
+        ref = spec.drill.scratch
+        scratch = cluster.secret_value(namespace, ref.name, ref.key)
+        result = drill(env.store, backup_id, scratch)
+    except TemporaryError:
+        raise
+    except FerryError as err:
+        message = f"the drill of Backup {name} could not run: {err.message}"
+        return DrillRecord(
+            name, backup_id, when, 0.0, FAILED, ScheduleReason.DRILL_NOT_RUN, message
+        )
+    reason = ScheduleReason.DRILL_PASSED if result.passed else ScheduleReason.BACKUP_NOT_RESTORABLE
+    return DrillRecord(
+        name, backup_id, when, result.seconds, result.outcome, reason, _summary(result)
+    )
+
+
+def _newest_completed(owned: list[dict[str, Any]]) -> dict[str, Any] | None:
+    done = [
+        b
+        for b in owned
+        if (b.get("status") or {}).get("phase") == BackupPhase.COMPLETED
+        and (b.get("status") or {}).get("id")
+    ]
+    return max(done, key=lambda b: str(b["status"].get("completionTime") or ""), default=None)
+
+
+@dataclass(frozen=True)
+class DrillClock:
+    """When the schedule was created and last drilled, and now."""
+
+    created: dt.datetime
+    last: dt.datetime | None
+    now: dt.datetime
+
+
+def run_due_drill(
+    namespace: str,
+    spec: BackupScheduleSpec,
+    tz: ZoneInfo,
+    owned: list[dict[str, Any]],
+    cluster: Cluster,
+    patch: StatusPatch,
+    events: list[Event],
+    clock: DrillClock,
+) -> None:
+    """Run the drill if one is due; record it on the Backup, the schedule's status and
+    its ``DrillFailed`` condition. A TemporaryError propagates and leaves it due."""
+    if spec.drill is None or spec.suspend:
+        return
+    now = clock.now
+    due = drill_due(spec.drill, tz, created=clock.created, last=clock.last, now=now)
+    if due is None:
+        return
+    backup = _newest_completed(owned)
+    if backup is None:
+        record = DrillRecord(
+            None,
+            None,
+            timestamp(now),
+            0.0,
+            FAILED,
+            ScheduleReason.DRILL_NOT_RUN,
+            "no completed Backup of the schedule to drill",
+        )
+    else:
+        record = _run(namespace, spec, backup, cluster, now)
+        cluster.patch_status(
+            "Backup", namespace, record.backup or "", {"lastDrill": record.to_status()}
+        )
+    patch.set(lastDrillTime=timestamp(due), lastDrill=record.to_status())
+    passed = record.reason is ScheduleReason.DRILL_PASSED
+    patch.condition(ConditionType.DRILL_FAILED, not passed, record.reason, record.message)
+    events.append(
+        Event(EventType.NORMAL if passed else EventType.WARNING, record.reason, record.message)
+    )
