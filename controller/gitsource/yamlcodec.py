@@ -132,7 +132,7 @@ def _scalar(loader: Any, node: yaml.Node) -> str:
     input, reported like any other YAML error (the caller turns it into InvalidInput)."""
     if not isinstance(node, yaml.ScalarNode):
         raise yaml.constructor.ConstructorError(
-            None, None, f"{node.tag} takes a scalar, not a {node.id}", node.start_mark
+            None, None, f"{node.tag} takes a scalar value", node.start_mark
         )
     return str(loader.construct_scalar(node))
 
