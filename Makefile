@@ -92,9 +92,10 @@ demo: $(STAMP) system-packages node-binaries base-image helm ## the whole loop o
 demo-cli: $(STAMP) ## the command line alone: dev → pre-release → production on SQLite files
 	$(BIN)/python hack/demo.py
 
-bench: $(STAMP) system-packages cluster-binaries ## every benchmark: migration, backup vs pg_dump, operator latency
+bench: $(STAMP) system-packages cluster-binaries ## every benchmark: migration, backup vs pg_dump, restore drill, operator latency
 	$(BIN)/python bench/migration_bench.py
 	$(BIN)/python bench/backup_bench.py
+	$(BIN)/python bench/drill_bench.py
 	$(BIN)/python bench/operator_bench.py
 
 cluster: ## build (once, cached) and start the local cluster with its real node; prints KUBECONFIG
