@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from tests.e2e.conftest import Kubectl
@@ -613,3 +614,135 @@ def test_with_the_approvers_policy_a_digest_from_git_needs_the_controller_as_app
         for doc in docs:
             kind, doc_name = doc["kind"].lower(), doc["metadata"]["name"]
             kubectl("delete", kind, doc_name, "--ignore-not-found", check=False)
+
+
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "registry.invalid/web:1"}]
+"""
+IGNORE_REPLICAS = """  ignoreDifferences:
+  - {group: apps, kind: Deployment, name: web, jsonPointers: [/spec/replicas]}
+"""
+
+
+@pytest.mark.parametrize("ignored", [True, False], ids=["ignoreDifferences", "self-heal-only"])
+def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    control_plane: ControlPlane,
+    ferry_crds: list[str],
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+    ignored: bool,
+) -> None:
+    """docs/argocd.md, "The application's replica count": with self-heal alone, Argo CD
+    puts a quiesced workload's replicas back, so the quiesce times out and nothing is
+    written; with `ignoreDifferences` on `/spec/replicas` and `RespectIgnoreDifferences`
+    it leaves Ferry's zero alone while Ferry writes."""
+    from tests.e2e.operator import Operator
+    from tests.e2e.test_application_lifecycle import serve_health
+
+    health_server = serve_health()
+    server = next(health_server)
+    op = Operator(
+        control_plane,
+        namespace,
+        tmp_path / "op.log",
+        env={"FERRY_FAILPOINTS": "rows:uiSchemas=sleep(25)"},
+    ).start()
+    try:
+        application_block = (
+            "  application:\n"
+            "    workload: {kind: Deployment, name: web}\n"
+            "    quiesce: {timeoutSeconds: 20}\n"
+            f'    health: {{url: "{server.url}", timeoutSeconds: 10}}\n'
+        )
+        envs = "---".join(
+            wave(doc, 0)
+            for doc in (
+                environment("dev", "development", sqlite_envs["dev"]),
+                environment("pre", "pre-release", sqlite_envs["pre"], extra=application_block),
+            )
+        )
+        repo = GitRepo(tmp_path)
+        repo.commit("an application and its environments", {"web.yaml": WEB, "envs.yaml": envs})
+        spec = application(app, repo, namespace)
+        if ignored:
+            spec = spec.replace("  syncPolicy:\n", IGNORE_REPLICAS + "  syncPolicy:\n")
+            spec += "    syncOptions: [RespectIgnoreDifferences=true]\n"
+        kubectl("apply", "-f", "-", input=spec)
+        # Synced (its pods stay Pending here: no node), then a promotion into pre; the
+        # Migration is applied by hand, so no sync wave waits on the Deployment's health.
+        wait_view(argocd, app, synced, "the Application Synced")
+        wait_for(
+            lambda: (
+                kubectl.json("get", "deployment", "web", "-n", namespace)["spec"]["replicas"] == 3
+            ),
+            timeout=60,
+            description="the Deployment synced from Git",
+        )
+        kubectl("apply", "-n", namespace, "-f", "-", input=migration("release", "dev", "pre"))
+        if ignored:
+            _promotion_keeps_zero_replicas(kubectl, namespace, op)
+        else:
+            _self_heal_undoes_the_quiesce(kubectl, namespace, sqlite_envs["pre"])
+    finally:
+        op.stop()
+        health_server.close()
+
+
+def _replicas(kubectl: Kubectl, namespace: str) -> int:
+    got = kubectl.json("get", "deployment", "web", "-n", namespace)
+    return int(got["spec"].get("replicas", 1))
+
+
+def _ended(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: (
+            (s := status(kubectl, "migration", namespace, "release")).get("phase")
+            in {"Succeeded", "Failed", "RolledBack"}
+            and s
+        ),
+        timeout=150,
+        description="the promotion ended",
+    )
+
+
+def _promotion_keeps_zero_replicas(kubectl: Kubectl, namespace: str, op: Any) -> None:
+    wait_for(
+        lambda: "failpoint rows:uiSchemas" in op.tail(200),
+        timeout=120,
+        description="the promotion paused in its apply, the application quiesced",
+    )
+    time.sleep(15)  # well past Argo CD's self-heal delay: the zero stays
+    assert _replicas(kubectl, namespace) == 0
+    done = _ended(kubectl, namespace)
+    assert done["phase"] == "Succeeded", done
+    assert _replicas(kubectl, namespace) == 3
+
+
+def _self_heal_undoes_the_quiesce(kubectl: Kubectl, namespace: str, pre: str) -> None:
+    done = _ended(kubectl, namespace)
+    assert done["phase"] == "Failed", done
+    reasons = {c.get("reason") for c in done.get("conditions", [])}
+    assert "QuiesceTimedOut" in reasons, done
+    assert _replicas(kubectl, namespace) == 3
+    ledger = "select count(*) from ferry_migrations where result = 'succeeded'"
+    engine = sa.create_engine(pre)
+    try:
+        with engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("ferry_migrations") or (
+                conn.exec_driver_sql(ledger).scalar() == 0
+            )
+    finally:
+        engine.dispose()
