@@ -664,7 +664,7 @@ def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
         application_block = (
             "  application:\n"
             "    workload: {kind: Deployment, name: web}\n"
-            "    quiesce: {timeoutSeconds: 20}\n"
+            "    quiesce: {timeoutSeconds: 45}\n"
             f'    health: {{url: "{server.url}", timeoutSeconds: 10}}\n'
         )
         envs = "---".join(
