@@ -290,7 +290,15 @@ def test_operator_killed_while_quiesced_resumes_the_application(
             )
         apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
         if kill_at == "health":
-            wait_for(lambda: health.hits > 0, timeout=90, description="the health check runs")
+            # This operator's health check, not any other request to the port: the
+            # Migration must be in CheckingHealth (a CI run once saw a stray hit first).
+            wait_for(
+                lambda: status(kubectl, "migration", namespace, "release").get("phase")
+                == "CheckingHealth"
+                and health.hits > 0,
+                timeout=180,
+                description="the health check runs",
+            )
             assert replicas(kubectl, namespace) == REPLICAS  # resumed, waiting for health
         else:
             wait_for(
