@@ -293,9 +293,11 @@ def test_operator_killed_while_quiesced_resumes_the_application(
             # This operator's health check, not any other request to the port: the
             # Migration must be in CheckingHealth (a CI run once saw a stray hit first).
             wait_for(
-                lambda: status(kubectl, "migration", namespace, "release").get("phase")
-                == "CheckingHealth"
-                and health.hits > 0,
+                lambda: (
+                    status(kubectl, "migration", namespace, "release").get("phase")
+                    == "CheckingHealth"
+                    and health.hits > 0
+                ),
                 timeout=180,
                 description="the health check runs",
             )
