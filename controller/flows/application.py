@@ -267,6 +267,22 @@ def holds_application(body: Mapping[str, Any]) -> bool:
     return bool(state.get("quiesced"))
 
 
+def keeps_finalizer(body: Mapping[str, Any], finished: Callable[[object], bool]) -> bool:
+    """Whether Kopf keeps its finalizer on the object: from the moment its flow took
+    charge of the application (``hold_deletion``, then ``status.application``) until
+    the object's phase is final, and whenever it holds the application at zero.
+
+    Stable for the whole run on purpose, not only while quiesced: Kopf (1.45) adding
+    or removing its finalizer on an object that also carries its touch-dummy annotation
+    (left by a handler retried after a delay) patches twice, conflicts with itself and
+    then leaves the object unprocessed until something else changes it. A restarted
+    operator that found a Migration resumed but still waiting for health did exactly
+    that, and the Migration never finished."""
+    status = body.get("status") or {}
+    in_flight = bool(status.get("application")) and not finished(status.get("phase"))
+    return in_flight or holds_application(body)
+
+
 def release(body: Mapping[str, Any], workloads: Workloads) -> str | None:
     """Resume the workload an object holds at zero, from its status alone (its
     Environment may be gone): the object is being deleted. Says what it did."""

@@ -10,7 +10,7 @@ import kopf
 
 from controller.api.migration import MigrationPhase
 from controller.api.resources import GROUP, VERSION
-from controller.flows.application import holds_application, release
+from controller.flows.application import keeps_finalizer, release
 from controller.flows.migration import ledger_id, reconcile_migration
 from controller.flows.unexpected import guarded
 from controller.handlers import failpoints, metrics
@@ -62,11 +62,16 @@ def migration_changed(body: Any, retry: int, **_: Any) -> None:
     write("Migration", body, outcome)
 
 
-@kopf.on.delete(GROUP, VERSION, "migrations", when=lambda body, **_: holds_application(body))
+def _keeps_finalizer(body: Any, **_: Any) -> bool:
+    return keeps_finalizer(body, MigrationPhase.is_finished)
+
+
+@kopf.on.delete(GROUP, VERSION, "migrations", when=_keeps_finalizer)
 def migration_deleted(body: Any, logger: Any, **_: Any) -> None:
-    """Kopf keeps its finalizer on a Migration only while it holds the application
-    at zero (the flow adds it before scaling); this resumes the workload, then Kopf
-    lets the object go. An API error raises and is retried by Kopf."""
+    """Kopf keeps its finalizer on a Migration while it deals with the target's
+    application (the flow adds it before scaling, see ``keeps_finalizer``); deleted
+    while it holds the application at zero, this resumes the workload first, then
+    Kopf lets the object go. An API error raises and is retried by Kopf."""
     done = release(dict(body), workloads())
     if done:
         logger.info(f"resumed {done}: the Migration was deleted while it was quiesced")

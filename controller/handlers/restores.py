@@ -9,7 +9,8 @@ from typing import Any
 import kopf
 
 from controller.api.resources import GROUP, VERSION
-from controller.flows.application import holds_application, release
+from controller.api.restore import RestorePhase
+from controller.flows.application import keeps_finalizer, release
 from controller.flows.restore import reconcile_restore
 from controller.handlers.common import reconciled, write
 from controller.handlers.migrations import workloads
@@ -22,7 +23,11 @@ def restore_created(body: Any, retry: int, **_: Any) -> None:
     write("Restore", body, reconciled("Restore", body, retry, flow))
 
 
-@kopf.on.delete(GROUP, VERSION, "restores", when=lambda body, **_: holds_application(body))
+def _keeps_finalizer(body: Any, **_: Any) -> bool:
+    return keeps_finalizer(body, RestorePhase.is_finished)
+
+
+@kopf.on.delete(GROUP, VERSION, "restores", when=_keeps_finalizer)
 def restore_deleted(body: Any, logger: Any, **_: Any) -> None:
     """As for a Migration: resume the workload a deleted Restore held at zero."""
     done = release(dict(body), workloads())

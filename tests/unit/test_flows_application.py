@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from controller.api.migration import MigrationPhase
 from controller.api.reasons import ApplicationReason, ConditionType
+from controller.api.restore import RestorePhase
 from controller.commands.migrate import MigrationRequest, migrate
 from controller.errors import PermanentError
-from controller.flows.application import FINALIZER, holds_application, release
+from controller.flows.application import FINALIZER, holds_application, keeps_finalizer, release
 from controller.flows.migration import ledger_id, reconcile_migration
 from controller.flows.restore import reconcile_restore
 from controller.k8s.workloads import Health
@@ -321,6 +323,29 @@ def test_release_resumes_from_the_status_alone() -> None:
     odd = {**held, "status": {"application": {"workload": "Pod/x", "quiesced": True}}}
     assert release(odd, workloads) is None
     assert release(held, FakeWorkloads({})) is None  # the workload is gone
+
+
+@pytest.mark.parametrize(
+    ("kind", "running", "final"),
+    [(MigrationPhase, "CheckingHealth", "Succeeded"), (RestorePhase, "CheckingHealth", "Reverted")],
+)
+def test_the_finalizer_stays_from_the_application_record_to_a_final_phase(
+    kind: type[MigrationPhase] | type[RestorePhase], running: str, final: str
+) -> None:
+    """Not only while quiesced: Kopf must not add or remove its finalizer while the
+    flow still runs (a restarted Kopf could then leave the object unprocessed)."""
+    record = {"workload": WEB, "replicas": 3, "quiesced": False}
+
+    def body(phase: str | None, application: dict[str, Any] | None) -> dict[str, Any]:
+        status: dict[str, Any] = {"phase": phase} if phase else {}
+        return {"status": {**status, "application": application} if application else status}
+
+    assert not keeps_finalizer(body(None, None), kind.is_finished)  # no application
+    assert not keeps_finalizer(body("Applying", None), kind.is_finished)
+    assert keeps_finalizer(body(running, record), kind.is_finished)  # resumed, not done
+    assert not keeps_finalizer(body(final, record), kind.is_finished)
+    held = {**record, "quiesced": True}
+    assert keeps_finalizer(body(final, held), kind.is_finished)  # still holds it at zero
 
 
 def test_a_restore_quiesces_writes_resumes_and_reports_an_unhealthy_app(
