@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.api.rules import OnConflict
 from controller.engine.config_diff import show_value
 from controller.engine.rowindex import CanonKey
 from controller.engine.values import NULL
@@ -37,12 +38,6 @@ Row = Mapping[str, str]  # compared column → canonical value
 Rows = Mapping[CanonKey, Row]
 _MISSING = "\x00missing"  # a column the base row does not have: never equal to a value
 _SHOWN = 80  # characters of a value shown in a conflict
-
-
-class OnConflict(enum.StrEnum):
-    FAIL = "fail"
-    SOURCE = "source"
-    TARGET = "target"
 
 
 class Side(enum.StrEnum):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.engine.merge3 import OnConflict, Rows, TableMerge, merge_table, resolve
+from controller.api.rules import OnConflict
+from controller.engine.merge3 import Rows, TableMerge, merge_table, resolve
 from controller.engine.values import NULL
 
 COLUMNS = ("a", "b", "c")
