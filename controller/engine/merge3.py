@@ -25,12 +25,13 @@ row is merged column by column like any other.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.api.rules import OnConflict
-from controller.engine.config_diff import show_value
+from controller.engine.config_diff import MASK, is_secret, printable
 from controller.engine.rowindex import CanonKey
 from controller.engine.values import NULL
 
@@ -38,6 +39,11 @@ Row = Mapping[str, str]  # compared column → canonical value
 Rows = Mapping[CanonKey, Row]
 _MISSING = "\x00missing"  # a column the base row does not have: never equal to a value
 _SHOWN = 80  # characters of a value shown in a conflict
+# Masked wherever they appear in a column's name, not only as its last camelCase word:
+# PostgreSQL folds unquoted names to lower case (smtpPassword → smtppassword), and a
+# conflict shows values from three places. Showing fewer values is the safe mistake.
+_SECRET_PARTS = ("password", "passwd", "pwd", "passphrase", "secret", "token", "credential")
+_SECRET_PARTS += ("apikey", "privatekey", "authorization")
 
 
 class Side(enum.StrEnum):
@@ -72,7 +78,7 @@ class Conflict:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "key": list(self.key),
+            "key": [_body(v)[1] for v in self.key],
             "column": self.column,
             "base": self.base,
             "source": self.source,
@@ -104,6 +110,12 @@ class TableMerge:
         return [c for c in self.conflicts if not c.resolved]
 
 
+def _body(value: str) -> tuple[str, str]:
+    """A canonical value's kind letter and text (``s:home`` → ``s``, ``home``)."""
+    kind, _, body = value.partition(":")
+    return kind, body
+
+
 def _show(column: str | None, value: str | None) -> str:
     if value is None:
         return "(absent)"
@@ -111,12 +123,22 @@ def _show(column: str | None, value: str | None) -> str:
         return "NULL"
     if value == _MISSING:
         return "(no such column)"
-    text = show_value(column or "", value)
+    kind, body = _body(value)
+    folded = (column or "").lower().replace("_", "")
+    if is_secret(column or "", body) or any(p in folded for p in _SECRET_PARTS):
+        return MASK
+    if kind == "x":
+        text = f"<{len(body) // 2} bytes>"
+    elif kind == "s":
+        text = json.dumps(body, ensure_ascii=False)
+    else:
+        text = body
+    text = printable(text)
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
 
 
 def _show_key(key: CanonKey) -> str:
-    return "(" + ", ".join(repr(v)[:40] for v in key) + ")"
+    return "(" + ", ".join(repr(_body(v)[1])[:40] for v in key) + ")"
 
 
 def _take(result: TableMerge, key: CanonKey, side: Side, row: Row | None) -> None:

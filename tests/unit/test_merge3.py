@@ -10,7 +10,7 @@ from controller.engine.merge3 import Rows, TableMerge, merge_table, resolve
 from controller.engine.values import NULL
 
 COLUMNS = ("a", "b", "c")
-_values = st.sampled_from(["x", "y", NULL])
+_values = st.sampled_from(["s:x", "s:y", NULL])
 _row = st.fixed_dictionaries({c: _values for c in COLUMNS})
 _rows = st.dictionaries(st.sampled_from([("k1",), ("k2",), ("k3",), ("k4",)]), _row, max_size=4)
 
@@ -108,27 +108,27 @@ def test_without_a_base_every_difference_conflicts_and_nothing_is_deleted(
 
 
 def test_a_stale_copy_of_a_row_another_team_changed_is_not_a_change() -> None:
-    base = {("page",): {"a": "v1", "b": "x", "c": "x"}}
-    team_a_promoted = {("page",): {"a": "v2", "b": "x", "c": "x"}}  # in the target now
-    team_b = {("page",): {"a": "v1", "b": "x", "c": "x"}}  # B's stale copy
+    base = {("page",): {"a": "s:v1", "b": "s:x", "c": "s:x"}}
+    team_a_promoted = {("page",): {"a": "s:v2", "b": "s:x", "c": "s:x"}}  # in the target now
+    team_b = {("page",): {"a": "s:v1", "b": "s:x", "c": "s:x"}}  # B's stale copy
     merge, values = _merged(base, team_b, team_a_promoted)
     assert merge.conflicts == [] and values == team_a_promoted
     assert (merge.from_target, merge.from_source) == (1, 0)
 
 
 def test_a_singleton_merges_column_by_column() -> None:
-    base = {("1",): {"a": "title", "b": "en", "c": "logo"}}
-    source = {("1",): {"a": "New title", "b": "en", "c": "logo"}}
-    target = {("1",): {"a": "title", "b": "de", "c": "logo2"}}
+    base = {("1",): {"a": "s:title", "b": "s:en", "c": "s:logo"}}
+    source = {("1",): {"a": "s:New title", "b": "s:en", "c": "s:logo"}}
+    target = {("1",): {"a": "s:title", "b": "s:de", "c": "s:logo2"}}
     merge, values = _merged(base, source, target)
     assert merge.conflicts == [] and merge.merged == 1
-    assert values == {("1",): {"a": "New title", "b": "de", "c": "logo2"}}
+    assert values == {("1",): {"a": "s:New title", "b": "s:de", "c": "s:logo2"}}
 
 
 def test_a_conflict_names_table_key_column_and_masks_secrets() -> None:
-    base = {("smtp",): {"password": "old-secret-1", "host": "a"}}
-    source = {("smtp",): {"password": "hunter2-source", "host": "a"}}
-    target = {("smtp",): {"password": "hunter2-target", "host": "a"}}
+    base = {("smtp",): {"password": "s:old-secret-1", "host": "s:a"}}
+    source = {("smtp",): {"password": "s:hunter2-source", "host": "s:a"}}
+    target = {("smtp",): {"password": "s:hunter2-target", "host": "s:a"}}
     merge = merge_table("mailers", base, source, target)
     [conflict] = merge.unresolved
     assert (conflict.table, conflict.key, conflict.column) == ("mailers", ("smtp",), "password")
@@ -139,8 +139,8 @@ def test_a_conflict_names_table_key_column_and_masks_secrets() -> None:
 
 
 def test_changed_on_one_side_and_deleted_on_the_other_is_a_row_conflict() -> None:
-    base = {("r",): {"a": "x", "b": "x", "c": "x"}}
-    changed = {("r",): {"a": "y", "b": "x", "c": "x"}}
+    base = {("r",): {"a": "s:x", "b": "s:x", "c": "s:x"}}
+    changed = {("r",): {"a": "s:y", "b": "s:x", "c": "s:x"}}
     merge, values = _merged(base, changed, {})
     [conflict] = merge.conflicts
     assert conflict.column is None and (conflict.source, conflict.target) == (
