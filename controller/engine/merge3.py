@@ -42,8 +42,8 @@ _SHOWN = 80  # characters of a value shown in a conflict
 # Masked wherever they appear in a column's name, not only as its last camelCase word:
 # PostgreSQL folds unquoted names to lower case (smtpPassword → smtppassword), and a
 # conflict shows values from three places. Showing fewer values is the safe mistake.
-_SECRET_PARTS = ("password", "passwd", "pwd", "passphrase", "secret", "token", "credential")
-_SECRET_PARTS += ("apikey", "privatekey", "authorization")
+_SECRET_PARTS: tuple[str, ...] = ("password", "passwd", "pwd", "passphrase", "secret")
+_SECRET_PARTS += ("token", "credential", "apikey", "privatekey", "authorization")
 
 
 class Side(enum.StrEnum):

@@ -18,8 +18,10 @@ from controller.commands.migrate import MigrationRequest, MigrationResult, migra
 from controller.commands.planning import PlanOptions
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
+from controller.engine.render import plan_markdown, plan_text
 from controller.errors import CheckFailed
 from tests.db.dbhelpers import dump, execute, q, rows
+from tests.hostile import assert_refused
 
 MakeDb = Callable[..., str]
 PAGES = [(1, "home", "Home", "h0"), (2, "about", "About", "a0"), (3, "contact", "Contact", "c0")]
@@ -173,6 +175,10 @@ def test_a_real_conflict_blocks_until_a_rule_resolves_it(release: Release, diale
     by_source = rel.plan(rel.a, _options(OnConflict.SOURCE, OnConflict.TARGET))
     assert by_target.digest != by_source.digest  # the digest covers the resolutions
     assert not by_target.changes_anything
+    shown = plan_text(by_source) + plan_markdown(by_source)
+    assert "conflict [source] table pages, key ('about'), column body" in shown
+    assert "conflict [target] table settings" in shown
+    assert not any(s in shown for s in ("hunter2", "s3cret"))
     result = rel.promote(rel.a, _options(OnConflict.SOURCE, OnConflict.TARGET))
     assert result.status == "succeeded", result.message
     assert rel.pages()["about"] == ("About", "a2")
@@ -206,3 +212,40 @@ def test_a_ledger_of_an_older_format_is_no_base(release: Release, dialect: str) 
     assert any("without a base" in w for w in plan.warnings)
     pages = plan.table("pages")
     assert pages is not None and pages.merge is not None and pages.merge.base == "none"
+
+
+HOSTILE_RULES = [
+    ("merge: sideways\n", "rules.merge: unknown value 'sideways'"),
+    ("merge: [threeWay]\n", "rules.merge: unknown value"),
+    ("merge: true\n", "rules.merge: unknown value True"),
+    (
+        "merge: threeWay\ntables: [{match: pages, rule: upsert, key: [name], onConflict: ours}]\n",
+        "rules.tables[0].onConflict: unknown value 'ours' (allowed: fail, source, target)",
+    ),
+    (
+        "tables: [{match: pages, rule: upsert, onConflict: {source: 1}}]\n",
+        "rules.tables[0].onConflict: unknown value",
+    ),
+    (
+        "tables: [{match: pages, rule: upsert, on_conflict: source}]\n",
+        "unknown field(s) on_conflict",
+    ),
+    ("merge: " + "x" * 5000 + "\n", "characters)"),  # a long value is cut, not echoed
+]
+
+
+@pytest.mark.parametrize(("text", "says"), HOSTILE_RULES, ids=range(len(HOSTILE_RULES)))
+def test_hostile_merge_rules_are_refused_naming_the_field(
+    release: Release, tmp_path: Path, text: str, says: str
+) -> None:
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(text)
+    rel = release
+    rel.sql(rel.a, "update `pages` set title = 'Home A' where name = 'home'")
+    for command in ("plan", "migrate"):
+        argv = [command, "--source", rel.a, "--target", rel.target, "--profile", "generic"]
+        argv += ["--rules", str(rules_file)]
+        if command == "migrate":
+            argv += ["--backup-store", str(tmp_path / "store")]
+        outcome = assert_refused(argv, 2, [rel.target, tmp_path / "store"], says=says)
+        assert "x" * 200 not in outcome.stderr
