@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from controller.api.rules import Merge, OnConflict, Rule, RulesSpec, TableRule
 from controller.backups.store import FilesystemStore
+from controller.cli.inputs import load_rules
 from controller.commands.backup import create_backup
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.planning import PlanOptions
@@ -21,9 +22,12 @@ from controller.engine.profiles import Profile
 from controller.engine.render import plan_markdown, plan_text
 from controller.errors import CheckFailed
 from tests.db.dbhelpers import dump, execute, q, rows
+from tests.db.test_promotion import VARS
+from tests.fixtures import nocobase_shape as shape
 from tests.hostile import assert_refused
 
 MakeDb = Callable[..., str]
+ONE_WAY = Path(__file__).parents[2] / "docs/examples/rules/nocobase-one-way-release.yaml"
 PAGES = [(1, "home", "Home", "h0"), (2, "about", "About", "a0"), (3, "contact", "Contact", "c0")]
 
 
@@ -249,3 +253,22 @@ def test_hostile_merge_rules_are_refused_naming_the_field(
             argv += ["--backup-store", str(tmp_path / "store")]
         outcome = assert_refused(argv, 2, [rel.target, tmp_path / "store"], says=says)
         assert "x" * 200 not in outcome.stderr
+
+
+def test_the_one_way_example_rules_promote_a_nocobase_shaped_release(
+    dialect: str, make_database: MakeDb
+) -> None:
+    """docs/examples/rules/nocobase-one-way-release.yaml, loaded as a user would."""
+    dev, pre = make_database(dialect, "dev"), make_database(dialect, "pre")
+    shape.build(dev, app="dev", seed=1)
+    shape.builder_changes(dev)
+    execute(dev, f"delete from {q(dialect, 'roles')} where name = 'member'")
+    shape.build(pre, app="pre", seed=1, variables=VARS)
+    options = PlanOptions(rules=load_rules(str(ONE_WAY)))
+    result = migrate(MigrationRequest(dev, pre, options, migration_id="one-way"))
+    assert result.status == "succeeded", result.message
+    assert result.plan is not None
+    roles = result.plan.table("roles")
+    assert roles is not None and roles.rule is Rule.OVERWRITE and roles.delete == 1
+    assert rows(pre, "roles", "name", order="name") == [("admin",), ("root",), ("support",)]
+    assert not plan_only(dev, pre, options).plan.changes_anything
