@@ -211,6 +211,17 @@ def _index_all(
     return source_rows, target_rows
 
 
+MAX_CONFLICTS_LISTED = 50
+
+
+def _listed(conflicts: list[str]) -> list[str]:
+    """The unresolved conflicts a refusal lists: the first ones, and how many more."""
+    if len(conflicts) <= MAX_CONFLICTS_LISTED:
+        return conflicts
+    more = len(conflicts) - MAX_CONFLICTS_LISTED
+    return [*conflicts[:MAX_CONFLICTS_LISTED], f"… and {more} more conflict(s)"]
+
+
 def prepare(
     source: SnapshotSource,
     target: SnapshotSource,
@@ -255,5 +266,5 @@ def prepare(
         merges=merging.infos if merging is not None else None,
     )
     if merging is not None:
-        checks.require(merging.unresolved, reason="MergeConflict")
+        checks.require(_listed(merging.unresolved), reason="MergeConflict")
     return Prepared(plan, src_schema, tgt_schema, source_rows, target_rows, ids, merging)

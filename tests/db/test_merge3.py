@@ -17,6 +17,7 @@ from controller.cli.inputs import load_rules
 from controller.commands.backup import create_backup
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.planning import PlanOptions
+from controller.commands.rollback import rollback
 from controller.engine.plan import Plan
 from controller.engine.profiles import Profile
 from controller.engine.render import plan_markdown, plan_text
@@ -147,8 +148,24 @@ def test_a_stale_copy_is_not_a_change_and_both_teams_changes_arrive(release: Rel
     assert second.plan is not None
     merge = second.plan.table("pages").merge  # type: ignore[union-attr]
     assert merge is not None and merge.base == "migration merge-2" and merge.conflicts == ()
+    merged = rel.pages()
     again = rel.plan(rel.b, _options())
     assert not again.changes_anything  # B's base moved on: nothing left to promote
+
+    # rolled back, B's promotion no longer counts: its base is the one before, again
+    rollback(rel.store, second.id, rel.target)
+    assert rel.pages() == {
+        "home": ("Home A", "h0"),
+        "about": ("About", "a0"),
+        "contact": ("Contact", "c0"),
+        "a-page": ("A", "a"),
+    }
+    replan = rel.plan(rel.b, _options())
+    pages = replan.table("pages")
+    assert pages is not None and pages.merge is not None
+    assert pages.merge.base == "migration merge-2"  # B's first (no-change) promotion
+    assert rel.promote(rel.b).status == "succeeded"
+    assert rel.pages() == merged
 
 
 def test_a_real_conflict_blocks_until_a_rule_resolves_it(release: Release, dialect: str) -> None:
