@@ -25,7 +25,7 @@ from controller.errors import CheckFailed
 from tests.db.dbhelpers import dump, execute, q, rows
 from tests.db.test_promotion import VARS
 from tests.fixtures import nocobase_shape as shape
-from tests.hostile import assert_refused
+from tests.hostile import assert_refused, run_cli
 
 MakeDb = Callable[..., str]
 ONE_WAY = Path(__file__).parents[2] / "docs/examples/rules/nocobase-one-way-release.yaml"
@@ -289,3 +289,27 @@ def test_the_one_way_example_rules_promote_a_nocobase_shaped_release(
     assert roles is not None and roles.rule is Rule.OVERWRITE and roles.delete == 1
     assert rows(pre, "roles", "name", order="name") == [("admin",), ("root",), ("support",)]
     assert not plan_only(dev, pre, options).plan.changes_anything
+
+
+def test_ferry_plan_reads_the_base_from_the_store_it_is_given(
+    release: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FERRY_BACKUP_STORE", raising=False)
+    rel = release
+    rel.sql(rel.a, "update `pages` set title = 'Home A' where name = 'home'")
+    assert rel.promote(rel.a).status == "succeeded"
+    rel.sql(rel.b, "update `pages` set body = 'b1' where name = 'about'")
+    rules_file = tmp_path / "merge.yaml"
+    rules_file.write_text(
+        "merge: threeWay\ntables:\n  - {match: pages, rule: upsert, key: [name]}\n"
+        "  - {match: settings, rule: upsert}\n"
+    )
+    argv = ["plan", "--source", rel.b, "--target", rel.target, "--profile", "generic"]
+    argv += ["--rules", str(rules_file)]
+    with_store = run_cli([*argv, "--backup-store", str(tmp_path / "store")])
+    assert with_store.code == 0, with_store.stderr
+    assert "pages: three-way merge against base migration merge-2" in with_store.stdout
+    # no store, no base: B's stale home is a difference nothing explains
+    without = run_cli(argv)
+    assert without.code == 2
+    assert "key ('home'), column title" in without.stderr
