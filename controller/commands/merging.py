@@ -36,6 +36,7 @@ from controller.db import ledger
 from controller.engine.idmapping import IdMapping
 from controller.engine.indexing import source_shape
 from controller.engine.merge3 import Rows, TableMerge, merge_table, resolve
+from controller.engine.merge3_tree import tree_problems
 from controller.engine.model import TableSchema
 from controller.engine.plan import KeySpec, MergeInfo
 from controller.engine.profiles import LEDGER_TABLE
@@ -47,6 +48,11 @@ from controller.errors import FerryError, InvalidInput
 from controller.gitsource.repository import redact_url
 
 BASE_FORMAT = 1
+# Trees NocoBase keeps in a closure table: (closure table, node table, node key column).
+TREES = (
+    ("uiSchemaTreePath", "uiSchemas", "x-uid"),
+    ("flowModelTreePath", "flowModels", "uid"),
+)
 _GIT = "git+"
 
 
@@ -163,6 +169,11 @@ class Merging:
     next_base: dict[str, Rows] = field(default_factory=dict)  # the source's rows, as promoted
     resolved: dict[str, Resolved] = field(default_factory=dict)  # merged as overwrite
     warnings: list[str] = field(default_factory=list)
+    broken_trees: list[str] = field(default_factory=list)  # orphans, two parents, loops
+    # both sides' rows of the tables in TREES: a tree already broken there is not the merge's
+    sides: dict[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = field(
+        default_factory=dict
+    )
 
     @property
     def unresolved(self) -> list[str]:
@@ -228,6 +239,8 @@ def _merge_one(
     merge: TableMerge = merge_table(table.name, base, src, tgt, res.on_conflict)
     rows = resolve(merge, src_raw, tgt_raw, columns)
     merging.rows[table.name] = rows
+    if any(table.name in tree[:2] for tree in TREES):
+        merging.sides[table.name] = (list(src_raw.values()), list(tgt_raw.values()))
     merging.indexes[table.name] = build_index(shape, [rows], scan_env=True)
     merging.next_base[table.name] = src
     if base is not None:
@@ -272,4 +285,43 @@ def merge_tables(
             )
             continue
         _merge_one(merging, sides, res, ks, ids)
+    _check_trees(merging, sides[0])
     return merging
+
+
+def _column(rows: list[tuple[Any, ...]], table: TableSchema, *names: str) -> list[tuple[Any, ...]]:
+    at = [table.column_names.index(n) for n in names]
+    return [tuple(row[i] for i in at) for row in rows]
+
+
+def _tree_problems(
+    tree: tuple[str, str, str], tables: tuple[TableSchema, TableSchema], rows: tuple[Any, Any]
+) -> list[str]:
+    """The problems of one side's (or the merge's) tree: node rows, closure rows."""
+    closure, nodes_table, uid = tree
+    n_table, c_table = tables
+    keys = {str(k) for (k,) in _column(rows[0], n_table, uid)}
+    paths = _column(rows[1], c_table, "ancestor", "descendant", "depth")
+    return tree_problems(closure, nodes_table, keys, paths)
+
+
+def _check_trees(merging: Merging, source: SnapshotSource) -> None:
+    """A merge of both a tree's nodes and its closure table must leave a tree; a problem
+    one side already had is not the merge's and is left to that side."""
+    schema = source.schema()
+    for tree in TREES:
+        closure, nodes_table, uid = tree
+        paths, nodes = merging.rows.get(closure), merging.rows.get(nodes_table)
+        c_table, n_table = schema.table(closure), schema.table(nodes_table)
+        if paths is None or nodes is None or c_table is None or n_table is None:
+            continue
+        wanted = ("ancestor", "descendant", "depth")
+        if n_table.column(uid) is None or any(c_table.column(c) is None for c in wanted):
+            continue
+        tables = (n_table, c_table)
+        before: set[str] = set()
+        for side in (0, 1):
+            pair = (merging.sides[nodes_table][side], merging.sides[closure][side])
+            before.update(_tree_problems(tree, tables, pair))
+        found = _tree_problems(tree, tables, (nodes, paths))
+        merging.broken_trees += [p for p in found if p not in before]

@@ -267,4 +267,5 @@ def prepare(
     )
     if merging is not None:
         checks.require(_listed(merging.unresolved), reason="MergeConflict")
+        checks.require(merging.broken_trees, reason="BrokenTree")
     return Prepared(plan, src_schema, tgt_schema, source_rows, target_rows, ids, merging)

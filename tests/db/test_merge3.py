@@ -313,3 +313,76 @@ def test_ferry_plan_reads_the_base_from_the_store_it_is_given(
     without = run_cli(argv)
     assert without.code == 2
     assert "key ('home'), column title" in without.stderr
+
+
+def _tree_options() -> PlanOptions:
+    return PlanOptions(
+        rules=RulesSpec(
+            merge=Merge.THREE_WAY,
+            tables=(
+                TableRule("uiSchemas", Rule.UPSERT),
+                TableRule("uiSchemaTreePath", Rule.UPSERT),
+            ),
+        ),
+        profile=Profile.GENERIC,
+    )
+
+
+def _schemas(dialect: str, *uids: str) -> str:
+    values = ", ".join(f"('{u}', '{u}')" for u in uids)
+    return f"insert into {q(dialect, 'uiSchemas')} ({q(dialect, 'x-uid')}, name) values {values}"
+
+
+def _paths(dialect: str, *rows: tuple[str, str, int]) -> str:
+    values = ", ".join(f"('{a}', '{d}', {n})" for a, d, n in rows)
+    table = q(dialect, "uiSchemaTreePath")
+    return f"insert into {table} (ancestor, descendant, depth) values {values}"
+
+
+def test_a_merge_that_would_orphan_a_ui_schema_is_refused(
+    dialect: str, make_database: MakeDb, tmp_path: Path
+) -> None:
+    """Team A deletes a block; team B, from its stale copy, adds a child under it."""
+    target, a, b = (make_database(dialect, n) for n in ("pre", "teama", "teamb"))
+    for url in (target, a, b):
+        execute(
+            url,
+            f"create table {q(dialect, 'uiSchemas')} ({q(dialect, 'x-uid')} varchar(40) "
+            "primary key, name varchar(40))",
+            f"create table {q(dialect, 'uiSchemaTreePath')} (ancestor varchar(40) not null, "
+            "descendant varchar(40) not null, depth integer, primary key (ancestor, descendant))",
+            _schemas(dialect, "root", "c1"),
+            _paths(dialect, ("root", "root", 0), ("c1", "c1", 0), ("root", "c1", 1)),
+        )
+    store = FilesystemStore(tmp_path / "store")
+    create_backup(target, store, environment="pre")
+
+    def promote(source: str, n: int) -> MigrationResult:
+        request = MigrationRequest(source, target, _tree_options(), f"tree-{n}", store=store)
+        return migrate(replace(request, environment="pre"))
+
+    assert promote(a, 1).status == "noop" and promote(b, 2).status == "noop"
+    execute(
+        a,
+        f"delete from {q(dialect, 'uiSchemaTreePath')} where descendant = 'c1'",
+        f"delete from {q(dialect, 'uiSchemas')} where {q(dialect, 'x-uid')} = 'c1'",
+    )
+    assert promote(a, 3).status == "succeeded"
+    execute(
+        b,
+        _schemas(dialect, "c2", "c3"),
+        _paths(dialect, ("c2", "c2", 0), ("c1", "c2", 1), ("root", "c2", 2), ("c3", "c3", 0)),
+        _paths(dialect, ("root", "c3", 1)),
+    )
+    before = dump(target)
+    with pytest.raises(CheckFailed) as refused:
+        promote(b, 4)
+    assert refused.value.reason == "BrokenTree"
+    assert "uiSchemaTreePath (c1 → c2) names c1, which uiSchemas does not hold" in str(
+        refused.value
+    )
+    assert dump(target) == before
+    execute(b, f"delete from {q(dialect, 'uiSchemaTreePath')} where descendant = 'c2'")
+    execute(b, f"delete from {q(dialect, 'uiSchemas')} where {q(dialect, 'x-uid')} = 'c2'")
+    assert promote(b, 5).status == "succeeded"
+    assert rows(target, "uiSchemas", "x-uid", order="x-uid") == [("c3",), ("root",)]
