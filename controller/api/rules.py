@@ -1,11 +1,14 @@
 """Migration rules: the ``spec.rules`` of a Migration and the CLI's ``--rules`` file.
 
-The shape is ``{system, user, strict, allowDestructive, ignoreColumns, tables: [{match,
-rule, key, references, ignore}]}``; ``references`` maps a column to the table whose ID
-it holds, so that the column follows that table's rows when a natural key matches them
-to other IDs. ``ignoreColumns`` (every table) and ``ignore`` (one table) name columns
-that do not make a row "changed", such as audit timestamps that differ between
-installations; a row updated for another reason still carries them.
+The shape is ``{system, user, strict, allowDestructive, ignoreColumns, merge, tables:
+[{match, rule, key, references, ignore, onConflict}]}``; ``references`` maps a column to
+the table whose ID it holds, so that the column follows that table's rows when a natural
+key matches them to other IDs. ``ignoreColumns`` (every table) and ``ignore`` (one
+table) name columns that do not make a row "changed", such as audit timestamps that
+differ between installations; a row updated for another reason still carries them.
+``merge: threeWay`` merges each table against the base this source last promoted
+(:mod:`controller.engine.merge3`); ``onConflict`` says which side a table's conflicts
+take.
 Parsing rejects unknown rule names, unknown fields, malformed globs and keys, naming
 the offending value, because a typo in a promotion must never silently pick a default.
 """
@@ -16,9 +19,24 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from controller.errors import InvalidInput
+
+
+class Merge(enum.StrEnum):
+    """How rows that exist on both sides are combined."""
+
+    NONE = "none"  # the table's rule alone decides (the source's row wins)
+    THREE_WAY = "threeWay"  # against the base this source last promoted (merge3)
+
+
+class OnConflict(enum.StrEnum):
+    """What a three-way merge does with a column both sides changed differently."""
+
+    FAIL = "fail"  # listed in the plan, blocks the migration
+    SOURCE = "source"
+    TARGET = "target"
 
 
 class Rule(enum.StrEnum):
@@ -62,6 +80,7 @@ class TableRule:
     key: tuple[str, ...] = ()
     references: tuple[tuple[str, str], ...] = ()  # (column, referenced table), sorted
     ignore: tuple[str, ...] = ()  # columns not compared (on top of ignoreColumns)
+    on_conflict: OnConflict = OnConflict.FAIL  # three-way merge only
 
     @property
     def is_glob(self) -> bool:
@@ -76,6 +95,7 @@ class RulesSpec:
     allow_destructive: bool = False
     ignore_columns: tuple[str, ...] = ()  # columns never compared, in every table
     tables: tuple[TableRule, ...] = field(default_factory=tuple)
+    merge: Merge = Merge.NONE
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -88,6 +108,8 @@ class RulesSpec:
         if self.ignore_columns:
             out["ignoreColumns"] = list(self.ignore_columns)
         out["tables"] = [_table_rule_dict(t) for t in self.tables]
+        if self.merge is not Merge.NONE:
+            out["merge"] = self.merge.value
         return out
 
 
@@ -99,11 +121,21 @@ def _table_rule_dict(rule: TableRule) -> dict[str, Any]:
         out["references"] = dict(rule.references)
     if rule.ignore:
         out["ignore"] = list(rule.ignore)
+    if rule.on_conflict is not OnConflict.FAIL:
+        out["onConflict"] = rule.on_conflict.value
     return out
 
 
-_TOP_FIELDS = {"system", "user", "strict", "allowDestructive", "ignoreColumns", "tables"}
-_TABLE_FIELDS = {"match", "rule", "key", "references", "ignore"}
+_TOP_FIELDS = {
+    "system",
+    "user",
+    "strict",
+    "allowDestructive",
+    "ignoreColumns",
+    "tables",
+    "merge",
+}
+_TABLE_FIELDS = {"match", "rule", "key", "references", "ignore", "onConflict"}
 
 # The CRD's limits (crds/ferry.dev_migrations.yaml), so a rules file the CLI accepts
 # is one the API server accepts too, and no input is unbounded.
@@ -223,6 +255,21 @@ def _parse_references(value: object, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(c), str(t)) for c, t in value.items()))
 
 
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+
+def _parse_choice(kind: type[_E], value: object, default: _E, where: str) -> _E:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(v.value for v in kind)
+    raise InvalidInput(f"{where}: unknown value {_shown(value)} (allowed: {allowed})")
+
+
 def _optional_rule(data: Mapping[str, Any], name: str) -> Rule | None:
     """An absent or null rule is the default; any other value must name a rule
     (``system: 0`` or ``system: ""`` used to be read as "not given")."""
@@ -241,6 +288,9 @@ def _parse_table(item: object, where: str) -> TableRule:
         key=_parse_columns(item.get("key"), f"{where}.key"),
         references=_parse_references(item.get("references"), f"{where}.references"),
         ignore=_parse_columns(item.get("ignore"), f"{where}.ignore", "ignore", MAX_IGNORE),
+        on_conflict=_parse_choice(
+            OnConflict, item.get("onConflict"), OnConflict.FAIL, f"{where}.onConflict"
+        ),
     )
 
 
@@ -273,4 +323,5 @@ def parse_rules(data: Mapping[str, Any] | None) -> RulesSpec:
             data.get("ignoreColumns"), "rules.ignoreColumns", "ignoreColumns", MAX_IGNORE
         ),
         tables=tuple(tables),
+        merge=_parse_choice(Merge, data.get("merge"), Merge.NONE, "rules.merge"),
     )

@@ -5,6 +5,7 @@
     <environment>/<backup-id>/manifest.json        written last: the backup is complete
     <environment>/<backup-id>/tables/<NNNN>-<table>.arrow  Arrow IPC stream, zstd-compressed
     <environment>/<backup-id>/post/<migration>.json.zst  row digests after a migration
+    <environment>/<backup-id>/base/<migration>.json.zst  the rows a three-way merge promoted
 
 Every name that becomes part of an object key (environment, backup ID, member and
 extra keys) is checked here, so nothing read from a manifest or typed by a user can
@@ -21,7 +22,7 @@ MANIFEST = "manifest.json"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: Relative keys of a backup's objects: one directory level, one plain file name.
-_OBJECT_KEY = re.compile(r"^(tables|post)/[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+_OBJECT_KEY = re.compile(r"^(tables|post|base)/[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 
 
 def _check(part: object, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
@@ -55,12 +56,17 @@ def member_key(table_index: int, table: str) -> str:
 
 
 def object_key(key: object, what: str = "object key") -> str:
-    """A key relative to a backup, confined to it: ``tables/<file>`` or ``post/<file>``."""
+    """A key relative to a backup, confined to it: ``tables/``, ``post/`` or ``base/<file>``."""
     return _check(key, what, _OBJECT_KEY)
 
 
 def post_state_key(migration_id: str) -> str:
     return f"post/{_check(migration_id, 'migration ID')}.json.zst"
+
+
+def base_key(migration_id: str) -> str:
+    """The base a three-way merge promoted (controller.commands.merging), for the next."""
+    return f"base/{_check(migration_id, 'migration ID')}.json.zst"
 
 
 def split(key: str) -> tuple[str, str, str] | None:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from controller.api.ids import validate_migration_id
+from controller.api.rules import Merge
 from controller.backups.store import open_store
 from controller.cli.backup_cmds import add_store_key_argument
 from controller.cli.files import create_output_dir, discard, shown
@@ -51,6 +52,13 @@ def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--variables", metavar="FILE")
     p.add_argument("--format", default="text", choices=["text", "json", "markdown"])
     p.add_argument("--verbose", "-v", action="store_true", help="list unchanged tables too")
+    p.add_argument(
+        "--backup-store",
+        metavar="STORE",
+        help="where a three-way merge's base is read (merge: threeWay; default: "
+        "$FERRY_BACKUP_STORE, else none: planned without a base)",
+    )
+    add_store_key_argument(p)
     p.set_defaults(func=cmd_plan)
 
 
@@ -111,6 +119,9 @@ def _register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def cmd_plan(args: argparse.Namespace) -> int:
     options = plan_options(args.profile, args.rules, args.variables)
+    spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE")
+    if spec and options.rules.merge is Merge.THREE_WAY:  # the store is read for nothing else
+        options = replace(options, base_store=open_store(spec, args.store_key_file))
     source, target = resolve_database(args.source), resolve_database(args.target)
     with progress_for(args) as progress:
         plan = plan_only(source, target, options, progress).plan

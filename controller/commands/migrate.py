@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -22,6 +22,7 @@ from controller.backups import layout
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.commands.backup import create_backup, restore
+from controller.commands.merging import source_identity, store_base
 from controller.commands.planning import PlanOptions, Prepared, prepare
 from controller.commands.sources import open_source, same_database
 from controller.db.connect import default_environment
@@ -30,6 +31,7 @@ from controller.db.ledger import LedgerEntry, now
 from controller.engine import post_state
 from controller.engine.buckets import DigestSource
 from controller.engine.indexing import add_written, index_target, index_written
+from controller.engine.model import TableSchema
 from controller.engine.plan import Plan, TablePlan
 from controller.engine.progress import APPLYING, NO_PROGRESS, Progress
 from controller.engine.rowindex import RowIndex
@@ -91,12 +93,18 @@ def new_migration_id(digest: str) -> str:
     return f"m-{stamp}-{digest.removeprefix('sha256:')[:8]}"
 
 
+def _with_source(options: PlanOptions, source_spec: str) -> PlanOptions:
+    """The options with the source's identity, which names its base in a three-way merge."""
+    return replace(options, source_id=options.source_id or source_identity(source_spec))
+
+
 def plan_only(
     source_spec: str, target_url: str, options: PlanOptions, progress: Progress = NO_PROGRESS
 ) -> Prepared:
     if same_database(source_spec, target_url):
         raise InvalidInput("source and target are the same database")
     target = Database(target_url)
+    options = _with_source(options, source_spec)
     try:
         with open_source(source_spec) as source, target.reader() as snap:
             return prepare(source, snap, options, progress)
@@ -131,6 +139,9 @@ def _fetch(
     """How the writer reads the source rows of one table: for a table planned with
     in-database digests only the rows of the buckets that differed (every planned row
     is there), else every row, through the ID maps."""
+    merged = prepared.merged_rows(table_plan.table)
+    if merged is not None:
+        return partial(_project, prepared.source_schema.tables[table_plan.table], merged)
     planned = prepared.source_rows.get(table_plan.table)
     ks = table_plan.keyspec
     if planned is None or planned.buckets is None or ks is None:
@@ -140,6 +151,14 @@ def _fetch(
     return lambda columns: source.bucket_batches(
         table_plan.table, list(columns), ks.key, ks.compared, selection
     )
+
+
+def _project(
+    table: TableSchema, rows: list[tuple[Any, ...]], columns: Sequence[str]
+) -> Iterator[Batch]:
+    """A three-way merge's rows (in the source table's column order) as ``columns``."""
+    at = [table.column_names.index(c) for c in columns]
+    yield [tuple(row[i] for i in at) for row in rows]
 
 
 def _apply(
@@ -219,6 +238,7 @@ class _Run:
         self.backup: Manifest | None = None
         self.ddl_committed = False
         self.applying = False  # from here on a failure has something to undo
+        self.base: dict[str, Any] = {}  # where this migration's base is stored (ledger)
 
     def execute(self) -> MigrationResult:
         request = self.request
@@ -245,6 +265,7 @@ class _Run:
                 )
             session.prepare_ledger()
             if not plan.changes_anything:
+                self.keep_base()
                 session.ledger_record(self.entry("succeeded"))
                 return MigrationResult(
                     self.id, "noop", plan, message="the target already matches the source"
@@ -256,6 +277,7 @@ class _Run:
             self.ddl_committed = self.target.dialect == "mysql" and plan.totals["schema"] > 0
             after = _apply(session, source, self.prepared, request.fault, request.progress)
             self.keep_post_state(session, after)
+            self.keep_base()
             if request.fault:
                 request.fault("ledger")
             session.ledger_record(self.entry("succeeded"))
@@ -297,6 +319,7 @@ class _Run:
         assert self.prepared is not None and self.id is not None
         plan = self.prepared.plan
         summary = _summary(plan) | ({"error": error[:2000]} if error else {})
+        summary |= {"source": self.request.options.source_id} | self.base
         return LedgerEntry(
             id=self.id,
             digest=plan.digest,
@@ -332,6 +355,16 @@ class _Run:
             layout.post_state_key(self.id or ""),
             post_state.encode(self.id or "", records),
         )
+
+    def keep_base(self) -> None:
+        """A three-way merge stores the source's rows it promoted, the next merge's base
+        from this source, before it commits (beside its backup, or the newest one)."""
+        merging = self.prepared.merging if self.prepared is not None else None
+        store = self.request.store
+        if merging is None or store is None or self.id is None:
+            return
+        environment = self.request.environment or default_environment(self.request.target)
+        self.base = store_base(store, self.backup, environment, self.id, merging.next_base)
 
     def failed(self, err: FerryError) -> MigrationResult:
         assert self.prepared is not None
@@ -398,6 +431,10 @@ def migrate(request: MigrationRequest) -> MigrationResult:
     validate_migration_id(request.migration_id)  # before anything touches a database
     if same_database(request.source, request.target):
         raise InvalidInput("source and target are the same database")
+    options = _with_source(request.options, request.source)
+    if options.base_store is None:
+        options = replace(options, base_store=request.store)
+    request = replace(request, options=options)
     target = Database(request.target)
     run = _Run(request, target)
     try:

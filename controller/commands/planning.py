@@ -7,8 +7,11 @@ target may be a read snapshot or the locked write session that will apply the pl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from controller.api.rules import Rule, RulesSpec
+from controller.api.rules import Merge, Rule, RulesSpec
+from controller.backups.store import BackupStore
+from controller.commands.merging import Merging, find_base, merge_tables
 from controller.engine import checks
 from controller.engine.buckets import DigestSource
 from controller.engine.catalog import nocobase_catalog
@@ -27,7 +30,7 @@ from controller.engine.references import merged, profile_references
 from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import Resolved, resolve_rules
 from controller.engine.source import SnapshotSource
-from controller.errors import CheckFailed
+from controller.errors import CheckFailed, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,10 @@ class PlanOptions:
     rules: RulesSpec = field(default_factory=RulesSpec)
     profile: Profile = Profile.NOCOBASE
     variables: frozenset[str] | None = None  # names declared for the target, if known
+    # merge: threeWay only: the source's stable identity (merging.source_identity; the
+    # commands fill it in from the source's spec) and the store holding the bases
+    source_id: str | None = None
+    base_store: BackupStore | None = None
 
 
 @dataclass
@@ -45,6 +52,11 @@ class Prepared:
     source_rows: dict[str, RowIndex]
     target_rows: dict[str, RowIndex]
     ids: IdMapping = field(default_factory=IdMapping)
+    merging: Merging | None = None  # merge: threeWay
+
+    def merged_rows(self, table: str) -> list[tuple[Any, ...]] | None:
+        """The rows a three-way merge decided for ``table`` (what the writer writes)."""
+        return self.merging.rows.get(table) if self.merging is not None else None
 
 
 def _all_rows(source: SnapshotSource, table: str, columns: list[str]) -> list[tuple[object, ...]]:
@@ -155,6 +167,61 @@ def _index_table(
     return source_index, index_target(target, src_table, tgt_table, ks)
 
 
+def _merge(
+    sides: tuple[SnapshotSource, SnapshotSource],
+    options: PlanOptions,
+    moved: list[str],
+    resolved: dict[str, Resolved],
+    keyspecs: dict[str, KeySpec],
+    ids: IdMapping,
+) -> Merging | None:
+    if options.rules.merge is not Merge.THREE_WAY:
+        return None
+    if not options.source_id:
+        raise InvalidInput("a three-way merge needs the source's identity")
+    base = find_base(sides[1], options.source_id, options.base_store)
+    merging = merge_tables(sides, moved, resolved, keyspecs, ids, base)
+    resolved.update(merging.resolved)
+    return merging
+
+
+def _index_all(
+    sides: tuple[SnapshotSource, SnapshotSource],
+    moved: list[str],
+    keyspecs: dict[str, KeySpec],
+    ids: IdMapping,
+    merging: Merging | None,
+    progress: Progress,
+) -> tuple[dict[str, RowIndex], dict[str, RowIndex]]:
+    source, target = sides
+    source_rows: dict[str, RowIndex] = {}
+    target_rows: dict[str, RowIndex] = {}
+    progress.start(PLANNING, len(moved))
+    for name in moved:
+        if merging is not None and name in merging.indexes:
+            table = source.schema().tables[name]
+            source_rows[name] = merging.indexes[name]
+            target_rows[name] = index_target(
+                target, table, target.schema().table(name), keyspecs[name]
+            )
+        else:
+            source_rows[name], target_rows[name] = _index_table(source, target, name, keyspecs, ids)
+        progress.table(name, source_rows[name].count)
+    progress.done()
+    return source_rows, target_rows
+
+
+MAX_CONFLICTS_LISTED = 50
+
+
+def _listed(conflicts: list[str]) -> list[str]:
+    """The unresolved conflicts a refusal lists: the first ones, and how many more."""
+    if len(conflicts) <= MAX_CONFLICTS_LISTED:
+        return conflicts
+    more = len(conflicts) - MAX_CONFLICTS_LISTED
+    return [*conflicts[:MAX_CONFLICTS_LISTED], f"… and {more} more conflict(s)"]
+
+
 def prepare(
     source: SnapshotSource,
     target: SnapshotSource,
@@ -181,15 +248,10 @@ def prepare(
     )
     checks.require(ids.problems, reason="BadReference")
     checks.require(ids.conflicts, reason="IdConflict")
-    source_rows: dict[str, RowIndex] = {}
-    target_rows: dict[str, RowIndex] = {}
-    referenced: set[str] = set()
-    progress.start(PLANNING, len(moved))
-    for name in moved:
-        source_rows[name], target_rows[name] = _index_table(source, target, name, keyspecs, ids)
-        referenced |= source_rows[name].env_refs
-        progress.table(name, source_rows[name].count)
-    progress.done()
+    merging = _merge((source, target), options, moved, resolved, keyspecs, ids)
+    warnings += merging.warnings if merging is not None else []
+    source_rows, target_rows = _index_all((source, target), moved, keyspecs, ids, merging, progress)
+    referenced = set().union(*(index.env_refs for index in source_rows.values()))
     _check_variables(target, referenced, options, warnings)
     plan = build_plan(
         src_schema,
@@ -201,5 +263,9 @@ def prepare(
         allow_destructive=options.rules.allow_destructive,
         warnings=warnings,
         id_maps=ids.maps,
+        merges=merging.infos if merging is not None else None,
     )
-    return Prepared(plan, src_schema, tgt_schema, source_rows, target_rows, ids)
+    if merging is not None:
+        checks.require(_listed(merging.unresolved), reason="MergeConflict")
+        checks.require(merging.broken_trees, reason="BrokenTree")
+    return Prepared(plan, src_schema, tgt_schema, source_rows, target_rows, ids, merging)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,13 @@ from controller.engine.profiles import LEDGER_TABLE
 # Format 2: results include "undone" (a restore put back what the migration changed),
 # and the record of what a migration wrote (its post-state) is format 2 as well. The
 # table's columns are those of format 1; summaries of format 2 say so in "format".
-FORMAT = 2
+# Format 3: a summary names its source ("source": a stable identity of the source, see
+# controller.commands.merging) and, for a three-way merge, where the base it promoted is
+# stored ("base": {"backupId", "key"}). A row of an older format names no source: it is
+# never the base of any (source, target) pair, so the first three-way merge from each
+# source after an upgrade is merged without a base (and says so), never against rows
+# another source promoted.
+FORMAT = 3
 SUCCEEDED, ROLLED_BACK, UNDONE = "succeeded", "rolled-back", "undone"
 
 _md = sa.MetaData()
@@ -63,6 +70,19 @@ def find(conn: sa.Connection, migration_id: str) -> LedgerEntry | None:
     row = conn.execute(sa.select(ledger).where(ledger.c.id == migration_id)).mappings().first()
     if row is None:
         return None
+    return entry_of(row)
+
+
+COLUMNS = tuple(c.name for c in ledger.columns)
+
+
+def entry_of(row: Mapping[str, Any] | sa.RowMapping) -> LedgerEntry:
+    """A ledger row (a mapping of :data:`COLUMNS`) as an entry; a summary that is not a
+    JSON object reads as empty."""
+    try:
+        summary = json.loads(row["summary"] or "{}")
+    except ValueError:
+        summary = {}
     return LedgerEntry(
         id=row["id"],
         digest=row["digest"],
@@ -71,8 +91,22 @@ def find(conn: sa.Connection, migration_id: str) -> LedgerEntry | None:
         backup_id=row["backup_id"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        summary=json.loads(row["summary"] or "{}"),
+        summary=summary if isinstance(summary, dict) else {},
     )
+
+
+def latest_from(entries: Iterable[LedgerEntry], source: str) -> LedgerEntry | None:
+    """The last migration from ``source`` that the target still holds: succeeded (not
+    rolled back or undone), of format 3 or later, and naming that source."""
+    mine = [
+        e
+        for e in entries
+        if e.result == SUCCEEDED
+        and isinstance(e.summary.get("format"), int)
+        and e.summary["format"] >= 3
+        and e.summary.get("source") == source
+    ]
+    return max(mine, key=lambda e: (e.started_at, e.id), default=None)
 
 
 def record(conn: sa.Connection, entry: LedgerEntry) -> None:

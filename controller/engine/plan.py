@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.api.rules import Rule
+from controller.api.rules import OnConflict, Rule
 from controller.engine.catalog import Category
 from controller.engine.idmap import IdMap
+from controller.engine.merge3 import Conflict
 from controller.engine.model import INTEGER_KINDS, DatabaseSchema, TableSchema
 from controller.engine.rowdiff import TableChanges, changes_fingerprint, diff_rows
 from controller.engine.rowindex import RowIndex
@@ -25,6 +26,7 @@ from controller.engine.schema_diff import SchemaOp, diff_table
 from controller.errors import CheckFailed
 
 PLAN_FORMAT = 2  # 2: row fingerprints cover the rows a plan changes, not every row
+MAX_CONFLICTS_SHOWN = 100  # per table, in the plan (all of them count)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,36 @@ def key_spec(resolved: Resolved, source: TableSchema, target: TableSchema | None
 
 
 @dataclass(frozen=True)
+class MergeInfo:
+    """A table merged three ways (:mod:`controller.engine.merge3`): against which base,
+    where its rows came from, and its conflicts with how each was resolved. Part of the
+    digest, so approving a plan approves its resolutions."""
+
+    base: str  # "migration ID", or "none" (the plan's warnings say why)
+    from_source: int
+    from_target: int
+    merged: int  # rows combined column by column
+    conflicts: tuple[Conflict, ...]
+    on_conflict: OnConflict
+
+    @property
+    def unresolved(self) -> int:
+        return sum(1 for c in self.conflicts if not c.resolved)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": "threeWay",
+            "base": self.base,
+            "fromSource": self.from_source,
+            "fromTarget": self.from_target,
+            "merged": self.merged,
+            "onConflict": self.on_conflict.value,
+            "conflictCount": len(self.conflicts),
+            "conflicts": [c.to_dict() for c in self.conflicts[:MAX_CONFLICTS_SHOWN]],
+        }
+
+
+@dataclass(frozen=True)
 class TablePlan:
     table: str
     rule: Rule
@@ -94,6 +126,7 @@ class TablePlan:
     ids_matched: int = 0  # rows matched by natural key to a target row with another ID
     ids_assigned: int = 0  # new rows given a fresh ID because theirs is taken
     ignored: tuple[str, ...] = ()  # columns that do not make a row "changed"
+    merge: MergeInfo | None = None  # merged three ways (rules merge: threeWay)
     changes: TableChanges | None = field(default=None, compare=False, repr=False)
     keyspec: KeySpec | None = field(default=None, compare=False, repr=False)
 
@@ -121,6 +154,8 @@ class TablePlan:
             out["ids"] = {"matched": self.ids_matched, "assigned": self.ids_assigned}
         if self.warnings:
             out["warnings"] = list(self.warnings)
+        if self.merge is not None:
+            out["merge"] = self.merge.to_dict()
         return out
 
 
@@ -221,6 +256,7 @@ class _Inputs:
     target_rows: dict[str, RowIndex]
     allow_destructive: bool
     id_maps: Mapping[str, IdMap]
+    merges: Mapping[str, MergeInfo]
 
 
 def _row_changes(
@@ -288,6 +324,7 @@ def _plan_table(inputs: _Inputs, name: str, res: Resolved) -> tuple[TablePlan, l
         ids_matched=id_map.matched if id_map else 0,
         ids_assigned=id_map.assigned if id_map else 0,
         ignored=ks.ignored if ks and moves else (),
+        merge=inputs.merges.get(name),
         changes=changes,
         keyspec=ks,
     )
@@ -335,10 +372,18 @@ def build_plan(
     allow_destructive: bool,
     warnings: list[str],
     id_maps: Mapping[str, IdMap] | None = None,
+    merges: Mapping[str, MergeInfo] | None = None,
 ) -> Plan:
     """Assemble the plan. ``*_rows`` hold indexes of the tables whose rule moves rows."""
     inputs = _Inputs(
-        source, target, keyspecs, source_rows, target_rows, allow_destructive, id_maps or {}
+        source,
+        target,
+        keyspecs,
+        source_rows,
+        target_rows,
+        allow_destructive,
+        id_maps or {},
+        merges or {},
     )
     tables: list[TablePlan] = []
     all_warnings = list(warnings)

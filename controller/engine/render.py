@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import json
 
-from controller.engine.plan import Plan, TablePlan
+from controller.engine.plan import MergeInfo, Plan, TablePlan
+
+_CONFLICTS_SHOWN = 20  # per table in text and Markdown; JSON carries up to 100
+
+
+def _merge_lines(table: str, m: MergeInfo) -> list[str]:
+    """A merged table's provenance and its conflicts, each with its resolution."""
+    lines = [
+        f"{table}: three-way merge against base {m.base}: {m.from_source} from the source, "
+        f"{m.from_target} from the target, {m.merged} combined column by column, "
+        f"{len(m.conflicts)} conflict(s) (onConflict: {m.on_conflict.value})"
+    ]
+    for c in m.conflicts[:_CONFLICTS_SHOWN]:
+        took = c.resolution.value if c.resolved else "UNRESOLVED"
+        lines.append(f"  conflict [{took}] {c.describe()}")
+    if len(m.conflicts) > _CONFLICTS_SHOWN:
+        lines.append(f"  … and {len(m.conflicts) - _CONFLICTS_SHOWN} more")
+    return lines
 
 
 def _schema_text(t: TablePlan) -> str:
@@ -38,6 +55,9 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
     )
     if not plan.changes_anything:
         lines.append("  nothing to change: the target already matches")
+    for t in plan.tables:
+        if t.merge is not None and (verbose or t.changes_anything or t.merge.conflicts):
+            lines += [f"  merge: {line}" for line in _merge_lines(t.table, t.merge)]
     for w in plan.warnings:
         lines.append(f"  warning: {w}")
     for n in plan.notes:
@@ -75,6 +95,13 @@ def plan_markdown(plan: Plan, *, title: str = "Ferry plan") -> str:
     if plan.warnings:
         out += ["", "<details><summary>Warnings</summary>", ""]
         out += [f"- {_md_cell(w)}" for w in plan.warnings]
+        out += ["", "</details>"]
+    merged = [t for t in plan.tables if t.merge is not None and t.merge.conflicts]
+    if merged:
+        out += ["", "<details><summary>Merge conflicts</summary>", ""]
+        for t in merged:
+            assert t.merge is not None
+            out += [f"- {_md_cell(line.strip())}" for line in _merge_lines(t.table, t.merge)]
         out += ["", "</details>"]
     for n in plan.notes:
         out += ["", f"> {n}"]

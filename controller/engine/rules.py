@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from controller.api.rules import Rule, RulesSpec, TableRule
+from controller.api.rules import OnConflict, Rule, RulesSpec, TableRule
 from controller.engine.catalog import Category
 from controller.engine.profiles import TableClass
 from controller.errors import CheckFailed
@@ -26,6 +26,7 @@ class Resolved:
     why: str
     references: tuple[tuple[str, str], ...] = ()  # (column, table) from an override
     ignore: tuple[str, ...] = ()  # columns not compared: ignoreColumns and the override's
+    on_conflict: OnConflict = OnConflict.FAIL  # the override's, for a three-way merge
 
 
 def _ignored(everywhere: tuple[str, ...], here: tuple[str, ...]) -> tuple[str, ...]:
@@ -83,6 +84,7 @@ def resolve_rules(
                     f"rules.tables[{i}] ({tr.match})",
                     tr.references,
                     _ignored(spec.ignore_columns, tr.ignore),
+                    tr.on_conflict,
                 )
                 continue
             msg = (

@@ -182,7 +182,12 @@ class _Flow:
         variables = None
         if target.profile is not Profile.NOCOBASE and target.spec.variables:
             variables = frozenset(v.name for v in target.spec.variables)
-        options = PlanOptions(rules=spec.rules, profile=target.profile, variables=variables)
+        options = PlanOptions(
+            rules=spec.rules,
+            profile=target.profile,
+            variables=variables,
+            base_store=target.store,  # a three-way merge's base, planned as it is applied
+        )
         with self.source(spec, source_env) as (source, source_status):
             plan = plan_only(source, target.url, options, self.progress).plan
             self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
