@@ -105,7 +105,10 @@ def seal_manifest(
     if cipher is None or keyring is None:
         return sign_manifest(manifest, keyring)
     return replace(
-        manifest, version=ENCRYPTED_VERSION, signature=None, encryption=wrap(keyring, cipher)
+        manifest,
+        version=max(manifest.version, ENCRYPTED_VERSION),
+        signature=None,
+        encryption=wrap(keyring, cipher),
     )
 
 
