@@ -212,8 +212,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise CheckFailed(
             f"backup {manifest.id} is damaged", problems=problems, reason="BackupCorrupted"
         )
+    held = f", {len(manifest.files.entries)} file(s)" if manifest.files else ""
     print(
-        f"backup {manifest.id}: {len(manifest.members)} member(s), {manifest.rows} row(s): "
+        f"backup {manifest.id}: {len(manifest.members)} member(s), {manifest.rows} row(s){held}: "
         f"every checksum matches and every member decodes; manifest {manifest.integrity}"
     )
     return 0

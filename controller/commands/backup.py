@@ -472,5 +472,6 @@ def revert_failed_write(
 
 
 def verify(store: BackupStore, backup_id: str) -> tuple[Manifest, list[str]]:
+    """Every table member decoded and every member (files too) checked."""
     manifest = store.manifest(backup_id)
-    return manifest, verify_backup(store, manifest)
+    return manifest, verify_backup(store, manifest) + verify_files(store, manifest)
