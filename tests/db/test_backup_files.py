@@ -28,6 +28,7 @@ from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup, restore
 from tests.db.dbhelpers import dump, execute, q
 from tests.fixtures import nocobase_shape as shape
+from tests.harness.s3server import RunningS3
 from tests.hostile import assert_refused, run_cli
 
 pytestmark = pytest.mark.db
@@ -262,3 +263,71 @@ def test_a_large_file_streams_in_bounded_memory(make_database: MakeDb, tmp_path:
         tracemalloc.stop()
     assert hashlib.sha256(big.read_bytes()).hexdigest() == digest
     assert max(backup_peak, restore_peak) < 16 * 1024 * 1024, (backup_peak, restore_peak)
+
+
+def test_files_under_an_s3_prefix_come_back_with_the_rows(
+    dialect: str,
+    make_database: MakeDb,
+    s3_server: RunningS3,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NocoBase's S3 storage: the files are objects below a prefix of a bucket; the
+    backups go to another prefix of the same server."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    client = s3_server.client()
+    objects = {
+        "app/uploads/2026/logo.png": PNG,
+        "app/uploads/readme.txt": b"v1",
+        "app/environment-variables/app": KEY,
+        "application/other.txt": b"another prefix: neither backed up nor moved aside",
+    }
+    for key, body in objects.items():
+        client.put_object(Bucket=s3_bucket, Key=key, Body=body)
+
+    def bucket() -> dict[str, bytes]:
+        listed = client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
+        return {
+            o["Key"]: client.get_object(Bucket=s3_bucket, Key=o["Key"])["Body"].read()
+            for o in listed
+            if not o["Key"].startswith("backups/")
+        }
+
+    db = make_database(dialect, "app")
+    shape.build(db, app="prod")
+    rows_before, files_before = dump(db), bucket()
+    store = f"s3://{s3_bucket}/backups"
+    backup = run_cli(
+        ["backup", "create", "--store", store, "--database", db, "--environment", "prod",
+         "--files", f"s3://{s3_bucket}/app", "--format", "json"]
+    )  # fmt: skip
+    assert backup.code == 0, backup.stderr
+    backup_id = json.loads(backup.stdout)["id"]
+    assert json.loads(backup.stdout)["files"]["count"] == 2  # not the key, not application/
+
+    execute(db, f"update {q(dialect, 'roles')} set title = 'edited'")
+    client.put_object(Bucket=s3_bucket, Key="app/uploads/readme.txt", Body=b"v2")
+    client.put_object(Bucket=s3_bucket, Key="app/uploads/new.bin", Body=b"new")
+    client.delete_object(Bucket=s3_bucket, Key="app/uploads/2026/logo.png")
+    client.put_object(Bucket=s3_bucket, Key="app/environment-variables/app", Body=b"rotated")
+    out = run_cli(
+        ["restore", "--store", store, "--backup", backup_id, "--database", db,
+         "--files", f"s3://{s3_bucket}/app", "--format", "json"]
+    )  # fmt: skip
+    assert out.code == 0, out.stderr
+    after = bucket()
+    aside = {k: v for k, v in after.items() if "/.ferry-displaced/" in k}
+    assert {k: v for k, v in after.items() if k not in aside} == {
+        **files_before,
+        "app/environment-variables/app": b"rotated",
+    }
+    assert sorted((k.rsplit("/", 1)[-1], v) for k, v in aside.items()) == [
+        ("new.bin", b"new"),
+        ("readme.txt", b"v2"),
+    ]
+    assert dump(db) == rows_before
