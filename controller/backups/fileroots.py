@@ -126,7 +126,7 @@ class DirectoryRoot:
         os.close(fd)
         files: list[tuple[str, int]] = []
         skipped: list[str] = []
-        for top, dirs, names in os.walk(self.root, followlinks=False):
+        for top, dirs, names in os.walk(self.root, onerror=self._unreadable, followlinks=False):
             rel_top = os.path.relpath(top, self.root)
             rel_top = "" if rel_top == "." else rel_top + "/"
             dirs[:] = sorted(d for d in dirs if not excluded(rel_top + d, self._exclude))
@@ -134,7 +134,10 @@ class DirectoryRoot:
                 rel = rel_top + name
                 if excluded(rel, self._exclude):
                     continue
-                info = os.lstat(Path(top, name))
+                try:
+                    info = os.lstat(Path(top, name))
+                except FileNotFoundError:
+                    continue  # removed while the application runs: not of this backup
                 try:
                     layout.file_path(rel)
                 except InvalidInput:
@@ -145,6 +148,14 @@ class DirectoryRoot:
                 else:
                     skipped.append(rel)  # symlinks are not followed, devices not read
         return Scan(sorted(files), sorted(set(skipped)))
+
+    def _unreadable(self, err: OSError) -> None:
+        """A directory the walk cannot read: refused, never a backup silently short."""
+        where = os.path.relpath(err.filename or self.root, self.root)
+        raise InvalidInput(
+            f"files root {self.label}: {where!r} cannot be read: {err.strerror or err}",
+            reason="FilesRootUnusable",
+        ) from err
 
     @contextlib.contextmanager
     def _parent(self, path: str, create: bool) -> Iterator[tuple[int, str]]:

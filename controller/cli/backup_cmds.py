@@ -54,12 +54,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_names_argument(c, "--tables", "back up only these tables (names or globs)")
     add_names_argument(c, "--exclude", "back up every table but these (names or globs)")
     add_files_arguments(c, "back up")
-    c.add_argument(
-        "--quiesced",
-        action="store_true",
-        help="the application is stopped: the manifest records its files as exact "
-        "(default: copied after the rows' snapshot)",
-    )
     c.add_argument("--format", default="text", choices=["text", "json"])
     c.set_defaults(func=cmd_create)
     ls = _store_parser(bsub, "list", "list complete backups")

@@ -42,6 +42,13 @@ def add_files_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         help="a path below the files root never backed up nor touched (repeatable; "
         "environment-variables, NocoBase's key directory, always is)",
     )
+    if verb == "back up":
+        parser.add_argument(
+            "--quiesced",
+            action="store_true",
+            help="the application is stopped: the manifest records its files as exact "
+            "(default: copied after the rows' snapshot)",
+        )
 
 
 def _from_spec(files: FilesSpec, exclude: list[str], client: object = None) -> FilesRoot:
