@@ -194,7 +194,11 @@ class DirectoryRoot:
             parts = path.split("/")
             for depth in range(1, len(parts) + 1):
                 sub = "/".join(parts[:depth])
-                info = self._lstat(sub)
+                try:
+                    info = self._lstat(sub)
+                except OSError as err:  # a name too long, a permission
+                    why = f"cannot be written: {err.strerror}"
+                    raise _refused(self.label, path, why) from err
                 if info is None:
                     break
                 if stat.S_ISLNK(info.st_mode):

@@ -25,6 +25,7 @@ _BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _OBJECT_KEY = re.compile(r"^(tables|post|files)/[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 #: The longest relative path of an application's file that a manifest may name.
 MAX_FILE_PATH = 4096
+NAME_MAX = 255  # bytes of one path component on Linux file systems
 
 
 def _check(part: object, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
@@ -76,7 +77,8 @@ def file_path(value: object, what: str = "file path") -> str:
     if ok:
         assert isinstance(value, str)
         parts = value.split("/")
-        ok = all(p not in ("", ".", "..") for p in parts) and all(ch.isprintable() for ch in value)
+        ok = all(p not in ("", ".", "..") and len(p.encode()) <= NAME_MAX for p in parts)
+        ok = ok and all(ch.isprintable() for ch in value)
     if not ok:
         shown = value[:80] if isinstance(value, str) else value
         raise InvalidInput(f"invalid {what} {shown!r}: outside its root", reason="InvalidPath")

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.db
 MakeDb = Callable[..., str]
 PNG = bytes(range(256)) * 1200 + b"\x89PNG-tail"  # ~300 KiB, binary: several chunks
 KEY = b"NocoBase AES key: never in a backup"
+COMPAT = Path(__file__).resolve().parents[1] / "fixtures" / "compat" / "v1"
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -331,3 +333,22 @@ def test_files_under_an_s3_prefix_come_back_with_the_rows(
         ("readme.txt", b"v2"),
     ]
     assert dump(db) == rows_before
+
+
+def test_a_format_1_backup_still_restores_and_refuses_a_files_root(tmp_path: Path) -> None:
+    """``tests/fixtures/compat/v1``: written by the release before format 2."""
+    compat = tmp_path / "v1"
+    shutil.copytree(COMPAT, compat)
+    store = FilesystemStore(compat / "store")
+    old = next(m for m in store.manifests() if m.environment == "plain")
+    assert old.version == 1 and old.files is None
+    copy = compat / "copy.db"
+    shutil.copy(compat / "dev.db", copy)
+    db, files = f"sqlite:///{copy}", tmp_path / "storage"
+    make_files(files)
+    execute(db, "update roles set title = 'edited'")
+    args = ["restore", "--store", str(compat / "store"), "--backup", old.id, "--database", db]
+    assert_refused([*args, "--files", str(files)], 2, [db, files, compat / "store"], "no files")
+    out = run_cli(args)
+    assert out.code == 0, out.stderr
+    assert dump(db) == dump(f"sqlite:///{compat / 'dev.db'}")

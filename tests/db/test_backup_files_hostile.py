@@ -97,6 +97,7 @@ def _below_a_file(entries: list[dict[str, Any]]) -> None:
         pytest.param(_path("./uploads/x"), "./uploads/x", id="dot-part"),
         pytest.param(_path("uploads/x\n"), "uploads/x", id="control-character"),
         pytest.param(_path(""), "path ''", id="empty"),
+        pytest.param(_path("uploads/" + "n" * 256), "n" * 64, id="name-too-long"),
         pytest.param(_key("files/../../x"), "files/../../x", id="key-dotdot"),
         pytest.param(_key("tables/0000-roles.arrow"), "tables/0000-roles.arrow", id="key-table"),
         pytest.param(_key("/etc/passwd"), "/etc/passwd", id="key-absolute"),
@@ -181,3 +182,14 @@ def test_an_environment_file_names_the_root(setup: Setup, tmp_path: Path) -> Non
     out = run_cli([*args, "--environment-file", str(env)])
     assert out.code == 0, out.stderr
     assert tree(setup.files) == {**before, "tmp/cache.bin": b"kept"}
+
+
+def test_a_member_replaced_by_a_symlink_is_refused_by_name(setup: Setup) -> None:
+    manifest = FilesystemStore(setup.store).manifest(setup.backup_id)
+    assert manifest.files is not None
+    entry = manifest.files.entries[0]
+    member = setup.store / "prod" / setup.backup_id / entry.key
+    (setup.outside / "member").write_bytes(member.read_bytes())
+    member.unlink()
+    member.symlink_to(setup.outside / "member")
+    assert_refused(setup.restore_args(), 2, setup.watched, says=entry.key)
