@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
+from controller.api.environment import parse_environment
+from controller.api.environment_files import FilesSpec, S3Files
 from controller.backups.manifest import canonical
 from controller.backups.store import FilesystemStore
+from controller.errors import InvalidInput
 from tests.db.test_backup_files import backup_cli, make_files, tree
 from tests.fixtures import nocobase_shape as shape
 from tests.hostile import assert_refused, run_cli
@@ -193,3 +196,42 @@ def test_a_member_replaced_by_a_symlink_is_refused_by_name(setup: Setup) -> None
     member.unlink()
     member.symlink_to(setup.outside / "member")
     assert_refused(setup.restore_args(), 2, setup.watched, says=entry.key)
+
+
+def _env(files: object) -> dict[str, Any]:
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": "prod"},
+        "spec": {
+            "stage": "production",
+            "database": {"dialect": "sqlite", "url": "sqlite:///x.db"},
+            "files": files,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        pytest.param({"path": "relative/dir"}, "absolute path", id="relative"),
+        pytest.param({"path": "/srv/../etc"}, "without '..'", id="dotdot"),
+        pytest.param({"path": "/a", "s3": {"bucket": "b"}}, "path", id="both"),
+        pytest.param({}, "path", id="neither"),
+        pytest.param({"s3": {"bucket": "b", "prefix": "a/../b"}}, "prefix", id="s3-dotdot"),
+        pytest.param({"path": "/a", "exclude": "tmp"}, "exclude", id="exclude-not-a-list"),
+        pytest.param({"path": "/a", "exclude": ["x", "x"]}, "twice", id="exclude-twice"),
+        pytest.param({"path": "/a", "other": 1}, "other", id="unknown-field"),
+    ],
+)
+def test_malformed_spec_files_is_refused(files: object, says: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_environment(_env(files))
+    assert says in caught.value.message
+
+
+def test_spec_files_is_read() -> None:
+    spec = parse_environment(_env({"path": "/var/lib/nocobase/storage", "exclude": ["logs"]}))
+    assert spec.files == FilesSpec(path="/var/lib/nocobase/storage", exclude=("logs",))
+    s3 = parse_environment(_env({"s3": {"bucket": "up", "prefix": "p/", "credentialsSecret": "c"}}))
+    assert s3.files is not None and s3.files.s3 == S3Files("up", "p/", credentials_secret="c")
