@@ -53,7 +53,8 @@ def backup_files(
     stopped (``quiesced``), which is what the manifest says."""
     started = _now()
     entries = []
-    for index, (path, _size) in enumerate(root.scan().files):
+    scan = root.scan()
+    for index, (path, _size) in enumerate(scan.files):
         try:
             src = root.open(path)
         except FileNotFoundError:
@@ -68,6 +69,7 @@ def backup_files(
         copied_until=_now(),
         exclude=root.exclude,
         entries=tuple(entries),
+        skipped=tuple(scan.skipped),
     )
 
 

@@ -23,7 +23,16 @@ from controller.errors import InvalidInput
 #: between ``copied_from`` and ``copied_until``, while the application could write.
 CONSISTENCY = ("quiesced", "copied-after-snapshot")
 _FIELDS = frozenset(
-    {"source", "consistency", "snapshot_at", "copied_from", "copied_until", "exclude", "entries"}
+    {
+        "source",
+        "consistency",
+        "snapshot_at",
+        "copied_from",
+        "copied_until",
+        "exclude",
+        "entries",
+        "skipped",
+    }
 )
 _ENTRY_FIELDS = frozenset({"path", "key", "bytes", "sha256"})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -49,6 +58,9 @@ class FilesSection:
     copied_until: str
     exclude: tuple[str, ...]
     entries: tuple[FileEntry, ...]
+    # Below the root but not backed up: symlinks (never followed), sockets, devices,
+    # names a restore could not write; listed so that nothing is left out silently.
+    skipped: tuple[str, ...] = ()
 
     @property
     def bytes(self) -> int:
@@ -63,6 +75,7 @@ class FilesSection:
             "copied_until": self.copied_until,
             "exclude": list(self.exclude),
             "entries": [e.to_dict() for e in self.entries],
+            "skipped": list(self.skipped),
         }
 
 
@@ -126,11 +139,15 @@ def parse_files(data: object, where: str) -> FilesSection | None:
     consistency = data["consistency"]
     if consistency not in CONSISTENCY:
         _fail(where, f"field consistency must be one of {', '.join(CONSISTENCY)}")
-    exclude = data["exclude"]
+    exclude, skipped = data["exclude"], data["skipped"]
     if not isinstance(exclude, list) or not all(
         isinstance(p, str) and 0 < len(p) <= 1024 for p in exclude
     ):
         _fail(where, "field exclude must be a list of patterns")
+    if not isinstance(skipped, list) or not all(
+        isinstance(p, str) and len(p) <= 4096 for p in skipped
+    ):
+        _fail(where, "field skipped must be a list of paths")
     items = data["entries"]
     if not isinstance(items, list):
         _fail(where, "field entries must be a list")
@@ -144,4 +161,5 @@ def parse_files(data: object, where: str) -> FilesSection | None:
         copied_until=_time(data, "copied_until", where),
         exclude=tuple(exclude),
         entries=entries,
+        skipped=tuple(skipped),
     )

@@ -197,6 +197,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                 f"  files: {len(f.entries)} ({f.bytes} bytes) from {f.source}, {f.consistency} "
                 f"(rows of {f.snapshot_at}, files copied {f.copied_from} to {f.copied_until})"
             )
+            if f.skipped:
+                shown = ", ".join(repr(p) for p in f.skipped[:5])
+                print(f"  not backed up (symlinks, special files): {len(f.skipped)}: {shown}")
     return 0
 
 

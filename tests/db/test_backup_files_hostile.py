@@ -148,8 +148,10 @@ def test_symlinks_in_the_root_are_not_followed_by_a_backup(
     (files / "uploads" / "link.txt").symlink_to(outside / "secret.txt")
     (files / "uploads" / "linked-dir").symlink_to(outside, target_is_directory=True)
     backup_id = backup_cli(tmp_path / "store", db, files)
-    entries = FilesystemStore(tmp_path / "store").manifest(backup_id).files.entries  # type: ignore[union-attr]
-    assert not [e.path for e in entries if "link" in e.path]
+    section = FilesystemStore(tmp_path / "store").manifest(backup_id).files
+    assert section is not None
+    assert not [e.path for e in section.entries if "link" in e.path]
+    assert section.skipped == ("uploads/link.txt", "uploads/linked-dir")  # said, not hidden
     stored = [p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file()]
     assert not any(b"outside secret" in blob for blob in stored)
 
