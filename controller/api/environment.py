@@ -15,6 +15,8 @@ from typing import Any
 
 from controller.api.environment_application import FIELDS_READ as APPLICATION_FIELDS
 from controller.api.environment_application import ApplicationSpec, parse_application
+from controller.api.environment_files import FIELDS_READ as FILES_FIELDS
+from controller.api.environment_files import FilesSpec, parse_files
 from controller.api.resources import (
     OBJECT_NAME,
     Node,
@@ -87,6 +89,7 @@ FIELDS_READ: tuple[str, ...] = (
     *secret_fields("spec.backups.store.keyFrom"),
     *secret_fields("spec.encryptionKeyFrom"),
     *APPLICATION_FIELDS,
+    *FILES_FIELDS,
 )
 
 
@@ -149,6 +152,7 @@ class EnvironmentSpec:
     # No application declared, and promotions into it while it runs are accepted
     # (the nocobase profile refuses them otherwise: NocoBase caches its configuration).
     allow_running_application: bool = False
+    files: FilesSpec | None = None  # the application's files: backed up with its rows
 
     @property
     def locked(self) -> bool:
@@ -275,4 +279,5 @@ def parse_environment(body: Mapping[str, Any]) -> EnvironmentSpec:
         encryption_key_from=encryption,
         application=parse_application(spec),
         allow_running_application=spec.boolean("allowRunningApplication"),
+        files=parse_files(spec),
     )

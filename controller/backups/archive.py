@@ -32,7 +32,7 @@ class _Sink(Protocol):
     def flush(self) -> None: ...
 
 
-class _HashingFile:
+class HashingFile:
     def __init__(self, raw: _Sink) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
@@ -80,7 +80,7 @@ def write_member(
     cipher = writer.cipher
     with path.open("wb") as raw:
         encrypted = cipher.writer(raw, key) if cipher else None
-        sink = _HashingFile(encrypted or raw)
+        sink = HashingFile(encrypted or raw)
         with ipc.new_stream(pa.PythonFile(sink, mode="w"), schema, options=_OPTIONS) as out:
             for batch in batches:
                 if isinstance(batch, pa.RecordBatch):
@@ -104,18 +104,22 @@ def write_member(
     )
 
 
-def _open(store: BackupStore, manifest: Manifest, member: Member) -> BinaryIO:
-    """A member's bytes as written by the Arrow writer: decrypted, chunk by chunk
-    authenticated, in an encrypted backup (a failure names the member)."""
-    raw = store.open(manifest, member.key)
+def open_plain(store: BackupStore, manifest: Manifest, key: str, what: str) -> BinaryIO:
+    """A member's bytes as they were written: decrypted, chunk by chunk authenticated,
+    in an encrypted backup (a failure names ``what``)."""
+    raw = store.open(manifest, key)
     if manifest.encryption is None:
         return raw
-    what = f"backup {manifest.id}: member {member.key} ({member.table})"
     try:
-        return manifest.encryption.cipher.reader(raw, member.key, what)
+        return manifest.encryption.cipher.reader(raw, key, what)
     except BaseException:
         raw.close()
         raise
+
+
+def _open(store: BackupStore, manifest: Manifest, member: Member) -> BinaryIO:
+    what = f"backup {manifest.id}: member {member.key} ({member.table})"
+    return open_plain(store, manifest, member.key, what)
 
 
 def _checked_bytes(store: BackupStore, manifest: Manifest, member: Member) -> BinaryIO:

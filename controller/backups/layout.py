@@ -6,6 +6,7 @@
     <environment>/<backup-id>/tables/<NNNN>-<table>.arrow  Arrow IPC stream, zstd-compressed
     <environment>/<backup-id>/post/<migration>.json.zst  row digests after a migration
     <environment>/<backup-id>/base/<migration>.json.zst  the rows a three-way merge promoted
+    <environment>/<backup-id>/files/<NNNNNN>-<name>  one of the application's files (format 4)
 
 Every name that becomes part of an object key (environment, backup ID, member and
 extra keys) is checked here, so nothing read from a manifest or typed by a user can
@@ -22,7 +23,10 @@ MANIFEST = "manifest.json"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: Relative keys of a backup's objects: one directory level, one plain file name.
-_OBJECT_KEY = re.compile(r"^(tables|post|base)/[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+_OBJECT_KEY = re.compile(r"^(tables|post|base|files)/[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+#: The longest relative path of an application's file that a manifest may name.
+MAX_FILE_PATH = 4096
+NAME_MAX = 255  # bytes of one path component on Linux file systems
 
 
 def _check(part: object, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
@@ -58,6 +62,28 @@ def member_key(table_index: int, table: str) -> str:
 def object_key(key: object, what: str = "object key") -> str:
     """A key relative to a backup, confined to it: ``tables/``, ``post/`` or ``base/<file>``."""
     return _check(key, what, _OBJECT_KEY)
+
+
+def file_key(index: int, path: str) -> str:
+    """A file member's key: the index keeps files apart, the name helps a person."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", path.rsplit("/", 1)[-1]).lstrip("._-")[:100]
+    return f"files/{index:06d}-{safe or 'file'}"
+
+
+def file_path(value: object, what: str = "file path") -> str:
+    """An application file's path relative to its root, as a manifest names it:
+    ``/``-separated, never absolute, no empty, ``.`` or ``..`` part, no NUL or control
+    character. Whatever a manifest says, a restored file stays below its root."""
+    ok = isinstance(value, str) and 0 < len(value) <= MAX_FILE_PATH
+    if ok:
+        assert isinstance(value, str)
+        parts = value.split("/")
+        ok = all(p not in ("", ".", "..") and len(p.encode()) <= NAME_MAX for p in parts)
+        ok = ok and all(ch.isprintable() for ch in value)
+    if not ok:
+        shown = value[:80] if isinstance(value, str) else value
+        raise InvalidInput(f"invalid {what} {shown!r}: outside its root", reason="InvalidPath")
+    return str(value)
 
 
 def post_state_key(migration_id: str) -> str:

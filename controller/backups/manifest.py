@@ -23,13 +23,19 @@ from typing import Any
 
 from controller.backups.crypto import Encryption
 from controller.backups.keyring import Signature
+from controller.backups.manifest_files import FilesSection
 from controller.engine.model import TableSchema
 
 FORMAT = "ferry-backup"
 FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Format 4: version 2 or 3 with the application's files (``files``, ``files/`` members);
+#: written only by a backup that holds files, so backups without stay readable by
+#: releases that know 2 and 3.
+FILES_VERSION = 4
+READABLE_VERSIONS = (1, 2, FILES_VERSION)
 #: Format 3: version 2's manifest and members, encrypted (:mod:`controller.backups.crypto`).
 ENCRYPTED_VERSION = 3
+ENCRYPTED_VERSIONS = (ENCRYPTED_VERSION, FILES_VERSION)
 #: Must-understand extensions this reader knows (none yet; encryption will add one).
 KNOWN_FEATURES: frozenset[str] = frozenset()
 REASONS = ("manual", "scheduled", "pre-migration", "pre-restore")
@@ -117,6 +123,7 @@ class Manifest:
     features: tuple[str, ...] = ()
     signature: Signature | None = None
     encryption: Encryption | None = None  # format 3; not in body(): rekey changes it
+    files: FilesSection | None = None  # format 4: the application's files
     format: str = FORMAT
     version: int = FORMAT_VERSION
 
@@ -167,6 +174,8 @@ class Manifest:
         if self.version >= 2:
             data["source"] = self.source.to_dict() if self.source else None
             data["features"] = list(self.features)
+        if self.version >= FILES_VERSION:
+            data["files"] = self.files.to_dict() if self.files else None
         return data
 
     @property
@@ -239,4 +248,13 @@ class Manifest:
                 else None
             ),
             "source": self.source.to_dict() if self.source else None,
+            "files": (
+                {
+                    "count": len(self.files.entries),
+                    "bytes": self.files.bytes,
+                    "consistency": self.files.consistency,
+                }
+                if self.files
+                else None
+            ),
         }

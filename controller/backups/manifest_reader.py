@@ -24,6 +24,8 @@ from controller.backups.keyring import Signature, StoreKeyring
 from controller.backups.manifest import (
     DIALECTS,
     ENCRYPTED_VERSION,
+    ENCRYPTED_VERSIONS,
+    FILES_VERSION,
     FORMAT,
     FORMAT_VERSION,
     KNOWN_FEATURES,
@@ -35,6 +37,7 @@ from controller.backups.manifest import (
     Member,
     SourceIdentity,
 )
+from controller.backups.manifest_files import parse_files
 from controller.engine.model import TableSchema
 from controller.errors import InvalidInput
 
@@ -223,18 +226,22 @@ def _version(data: dict[str, Any], where: str, readable: tuple[int, ...]) -> int
     version = data.get("version")
     if isinstance(version, bool) or version not in readable:
         shown = version[:32] if isinstance(version, str) else version
-        kind = "an encrypted" if readable == (ENCRYPTED_VERSION,) else "an unencrypted"
+        kind = "an encrypted" if readable == ENCRYPTED_VERSIONS else "an unencrypted"
         raise InvalidInput(
             f"{where}: unknown backup format version {shown!r} for {kind} manifest (this "
             f"Ferry reads versions {', '.join(map(str, READABLE_VERSIONS))} unencrypted and "
-            f"{ENCRYPTED_VERSION} encrypted, writes {FORMAT_VERSION} or {ENCRYPTED_VERSION})",
+            f"{', '.join(map(str, ENCRYPTED_VERSIONS))} encrypted, writes {FORMAT_VERSION} "
+            f"or {ENCRYPTED_VERSION}, and {FILES_VERSION} with files)",
             reason="UnknownFormatVersion",
         )
     return int(version)
 
 
-def _field_set(version: int) -> frozenset[str]:
-    return {1: _V1_FIELDS, 2: _V2_FIELDS}.get(version, _V3_FIELDS)
+def _field_set(version: int, encrypted: bool) -> frozenset[str]:
+    if version == 1:
+        return _V1_FIELDS
+    fields = _V3_FIELDS if encrypted else _V2_FIELDS
+    return fields | {"files"} if version >= FILES_VERSION else fields
 
 
 def parse_manifest(raw: bytes | str, where: str) -> Manifest:
@@ -252,8 +259,10 @@ def parse_manifest(raw: bytes | str, where: str) -> Manifest:
     return _parse_fields(data, where, _version(data, where, READABLE_VERSIONS))
 
 
-def _parse_fields(data: dict[str, Any], where: str, version: int) -> Manifest:
-    expected = _field_set(version)
+def _parse_fields(
+    data: dict[str, Any], where: str, version: int, encrypted: bool = False
+) -> Manifest:
+    expected = _field_set(version, encrypted)
     unknown = set(data) - expected
     if unknown:
         _fail(where, f"unknown field(s) {', '.join(sorted(unknown))[:120]}")
@@ -274,9 +283,10 @@ def _parse_fields(data: dict[str, Any], where: str, version: int) -> Manifest:
         features=_features(data, where) if version >= 2 else (),
         signature=(
             Signature.from_dict(data["signature"], where)
-            if version == 2 and data.get("signature") is not None
+            if not encrypted and version >= 2 and data.get("signature") is not None
             else None
         ),
+        files=parse_files(data.get("files"), where) if version >= FILES_VERSION else None,
         version=version,
     )
     if data.get("checksum") != manifest.checksum:
@@ -335,7 +345,7 @@ def _read_encrypted(
 ) -> Manifest:
     """Format 3: unwrap the data key with the ring, open the sealed body, parse it as
     version 2's fields; its identity must be the one in clear (and where it sits)."""
-    version = _version(data, where, (ENCRYPTED_VERSION,))
+    version = _version(data, where, ENCRYPTED_VERSIONS)
     if set(data) != _V3_OUTER:
         _fail(where, f"an encrypted manifest has exactly the fields {', '.join(sorted(_V3_OUTER))}")
     env, backup = layout.environment(data["environment"]), layout.backup_id(data["id"])
@@ -360,7 +370,7 @@ def _read_encrypted(
         backup,
     ):
         _fail(where, "the sealed manifest's identity differs from its envelope's")
-    manifest = _parse_fields(inner, where, version)
+    manifest = _parse_fields(inner, where, version, encrypted=True)
     return replace(manifest, encryption=encryption)
 
 

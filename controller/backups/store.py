@@ -105,7 +105,10 @@ def seal_manifest(
     if cipher is None or keyring is None:
         return sign_manifest(manifest, keyring)
     return replace(
-        manifest, version=ENCRYPTED_VERSION, signature=None, encryption=wrap(keyring, cipher)
+        manifest,
+        version=max(manifest.version, ENCRYPTED_VERSION),
+        signature=None,
+        encryption=wrap(keyring, cipher),
     )
 
 
@@ -115,8 +118,14 @@ def _read_limited(path: Path, limit: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as err:
         raise InvalidInput(f"{path}: cannot be read ({err.strerror})") from err
+    # In pieces: ``read(limit + 1)`` would allocate the whole limit (64 MiB) up front.
+    parts: list[bytes] = []
+    total = 0
     with os.fdopen(fd, "rb") as f:
-        return f.read(limit + 1)
+        while total <= limit and (part := f.read(min(1 << 20, limit + 1 - total))):
+            parts.append(part)
+            total += len(part)
+    return b"".join(parts)
 
 
 class FilesystemStore:

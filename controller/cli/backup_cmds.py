@@ -11,6 +11,7 @@ from types import FrameType
 
 from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
+from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.parsing import add_names_argument
 from controller.cli.progress import progress_for
 from controller.commands.backup import create_backup, restore, verify
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--environment", metavar="NAME", help="default: the database's name")
     add_names_argument(c, "--tables", "back up only these tables (names or globs)")
     add_names_argument(c, "--exclude", "back up every table but these (names or globs)")
+    add_files_arguments(c, "back up")
     c.add_argument("--format", default="text", choices=["text", "json"])
     c.set_defaults(func=cmd_create)
     ls = _store_parser(bsub, "list", "list complete backups")
@@ -95,6 +97,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="restore even into a database other than the one the backup was taken from",
     )
+    add_files_arguments(r, "restore")
     r.add_argument("--format", default="text", choices=["text", "json"])
     r.set_defaults(func=cmd_restore)
 
@@ -120,6 +123,7 @@ def _terminated_as_exit() -> Iterator[None]:
 
 def cmd_create(args: argparse.Namespace) -> int:
     store = _store(args)
+    files = files_root(args)
     with _terminated_as_exit(), progress_for(args) as progress:
         manifest, location = create_backup(
             args.database,
@@ -129,6 +133,8 @@ def cmd_create(args: argparse.Namespace) -> int:
             tables=args.tables,
             exclude=args.exclude or [],
             progress=progress,
+            files=files,
+            quiesced=args.quiesced,
         )
     if args.format == "json":
         print(
@@ -140,14 +146,16 @@ def cmd_create(args: argparse.Namespace) -> int:
                     "rows": manifest.rows,
                     "bytes": manifest.bytes,
                     "checksum": manifest.checksum,
+                    "files": manifest.summary()["files"],
                 },
                 indent=2,
             )
         )
     else:
+        held = f", {len(manifest.files.entries)} file(s)" if manifest.files else ""
         print(
-            f"backup {manifest.id}: {len(manifest.members)} table(s), {manifest.rows} row(s), "
-            f"{manifest.bytes} bytes at {location}, {manifest.integrity}"
+            f"backup {manifest.id}: {len(manifest.members)} table(s), {manifest.rows} row(s)"
+            f"{held}, {manifest.bytes} bytes at {location}, {manifest.integrity}"
         )
     return 0
 
@@ -183,6 +191,15 @@ def cmd_show(args: argparse.Namespace) -> int:
                 f"  {member.table:<32} {member.rows:>10} rows {member.bytes:>12} bytes "
                 f"sha256:{member.sha256[:16]}…"
             )
+        if manifest.files:
+            f = manifest.files
+            print(
+                f"  files: {len(f.entries)} ({f.bytes} bytes) from {f.source}, {f.consistency} "
+                f"(rows of {f.snapshot_at}, files copied {f.copied_from} to {f.copied_until})"
+            )
+            if f.skipped:
+                shown = ", ".join(repr(p) for p in f.skipped[:5])
+                print(f"  not backed up (symlinks, special files): {len(f.skipped)}: {shown}")
     return 0
 
 
@@ -192,8 +209,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise CheckFailed(
             f"backup {manifest.id} is damaged", problems=problems, reason="BackupCorrupted"
         )
+    held = f", {len(manifest.files.entries)} file(s)" if manifest.files else ""
     print(
-        f"backup {manifest.id}: {len(manifest.members)} member(s), {manifest.rows} row(s): "
+        f"backup {manifest.id}: {len(manifest.members)} member(s), {manifest.rows} row(s){held}: "
         f"every checksum matches and every member decodes; manifest {manifest.integrity}"
     )
     return 0
@@ -201,6 +219,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     store = _store(args)
+    files = files_root(args)
     with _terminated_as_exit(), progress_for(args) as progress:
         result = restore(
             store,
@@ -209,15 +228,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
             tables=args.tables,
             force=args.force,
             progress=progress,
+            files=files,
         )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:
+        put = result.files
         print(
             f"restored {len(result.tables)} table(s), {result.rows} row(s) from backup "
             f"{result.backup.id} ({result.backup.integrity})"
             + (f"; dropped {', '.join(result.dropped)}" if result.dropped else "")
             + (f"; safety backup {result.safety_backup}" if result.safety_backup else "")
+            + (
+                f"; files: {put.written} written, {put.unchanged} unchanged, "
+                f"{len(put.displaced)} moved aside to {put.root}/.ferry-displaced/{put.stamp}/"
+                if put
+                else ""
+            )
         )
     return 0
 

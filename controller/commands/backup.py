@@ -26,7 +26,21 @@ from controller.backups.archive import (
     write_member,
 )
 from controller.backups.arrow_codec import arrow_schema
-from controller.backups.manifest import Manifest, SourceIdentity, new_backup_id
+from controller.backups.fileroots import FilesRoot
+from controller.backups.files_archive import (
+    FilesRestored,
+    backup_files,
+    restore_files,
+    verify_files,
+    wanted_paths,
+)
+from controller.backups.manifest import (
+    FILES_VERSION,
+    FORMAT_VERSION,
+    Manifest,
+    SourceIdentity,
+    new_backup_id,
+)
 from controller.backups.store import BackupStore, writing
 from controller.db.connect import default_environment
 from controller.db.database import Database, ReadSnapshot
@@ -113,8 +127,12 @@ def backup_snapshot(
     exclude: Sequence[str] = (),
     fault: Fault | None = None,
     progress: Progress = NO_PROGRESS,
+    files: FilesRoot | None = None,
+    quiesced: bool = False,
 ) -> tuple[Manifest, str]:
-    """Back up from an open read snapshot (one point in time)."""
+    """Back up from an open read snapshot (one point in time), and the application's
+    files below ``files`` (copied after the rows, the snapshot still open; exact only
+    when the application is stopped: ``quiesced``)."""
     schema = snap.schema()
     names = _selected(sorted(schema.tables), tables, exclude)
     backup_id = new_backup_id()
@@ -139,8 +157,11 @@ def backup_snapshot(
             if fault:
                 fault(f"member:{name}")
             progress.table(name, member.rows, member.bytes)
+        section = backup_files(writer, files, created, quiesced) if files else None
         progress.done()
         manifest = Manifest(
+            version=FILES_VERSION if section else FORMAT_VERSION,
+            files=section,
             source=database_identity(snap),
             id=backup_id,
             environment=environment,
@@ -166,6 +187,8 @@ def create_backup(
     exclude: Sequence[str] = (),
     fault: Fault | None = None,
     progress: Progress = NO_PROGRESS,
+    files: FilesRoot | None = None,
+    quiesced: bool = False,
 ) -> tuple[Manifest, str]:
     db = Database(url)
     try:
@@ -179,6 +202,8 @@ def create_backup(
                 exclude,
                 fault,
                 progress,
+                files,
+                quiesced,
             )
     finally:
         db.dispose()
@@ -248,9 +273,11 @@ class RestoreResult:
     rows: int
     safety_backup: str | None
     undone: tuple[str, ...] = ()  # migrations whose changes this restore put back
+    files: FilesRestored | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
+            "files": self.files.to_dict() if self.files else None,
             "backupId": self.backup.id,
             "tables": list(self.tables),
             "dropped": list(self.dropped),
@@ -300,6 +327,44 @@ def _apply_restore(
     return rows, undone
 
 
+def _prove(store: BackupStore, manifest: Manifest, files: FilesRoot | None) -> None:
+    """Everything a restore checks before it changes anything: every member (and with a
+    files root, every file member) proven, and no file leading outside the root."""
+    if files is not None and manifest.files is None:
+        raise CheckFailed(
+            f"backup {manifest.id} holds no files (it was taken without a files root); "
+            "restore it without one, or choose a backup with files; nothing was changed",
+            reason="NoFilesInBackup",
+        )
+    problems = verify_backup(store, manifest)
+    if files is not None:
+        problems += verify_files(store, manifest)
+    if problems:
+        raise CheckFailed(
+            f"backup {manifest.id} is damaged; nothing was changed",
+            problems=problems,
+            reason="BackupCorrupted",
+        )
+    if files is not None:
+        files.check_target(wanted_paths(manifest, files))
+
+
+def _put_files_back(store: BackupStore, manifest: Manifest, files: FilesRoot) -> FilesRestored:
+    """After the rows: write the files. Nothing is deleted (see ``restore_files``), so a
+    failure here loses nothing, and running the restore again finishes it."""
+    stamp = new_backup_id()
+    try:
+        return restore_files(store, manifest, files, stamp)
+    except (FerryError, OSError) as err:
+        why = err.message if isinstance(err, FerryError) else (err.strerror or str(err))
+        raise PermanentError(
+            f"restore of backup {manifest.id}: the rows were restored but not every file "
+            f"into {files.label}: {why}; what was replaced or removed is in "
+            f".ferry-displaced/{stamp}/; run the restore again to finish",
+            reason=RestoreReason.RESTORE_FAILED,
+        ) from err
+
+
 def restore(
     store: BackupStore,
     backup_id: str,
@@ -313,8 +378,10 @@ def restore(
     force: bool = False,
     fault: Fault | None = None,
     progress: Progress = NO_PROGRESS,
+    files: FilesRoot | None = None,
 ) -> RestoreResult:
-    """Restore ``tables`` (default: all) of a backup into the database at ``url``.
+    """Restore ``tables`` (default: all) of a backup into the database at ``url``, and
+    with ``files`` its application's files into that root (replacing what is there).
 
     A whole restore also drops tables the backup does not have (Ferry's ledger excepted).
     ``environment`` names the target in the store, for its safety backup (default: the
@@ -327,13 +394,7 @@ def restore(
         if tables
         else manifest.tables
     )
-    problems = verify_backup(store, manifest)
-    if problems:
-        raise CheckFailed(
-            f"backup {manifest.id} is damaged; nothing was changed",
-            problems=problems,
-            reason="BackupCorrupted",
-        )
+    _prove(store, manifest, files)
     db = Database(url)
     try:
         with db.reader() as snap:
@@ -354,8 +415,9 @@ def restore(
             )
         except FerryError as err:
             raise revert_failed_write(err, db, store, safety_id, selected) from err
+        put = _put_files_back(store, manifest, files) if files is not None else None
         return RestoreResult(
-            manifest, tuple(selected), tuple(to_drop), rows, safety_id, tuple(undone)
+            manifest, tuple(selected), tuple(to_drop), rows, safety_id, tuple(undone), put
         )
     finally:
         db.dispose()
@@ -410,5 +472,6 @@ def revert_failed_write(
 
 
 def verify(store: BackupStore, backup_id: str) -> tuple[Manifest, list[str]]:
+    """Every table member decoded and every member (files too) checked."""
     manifest = store.manifest(backup_id)
-    return manifest, verify_backup(store, manifest)
+    return manifest, verify_backup(store, manifest) + verify_files(store, manifest)

@@ -14,6 +14,7 @@ from typing import Any
 from controller.api.environment import EnvironmentSpec, VariableType, parse_environment
 from controller.api.reasons import CommonReason
 from controller.api.resources import SecretKeyRef
+from controller.backups.fileroots import DirectoryRoot, FilesRoot, S3Root
 from controller.backups.keyring import StoreKeyring, parse_keyring
 from controller.backups.s3store import S3Store, s3_client
 from controller.backups.store import BackupStore, FilesystemStore
@@ -35,6 +36,7 @@ class ResolvedEnvironment:
     spec: EnvironmentSpec
     url: str  # may hold a password: never print it, use ``label``
     store: BackupStore | None
+    files: FilesRoot | None = None  # spec.files: the application's files
 
     @property
     def label(self) -> str:
@@ -97,6 +99,26 @@ def backup_store(spec: EnvironmentSpec, namespace: str, cluster: Cluster) -> Bac
     return S3Store(s3.bucket, s3.prefix, client=client, keyring=keyring)
 
 
+def files_root(spec: EnvironmentSpec, namespace: str, cluster: Cluster) -> FilesRoot | None:
+    """``spec.files`` as a root to back up from and restore into (S3 credentials from
+    the named Secret, as for the backup store)."""
+    files = spec.files
+    if files is None:
+        return None
+    if files.path:
+        return DirectoryRoot(Path(files.path), files.exclude)
+    s3 = files.s3
+    assert s3 is not None
+    creds = cluster.secret_data(namespace, s3.credentials_secret) if s3.credentials_secret else {}
+    client = s3_client(
+        s3.endpoint,
+        s3.region,
+        creds.get("AWS_ACCESS_KEY_ID") or creds.get("accessKeyId"),
+        creds.get("AWS_SECRET_ACCESS_KEY") or creds.get("secretAccessKey"),
+    )
+    return S3Root(s3.bucket, s3.prefix, client, files.exclude)
+
+
 def resolve(body: dict[str, Any], cluster: Cluster) -> ResolvedEnvironment:
     meta = body.get("metadata", {})
     namespace, name = meta.get("namespace", "default"), meta.get("name", "")
@@ -107,6 +129,7 @@ def resolve(body: dict[str, Any], cluster: Cluster) -> ResolvedEnvironment:
         spec,
         database_url(spec, namespace, cluster),
         backup_store(spec, namespace, cluster),
+        files_root(spec, namespace, cluster),
     )
 
 

@@ -95,6 +95,7 @@ class _Flow(OneShot):
                 tables=list(selection.include) or None,
                 exclude=list(selection.exclude),
                 progress=self.progress,
+                files=env.files,
             )
         except InvalidInput as err:
             own = err.reason != InvalidInput.reason
@@ -104,8 +105,9 @@ class _Flow(OneShot):
             return self.wait(reason, err.message, backoff(retry, err.delay))
         except FerryError as err:
             return self.fail(CommonReason.BACKUP_FAILED, err.message)
+        files = f", {len(manifest.files.entries)} files" if manifest.files else ""
         done = (
-            f"backed up {len(manifest.members)} tables, {manifest.rows} rows "
+            f"backed up {len(manifest.members)} tables, {manifest.rows} rows{files} "
             f"({human_size(manifest.bytes)}) as {manifest.id}"
         )
         self.patch.ready(CommonReason.COMPLETED, done).set(

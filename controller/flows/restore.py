@@ -289,6 +289,7 @@ class _Flow(OneShot):
             environment=env.name,
             force=spec.force,
             progress=self.progress,
+            files=env.files if manifest.files else None,
         )
         self._baseline(env)
         self.patch.set(
@@ -298,9 +299,16 @@ class _Flow(OneShot):
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
             undoneMigrations=list(result.undone) or None,
         )
+        files = result.files
+        told = (
+            f" and {files.written + files.unchanged} files ({files.written} written, "
+            f"{len(files.displaced)} moved aside to {files.root}/.ferry-displaced/{files.stamp}/)"
+            if files
+            else ""
+        )
         return self.completed(
             RestoreReason.RESTORED,
-            f"restored {len(result.tables)} tables ({result.rows} rows) of backup "
+            f"restored {len(result.tables)} tables ({result.rows} rows){told} of backup "
             f"{manifest.id} into {env.name}",
         )
 

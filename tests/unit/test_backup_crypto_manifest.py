@@ -122,7 +122,9 @@ EDITS = [
     pytest.param(_enc("key_id", "k9"), "UnknownStoreKey", id="key-id-unknown"),
     pytest.param(_enc("alg", "none"), "DecryptionFailed", id="alg-changed"),
     pytest.param(_set("version", 2), "UnknownFormatVersion", id="version-2"),
-    pytest.param(_set("version", 4), "UnknownFormatVersion", id="version-4"),
+    # 4 is format 4 (with files): its envelope no longer matches the version 3 body.
+    pytest.param(_set("version", 4), "ManifestInvalid", id="version-4-over-3"),
+    pytest.param(_set("version", 5), "UnknownFormatVersion", id="version-5"),
     pytest.param(_set("id", "20261130T100000000Z-cccccc"), "ManifestMisplaced", id="id-moved"),
     pytest.param(_set("extra", 1), "ManifestInvalid", id="unknown-field"),
     pytest.param(_drop("sealed"), "ManifestInvalid", id="sealed-removed"),
