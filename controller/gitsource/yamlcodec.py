@@ -90,10 +90,14 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     )
     if block:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    # YAML folds NEL and the Unicode line separators into spaces outside double quotes,
-    # and only double quotes can escape other unprintable characters: force them.
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=_flow_style(value))
+
+
+def _flow_style(value: str) -> str | None:
+    """YAML folds NEL and the Unicode line separators into spaces outside double quotes,
+    and only double quotes can escape other unprintable characters: force them."""
     exact = value.isprintable() and not _YAML_BREAKS.intersection(value)
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=None if exact else '"')
+    return None if exact else '"'
 
 
 _YAML_BREAKS = frozenset("\x85\u2028\u2029")
@@ -116,7 +120,7 @@ def _time(dumper: yaml.SafeDumper, value: dt.time) -> yaml.ScalarNode:
 
 
 def _json_text(dumper: yaml.SafeDumper, value: JsonText) -> yaml.ScalarNode:
-    return dumper.represent_scalar("!json", str(value))
+    return dumper.represent_scalar("!json", str(value), style=_flow_style(str(value)))
 
 
 Dumper.add_representer(str, _str)

@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from controller.errors import InvalidInput
@@ -45,6 +45,7 @@ json_values = st.recursive(
 
 
 @given(json_values, st.sampled_from([(",", ":"), (", ", ": "), (",", ": ")]))
+@example([["\x85"], {"": None}], (",", ": "))  # verbatim !json text with a NEL in it
 def test_json_text_round_trips_byte_for_byte(value: object, seps: tuple[str, str]) -> None:
     text = json.dumps(value, ensure_ascii=False, separators=seps)
     style = yamlcodec.json_style_of(text)
