@@ -87,6 +87,9 @@ FIELDS_READ: tuple[str, ...] = (
     *secret_fields("spec.backups.store.keyFrom"),
     *secret_fields("spec.encryptionKeyFrom"),
     *APPLICATION_FIELDS,
+    "spec.rehearsal.scratch.url",
+    *secret_fields("spec.rehearsal.scratch.urlFrom"),
+    "spec.rehearsal.scratch.directory",
 )
 
 
@@ -135,6 +138,21 @@ class BackupStoreSpec:
 
 
 @dataclass(frozen=True)
+class ScratchSpec:
+    """Where a Migration into this Environment is rehearsed (``spec.rehearsal.scratch``):
+    a database server on which Ferry creates and drops ``ferry_rehearsal_*`` databases
+    (its URL literal, for local use, or from a Secret), or for SQLite a directory."""
+
+    url: str | None = None  # literal URL: local use only, may hold a password
+    url_from: SecretKeyRef | None = None
+    directory: str | None = None
+
+    def __repr__(self) -> str:
+        how = "url=<literal>" if self.url else f"url_from={self.url_from}"
+        return f"ScratchSpec({how if self.directory is None else self.directory})"
+
+
+@dataclass(frozen=True)
 class EnvironmentSpec:
     stage: Stage
     database: DatabaseSpec
@@ -149,6 +167,7 @@ class EnvironmentSpec:
     # No application declared, and promotions into it while it runs are accepted
     # (the nocobase profile refuses them otherwise: NocoBase caches its configuration).
     allow_running_application: bool = False
+    rehearsal_scratch: ScratchSpec | None = None
 
     @property
     def locked(self) -> bool:
@@ -192,6 +211,20 @@ def _parse_database(spec: Node) -> DatabaseSpec:
         user=db.string("user"),
         password_from=parse_secret_source(db.child("passwordFrom")),
     )
+
+
+def _parse_scratch(spec: Node) -> ScratchSpec | None:
+    rehearsal = spec.child("rehearsal")
+    node = rehearsal.child("scratch", required=True) if rehearsal is not None else None
+    if node is None:
+        return None
+    which = node.one_of("url", "urlFrom", "directory")
+    if which == "directory":
+        directory = node.required_string("directory")
+        if not directory.startswith("/"):
+            raise InvalidInput(f"{node.where}.directory: expected an absolute path")
+        return ScratchSpec(directory=directory)
+    return ScratchSpec(url=node.string("url"), url_from=parse_secret_source(node.child("urlFrom")))
 
 
 def _parse_variable(node: Node) -> VariableSpec:
@@ -275,4 +308,5 @@ def parse_environment(body: Mapping[str, Any]) -> EnvironmentSpec:
         encryption_key_from=encryption,
         application=parse_application(spec),
         allow_running_application=spec.boolean("allowRunningApplication"),
+        rehearsal_scratch=_parse_scratch(spec),
     )
