@@ -15,8 +15,8 @@ EXPECTED: Mapping[str, str] = MappingProxyType(
     {
         "backups.ferry.dev": "sha256:77d9d4cfe3e3eaee789b6750802c773ccb70ad1d7f11131476f4d97826aea0f0",
         "backupschedules.ferry.dev": "sha256:0c95abf3361b885651e0616ed57d96c406748fee49880721c0253179a0724a00",
-        "environments.ferry.dev": "sha256:ea3a570cece70a8bb9c2671dc5fa22009227bebb2a037a66e4e563ae1e7f1784",
-        "migrations.ferry.dev": "sha256:e0f5cbbe6c5291839d15fdaabb17ee6dc7a2b9a2ce41db41d6b740a658934b53",
+        "environments.ferry.dev": "sha256:83d8568706fd52a8a1f66e7ae262710f7e5eacc12cd39e9f442800b39f032172",
+        "migrations.ferry.dev": "sha256:8e6ab51e4053911db814ef33c42287936799e1d6c6634b625dddf7c66395a9a8",
         "restores.ferry.dev": "sha256:8ed884c10efb156ca792376978657eff1ccbd50561409a9fc939531034a614d8",
     }
 )

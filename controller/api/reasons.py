@@ -67,7 +67,6 @@ class MigrationReason(enum.StrEnum):
     APPLIED_WITH_WARNINGS = "AppliedWithWarnings"  # applied; a step after the commit failed
     APPLY_FAILED = "ApplyFailed"  # applying failed; the target is unchanged
     # spec.rehearsal: Required (controller/commands/rehearsal.py)
-    REHEARSING = "Rehearsing"  # the plan is applied to a scratch copy of the target first
     REHEARSAL_PASSED = "RehearsalPassed"  # event: the copy took the plan and verified
     REHEARSAL_FAILED = "RehearsalFailed"  # the plan failed on the copy; target untouched
     REHEARSAL_PLAN_DIFFERS = "RehearsalPlanDiffers"  # the copy planned another digest
