@@ -149,12 +149,12 @@ def rehearse(
     server = scratch_server(scratch, request.target)
     started = time.monotonic()
     environment = request.environment or default_environment(request.target)
-    with _store(store) as (backups, kept):
+    # The scratch server first: one that refuses us costs no backup of the target.
+    with scratch_database(server, request.target) as copy, _store(store) as (backups, kept):
         manifest, _ = create_backup(
             request.target, backups, environment=environment, reason="rehearsal", progress=progress
         )
-        with scratch_database(server, request.target) as copy:
-            reason, message, digest = _on(copy, request, backups, manifest.id, progress)
+        reason, message, digest = _on(copy, request, backups, manifest.id, progress)
     return RehearsalResult(
         PASSED if reason == MigrationReason.REHEARSAL_PASSED else FAILED,
         reason,
