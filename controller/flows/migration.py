@@ -204,7 +204,8 @@ class _Flow:
             if approved:
                 self.patch.set(approval=approval_status(self.meta, approved))
             request = self.request(spec, source, target, options, approved)
-            if spec.rehearsal is Rehearsal.REQUIRED and not quiesced and not applied:
+            rehearse = spec.rehearsal is Rehearsal.REQUIRED and plan.changes_anything
+            if rehearse and not quiesced and not applied:
                 rehearsed = self.rehearse(request, target, plan.digest)
                 if isinstance(rehearsed, Outcome):
                     return rehearsed
@@ -245,7 +246,9 @@ class _Flow:
         real apply is held to, or the Outcome that ends a failed rehearsal."""
         if already_rehearsed(self.status.get("rehearsal"), digest):
             return digest
-        result = run_rehearsal(request, target, self.cluster, self.on_phase)
+        # the copy must plan exactly this digest (approved, or needing no approval)
+        held = replace(request, approved_digest=request.approved_digest or digest)
+        result = run_rehearsal(held, target, self.cluster, self.on_phase)
         self.patch.set(rehearsal=result.to_status())
         if not result.passed:
             return self.finish(MigrationPhase.FAILED, result.reason, result.message)

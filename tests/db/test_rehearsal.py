@@ -21,6 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from controller.backups.store import FilesystemStore
+from controller.commands.migrate import MigrationRequest
+from controller.commands.rehearsal import rehearse
 from controller.db.scratch import PREFIX, ScratchServer, create, new_name, scratch_server
 from tests.db.dbhelpers import dump, execute, q, rows
 from tests.db.test_promotion import VARS
@@ -111,6 +113,19 @@ def test_a_plan_that_fails_on_the_copy_leaves_the_target_untouched(
     assert out.startswith("rehearsal: failed")
     assert dump(pre) == before and "ferry_migrations" not in before  # no ledger row
     assert rehearsal_databases(scratch) == []
+
+
+def test_a_copy_that_plans_another_digest_fails_with_plan_differs(
+    envs: tuple[str, str], scratch: str
+) -> None:
+    dev, pre = envs
+    before = dump(pre)
+    elsewhere = "sha256:" + "0" * 64  # approved against a target that is not this one
+    result = rehearse(MigrationRequest(dev, pre, approved_digest=elsewhere), scratch)
+    assert (result.outcome, result.reason) == ("Failed", "RehearsalPlanDiffers")
+    assert elsewhere in result.message and result.digest is None
+    assert not result.backup_kept and result.backup_id  # a throw-away store
+    assert dump(pre) == before and rehearsal_databases(scratch) == []
 
 
 def test_without_a_rehearsal_the_same_plan_fails_on_the_target_itself(

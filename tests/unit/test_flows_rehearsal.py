@@ -143,6 +143,18 @@ def test_a_target_without_a_scratch_server_fails_the_required_rehearsal(
     assert dump(urls["pre"]) == before
 
 
+def test_a_plan_that_changes_nothing_is_not_rehearsed(
+    tmp_path: Path, urls: dict[str, str], scratch: Path
+) -> None:
+    cluster = make_cluster(tmp_path, urls, {"directory": str(scratch)})
+    cluster.add(migration("first"))
+    assert run(cluster, "first")[0]["phase"] == "Succeeded"
+    cluster.add(migration("again", **REQUIRED))
+    status, phases, _ = run(cluster, "again")
+    assert status["phase"] == "Succeeded" and "rehearsal" not in status
+    assert MigrationPhase.REHEARSING not in phases
+
+
 def test_skip_is_the_default_and_rehearses_nothing(
     tmp_path: Path, urls: dict[str, str], scratch: Path
 ) -> None:
