@@ -168,12 +168,7 @@ def create(server: ScratchServer, name: str, target_url: str) -> str:
     else:
         charset = _mysql_charset(target_url) or ("utf8mb4", "utf8mb4_bin")
         sql = f"create database `{name}` character set {charset[0]} collate {charset[1]}"
-    engine = _admin(server)
-    try:
-        with classified(f"the scratch server {server.label}"), engine.connect() as conn:
-            conn.exec_driver_sql(sql)
-    finally:
-        engine.dispose()
+    _execute(server, sql)
     return server.url_of(name)
 
 
@@ -189,6 +184,12 @@ def drop(server: ScratchServer, name: str) -> None:
         if server.dialect == "postgresql"
         else f"drop database if exists `{name}`"
     )
+    _execute(server, sql)
+
+
+def _execute(server: ScratchServer, sql: str) -> None:
+    """One statement on the scratch server, outside any transaction (CREATE/DROP
+    DATABASE)."""
     engine = _admin(server)
     try:
         with classified(f"the scratch server {server.label}"), engine.connect() as conn:

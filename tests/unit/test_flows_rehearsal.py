@@ -19,12 +19,13 @@ import pytest
 from controller.api.migration import MigrationPhase
 from controller.backups.store import FilesystemStore
 from controller.flows.migration import reconcile_migration
-from tests.fixtures import nocobase_shape as shape
+from tests.unit import test_flows_migration_errors as migration_errors
 from tests.unit.fake_cluster import FakeCluster
-from tests.unit.test_flows_migration import NOW, VARS, conditions_of, env, migration
-from tests.unit.test_flows_migration_errors import dump
+from tests.unit.test_flows_migration import NOW, conditions_of, env, migration
 
 REQUIRED = {"rehearsal": "Required"}
+dump = migration_errors.dump
+urls = migration_errors.urls  # the fixture: dev with a builder's changes, pre as installed
 
 
 def run(cluster: FakeCluster, name: str) -> tuple[dict[str, Any], list[str], list[str]]:
@@ -42,15 +43,6 @@ def target_env(url: str, store: Path, scratch: dict[str, Any] | None) -> dict[st
     if scratch is not None:
         body["spec"]["rehearsal"] = {"scratch": scratch}
     return body
-
-
-@pytest.fixture
-def urls(tmp_path: Path) -> dict[str, str]:
-    urls = {n: f"sqlite:///{tmp_path}/{n}.db" for n in ("dev", "pre")}
-    shape.build(urls["dev"], app="dev", variables=VARS)
-    shape.builder_changes(urls["dev"])
-    shape.build(urls["pre"], app="pre", variables=VARS)
-    return urls
 
 
 @pytest.fixture
