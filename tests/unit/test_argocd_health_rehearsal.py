@@ -1,8 +1,9 @@
 """Argo CD's health of a rehearsed Migration (``spec.rehearsal: Required``).
 
-The objects start from statuses a real operator wrote (the fixtures of
-``test_argocd_health``) and take the rehearsal's phase or block, run through the
-generated ``argocd-cm.yaml`` as Argo CD runs it.
+The objects are statuses a real operator wrote (the fixtures of ``test_argocd_health``;
+``migration-rehearsal-failed`` from ``tests/e2e/test_status_fixtures.py``), some given
+the rehearsal's phase or block, run through the generated ``argocd-cm.yaml`` as Argo CD
+runs it.
 """
 
 from __future__ import annotations
@@ -19,14 +20,12 @@ def test_rehearsing_is_progressing_and_says_the_target_is_only_read() -> None:
 
 
 def test_a_failed_rehearsal_is_degraded_and_says_the_target_was_not_touched() -> None:
-    obj = fixture("migration-failed")
-    obj["status"]["message"] = "the plan failed on the copy: writing roles: UNIQUE"
-    obj["status"]["rehearsal"] = {"outcome": "Failed", "reason": "RehearsalFailed"}
+    obj = fixture("migration-rehearsal-failed")  # recorded from a real operator
     got = run_health(obj)
     assert got == {
         "status": "Degraded",
         "message": "Failed in rehearsal (the target was not touched): the plan failed on "
-        "the copy: writing roles: UNIQUE",
+        "the copy: writing roles: UNIQUE constraint failed: roles.title",
     }
 
 
