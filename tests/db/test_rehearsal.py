@@ -246,3 +246,20 @@ def test_a_target_named_like_a_rehearsal_database_is_refused(
     finally:
         if dialect != "sqlite":
             server.drop_database(name)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"], ids=["postgresql", "mariadb"])
+def test_an_unreachable_scratch_server_is_temporary_and_costs_no_backup(
+    envs: tuple[str, str], dialect: str, tmp_path: Path
+) -> None:
+    """Exit 75 (retry later) before the target is backed up: the store stays absent."""
+    dev, pre = envs
+    closed = {
+        "postgresql": "postgresql+psycopg://ferry:pw@127.0.0.1:1/postgres",
+        "mysql": "mysql+pymysql://ferry:pw@127.0.0.1:1/",
+    }[dialect]
+    store = tmp_path / "store"
+    argv = ["migrate", "--source", dev, "--target", pre, "--backup-store", str(store)]
+    outcome = assert_refused([*argv, "--rehearse", "--scratch", closed], 75, [pre, store])
+    assert "unreachable" in outcome.stderr and ":pw@" not in outcome.stderr
+    assert not store.exists()
