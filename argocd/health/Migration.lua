@@ -5,6 +5,9 @@
 -- fail it. Everything else, and a status older than the spec, is Progressing: while
 -- the target's application is quiesced (Quiescing … Resuming, CheckingHealth,
 -- RollingBack) the message says so, since the application is down meanwhile.
+-- Rehearsing (spec.rehearsal: Required) is Progressing: the plan runs on a scratch copy
+-- and the target is only read; a Migration that failed its rehearsal is Degraded, and
+-- the message says the target was not touched.
 local function message(status)
   if status.message ~= nil and status.message ~= "" then
     return status.message
@@ -29,7 +32,11 @@ if phase == "Succeeded" then
 end
 if phase == "Failed" then
   hs.status = "Degraded"
-  hs.message = "Failed: " .. message(status)
+  if status.rehearsal ~= nil and status.rehearsal.outcome == "Failed" then
+    hs.message = "Failed in rehearsal (the target was not touched): " .. message(status)
+  else
+    hs.message = "Failed: " .. message(status)
+  end
   return hs
 end
 if phase == "RolledBack" then
@@ -53,6 +60,9 @@ if phase == "AwaitingApproval" then
 end
 hs.status = "Progressing"
 hs.message = phase .. ": " .. message(status)
+if phase == "Rehearsing" then
+  hs.message = "Rehearsing on a scratch copy of the target (the target is only read so far)"
+end
 local quiesced = condition(status, "ApplicationQuiesced")
 if quiesced ~= nil and quiesced.status == "True" and status.application ~= nil then
   hs.message = hs.message .. " (" .. tostring(status.application.workload) .. " is held at zero replicas, "

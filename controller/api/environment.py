@@ -90,6 +90,9 @@ FIELDS_READ: tuple[str, ...] = (
     *secret_fields("spec.encryptionKeyFrom"),
     *APPLICATION_FIELDS,
     *FILES_FIELDS,
+    "spec.rehearsal.scratch.url",
+    *secret_fields("spec.rehearsal.scratch.urlFrom"),
+    "spec.rehearsal.scratch.directory",
 )
 
 
@@ -138,6 +141,21 @@ class BackupStoreSpec:
 
 
 @dataclass(frozen=True)
+class ScratchSpec:
+    """Where a Migration into this Environment is rehearsed (``spec.rehearsal.scratch``):
+    a database server on which Ferry creates and drops ``ferry_rehearsal_*`` databases
+    (its URL literal, for local use, or from a Secret), or for SQLite a directory."""
+
+    url: str | None = None  # literal URL: local use only, may hold a password
+    url_from: SecretKeyRef | None = None
+    directory: str | None = None
+
+    def __repr__(self) -> str:
+        how = "url=<literal>" if self.url else f"url_from={self.url_from}"
+        return f"ScratchSpec({how if self.directory is None else self.directory})"
+
+
+@dataclass(frozen=True)
 class EnvironmentSpec:
     stage: Stage
     database: DatabaseSpec
@@ -153,6 +171,7 @@ class EnvironmentSpec:
     # (the nocobase profile refuses them otherwise: NocoBase caches its configuration).
     allow_running_application: bool = False
     files: FilesSpec | None = None  # the application's files: backed up with its rows
+    rehearsal_scratch: ScratchSpec | None = None
 
     @property
     def locked(self) -> bool:
@@ -196,6 +215,20 @@ def _parse_database(spec: Node) -> DatabaseSpec:
         user=db.string("user"),
         password_from=parse_secret_source(db.child("passwordFrom")),
     )
+
+
+def _parse_scratch(spec: Node) -> ScratchSpec | None:
+    rehearsal = spec.child("rehearsal")
+    node = rehearsal.child("scratch", required=True) if rehearsal is not None else None
+    if node is None:
+        return None
+    which = node.one_of("url", "urlFrom", "directory")
+    if which == "directory":
+        directory = node.required_string("directory")
+        if not directory.startswith("/"):
+            raise InvalidInput(f"{node.where}.directory: expected an absolute path")
+        return ScratchSpec(directory=directory)
+    return ScratchSpec(url=node.string("url"), url_from=parse_secret_source(node.child("urlFrom")))
 
 
 def _parse_variable(node: Node) -> VariableSpec:
@@ -280,4 +313,5 @@ def parse_environment(body: Mapping[str, Any]) -> EnvironmentSpec:
         application=parse_application(spec),
         allow_running_application=spec.boolean("allowRunningApplication"),
         files=parse_files(spec),
+        rehearsal_scratch=_parse_scratch(spec),
     )

@@ -8,6 +8,7 @@ digest arrives.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class MigrationPhase(Phase):
     QUEUED = "Queued"
     PLANNING = "Planning"
     AWAITING_APPROVAL = "AwaitingApproval"
+    REHEARSING = "Rehearsing"  # spec.rehearsal: the plan runs on a scratch copy first
     QUIESCING = "Quiescing"  # the target's application is scaled to zero (spec.application)
     BACKING_UP = "BackingUp"
     APPLYING = "Applying"
@@ -61,7 +63,15 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.approval.required",
     "spec.approval.planDigest",
     "spec.backup.skip",
+    "spec.rehearsal",
 )
+
+
+class Rehearsal(enum.StrEnum):
+    """``spec.rehearsal``: whether the plan is applied to a scratch copy first."""
+
+    REQUIRED = "Required"
+    SKIP = "Skip"
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,7 @@ class MigrationSpec:
     rules: RulesSpec = field(default_factory=RulesSpec)
     approval: Approval = field(default_factory=Approval)
     skip_backup: bool = False
+    rehearsal: Rehearsal = Rehearsal.SKIP
 
 
 def _parse_source(spec: Node) -> MigrationSource:
@@ -136,4 +147,5 @@ def parse_migration(body: Mapping[str, Any]) -> MigrationSpec:
         rules=parse_rules(spec.raw("rules")),
         approval=approval,
         skip_backup=backup.boolean("skip") if backup is not None else False,
+        rehearsal=spec.enum("rehearsal", Rehearsal, Rehearsal.SKIP),
     )

@@ -66,6 +66,12 @@ class MigrationReason(enum.StrEnum):
     APPLIED = "Applied"  # applied (or already matched)
     APPLIED_WITH_WARNINGS = "AppliedWithWarnings"  # applied; a step after the commit failed
     APPLY_FAILED = "ApplyFailed"  # applying failed; the target is unchanged
+    # spec.rehearsal: Required (controller/commands/rehearsal.py)
+    REHEARSAL_PASSED = "RehearsalPassed"  # event: the copy took the plan and verified
+    REHEARSAL_FAILED = "RehearsalFailed"  # the plan failed on the copy; target untouched
+    REHEARSAL_PLAN_DIFFERS = "RehearsalPlanDiffers"  # the copy planned another digest
+    REHEARSAL_COPY_FAILED = "RehearsalCopyFailed"  # the target's backup did not restore
+    REHEARSAL_NOT_CONFIGURED = "RehearsalNotConfigured"  # the target declares no scratch
 
 
 class BackupReason(enum.StrEnum):

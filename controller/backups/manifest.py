@@ -38,7 +38,7 @@ ENCRYPTED_VERSION = 3
 ENCRYPTED_VERSIONS = (ENCRYPTED_VERSION, FILES_VERSION)
 #: Must-understand extensions this reader knows (none yet; encryption will add one).
 KNOWN_FEATURES: frozenset[str] = frozenset()
-REASONS = ("manual", "scheduled", "pre-migration", "pre-restore")
+REASONS = ("manual", "scheduled", "pre-migration", "pre-restore", "rehearsal")
 DIALECTS = ("sqlite", "postgresql", "mysql")
 NAMINGS = ("camelCase", "underscored")
 #: Domain separation: a manifest's signature can never be replayed as another object's.

@@ -11,14 +11,16 @@ from pathlib import Path
 
 from controller.api.ids import validate_migration_id
 from controller.api.rules import Merge
-from controller.backups.store import open_store
+from controller.backups.store import BackupStore, open_store
+from controller.cli import rehearse_opts
 from controller.cli.backup_cmds import add_store_key_argument
 from controller.cli.files import create_output_dir, discard, shown
 from controller.cli.inputs import plan_options, resolve_database
 from controller.cli.parsing import deprecated_alias
 from controller.cli.progress import progress_for
 from controller.commands.export import export
-from controller.commands.migrate import MigrationRequest, migrate, plan_only
+from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
+from controller.commands.rehearsal import RehearsalResult, rehearse
 from controller.commands.rollback import rollback
 from controller.engine.render import plan_json, plan_markdown, plan_text
 from controller.errors import FerryError, PermanentError
@@ -93,6 +95,7 @@ def _register_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="NAME",
         help="the target's name in the backup store (default: its database name)",
     )
+    rehearse_opts.add_arguments(m)
     m.set_defaults(func=cmd_migrate)
 
 
@@ -137,6 +140,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     validate_migration_id(args.migration_id)
     options = plan_options(args.profile, args.rules, args.variables)
+    scratch = rehearse_opts.scratch_of(args)
     store = None
     if not args.skip_backup:
         spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE") or "ferry-backups"
@@ -149,25 +153,61 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         migration_id=args.migration_id,
         environment=args.environment,
     )
+    rehearsal = None
     with progress_for(args) as progress:
-        result = migrate(replace(request, progress=progress))
-    if args.format == "json":
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        if result.plan is not None:
-            print(plan_text(result.plan))
-        print(
-            f"migration {result.id}: {result.status}"
-            + (f" — {result.message}" if result.message else "")
-        )
-        if store is None:
-            print("pre-migration backup: skipped (--skip-backup)")
-        elif result.backup_id:
-            print(f"pre-migration backup: {result.backup_id} in {store.label}")
+        request = replace(request, progress=progress)
+        if scratch is not None:
+            rehearsal = rehearse(request, scratch, store=store, progress=progress)
+            if not rehearsal.passed:
+                return _rehearsal_failed(args, rehearsal)
+            # the real apply is held to the plan the copy took
+            request = replace(request, approved_digest=rehearsal.digest)
+        result = migrate(request)
+    _print_result(args, result, rehearsal, store)
     if result.status in ("failed", "rolled-back"):
         print(f"error: {result.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _rehearsal_failed(args: argparse.Namespace, rehearsal: RehearsalResult) -> int:
+    """A failed rehearsal: exit 1, the target untouched (only read by the backup)."""
+    if args.format == "json":
+        print(json.dumps({"rehearsal": rehearse_opts.rehearsal_json(rehearsal)}, indent=2))
+    else:
+        print(rehearse_opts.rehearsal_text(rehearsal))
+    print(
+        f"error: rehearsal failed ({rehearsal.reason}), the target was not touched: "
+        f"{rehearsal.message}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _print_result(
+    args: argparse.Namespace,
+    result: MigrationResult,
+    rehearsal: RehearsalResult | None,
+    store: BackupStore | None,
+) -> None:
+    if args.format == "json":
+        out = result.to_dict()
+        if rehearsal is not None:
+            out["rehearsal"] = rehearse_opts.rehearsal_json(rehearsal)
+        print(json.dumps(out, indent=2))
+        return
+    if rehearsal is not None:
+        print(rehearse_opts.rehearsal_text(rehearsal))
+    if result.plan is not None:
+        print(plan_text(result.plan))
+    print(
+        f"migration {result.id}: {result.status}"
+        + (f" — {result.message}" if result.message else "")
+    )
+    if store is None:
+        print("pre-migration backup: skipped (--skip-backup)")
+    elif result.backup_id:
+        print(f"pre-migration backup: {result.backup_id} in {store.label}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

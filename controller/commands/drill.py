@@ -275,3 +275,12 @@ def drill(
         finally:
             db.dispose()
     return DrillResult(manifest, db.label, time.monotonic() - started, tables, problems)
+
+
+def restore_checked(
+    store: BackupStore, manifest: Manifest, db: Database, progress: Progress = NO_PROGRESS
+) -> tuple[tuple[TableCheck, ...], tuple[str, ...]]:
+    """A drill without the clearing: restore ``manifest`` into the empty ``db`` and check
+    every table against it (a rehearsal's copy of its target); the caller drops ``db``."""
+    _refuse_unfit(manifest, db)
+    return _run(store, manifest, db, progress)

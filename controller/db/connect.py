@@ -200,12 +200,31 @@ def classify(err: Exception, what: str) -> Exception:
     return PermanentError(f"{what}: {type(err).__name__}: {text}")
 
 
+def _driver_error(err: Exception) -> DBAPIError | None:
+    """A driver's own exception (raised through a raw connection: COPY, staging, hash
+    functions), wrapped as SQLAlchemy wraps it, or None for any other exception."""
+    for module, base in (("psycopg", "Error"), ("pymysql", "Error"), ("sqlite3", "Error")):
+        if not type(err).__module__.startswith(module):
+            continue
+        dbapi = __import__(module)
+        base_error = getattr(dbapi, base)
+        if isinstance(err, base_error):
+            wrapped = DBAPIError.instance(None, None, err, base_error)
+            return wrapped if isinstance(wrapped, DBAPIError) else None
+    return None
+
+
 @contextmanager
 def classified(what: str) -> Iterator[None]:
     try:
         yield
     except (DBAPIError, sa.exc.SQLAlchemyError) as err:
         raise classify(err, what) from err
+    except Exception as err:
+        wrapped = _driver_error(err)
+        if wrapped is None:
+            raise
+        raise classify(wrapped, what) from err
 
 
 def default_environment(url: str) -> str:

@@ -13,10 +13,11 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from controller.api.ids import MIGRATION_ID_MAX
-from controller.api.migration import MigrationPhase, MigrationSpec, parse_migration
+from controller.api.migration import MigrationPhase, MigrationSpec, Rehearsal, parse_migration
 from controller.api.reasons import (
     ApplicationReason,
     CommonReason,
@@ -46,6 +47,7 @@ from controller.flows.environment import new_baseline
 from controller.flows.outcome import Event, Outcome
 from controller.flows.progress import StatusProgress, with_progress
 from controller.flows.queue import earlier_writer, is_ready
+from controller.flows.rehearsal import already_rehearsed, run_rehearsal
 from controller.flows.status import StatusPatch, timestamp
 from controller.gitsource.repository import checkout, credentials_from_secret
 from controller.k8s.client import Cluster
@@ -206,26 +208,58 @@ class _Flow:
             approved = None if applied else approved
             if approved:
                 self.patch.set(approval=approval_status(self.meta, approved))
+            request = self.request(spec, source, target, options, approved)
+            rehearse = spec.rehearsal is Rehearsal.REQUIRED and plan.changes_anything
+            if rehearse and not quiesced and not applied:
+                rehearsed = self.rehearse(request, target, plan.digest)
+                if isinstance(rehearsed, Outcome):
+                    return rehearsed
+                request = replace(request, approved_digest=rehearsed)
             if self.life is not None:
                 hold_deletion(self.cluster, "Migration", self.body)
                 self.life.quiesce()
-            result = migrate(
-                MigrationRequest(
-                    source,
-                    target.url,
-                    options,
-                    migration_id=ledger_id(self.meta),
-                    approved_digest=approved,
-                    store=None if spec.skip_backup else target.store,
-                    environment=target.name,
-                    on_phase=self.on_phase,
-                    progress=self.progress,
-                    fault=self.fault,
-                )
-            )
+            result = migrate(request)
         if self.life is not None:
             return self.after_apply(result, target, spec)
         return self.conclude(result, target, skip=spec.skip_backup)
+
+    def request(
+        self,
+        spec: MigrationSpec,
+        source: str,
+        target: environments.ResolvedEnvironment,
+        options: PlanOptions,
+        approved: str | None,
+    ) -> MigrationRequest:
+        return MigrationRequest(
+            source,
+            target.url,
+            options,
+            migration_id=ledger_id(self.meta),
+            approved_digest=approved,
+            store=None if spec.skip_backup else target.store,
+            environment=target.name,
+            on_phase=self.on_phase,
+            progress=self.progress,
+            fault=self.fault,
+        )
+
+    def rehearse(
+        self, request: MigrationRequest, target: environments.ResolvedEnvironment, digest: str
+    ) -> Outcome | str:
+        """Rehearse the approved plan on a scratch copy (once per plan): the digest the
+        real apply is held to, or the Outcome that ends a failed rehearsal."""
+        if already_rehearsed(self.status.get("rehearsal"), digest):
+            return digest
+        # the copy must plan exactly this digest (approved, or needing no approval)
+        held = replace(request, approved_digest=request.approved_digest or digest)
+        result = run_rehearsal(held, target, self.cluster, self.on_phase)
+        self.patch.set(rehearsal=result.to_status())
+        if not result.passed:
+            return self.finish(MigrationPhase.FAILED, result.reason, result.message)
+        message = f"rehearsed on a copy of {target.name} in {result.seconds:.1f}s: passed"
+        self.events.append(Event(EventType.NORMAL, MigrationReason.REHEARSAL_PASSED, message))
+        return result.digest or digest
 
     def applied(self, target: environments.ResolvedEnvironment) -> bool:
         """Whether the target's ledger records this Migration as applied."""

@@ -404,6 +404,37 @@ spec:
 apiVersion: ferry.dev/v1alpha1
 kind: Environment
 metadata:
+  name: two-scratches
+spec:
+  stage: production
+  database: {dialect: sqlite, url: "sqlite:///x.db"}
+  rehearsal:
+    scratch:
+      directory: /scratch
+      urlFrom: {secretKeyRef: {name: scratch, key: url}}
+""",
+        ["spec.rehearsal.scratch", "set exactly one of url, urlFrom or directory"],
+        id="environment-two-rehearsal-scratches",
+    ),
+    pytest.param(
+        """\
+apiVersion: ferry.dev/v1alpha1
+kind: Migration
+metadata:
+  name: rehearse-maybe
+spec:
+  source: {environment: dev}
+  target: pre
+  rehearsal: Sometimes
+""",
+        ["spec.rehearsal", 'Unsupported value: "Sometimes"'],
+        id="migration-unknown-rehearsal",
+    ),
+    pytest.param(
+        """\
+apiVersion: ferry.dev/v1alpha1
+kind: Environment
+metadata:
   name: bad-stage
 spec:
   stage: staging

@@ -259,6 +259,40 @@ def test_migration_rolled_back(
     record(kubectl, "migration", namespace, "release-2", "migration-rolled-back", tmp_path)
 
 
+def test_migration_rehearsal_failed(
+    kubectl: Kubectl, namespace: str, operator: Any, sqlite_envs: dict[str, str], tmp_path: Path
+) -> None:
+    """spec.rehearsal: Required, and the release fails on the copy of pre (a unique
+    index only pre has): Failed with RehearsalFailed and status.rehearsal."""
+    from tests.db.dbhelpers import execute
+
+    execute(
+        sqlite_envs["pre"],
+        "create unique index uq_roles_title on roles(title)",
+        "update roles set title = 'Support' where name = 'member'",  # dev adds 'Support'
+    )
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    rehearsal = f"  rehearsal: {{scratch: {{directory: {scratch}}}}}\n"
+    apply_ok(
+        kubectl,
+        namespace,
+        environment("dev", "development", sqlite_envs["dev"])
+        + "---"
+        + environment("pre", "pre-release", sqlite_envs["pre"], extra=rehearsal),
+    )
+    apply_ok(kubectl, namespace, migration("release-3", "dev", "pre", "  rehearsal: Required\n"))
+    got = wait_status(
+        kubectl, "migration", namespace, "release-3", phase_in("Failed"), "Failed in rehearsal"
+    )
+    assert has_condition(got, "Stalled", "True", "RehearsalFailed"), got
+    assert got["rehearsal"]["outcome"] == "Failed" and list(scratch.iterdir()) == []
+    live = record(
+        kubectl, "migration", namespace, "release-3", "migration-rehearsal-failed", tmp_path
+    )
+    assert run_health(live)["message"].startswith("Failed in rehearsal")
+
+
 def test_backup_restore_schedule_statuses(
     kubectl: Kubectl,
     namespace: str,

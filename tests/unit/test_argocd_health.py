@@ -155,6 +155,7 @@ EXPECTED = {
     "migration-pending": "Progressing",
     "migration-applying-quiesced": "Progressing",
     "migration-rolled-back-unhealthy": "Degraded",
+    "migration-rehearsal-failed": "Degraded",
     "backup-completed": "Healthy",
     "backup-failed": "Degraded",
     "backupschedule-scheduled": "Healthy",
