@@ -231,7 +231,7 @@ def test_promotion_that_breaks_nocobase_is_rolled_back(
     finally:
         dev.stop()
     _break_boot(nocobase_on_node, dbs["dev"])
-    _declare(kubectl, namespace, nocobase_on_node, dbs, health_timeout=120)
+    _declare(kubectl, namespace, nocobase_on_node, dbs, health_timeout=90)
 
     apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
     done = wait_phase(kubectl, namespace, "release", DONE, 3 * BOOT_TIMEOUT)
