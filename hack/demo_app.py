@@ -68,9 +68,10 @@ def watch(read: Callable[[str, str, str], str], kind: str, name: str) -> Iterato
     start = time.monotonic()
 
     def look() -> str:
+        # The phase first: the replicas read after it are never older than it.
+        phase = read(kind, name, "{.status.phase}") or "-"
         spec = read("deployment", NAME, "{.spec.replicas}") or "?"
         ready = read("deployment", NAME, "{.status.readyReplicas}") or "0"
-        phase = read(kind, name, "{.status.phase}") or "-"
         return f"Deployment/{NAME} replicas {spec} (ready {ready})   {kind}/{name} {phase}"
 
     def loop() -> None:
