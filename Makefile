@@ -78,7 +78,7 @@ test-db: $(STAMP) system-packages s3-binaries ## tests against real SQLite, Post
 test-e2e: $(STAMP) system-packages cluster-binaries argocd-binaries helm ## the operator against a real kube-apiserver and etcd
 	$(BIN)/pytest tests/e2e -q
 
-test-node: $(STAMP) system-packages node-binaries base-image helm ## the operator as a pod from its chart, on the real node
+test-node: $(STAMP) system-packages node-binaries base-image helm nocobase ## the operator as a pod from its chart, on the real node (real NocoBase as a Deployment too)
 	$(BIN)/pytest tests/node -q
 
 test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-binaries argocd-binaries helm nocobase ## set up everything and run every test tier
@@ -86,7 +86,7 @@ test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-bina
 
 check: lint test ## lint, types and every test
 
-demo: $(STAMP) system-packages node-binaries base-image helm ## the whole loop on a local cluster with a real node: the operator as a pod (chart), Git, approval, rollback
+demo: $(STAMP) system-packages node-binaries base-image helm ## the whole loop on a local cluster with a real node: the operator as a pod (chart), an application quiesced and resumed, Git, approval, rollback
 	$(BIN)/python hack/demo_cluster.py
 
 demo-cli: $(STAMP) ## the command line alone: dev → pre-release → production on SQLite files

@@ -4,12 +4,14 @@
    once, cached; root only);
 2. build Ferry's image from the Dockerfile (buildah, no registry) and `helm install` the
    chart: the operator runs as a pod with the chart's ServiceAccount, RBAC and probes;
-3. three NocoBase-shaped environments on SQLite, and a nightly BackupSchedule;
+3. a stand-in application (two http.server pods, a Deployment) serving pre-release, three
+   NocoBase-shaped environments on SQLite, and a nightly BackupSchedule;
 4. a builder's change in development, exported into a Git repository and tagged;
 5. a Migration dev → pre-release from that Git revision, held for approval, approved by
-   its plan digest, applied with a backup;
+   its plan digest, applied with a backup; the stand-in is scaled to zero before the write
+   and back to two replicas after it (its replicas and the phase are printed as they change);
 6. `kubectl get` and `kubectl describe` of what happened;
-7. a rollback of that release with a Restore, business rows kept;
+7. a rollback of that release with a Restore (the stand-in quiesced again), business rows kept;
 8. clean-up (the cluster stops and the host is restored; files stay in demo-out/).
 
 The demo's SQLite files and Git repository live in demo-out/cluster/, which the operator's
@@ -30,11 +32,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import demo_app  # noqa: E402  (hack/, this script's directory)
+
 from controller.commands.export import export  # noqa: E402
 from controller.commands.planning import PlanOptions  # noqa: E402
 from tests.fixtures import nocobase_shape as shape  # noqa: E402
 from tests.harness.cluster import ControlPlane, wait_for  # noqa: E402
-from tests.node.conftest import build_image  # noqa: E402
+from tests.node.conftest import build_image, import_base_image  # noqa: E402
 from tests.unit.test_chart import helm_binary  # noqa: E402
 
 OUT = ROOT / "demo-out" / "cluster"
@@ -56,6 +60,7 @@ def say(step: str, text: str) -> None:
 class Kube:
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
+        self.stand_in = ""  # the base image the stand-in application runs in
 
     def __call__(self, *args: str, input: str | None = None, show: bool = True) -> str:
         if show:
@@ -82,6 +87,7 @@ class Kube:
 
 
 def environments(urls: dict[str, str], store: Path) -> str:
+    """dev → pre-release → production; pre-release declares the stand-in application."""
     return f"""
 apiVersion: ferry.dev/v1alpha1
 kind: Environment
@@ -95,11 +101,10 @@ kind: Environment
 metadata: {{name: pre-release}}
 spec:
   stage: pre-release
-  allowRunningApplication: true
   database: {{dialect: sqlite, url: "{urls["pre"]}"}}
   promotion: {{acceptsFrom: [dev]}}
   backups: {{store: {{path: "{store}"}}}}
----
+{demo_app.application(NS)}---
 apiVersion: ferry.dev/v1alpha1
 kind: Environment
 metadata: {{name: production}}
@@ -161,7 +166,7 @@ def main() -> None:
         kube("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         kube("create", "namespace", NS)
         install(cp, image.repository, image.tag)
-        kube("get", "pods,services", "-n", NS, "-o", "wide")
+        kube.stand_in = import_base_image(cp)
         run(kube)
         say("8/8", "Clean-up: the cluster stops and the host is restored; see demo-out/cluster/")
 
@@ -189,7 +194,11 @@ def run(kube: Kube) -> None:
     for name, url in urls.items():
         shape.build(url, app=name, variables=variables)
     hand_over()
-    say("3/8", "Three environments (SQLite, NocoBase-shaped) and a nightly BackupSchedule")
+    say("3/8", "The application pre-release serves (a stand-in: two pods of a Deployment),")
+    print("three environments (SQLite, NocoBase-shaped) and a nightly BackupSchedule")
+    kube("apply", "-n", NS, "-f", "-", input=demo_app.manifests(kube.stand_in))
+    kube("rollout", "status", f"deployment/{demo_app.NAME}", "-n", NS, "--timeout=120s")
+    kube("get", "pods,services", "-n", NS, "-o", "wide")
     kube("apply", "-n", NS, "-f", "-", input=environments(urls, OUT / "backups"))
     for env in ("dev", "pre-release", "production"):
         kube(
@@ -250,9 +259,12 @@ spec:
         "-p",
         json.dumps({"spec": {"approval": {"required": True, "planDigest": digest}}}),
     )
-    phase = kube.wait_field(
-        "migration", "release-1", "{.status.phase}", {"Succeeded", "Failed", "RolledBack"}
-    )
+    print("The operator scales the stand-in to zero, backs up, applies, restores 2 replicas")
+    print("and waits until its Service answers:")
+    with demo_app.watch(kube.field, "migration", "release-1"):
+        phase = kube.wait_field(
+            "migration", "release-1", "{.status.phase}", {"Succeeded", "Failed", "RolledBack"}
+        )
     print(f"release-1: {phase}")
 
     say("6/8", "What happened, as kubectl shows it")
@@ -274,7 +286,8 @@ metadata: {name: undo-release-1}
 spec: {migration: release-1}
 """,
     )
-    kube.wait_field("restore", "undo-release-1", "{.status.phase}", {"Completed", "Failed"})
+    with demo_app.watch(kube.field, "restore", "undo-release-1"):
+        kube.wait_field("restore", "undo-release-1", "{.status.phase}", {"Completed", "Failed"})
     kube("get", "restores", "-n", NS)
     counts = shape.row_counts(urls["pre"])
     print(

@@ -40,9 +40,12 @@ __all__ = [
     "ApiError",
     "NocoBaseApp",
     "NocoBaseUnavailable",
+    "PodDatabase",
+    "ServedNocoBase",
     "clone_database",
     "ensure_installed",
     "install_database",
+    "kubernetes_manifests",
     "log_problems",
 ]
 
@@ -378,3 +381,161 @@ def log_problems(text: str, allowed: tuple[str, ...] = ()) -> list[str]:
         if _ERROR_LINE.search(line) and not any(re.search(p, line) for p in ignored):
             out.append(line[:400])
     return out
+
+
+# --------------------------------------------------------------------------
+# NocoBase as a Kubernetes Deployment (the real-node tier, ``make demo``)
+# --------------------------------------------------------------------------
+
+POD_PORT = 13000
+POD_INSTALL = "/opt/nocobase"  # the cached install (``install.sh``), mounted read-only
+POD_NODE = "/usr/local/bin/node"  # the host's Node.js binary, mounted read-only
+HEALTH_PATH = "/api/__health_check"
+
+# The install stays read-only and shared: NocoBase's CLI writes ``tsconfig.paths.json``
+# into its working directory at every start, so the working directory is an emptyDir of
+# symlinks to the install's entries (Node resolves modules through the symlinks to the
+# install). ``NOCOBASE_EXTRACT_CLIENT_ASSETS`` stops the CLI rewriting the client's
+# ``index.html`` inside the install (the tier uses the HTTP API only).
+POD_ENTRYPOINT = f"""set -eu
+mkdir -p /work/app && cd /work/app
+for entry in {POD_INSTALL}/app/* {POD_INSTALL}/app/.[!.]*; do ln -sfn "$entry" .; done
+rm -f tsconfig.paths.json
+exec node node_modules/.bin/nocobase-v1 start --launch-mode node
+"""
+
+
+@dataclass(frozen=True)
+class PodDatabase:
+    """NocoBase's database as its pods reach it (a Service name, never an IP)."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+
+
+def _pod_env(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def _secret_env(name: str, secret: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}}
+
+
+def _container(image: str, db: PodDatabase, secret: str) -> dict[str, Any]:
+    plain = {
+        "DB_DIALECT": "postgres", "DB_HOST": db.host, "DB_PORT": str(db.port),
+        "DB_DATABASE": db.database, "DB_USER": db.user, "DB_LOGGING": "off",
+        "APP_ENV": "production", "APP_PORT": str(POD_PORT), "STORAGE_PATH": "/storage",
+        "APP_LAUNCH_MODE": "node", "NOCOBASE_EXTRACT_CLIENT_ASSETS": "true",
+        "DISABLE_PKG_DOWNLOAD": "true", "TELEMETRY_ENABLED": "off", "HOME": "/work",
+        "LOGGER_LEVEL": "info", "INIT_LANG": "en-US",
+    }  # fmt: skip
+    return {
+        "name": "nocobase",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["bash", "-c", POD_ENTRYPOINT],
+        "env": [
+            *(_pod_env(k, v) for k, v in plain.items()),
+            *(_secret_env(k, secret) for k in ("DB_PASSWORD", "APP_KEY", "APP_AES_SECRET_KEY")),
+        ],
+        "ports": [{"name": "http", "containerPort": POD_PORT}],
+        "readinessProbe": {
+            "httpGet": {"path": HEALTH_PATH, "port": POD_PORT},
+            "periodSeconds": 2,
+            "timeoutSeconds": 5,
+        },
+        "volumeMounts": [
+            {"name": "install", "mountPath": POD_INSTALL, "readOnly": True},
+            {"name": "node", "mountPath": POD_NODE, "readOnly": True},
+            {"name": "work", "mountPath": "/work"},
+            {"name": "storage", "mountPath": "/storage"},
+        ],
+    }
+
+
+def kubernetes_manifests(
+    name: str,
+    *,
+    image: str,
+    install: Path,
+    node: Path,
+    db: PodDatabase,
+    app_key: str,
+    aes_key: str,
+    replicas: int = 1,
+) -> list[dict[str, Any]]:
+    """A Secret, a Deployment and a Service that run the cached NocoBase install in the
+    base image: ``install`` (the version directory holding ``app/``) and ``node`` (the
+    Node.js binary) are hostPath volumes, read-only. The AES key is fixed (a Secret), so
+    every pod decrypts what the previous one encrypted. ``Recreate``: two NocoBase
+    versions never serve one database at once."""
+    secret = f"{name}-secrets"
+    labels = {"app": name}
+    pod_spec = {
+        "terminationGracePeriodSeconds": 5,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534},
+        "containers": [_container(image, db, secret)],
+        "volumes": [
+            {"name": "install", "hostPath": {"path": str(install), "type": "Directory"}},
+            {"name": "node", "hostPath": {"path": str(node), "type": "File"}},
+            {"name": "work", "emptyDir": {}},
+            {"name": "storage", "emptyDir": {}},
+        ],
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret},
+            "stringData": {
+                "DB_PASSWORD": db.password,
+                "APP_KEY": app_key,
+                "APP_AES_SECRET_KEY": aes_key,
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": replicas,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"selector": labels, "ports": [{"name": "http", "port": POD_PORT}]},
+        },
+    ]
+
+
+@dataclass(eq=False)
+class ServedNocoBase(NocoBaseApp):
+    """A NocoBase that runs elsewhere (a Deployment), reached at ``address``: the same
+    HTTP helpers as :class:`NocoBaseApp`, no process of its own."""
+
+    address: str = ""
+
+    @property
+    def base(self) -> str:
+        return self.address
+
+    def start(self, *, wait: bool = True) -> NocoBaseApp:
+        raise RuntimeError(f"{self.name} runs as a Deployment: scale it instead")
+
+    def health(self, timeout: float = 5) -> int:
+        """HTTP status of NocoBase's health endpoint; 0 when nothing answers."""
+        try:
+            status, _ = self.request("GET", HEALTH_PATH.removeprefix("/api/"), auth=False,
+                                     timeout=timeout)  # fmt: skip
+        except OSError:
+            return 0
+        return status

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +33,7 @@ from tests.e2e import conftest as e2e
 from tests.e2e import main_flows
 from tests.e2e.conftest import Kubectl, guard_cluster
 from tests.harness import dbservers
+from tests.harness import nocobase as nb
 from tests.harness.cluster import REPO_ROOT, ControlPlane, wait_for
 from tests.harness.hoststate import host_state
 from tests.unit.test_chart import helm_binary
@@ -302,3 +306,76 @@ def wait_ready(operator: OperatorPod, timeout: float = 120) -> None:
         return len(pods) == 1 and bool(statuses) and all(c.get("ready") for c in statuses)
 
     wait_for(ready, timeout=timeout, description="one Ready operator pod")
+
+
+def import_base_image(control_plane: ControlPlane) -> str:
+    """The Debian base image (hack/image/base.sh, cached), imported into the node."""
+    proc = subprocess.run(
+        [str(REPO_ROOT / "hack" / "image" / "base.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ref, archive = proc.stdout.strip().splitlines()[-1].split()
+    control_plane.import_image(Path(archive))
+    return ref
+
+
+@pytest.fixture(scope="session")
+def node_base_image(control_plane: ControlPlane) -> str:
+    return import_base_image(control_plane)
+
+
+@dataclass(frozen=True)
+class NocoBaseOnNode:
+    """What a NocoBase Deployment on the node is made of: the base image, the cached
+    install and the host's Node.js binary (hostPath volumes, read-only), and a template
+    database NocoBase installed (and started once) on ``node_postgres``."""
+
+    image: str
+    install: Path
+    node: Path
+    template: str
+    postgres: NodePostgres
+    workdir: Path
+
+    def clone(self, label: str) -> str:
+        """A ``CREATE DATABASE … TEMPLATE`` copy of the template; returns its name."""
+        name = f"ferry_nb_{label}_{secrets.token_hex(3)}"
+        nb.clone_database(self.postgres.server, self.template, name)
+        return name
+
+    def host_app(self, name: str, database: str) -> nb.NocoBaseApp:
+        """A host process on ``database`` (the builder's development app)."""
+        storage = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+        return nb.NocoBaseApp(name, self.postgres.server, database, storage)
+
+    def manifests(self, name: str, database: str, replicas: int = 1) -> list[dict[str, Any]]:
+        server = self.postgres.server
+        db = nb.PodDatabase(
+            self.postgres.service_host, self.postgres.service_port, database,
+            server.user, server.password,
+        )  # fmt: skip
+        return nb.kubernetes_manifests(
+            name, image=self.image, install=self.install, node=self.node, db=db,
+            app_key=f"{name}-app-key", aes_key=secrets.token_hex(32), replicas=replicas,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def nocobase_on_node(
+    control_plane: ControlPlane, node_postgres: NodePostgres, node_base_image: str
+) -> Iterator[NocoBaseOnNode]:
+    from tests.nocobase.conftest import _template  # the tier's own template builder
+
+    install = nb.ensure_installed().parent
+    node = Path(shutil.which("node") or "node").resolve()
+    assert node.is_file(), "Node.js is needed (hack/ensure-system-packages.sh installs it)"
+    workdir = Path(tempfile.mkdtemp(prefix="ferry-nbn-"))  # short: gateway.sock
+    try:
+        template = _template(node_postgres.server, workdir, "node")
+        yield NocoBaseOnNode(node_base_image, install, node, template, node_postgres, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
