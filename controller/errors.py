@@ -31,6 +31,12 @@ class InvalidInput(FerryError):
     reason = "InvalidInput"
 
 
+class BackupNotFound(InvalidInput):
+    """The store holds no complete backup of that ID; nothing was changed."""
+
+    reason = "BackupNotFound"
+
+
 class CheckFailed(InvalidInput):
     """A pre-flight check refused the operation before any change."""
 

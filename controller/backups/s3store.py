@@ -21,7 +21,7 @@ from controller.backups.keyring import StoreKeyring
 from controller.backups.manifest import Manifest
 from controller.backups.manifest_reader import MAX_MANIFEST_BYTES, read_manifest
 from controller.backups.store import seal_manifest
-from controller.errors import InvalidInput, Unreachable
+from controller.errors import BackupNotFound, InvalidInput, Unreachable
 
 
 def s3_client(
@@ -140,7 +140,7 @@ class S3Store:
         for key, env, found in self._manifest_keys(environment):
             if found == backup_id:
                 return self._load(key, env, found)
-        raise InvalidInput(f"no complete backup {backup_id!r} in {self.label}")
+        raise BackupNotFound(f"no complete backup {backup_id!r} in {self.label}")
 
     def _full(self, manifest: Manifest, key: str) -> str:
         rel = layout.object_key(key) if key else ""

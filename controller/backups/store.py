@@ -28,7 +28,7 @@ from controller.backups.crypto import BackupCipher, new_cipher, wrap
 from controller.backups.keyring import StoreKeyring, load_keyring_file
 from controller.backups.manifest import ENCRYPTED_VERSION, Manifest
 from controller.backups.manifest_reader import MAX_MANIFEST_BYTES, read_manifest
-from controller.errors import InvalidInput
+from controller.errors import BackupNotFound, InvalidInput
 
 #: The environment variable naming a store keyring file when no option is given.
 KEY_FILE_ENV = "FERRY_STORE_KEY_FILE"
@@ -203,7 +203,7 @@ class FilesystemStore:
         for env, item in self._backup_dirs(environment):
             if item.name == backup_id:
                 return self._load(env, item)
-        raise InvalidInput(f"no complete backup {backup_id!r} in {self.root}")
+        raise BackupNotFound(f"no complete backup {backup_id!r} in {self.root}")
 
     def _dir(self, manifest: Manifest) -> Path:
         return self.root / layout.prefix(manifest.environment, manifest.id)

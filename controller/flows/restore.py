@@ -32,6 +32,7 @@ from controller.commands import environments
 from controller.commands.backup import restore
 from controller.commands.rollback import rollback
 from controller.errors import (
+    BackupNotFound,
     CheckFailed,
     FerryError,
     InvalidInput,
@@ -219,15 +220,21 @@ class _Flow(OneShot):
             target = environments.lookup(self.cluster, self.namespace, spec.environment)
             manifest = self._store_of(target).manifest(backup_id)
             return self._store_of(target), manifest, target.name, {"id": manifest.id}
+        unreadable: list[InvalidInput] = []
         for body in self.cluster.list("Environment", self.namespace):
             env = environments.resolve(body, self.cluster)
             if env.store is None:
                 continue
             try:
                 manifest = env.store.manifest(backup_id)
-            except InvalidInput:
+            except BackupNotFound:
+                continue
+            except InvalidInput as err:  # there, but refused: a wrong key, a bad seal
+                unreadable.append(err)
                 continue
             return env.store, manifest, manifest.environment, {"id": manifest.id}
+        if unreadable:
+            raise unreadable[0]
         raise InvalidInput(
             f"no Environment's backup store in {self.namespace} has backup {backup_id}",
             reason=RestoreReason.BACKUP_NOT_FOUND,

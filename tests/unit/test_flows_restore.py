@@ -134,7 +134,25 @@ def test_a_backup_id_in_no_store_fails(url: str, store: Path, backup_id: str) ->
     named = FakeCluster(
         environment("prod", url, store), restore(backup=unknown, environment="prod")
     )
-    assert_failed(run(named), "Refused", f"no complete backup {unknown!r}")
+    assert_failed(run(named), "BackupNotFound", f"no complete backup {unknown!r}")
+
+
+def test_a_backup_id_found_but_unreadable_says_why(
+    url: str, store: Path, backup_id: str, tmp_path: Path
+) -> None:
+    """Not "no store has it": the store that has it refuses it (here a manifest edited
+    after sealing), and that refusal is what the Restore reports."""
+    (manifest,) = store.glob(f"*/{backup_id}/manifest.json")
+    manifest.write_text(manifest.read_text().replace('"prod"', '"prod2"', 1))
+    empty = tmp_path / "other-store"
+    empty.mkdir()
+    cluster = FakeCluster(
+        environment("other", url, empty), environment("prod", url, store), restore(backup=backup_id)
+    )
+    outcome = run(cluster)
+    assert outcome.status["phase"] == "Failed", outcome.status
+    assert "has backup" not in outcome.status["message"]
+    assert backup_id in outcome.status["message"], outcome.status["message"]
 
 
 def test_a_missing_or_unready_target_is_waited_for(url: str, store: Path, backup_id: str) -> None:
