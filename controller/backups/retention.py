@@ -20,14 +20,8 @@ it go and a kept one can say which rules keep it.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-
-from controller.errors import InvalidInput
-
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 # Reasons that are not count rules (the names the ``ferry.dev/kept-by`` annotation shows).
 PINNED = "pinned"
@@ -35,13 +29,6 @@ ROLLBACK = "rollbackWindow"
 MIN_KEEP = "minKeep"
 KEEP_LAST = "keepLast"
 WITHIN_MAX_AGE = "maxAge"
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise InvalidInput(f"invalid duration {text!r} (e.g. 36h, 30d, 8w)")
-    return dt.timedelta(seconds=int(match.group(1)) * _UNIT[match.group(2)])
 
 
 @dataclass(frozen=True)

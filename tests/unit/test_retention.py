@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
-from controller.backups.retention import Candidate, Policy, parse_duration, select_for_deletion
-from controller.errors import InvalidInput
+from controller.backups.retention import Candidate, Policy, select_for_deletion
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
@@ -42,10 +39,3 @@ def test_failed_backups_do_not_count_as_good() -> None:
     assert select_for_deletion(backups, Policy(keep_last=1), NOW) == ["b03"]
     old_failed = [day(9, completed=False), day(1)]
     assert select_for_deletion(old_failed, Policy(max_age=dt.timedelta(days=7)), NOW) == ["b09"]
-
-
-def test_durations() -> None:
-    assert parse_duration("36h") == dt.timedelta(hours=36)
-    assert parse_duration("30d") == dt.timedelta(days=30)
-    with pytest.raises(InvalidInput):
-        parse_duration("30 days")
