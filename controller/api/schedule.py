@@ -56,6 +56,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.retention.keepMonthly",
     "spec.retention.keepYearly",
     "spec.drill.schedule",
+    "spec.drill.pick",
     *secret_fields("spec.drill.scratch.urlFrom"),
 )
 # The grandfather-father-son tiers, as spec.retention names them.
@@ -118,15 +119,24 @@ class Retention:
     keep_yearly: int = 0
 
 
+class DrillPick(enum.StrEnum):
+    """Which completed backup of the schedule a drill restores."""
+
+    NEWEST = "Newest"
+    SAMPLED = "Sampled"  # drawn from all of them, fixed per drill time
+
+
 @dataclass(frozen=True)
 class DrillSpec:
-    """Restore the schedule's newest completed backup into an empty scratch database on
-    its own cron ``schedule`` (read in the schedule's time zone), check it against the
-    manifest and clear the scratch (controller/commands/drill.py). The scratch database's
-    URL comes from a Secret; it must be empty and must not be the Environment's."""
+    """Restore one of the schedule's completed backups (``pick``) into an empty scratch
+    database on its own cron ``schedule`` (read in the schedule's time zone), check it
+    against the manifest and clear the scratch (controller/commands/drill.py). The
+    scratch database's URL comes from a Secret; it must be empty and must not be the
+    Environment's."""
 
     schedule: str
     scratch: SecretKeyRef
+    pick: DrillPick = DrillPick.NEWEST
 
 
 @dataclass(frozen=True)
@@ -183,7 +193,11 @@ def _parse_drill(spec: Node) -> DrillSpec | None:
     assert scratch is not None
     ref = parse_secret_source(scratch.child("urlFrom", required=True))
     assert ref is not None
-    return DrillSpec(schedule=_cron(node, f"{node.where}.schedule"), scratch=ref)
+    return DrillSpec(
+        schedule=_cron(node, f"{node.where}.schedule"),
+        scratch=ref,
+        pick=node.enum("pick", DrillPick, DrillPick.NEWEST),
+    )
 
 
 def parse_backup_schedule(body: Mapping[str, Any]) -> BackupScheduleSpec:

@@ -1,7 +1,8 @@
-"""A BackupSchedule's restore drills (``spec.drill``): prove its newest backup restores.
+"""A BackupSchedule's restore drills (``spec.drill``): prove its backups restore.
 
 On the drill's own cron schedule (in the schedule's time zone; missed runs collapse
-into one, as for backups) the newest Completed Backup of the schedule is restored into
+into one, as for backups) a Completed Backup of the schedule (the newest, or a sampled
+one: ``spec.drill.pick``) is restored into
 the scratch database of ``spec.drill.scratch`` (controller/commands/drill.py: refused
 unless empty and other than the Environment's database, checked table by table, then
 cleared). The result is the Backup's ``status.lastDrill`` and the schedule's
@@ -13,6 +14,7 @@ check, without moving ``status.lastDrillTime``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +24,7 @@ from croniter import croniter
 
 from controller.api.backup import BackupPhase
 from controller.api.reasons import ConditionType, EventType, ScheduleReason
-from controller.api.schedule import BackupScheduleSpec, DrillSpec
+from controller.api.schedule import BackupScheduleSpec, DrillPick, DrillSpec
 from controller.commands import environments
 from controller.commands.drill import FAILED, DrillResult, drill
 from controller.errors import FerryError, TemporaryError
@@ -113,14 +115,27 @@ def _run(
     )
 
 
-def _newest_completed(owned: list[dict[str, Any]]) -> dict[str, Any] | None:
-    done = [
-        b
-        for b in owned
-        if (b.get("status") or {}).get("phase") == BackupPhase.COMPLETED
-        and (b.get("status") or {}).get("id")
-    ]
-    return max(done, key=lambda b: str(b["status"].get("completionTime") or ""), default=None)
+def pick_backup(
+    owned: list[dict[str, Any]], pick: DrillPick, due: dt.datetime
+) -> dict[str, Any] | None:
+    """The completed Backup a drill due at ``due`` restores: the newest, or one drawn
+    from all of them by a hash of the drill's time, so that a retry of the same drill
+    restores the same backup and the next drill most likely another."""
+    done = sorted(
+        (
+            b
+            for b in owned
+            if (b.get("status") or {}).get("phase") == BackupPhase.COMPLETED
+            and (b.get("status") or {}).get("id")
+        ),
+        key=lambda b: (str(b["status"].get("completionTime") or ""), str(b["status"]["id"])),
+    )
+    if not done:
+        return None
+    if pick is DrillPick.NEWEST:
+        return done[-1]
+    draw = hashlib.sha256(timestamp(due).encode()).digest()
+    return done[int.from_bytes(draw[:8], "big") % len(done)]
 
 
 @dataclass(frozen=True)
@@ -150,7 +165,7 @@ def run_due_drill(
     due = drill_due(spec.drill, tz, created=clock.created, last=clock.last, now=now)
     if due is None:
         return
-    backup = _newest_completed(owned)
+    backup = pick_backup(owned, spec.drill.pick, due)
     if backup is None:
         record = DrillRecord(
             None,

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from controller.api.resources import SecretKeyRef
-from controller.api.schedule import DrillSpec, parse_backup_schedule
+from controller.api.schedule import DrillPick, DrillSpec, parse_backup_schedule
 from controller.errors import InvalidInput
-from controller.flows.drill import drill_due
+from controller.flows.drill import drill_due, pick_backup
 from tests.unit.test_argocd_health import fixture, run_health
 
 UTC = dt.UTC
@@ -49,12 +49,40 @@ def test_a_drill_is_parsed() -> None:
         ({"schedule": "@weekly", "scratch": {}}, "urlFrom is required"),
         ({"schedule": "@weekly", "scratch": {"url": "sqlite:///x"}}, "unknown field(s) url"),
         ({**GOOD, "sample": 3}, "unknown field(s) sample"),
+        ({**GOOD, "pick": "Oldest"}, "spec.drill.pick"),
     ],
 )
 def test_a_bad_drill_is_refused(drill: Any, says: str) -> None:
     with pytest.raises(InvalidInput) as err:
         parse_backup_schedule(_body(drill))
     assert says in err.value.message
+
+
+def test_a_drill_picks_the_newest_or_a_sampled_backup() -> None:
+    assert parse_backup_schedule(_body({**GOOD, "pick": "Sampled"})).drill == DrillSpec(
+        "0 4 * * 0", SecretKeyRef("s", "url"), DrillPick.SAMPLED
+    )
+
+    def backup(name: str, phase: str, done: str) -> dict[str, Any]:
+        status = {"phase": phase, "id": f"id-{name}", "completionTime": done}
+        return {"metadata": {"name": name}, "status": status}
+
+    owned = [
+        backup("b2", "Completed", "2026-11-02T02:00:00Z"),
+        backup("b9", "Failed", "2026-11-09T02:00:00Z"),
+        backup("b3", "Completed", "2026-11-03T02:00:00Z"),
+        backup("b1", "Completed", "2026-11-01T02:00:00Z"),
+        backup("b8", "Running", ""),
+    ]
+    sundays = [dt.datetime(2026, 1, 4, 4, tzinfo=UTC) + dt.timedelta(weeks=w) for w in range(52)]
+    assert {pick_backup(owned, DrillPick.NEWEST, due)["metadata"]["name"] for due in sundays} == {
+        "b3"
+    }
+    drawn = [pick_backup(owned, DrillPick.SAMPLED, due)["metadata"]["name"] for due in sundays]
+    assert set(drawn) == {"b1", "b2", "b3"}  # in a year every completed backup, no other
+    again = [pick_backup(list(reversed(owned)), DrillPick.SAMPLED, d) for d in sundays]
+    assert [b["metadata"]["name"] for b in again] == drawn  # a retry restores the same one
+    assert pick_backup(owned[1:2], DrillPick.SAMPLED, sundays[0]) is None
 
 
 SUNDAYS = DrillSpec("0 4 * * 0", SecretKeyRef("s", "url"))  # 29 Nov 2026 is a Sunday
