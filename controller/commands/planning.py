@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.api.rules import Rule, RulesSpec
+from controller.commands import nocobase_facts
 from controller.engine import checks
 from controller.engine.buckets import DigestSource
 from controller.engine.catalog import nocobase_catalog
@@ -77,6 +78,8 @@ def _resolve(
     sides (dialect, naming settings, schemas the rules would sync)."""
     src_schema, tgt_schema = source.schema(), target.schema()
     nocobase = options.profile is Profile.NOCOBASE
+    # NocoBase's own checks first: naming settings, versions, plugins.
+    early = nocobase_facts.check(source, target, strict=options.rules.strict) if nocobase else []
     collections = (
         collections_of(source, src_schema) + collections_of(target, tgt_schema) if nocobase else []
     )
@@ -93,7 +96,7 @@ def _resolve(
         target_naming=naming(set(tgt_schema.tables)),
     )
     checks.require(problems, reason="Incompatible")
-    return resolved, warnings
+    return resolved, early + warnings
 
 
 def _keyspecs(
