@@ -116,11 +116,17 @@ def ensure_installed(*, auto_install: bool = True) -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
+#: NocoBase's dialect (``DB_DIALECT``) for each of the harness's servers.
+NODE_DIALECT = {"postgresql": "postgres", "mysql": "mariadb"}
+
+
 def node_url(server: RunningServer, database: str) -> str:
-    """``postgres://`` URL in the form run.sh (NocoBase's pg driver) accepts."""
+    """``postgres://`` or ``mariadb://`` URL in the form run.sh accepts (NocoBase's
+    ``pg`` and ``mariadb`` drivers, both in the installed release)."""
     user = urllib.parse.quote(server.user, safe="")
     password = urllib.parse.quote(server.password, safe="")
-    return f"postgres://{user}:{password}@{server.host}:{server.port}/{database}"
+    scheme = NODE_DIALECT[server.dialect]
+    return f"{scheme}://{user}:{password}@{server.host}:{server.port}/{database}"
 
 
 def install_database(
@@ -162,11 +168,32 @@ def install_database(
 
 
 def clone_database(server: RunningServer, template: str, name: str) -> str:
-    """``CREATE DATABASE name TEMPLATE template`` (nothing may be connected to it)."""
-    with server.admin_engine().connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    server.created_databases.add(name)
-    return server.url(name)
+    """A copy of ``template`` (nothing may be connected to it, nor write to it).
+
+    PostgreSQL: ``CREATE DATABASE name TEMPLATE template``. MariaDB has no templates:
+    each base table is copied with ``CREATE TABLE … LIKE`` (columns, keys, indexes)
+    and ``INSERT … SELECT`` (rows; ``AUTO_INCREMENT`` moves past them).
+    """
+    if server.dialect == "postgresql":
+        with server.admin_engine().connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        server.created_databases.add(name)
+        return server.url(name)
+    url = server.create_database(name)
+    with server.admin_engine().begin() as conn:
+        tables = conn.execute(
+            sa.text(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = :db AND table_type = 'BASE TABLE'"
+            ),
+            {"db": template},
+        ).scalars()
+        conn.execute(sa.text("SET SESSION foreign_key_checks = 0"))
+        for table in list(tables):
+            src, dst = f"`{template}`.`{table}`", f"`{name}`.`{table}`"
+            conn.execute(sa.text(f"CREATE TABLE {dst} LIKE {src}"))
+            conn.execute(sa.text(f"INSERT INTO {dst} SELECT * FROM {src}"))
+    return url
 
 
 def _env() -> dict[str, str]:

@@ -109,11 +109,39 @@ class AppFactory:
             self.server.drop_database(database)
 
 
+@pytest.fixture(scope="session")
+def nocobase_template_mariadb(
+    nocobase_app_dir: Path, mariadb_server: RunningServer, nocobase_workdir: Path
+) -> str:
+    """Template ``A`` installed by NocoBase on MariaDB (its ``mariadb`` dialect)."""
+    return _template(mariadb_server, nocobase_workdir, "m")
+
+
+#: The fixtures of the database server and template for each dialect the tier runs on.
+DIALECTS = {
+    "postgresql": ("postgres_server", "nocobase_template"),
+    "mariadb": ("mariadb_server", "nocobase_template_mariadb"),
+}
+
+
+@pytest.fixture(scope="module")
+def nocobase_dialect(request: pytest.FixtureRequest) -> str:
+    """The database NocoBase runs on: PostgreSQL unless a module parametrizes it
+    (``pytest.mark.parametrize("nocobase_dialect", [...], indirect=True, scope="module")``).
+    """
+    value = getattr(request, "param", "postgresql")
+    assert value in DIALECTS, value
+    return str(value)
+
+
 @pytest.fixture(scope="module")
 def make_app(
-    postgres_server: RunningServer, nocobase_template: str, nocobase_workdir: Path
+    request: pytest.FixtureRequest, nocobase_dialect: str, nocobase_workdir: Path
 ) -> Iterator[AppFactory]:
-    factory = AppFactory(postgres_server, nocobase_template, nocobase_workdir)
+    server_fixture, template_fixture = DIALECTS[nocobase_dialect]
+    server = request.getfixturevalue(server_fixture)
+    template = request.getfixturevalue(template_fixture)
+    factory = AppFactory(server, template, nocobase_workdir)
     yield factory
     factory.close()
 
