@@ -31,7 +31,7 @@ from tests.nocobase.conftest import AppFactory
 pytestmark = [
     pytest.mark.nocobase,
     pytest.mark.parametrize(
-        "nocobase_dialect", ["postgresql", "mariadb"], indirect=True, scope="module"
+        "nocobase_dialect", ["postgresql", "mariadb", "sqlite"], indirect=True, scope="module"
     ),
 ]
 
