@@ -3,7 +3,8 @@
 The version and the plugins are read from the tables NocoBase itself keeps
 (``applicationVersion``, ``applicationPlugins``): the version Ferry names is the one
 ``app:getInfo`` reports, and a plugin enabled through NocoBase's own plugin manager
-(``pm:enable``) in development is one the pre-release does not have enabled. Only one
+(``pm:enable``) in development is one the pre-release does not have enabled — on
+PostgreSQL, MariaDB and SQLite, whose booleans differ (``TINYINT(1)``). Only one
 NocoBase release is installed here, so an older target is a copy whose
 ``applicationVersion`` row says what an older release writes there. Refusals exit 2
 through ``ferry`` and leave the target's database exactly as it was.
@@ -16,13 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.db.dbhelpers import execute, rows
+from tests.db.dbhelpers import execute, q, rows
 from tests.harness.nocobase import NocoBaseApp
 from tests.hostile import assert_refused, run_cli
 from tests.nocobase import builder as b
 from tests.nocobase.conftest import AppFactory
 
-pytestmark = pytest.mark.nocobase
+pytestmark = [
+    pytest.mark.nocobase,
+    pytest.mark.parametrize(
+        "nocobase_dialect", ["postgresql", "mariadb", "sqlite"], indirect=True, scope="module"
+    ),
+]
 
 # A plugin the preset ships but does not enable; enabling it is one builder's click.
 PLUGIN = "field-code"
@@ -51,7 +57,8 @@ def test_an_older_target_is_refused_naming_both_versions(make_app: AppFactory) -
     # Two installations of one release: nothing to say (the real tables, no noise).
     assert _prechecks(_plan(dev, pre)["warnings"]) == []
 
-    execute(pre.url, """UPDATE "applicationVersion" SET value = '2.2.9'""")
+    table, value = q(pre.server.dialect, "applicationVersion"), q(pre.server.dialect, "value")
+    execute(pre.url, f"UPDATE {table} SET {value} = '2.2.9'")
     assert_refused(
         ["migrate", "--source", dev.url, "--target", pre.url, "--id", "older"],
         2,
@@ -69,11 +76,12 @@ def test_a_plugin_enabled_only_in_the_source_warns_and_strict_refuses(
     dev.post(f"pm:enable?filterByTk={PLUGIN}&awaitResponse=true")
     dev.wait_ready()
     dev.stop()
+    # booleans: true on PostgreSQL, 1 in MariaDB's and SQLite's TINYINT(1)
     enabled = dict(rows(dev.url, "applicationPlugins", "name", "enabled"))
-    assert enabled[PLUGIN] is True, "NocoBase did not record the plugin as enabled"
+    assert enabled[PLUGIN] in (True, 1), "NocoBase did not record the plugin as enabled"
     in_pre = dict(rows(pre.url, "applicationPlugins", "name", "enabled"))
     state = "absent" if PLUGIN not in in_pre else "disabled"
-    assert in_pre.get(PLUGIN) is not True
+    assert in_pre.get(PLUGIN) in (None, False, 0)
     expected = f"plugins enabled in the source are not enabled in the target: {PLUGIN} ({state})"
 
     assert _prechecks(_plan(dev, pre)["warnings"]) == [expected]
