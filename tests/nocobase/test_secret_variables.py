@@ -25,7 +25,12 @@ from tests.hostile import assert_refused, run_cli
 from tests.nocobase import builder as b
 from tests.nocobase.conftest import AppFactory
 
-pytestmark = pytest.mark.nocobase
+pytestmark = [
+    pytest.mark.nocobase,
+    pytest.mark.parametrize(
+        "nocobase_dialect", ["postgresql", "mariadb", "sqlite"], indirect=True, scope="module"
+    ),
+]
 
 SECRETS = {"ERP_TOKEN": "erp-tok-SECRET", "MAIL_PASSWORD": "mail-pw-SECRET"}
 KEY_FILE = Path("apps") / "main" / "aes_key.dat"
