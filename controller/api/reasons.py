@@ -129,6 +129,15 @@ class ApplicationReason(enum.StrEnum):
     RUNNING_APPLICATION = "RunningApplication"  # nocobase target without spec.application
 
 
+class PreCheckReason(enum.StrEnum):
+    """A ``nocobase`` promotion refused before any change: NocoBase itself would not
+    run the promoted configuration (the checks NocoBase's own backup restorer makes)."""
+
+    NAMING_SETTINGS_DIFFER = "NamingSettingsDiffer"  # DB_UNDERSCORED, DB_TABLE_PREFIX … differ
+    TARGET_VERSION_OLDER = "TargetVersionOlder"  # the target runs an older NocoBase
+    PLUGINS_MISSING = "PluginsMissing"  # source plugins not enabled in the target (strict)
+
+
 REASON_GROUPS: tuple[type[enum.StrEnum], ...] = (
     CommonReason,
     EnvironmentReason,
@@ -138,4 +147,5 @@ REASON_GROUPS: tuple[type[enum.StrEnum], ...] = (
     ScheduleReason,
     OperatorReason,
     ApplicationReason,
+    PreCheckReason,
 )

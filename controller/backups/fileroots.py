@@ -32,9 +32,10 @@ from controller.errors import InvalidInput
 #: Where a restore moves what it replaces or removes: ``<root>/.ferry-displaced/<stamp>/``.
 DISPLACED = ".ferry-displaced"
 #: Never backed up, never restored, never moved aside, whatever the Environment says.
-#: NocoBase keeps its AES key in ``storage/environment-variables/``: the key encrypts
-#: secret variables, and it is the user's to keep, not the backup's.
-ALWAYS_EXCLUDED = ("environment-variables", DISPLACED, "*.ferry-tmp")
+#: NocoBase keeps the AES key of its secret variables in ``storage/apps/<app>/aes_key.dat``
+#: (2.x; before: ``storage/environment-variables/<app>/``): the key is the user's to
+#: keep, like ``APP_KEY``, never the backup's.
+ALWAYS_EXCLUDED = ("environment-variables", "aes_key.dat", DISPLACED, "*.ferry-tmp")
 READ_CHUNK = 1 << 20
 
 Sink = Callable[[bytes], object]

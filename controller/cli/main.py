@@ -20,7 +20,14 @@ import traceback
 from typing import cast
 
 from controller import __version__
-from controller.cli import backup_cmds, diff_cmd, migrate_cmds, promote_cmd, run_cmd
+from controller.cli import (
+    backup_cmds,
+    diff_cmd,
+    migrate_cmds,
+    promote_cmd,
+    run_cmd,
+    secrets_cmd,
+)
 from controller.cli.parsing import ArgumentParser
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 
@@ -44,6 +51,7 @@ def build_parser() -> ArgumentParser:
     run_cmd.register(sub)
     promote_cmd.register(sub)
     diff_cmd.register(sub)
+    secrets_cmd.register(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from controller.api.rules import Merge, Rule, RulesSpec
 from controller.backups.store import BackupStore
+from controller.commands import nocobase_facts
 from controller.commands.merging import Merging, find_base, merge_tables
 from controller.engine import checks
 from controller.engine.buckets import DigestSource
@@ -89,6 +90,8 @@ def _resolve(
     sides (dialect, naming settings, schemas the rules would sync)."""
     src_schema, tgt_schema = source.schema(), target.schema()
     nocobase = options.profile is Profile.NOCOBASE
+    # NocoBase's own checks first: naming settings, versions, plugins.
+    early = nocobase_facts.check(source, target, strict=options.rules.strict) if nocobase else []
     collections = (
         collections_of(source, src_schema) + collections_of(target, tgt_schema) if nocobase else []
     )
@@ -105,7 +108,7 @@ def _resolve(
         target_naming=naming(set(tgt_schema.tables)),
     )
     checks.require(problems, reason="Incompatible")
-    return resolved, warnings
+    return resolved, early + warnings
 
 
 def _keyspecs(

@@ -9,6 +9,9 @@ parameter: callers pass fresh random bytes; tests pass fixed ones.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -51,3 +54,25 @@ def decrypt(key: bytes, stored: str) -> str | None:
         return (unpadder.update(data) + unpadder.finalize()).decode("utf-8")
     except ValueError:
         return None
+
+
+def parse_key_file(raw: bytes) -> bytes:
+    """The key from a file: NocoBase's ``aes_key.dat`` (32 raw bytes, which is how
+    NocoBase reads it, whatever they are) or ``APP_AES_SECRET_KEY``'s form (64 hex
+    digits, surrounding whitespace allowed)."""
+    if len(raw) == KEY_BYTES:
+        return raw
+    text = raw.decode("ascii", errors="replace").strip()
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        return bytes.fromhex(text)
+    raise InvalidInput(
+        f"the key file holds {len(raw)} bytes that are neither NocoBase's aes_key.dat "
+        f"({KEY_BYTES} bytes) nor 64 hex digits (APP_AES_SECRET_KEY)"
+    )
+
+
+def undecryptable(key: bytes, secrets: Iterable[tuple[str, str | None]]) -> list[str]:
+    """Names of the secret values (``name, stored``) that ``key`` does not decrypt, as
+    NocoBase would find them: it drops such a variable at start and logs ``bad
+    decrypt``. An empty value is NocoBase's own "not set" and is not counted."""
+    return sorted(name for name, stored in secrets if stored and decrypt(key, stored) is None)

@@ -8,7 +8,9 @@
 # Database (either --db-url or the usual NocoBase env vars DB_HOST, DB_PORT,
 # DB_DATABASE, DB_USER, DB_PASSWORD; DB_SCHEMA, DB_UNDERSCORED and
 # DB_TABLE_PREFIX are passed through when set):
-#   --db-url URL         postgres://user:pass@host:port/dbname
+#   --db-url URL         postgres://user:pass@host:port/dbname (also mariadb://, mysql://:
+#                        NocoBase's mariadb / mysql dialects, the drivers it ships;
+#                        sqlite:///ABS/PATH needs the sqlite3 driver on NODE_PATH)
 #   --create-db          create the database if it does not exist (via the pg
 #                        driver shipped with NocoBase; connects to db "postgres")
 # App:
@@ -109,10 +111,19 @@ TOOLS="$(dirname "$APP_DIR")/tools"
 if [ -n "$DB_URL" ]; then
   eval "$(node - "$DB_URL" <<'EOF'
 const u = new URL(process.argv[2]);
-if (!/^postgres(ql)?:$/.test(u.protocol)) { console.error('only postgres:// URLs are supported'); process.exit(1); }
+const dialects = { 'postgres:': 'postgres', 'postgresql:': 'postgres', 'mariadb:': 'mariadb', 'mysql:': 'mysql', 'sqlite:': 'sqlite' };
+const dialect = dialects[u.protocol];
+if (!dialect) { console.error('only postgres://, mariadb://, mysql:// and sqlite:///PATH URLs are supported'); process.exit(1); }
 const q = (s) => "'" + String(s).replace(/'/g, "'\\''") + "'";
+console.log(`DB_DIALECT=${q(dialect)}`);
+if (dialect === 'sqlite') {
+  const file = decodeURIComponent(u.pathname);
+  console.log(`DB_STORAGE=${q(file)}`);
+  console.log(`DB_DATABASE=${q(file)}`);
+  process.exit(0);
+}
 console.log(`DB_HOST=${q(u.hostname || '127.0.0.1')}`);
-console.log(`DB_PORT=${q(u.port || '5432')}`);
+console.log(`DB_PORT=${q(u.port || (dialect === 'postgres' ? '5432' : '3306'))}`);
 console.log(`DB_DATABASE=${q(decodeURIComponent(u.pathname.replace(/^\//, '')))}`);
 console.log(`DB_USER=${q(decodeURIComponent(u.username || 'postgres'))}`);
 console.log(`DB_PASSWORD=${q(decodeURIComponent(u.password || ''))}`);
@@ -122,7 +133,9 @@ EOF
 fi
 : "${DB_HOST:=127.0.0.1}" "${DB_PORT:=5432}" "${DB_USER:=postgres}" "${DB_PASSWORD:=}"
 [ -n "${DB_DATABASE:-}" ] || die "no database given: use --db-url or DB_DATABASE/DB_HOST/DB_PORT/DB_USER/DB_PASSWORD"
-export DB_DIALECT=postgres DB_HOST DB_PORT DB_DATABASE DB_USER DB_PASSWORD
+: "${DB_DIALECT:=postgres}"
+export DB_DIALECT DB_HOST DB_PORT DB_DATABASE DB_USER DB_PASSWORD
+[ -n "${DB_STORAGE:-}" ] && export DB_STORAGE
 [ -n "${DB_SCHEMA:-}" ] && export DB_SCHEMA
 export DB_LOGGING="${DB_LOGGING:-off}"
 

@@ -55,6 +55,8 @@ def make_files(root: Path) -> None:
     (root / "uploads" / "empty.bin").write_bytes(b"")
     (root / "environment-variables").mkdir()
     (root / "environment-variables" / "app").write_bytes(KEY)
+    (root / "apps" / "main").mkdir(parents=True)  # where NocoBase 2.x keeps its key
+    (root / "apps" / "main" / "aes_key.dat").write_bytes(KEY)
     (root / "tmp").mkdir()
     (root / "tmp" / "cache.bin").write_bytes(b"cache")
 
@@ -105,6 +107,7 @@ def test_backup_then_restore_brings_files_and_rows_back(
     (files / "uploads" / "2026" / "12.pdf").write_bytes(b"uploaded later")
     (files / "uploads" / "empty.bin").unlink()
     (files / "environment-variables" / "app").write_bytes(b"rotated key")
+    (files / "apps" / "main" / "aes_key.dat").write_bytes(b"rotated key")
     (files / "tmp" / "cache.bin").write_bytes(b"cache v2")
 
     out = run_cli(
@@ -119,6 +122,7 @@ def test_backup_then_restore_brings_files_and_rows_back(
     expected = {
         **files_before,
         "environment-variables/app": b"rotated key",
+        "apps/main/aes_key.dat": b"rotated key",
         "tmp/cache.bin": b"cache v2",
     }
     assert tree(files) == expected

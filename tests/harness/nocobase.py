@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import urllib.error
@@ -119,15 +120,77 @@ def ensure_installed(*, auto_install: bool = True) -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def node_url(server: RunningServer, database: str) -> str:
-    """``postgres://`` URL in the form run.sh (NocoBase's pg driver) accepts."""
+#: NocoBase's dialect (``DB_DIALECT``) for each of the harness's servers.
+NODE_DIALECT = {"postgresql": "postgres", "mysql": "mariadb", "sqlite": "sqlite"}
+#: NocoBase's ``sqlite`` dialect needs the ``sqlite3`` driver, which the release does not
+#: ship; its prebuilt binary comes from GitHub (unreachable here), so it is built from
+#: the npm registry's sources once (python3, make, g++; minutes) and put on NODE_PATH.
+SQLITE3_VERSION = "6.0.1"
+SQLITE3_DIR = Path.home() / ".cache" / "ferry" / "nocobase-sqlite3" / SQLITE3_VERSION
+
+
+@dataclass
+class SqliteFiles:
+    """SQLite databases as files of one directory: what the tier uses of
+    :class:`RunningServer` (a dialect, URLs, creating and dropping databases)."""
+
+    directory: Path
+    dialect: str = "sqlite"
+    created_databases: set[str] = field(default_factory=set)
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}.sqlite"
+
+    def url(self, name: str) -> str:
+        return f"sqlite:///{self.path(name)}"
+
+    def create_database(self, name: str) -> str:
+        """An empty database (an empty file is one) and its URL: Ferry never creates
+        a SQLite file, as a server's ``CREATE DATABASE`` is never Ferry's either."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path(name).touch(exist_ok=True)
+        self.created_databases.add(name)
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path(name)}{suffix}").unlink(missing_ok=True)
+        self.created_databases.discard(name)
+
+
+def ensure_sqlite3() -> Path:
+    """The ``node_modules`` holding a built ``sqlite3`` driver (built once, cached)."""
+    modules = SQLITE3_DIR / "node_modules"
+    if (modules / "sqlite3" / "build" / "Release" / "node_sqlite3.node").is_file():
+        return modules
+    SQLITE3_DIR.mkdir(parents=True, exist_ok=True)
+    (SQLITE3_DIR / "package.json").write_text('{"name": "ferry-sqlite3", "private": true}\n')
+    done = subprocess.run(
+        ["npm", "install", f"sqlite3@{SQLITE3_VERSION}", "--build-from-source",
+         "--nodedir=/usr", "--no-audit", "--no-fund"],
+        cwd=SQLITE3_DIR, capture_output=True, text=True, check=False, timeout=1800,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise NocoBaseUnavailable(
+            f"building sqlite3@{SQLITE3_VERSION} from source failed (exit "
+            f"{done.returncode}):\n{done.stderr[-2000:]}"
+        )
+    return modules
+
+
+def node_url(server: RunningServer | SqliteFiles, database: str) -> str:
+    """``postgres://`` or ``mariadb://`` URL in the form run.sh accepts (NocoBase's
+    ``pg`` and ``mariadb`` drivers, both in the installed release)."""
+    if isinstance(server, SqliteFiles):
+        return f"sqlite://{server.path(database)}"
     user = urllib.parse.quote(server.user, safe="")
     password = urllib.parse.quote(server.password, safe="")
-    return f"postgres://{user}:{password}@{server.host}:{server.port}/{database}"
+    scheme = NODE_DIALECT[server.dialect]
+    return f"{scheme}://{user}:{password}@{server.host}:{server.port}/{database}"
 
 
 def install_database(
-    server: RunningServer, database: str, storage: Path, *, app_key: str, log: Path
+    server: RunningServer | SqliteFiles, database: str, storage: Path, *, app_key: str, log: Path
 ) -> str:
     """Create ``database`` and let NocoBase install itself into it (no start).
 
@@ -164,12 +227,36 @@ def install_database(
     return url
 
 
-def clone_database(server: RunningServer, template: str, name: str) -> str:
-    """``CREATE DATABASE name TEMPLATE template`` (nothing may be connected to it)."""
-    with server.admin_engine().connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    server.created_databases.add(name)
-    return server.url(name)
+def clone_database(server: RunningServer | SqliteFiles, template: str, name: str) -> str:
+    """A copy of ``template`` (nothing may be connected to it, nor write to it).
+
+    PostgreSQL: ``CREATE DATABASE name TEMPLATE template``. MariaDB has no templates:
+    each base table is copied with ``CREATE TABLE … LIKE`` (columns, keys, indexes)
+    and ``INSERT … SELECT`` (rows; ``AUTO_INCREMENT`` moves past them).
+    """
+    if isinstance(server, SqliteFiles):
+        shutil.copyfile(server.path(template), server.path(name))
+        return server.create_database(name)
+    if server.dialect == "postgresql":
+        with server.admin_engine().connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        server.created_databases.add(name)
+        return server.url(name)
+    url = server.create_database(name)
+    with server.admin_engine().begin() as conn:
+        tables = conn.execute(
+            sa.text(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = :db AND table_type = 'BASE TABLE'"
+            ),
+            {"db": template},
+        ).scalars()
+        conn.execute(sa.text("SET SESSION foreign_key_checks = 0"))
+        for table in list(tables):
+            src, dst = f"`{template}`.`{table}`", f"`{name}`.`{table}`"
+            conn.execute(sa.text(f"CREATE TABLE {dst} LIKE {src}"))
+            conn.execute(sa.text(f"INSERT INTO {dst} SELECT * FROM {src}"))
+    return url
 
 
 def _env() -> dict[str, str]:
@@ -179,6 +266,8 @@ def _env() -> dict[str, str]:
         if key.startswith(("DB_", "APP_", "INIT_ROOT_")) or key in ("STORAGE_PATH",):
             del env[key]
     env["FERRY_NO_AUTO_INSTALL"] = "1"
+    if (SQLITE3_DIR / "node_modules" / "sqlite3").is_dir():
+        env["NODE_PATH"] = str(SQLITE3_DIR / "node_modules")
     return env
 
 
@@ -192,7 +281,7 @@ class NocoBaseApp:
     """One NocoBase application: a database, a storage directory, keys and a port."""
 
     name: str
-    server: RunningServer
+    server: RunningServer | SqliteFiles
     database: str
     storage: Path
     app_key: str = "ferry-nocobase-test-key"

@@ -368,4 +368,5 @@ def assert_boots_cleanly(app: NocoBaseApp, allowed: tuple[str, ...] = ()) -> Non
     problems = nb.log_problems(app.log_text(), allowed)
     assert not problems, f"NocoBase {app.name} logged errors:\n" + "\n".join(problems)
     info = app.get("app:getInfo")
-    assert info["version"] == nb.VERSION and info["database"]["dialect"] == "postgres"
+    dialect = nb.NODE_DIALECT[app.server.dialect]
+    assert info["version"] == nb.VERSION and info["database"]["dialect"] == dialect

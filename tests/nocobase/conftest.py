@@ -46,7 +46,7 @@ def nocobase_workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _template(server: RunningServer, workdir: Path, label: str) -> str:
+def _template(server: RunningServer | nb.SqliteFiles, workdir: Path, label: str) -> str:
     name = f"ferry_nb_template_{label}_{secrets.token_hex(3)}"
     storage = workdir / f"template-{label}"
     nb.install_database(server, name, storage, app_key=f"tpl-{label}", log=storage / "install.log")
@@ -80,7 +80,9 @@ def nocobase_template_b(
 class AppFactory:
     """``make_app(name, template=None, *, empty=False)`` → a stopped NocoBaseApp."""
 
-    def __init__(self, server: RunningServer, template: str, workdir: Path) -> None:
+    def __init__(
+        self, server: RunningServer | nb.SqliteFiles, template: str, workdir: Path
+    ) -> None:
         self.server = server
         self.template = template
         self.workdir = workdir
@@ -109,11 +111,58 @@ class AppFactory:
             self.server.drop_database(database)
 
 
+@pytest.fixture(scope="session")
+def nocobase_template_mariadb(
+    nocobase_app_dir: Path, mariadb_server: RunningServer, nocobase_workdir: Path
+) -> str:
+    """Template ``A`` installed by NocoBase on MariaDB (its ``mariadb`` dialect)."""
+    return _template(mariadb_server, nocobase_workdir, "m")
+
+
+@pytest.fixture(scope="session")
+def nocobase_sqlite(nocobase_app_dir: Path, nocobase_workdir: Path) -> nb.SqliteFiles:
+    """SQLite databases for NocoBase's ``sqlite`` dialect (the driver built once)."""
+    try:
+        nb.ensure_sqlite3()
+    except nb.NocoBaseUnavailable as exc:
+        if strict_mode():
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+    return nb.SqliteFiles(nocobase_workdir / "sqlite")
+
+
+@pytest.fixture(scope="session")
+def nocobase_template_sqlite(nocobase_sqlite: nb.SqliteFiles, nocobase_workdir: Path) -> str:
+    """Template ``A`` installed by NocoBase on SQLite."""
+    return _template(nocobase_sqlite, nocobase_workdir, "s")
+
+
+#: The fixtures of the database server and template for each dialect the tier runs on.
+DIALECTS = {
+    "postgresql": ("postgres_server", "nocobase_template"),
+    "mariadb": ("mariadb_server", "nocobase_template_mariadb"),
+    "sqlite": ("nocobase_sqlite", "nocobase_template_sqlite"),
+}
+
+
+@pytest.fixture(scope="module")
+def nocobase_dialect(request: pytest.FixtureRequest) -> str:
+    """The database NocoBase runs on: PostgreSQL unless a module parametrizes it
+    (``pytest.mark.parametrize("nocobase_dialect", [...], indirect=True, scope="module")``).
+    """
+    value = getattr(request, "param", "postgresql")
+    assert value in DIALECTS, value
+    return str(value)
+
+
 @pytest.fixture(scope="module")
 def make_app(
-    postgres_server: RunningServer, nocobase_template: str, nocobase_workdir: Path
+    request: pytest.FixtureRequest, nocobase_dialect: str, nocobase_workdir: Path
 ) -> Iterator[AppFactory]:
-    factory = AppFactory(postgres_server, nocobase_template, nocobase_workdir)
+    server_fixture, template_fixture = DIALECTS[nocobase_dialect]
+    server = request.getfixturevalue(server_fixture)
+    template = request.getfixturevalue(template_fixture)
+    factory = AppFactory(server, template, nocobase_workdir)
     yield factory
     factory.close()
 

@@ -26,7 +26,14 @@ from tests.harness.nocobase import NocoBaseApp
 from tests.nocobase import builder as b
 from tests.nocobase.conftest import AppFactory
 
-pytestmark = pytest.mark.nocobase
+# The release cycle and the restore run on both databases NocoBase supports in
+# production; on MariaDB every DDL statement commits implicitly.
+pytestmark = [
+    pytest.mark.nocobase,
+    pytest.mark.parametrize(
+        "nocobase_dialect", ["postgresql", "mariadb", "sqlite"], indirect=True, scope="module"
+    ),
+]
 
 DEV_VARS = {"ERP_BASE": ("default", "https://erp.dev.test"), "ERP_TOKEN": ("secret", "dev-tok")}
 PRE_VARS = {"ERP_BASE": ("default", "https://erp.pre.test"), "ERP_TOKEN": ("secret", "pre-tok")}
