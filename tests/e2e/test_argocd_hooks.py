@@ -191,7 +191,9 @@ def test_a_presync_migration_runs_before_the_sync_and_its_delete_policy_decides_
         ),
         "the retry waiting for release-1 again",
     )
-    assert retry["status"]["operationState"].get("retryCount", 0) >= 1  # a retry, not a new sync
+    state = retry["status"]["operationState"]
+    assert state.get("retryCount", 0) >= 1  # a retry of the failed attempt, not a new sync
+    assert state["operation"]["retry"]["limit"] == 5  # Argo CD 3.x's automated default
     assert config_version(kubectl, namespace) == "4"
     terminate_deletes_the_waiting_hook(argocd, app, kubectl, namespace)
 
