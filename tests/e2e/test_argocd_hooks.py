@@ -72,14 +72,18 @@ def approve(kubectl: Kubectl, namespace: str, name: str) -> str:
 def terminate_deletes_the_waiting_hook(
     cd: ArgoCD, name: str, kubectl: Kubectl, namespace: str
 ) -> None:
-    cd.cli("app", "terminate-op", name)
+    def terminated() -> bool:
+        phase, message = operation(cd.view(name))
+        if phase == "Running":  # again if an automated retry started meanwhile
+            cd.cli("app", "terminate-op", name, check=False)
+        return phase == "Failed" and message.startswith("Operation terminated")
+
+    wait_for(terminated, timeout=120, interval=3, description="the operation terminated")
     wait_for(
         lambda: kubectl("get", "migration", "release-1", "-n", namespace, check=False).returncode,
         timeout=60,
         description="release-1 deleted by terminate-op",
     )
-    ended = cd.wait_view(name, lambda a: operation(a)[0] == "Failed", "the operation ended")
-    assert operation(ended)[1].startswith("Operation terminated"), operation(ended)
 
 
 def hook_result(app_: dict[str, Any], name: str) -> dict[str, Any]:
@@ -134,7 +138,11 @@ def test_a_presync_migration_runs_before_the_sync_and_its_delete_policy_decides_
     # the Migration and creates it again, so the promotion runs again (here it waits for
     # approval again, holding that sync).
     argocd.commit_and_wait(app, repo, "config 2", {"cm.yaml": config(2)}, held, "held")
-    assert uid(kubectl, namespace, "release-1") != first
+    wait_for(  # deleted, then created again: absent for a moment
+        lambda: uid(kubectl, namespace, "release-1") != first,
+        timeout=60,
+        description="release-1 created again",
+    )
     assert wait_phase(kubectl, namespace, "release-1", {"AwaitingApproval"})
     assert config_version(kubectl, namespace) == "1"
     # Ending that operation deletes the hook it waits for (the Migration, unapplied).
@@ -181,8 +189,12 @@ def test_a_presync_migration_runs_before_the_sync_and_its_delete_policy_decides_
     )
     result = hook_result(failed, "release-2")
     assert "accepts promotions only from pre" in result["message"], result
+    wait_for(
+        lambda: uid(kubectl, namespace, "release-1") != third,
+        timeout=60,
+        description="release-1 created again",
+    )
     wait_phase(kubectl, namespace, "release-1", {"AwaitingApproval"}, 120)
-    assert uid(kubectl, namespace, "release-1") != third
     retry = argocd.wait_view(
         app,
         lambda a: (

@@ -531,6 +531,13 @@ spec:
     spec:
       containers: [{name: web, image: "registry.invalid/web:1"}]
 """
+#: WEB whose pods stay (Terminating) until the test lets them go: without a kubelet a
+#: Pending pod is gone the moment it is deleted, so a quiesce could end before Argo CD's
+#: self-heal reacts; on a real node pods take their grace period to stop.
+HELD_POD = "    metadata: {labels: {app: web}}\n"
+WEB_HELD = WEB.replace(
+    HELD_POD, "    metadata: {labels: {app: web}, finalizers: [ferry.test/held]}\n"
+)
 IGNORE_REPLICAS = """  ignoreDifferences:
   - {group: apps, kind: Deployment, name: web, jsonPointers: [/spec/replicas]}
 """
@@ -561,7 +568,8 @@ def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
     Application also has `RespectIgnoreDifferences=true`."""
     with _web_site(control_plane, namespace, sqlite_envs, tmp_path, 45) as (op, envs):
         repo = GitRepo(tmp_path)
-        repo.commit("an application and its environments", {"web.yaml": WEB, "envs.yaml": envs})
+        web = WEB_HELD if mode == "self-heal-only" else WEB
+        repo.commit("an application and its environments", {"web.yaml": web, "envs.yaml": envs})
         spec = application(app, repo, namespace)
         if mode != "self-heal-only":
             spec = spec.replace("  syncPolicy:\n", IGNORE_REPLICAS + "  syncPolicy:\n")
@@ -578,9 +586,27 @@ def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
         )
         kubectl("apply", "-n", namespace, "-f", "-", input=migration("release", "dev", "pre"))
         if mode == "self-heal-only":
-            _self_heal_undoes_the_quiesce(kubectl, namespace, sqlite_envs["pre"])
+            try:
+                _self_heal_undoes_the_quiesce(kubectl, namespace, sqlite_envs["pre"])
+            finally:
+                _let_pods_go(kubectl, namespace, app)
         else:
             _new_commit_during_the_quiesce(argocd, app, repo, kubectl, namespace, op, mode)
+
+
+def _let_pods_go(kubectl: Kubectl, namespace: str, app: str) -> None:
+    """Stop Argo CD and the Deployment, then release every held pod, so the namespace can go."""
+    kubectl("delete", "application", app, "-n", ARGOCD_NAMESPACE, check=False)
+    kubectl("delete", "deployment", "web", "-n", namespace, "--wait=false", check=False)
+
+    def released() -> bool:
+        pods = kubectl.json("get", "pods", "-n", namespace)["items"]
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            kubectl.merge_patch(f"pod/{name}", namespace, {"metadata": {"finalizers": None}})
+        return not pods
+
+    wait_for(released, timeout=60, description="the held pods gone")
 
 
 @contextlib.contextmanager
@@ -683,6 +709,15 @@ def _new_commit_during_the_quiesce(
 
 
 def _self_heal_undoes_the_quiesce(kubectl: Kubectl, namespace: str, pre: str) -> None:
+    def put_back_while_quiescing() -> bool:
+        phase = status(kubectl, "migration", namespace, "release").get("phase")
+        pods = kubectl.json("get", "pods", "-n", namespace)["items"]
+        new = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return phase == "Quiescing" and _replicas(kubectl, namespace) == 3 and len(new) == 3
+
+    # Ferry scaled to zero; Argo CD's self-heal puts Git's 3 back, and the ReplicaSet
+    # starts new pods, while Ferry still waits for the old ones to go.
+    wait_for(put_back_while_quiescing, timeout=40, description="Argo CD undoing the quiesce")
     done = _ended(kubectl, namespace)
     assert done["phase"] == "Failed", done
     reasons = {c.get("reason") for c in done.get("conditions", [])}
