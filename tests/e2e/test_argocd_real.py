@@ -575,16 +575,9 @@ def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
             spec = spec.replace("  syncPolicy:\n", IGNORE_REPLICAS + "  syncPolicy:\n")
         if mode == "respect-ignore-differences":
             spec += "    syncOptions: [RespectIgnoreDifferences=true]\n"
-        kubectl("apply", "-f", "-", input=spec)
         # Synced (its pods stay Pending here: no node), then a promotion into pre; the
         # Migration is applied by hand, so no sync wave waits on the Deployment's health.
-        argocd.wait_view(app, synced, "the Application Synced")
-        wait_for(
-            lambda: _replicas(kubectl, namespace) == 3,
-            timeout=60,
-            description="the Deployment synced from Git",
-        )
-        kubectl("apply", "-n", namespace, "-f", "-", input=migration("release", "dev", "pre"))
+        _synced_then_promote(argocd, app, kubectl, namespace, spec, 3, "synced from Git")
         if mode == "self-heal-only":
             try:
                 _self_heal_undoes_the_quiesce(kubectl, namespace, sqlite_envs["pre"])
@@ -592,6 +585,21 @@ def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
                 _let_pods_go(kubectl, namespace, app)
         else:
             _new_commit_during_the_quiesce(argocd, app, repo, kubectl, namespace, op, mode)
+
+
+def _synced_then_promote(
+    argocd: ArgoCD, app: str, kubectl: Kubectl, namespace: str, spec: str, replicas: int, what: str
+) -> None:
+    """Create the Application ``spec``; once it is Synced and the Deployment has
+    ``replicas``, apply the promotion ``release`` from dev into pre."""
+    kubectl("apply", "-f", "-", input=spec)
+    argocd.wait_view(app, synced, "the Application Synced")
+    wait_for(
+        lambda: _replicas(kubectl, namespace) == replicas,
+        timeout=90,
+        description=f"the Deployment {what}",
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", input=migration("release", "dev", "pre"))
 
 
 def _let_pods_go(kubectl: Kubectl, namespace: str, app: str) -> None:
@@ -775,14 +783,8 @@ def test_an_hpa_leaves_a_quiesced_workload_at_zero(
         repo.commit(
             "web, its HPA, environments", {"web.yaml": web, "hpa.yaml": HPA, "envs.yaml": envs}
         )
-        kubectl("apply", "-f", "-", input=application(app, repo, namespace))
-        argocd.wait_view(app, synced, "the Application Synced")
-        wait_for(
-            lambda: _replicas(kubectl, namespace) == 2,
-            timeout=90,
-            description="the HPA raising the Deployment to minReplicas",
-        )
-        kubectl("apply", "-n", namespace, "-f", "-", input=migration("release", "dev", "pre"))
+        spec = application(app, repo, namespace)
+        _synced_then_promote(argocd, app, kubectl, namespace, spec, 2, "raised to minReplicas")
         _paused_in_its_apply(op)
         wait_for(
             lambda: (
