@@ -28,7 +28,7 @@ node-binaries: cluster-binaries ## build kubelet, containerd, kube-proxy, kube-s
 s3-binaries: ## build the SeaweedFS S3 test server once (cached in ~/.cache/ferry)
 	bash hack/s3/build.sh
 
-argocd-binaries: ## build Argo CD (controller, repo server, API server, CLI) once (cached in ~/.cache/ferry)
+argocd-binaries: ## build Argo CD (controller, repo server, API server, CLI) and kustomize once (cached in ~/.cache/ferry)
 	bash hack/argocd/build.sh
 
 cluster-binaries: ## build kube-apiserver, etcd, controller-manager, kubectl once (cached in ~/.cache/ferry)

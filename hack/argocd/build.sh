@@ -5,6 +5,9 @@
 #   crds/   Argo CD's own CRDs (manifests/crds of the same module version)
 #   git-verify-wrapper.sh, gpg-wrapper.sh  the repo server's helpers (its image puts them
 #           in /usr/local/bin; it runs the first on every revision, so it must be on PATH)
+#   kustomize  (sigs.k8s.io/kustomize/kustomize/v5), which the repo server runs from PATH
+#           for a directory with a kustomization.yaml; built and stamped on its own, so
+#           adding or bumping it never rebuilds Argo CD
 #
 # Everything comes from the Go module proxy; nothing is written inside the git repo.
 # Binaries land in ${FERRY_CACHE:-$HOME/.cache/ferry}/bin/argocd-<version>/; a no-op when
@@ -24,7 +27,8 @@ die() { printf '[argocd/build.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=hack/lib/gobuild.sh
 source "$REPO_ROOT/hack/lib/gobuild.sh"
 
-for v in ARGOCD_GO_MODULE ARGOCD_VERSION ARGOCD_MAIN_PACKAGE ARGOCD_GOTOOLCHAIN; do
+for v in ARGOCD_GO_MODULE ARGOCD_VERSION ARGOCD_MAIN_PACKAGE ARGOCD_GOTOOLCHAIN \
+    KUSTOMIZE_MAIN_PACKAGE KUSTOMIZE_VERSION; do
     [[ -n "${!v:-}" ]] || die "$v is not set in $HERE/versions.env"
 done
 FERRY_CACHE="$(ferry_cache_dir "$REPO_ROOT")"
@@ -34,6 +38,8 @@ STAMP="${BIN_DIR}/.versions"
 LINKS=(argocd-application-controller argocd-repo-server argocd-server)
 HELPERS=(git-verify-wrapper.sh gpg-wrapper.sh)
 want_stamp="argocd=${ARGOCD_VERSION} toolchain=${ARGOCD_GOTOOLCHAIN}"
+KUSTOMIZE_STAMP="${BIN_DIR}/.kustomize-version"
+want_kustomize="kustomize=${KUSTOMIZE_VERSION} toolchain=${ARGOCD_GOTOOLCHAIN}"
 
 built() {
     [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] || return 1
@@ -42,8 +48,28 @@ built() {
     for l in "${LINKS[@]}"; do [ -L "${BIN_DIR}/${l}" ] || return 1; done
     for l in "${HELPERS[@]}"; do [ -x "${BIN_DIR}/${l}" ] || return 1; done
 }
-if [ "${1:-}" != "--force" ] && built; then
-    log "up to date: ${want_stamp} in ${BIN_DIR}"
+kustomize_built() {
+    [ -f "$KUSTOMIZE_STAMP" ] && [ "$(cat "$KUSTOMIZE_STAMP")" = "$want_kustomize" ] \
+        && [ -x "${BIN_DIR}/kustomize" ]
+}
+# kustomize into BIN_DIR (run with the build lock held and the Go environment exported).
+build_kustomize() {
+    local t=$SECONDS
+    log "compiling ${KUSTOMIZE_MAIN_PACKAGE}@${KUSTOMIZE_VERSION} (nice 10)"
+    rm -f "$KUSTOMIZE_STAMP"
+    if ! (cd "$WORK_DIR" && GOBIN="${BIN_DIR}" GOFLAGS=-buildvcs=false nice -n 10 \
+        go install -trimpath -ldflags "-s -w" "${KUSTOMIZE_MAIN_PACKAGE}@${KUSTOMIZE_VERSION}") \
+        >"${WORK_DIR}/kustomize-build.log" 2>&1; then
+        tail -n 40 "${WORK_DIR}/kustomize-build.log" >&2
+        die "go install of kustomize ${KUSTOMIZE_VERSION} failed; full log: ${WORK_DIR}/kustomize-build.log"
+    fi
+    "${BIN_DIR}/kustomize" version >/dev/null 2>&1 || die "kustomize does not run"
+    echo "$want_kustomize" > "$KUSTOMIZE_STAMP"
+    log "kustomize ${KUSTOMIZE_VERSION} built in $((SECONDS - t))s"
+}
+up_to_date() { [ "${1:-}" != "--force" ] && built && kustomize_built; }
+if up_to_date "${1:-}"; then
+    log "up to date: ${want_stamp} ${want_kustomize} in ${BIN_DIR}"
     echo "${BIN_DIR}"
     exit 0
 fi
@@ -51,16 +77,23 @@ fi
 command -v go >/dev/null || die "'go' not found in PATH"
 mkdir -p "${BIN_DIR}" "${WORK_DIR}"
 take_build_lock "${WORK_DIR}"
-if [ "${1:-}" != "--force" ] && built; then  # another build finished while this one waited
-    log "up to date: ${want_stamp} in ${BIN_DIR}"
+if up_to_date "${1:-}"; then  # another build finished while this one waited
+    log "up to date: ${want_stamp} ${want_kustomize} in ${BIN_DIR}"
+    echo "${BIN_DIR}"
+    exit 0
+fi
+
+# Argo CD v3.6 (and kustomize v5.8) declare go 1.27.0; the go command fetches that
+# toolchain from the proxy.
+export GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
+log "go: $(go version)"
+if [ "${1:-}" = "--force" ] || ! kustomize_built; then build_kustomize; fi
+if [ "${1:-}" != "--force" ] && built; then
+    log "up to date: ${want_stamp} ${want_kustomize} in ${BIN_DIR}"
     echo "${BIN_DIR}"
     exit 0
 fi
 rm -f "$STAMP"
-
-# Argo CD v3.6 declares go 1.27.0; the go command fetches that toolchain from the proxy.
-export GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
-log "go: $(go version)"
 start=$SECONDS
 
 # 1. A throwaway wrapper module requiring Argo CD, with the upstream replace directives

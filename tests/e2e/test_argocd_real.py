@@ -10,12 +10,12 @@ loaded the way docs/argocd.md tells users to.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +26,25 @@ import yaml
 from tests.e2e.conftest import Kubectl
 from tests.e2e.test_approvals import POLICY_KINDS
 from tests.e2e.test_operator import environment, migration, status
-from tests.harness.argocd import ARGOCD_NAMESPACE, RELEASE_MANAGER, ArgoCD
+from tests.harness.argocd import (
+    ARGOCD_NAMESPACE,
+    RELEASE_MANAGER,
+    ArgoCD,
+    GitRepo,
+    application,
+    health,
+    operation,
+    resource_health,
+    synced,
+    wave,
+)
 from tests.harness.cluster import ControlPlane, wait_for
 from tests.unit.test_chart import of_kind, render
 
 pytestmark = pytest.mark.e2e
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Release Manager",
-    "GIT_AUTHOR_EMAIL": "release@example.com",
-    "GIT_COMMITTER_NAME": "Release Manager",
-    "GIT_COMMITTER_EMAIL": "release@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def argocd(
     control_plane: ControlPlane, ferry_crds: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ArgoCD]:
@@ -54,114 +58,6 @@ def app(argocd: ArgoCD, kubectl: Kubectl, namespace: str) -> Iterator[str]:
     stops syncing before the namespace goes."""
     yield namespace
     kubectl("delete", "application", namespace, "-n", ARGOCD_NAMESPACE, check=False)
-
-
-class GitRepo:
-    """A bare repository Argo CD reads over ``file://``, and a work tree to commit from."""
-
-    def __init__(self, root: Path) -> None:
-        self.bare = root / "config.git"
-        self.work = root / "work"
-        self.git("init", "--quiet", "--bare", "-b", "main", str(self.bare), cwd=root)
-        self.git("init", "--quiet", "-b", "main", str(self.work), cwd=root)
-
-    @property
-    def url(self) -> str:
-        return f"file://{self.bare}"
-
-    def git(self, *args: str, cwd: Path | None = None) -> str:
-        env = {**os.environ, **GIT_ENV, "HOME": str(self.bare.parent)}
-        return subprocess.run(
-            ["git", *args],
-            cwd=cwd or self.work,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-
-    def commit(self, message: str, files: Mapping[str, str | None]) -> str:
-        """Write (or, for ``None``, remove) ``files``, commit, push; return the commit."""
-        for name, text in files.items():
-            path = self.work / name
-            if text is None:
-                path.unlink()
-            else:
-                path.write_text(text)
-        self.git("add", "-A")
-        self.git("commit", "--quiet", "-m", message)
-        self.git("push", "--quiet", str(self.bare), "main")
-        return self.git("rev-parse", "HEAD")
-
-
-def wave(doc: str, number: int) -> str:
-    """``doc`` with Argo CD's sync-wave annotation (what ``ferry promote --sync-wave`` writes)."""
-    head, sep, rest = doc.partition("metadata: {name: ")
-    assert sep, doc
-    name, _, tail = rest.partition("}")
-    annotation = f'annotations: {{argocd.argoproj.io/sync-wave: "{number}"}}'
-    return f"{head}metadata: {{name: {name}, {annotation}}}{tail}"
-
-
-def application(name: str, repo: GitRepo, namespace: str) -> str:
-    return f"""
-apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata: {{name: {name}, namespace: {ARGOCD_NAMESPACE}}}
-spec:
-  project: default
-  source: {{repoURL: "{repo.url}", targetRevision: main, path: .}}
-  destination: {{server: https://kubernetes.default.svc, namespace: {namespace}}}
-  syncPolicy:
-    automated: {{prune: true, selfHeal: true}}
-"""
-
-
-def app_view(argocd: ArgoCD, name: str) -> dict[str, Any]:
-    """The Application as Argo CD's API shows it (resource health filled in)."""
-    got = argocd.cli("app", "get", name, "-o", "json", check=False)
-    if got.returncode != 0:
-        return {}
-    data: dict[str, Any] = json.loads(got.stdout)
-    return data
-
-
-def resource_health(app: dict[str, Any], kind: str, name: str) -> dict[str, str]:
-    for res in app.get("status", {}).get("resources") or []:
-        if res.get("kind") == kind and res.get("name") == name:
-            return dict(res.get("health") or {})
-    return {}
-
-
-def wait_view(
-    argocd: ArgoCD, name: str, check: Any, what: str, timeout: float = 180
-) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def probe() -> dict[str, Any] | None:
-        nonlocal seen
-        seen = app_view(argocd, name)
-        return seen if seen and check(seen) else None
-
-    try:
-        return wait_for(probe, timeout=timeout, interval=1, description=what)
-    except TimeoutError as exc:
-        status_ = json.dumps(seen.get("status", {}), indent=1)[-5000:]
-        raise AssertionError(f"{what}; the Application's status:\n{status_}") from exc
-
-
-def health(app: dict[str, Any]) -> str:
-    return str(app.get("status", {}).get("health", {}).get("status"))
-
-
-def synced(app: dict[str, Any]) -> bool:
-    return bool(app.get("status", {}).get("sync", {}).get("status") == "Synced")
-
-
-def operation(app: dict[str, Any]) -> tuple[str, str]:
-    """The phase and message of the Application's last (or current) sync operation."""
-    state = app.get("status", {}).get("operationState") or {}
-    return str(state.get("phase")), str(state.get("message"))
 
 
 def gated_migration(digest: str = "") -> str:
@@ -196,8 +92,7 @@ def test_an_approval_holds_the_sync_and_a_committed_digest_makes_it_healthy(
     # Wave 0 first: the Environments are Healthy before the Migration exists.
     # The Migration is in the last wave: the sync operation ends once it is applied, and
     # the Application stays Synced, its health Suspended until the approval.
-    held = wait_view(
-        argocd,
+    held = argocd.wait_view(
         app,
         lambda a: (
             resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended"
@@ -213,17 +108,27 @@ def test_an_approval_holds_the_sync_and_a_committed_digest_makes_it_healthy(
     assert health(held) == "Suspended" and synced(held), held["status"]
 
     # The reviewed digest, committed: Argo CD applies it, Ferry applies the promotion.
-    repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
-    argocd.refresh(app)
-    done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    done = argocd.commit_and_wait(
+        app,
+        repo,
+        "approve dev-to-pre",
+        {"m.yaml": gated_migration(digest)},
+        lambda a: health(a) == "Healthy" and synced(a),
+        "Healthy",
+    )
     assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
     assert status(kubectl, "migration", namespace, "dev-to-pre")["phase"] == "Succeeded"
 
     # A Migration the target refuses (prod accepts only pre): Degraded, with Ferry's reason.
     refused = wave(migration("dev-to-prod", "dev", "prod"), 1)
-    repo.commit("promote dev to prod", {"m2.yaml": refused})
-    argocd.refresh(app)
-    failed = wait_view(argocd, app, lambda a: health(a) == "Degraded", "Degraded")
+    failed = argocd.commit_and_wait(
+        app,
+        repo,
+        "promote dev to prod",
+        {"m2.yaml": refused},
+        lambda a: health(a) == "Degraded",
+        "Degraded",
+    )
     got = resource_health(failed, "Migration", "dev-to-prod")
     assert got["status"] == "Degraded", got
     assert (
@@ -268,8 +173,7 @@ def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
     repo.commit("a gated promotion", files)
     kubectl("apply", "-f", "-", input=application(app, repo, namespace))
     waiting = ("Running", "waiting for healthy state of ferry.dev/Migration/dev-to-pre")
-    held = wait_view(
-        argocd,
+    held = argocd.wait_view(
         app,
         lambda a: (
             resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended"
@@ -316,8 +220,7 @@ def test_the_approve_action_run_through_argo_cd_sets_exactly_the_digest_shown(
     spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
     digest = spec["approval"]["planDigest"]
     assert shown.endswith(digest) and spec["approval"]["required"] is True
-    done = wait_view(
-        argocd,
+    done = argocd.wait_view(
         app,
         lambda a: (
             health(a) == "Healthy"
@@ -369,8 +272,7 @@ def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
         k.startswith("argocd.argoproj.io/") for k in backup["metadata"].get("annotations") or {}
     )
     argocd.refresh(app)
-    steady = wait_view(
-        argocd,
+    steady = argocd.wait_view(
         app,
         lambda a: (
             health(a) == "Healthy"
@@ -394,8 +296,7 @@ def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
         "--resource-name",
         "nightly",
     )
-    wait_view(
-        argocd,
+    argocd.wait_view(
         app,
         lambda a: (
             resource_health(a, "BackupSchedule", "nightly").get("status") == "Suspended"
@@ -415,7 +316,7 @@ def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
         timeout=120,
         description="the BackupSchedule pruned",
     )
-    wait_view(argocd, app, lambda a: synced(a) and health(a) == "Healthy", "Synced after prune")
+    argocd.wait_view(app, lambda a: synced(a) and health(a) == "Healthy", "Synced after prune")
     kept = kubectl.json("get", "backup", name, "-n", namespace)
     assert kept["status"]["phase"] == "Completed"
     assert any(store.rglob("*")), "the backup's artifact is gone"
@@ -480,8 +381,7 @@ def test_with_the_approvers_policy_argo_cd_s_service_account_must_be_an_approver
         )
         repo.commit("a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()})
         kubectl("apply", "-f", "-", input=application(app, repo, namespace))
-        wait_view(
-            argocd,
+        argocd.wait_view(
             app,
             lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
             "the Migration Suspended in Argo CD",
@@ -509,7 +409,7 @@ def test_with_the_approvers_policy_argo_cd_s_service_account_must_be_an_approver
         assert approved.returncode == 0, approved.stderr
         got = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["metadata"]
         assert got["annotations"]["ferry.dev/approved-by"] == server
-        wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+        argocd.wait_view(app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
     finally:
         for doc in docs:
             kind, doc_name = doc["kind"].lower(), doc["metadata"]["name"]
@@ -537,24 +437,23 @@ def test_a_digest_committed_while_a_later_wave_waits_needs_the_operation_ended(
     repo.commit("a gated promotion", files)
     kubectl("apply", "-f", "-", input=application(app, repo, namespace))
     waiting = ("Running", "waiting for healthy state of ferry.dev/Migration/dev-to-pre")
-    wait_view(argocd, app, lambda a: operation(a) == waiting, "the sync waiting")
+    argocd.wait_view(app, lambda a: operation(a) == waiting, "the sync waiting")
     digest = status(kubectl, "migration", namespace, "dev-to-pre")["planDigest"]
     approved = repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
     argocd.refresh(app)
-    wait_view(
-        argocd,
+    argocd.wait_view(
         app,
         lambda a: a["status"].get("sync", {}).get("revision") == approved and not synced(a),
         "Argo CD seeing the approving commit, OutOfSync",
     )
     time.sleep(20)  # several refreshes and resyncs: nothing applies the new commit
-    still = app_view(argocd, app)
+    still = argocd.view(app)
     assert operation(still) == waiting
     spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
     assert "planDigest" not in spec["approval"]
 
     argocd.cli("app", "terminate-op", app)
-    done = wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+    done = argocd.wait_view(app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
     assert resource_health(done, "Migration", "dev-to-pre")["status"] == "Healthy"
     kubectl("get", "configmap", "after-promotion", "-n", namespace)
 
@@ -582,17 +481,21 @@ def test_with_the_approvers_policy_a_digest_from_git_needs_the_controller_as_app
         )
         repo.commit("a gated promotion", {"envs.yaml": envs, "m.yaml": gated_migration()})
         kubectl("apply", "-f", "-", input=application(app, repo, namespace))
-        wait_view(
-            argocd,
+        argocd.wait_view(
             app,
             lambda a: resource_health(a, "Migration", "dev-to-pre").get("status") == "Suspended",
             "the Migration Suspended in Argo CD",
         )
         digest = status(kubectl, "migration", namespace, "dev-to-pre")["planDigest"]
-        repo.commit("approve dev-to-pre", {"m.yaml": gated_migration(digest)})
-        argocd.refresh(app)
         refusal = f"{controller} may not set or change spec.approval.planDigest"
-        wait_view(argocd, app, lambda a: refusal in operation(a)[1], "the sync refused")
+        argocd.commit_and_wait(
+            app,
+            repo,
+            "approve dev-to-pre",
+            {"m.yaml": gated_migration(digest)},
+            lambda a: refusal in operation(a)[1],
+            "the sync refused",
+        )
         spec = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["spec"]
         assert "planDigest" not in spec["approval"]
 
@@ -607,7 +510,7 @@ def test_with_the_approvers_policy_a_digest_from_git_needs_the_controller_as_app
         wait_for(admits_controller, timeout=60, description="the controller an approver")
         argocd.cli("app", "terminate-op", app, check=False)  # a retry may still be running
         argocd.cli("app", "sync", app, "--async")
-        wait_view(argocd, app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
+        argocd.wait_view(app, lambda a: health(a) == "Healthy" and synced(a), "Healthy")
         got = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)["metadata"]
         assert got["annotations"]["ferry.dev/approved-by"] == controller
     finally:
@@ -628,12 +531,25 @@ spec:
     spec:
       containers: [{name: web, image: "registry.invalid/web:1"}]
 """
+#: WEB whose pods stay (Terminating) until the test lets them go: without a kubelet a
+#: Pending pod is gone the moment it is deleted, so a quiesce could end before Argo CD's
+#: self-heal reacts; on a real node pods take their grace period to stop.
+HELD_POD = "    metadata: {labels: {app: web}}\n"
+WEB_HELD = WEB.replace(
+    HELD_POD, "    metadata: {labels: {app: web}, finalizers: [ferry.test/held]}\n"
+)
 IGNORE_REPLICAS = """  ignoreDifferences:
   - {group: apps, kind: Deployment, name: web, jsonPointers: [/spec/replicas]}
 """
 
 
-@pytest.mark.parametrize("ignored", [True, False], ids=["ignoreDifferences", "self-heal-only"])
+#: How the Application treats the replica count (docs/argocd.md, "The application's
+#: replica count"): self-heal alone; plus ignoreDifferences on /spec/replicas; plus
+#: RespectIgnoreDifferences=true, which a sync from a new commit needs too.
+REPLICA_MODES = ("self-heal-only", "ignore-differences", "respect-ignore-differences")
+
+
+@pytest.mark.parametrize("mode", REPLICA_MODES)
 def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
     argocd: ArgoCD,
     app: str,
@@ -643,12 +559,75 @@ def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
     ferry_crds: list[str],
     sqlite_envs: dict[str, str],
     tmp_path: Path,
-    ignored: bool,
+    mode: str,
 ) -> None:
     """docs/argocd.md, "The application's replica count": with self-heal alone, Argo CD
     puts a quiesced workload's replicas back, so the quiesce times out and nothing is
-    written; with `ignoreDifferences` on `/spec/replicas` and `RespectIgnoreDifferences`
-    it leaves Ferry's zero alone while Ferry writes."""
+    written; `ignoreDifferences` on `/spec/replicas` stops that, but a sync from a new
+    commit during the quiesce still writes Git's count over Ferry's zero unless the
+    Application also has `RespectIgnoreDifferences=true`."""
+    with _web_site(control_plane, namespace, sqlite_envs, tmp_path, 45) as (op, envs):
+        repo = GitRepo(tmp_path)
+        web = WEB_HELD if mode == "self-heal-only" else WEB
+        repo.commit("an application and its environments", {"web.yaml": web, "envs.yaml": envs})
+        spec = application(app, repo, namespace)
+        if mode != "self-heal-only":
+            spec = spec.replace("  syncPolicy:\n", IGNORE_REPLICAS + "  syncPolicy:\n")
+        if mode == "respect-ignore-differences":
+            spec += "    syncOptions: [RespectIgnoreDifferences=true]\n"
+        # Synced (its pods stay Pending here: no node), then a promotion into pre; the
+        # Migration is applied by hand, so no sync wave waits on the Deployment's health.
+        _synced_then_promote(argocd, app, kubectl, namespace, spec, 3, "synced from Git")
+        if mode == "self-heal-only":
+            try:
+                _self_heal_undoes_the_quiesce(kubectl, namespace, sqlite_envs["pre"])
+            finally:
+                _let_pods_go(kubectl, namespace, app)
+        else:
+            _new_commit_during_the_quiesce(argocd, app, repo, kubectl, namespace, op, mode)
+
+
+def _synced_then_promote(
+    argocd: ArgoCD, app: str, kubectl: Kubectl, namespace: str, spec: str, replicas: int, what: str
+) -> None:
+    """Create the Application ``spec``; once it is Synced and the Deployment has
+    ``replicas``, apply the promotion ``release`` from dev into pre."""
+    kubectl("apply", "-f", "-", input=spec)
+    argocd.wait_view(app, synced, "the Application Synced")
+    wait_for(
+        lambda: _replicas(kubectl, namespace) == replicas,
+        timeout=90,
+        description=f"the Deployment {what}",
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", input=migration("release", "dev", "pre"))
+
+
+def _let_pods_go(kubectl: Kubectl, namespace: str, app: str) -> None:
+    """Stop Argo CD and the Deployment, then release every held pod, so the namespace can go."""
+    kubectl("delete", "application", app, "-n", ARGOCD_NAMESPACE, check=False)
+    kubectl("delete", "deployment", "web", "-n", namespace, "--wait=false", check=False)
+
+    def released() -> bool:
+        pods = kubectl.json("get", "pods", "-n", namespace)["items"]
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            kubectl.merge_patch(f"pod/{name}", namespace, {"metadata": {"finalizers": None}})
+        return not pods
+
+    wait_for(released, timeout=60, description="the held pods gone")
+
+
+@contextlib.contextmanager
+def _web_site(
+    control_plane: ControlPlane,
+    namespace: str,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+    apply_seconds: int,
+) -> Iterator[tuple[Any, str]]:
+    """Ferry's operator, its promotions pausing ``apply_seconds`` in their apply (the
+    application quiesced meanwhile), and the Environments dev and pre (whose application
+    is the Deployment ``web``, checked on a local health server), as YAML for Git."""
     from tests.e2e.operator import Operator
     from tests.e2e.test_application_lifecycle import serve_health
 
@@ -658,7 +637,7 @@ def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
         control_plane,
         namespace,
         tmp_path / "op.log",
-        env={"FERRY_FAILPOINTS": "rows:uiSchemas=sleep(25)"},
+        env={"FERRY_FAILPOINTS": f"rows:uiSchemas=sleep({apply_seconds})"},
     ).start()
     try:
         application_block = (
@@ -667,38 +646,27 @@ def test_the_replica_count_is_left_to_ferry_only_with_ignore_differences(
             "    quiesce: {timeoutSeconds: 45}\n"
             f'    health: {{url: "{server.url}", timeoutSeconds: 10}}\n'
         )
-        envs = "---".join(
-            wave(doc, 0)
-            for doc in (
-                environment("dev", "development", sqlite_envs["dev"]),
-                environment("pre", "pre-release", sqlite_envs["pre"], extra=application_block),
-            )
-        )
-        repo = GitRepo(tmp_path)
-        repo.commit("an application and its environments", {"web.yaml": WEB, "envs.yaml": envs})
-        spec = application(app, repo, namespace)
-        if ignored:
-            spec = spec.replace("  syncPolicy:\n", IGNORE_REPLICAS + "  syncPolicy:\n")
-            spec += "    syncOptions: [RespectIgnoreDifferences=true]\n"
-        kubectl("apply", "-f", "-", input=spec)
-        # Synced (its pods stay Pending here: no node), then a promotion into pre; the
-        # Migration is applied by hand, so no sync wave waits on the Deployment's health.
-        wait_view(argocd, app, synced, "the Application Synced")
-        wait_for(
-            lambda: (
-                kubectl.json("get", "deployment", "web", "-n", namespace)["spec"]["replicas"] == 3
+        yield (
+            op,
+            "---".join(
+                wave(doc, 0)
+                for doc in (
+                    environment("dev", "development", sqlite_envs["dev"]),
+                    environment("pre", "pre-release", sqlite_envs["pre"], extra=application_block),
+                )
             ),
-            timeout=60,
-            description="the Deployment synced from Git",
         )
-        kubectl("apply", "-n", namespace, "-f", "-", input=migration("release", "dev", "pre"))
-        if ignored:
-            _promotion_keeps_zero_replicas(kubectl, namespace, op)
-        else:
-            _self_heal_undoes_the_quiesce(kubectl, namespace, sqlite_envs["pre"])
     finally:
         op.stop()
         health_server.close()
+
+
+def _paused_in_its_apply(op: Any) -> None:
+    wait_for(
+        lambda: "failpoint rows:uiSchemas" in op.tail(200),
+        timeout=120,
+        description="the promotion paused in its apply, the application quiesced",
+    )
 
 
 def _replicas(kubectl: Kubectl, namespace: str) -> int:
@@ -718,20 +686,46 @@ def _ended(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     )
 
 
-def _promotion_keeps_zero_replicas(kubectl: Kubectl, namespace: str, op: Any) -> None:
-    wait_for(
-        lambda: "failpoint rows:uiSchemas" in op.tail(200),
-        timeout=120,
-        description="the promotion paused in its apply, the application quiesced",
-    )
-    time.sleep(15)  # well past Argo CD's self-heal delay: the zero stays
+def _new_commit_during_the_quiesce(
+    argocd: ArgoCD, app: str, repo: GitRepo, kubectl: Kubectl, namespace: str, op: Any, mode: str
+) -> None:
+    _paused_in_its_apply(op)
+    time.sleep(10)  # past Argo CD's self-heal delay: ignoreDifferences keeps the zero
     assert _replicas(kubectl, namespace) == 0
+    # A new commit (a new image) while Ferry writes: Argo CD syncs it.
+    argocd.commit_and_wait(
+        app,
+        repo,
+        "web 2",
+        {"web.yaml": WEB.replace("web:1", "web:2")},
+        lambda a: operation(a)[0] == "Succeeded",
+        "the new commit synced",
+    )
+    got = kubectl.json("get", "deployment", "web", "-n", namespace)
+    assert got["spec"]["template"]["spec"]["containers"][0]["image"].endswith("web:2")
+    assert (
+        "failpoint rows:uiSchemas" in op.tail(400)
+        and status(kubectl, "migration", namespace, "release").get("phase") == "Applying"
+    ), "the promotion left its apply before the sync was seen"
+    if mode == "ignore-differences":
+        assert got["spec"]["replicas"] == 3  # Git's count, over Ferry's zero, mid-write
+        return
+    assert got["spec"]["replicas"] == 0
     done = _ended(kubectl, namespace)
     assert done["phase"] == "Succeeded", done
     assert _replicas(kubectl, namespace) == 3
 
 
 def _self_heal_undoes_the_quiesce(kubectl: Kubectl, namespace: str, pre: str) -> None:
+    def put_back_while_quiescing() -> bool:
+        phase = status(kubectl, "migration", namespace, "release").get("phase")
+        pods = kubectl.json("get", "pods", "-n", namespace)["items"]
+        new = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return phase == "Quiescing" and _replicas(kubectl, namespace) == 3 and len(new) == 3
+
+    # Ferry scaled to zero; Argo CD's self-heal puts Git's 3 back, and the ReplicaSet
+    # starts new pods, while Ferry still waits for the old ones to go.
+    wait_for(put_back_while_quiescing, timeout=40, description="Argo CD undoing the quiesce")
     done = _ended(kubectl, namespace)
     assert done["phase"] == "Failed", done
     reasons = {c.get("reason") for c in done.get("conditions", [])}
@@ -746,3 +740,63 @@ def _self_heal_undoes_the_quiesce(kubectl: Kubectl, namespace: str, pre: str) ->
             )
     finally:
         engine.dispose()
+
+
+HPA = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: 4
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+"""
+
+
+def _hpa_condition(kubectl: Kubectl, namespace: str, kind: str) -> dict[str, Any]:
+    got = kubectl.json("get", "hpa", "web", "-n", namespace)
+    conditions = got.get("status", {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == kind), {})
+
+
+def test_an_hpa_leaves_a_quiesced_workload_at_zero(
+    argocd: ArgoCD,
+    app: str,
+    kubectl: Kubectl,
+    namespace: str,
+    control_plane: ControlPlane,
+    sqlite_envs: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """docs/argocd.md, the HPA advice: the replica count is left out of Git (the HPA owns
+    it), so Argo CD never diffs it. Kubernetes' HPA controller (the control plane's
+    kube-controller-manager; no metrics server here, so it acts only on its bounds)
+    raises the Deployment to minReplicas, and leaves it alone while Ferry holds it at
+    zero: a target at zero replicas disables autoscaling. Ferry then restores the
+    count it recorded."""
+    with _web_site(control_plane, namespace, sqlite_envs, tmp_path, 30) as (op, envs):
+        web = WEB.replace("  replicas: 3\n", "")
+        repo = GitRepo(tmp_path)
+        repo.commit(
+            "web, its HPA, environments", {"web.yaml": web, "hpa.yaml": HPA, "envs.yaml": envs}
+        )
+        spec = application(app, repo, namespace)
+        _synced_then_promote(argocd, app, kubectl, namespace, spec, 2, "raised to minReplicas")
+        _paused_in_its_apply(op)
+        wait_for(
+            lambda: (
+                _hpa_condition(kubectl, namespace, "ScalingActive").get("reason")
+                == "ScalingDisabled"
+            ),
+            timeout=40,
+            description="the HPA seeing the target at zero",
+        )
+        time.sleep(16)  # a further HPA sync period (15 s): it still does not scale up
+        assert _replicas(kubectl, namespace) == 0
+        assert synced(argocd.view(app))
+        done = _ended(kubectl, namespace)
+        assert done["phase"] == "Succeeded", done
+        assert _replicas(kubectl, namespace) == 2

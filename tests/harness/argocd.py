@@ -27,6 +27,11 @@ Applications read Git over ``file://`` (the repo server clones with ``git``), so
 test's repository is a local bare repository; a commit is seen on the next refresh
 (:meth:`ArgoCD.refresh`, what a Git webhook triggers) or resync.
 
+:class:`GitRepo` is such a repository; :meth:`ArgoCD.view` is an Application as Argo CD's
+API shows it (with each resource's health), and :meth:`ArgoCD.commit_and_wait` the step
+every GitOps test repeats: commit, refresh, wait for Argo CD to reach a state at that
+commit.
+
 Only the standard library, PyYAML and the processes' binaries are used.
 """
 
@@ -39,8 +44,7 @@ import secrets
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -50,7 +54,20 @@ from . import process
 from .cluster import REPO_ROOT, ControlPlane, ControlPlaneError, default_cache_dir, wait_for
 from .process import Managed, ServerStartError
 
-__all__ = ["ARGOCD_NAMESPACE", "RELEASE_MANAGER", "ArgoCD", "build_argocd"]
+__all__ = [
+    "ARGOCD_NAMESPACE",
+    "RELEASE_MANAGER",
+    "ArgoCD",
+    "GitRepo",
+    "application",
+    "build_argocd",
+    "health",
+    "operation",
+    "operation_revision",
+    "resource_health",
+    "synced",
+    "wave",
+]
 
 ARGOCD_NAMESPACE = "argocd"
 BUILD_SCRIPT = REPO_ROOT / "hack" / "argocd" / "build.sh"
@@ -69,6 +86,106 @@ p, role:release-managers, applications, get, */*, allow
 p, role:release-managers, applications, action/ferry.dev/Migration/approve, */*, allow
 g, {RELEASE_MANAGER}, role:release-managers
 """
+
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Release Manager",
+    "GIT_AUTHOR_EMAIL": "release@example.com",
+    "GIT_COMMITTER_NAME": "Release Manager",
+    "GIT_COMMITTER_EMAIL": "release@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+class GitRepo:
+    """A bare repository Argo CD reads over ``file://``, and a work tree to commit from."""
+
+    def __init__(self, root: Path) -> None:
+        self.bare = root / "config.git"
+        self.work = root / "work"
+        self.git("init", "--quiet", "--bare", "-b", "main", str(self.bare), cwd=root)
+        self.git("init", "--quiet", "-b", "main", str(self.work), cwd=root)
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.bare}"
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        env = {**os.environ, **GIT_ENV, "HOME": str(self.bare.parent)}
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd or self.work,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    def commit(self, message: str, files: Mapping[str, str | None]) -> str:
+        """Write (or, for ``None``, remove) ``files`` (paths relative to the work tree),
+        commit, push; return the commit."""
+        for name, text in files.items():
+            path = self.work / name
+            if text is None:
+                path.unlink()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "-m", message)
+        self.git("push", "--quiet", str(self.bare), "main")
+        return self.git("rev-parse", "HEAD")
+
+
+def wave(doc: str, number: int) -> str:
+    """``doc`` with Argo CD's sync-wave annotation (what ``ferry promote --sync-wave`` writes)."""
+    head, sep, rest = doc.partition("metadata: {name: ")
+    assert sep, doc
+    name, _, tail = rest.partition("}")
+    annotation = f'annotations: {{argocd.argoproj.io/sync-wave: "{number}"}}'
+    return f"{head}metadata: {{name: {name}, {annotation}}}{tail}"
+
+
+def application(name: str, repo: GitRepo, namespace: str) -> str:
+    """An automated (prune, self-heal) Application syncing ``repo``'s root into ``namespace``."""
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: {name}, namespace: {ARGOCD_NAMESPACE}}}
+spec:
+  project: default
+  source: {{repoURL: "{repo.url}", targetRevision: main, path: .}}
+  destination: {{server: https://kubernetes.default.svc, namespace: {namespace}}}
+  syncPolicy:
+    automated: {{prune: true, selfHeal: true}}
+"""
+
+
+def resource_health(app: dict[str, Any], kind: str, name: str) -> dict[str, str]:
+    for res in app.get("status", {}).get("resources") or []:
+        if res.get("kind") == kind and res.get("name") == name:
+            return dict(res.get("health") or {})
+    return {}
+
+
+def health(app: dict[str, Any]) -> str:
+    return str(app.get("status", {}).get("health", {}).get("status"))
+
+
+def synced(app: dict[str, Any]) -> bool:
+    return bool(app.get("status", {}).get("sync", {}).get("status") == "Synced")
+
+
+def operation(app: dict[str, Any]) -> tuple[str, str]:
+    """The phase and message of the Application's last (or current) sync operation."""
+    state = app.get("status", {}).get("operationState") or {}
+    return str(state.get("phase")), str(state.get("message"))
+
+
+def operation_revision(app: dict[str, Any]) -> str:
+    """The commit the last (or current) sync operation syncs."""
+    state = app.get("status", {}).get("operationState") or {}
+    return str((state.get("operation") or {}).get("sync", {}).get("revision", ""))
 
 
 def build_argocd(timeout: float = 5400.0) -> Path:
@@ -435,16 +552,49 @@ class ArgoCD(Managed):
             "--overwrite",
         )
 
-    def wait(
-        self, name: str, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 120
+    def view(self, name: str) -> dict[str, Any]:
+        """The Application as Argo CD's API shows it (``argocd app get``: resource health
+        filled in); {} when absent."""
+        got = self.cli("app", "get", name, "-o", "json", check=False)
+        if got.returncode != 0:
+            return {}
+        data: dict[str, Any] = json.loads(got.stdout)
+        return data
+
+    def wait_view(
+        self, name: str, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 180
     ) -> dict[str, Any]:
-        """Poll the Application until ``check`` holds; on timeout say what it was."""
-        deadline = time.monotonic() + timeout
-        app: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            app = self.application(name)
-            if app and check(app):
-                return app
-            time.sleep(1)
-        summary = json.dumps(app.get("status", {}), indent=1)[-4000:]
-        raise TimeoutError(f"Application {name}: {what} not reached in {timeout}s:\n{summary}")
+        """Poll :meth:`view` until ``check`` holds; on timeout fail saying what it was."""
+        seen: dict[str, Any] = {}
+
+        def probe() -> dict[str, Any] | None:
+            nonlocal seen
+            seen = self.view(name)
+            return seen if seen and check(seen) else None
+
+        try:
+            return wait_for(probe, timeout=timeout, interval=1, description=what)
+        except TimeoutError as exc:
+            status = json.dumps(seen.get("status", {}), indent=1)[-5000:]
+            raise AssertionError(f"{what}; the Application's status:\n{status}") from exc
+
+    def commit_and_wait(
+        self,
+        name: str,
+        repo: GitRepo,
+        message: str,
+        files: Mapping[str, str | None],
+        check: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = 180,
+    ) -> dict[str, Any]:
+        """Commit ``files`` to ``repo``, refresh the Application (what a Git webhook does)
+        and wait until its sync operation is at that commit and ``check`` holds."""
+        revision = repo.commit(message, files)
+        self.refresh(name)
+        return self.wait_view(
+            name,
+            lambda app: operation_revision(app) == revision and check(app),
+            f"{what} at {revision[:12]}",
+            timeout,
+        )
