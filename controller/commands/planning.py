@@ -30,6 +30,7 @@ from controller.engine.references import merged, profile_references
 from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import Resolved, resolve_rules
 from controller.engine.source import SnapshotSource
+from controller.engine.uischema_mapping import map_ui_schemas
 from controller.errors import CheckFailed, InvalidInput
 
 
@@ -248,6 +249,8 @@ def prepare(
     )
     checks.require(ids.problems, reason="BadReference")
     checks.require(ids.conflicts, reason="IdConflict")
+    if options.profile is Profile.NOCOBASE:
+        warnings += map_ui_schemas(source, target, moved, ids)
     merging = _merge((source, target), options, moved, resolved, keyspecs, ids)
     warnings += merging.warnings if merging is not None else []
     source_rows, target_rows = _index_all((source, target), moved, keyspecs, ids, merging, progress)
