@@ -26,7 +26,7 @@ from controller.engine.model import DatabaseSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
 from controller.engine.progress import NO_PROGRESS, PLANNING, Progress
-from controller.engine.references import merged, profile_references
+from controller.engine.references import NOCOBASE_PATHS, merged, profile_references
 from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import Resolved, resolve_rules
 from controller.engine.source import SnapshotSource
@@ -246,6 +246,7 @@ def prepare(
         keyspecs,
         references,
         {name: resolved[name].rule is Rule.OVERWRITE for name in moved},
+        profile_references(options.profile, src_schema, NOCOBASE_PATHS),
     )
     checks.require(ids.problems, reason="BadReference")
     checks.require(ids.conflicts, reason="IdConflict")
