@@ -4,8 +4,12 @@ ID in the target takes that ID in ``main_desktopRoutes_path.path`` as well."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
-from controller.api.rules import Rule, RulesSpec, TableRule
+from controller.api.rules import Merge, Rule, RulesSpec, TableRule
+from controller.backups.store import FilesystemStore
+from controller.commands.backup import create_backup
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions
 from tests.db.dbhelpers import execute, q, rows
@@ -72,3 +76,28 @@ def test_a_materialised_path_follows_the_route_ids(dialect: str, make_database: 
     parents = {int(i): p for i, p in rows(pre, "desktopRoutes", "id", "parentId")}
     assert parents[9501] == 700 and 500 not in parents
     assert not plan_only(team, pre, options).plan.changes_anything
+
+
+def test_a_merge_without_a_base_says_which_tables_pair_by_generated_id(
+    dialect: str, make_database: MakeDb, tmp_path: Path
+) -> None:
+    team, pre = make_database(dialect, "teamb"), make_database(dialect, "pre")
+    for url in (team, pre):
+        shape.build(url, app="dev", seed=1)
+    rules = RulesSpec(
+        merge=Merge.THREE_WAY,
+        system=Rule.UPSERT,
+        tables=(TableRule("collections", Rule.UPSERT, key=("name",)),),
+    )
+    plan = plan_only(team, pre, PlanOptions(rules=rules)).plan
+    said = [w for w in plan.warnings if w.startswith("paired by generated ID alone")]
+    assert len(said) == 1 and "desktopRoutes" in said[0], plan.warnings
+    assert "collections" not in said[0]  # a natural key pairs independent installations
+    # once this source has a base, its rows are paired as they were promoted
+    store = FilesystemStore(tmp_path / "store")
+    create_backup(pre, store, environment="pre")
+    options = PlanOptions(rules=rules, base_store=store)
+    request = MigrationRequest(team, pre, options, migration_id="first", store=store)
+    assert migrate(replace(request, environment="pre")).status == "noop"
+    again = plan_only(team, pre, options).plan
+    assert not any(w.startswith("paired by generated ID alone") for w in again.warnings)
