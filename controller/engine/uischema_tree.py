@@ -93,13 +93,12 @@ def pair_by_position(source: Tree, target: Tree) -> Pairing:
         parent, name = source.parents.get(node), source.names.get(node)
         if parent is None or name is None or parent not in at:
             continue
-        place = f"{name!r} under {at[parent]}"
         if len(src_kids[(parent, name)]) > 1:
-            pairing.ambiguous.append(f"{place}: the source has several nodes there")
+            pairing.ambiguous.append(f"{name!r} under {at[parent]}: the source has several")
             continue
         candidates = [c for c in tgt_kids.get((at[parent], name), ()) if c not in taken]
         if len(candidates) > 1:
-            pairing.ambiguous.append(f"{place}: the target has several nodes there")
+            pairing.ambiguous.append(f"{name!r} under {at[parent]}: the target has several")
         elif candidates:
             at[node] = pairing.ids[node] = candidates[0]
             taken.add(candidates[0])

@@ -130,3 +130,50 @@ def test_two_teams_change_one_page_conflict_then_merge(
     table = pre.get("uiSchemas:getJsonSchema/s_table")
     assert table["title"] == "Orders table of B"
     pre.stop()
+
+
+def _tree(url: str) -> tuple[set[str], set[tuple[str, str, int]]]:
+    data = dump(url)
+    nodes = {str(r[0]) for r in data["uiSchemas"]["rows"]}
+    cols = [c for c, _ in data["uiSchemaTreePath"]["columns"]]
+    at = [cols.index(c) for c in ("ancestor", "descendant", "depth")]
+    paths = {
+        (str(r[at[0]]), str(r[at[1]]), int(r[at[2]])) for r in data["uiSchemaTreePath"]["rows"]
+    }
+    return nodes, paths
+
+
+PAGE_NODES = ("page", "tab", "row", "col", "block", "table", "colt", "coltf")
+
+
+def test_independent_installations_merge_pages_without_a_second_profile_form(
+    make_app: AppFactory, nocobase_template_b: str
+) -> None:
+    """Team B installed NocoBase on its own: its install-time profile forms have other
+    random x-uids below the same fixed roots. Only team B's page arrives."""
+    team_b = make_app("tree_b", nocobase_template_b)
+    pre = make_app("tree_pre")
+    b.start_all(team_b)
+    b.create_page(team_b, "b_")
+    team_b.stop()
+    options = PlanOptions(rules=parse_rules(yaml.safe_load(RULES_FILE.read_text())))
+    nodes, paths = _tree(pre.url)
+    roots = {n for n in nodes if n.startswith("nocobase-admin-profile")}
+    assert roots  # the install-time forms this is about
+    result = migrate(MigrationRequest(team_b.url, pre.url, options, migration_id="tree-b"))
+    assert result.status == "succeeded", result.message
+    after_nodes, after_paths = _tree(pre.url)
+    assert after_nodes - nodes == {f"b_{n}" for n in PAGE_NODES}  # 63 strays before
+    under_roots = {p for p in after_paths - paths if p[0] in roots}
+    assert under_roots == set(), sorted(under_roots)[:5]
+    assert all(a.startswith("b_") or (a, d, n) in paths for a, d, n in after_paths - paths)
+    pre.start()
+    pre.sign_in()
+    b.assert_boots_cleanly(pre)
+    for root in sorted(roots):  # each form served with one set of children
+        form = json.dumps(pre.get(f"uiSchemas:getJsonSchema/{root}"))
+        assert '"x-uid"' in form
+    tab = json.dumps(pre.get("uiSchemas:getJsonSchema/b_tab"))
+    assert all(f'"b_{n}"' in tab for n in ("block", "table", "coltf")), tab[:400]
+    assert "b_ orders page" in {r["title"] for r in pre.list_all("desktopRoutes")}
+    pre.stop()
