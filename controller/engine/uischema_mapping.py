@@ -60,8 +60,8 @@ def map_ui_schemas(
 ) -> list[str]:
     """Add the position pairing of UI schema nodes to ``ids``; the plan's warnings."""
     src, tgt = source.schema(), target.schema()
-    if NODES not in moved or CLOSURE not in moved:
-        return []
+    if NODES not in moved or CLOSURE not in moved or NODES in ids.maps:
+        return []  # (already mapped: the rules gave uiSchemas a natural key)
     if not all(
         _has(schema, NODES, UID, NAME) and _has(schema, CLOSURE, *PATH_COLUMNS)
         for schema in (src, tgt)
