@@ -37,7 +37,7 @@ from controller.engine.idmapping import IdMapping
 from controller.engine.indexing import source_shape
 from controller.engine.merge3 import Rows, TableMerge, merge_table, resolve
 from controller.engine.merge3_tree import tree_problems
-from controller.engine.model import TableSchema
+from controller.engine.model import INTEGER_KINDS, DatabaseSchema, TableSchema
 from controller.engine.plan import KeySpec, MergeInfo
 from controller.engine.profiles import LEDGER_TABLE
 from controller.engine.rowindex import CanonKey, RowIndex, RowShape, build_index
@@ -54,6 +54,7 @@ TREES = (
     ("flowModelTreePath", "flowModels", "uid"),
 )
 _GIT = "git+"
+_LISTED = 12
 
 
 def source_identity(spec: str) -> str:
@@ -285,8 +286,32 @@ def merge_tables(
             )
             continue
         _merge_one(merging, sides, res, ks, ids)
+    _by_id_only(merging, keyspecs, sides[0].schema())
     _check_trees(merging, sides[0])
     return merging
+
+
+def _by_id_only(merging: Merging, keyspecs: Mapping[str, KeySpec], schema: DatabaseSchema) -> None:
+    """Say which merged tables pair rows only by a generated integer ID with no base for
+    them: two installations number their rows each on their own, so a shared ID proves
+    nothing there. Rows of one lineage (copies of one production) share IDs rightly."""
+    found = []
+    for name in sorted(merging.infos):
+        ks, table = keyspecs[name], schema.tables[name]
+        columns = [table.column(c) for c in ks.key]
+        integer = all(c is not None and c.type.kind in INTEGER_KINDS for c in columns)
+        has_base = merging.base.tables is not None and name in merging.base.tables
+        if not ks.natural and integer and not has_base:
+            found.append(name)
+    if found:
+        shown = ", ".join(found[:_LISTED]) + (
+            f" and {len(found) - _LISTED} more" if len(found) > _LISTED else ""
+        )
+        merging.warnings.append(
+            f"paired by generated ID alone, with no base: {shown}; rows of independent "
+            "installations that share an ID are taken as the same row (declare a natural "
+            "key for those tables, or resolve the conflicts this gives)"
+        )
 
 
 def _column(rows: list[tuple[Any, ...]], table: TableSchema, *names: str) -> list[tuple[Any, ...]]:

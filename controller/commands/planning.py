@@ -27,10 +27,11 @@ from controller.engine.model import DatabaseSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
 from controller.engine.progress import NO_PROGRESS, PLANNING, Progress
-from controller.engine.references import merged, profile_references
+from controller.engine.references import NOCOBASE_PATHS, merged, profile_references
 from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import Resolved, resolve_rules
 from controller.engine.source import SnapshotSource
+from controller.engine.uischema_mapping import map_ui_schemas
 from controller.errors import CheckFailed, InvalidInput
 
 
@@ -248,9 +249,12 @@ def prepare(
         keyspecs,
         references,
         {name: resolved[name].rule is Rule.OVERWRITE for name in moved},
+        profile_references(options.profile, src_schema, NOCOBASE_PATHS),
     )
     checks.require(ids.problems, reason="BadReference")
     checks.require(ids.conflicts, reason="IdConflict")
+    if options.profile is Profile.NOCOBASE:
+        warnings += map_ui_schemas(source, target, moved, ids)
     merging = _merge((source, target), options, moved, resolved, keyspecs, ids)
     warnings += merging.warnings if merging is not None else []
     source_rows, target_rows = _index_all((source, target), moved, keyspecs, ids, merging, progress)

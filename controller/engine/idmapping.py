@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from controller.engine.idmap import IdMap, Translation, match_ids
 from controller.engine.model import DatabaseSchema, TableSchema
@@ -17,6 +18,30 @@ from controller.engine.plan import KeySpec
 from controller.engine.references import References
 from controller.engine.rowindex import CanonKey, RowShape
 from controller.engine.source import Batch, SnapshotSource
+
+
+@dataclass(frozen=True)
+class PathMap(IdMap):
+    """The IDs of a materialised path ("/1/5/9"), each segment through the table's map."""
+
+    def target_id(self, value: Any) -> Any:
+        if not isinstance(value, str) or not self.ids:
+            return value
+        return "/".join(str(IdMap.target_id(self, p)) if p else p for p in value.split("/"))
+
+
+def _with_paths(
+    translation: Translation | None, table: str, paths: References, maps: Mapping[str, IdMap]
+) -> Translation | None:
+    """``translation`` with the table's path columns added (IDs held inside strings)."""
+    columns = {
+        column: PathMap(parent, maps[parent].pk_type, maps[parent].ids)
+        for column, parent in paths.get(table, {}).items()
+        if parent in maps
+    }
+    if not columns:
+        return translation
+    return Translation(table, {**(translation.columns if translation else {}), **columns})
 
 
 @dataclass
@@ -138,9 +163,11 @@ def map_ids(
     keyspecs: Mapping[str, KeySpec],
     references: References,
     deletes_unmatched: Mapping[str, bool],
+    paths: References | None = None,
 ) -> IdMapping:
     """Map the IDs of every table that needs it, and say how each moved table's rows are
-    rewritten. ``deletes_unmatched[t]``: the rule removes target rows the source lacks."""
+    rewritten. ``deletes_unmatched[t]``: the rule removes target rows the source lacks;
+    ``paths``: columns holding a materialised path of a table's IDs."""
     src_schema, tgt_schema = schemas
     moved = sorted(keyspecs)
     result = IdMapping(problems=reference_problems(references, moved, src_schema))
@@ -171,6 +198,7 @@ def map_ids(
         result.conflicts += conflicts
     for table in moved:
         translation = _translation(table, references, result.maps, keyspecs[table].pk)
+        translation = _with_paths(translation, table, paths or {}, result.maps)
         if translation is not None:
             result.translations[table] = translation
     return result

@@ -32,15 +32,25 @@ NOCOBASE_REFERENCES: Mapping[tuple[str, str], str] = {
     ("flow_nodes", "downstreamId"): "flow_nodes",
 }
 
+# (table, column) → referenced table, for columns holding a materialised path of IDs
+# ("/1/5/9": the root's ID to the row's own), as NocoBase's tree collections keep them.
+NOCOBASE_PATHS: Mapping[tuple[str, str], str] = {
+    ("main_desktopRoutes_path", "path"): "desktopRoutes",
+    ("main_mobileRoutes_path", "path"): "mobileRoutes",
+}
+
 References = dict[str, dict[str, str]]  # table → {column → referenced table}
 
 
-def profile_references(profile: Profile, schema: DatabaseSchema) -> References:
-    """The profile's known references that exist in ``schema`` (either naming style)."""
+def profile_references(
+    profile: Profile, schema: DatabaseSchema, known: Mapping[tuple[str, str], str] | None = None
+) -> References:
+    """The profile's known references that exist in ``schema`` (either naming style);
+    ``known``: another list than :data:`NOCOBASE_REFERENCES` (:data:`NOCOBASE_PATHS`)."""
     if profile is not Profile.NOCOBASE:
         return {}
     found: References = {}
-    for (table, column), parent in NOCOBASE_REFERENCES.items():
+    for (table, column), parent in (NOCOBASE_REFERENCES if known is None else known).items():
         for naming in (lambda n: n, underscored):
             t, c, p = naming(table), naming(column), naming(parent)
             schema_table = schema.table(t)
