@@ -13,9 +13,9 @@ from types import MappingProxyType
 
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
-        "backups.ferry.dev": "sha256:77d9d4cfe3e3eaee789b6750802c773ccb70ad1d7f11131476f4d97826aea0f0",
+        "backups.ferry.dev": "sha256:49a7817876c2c9e081df87dd7187508c7b4aec0a95bd38d8bf839f6452145ed1",
         "backupschedules.ferry.dev": "sha256:0c95abf3361b885651e0616ed57d96c406748fee49880721c0253179a0724a00",
-        "environments.ferry.dev": "sha256:ea3a570cece70a8bb9c2671dc5fa22009227bebb2a037a66e4e563ae1e7f1784",
+        "environments.ferry.dev": "sha256:1d85417b7eb2a692356b3d8c8f57af726e8261716e1af08ebc020d87a516b85a",
         "migrations.ferry.dev": "sha256:e0f5cbbe6c5291839d15fdaabb17ee6dc7a2b9a2ce41db41d6b740a658934b53",
         "restores.ferry.dev": "sha256:8ed884c10efb156ca792376978657eff1ccbd50561409a9fc939531034a614d8",
     }

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.api.environment_application import FIELDS_READ as APPLICATION_FIELDS
+from controller.api.execution import ExecutionSpec, parse_execution
+from controller.api.execution import fields as execution_fields
 from controller.api.environment_application import ApplicationSpec, parse_application
 from controller.api.resources import (
     OBJECT_NAME,
@@ -87,6 +89,7 @@ FIELDS_READ: tuple[str, ...] = (
     *secret_fields("spec.backups.store.keyFrom"),
     *secret_fields("spec.encryptionKeyFrom"),
     *APPLICATION_FIELDS,
+    *execution_fields("spec"),
 )
 
 
@@ -149,6 +152,7 @@ class EnvironmentSpec:
     # No application declared, and promotions into it while it runs are accepted
     # (the nocobase profile refuses them otherwise: NocoBase caches its configuration).
     allow_running_application: bool = False
+    execution: ExecutionSpec | None = None  # where backups of it run (InProcess or Job)
 
     @property
     def locked(self) -> bool:
@@ -275,4 +279,5 @@ def parse_environment(body: Mapping[str, Any]) -> EnvironmentSpec:
         encryption_key_from=encryption,
         application=parse_application(spec),
         allow_running_application=spec.boolean("allowRunningApplication"),
+        execution=parse_execution(spec),
     )
