@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.api.environment_application import FIELDS_READ as APPLICATION_FIELDS
+from controller.api.environment_application import ApplicationSpec, parse_application
 from controller.api.execution import ExecutionSpec, parse_execution
 from controller.api.execution import fields as execution_fields
-from controller.api.environment_application import ApplicationSpec, parse_application
 from controller.api.resources import (
     OBJECT_NAME,
     Node,

@@ -128,4 +128,4 @@ def effective(own: ExecutionSpec | None, inherited: ExecutionSpec | None) -> Exe
         source = own if key in own.declared else inherited
         for attr in (attrs,) if isinstance(attrs, str) else attrs:
             merged[attr] = getattr(source, attr)
-    return ExecutionSpec(**merged, declared=own.declared | inherited.declared)  # type: ignore[arg-type]
+    return ExecutionSpec(**merged, declared=own.declared | inherited.declared)
