@@ -15,6 +15,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from controller.flows.backup import reconcile_backup
@@ -28,6 +29,7 @@ from tests.unit.flow_support import conditions
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "Connected"}]}
 SETTINGS = JobSettings(image="ferry:test", per_namespace=2)
+KEY = "c3RvcmUta2V5LXZhbHVlLTMyLWJ5dGVzLWxvbmctb2s="  # a store keyring: 32 bytes, base64
 JOB = {"mode": "Job", "storeVolumeClaim": "backups", "backoffLimit": 1}
 
 
@@ -229,7 +231,7 @@ def test_the_namespace_limit_queues_backups_in_creation_order(
 def test_secrets_reach_the_job_only_as_references(store: Path, jobs: FakeJobs) -> None:
     secrets = {
         "db": {"password": "hunter2-db-pass"},
-        "store-key": {"key": "c3RvcmUta2V5LXZhbHVlLTMyLWJ5dGVzLWxvbmctb2s="},
+        "store-key": {"key": KEY},
     }
     env = environment("sqlite:///unused", store)
     env["spec"]["database"] = {
@@ -317,3 +319,28 @@ def test_an_unanswering_jobs_api_is_waited_for(url: str, store: Path, jobs: Fake
     waiting = run(cluster, jobs)
     assert waiting.status["phase"] == "Pending" and ready(waiting) == ("False", "Unreachable")
     assert waiting.retry_after == 5.0
+
+
+@pytest.mark.parametrize("version", ["1.29.0", "1.37.0"])  # the chart's supported range
+def test_the_job_manifest_passes_the_kubernetes_schema_strictly(
+    url: str, store: Path, jobs: FakeJobs, version: str
+) -> None:
+    execution = {
+        **JOB,
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "serviceAccountName": "backups",
+    }
+    env = environment(url, store, execution)
+    env["spec"]["backups"]["store"]["keyFrom"] = {"secretKeyRef": {"name": "k", "key": "key"}}
+    cluster = setup(jobs, env, backup(tables=["users", "roles"]), secrets={"k": {"key": KEY}})
+    run(cluster, jobs)
+    job = jobs.only()
+    job["metadata"].pop("namespace")
+    kubernetes_validate.validate(job, version, strict=True)  # raises on any unknown field
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert container["args"][-2:] == ["--tables", "users,roles"]
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "backups"
