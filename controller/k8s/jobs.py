@@ -198,7 +198,9 @@ def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobState:
     ]
     last = max(ended, key=lambda item: item[0])[1] if ended else None
     result = parse_result(last.get("message")) if last else None
-    attempts = max(len(pods), int(status.get("failed") or 0) + int(status.get("active") or 0))
+    # Pods started: a deleted pod leaves the list at once, but the Job counts it failed.
+    started = sum(int(status.get(k) or 0) for k in ("succeeded", "failed", "active"))
+    attempts = max(len(pods), started)
     deleting = bool((job.get("metadata") or {}).get("deletionTimestamp"))
     if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
         return JobState(name, JobPhase.SUCCEEDED, attempts, result, "", deleting)

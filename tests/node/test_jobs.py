@@ -163,6 +163,9 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     )
     assert done["phase"] == "Completed", done
     assert done["job"]["name"] == job and done["job"]["attempts"] >= 2, done["job"]
+    # The Job controller counted the deleted pod as failed and started another.
+    counted = site.kubectl.json("get", "job", job, "-n", site.namespace)["status"]
+    assert counted.get("failed", 0) >= 1 and counted.get("succeeded") == 1, counted
     assert (host / "prod" / done["id"] / "manifest.json").is_file()
 
 

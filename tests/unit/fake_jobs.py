@@ -119,7 +119,8 @@ class FakeJobs:
         )
         status = job["status"]
         if code == 0:
-            job["status"] = {"succeeded": 1, "conditions": [_true("Complete")]}
+            failed = {"failed": status["failed"]} if status.get("failed") else {}
+            job["status"] = {"succeeded": 1, **failed, "conditions": [_true("Complete")]}
             return
         status["failed"] = int(status.get("failed") or 0) + 1
         if status["failed"] > job["spec"]["backoffLimit"]:

@@ -344,3 +344,17 @@ def test_the_job_manifest_passes_the_kubernetes_schema_strictly(
     }
     assert container["args"][-2:] == ["--tables", "users,roles"]
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "backups"
+
+
+def test_a_deleted_pod_counts_as_an_attempt_once_it_left_the_pod_list(
+    url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = setup(jobs, environment(url, store), backup())
+    run(cluster, jobs)
+    job = jobs.only()
+    key = ("ns", job["metadata"]["name"])
+    jobs.end_pod(*key, 143, "Error", "")
+    jobs.pods[key].clear()  # a deleted pod is gone from the list; the Job still counts it
+    jobs.run_pod(job, monkeypatch)
+    done = run(cluster, jobs)
+    assert done.status["phase"] == "Completed" and done.status["job"]["attempts"] == 2
