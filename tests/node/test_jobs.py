@@ -134,20 +134,37 @@ def test_a_backup_runs_as_a_job_pod_and_lands_in_the_store(
     assert password and password not in shown
 
 
-def _delete_first_pod(kubectl: Kubectl, namespace: str, backup_name: str) -> str:
-    """Delete the Job's first pod as soon as it exists, while it starts or runs."""
+BULK_ROWS = 3_000_000  # a table that keeps the backup busy for a while
+
+
+def bulk_table(url: str) -> None:
+    """A large business table, so a pod deleted once its backup runs dies mid-run."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS payload "
+                f"FROM generate_series(1, {BULK_ROWS}) AS g"
+            )
+    finally:
+        engine.dispose()
+
+
+def _delete_first_pod(site: main_flows.Site, backup_name: str) -> str:
+    """Delete the Job's first pod while its backup runs (its phase Backing up)."""
+    kubectl, namespace = site.kubectl, site.namespace
     holder: dict[str, str] = {}
 
-    def first_pod() -> bool:
+    def running() -> bool:
         name = status(kubectl, "backup", namespace, backup_name).get("job", {}).get("name")
-        if not name:
-            return False
-        pods = job_pods(kubectl, namespace, name)
-        if pods:
+        pods = job_pods(kubectl, namespace, name) if name else []
+        if name and pods and pods[0]["status"].get("phase") == "Running":
             holder["job"], holder["pod"] = name, pods[0]["metadata"]["name"]
-        return bool(pods)
+            return True
+        return False
 
-    wait_for(first_pod, timeout=120, interval=0.2, description="the Job's first pod")
+    wait_for(running, timeout=120, interval=0.2, description="the Job's first pod running")
+    time.sleep(3)  # the interpreter started; the backup reads the bulk table
     kubectl("delete", "pod", holder["pod"], "-n", namespace, "--wait=false")
     return holder["job"]
 
@@ -156,8 +173,9 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     site: main_flows.Site, operator: OperatorPod
 ) -> None:
     host = prepared(site, operator, backoffLimit=2)
+    bulk_table(site.host_urls["prod"])
     backup(site.kubectl, site.namespace, "replaced")
-    job = _delete_first_pod(site.kubectl, site.namespace, "replaced")
+    job = _delete_first_pod(site, "replaced")
     done = wait_phase(
         site.kubectl, "backup", site.namespace, "replaced", {"Completed", "Failed"}, 240
     )
@@ -173,14 +191,16 @@ def test_a_job_pod_deleted_with_no_retry_left_fails_the_backup(
     site: main_flows.Site, operator: OperatorPod
 ) -> None:
     host = prepared(site, operator, backoffLimit=0)
+    bulk_table(site.host_urls["prod"])
     backup(site.kubectl, site.namespace, "lost")
-    job = _delete_first_pod(site.kubectl, site.namespace, "lost")
+    job = _delete_first_pod(site, "lost")
     done = wait_phase(site.kubectl, "backup", site.namespace, "lost", {"Completed", "Failed"}, 240)
     assert done["phase"] == "Failed", done
     ready = next(c for c in done["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "BackupFailed" and f"Job {job} failed" in done["message"]
     assert done["job"] == {"name": job, "phase": "Failed", "attempts": 1}
-    assert not list(host.rglob("manifest.json"))
+    assert not list(host.rglob("manifest.json"))  # the pod's SIGTERM removed its partial
+    assert not [p for p in host.rglob("*") if p.name.startswith(".partial-")]
 
 
 def test_the_namespace_limit_of_jobs_holds_for_a_burst(
