@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from tests.e2e.conftest import Kubectl  # noqa: E402
@@ -150,9 +150,11 @@ def main() -> int:
     parser.add_argument("--envs", type=int, default=ENVS)
     args = parser.parse_args()
     os.environ["FERRY_BENCH_ENVS"] = str(args.envs)
-    return int(
-        pytest.main([__file__, "-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(ROOT)])
-    )
+    # The real-node tier's fixtures (the cluster, the image, the operator's pod), as a
+    # plugin of a fresh pytest process (this one imported them as plain modules).
+    plugins = ["-p", "tests.node.conftest", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", __file__, "-q", "-s", *plugins, "--rootdir", str(ROOT)]
+    return subprocess.run(cmd, cwd=ROOT, check=False).returncode
 
 
 if __name__ == "__main__":
