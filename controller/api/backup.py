@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.api.execution import ExecutionSpec, parse_execution
+from controller.api.execution import fields as execution_fields
 from controller.api.phases import Phase
 from controller.api.resources import Node
 from controller.errors import InvalidInput
@@ -48,6 +50,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.exclude",
     "spec.reason",
     "spec.deletionPolicy",
+    *execution_fields("spec"),
 )
 
 
@@ -65,6 +68,7 @@ class BackupSpec:
     selection: TableSelection = field(default_factory=TableSelection)
     reason: Reason = Reason.MANUAL
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    execution: ExecutionSpec | None = None  # over the Environment's, key by key
 
 
 def parse_selection(node: Node) -> TableSelection:
@@ -83,4 +87,5 @@ def parse_backup(body: Mapping[str, Any]) -> BackupSpec:
         selection=parse_selection(spec),
         reason=spec.enum("reason", Reason, Reason.MANUAL),
         deletion_policy=spec.enum("deletionPolicy", DeletionPolicy, DeletionPolicy.RETAIN),
+        execution=parse_execution(spec),
     )

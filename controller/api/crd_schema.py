@@ -13,9 +13,9 @@ from types import MappingProxyType
 
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
-        "backups.ferry.dev": "sha256:77d9d4cfe3e3eaee789b6750802c773ccb70ad1d7f11131476f4d97826aea0f0",
+        "backups.ferry.dev": "sha256:49a7817876c2c9e081df87dd7187508c7b4aec0a95bd38d8bf839f6452145ed1",
         "backupschedules.ferry.dev": "sha256:646165b17341e24a32f7093b46d8640f9c18f70b78aa74051718e02bcf9154ab",
-        "environments.ferry.dev": "sha256:d5ee6122e27c7999f9d5cea3cfd335808f1fa9ffc04ce32b5045e65a10f3a778",
+        "environments.ferry.dev": "sha256:f3c19422849dfc6aab082721dfceb00719e53a9549fa06d29e723ce019615592",
         "migrations.ferry.dev": "sha256:389d5ec59dbe54aa501e4ec9de21a8edba92d5f8240e1c6caf1ed767bc2802bf",
         "restores.ferry.dev": "sha256:8ed884c10efb156ca792376978657eff1ccbd50561409a9fc939531034a614d8",
     }

@@ -17,6 +17,8 @@ from controller.api.environment_application import FIELDS_READ as APPLICATION_FI
 from controller.api.environment_application import ApplicationSpec, parse_application
 from controller.api.environment_files import FIELDS_READ as FILES_FIELDS
 from controller.api.environment_files import FilesSpec, parse_files
+from controller.api.execution import ExecutionSpec, parse_execution
+from controller.api.execution import fields as execution_fields
 from controller.api.resources import (
     OBJECT_NAME,
     Node,
@@ -93,6 +95,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.rehearsal.scratch.url",
     *secret_fields("spec.rehearsal.scratch.urlFrom"),
     "spec.rehearsal.scratch.directory",
+    *execution_fields("spec"),
 )
 
 
@@ -172,6 +175,7 @@ class EnvironmentSpec:
     allow_running_application: bool = False
     files: FilesSpec | None = None  # the application's files: backed up with its rows
     rehearsal_scratch: ScratchSpec | None = None
+    execution: ExecutionSpec | None = None  # where backups of it run (InProcess or Job)
 
     @property
     def locked(self) -> bool:
@@ -314,4 +318,5 @@ def parse_environment(body: Mapping[str, Any]) -> EnvironmentSpec:
         allow_running_application=spec.boolean("allowRunningApplication"),
         files=parse_files(spec),
         rehearsal_scratch=_parse_scratch(spec),
+        execution=parse_execution(spec),
     )

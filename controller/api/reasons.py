@@ -82,6 +82,10 @@ class BackupReason(enum.StrEnum):
     ARTIFACT_PINNED = "ArtifactPinned"  # event: kept, a rollback window needs it
     ARTIFACT_KEPT = "ArtifactKept"  # event: the artifact could not be deleted
     ARTIFACT_DELETED = "ArtifactDeleted"  # event: the artifact was deleted (Delete)
+    # spec.execution.mode Job:
+    JOB_QUEUED = "JobQueued"  # the namespace runs its limit of Ferry Jobs; waits for a slot
+    JOB_RUNNING = "JobRunning"  # the backup runs as a Kubernetes Job (status.job)
+    JOB_UNAVAILABLE = "JobUnavailable"  # Job mode cannot run this (no image, a literal password)
 
 
 class RestoreReason(enum.StrEnum):

@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from controller.api.backup import Reason
 from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.parsing import add_names_argument
 from controller.cli.progress import progress_for
+from controller.cli.result import write_result
 from controller.commands.backup import create_backup, restore, verify
 from controller.commands.drill import DrillResult, drill
 from controller.commands.rekey import REWRAPPED, RekeyOutcome, rekey
-from controller.errors import CheckFailed
+from controller.db.urls import with_password
+from controller.errors import CheckFailed, InvalidInput
+
+# How a Kubernetes Job's container gets its database (docs/concepts.md, "Job mode"): from
+# Secrets through its environment, never through its arguments.
+DATABASE_ENV = "FERRY_DATABASE_URL"
+PASSWORD_ENV = "FERRY_DATABASE_PASSWORD"
+
+
+def database_url(given: str | None) -> str:
+    """``--database``, else ``$FERRY_DATABASE_URL`` (and ``$FERRY_DATABASE_PASSWORD``)."""
+    if given:
+        return given
+    url = os.environ.get(DATABASE_ENV)
+    if not url:
+        raise InvalidInput(f"--database is required (or set ${DATABASE_ENV})")
+    return with_password(url, os.environ.get(PASSWORD_ENV))
 
 
 def add_store_key_argument(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +68,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b = sub.add_parser("backup", help="create, list, show and verify backups")
     bsub = b.add_subparsers(dest="backup_command", required=True, metavar="ACTION")
     c = _store_parser(bsub, "create", "back up a database into a store")
-    c.add_argument("--database", required=True, metavar="URL")
+    c.add_argument(
+        "--database",
+        metavar="URL",
+        help=f"default: ${DATABASE_ENV} (with ${PASSWORD_ENV} as its password, if set)",
+    )
     c.add_argument("--environment", metavar="NAME", help="default: the database's name")
+    c.add_argument("--reason", default="manual", choices=[r.value for r in Reason])
     add_names_argument(c, "--tables", "back up only these tables (names or globs)")
     add_names_argument(c, "--exclude", "back up every table but these (names or globs)")
     add_files_arguments(c, "back up")
@@ -126,16 +150,24 @@ def cmd_create(args: argparse.Namespace) -> int:
     files = files_root(args)
     with _terminated_as_exit(), progress_for(args) as progress:
         manifest, location = create_backup(
-            args.database,
+            database_url(args.database),
             store,
             environment=args.environment,
-            reason="manual",
+            reason=args.reason,
             tables=args.tables,
             exclude=args.exclude or [],
             progress=progress,
             files=files,
             quiesced=args.quiesced,
         )
+    write_result(
+        "completed",
+        id=manifest.id,
+        environment=manifest.environment,
+        tables=len(manifest.members),
+        rows=manifest.rows,
+        bytes=manifest.bytes,
+    )
     if args.format == "json":
         print(
             json.dumps(

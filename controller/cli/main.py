@@ -29,6 +29,7 @@ from controller.cli import (
     secrets_cmd,
 )
 from controller.cli.parsing import ArgumentParser
+from controller.cli.result import write_failure
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TEMPORARY = 0, 1, 2, 75
@@ -75,26 +76,34 @@ def main(argv: list[str] | None = None) -> int:
         _error("checks failed, nothing was changed:")
         for problem in err.problems:
             print(f"  - {one_line(problem)}", file=sys.stderr)
-        return EXIT_INVALID
+        return _failed(EXIT_INVALID, err)
     except InvalidInput as err:
         _error(err.message)
-        return EXIT_INVALID
+        return _failed(EXIT_INVALID, err)
     except TemporaryError as err:
         _error(err.message, " (temporary; retry later)")
-        return EXIT_TEMPORARY
+        return _failed(EXIT_TEMPORARY, err)
     except FerryError as err:
         _error(err.message)
-        return EXIT_FAILED
+        return _failed(EXIT_FAILED, err)
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a bug: say so in one line, never a traceback
         if os.environ.get("FERRY_DEBUG"):
             traceback.print_exc()
-        _error(
+        message = (
             f"internal error ({type(err).__name__} at {_where(err)}); this is a bug in "
             "Ferry: please report it (FERRY_DEBUG=1 shows the traceback)"
         )
+        _error(message)
+        write_failure(EXIT_FAILED, "InternalError", message)
         return EXIT_FAILED
+
+
+def _failed(code: int, err: FerryError) -> int:
+    """``code``, after telling a Job's operator (the result file) what failed."""
+    write_failure(code, err.reason, one_line(err.message))
+    return code
 
 
 def _where(err: BaseException) -> str:

@@ -154,3 +154,11 @@ def _check_address(url: URL, dialect: str, shown: str) -> None:
 def dialect_of(url: str) -> str:
     """``sqlite``, ``postgresql`` or ``mysql`` for a URL :func:`parse` accepts."""
     return SUPPORTED[parse(url).get_backend_name()]
+
+
+def with_password(url: str, password: str | None) -> str:
+    """``url`` with ``password`` set, escaped as the URL needs (a Job's container gets the
+    password from a Secret apart from the URL, so neither lands in the Job's spec)."""
+    if not password:
+        return url
+    return parse(url).set(password=password).render_as_string(hide_password=False)

@@ -14,16 +14,20 @@ import datetime as dt
 from typing import Any
 
 from controller.api.backup import BackupPhase, DeletionPolicy, parse_backup
+from controller.api.execution import effective
 from controller.api.reasons import BackupReason, CommonReason, EventType
 from controller.backups.manifest import Manifest
 from controller.commands import environments
 from controller.commands.backup import create_backup
 from controller.errors import FerryError, InvalidInput, TemporaryError
+from controller.flows.backup_job import BackupJob, run_backup_job
 from controller.flows.oneshot import OneShot
 from controller.flows.outcome import Event, Outcome, backoff
+from controller.flows.progress import with_progress
 from controller.flows.schedule import pinned_backup_ids
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
+from controller.k8s.jobs import Jobs, JobSettings
 
 GLOB_CHARS = frozenset("*?[")
 DELETE_ATTEMPTS = 5  # then the object goes and the artifact stays (an event says so)
@@ -55,6 +59,8 @@ class _Flow(OneShot):
     kind = "Backup"
     phases = BackupPhase
     pending = BackupPhase.PENDING
+    jobs: Jobs | None = None  # the Kubernetes Jobs API, for spec.execution.mode Job
+    job_settings = JobSettings(image=None)
 
     def fail(self, reason: str, message: str) -> Outcome:
         self.patch.stalled(reason, message).set(
@@ -83,6 +89,9 @@ class _Flow(OneShot):
                 CommonReason.NO_BACKUP_STORE,
                 f"Environment {env.name} has no spec.backups.store to back up into",
             )
+        execution = effective(spec.execution, env.spec.execution)
+        if execution.is_job:
+            return run_backup_job(self, BackupJob(spec, env, execution), retry)
         message = f"backing up {env.name} into {env.store.label}"
         self.show_phase(BackupPhase.RUNNING, BackupReason.BACKING_UP, message)
         selection = spec.selection
@@ -105,6 +114,9 @@ class _Flow(OneShot):
             return self.wait(reason, err.message, backoff(retry, err.delay))
         except FerryError as err:
             return self.fail(CommonReason.BACKUP_FAILED, err.message)
+        return self.completed(manifest, location)
+
+    def completed(self, manifest: Manifest, location: str, **fields: Any) -> Outcome:
         files = f", {len(manifest.files.entries)} files" if manifest.files else ""
         done = (
             f"backed up {len(manifest.members)} tables, {manifest.rows} rows{files} "
@@ -116,15 +128,27 @@ class _Flow(OneShot):
             error=None,
             completionTime=timestamp(self.now),
             **manifest_status(manifest, location),
+            **fields,
         )
         return Outcome(self.patch.build(), (Event(EventType.NORMAL, CommonReason.COMPLETED, done),))
 
 
 def reconcile_backup(
-    body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, retry: int = 0
+    body: dict[str, Any],
+    cluster: Cluster,
+    *,
+    now: dt.datetime,
+    retry: int = 0,
+    jobs: Jobs | None = None,
+    settings: JobSettings | None = None,
 ) -> Outcome:
-    """Take the backup a new Backup asks for; a finished Backup is left alone."""
-    return _Flow.reconcile(body, cluster, now, retry)
+    """Take the backup a new Backup asks for; a finished Backup is left alone. In Job
+    mode (``spec.execution``) ``jobs`` runs it as a Kubernetes Job (``flows.backup_job``)."""
+    if BackupPhase.is_finished((body.get("status") or {}).get("phase")):
+        return Outcome({})
+    flow = _Flow(body, cluster, now)
+    flow.jobs, flow.job_settings = jobs, settings or JobSettings.from_environ()
+    return with_progress(flow.run(retry), flow.progress)
 
 
 def finalize_backup(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import kopf
@@ -10,13 +11,13 @@ from controller.api.backup import BackupPhase
 from controller.api.resources import GROUP, VERSION
 from controller.flows.backup import finalize_backup, reconcile_backup
 from controller.handlers import metrics
-from controller.handlers.common import cluster, now, reconciled, write
+from controller.handlers.common import cluster, jobs, now, reconciled, write
 
 
 @kopf.on.create(GROUP, VERSION, "backups")
 @kopf.on.resume(GROUP, VERSION, "backups")
 def backup_created(body: Any, retry: int, **_: Any) -> None:
-    outcome = reconciled("Backup", body, retry, reconcile_backup)
+    outcome = reconciled("Backup", body, retry, partial(reconcile_backup, jobs=jobs()))
     phase = outcome.status.get("phase")
     if BackupPhase.is_finished(phase):
         metrics.BACKUPS.labels(phase).inc()

@@ -11,8 +11,10 @@ import kopf
 from controller.flows.outcome import Outcome
 from controller.flows.unexpected import guarded
 from controller.k8s.client import Cluster, KubeCluster
+from controller.k8s.jobs import Jobs, KubeJobs
 
 _cluster: Cluster | None = None
+_jobs: Jobs | None = None
 
 
 def cluster() -> Cluster:
@@ -20,6 +22,14 @@ def cluster() -> Cluster:
     if _cluster is None:
         _cluster = KubeCluster()
     return _cluster
+
+
+def jobs() -> Jobs:
+    """The Jobs API, for objects whose spec.execution.mode is Job."""
+    global _jobs  # noqa: PLW0603 - one client per operator process
+    if _jobs is None:
+        _jobs = KubeJobs()
+    return _jobs
 
 
 def now() -> dt.datetime:

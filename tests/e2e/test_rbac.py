@@ -280,6 +280,8 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("patch", "deployments.apps/scale"),
         ("patch", "statefulsets.apps/scale"),
         ("list", "pods"),
+        ("create", "jobs.batch"),  # spec.execution.mode Job
+        ("delete", "jobs.batch"),
     ]:
         assert can_i(kubectl, user, verb, resource, ns), f"{user} cannot {verb} {resource}"
     for verb, resource, where in [
@@ -292,6 +294,8 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("list", "migrations.ferry.dev", "default"),
         ("create", "pods", ns),
         ("delete", "pods", ns),
+        ("patch", "jobs.batch", ns),  # its Jobs are created and deleted, never changed
+        ("create", "jobs.batch", "default"),  # only the watched namespaces
         ("patch", "deployments.apps", ns),  # the scale only, never the pod template
         ("update", "deployments.apps", ns),
         ("patch", "deployments.apps/scale", "default"),  # only the watched namespaces

@@ -98,6 +98,13 @@ No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed n
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+{{- if .Values.jobs.enabled }}
+# spec.execution.mode Job: the operator's Jobs, created, read (their pods' termination
+# messages through the pod list above), and deleted to run again after a temporary failure.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, create, delete]
+{{- end }}
 {{- end }}
 
 {{/*

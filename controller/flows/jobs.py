@@ -1,0 +1,236 @@
+"""Heavy work as Kubernetes Jobs (``spec.execution.mode: Job``): build, adopt, read back.
+
+A Job runs the operator's own image with the command the CLI runs (``ferry backup
+create``), so both paths share one code path. What the container needs comes from the
+object's Secrets through ``valueFrom`` and Secret volumes, never as values in the Job's
+spec; its outcome comes back through the container's termination message (a small JSON
+object, ``controller.cli.result``) and the backup store, never through its logs.
+
+The Job's name is derived from the object's UID, so an operator that restarts while a
+Job runs finds and adopts it instead of starting a second one. The operator's setting
+``FERRY_JOBS_PER_NAMESPACE`` caps the Ferry Jobs that run at once in a namespace; the
+rest wait in creation order (``JobQueued``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from controller.api.backup import BackupSpec
+from controller.api.environment import EnvironmentSpec
+from controller.api.execution import ExecutionSpec
+from controller.api.reasons import BackupReason
+from controller.api.resources import API_VERSION
+from controller.db.connect import build_url
+from controller.db.urls import redact
+from controller.errors import InvalidInput
+from controller.k8s.jobs import JobSettings
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+KIND_LABEL = "ferry.dev/job-for"
+OBJECT_LABEL = "ferry.dev/job-object"
+SELECTOR = f"{MANAGED_BY}=ferry"
+RESULT_PATH = "/dev/termination-log"
+STORE_KEY_DIR = "/var/run/ferry/store-key"
+OPERATOR_UID = 10001  # the image's user (Dockerfile), as the operator's pod runs
+_UNSAFE = re.compile(r"[^a-z0-9-]")
+
+
+def job_name(kind: str, name: str, uid: str) -> str:
+    """``ferry-backup-<name>-<uid hash>``: the same for one object across operator
+    restarts, different for a new object of the same name; short enough for the pods'
+    names and the ``job-name`` label."""
+    digest = hashlib.sha256(uid.encode()).hexdigest()[:8]
+    base = _UNSAFE.sub("-", f"ferry-{kind.lower()}-{name}")[:43].rstrip("-")
+    return f"{base}-{digest}"
+
+
+def _secret_env(var: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def database_env(spec: EnvironmentSpec) -> list[dict[str, Any]]:
+    """``FERRY_DATABASE_URL`` (and ``FERRY_DATABASE_PASSWORD``) from the Environment's
+    Secrets; a literal URL only when it holds no password."""
+    db = spec.database
+    if db.url_from is not None:
+        return [_secret_env("FERRY_DATABASE_URL", db.url_from.name, db.url_from.key)]
+    if db.url is not None:
+        if redact(db.url) != db.url:
+            raise InvalidInput(
+                "spec.database.url holds a password, which a Job's spec would show: "
+                "use urlFrom or passwordFrom for Job mode",
+                reason=BackupReason.JOB_UNAVAILABLE,
+            )
+        return [{"name": "FERRY_DATABASE_URL", "value": db.url}]
+    url = build_url(
+        db.dialect.value, host=db.host, port=db.port, database=db.name, user=db.user, password=None
+    )
+    env = [{"name": "FERRY_DATABASE_URL", "value": url}]
+    if db.password_from is not None:
+        ref = db.password_from
+        env.append(_secret_env("FERRY_DATABASE_PASSWORD", ref.name, ref.key))
+    return env
+
+
+@dataclass(frozen=True)
+class StoreMount:
+    """The ``--store`` argument and what the container needs to reach the store."""
+
+    argument: str
+    env: tuple[dict[str, Any], ...] = ()
+    volumes: tuple[dict[str, Any], ...] = ()
+    mounts: tuple[dict[str, Any], ...] = ()
+
+
+def store_mount(spec: EnvironmentSpec, execution: ExecutionSpec, s3_keys: set[str]) -> StoreMount:
+    """How the Job's pod reaches the Environment's store. ``s3_keys`` are the keys of the
+    S3 credentials Secret (their names only: the values stay in the Secret)."""
+    store = spec.backup_store
+    assert store is not None
+    env: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if store.key_from is not None:
+        items = [{"key": store.key_from.key, "path": "keyring"}]
+        volumes.append(
+            {"name": "store-key", "secret": {"secretName": store.key_from.name, "items": items}}
+        )
+        mounts.append({"name": "store-key", "mountPath": STORE_KEY_DIR, "readOnly": True})
+        env.append({"name": "FERRY_STORE_KEY_FILE", "value": f"{STORE_KEY_DIR}/keyring"})
+    if store.path is not None:
+        if execution.store_volume_claim is None:
+            raise InvalidInput(
+                f"the store {store.path} is a directory: Job mode needs "
+                "spec.execution.storeVolumeClaim, the claim that holds it",
+                reason=BackupReason.JOB_UNAVAILABLE,
+            )
+        claim = {"claimName": execution.store_volume_claim}
+        volumes.append({"name": "store", "persistentVolumeClaim": claim})
+        mounts.append({"name": "store", "mountPath": store.path})
+        return StoreMount(store.path, tuple(env), tuple(volumes), tuple(mounts))
+    s3 = store.s3
+    assert s3 is not None
+    env += _s3_env(s3.credentials_secret, s3_keys, s3.endpoint, s3.region)
+    prefix = f"/{s3.prefix.strip('/')}" if s3.prefix.strip("/") else ""
+    return StoreMount(f"s3://{s3.bucket}{prefix}", tuple(env), tuple(volumes), tuple(mounts))
+
+
+def _s3_env(
+    secret: str | None, keys: set[str], endpoint: str | None, region: str | None
+) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = []
+    if secret is not None:
+        for var, alias in (
+            ("AWS_ACCESS_KEY_ID", "accessKeyId"),
+            ("AWS_SECRET_ACCESS_KEY", "secretAccessKey"),
+        ):
+            key = var if var in keys else alias if alias in keys else None
+            if key is not None:
+                env.append(_secret_env(var, secret, key))
+    if endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": endpoint})
+    if region:
+        env.append({"name": "AWS_DEFAULT_REGION", "value": region})
+    return env
+
+
+def backup_args(spec: BackupSpec, environment: str, store: str) -> list[str]:
+    """The CLI's arguments: names and choices only, nothing secret."""
+    args = ["backup", "create", "--store", store, "--environment", environment]
+    args += ["--reason", spec.reason.value]
+    for flag, names in (
+        ("--tables", spec.selection.include),
+        ("--exclude", spec.selection.exclude),
+    ):
+        if names:
+            args += [flag, ",".join(names)]
+    return args
+
+
+def _container(
+    settings: JobSettings, args: list[str], env: list[dict[str, Any]], execution: ExecutionSpec
+) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    if execution.requests:
+        resources["requests"] = dict(execution.requests)
+    if execution.limits:
+        resources["limits"] = dict(execution.limits)
+    return {
+        "name": "ferry",
+        "image": settings.image,
+        "imagePullPolicy": settings.pull_policy,
+        "args": args,
+        "env": [
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "TMPDIR", "value": "/tmp"},
+            {"name": "FERRY_RESULT_FILE", "value": RESULT_PATH},
+            *env,
+        ],
+        "resources": resources,
+        "terminationMessagePath": RESULT_PATH,
+        "terminationMessagePolicy": "File",  # never FallbackToLogsOnError: not the logs
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One Job to run for one object."""
+
+    kind: str
+    body: dict[str, Any]  # the object the Job works for (its owner)
+    args: list[str]
+    env: list[dict[str, Any]]
+    store: StoreMount
+    execution: ExecutionSpec
+
+
+def job_manifest(request: JobRequest, settings: JobSettings) -> dict[str, Any]:
+    meta = request.body.get("metadata") or {}
+    name = job_name(request.kind, str(meta.get("name")), str(meta.get("uid")))
+    labels = {MANAGED_BY: "ferry", KIND_LABEL: request.kind.lower(), OBJECT_LABEL: name}
+    execution = request.execution
+    container = _container(settings, request.args, [*request.env, *request.store.env], execution)
+    container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}, *request.store.mounts]
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,  # the container needs no API access
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": OPERATOR_UID,
+            "runAsGroup": OPERATOR_UID,
+            "fsGroup": OPERATOR_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *request.store.volumes],
+    }
+    if execution.service_account_name:
+        pod["serviceAccountName"] = execution.service_account_name
+    owner = {
+        "apiVersion": API_VERSION,
+        "kind": request.kind,
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
+        "spec": {
+            "backoffLimit": execution.backoff_limit,
+            "activeDeadlineSeconds": execution.active_deadline_seconds,
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }

@@ -1,0 +1,146 @@
+"""An in-memory Jobs API whose pods really run: each "pod" runs the Job's container
+command (``ferry …``, ``controller.cli.main``) in this process, with the container's
+environment resolved from the fake cluster's Secrets, and ends the way the kubelet and
+the Job controller would record it (termination message, exit code, Job conditions)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.cli.main import main
+from controller.errors import TemporaryError
+from tests.unit.fake_cluster import FakeCluster
+
+
+class FakeJobs:
+    def __init__(self, cluster: FakeCluster, result_dir: Path) -> None:
+        self.cluster = cluster
+        self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pods: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.result_dir = result_dir
+        self.unanswered = False  # every call fails as an API server that does not answer
+
+    def _check(self) -> None:
+        if self.unanswered:
+            raise TemporaryError("Kubernetes API: listing Jobs in ns: 503", delay=5)
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._check()
+        name = body["metadata"]["name"]
+        self.calls.append(("create", name))
+        if (namespace, name) in self.jobs:
+            return copy.deepcopy(self.jobs[(namespace, name)])  # adopted, as KubeJobs does
+        job = copy.deepcopy(body)
+        job["metadata"]["namespace"] = namespace
+        job["status"] = {"active": 1}
+        self.jobs[(namespace, name)] = job
+        self.pods[(namespace, name)] = []
+        return copy.deepcopy(job)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._check()
+        job = self.jobs.get((namespace, name))
+        return copy.deepcopy(job) if job is not None else None
+
+    def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        self._check()
+        key, _, value = label_selector.partition("=")
+        return [
+            copy.deepcopy(j)
+            for (ns, _), j in self.jobs.items()
+            if ns == namespace and j["metadata"]["labels"].get(key) == value
+        ]
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self._check()
+        self.calls.append(("delete", name))
+        self.jobs.pop((namespace, name), None)
+        self.pods.pop((namespace, name), None)
+
+    def job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        self._check()
+        return copy.deepcopy(self.pods.get((namespace, job_name), []))
+
+    # What the node would do -------------------------------------------------------
+
+    def only(self) -> dict[str, Any]:
+        assert len(self.jobs) == 1, list(self.jobs)
+        return next(iter(self.jobs.values()))
+
+    def container_env(self, job: dict[str, Any]) -> dict[str, str]:
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        env: dict[str, str] = {}
+        for var in container["env"]:
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            else:
+                ref = var["valueFrom"]["secretKeyRef"]
+                env[var["name"]] = self.cluster.secrets[ref["name"]][ref["key"]]
+        return env
+
+    def run_pod(self, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        """One pod of ``job`` runs the container's command to its end."""
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        result = self.result_dir / f"{name}-{len(self.pods[(namespace, name)])}"
+        with monkeypatch.context() as env:
+            for key, value in self.container_env(job).items():
+                env.setenv(key, value)
+            env.setenv("FERRY_RESULT_FILE", str(result))
+            code = main(job["spec"]["template"]["spec"]["containers"][0]["args"])
+        message = result.read_text() if result.exists() else ""
+        self.end_pod(namespace, name, code, "Completed" if code == 0 else "Error", message)
+
+    def end_pod(self, namespace: str, name: str, code: int, reason: str, message: str) -> None:
+        """A pod of the Job ends (``OOMKilled`` and no message: the kernel killed it)."""
+        job = self.jobs[(namespace, name)]
+        pods = self.pods[(namespace, name)]
+        pods.append(
+            {
+                "metadata": {"name": f"{name}-{len(pods)}", "creationTimestamp": f"t{len(pods)}"},
+                "status": {
+                    "containerStatuses": [
+                        {
+                            "state": {
+                                "terminated": {
+                                    "exitCode": code,
+                                    "reason": reason,
+                                    "message": message,
+                                }
+                            }
+                        }
+                    ]
+                },
+            }
+        )
+        status = job["status"]
+        if code == 0:
+            failed = {"failed": status["failed"]} if status.get("failed") else {}
+            job["status"] = {"succeeded": 1, **failed, "conditions": [_true("Complete")]}
+            return
+        status["failed"] = int(status.get("failed") or 0) + 1
+        if status["failed"] > job["spec"]["backoffLimit"]:
+            job["status"] = {
+                "failed": status["failed"],
+                "conditions": [
+                    _true(
+                        "Failed",
+                        "BackoffLimitExceeded",
+                        "Job has reached the specified backoff limit",
+                    )
+                ],
+            }
+
+
+def _true(type_: str, reason: str = "", message: str = "") -> dict[str, Any]:
+    return {"type": type_, "status": "True", "reason": reason, "message": message}
+
+
+def secret_free(job: dict[str, Any], secrets: dict[str, dict[str, str]]) -> list[str]:
+    """Every secret value that appears anywhere in the Job's manifest (none should)."""
+    text = repr(job)
+    return [v for data in secrets.values() for v in data.values() if v in text]
