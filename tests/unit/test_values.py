@@ -103,6 +103,8 @@ def test_canonical_json_without_decimals_reads_as_json_does() -> None:
         '{"v": "1.5e3 in a string", "n": -0, "z": [0, -1, 10]}',
         '{"a": 1, "a": 2, "é": "\u00e9\u0000", "\ud83d\ude00": true}',
         '["\udfff", "x"]',
+        '["\\udfff escaped", 12]',
+        '{"big": 12345678901234567890123, "e": 1E5, "dot": "v1.2"}',
         '"tab\there"',
         "[1, 2",
         '"raw \u0001 control "',
