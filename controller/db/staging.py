@@ -23,6 +23,7 @@ from controller.engine.identifiers import check_name
 
 _INSERT, _UPDATE, _DELETE = "ferry_stage_insert", "ferry_stage_update", "ferry_stage_delete"
 _ROWS, _KEYS = "ferry_stage_rows", "ferry_stage_keys"
+_WRITE_BYTES = 1 << 20
 # Below PostgreSQL's first user OID: built-in types, whose binary form is the same on
 # every server of a major version (a user type's OID differs between databases).
 _FIRST_USER_OID = 16384
@@ -152,8 +153,14 @@ class Staging:
         self._create(_ROWS, cols)
         options = " (FORMAT binary)" if binary else ""
         with self.raw.cursor() as cur, cur.copy(f"COPY {_ROWS} ({cols}) FROM STDIN{options}") as c:
+            buffer = bytearray()  # the server sends a row per message: written in 1 MiB
             for chunk in chunks:
-                c.write(chunk)
+                buffer += chunk
+                if len(buffer) >= _WRITE_BYTES:
+                    c.write(bytes(buffer))
+                    buffer.clear()
+            if buffer:
+                c.write(bytes(buffer))
 
     def _count(self, sql: str) -> int:
         with self.raw.cursor() as cur:
