@@ -3,11 +3,9 @@
 Both sides hash every row where it lives and group the digests by a hash of the key
 (``h % modulus``): a bucket whose row count and digest sum agree on both sides holds
 the same rows (up to a 60-bit collision of a sum), so only the rows of disagreeing
-buckets are fetched and compared in Python. The search first compares
-:data:`COARSE` buckets (one aggregate per side, which also gives the table's totals),
-then splits only the differing ones into buckets of about :data:`BUCKET_ROWS` rows,
-and again those still too large: a row is hashed a second time only where its coarse
-bucket differs. Aggregates arrive sorted by bucket and are
+buckets are fetched and compared in Python. The search first compares the whole
+table (one aggregate), then buckets of about :data:`LEAF_ROWS` rows, and splits further
+only the buckets that are still too large. Aggregates arrive sorted by bucket and are
 merged as they stream, so memory holds only the buckets that differ: it follows the
 change, not the table.
 """
@@ -27,10 +25,6 @@ LEAF_ROWS = 32  # a differing bucket this small is fetched rather than split
 SPLIT = 32  # a bucket too large is split this many ways
 KEY_BITS = 28  # width of the key hash every dialect computes
 MAX_MODULUS = 1 << (KEY_BITS - 3)
-# The first round's buckets: few enough to stream and merge in a few milliseconds, many
-# enough that ~1 % of changed rows leave most of them equal, so the second round hashes
-# the rows of the differing ones only.
-COARSE = 4096
 
 
 class BucketSum(NamedTuple):
@@ -142,63 +136,31 @@ def _both(source: Sums, target: Sums, level: Level) -> tuple[Iterator[BucketSum]
         return a.result(), b.result()
 
 
-class _Tally:
-    """A stream of aggregates passed through, adding up the table's totals."""
-
-    def __init__(self, sums: Iterator[BucketSum]) -> None:
-        self.sums = sums
-        self.rows = 0
-        self.env_rows = 0
-        self.digest_sum = 0
-
-    def __iter__(self) -> Iterator[BucketSum]:
-        for s in self.sums:
-            self.rows += s.rows
-            self.env_rows += s.env_rows
-            self.digest_sum += s.digest_sum
-            yield s
-
-
-def _split(level: Level, buckets: list[tuple[int, int]], selection: Selection) -> Level | None:
-    """Record ``level``'s small differing buckets in ``selection`` (their rows are
-    fetched); the next level splitting the large ones, or None."""
-    leaves: list[int] = []
-    split: list[int] = []
-    # A coarse bucket is split unless tiny: the next round hashes only the rows of
-    # the differing ones, which costs less than fetching and hashing them in Python.
-    leaf_rows = LEAF_ROWS if level.within is not None else 2 * BUCKET_ROWS
-    for bucket, rows in buckets:
-        small = rows <= leaf_rows or level.modulus >= MAX_MODULUS
-        (leaves if small else split).append(bucket)
-    if leaves:
-        selection.append((level.modulus, tuple(leaves)))
-    if not split:
-        return None
-    largest = max(rows for _, rows in buckets)
-    modulus = max(level.modulus * 2, level.modulus * _first_modulus(largest))
-    return Level(min(modulus, MAX_MODULUS), (level.modulus, tuple(split)))
-
-
 def search(source: Sums, target: Sums) -> Search:
-    """Compare :data:`COARSE` buckets of both tables (their totals too), then split
-    only the differing ones: every row is hashed once per side, and again only where
-    its coarse bucket differs."""
+    """Compare whole tables, then buckets, and say which buckets' rows to fetch."""
     found = Search()
-    heads = _both(source, target, Level(COARSE))
-    src, tgt = _Tally(heads[0]), _Tally(heads[1])
-    differing = list(_differing(iter(src), iter(tgt)))
+    heads = _both(source, target, Level(1))
+    (src,) = list(heads[0]) or [BucketSum(0, 0, 0)]
+    (tgt,) = list(heads[1]) or [BucketSum(0, 0, 0)]
     found.source_rows, found.target_rows = src.rows, tgt.rows
     found.source_env_rows = src.env_rows
-    if not differing:
+    if src[1:3] == tgt[1:3]:
         return found
     if not (src.rows and tgt.rows):  # one side empty: every row differs
         found.selection = [(1, (0,))]
         return found
     selection: Selection = []
-    level: Level | None = Level(COARSE)
-    while level is not None:
-        level = _split(level, differing, selection)
-        if level is not None:
-            differing = list(_differing(*_both(source, target, level)))
+    level = Level(_first_modulus(max(src.rows, tgt.rows)))
+    while True:
+        leaves: list[int] = []
+        split: list[int] = []
+        for bucket, rows in _differing(*_both(source, target, level)):
+            small = rows <= LEAF_ROWS or level.modulus >= MAX_MODULUS
+            (leaves if small else split).append(bucket)
+        if leaves:
+            selection.append((level.modulus, tuple(leaves)))
+        if not split:
+            break
+        level = Level(min(level.modulus * SPLIT, MAX_MODULUS), (level.modulus, tuple(split)))
     found.selection = selection or [(1, (0,))]  # sums collided yet totals differ: all
     return found

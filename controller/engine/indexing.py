@@ -135,11 +135,11 @@ def add_written(after: RowIndex, changes: TableChanges) -> None:
 def _sums(
     side: DigestSource, name: str, ks: KeySpec, env_columns: tuple[str, ...] = ()
 ) -> Callable[[Level], Iterator[BucketSum]]:
-    """The side's aggregates per level; the first (of every row) also counts the rows
-    of ``env_columns`` that may reference a variable."""
+    """The side's aggregates per level; the whole-table one also counts the rows of
+    ``env_columns`` that may reference a variable."""
 
     def sums(level: Level) -> Iterator[BucketSum]:
-        env = env_columns if level.within is None else ()
+        env = env_columns if level.modulus == 1 else ()
         return side.bucket_sums(name, ks.key, ks.compared, level, env)
 
     return sums
