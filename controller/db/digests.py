@@ -199,9 +199,18 @@ class TableDigests:
         if level.within is not None:
             where, bound, expanding = self._where([level.within])
             params |= bound
+        source = f"SELECT {inner} FROM {self.table}"
+        if flagged != "0" and self.dialect == "postgresql":
+            # Each row's text is made once (OFFSET 0 keeps the subquery from being
+            # merged into the expressions that use it twice), and the grouping handles
+            # (h, d, flag) integers, never a sort of the row texts.
+            per_row = flagged.removeprefix("SUM(").removesuffix(")")
+            source = f"SELECT h, {d} AS d, {per_row} AS f FROM ({source} OFFSET 0) AS ferry_text"
+            d, flagged = "d", "SUM(f)"
+            total = f"SUM({d})"
         sql = (
             f"SELECT h % {level.modulus} AS b, COUNT(*), {total}, {flagged} FROM "
-            f"(SELECT {inner} FROM {self.table}) AS ferry_rows "
+            f"({source}) AS ferry_rows "
             f"WHERE {where} GROUP BY h % {level.modulus} ORDER BY b"
         )
         stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
