@@ -9,6 +9,12 @@ the final statements leaves the target as it was, and after them the transaction
 still rolls everything back. Names are quoted identifiers; values travel in COPY.
 Statements go to the driver's cursor without parameters, so no character of a name
 (``%``, ``:``) is ever taken for a placeholder.
+
+From another PostgreSQL server, a table planned in place is staged whole: the
+source's COPY data of the differing buckets goes into one staging table undecoded
+(binary when every column has the same built-in type on both sides), and the rows
+the target lacks are inserted, the planned updates applied, in one statement each
+(:meth:`Staging.copy_rows`, :meth:`Staging.apply_rows`).
 """
 
 from __future__ import annotations
