@@ -26,8 +26,9 @@ from controller.commands.merging import source_identity, store_base
 from controller.commands.planning import PlanOptions, Prepared, prepare
 from controller.commands.sources import open_source, same_database
 from controller.db.connect import default_environment
-from controller.db.database import Database, WriteSession
+from controller.db.database import Database, ReadSnapshot, WriteSession
 from controller.db.ledger import LedgerEntry, now
+from controller.db.writer import RowCopy
 from controller.engine import post_state
 from controller.engine.buckets import DigestSource
 from controller.engine.indexing import add_written, index_target, index_written
@@ -153,6 +154,28 @@ def _fetch(
     )
 
 
+def _copier(
+    source: SnapshotSource,
+    session: WriteSession,
+    planned: RowIndex | None,
+    table_plan: TablePlan,
+) -> RowCopy | None:
+    """PostgreSQL to PostgreSQL, for a table planned in place: its rows of the
+    differing buckets as COPY data, which the writer stages without decoding."""
+    ks, selection = table_plan.keyspec, planned.buckets if planned is not None else None
+    if ks is None or selection is None or not isinstance(source, ReadSnapshot):
+        return None
+    if source.dialect != "postgresql" or session.dialect != "postgresql":
+        return None
+    name = table_plan.table
+    return RowCopy(
+        partial(source.native_types, name),
+        lambda columns, binary: source.copy_buckets(
+            name, columns, ks.key, ks.compared, selection, binary=binary
+        ),
+    )
+
+
 def _project(
     table: TableSchema, rows: list[tuple[Any, ...]], columns: Sequence[str]
 ) -> Iterator[Batch]:
@@ -188,6 +211,7 @@ def _apply(
                 _fetch(source, prepared, table_plan),
                 fault,
                 recheck=planned is None or planned.buckets is None,  # in place: same snapshot
+                copy=_copier(source, session, planned, table_plan),
             )
         progress.table(table_plan.table, rows)
     progress.done()

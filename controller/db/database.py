@@ -13,12 +13,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from controller.db import digests, ledger, locks, pg_fast, restore_io, revert
+from controller.db import digests, ledger, locks, pg_fast, restore_io, revert, staging
 from controller.db.connect import classified, create_engine, dialect_of, redact
 from controller.db.ddl import execute_op
 from controller.db.reflect import reflect
 from controller.db.rows import stream_rows
-from controller.db.writer import Fault, TableWriter
+from controller.db.writer import Fault, RowCopy, TableWriter
 from controller.engine.buckets import BucketSum, Level, Selection
 from controller.engine.model import DatabaseSchema, Kind, TableSchema
 from controller.engine.plan import TablePlan
@@ -103,6 +103,28 @@ class _Snapshot:
         with classified(f"reading {table} from {self._label}"), hashes.settings():
             yield from stream_rows(self.conn, self.table(table), columns, where=where)
 
+    def native_types(self, table: str) -> staging.NativeTypes:
+        """PostgreSQL: each column's native type (whether binary COPY can carry it)."""
+        return staging.native_types(self.conn, table)
+
+    def copy_buckets(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        selection: Selection,
+        *,
+        binary: bool,
+    ) -> Iterator[bytes]:
+        """PostgreSQL: the rows of :meth:`bucket_batches` as COPY data, undecoded."""
+        hashes = self._digests(table, key, compared)
+        names = ", ".join(digests.quote_name(self.dialect, c) for c in columns)
+        select = f"SELECT {names} FROM {digests.quote_name(self.dialect, table)} WHERE "
+        select += hashes.bucket_sql(selection)
+        with classified(f"reading {table} from {self._label}"), hashes.settings():
+            yield from staging.copy_out(self.conn, select, binary=binary)
+
     def env_batches(self, table: str, columns: list[str]) -> Iterator[Batch]:
         """The rows whose text may reference ``{{$env.NAME}}`` (a superset)."""
         where = digests.env_filter(self.conn, columns)
@@ -171,13 +193,20 @@ class WriteSession(_Snapshot):
         fault: Fault | None = None,
         *,
         recheck: bool = True,
+        copy: RowCopy | None = None,
     ) -> None:
         """Apply one table's row changes; ``fetch(columns)`` streams the source rows.
-        ``recheck``: hash each planned row again (see :class:`TableWriter`)."""
+        ``recheck``: hash each planned row again (see :class:`TableWriter`); ``copy``:
+        the source's rows as COPY data, staged without decoding where the plan allows."""
         writer = TableWriter(self.conn, plan, source, self.table(plan.table), recheck=recheck)
         with classified(f"writing {plan.table}"):
             writer.delete()
-            writer.write(fetch(writer.columns), fault)
+            if copy is not None and writer.copies():
+                mine = staging.native_types(self.conn, plan.table)
+                binary = staging.binary_copyable(copy.types(), mine, writer.columns)
+                writer.write_copied(copy.chunks(writer.columns, binary), binary, fault)
+            else:
+                writer.write(fetch(writer.columns), fault)
 
     def replace_table(
         self, schema: TableSchema, source_dialect: str, batches: Iterator[Batch]

@@ -114,6 +114,8 @@ class TableDigests:
         self._key = [
             self._value(quote(check_name(c, self.dialect, "column")), kinds.get(c)) for c in key
         ]
+        # The same names as a driver statement takes them (no ``text()`` escapes).
+        self._raw_key = [quote_name(self.dialect, check_name(c, self.dialect, "key")) for c in key]
         self._row = [
             self._value(quote(check_name(c, self.dialect, "column")), k) for c, k in compared
         ]
@@ -136,10 +138,7 @@ class TableDigests:
         """(28-bit key hash, 60-bit row digest) as SQL expressions."""
         key, row = ", ".join(self._key), ", ".join(self._row)
         if self.dialect == "postgresql":  # the hash partitioning uses: stable, fast
-            return (
-                f"(hashtextextended(ROW({key}, NULL)::text, 0) & 268435455)",
-                _pg_digest(f"ROW({row}, NULL)::text"),
-            )
+            return _pg_key_hash(key), _pg_digest(f"ROW({row}, NULL)::text")
         if self.dialect == "mysql":
             return (
                 f"CAST(CONV(SUBSTR(MD5(CONCAT_WS('|', {key})), 1, 7), 16, 10) AS UNSIGNED)",
@@ -200,9 +199,18 @@ class TableDigests:
         if level.within is not None:
             where, bound, expanding = self._where([level.within])
             params |= bound
+        source = f"SELECT {inner} FROM {self.table}"
+        if flagged != "0" and self.dialect == "postgresql":
+            # Each row's text is made once (OFFSET 0 keeps the subquery from being
+            # merged into the expressions that use it twice), and the grouping handles
+            # (h, d, flag) integers, never a sort of the row texts.
+            per_row = flagged.removeprefix("SUM(").removesuffix(")")
+            source = f"SELECT h, {d} AS d, {per_row} AS f FROM ({source} OFFSET 0) AS ferry_text"
+            d, flagged = "d", "SUM(f)"
+            total = f"SUM({d})"
         sql = (
             f"SELECT h % {level.modulus} AS b, COUNT(*), {total}, {flagged} FROM "
-            f"(SELECT {inner} FROM {self.table}) AS ferry_rows "
+            f"({source}) AS ferry_rows "
             f"WHERE {where} GROUP BY h % {level.modulus} ORDER BY b"
         )
         stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
@@ -226,6 +234,22 @@ class TableDigests:
         return sa.text(sql).bindparams(
             *[sa.bindparam(n, value=v, expanding=n in expanding) for n, v in params.items()]
         )
+
+    def bucket_sql(self, selection: Selection) -> str:
+        """PostgreSQL: :meth:`bucket_filter` as literal SQL for a driver statement
+        (``COPY (SELECT …)`` takes no parameters); only integers become text."""
+        assert self.dialect == "postgresql"
+        h = _pg_key_hash(", ".join(self._raw_key))
+        clauses: list[str] = []
+        for modulus, buckets in selection:
+            if not buckets:
+                continue
+            if modulus == 1:
+                clauses.append("TRUE")
+                continue
+            listed = ",".join(str(int(b)) for b in buckets)
+            clauses.append(f"{h} % {int(modulus)} IN (SELECT unnest('{{{listed}}}'::int[]))")
+        return " OR ".join(clauses) or "FALSE"
 
     @contextmanager
     def settings(self) -> Iterator[None]:
@@ -282,6 +306,11 @@ def _quoter(conn: sa.Connection) -> Callable[[str], str]:
         return quote_name(dialect, name).replace(":", "\\:")
 
     return quoted
+
+
+def _pg_key_hash(key: str) -> str:
+    """The 28-bit hash of a key's record text (what hash partitioning uses: stable)."""
+    return f"(hashtextextended(ROW({key}, NULL)::text, 0) & 268435455)"
 
 
 def _pg_digest(text: str) -> str:

@@ -9,11 +9,17 @@ the final statements leaves the target as it was, and after them the transaction
 still rolls everything back. Names are quoted identifiers; values travel in COPY.
 Statements go to the driver's cursor without parameters, so no character of a name
 (``%``, ``:``) is ever taken for a placeholder.
+
+From another PostgreSQL server, a table planned in place is staged whole: the
+source's COPY data of the differing buckets goes into one staging table undecoded
+(binary when every column has the same built-in type on both sides), and the rows
+the target lacks are inserted, the planned updates applied, in one statement each
+(:meth:`Staging.copy_rows`, :meth:`Staging.apply_rows`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +28,45 @@ from controller.db.digests import quote_name
 from controller.engine.identifiers import check_name
 
 _INSERT, _UPDATE, _DELETE = "ferry_stage_insert", "ferry_stage_update", "ferry_stage_delete"
+_ROWS, _KEYS = "ferry_stage_rows", "ferry_stage_keys"
+_WRITE_BYTES = 1 << 20
+# Below PostgreSQL's first user OID: built-in types, whose binary form is the same on
+# every server of a major version (a user type's OID differs between databases).
+_FIRST_USER_OID = 16384
+_NATIVE_TYPES = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid::int
+FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+NativeTypes = dict[str, tuple[str, int]]
+
+
+def native_types(conn: sa.Connection, table: str) -> NativeTypes:
+    """Each column's PostgreSQL type as ``format_type`` spells it, and its OID."""
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(_NATIVE_TYPES, [quote_name("postgresql", table)])
+        return {name: (spelled, oid) for name, spelled, oid in cur.fetchall()}
+
+
+def binary_copyable(source: NativeTypes, target: NativeTypes, columns: Sequence[str]) -> bool:
+    """Whether rows of ``columns`` can travel in binary COPY: every column of one
+    built-in type on both sides (binary COPY does not convert, text COPY does)."""
+    for name in columns:
+        a, b = source.get(name), target.get(name)
+        if a is None or a != b or a[1] >= _FIRST_USER_OID:
+            return False
+    return True
+
+
+def copy_out(conn: sa.Connection, select: str, *, binary: bool) -> Iterator[bytes]:
+    """``COPY (select) TO STDOUT`` on ``conn``'s connection, in its transaction, as
+    the server sends it (nothing is decoded)."""
+    raw: Any = conn.connection.driver_connection
+    options = " (FORMAT binary)" if binary else ""
+    with raw.cursor() as cur, cur.copy(f"COPY ({select}) TO STDOUT{options}") as copy:
+        for chunk in copy:
+            yield bytes(chunk)
 
 
 class Staging:
@@ -107,6 +152,51 @@ class Staging:
                 f"UPDATE {self.table} AS t SET {sets} FROM {_UPDATE} AS s WHERE {self._match()}"
             )
             self._drop(_UPDATE)
+
+    def copy_rows(self, chunks: Iterable[bytes], *, binary: bool) -> None:
+        """Stage source rows (all of ``columns``) from another server's COPY data."""
+        cols = ", ".join(self.quote(c) for c in self.columns)
+        self._create(_ROWS, cols)
+        options = " (FORMAT binary)" if binary else ""
+        with self.raw.cursor() as cur, cur.copy(f"COPY {_ROWS} ({cols}) FROM STDIN{options}") as c:
+            buffer = bytearray()  # the server sends a row per message: written in 1 MiB
+            for chunk in chunks:
+                buffer += chunk
+                if len(buffer) >= _WRITE_BYTES:
+                    c.write(bytes(buffer))
+                    buffer.clear()
+            if buffer:
+                c.write(bytes(buffer))
+
+    def _count(self, sql: str) -> int:
+        with self.raw.cursor() as cur:
+            cur.execute(sql)
+            return int(cur.rowcount)
+
+    def apply_rows(self, update_keys: Sequence[Sequence[Any]]) -> tuple[int, int]:
+        """From the staged rows: insert those whose key the target lacks, update the
+        rows with ``update_keys`` (target keys); (inserted, updated) row counts."""
+        cols = ", ".join(self.quote(c) for c in self.columns)
+        same = " AND ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in self.key)
+        inserted = self._count(
+            f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {_ROWS} AS s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {self.table} AS t WHERE {same})"
+        )
+        updated = 0
+        if update_keys and self.update_columns:
+            self._create(_KEYS, ", ".join(self._keys_as()))
+            self._copy(_KEYS, update_keys)
+            sets = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in self.update_columns)
+            listed = " AND ".join(
+                f"s.{self.quote(c)} = k.ferry_k{i}" for i, c in enumerate(self.key)
+            )
+            updated = self._count(
+                f"UPDATE {self.table} AS t SET {sets} FROM {_ROWS} AS s, {_KEYS} AS k "
+                f"WHERE {same} AND {listed}"
+            )
+            self._drop(_KEYS)
+        self._drop(_ROWS)
+        return inserted, updated
 
     def _drop(self, name: str) -> None:
         self._run(f"DROP TABLE {name}")

@@ -25,6 +25,16 @@ WRITE_BATCH = 1000
 Fault = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class RowCopy:
+    """One table's source rows as PostgreSQL COPY data, read in the snapshot the plan
+    was made in: ``types()`` the source's native column types, ``chunks(columns,
+    binary)`` the data."""
+
+    types: Callable[[], dict[str, tuple[str, int]]]
+    chunks: Callable[[Sequence[str], bool], Iterator[bytes]]
+
+
 def _dml_table(schema: TableSchema, dialect: str, columns: Sequence[str]) -> sa.Table:
     cols: list[sa.Column[Any]] = []
     for name in columns:
@@ -222,6 +232,37 @@ class TableWriter:
             self.staging.apply()
         fix_sequence(self.conn, self.target)
         self._insert_remapped(pending.remapped)
+
+    def copies(self) -> bool:
+        """Whether :meth:`write_copied` can apply this plan: PostgreSQL staging, a plan
+        made in the source's snapshot (no recheck), no replaced table and no row that
+        needs a fresh ID."""
+        return (
+            self.staging is not None
+            and not self.recheck
+            and not self.changes.replace_all
+            and not self.changes.remap
+        )
+
+    def write_copied(self, chunks: Iterator[bytes], binary: bool, fault: Fault | None) -> None:
+        """Stage the source rows of the plan's buckets with COPY, undecoded, then insert
+        the staged rows the target lacks and update the planned ones in two statements;
+        counts other than the plan's roll the transaction back."""
+        assert self.staging is not None
+        self.staging.copy_rows(chunks, binary=binary)
+        if fault:
+            fault(f"rows:{self.plan.table}")
+            fault(f"staged:{self.plan.table}")  # staged with COPY, not applied yet
+        done = self.staging.apply_rows(list(self.changes.updates.values()))
+        if not self.update_columns:  # nothing to set: the planned updates are no-ops
+            done = (done[0], len(self.changes.updates))
+        planned = (len(self.changes.inserts), len(self.changes.updates))
+        if done != planned:
+            raise PermanentError(
+                f"table {self.plan.table}: the target or the source changed since the "
+                f"plan ({done[0]}/{planned[0]} inserts, {done[1]}/{planned[1]} updates)"
+            )
+        fix_sequence(self.conn, self.target)
 
     def _same_as_planned(self, planned: bytes, row: tuple[Any, ...], canon: Any) -> None:
         if planned and self.recheck and self.shape.digest(row) != planned:

@@ -33,6 +33,22 @@ def parse_datetime(text: str) -> dt.datetime | None:
         return None
 
 
+# Where a JSON number with a fraction or an exponent may be (a digit followed by ``.``,
+# ``e`` or ``E``; parsed as ``Decimal`` below), or an integer orjson would read as a
+# float (19 digits in a row): found by substring search in the text with every digit
+# turned into ``0``, ``.eE`` into ``.`` and everything else into ``x`` (a regular
+# expression costs more than the parse it would save).
+_NUMBER_SHAPES = bytes(
+    ord("0") if c in b"0123456789" else ord(".") if c in b".eE" else ord("x") for c in range(256)
+)
+_LONG_INTEGER = b"0" * 19
+
+
+def _plain_numbers(text: str) -> bool:
+    shapes = text.encode("utf-8", "surrogatepass").translate(_NUMBER_SHAPES)
+    return b"0." not in shapes and _LONG_INTEGER not in shapes
+
+
 def canonical_json(text: str) -> str:
     """JSON text in one spelling: compact, keys sorted, numbers exactly as written.
 
@@ -42,6 +58,11 @@ def canonical_json(text: str) -> str:
     64 bits, lone surrogates, deep nesting) goes to ``json``; tests/unit/test_values.py
     holds both to the same output.
     """
+    if _plain_numbers(text):  # no fraction, exponent or long integer
+        try:  # orjson parses integers, strings and the rest as ``json`` does, faster
+            return orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS).decode()
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError):
+            pass  # beyond 64 bits, NaN, a lone surrogate, deep nesting: ``json`` decides
     constants: list[str] = []
 
     def constant(name: str) -> float:

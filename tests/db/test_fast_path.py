@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from controller.api.rules import parse_rules
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions, Prepared
+from controller.db import staging
 from controller.engine.profiles import Profile
 from controller.errors import PermanentError
 from tests.db.dbhelpers import DB_EXAMPLES, dump, execute, q
@@ -377,3 +378,46 @@ def test_hostile_names_stay_quoted_identifiers(
     result = migrate(MigrationRequest(src, tgt, options))
     assert result.status == "succeeded", result.message
     assert dump(tgt)[HOSTILE_TABLE]["rows"] == dump(src)[HOSTILE_TABLE]["rows"]
+
+
+@pytest.mark.parametrize("target_seen", ["integer", "bigint"])
+def test_postgresql_stages_the_source_copy_data_undecoded(
+    make_database: MakeDb, monkeypatch: pytest.MonkeyPatch, target_seen: str
+) -> None:
+    """PostgreSQL to PostgreSQL, a table planned in place: the source's COPY data is
+    staged as it is sent, binary when every column has the same built-in type on both
+    sides, text when one differs (here an ignored column), and the target then holds
+    the source's rows."""
+    src, tgt = make_database("postgresql", "src"), make_database("postgresql", "tgt")
+    ddl = "create table things (id bigint primary key, doc jsonb, raw json, note text, seen {})"
+    insert = (
+        "insert into things select i, jsonb_build_object('i', i, 'f', i / 3.0), "
+        "json_build_object('z', i, 'a', 'x'), {}, i from generate_series(1, {}) i"
+    )
+    execute(src, ddl.format("integer"), insert.format("'n' || i", 120))
+    execute(
+        tgt,
+        ddl.format(target_seen),
+        insert.format("case when mod(i, 10) = 0 then 'old' else 'n' || i end", 110),
+        "insert into things values (500, '{}', '[]', 'gone', 0)",
+    )
+    modes: list[bool] = []
+    real = staging.copy_out
+
+    def spied(conn: sa.Connection, select: str, *, binary: bool) -> Iterator[bytes]:
+        modes.append(binary)
+        return real(conn, select, binary=binary)
+
+    monkeypatch.setattr(staging, "copy_out", spied)
+    options = PlanOptions(
+        parse_rules({"user": "overwrite", "ignoreColumns": ["seen"]}), Profile.GENERIC
+    )
+    result = migrate(MigrationRequest(src, tgt, options))
+    assert result.status == "succeeded", result.message
+    assert result.plan is not None
+    assert (result.plan.totals["insert"], result.plan.totals["update"]) == (10, 11)
+    assert result.plan.totals["delete"] == 1
+    assert modes == [target_seen == "integer"]
+    assert dump(tgt)["things"]["rows"] == dump(src)["things"]["rows"]
+    again = plan_only(src, tgt, options)
+    assert not again.plan.changes_anything

@@ -94,6 +94,32 @@ def test_canonical_json_falls_back_for_what_orjson_spells_otherwise() -> None:
     assert canonical_json('{"b": 1.10, "a": 2e3}') == '{"a":"2E+3","b":"1.10"}'
 
 
+def test_canonical_json_without_decimals_reads_as_json_does() -> None:
+    """Text with no fraction, exponent or 19-digit run is parsed by orjson: at the
+    64-bit edges, with digits and dots inside strings, and with what orjson refuses."""
+    for text in (
+        "[9223372036854775807, -9223372036854775808, 18446744073709551615]",
+        "[18446744073709551616, -9223372036854775809, 1000000000000000000]",
+        '{"v": "1.5e3 in a string", "n": -0, "z": [0, -1, 10]}',
+        '{"a": 1, "a": 2, "é": "\u00e9\u0000", "\ud83d\ude00": true}',
+        '["\udfff", "x"]',
+        '["\\udfff escaped", 12]',
+        '{"big": 12345678901234567890123, "e": 1E5, "dot": "v1.2"}',
+        '"tab\there"',
+        "[1, 2",
+        '"raw \u0001 control "',
+        "[" * 1100 + "]" * 1100,
+    ):
+        assert canonical_json(text) == _reference_or_raw(text), text[:80]
+
+
+def _reference_or_raw(text: str) -> str:
+    try:
+        return _json_reference(text)
+    except (ValueError, RecursionError):
+        return "raw:" + text
+
+
 # Digests recorded before the hashing was made faster: a row's digest is part of every
 # plan digest and of the post-migration states kept with backups, so it must not move.
 _RECORDED = [
