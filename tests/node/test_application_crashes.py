@@ -127,6 +127,12 @@ def quiescing(site: Site, operator: OperatorPod) -> bool:
     )
 
 
+def rolling_back(site: Site, operator: OperatorPod) -> bool:
+    """Unhealthy, so quiesced again to roll back; its pods still terminating."""
+    pods = stand_in_pods(site, terminating=True)
+    return phase(site) == "RollingBack" and stand_in_replicas(site) == 0 and bool(pods)
+
+
 def checking_health(site: Site, operator: OperatorPod) -> bool:
     return phase(site) == "CheckingHealth" and stand_in_replicas(site) == REPLICAS
 
@@ -134,6 +140,7 @@ def checking_health(site: Site, operator: OperatorPod) -> bool:
 # Healthy 25 s after its pods start: the crash lands while the operator waits for it.
 LATE = StandIn(healthy_after=25, health_path="/healthy", health_wait=120)
 NEVER = StandIn(healthy_after=-1, health_path="/healthy", health_wait=20)
+SLOW_NEVER = StandIn(grace=15, healthy_after=-1, health_path="/healthy", health_wait=10)
 CASES = {
     # Its pods take 30 s to terminate: the crash lands while the operator waits for them.
     "quiescing": Case("", kill_container, quiescing, stand_in=StandIn(grace=30)),
@@ -142,6 +149,8 @@ CASES = {
     "committed": Case("committed=sleep(300)", delete_pod, paused_at("committed")),
     "checking-health": Case("", kill_container, checking_health, stand_in=LATE),
     "unhealthy": Case("", delete_pod, checking_health, "RolledBack", stand_in=NEVER),
+    # Never healthy, its pods slow to terminate: the crash lands in the rollback's quiesce.
+    "rolling-back": Case("", kill_container, rolling_back, "RolledBack", stand_in=SLOW_NEVER),
 }
 
 
