@@ -336,6 +336,7 @@ class _Run:
             store,
             reason="pre-migration",
             environment=self.request.environment or default_environment(self.request.target),
+            fault=self.request.fault,  # a crash test holds the operator in the backup
             progress=self.request.progress,
         )
 

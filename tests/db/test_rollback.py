@@ -184,3 +184,24 @@ def test_a_restore_records_which_migrations_it_undid(envs: tuple[str, str], tmp_
     assert again.status == "succeeded"
     assert "tickets" in dump(pre)
     assert rows(pre, "ferry_migrations", "id", "result") == [("rel-7", "succeeded")]
+
+
+def test_a_failure_in_the_pre_migration_backup_writes_nothing(
+    envs: tuple[str, str], tmp_path: Path
+) -> None:
+    """The backup reports its members to the fault hook (the node tier holds the
+    operator's pod there to kill it); a failure there ends the migration unwritten."""
+    dev, pre = envs
+    before = _without_ledger(dump(pre))
+    steps: list[str] = []
+
+    def fault(step: str) -> None:
+        steps.append(step)
+        if step == "member:uiSchemas":
+            raise PermanentError("the operator died in the backup (injected)")
+
+    store = FilesystemStore(tmp_path / "store")
+    with pytest.raises(PermanentError, match="died in the backup"):
+        migrate(MigrationRequest(dev, pre, store=store, environment="pre", fault=fault))
+    assert not [s for s in steps if s.startswith(("rows:", "insert:", "staged:"))], steps
+    assert _without_ledger(dump(pre)) == before

@@ -379,3 +379,96 @@ def nocobase_on_node(
         yield NocoBaseOnNode(node_base_image, install, node, template, node_postgres, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# A stand-in application: Python's http.server from the base image, as PID 1 (so it
+# ignores SIGTERM and a pod stays Terminating for its whole grace period). It serves
+# /tmp/www: 200 on /, 404 on any missing path, and /healthy from HEALTHY_AFTER seconds
+# after the pod started (never if negative), as NocoBase's health endpoint answers only
+# once it has loaded.
+STAND_IN_SERVER = """
+import functools, http.server, os, pathlib, threading
+www = pathlib.Path("/tmp/www")
+www.mkdir(exist_ok=True)
+(www / "index.html").write_text("ok")
+delay = float(os.environ["HEALTHY_AFTER"])
+if delay >= 0:
+    threading.Timer(delay, (www / "healthy").touch).start()
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+http.server.ThreadingHTTPServer(("", 8000), handler).serve_forever()
+"""
+STAND_IN_REPLICAS = 2
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """How the stand-in ``web`` (a Deployment and its Service) behaves."""
+
+    grace: int = 1  # its pods' terminationGracePeriodSeconds
+    healthy_after: float = 0
+    health_path: str = "/"
+    health_wait: int = 15  # the Environment's health timeoutSeconds
+
+    def manifests(self, image: str) -> str:
+        labels = {"app": "web"}
+        container = {
+            "name": "web",
+            "image": image,
+            "imagePullPolicy": "Never",
+            "command": ["python3", "-c", STAND_IN_SERVER],
+            "env": [{"name": "HEALTHY_AFTER", "value": str(self.healthy_after)}],
+            "ports": [{"containerPort": 8000}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": 8000}, "periodSeconds": 1},
+        }
+        pod = {
+            "terminationGracePeriodSeconds": self.grace,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
+            "containers": [container],
+        }
+        template = {"metadata": {"labels": dict(labels)}, "spec": pod}
+        spec = {"replicas": STAND_IN_REPLICAS, "selector": {"matchLabels": dict(labels)}}
+        service = {"selector": dict(labels), "ports": [{"port": 8000, "targetPort": 8000}]}
+        return yaml.safe_dump_all([
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+             "spec": {**spec, "template": template}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": service},
+        ])  # fmt: skip
+
+    def declare(self, site: main_flows.Site, image: str) -> set[str]:
+        """The stand-in running and Ready; dev, and pre declaring it as its application.
+        Returns the UIDs of the pods that serve before the promotion."""
+        site.kubectl("apply", "-n", site.namespace, "-f", "-", input=self.manifests(image))
+        wait_for(lambda: stand_in_ready(site), timeout=120, description="the stand-in Ready")
+        site.declare()
+        application = {
+            "workload": {"kind": "Deployment", "name": "web"},
+            "quiesce": {"timeoutSeconds": 120},
+            "health": {
+                "url": f"http://web.{site.namespace}.svc:8000{self.health_path}",
+                "timeoutSeconds": self.health_wait,
+            },
+        }
+        site.kubectl.merge_patch(
+            "environment/pre",
+            site.namespace,
+            {"spec": {"allowRunningApplication": None, "application": application}},
+            check=True,
+        )
+        return {p["metadata"]["uid"] for p in stand_in_pods(site)}
+
+
+def stand_in_pods(site: main_flows.Site, terminating: bool = False) -> list[dict[str, Any]]:
+    got = site.kubectl.json("get", "pods", "-n", site.namespace, "-l", "app=web")["items"]
+    return [p for p in got if bool(p["metadata"].get("deletionTimestamp")) == terminating]
+
+
+def stand_in_ready(site: main_flows.Site) -> bool:
+    pods = stand_in_pods(site)
+    return len(pods) == STAND_IN_REPLICAS and all(
+        c.get("ready") for p in pods for c in p.get("status", {}).get("containerStatuses", [])
+    )
+
+
+def stand_in_replicas(site: main_flows.Site) -> int:
+    got = site.kubectl.json("get", "deployment", "web", "-n", site.namespace)
+    return int(got["spec"]["replicas"])
