@@ -15,7 +15,7 @@ EXPECTED: Mapping[str, str] = MappingProxyType(
     {
         "backups.ferry.dev": "sha256:77d9d4cfe3e3eaee789b6750802c773ccb70ad1d7f11131476f4d97826aea0f0",
         "backupschedules.ferry.dev": "sha256:0c95abf3361b885651e0616ed57d96c406748fee49880721c0253179a0724a00",
-        "environments.ferry.dev": "sha256:d5ee6122e27c7999f9d5cea3cfd335808f1fa9ffc04ce32b5045e65a10f3a778",
+        "environments.ferry.dev": "sha256:e0c4fd399684a37fe17c49b78c16562edfa6794c5ff4e26eba21640b8d6a3670",
         "migrations.ferry.dev": "sha256:389d5ec59dbe54aa501e4ec9de21a8edba92d5f8240e1c6caf1ed767bc2802bf",
         "restores.ferry.dev": "sha256:8ed884c10efb156ca792376978657eff1ccbd50561409a9fc939531034a614d8",
     }

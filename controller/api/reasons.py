@@ -71,6 +71,7 @@ class MigrationReason(enum.StrEnum):
     REHEARSAL_FAILED = "RehearsalFailed"  # the plan failed on the copy; target untouched
     REHEARSAL_PLAN_DIFFERS = "RehearsalPlanDiffers"  # the copy planned another digest
     REHEARSAL_COPY_FAILED = "RehearsalCopyFailed"  # the target's backup did not restore
+    REHEARSAL_BOOT_FAILED = "RehearsalBootFailed"  # the application did not boot on the copy
     REHEARSAL_NOT_CONFIGURED = "RehearsalNotConfigured"  # the target declares no scratch
 
 

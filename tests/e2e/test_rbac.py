@@ -280,6 +280,9 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("patch", "deployments.apps/scale"),
         ("patch", "statefulsets.apps/scale"),
         ("list", "pods"),
+        ("get", "pods"),
+        ("create", "pods"),  # spec.application.bootCheck's pod
+        ("delete", "pods"),
     ]:
         assert can_i(kubectl, user, verb, resource, ns), f"{user} cannot {verb} {resource}"
     for verb, resource, where in [
@@ -290,8 +293,8 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("update", "secrets", ns),
         ("get", "secrets", "default"),  # only the watched namespaces
         ("list", "migrations.ferry.dev", "default"),
-        ("create", "pods", ns),
-        ("delete", "pods", ns),
+        ("patch", "pods", ns),  # a boot check's pod is created and deleted, never changed
+        ("create", "pods/exec", ns),
         ("patch", "deployments.apps", ns),  # the scale only, never the pod template
         ("update", "deployments.apps", ns),
         ("patch", "deployments.apps/scale", "default"),  # only the watched namespaces
@@ -326,7 +329,8 @@ def test_cluster_wide_install_reads_secrets_only_where_bound_and_writes_none(
             assert not can_i(kubectl, user, verb, "secrets", where), f"{user} may {verb} secrets"
         assert not can_i(kubectl, user, "create", "migrations.ferry.dev", where)
         assert can_i(kubectl, user, "list", "pods", where)  # spec.application's pods
-        assert not can_i(kubectl, user, "delete", "pods", where)
+        assert can_i(kubectl, user, "delete", "pods", where)  # a boot check's pod
+        assert not can_i(kubectl, user, "create", "pods/exec", where)
         assert not can_i(kubectl, user, "patch", "deployments.apps", where)
     assert not can_i(kubectl, user, "list", "namespaces", namespace)
     assert not can_i(
