@@ -108,6 +108,7 @@ class ScheduleReason(enum.StrEnum):
     DRILL_PASSED = "DrillPassed"  # DrillFailed=False, event: the backup restored and matched
     BACKUP_NOT_RESTORABLE = "BackupNotRestorable"  # DrillFailed=True: did not restore or match
     DRILL_NOT_RUN = "DrillNotRun"  # DrillFailed=True: no scratch, no backup, or it was refused
+    DRILL_BOOT_FAILED = "DrillBootFailed"  # DrillFailed=True: restored, the app did not boot
 
 
 class OperatorReason(enum.StrEnum):

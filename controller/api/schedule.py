@@ -56,6 +56,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.retention.keepMonthly",
     "spec.retention.keepYearly",
     "spec.drill.schedule",
+    "spec.drill.bootCheck",
     *secret_fields("spec.drill.scratch.urlFrom"),
 )
 # The grandfather-father-son tiers, as spec.retention names them.
@@ -123,10 +124,13 @@ class DrillSpec:
     """Restore the schedule's newest completed backup into an empty scratch database on
     its own cron ``schedule`` (read in the schedule's time zone), check it against the
     manifest and clear the scratch (controller/commands/drill.py). The scratch database's
-    URL comes from a Secret; it must be empty and must not be the Environment's."""
+    URL comes from a Secret; it must be empty and must not be the Environment's.
+    ``boot_check``: also boot the Environment's application against the restored
+    scratch database (its ``spec.application.bootCheck``) before it is cleared."""
 
     schedule: str
     scratch: SecretKeyRef
+    boot_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,11 @@ def _parse_drill(spec: Node) -> DrillSpec | None:
     assert scratch is not None
     ref = parse_secret_source(scratch.child("urlFrom", required=True))
     assert ref is not None
-    return DrillSpec(schedule=_cron(node, f"{node.where}.schedule"), scratch=ref)
+    return DrillSpec(
+        schedule=_cron(node, f"{node.where}.schedule"),
+        scratch=ref,
+        boot_check=node.boolean("bootCheck"),
+    )
 
 
 def parse_backup_schedule(body: Mapping[str, Any]) -> BackupScheduleSpec:

@@ -42,9 +42,17 @@ class BootOwner:
     api_version: str = "ferry.dev/v1alpha1"
 
     @classmethod
-    def of(cls, body: Mapping[str, Any]) -> BootOwner:
+    def of(cls, kind: str, body: Mapping[str, Any]) -> BootOwner:
+        """``body``'s own kind is not trusted: a listed item carries none."""
         meta = body.get("metadata") or {}
-        return cls(str(body.get("kind") or ""), str(meta.get("name")), str(meta.get("uid")))
+        return cls(kind, str(meta.get("name")), str(meta.get("uid")))
+
+
+def boot_client_missing(environment: str) -> str:
+    return (
+        f"Environment {environment} declares spec.application.bootCheck; "
+        "no client to create its pod"
+    )
 
 
 def coordinates(url: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from controller.commands.environments import ResolvedEnvironment
 from controller.commands.migrate import MigrationRequest
 from controller.commands.rehearsal import PASSED, RehearsalResult, rehearse, scratch_url
 from controller.errors import InvalidInput
-from controller.flows.bootcheck import BootCheck, BootOwner
+from controller.flows.bootcheck import BootCheck, BootOwner, boot_client_missing
 from controller.k8s.bootcheck import BootPods
 from controller.k8s.client import Cluster
 from controller.k8s.workloads import Workloads
@@ -64,8 +64,5 @@ def _boot_check(
     if app is None or app.boot_check is None:
         return None
     if not isinstance(workloads, BootPods) or owner is None:
-        raise InvalidInput(
-            f"Environment {target.name} declares spec.application.bootCheck; "
-            "no client to create its pod"
-        )
-    return BootCheck(workloads, app, target.namespace, BootOwner.of(owner))
+        raise InvalidInput(boot_client_missing(target.name))
+    return BootCheck(workloads, app, target.namespace, BootOwner.of("Migration", owner))
