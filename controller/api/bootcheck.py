@@ -30,7 +30,9 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.application.bootCheck.port",
     "spec.application.bootCheck.path",
     "spec.application.bootCheck.timeoutSeconds",
+    "spec.application.bootCheck.emptyDirVolumes",
 )
+VOLUME_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class BootCheckSpec:
     port: int
     path: str
     timeout_seconds: int = DEFAULT_BOOT_SECONDS
+    # the template's volumes the boot pod gets empty instead (the application's uploads
+    # on a ReadWriteOnce claim: never shared with, nor written by, the boot pod)
+    empty_dir_volumes: tuple[str, ...] = ()
 
     def rendered(self, copy: Mapping[str, str]) -> dict[str, str]:
         """The variables with the copy's coordinates filled in."""
@@ -88,6 +93,7 @@ def parse_boot_check(app: Node) -> BootCheckSpec | None:
         port=port,
         path=node.required_string("path", pattern=HEALTH_PATH),
         timeout_seconds=timeout,
+        empty_dir_volumes=node.string_list("emptyDirVolumes", pattern=VOLUME_NAME),
     )
 
 

@@ -15,7 +15,7 @@ EXPECTED: Mapping[str, str] = MappingProxyType(
     {
         "backups.ferry.dev": "sha256:77d9d4cfe3e3eaee789b6750802c773ccb70ad1d7f11131476f4d97826aea0f0",
         "backupschedules.ferry.dev": "sha256:4e06e8832a3b8289a96e71bdc5614f2f9757fea240691c9eb9521df019f5d79d",
-        "environments.ferry.dev": "sha256:e0c4fd399684a37fe17c49b78c16562edfa6794c5ff4e26eba21640b8d6a3670",
+        "environments.ferry.dev": "sha256:10c89b9fe465bd48aa57e2d144f23a61b045ca5f63457113d750317cde03322b",
         "migrations.ferry.dev": "sha256:49644c329f236a9fd9330b77def502fafbf155d8b89ee2a5772e584d49c0ccd6",
         "restores.ferry.dev": "sha256:8ed884c10efb156ca792376978657eff1ccbd50561409a9fc939531034a614d8",
     }

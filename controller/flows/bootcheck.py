@@ -91,6 +91,17 @@ def boot_pod(
     for key in ("initContainers", "containers"):
         for container in pod_spec.get(key) or []:
             _with_env(container, values)
+    volumes = pod_spec.get("volumes") or []
+    missing = set(spec.empty_dir_volumes) - {v.get("name") for v in volumes}
+    if missing:
+        raise InvalidInput(
+            f"spec.application.bootCheck.emptyDirVolumes: the pod template of "
+            f"{app.workload} has no volume {', '.join(sorted(missing))}"
+        )
+    pod_spec["volumes"] = [
+        {"name": v["name"], "emptyDir": {}} if v.get("name") in spec.empty_dir_volumes else v
+        for v in volumes
+    ]
     name = f"{app.name[:40].rstrip('-.')}-boot-{secrets.token_hex(4)}"
     metadata = {
         "name": name,
@@ -129,7 +140,10 @@ class BootCheck:
         template = self.pods.pod_template(kind, self.namespace, name)
         if template is None:
             return BootResult(False, f"{kind} {name} not found", 0.0, "")
-        body = boot_pod(template, spec, copy_url, self.app, self.owner)
+        try:
+            body = boot_pod(template, spec, copy_url, self.app, self.owner)
+        except InvalidInput as err:  # the template does not fit the declared check
+            return BootResult(False, err.message, 0.0, "")
         pod = body["metadata"]["name"]
         try:
             self.pods.create_pod(self.namespace, body)

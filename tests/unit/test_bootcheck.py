@@ -86,6 +86,8 @@ def test_a_boot_check_parses_with_its_defaults() -> None:
         {"env": {"DB": "{database}"}, "port": 1, "path": "/x?y=1"},
         {"env": {"DB": "{database}"}, "port": 1, "path": "/", "timeoutSeconds": 3601},
         {"env": {"DB": "{database}"}, "port": 1, "path": "/", "extra": 1},
+        {"env": {"DB": "{database}"}, "port": 1, "path": "/", "emptyDirVolumes": ["Up_loads"]},
+        {"env": {"DB": "{database}"}, "port": 1, "path": "/", "emptyDirVolumes": ["a", "a"]},
     ],
 )
 def test_a_boot_check_that_does_not_fit_is_refused(boot: dict[str, Any]) -> None:
@@ -216,3 +218,20 @@ def test_a_pod_that_finished_without_a_container_status_is_an_answer() -> None:
     pods, clock = FakeBootPods([PodState("Failed", None, None)]), Clock()
     result = check(pods, clock)
     assert result.message == "the application stopped: the pod Failed" and clock.now == 0
+
+
+def test_declared_volumes_are_empty_in_the_boot_pod() -> None:
+    spec = app(emptyDirVolumes=["storage"])
+    pod = boot_pod(TEMPLATE, spec.boot_check, COPY, spec, OWNER)  # type: ignore[arg-type]
+    assert pod["spec"]["volumes"] == [{"name": "storage", "emptyDir": {}}]
+    assert TEMPLATE["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "nb"}
+
+
+def test_a_volume_the_template_lacks_fails_the_check_without_a_pod() -> None:
+    pods, clock = FakeBootPods([RUNNING]), Clock()
+    result = check(pods, clock, emptyDirVolumes=["uploads"])
+    assert not result.healthy and not pods.created
+    assert result.message == (
+        "spec.application.bootCheck.emptyDirVolumes: the pod template of "
+        "Deployment/nocobase has no volume uploads"
+    )
