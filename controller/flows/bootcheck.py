@@ -76,6 +76,30 @@ def _with_env(container: dict[str, Any], values: Mapping[str, str]) -> None:
     container["env"] = kept + [{"name": k, "value": v} for k, v in values.items()]
 
 
+def _volumes(
+    pod_spec: Mapping[str, Any], spec: BootCheckSpec, app: ApplicationSpec
+) -> list[dict[str, Any]]:
+    """The template's volumes, those of ``emptyDirVolumes`` empty; a StatefulSet's claim
+    templates are mounted without a volume in the template, so a mounted name counts."""
+    volumes = list(pod_spec.get("volumes") or [])
+    mounted = {
+        m.get("name")
+        for key in ("initContainers", "containers")
+        for c in pod_spec.get(key) or []
+        for m in c.get("volumeMounts") or []
+    }
+    declared = {v.get("name") for v in volumes}
+    missing = sorted(set(spec.empty_dir_volumes) - declared - mounted)
+    if missing:
+        raise InvalidInput(
+            f"spec.application.bootCheck.emptyDirVolumes: the pod template of "
+            f"{app.workload} has no volume {', '.join(missing)}"
+        )
+    empty = set(spec.empty_dir_volumes)
+    kept = [{"name": v["name"], "emptyDir": {}} if v.get("name") in empty else v for v in volumes]
+    return kept + [{"name": n, "emptyDir": {}} for n in spec.empty_dir_volumes if n not in declared]
+
+
 def boot_pod(
     template: Mapping[str, Any],
     spec: BootCheckSpec,
@@ -91,17 +115,7 @@ def boot_pod(
     for key in ("initContainers", "containers"):
         for container in pod_spec.get(key) or []:
             _with_env(container, values)
-    volumes = pod_spec.get("volumes") or []
-    missing = set(spec.empty_dir_volumes) - {v.get("name") for v in volumes}
-    if missing:
-        raise InvalidInput(
-            f"spec.application.bootCheck.emptyDirVolumes: the pod template of "
-            f"{app.workload} has no volume {', '.join(sorted(missing))}"
-        )
-    pod_spec["volumes"] = [
-        {"name": v["name"], "emptyDir": {}} if v.get("name") in spec.empty_dir_volumes else v
-        for v in volumes
-    ]
+    pod_spec["volumes"] = _volumes(pod_spec, spec, app)
     name = f"{app.name[:40].rstrip('-.')}-boot-{secrets.token_hex(4)}"
     metadata = {
         "name": name,
@@ -146,7 +160,9 @@ class BootCheck:
             return BootResult(False, err.message, 0.0, "")
         pod = body["metadata"]["name"]
         try:
-            self.pods.create_pod(self.namespace, body)
+            refused = self.pods.create_pod(self.namespace, body)
+            if refused is not None:
+                return BootResult(False, f"the boot pod was refused: {refused}", 0.0, pod)
             healthy, detail = self._watch(pod, spec)
         finally:
             self.pods.delete_pods(self.namespace, selector)

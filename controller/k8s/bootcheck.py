@@ -9,11 +9,23 @@ against a fake as well as against a real API server. Errors are classified as in
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from controller.errors import InvalidInput
+from controller.errors import InvalidInput, TemporaryError
 from controller.k8s.workloads import Health, KubeWorkloads, Workloads
+
+REFUSALS = (400, 403, 404, 422)  # invalid pod, forbidden, no namespace
+
+
+def _api_message(err: Any) -> str:
+    """The API server's own message (a Status object), never anything else of the body."""
+    try:
+        message = str(json.loads(err.body or "{}").get("message") or "")
+    except (ValueError, AttributeError):
+        message = ""
+    return message[:300]
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,9 @@ class BootPods(Workloads, Protocol):
         """The workload's ``spec.template`` as plain JSON data, or None."""
         ...
 
-    def create_pod(self, namespace: str, body: dict[str, Any]) -> None: ...
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> str | None:
+        """None once created; why the API server refused it (invalid, forbidden)."""
+        ...
 
     def pod_state(self, namespace: str, name: str) -> PodState | None: ...
 
@@ -72,11 +86,23 @@ class KubeBootPods(KubeWorkloads):
         data: dict[str, Any] = self.core.api_client.sanitize_for_serialization(found.spec.template)
         return data
 
-    def create_pod(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> str | None:
+        from kubernetes.client.exceptions import ApiException
+
         name = body["metadata"]["name"]
-        self._call(
-            f"creating Pod {namespace}/{name}", self.core.create_namespaced_pod, namespace, body
-        )
+        try:
+            pod: Any = body  # the client serializes a plain dict as it is
+            self.core.create_namespaced_pod(namespace, pod)
+        except ApiException as err:
+            if err.status in REFUSALS:  # the same pod would be refused again: an answer
+                return f"{err.status} {err.reason or ''}: {_api_message(err)}".strip()
+            raise TemporaryError(
+                f"Kubernetes API: creating Pod {namespace}/{name}: {err.status} {err.reason}",
+                delay=5,
+            ) from err
+        except OSError as err:
+            raise TemporaryError(f"Kubernetes API: creating Pod {namespace}/{name}: {err}") from err
+        return None
 
     def pod_state(self, namespace: str, name: str) -> PodState | None:
         found = self._call(

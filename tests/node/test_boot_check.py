@@ -6,7 +6,9 @@ copy) and rehearses on ``node_postgres`` (``ferry_rehearsal_*`` databases). A re
 with a field of a type pre-release's NocoBase does not know applies and verifies on the
 copy, but NocoBase does not boot on it: the Migration ends ``Failed``
 (``RehearsalBootFailed``), pre-release's database is exactly as it was and its NocoBase
-served throughout, never quiesced. A good release boots on the copy, then applies.
+served throughout, never quiesced. A good release boots on the copy, then applies. A
+BackupSchedule's drill with ``bootCheck: true`` boots the same NocoBase against the
+restored backup.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import sqlalchemy as sa
 
 from tests.e2e.conftest import Kubectl
 from tests.e2e.main_flows import DONE
-from tests.e2e.test_operator import apply_ok, migration, wait_phase
+from tests.e2e.test_drill_operator import _drill_now
+from tests.e2e.test_operator import apply_ok, migration, status, wait_phase
 from tests.harness import nocobase as nb
+from tests.harness.cluster import wait_for
 from tests.nocobase import builder as b
 from tests.node.conftest import STORE_MOUNT, NocoBaseOnNode, OperatorPod
 from tests.node.test_nocobase_deployment import (
@@ -181,3 +185,75 @@ def test_a_good_release_boots_on_the_copy_then_applies(
     assert _boot_pods(kubectl, namespace) == []
     collections, routes = _config(pre)
     assert {f"{P}customers", f"{P}orders"} <= collections and f"{P}page" in routes
+
+
+def test_a_drill_boots_nocobase_on_the_restored_backup(
+    kubectl: Kubectl, namespace: str, operator: OperatorPod, nocobase_on_node: NocoBaseOnNode
+) -> None:
+    dbs = {"dev": nocobase_on_node.clone("dev"), "pre": nocobase_on_node.clone("pre")}
+    _deploy(kubectl, namespace, nocobase_on_node, dbs["pre"])
+    _declare(kubectl, namespace, nocobase_on_node, dbs, boot_timeout=BOOT_TIMEOUT)
+    scratch = f"ferry_drill_{dbs['pre'][-6:]}"
+    _admin(on_node=nocobase_on_node, sql=f'CREATE DATABASE "{scratch}"')
+    try:
+        _drill_boots(kubectl, namespace, nocobase_on_node, scratch)
+    finally:
+        _admin(on_node=nocobase_on_node, sql=f'DROP DATABASE IF EXISTS "{scratch}"')
+
+
+def _admin(*, on_node: NocoBaseOnNode, sql: str) -> None:
+    engine = sa.create_engine(on_node.postgres.server.url("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(sql))
+    finally:
+        engine.dispose()
+
+
+def _drill_boots(
+    kubectl: Kubectl, namespace: str, nocobase_on_node: NocoBaseOnNode, scratch: str
+) -> None:
+    server = nocobase_on_node.postgres.server
+    url = nocobase_on_node.postgres.for_pods(server.url(scratch))
+    kubectl("create", "secret", "generic", "drill-scratch", "-n", namespace,
+            f"--from-literal=url={url}")  # fmt: skip
+    apply_ok(kubectl, namespace, """
+apiVersion: ferry.dev/v1alpha1
+kind: Backup
+metadata: {name: nightly-a, labels: {ferry.dev/schedule: nightly}}
+spec: {environment: pre, deletionPolicy: Delete, reason: scheduled}
+---
+apiVersion: ferry.dev/v1alpha1
+kind: BackupSchedule
+metadata: {name: nightly}
+spec:
+  environment: pre
+  schedule: "0 0 1 1 *"
+  drill:
+    schedule: "* * * * *"
+    bootCheck: true
+    scratch: {urlFrom: {secretKeyRef: {name: drill-scratch, key: url}}}
+""")  # fmt: skip
+    wait_for(
+        lambda: status(kubectl, "backup", namespace, "nightly-a").get("phase") == "Completed",
+        timeout=300,
+        description="Backup nightly-a Completed",
+    )
+    _drill_now(kubectl, namespace)
+    wait_for(
+        lambda: bool((status(kubectl, "backupschedule", namespace, "nightly").get("lastDrill")
+                      or {}).get("boot")),
+        timeout=2 * BOOT_TIMEOUT,
+        description="a drill with its boot check recorded",
+    )  # fmt: skip
+    drill = status(kubectl, "backupschedule", namespace, "nightly")["lastDrill"]
+    print(f"\ndrill: {drill['durationSeconds']:.0f} s, boot: {drill['boot']['message']}")
+    assert drill["outcome"] == "Passed" and drill["boot"]["outcome"] == "Passed", drill
+    assert status(kubectl, "backup", namespace, "nightly-a")["lastDrill"]["boot"] == drill["boot"]
+    assert _boot_pods(kubectl, namespace) == []
+    engine = sa.create_engine(server.url(scratch))
+    try:
+        with engine.connect() as conn:
+            assert sa.inspect(conn).get_table_names() == []  # cleared after the boot
+    finally:
+        engine.dispose()

@@ -122,15 +122,19 @@ class FakeBootPods(FakeWorkloads):
         self.template: dict[str, Any] | None = TEMPLATE
         self.live: dict[str, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []
+        self.refusal: str | None = None  # what the API server says to the pod
 
     def pod_template(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         self._record("pod_template", f"{kind}/{name}")
         return self.template
 
-    def create_pod(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> str | None:
         self._record("create_pod", body["metadata"]["name"])
-        self.live[body["metadata"]["name"]] = body
         self.created.append(body)
+        if self.refusal is not None:
+            return self.refusal
+        self.live[body["metadata"]["name"]] = body
+        return None
 
     def pod_state(self, namespace: str, name: str) -> PodState | None:
         self._record("pod_state", name)
@@ -235,3 +239,19 @@ def test_a_volume_the_template_lacks_fails_the_check_without_a_pod() -> None:
         "spec.application.bootCheck.emptyDirVolumes: the pod template of "
         "Deployment/nocobase has no volume uploads"
     )
+
+
+def test_a_statefulsets_claim_template_mounted_by_name_can_be_made_empty() -> None:
+    spec = app(emptyDirVolumes=["data"])
+    template = {"spec": {"containers": [{"name": "app", "volumeMounts": [{"name": "data",
+                "mountPath": "/data"}]}]}}  # fmt: skip
+    pod = boot_pod(template, spec.boot_check, COPY, spec, OWNER)  # type: ignore[arg-type]
+    assert pod["spec"]["volumes"] == [{"name": "data", "emptyDir": {}}]
+
+
+def test_a_pod_the_api_server_refuses_is_an_answer_not_a_retry() -> None:
+    pods, clock = FakeBootPods([RUNNING]), Clock()
+    pods.refusal = '422 Unprocessable Entity: Pod "x" is invalid: spec.volumes[0]'
+    result = check(pods, clock)
+    assert not result.healthy and result.message.startswith("the boot pod was refused: 422")
+    assert not [c for c in pods.calls if c[0] in ("pod_state", "health")]
