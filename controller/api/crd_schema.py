@@ -14,9 +14,9 @@ from types import MappingProxyType
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
         "backups.ferry.dev": "sha256:49a7817876c2c9e081df87dd7187508c7b4aec0a95bd38d8bf839f6452145ed1",
-        "backupschedules.ferry.dev": "sha256:646165b17341e24a32f7093b46d8640f9c18f70b78aa74051718e02bcf9154ab",
-        "environments.ferry.dev": "sha256:f3c19422849dfc6aab082721dfceb00719e53a9549fa06d29e723ce019615592",
-        "migrations.ferry.dev": "sha256:389d5ec59dbe54aa501e4ec9de21a8edba92d5f8240e1c6caf1ed767bc2802bf",
+        "backupschedules.ferry.dev": "sha256:af8a9ab025862e9242ea3a0f2a1970b1e0c539c5adc5126b1bfb1bb09aa70e00",
+        "environments.ferry.dev": "sha256:8094b89d741ff47e5d27ae68b15053fa44a35946dd4d0ec951e97b92a2bf066b",
+        "migrations.ferry.dev": "sha256:49644c329f236a9fd9330b77def502fafbf155d8b89ee2a5772e584d49c0ccd6",
         "restores.ferry.dev": "sha256:8ed884c10efb156ca792376978657eff1ccbd50561409a9fc939531034a614d8",
     }
 )

@@ -12,6 +12,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from controller.api.bootcheck import FIELDS_READ as BOOT_FIELDS
+from controller.api.bootcheck import BootCheckSpec, parse_boot_check
 from controller.api.resources import Node
 from controller.errors import InvalidInput
 
@@ -30,6 +32,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.application.health.url",
     "spec.application.health.timeoutSeconds",
     "spec.allowRunningApplication",
+    *BOOT_FIELDS,
 )
 
 
@@ -55,6 +58,7 @@ class ApplicationSpec:
     strategy: QuiesceStrategy = QuiesceStrategy.SCALE_TO_ZERO
     quiesce_timeout_seconds: int = DEFAULT_QUIESCE_SECONDS  # until no pod is left
     health: HealthCheck | None = None
+    boot_check: BootCheckSpec | None = None  # boot it against a rehearsal or drill copy
 
     @property
     def workload(self) -> str:
@@ -105,4 +109,5 @@ def parse_application(spec: Node) -> ApplicationSpec | None:
             if health is not None
             else None
         ),
+        boot_check=parse_boot_check(app),
     )

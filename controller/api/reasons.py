@@ -71,6 +71,7 @@ class MigrationReason(enum.StrEnum):
     REHEARSAL_FAILED = "RehearsalFailed"  # the plan failed on the copy; target untouched
     REHEARSAL_PLAN_DIFFERS = "RehearsalPlanDiffers"  # the copy planned another digest
     REHEARSAL_COPY_FAILED = "RehearsalCopyFailed"  # the target's backup did not restore
+    REHEARSAL_BOOT_FAILED = "RehearsalBootFailed"  # the application did not boot on the copy
     REHEARSAL_NOT_CONFIGURED = "RehearsalNotConfigured"  # the target declares no scratch
 
 
@@ -111,6 +112,7 @@ class ScheduleReason(enum.StrEnum):
     DRILL_PASSED = "DrillPassed"  # DrillFailed=False, event: the backup restored and matched
     BACKUP_NOT_RESTORABLE = "BackupNotRestorable"  # DrillFailed=True: did not restore or match
     DRILL_NOT_RUN = "DrillNotRun"  # DrillFailed=True: no scratch, no backup, or it was refused
+    DRILL_BOOT_FAILED = "DrillBootFailed"  # DrillFailed=True: restored, the app did not boot
 
 
 class OperatorReason(enum.StrEnum):

@@ -57,6 +57,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.retention.keepYearly",
     "spec.drill.schedule",
     "spec.drill.pick",
+    "spec.drill.bootCheck",
     *secret_fields("spec.drill.scratch.urlFrom"),
 )
 # The grandfather-father-son tiers, as spec.retention names them.
@@ -132,11 +133,13 @@ class DrillSpec:
     database on its own cron ``schedule`` (read in the schedule's time zone), check it
     against the manifest and clear the scratch (controller/commands/drill.py). The
     scratch database's URL comes from a Secret; it must be empty and must not be the
-    Environment's."""
+    Environment's. ``boot_check``: also boot the Environment's application against the
+    restored scratch database (its ``spec.application.bootCheck``) before it is cleared."""
 
     schedule: str
     scratch: SecretKeyRef
     pick: DrillPick = DrillPick.NEWEST
+    boot_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,7 @@ def _parse_drill(spec: Node) -> DrillSpec | None:
         schedule=_cron(node, f"{node.where}.schedule"),
         scratch=ref,
         pick=node.enum("pick", DrillPick, DrillPick.NEWEST),
+        boot_check=node.boolean("bootCheck"),
     )
 
 

@@ -15,13 +15,14 @@ that is the database the backup was taken from.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
+from controller.api.bootcheck import BootResult
 from controller.backups.archive import member_schema, read_record_batches, verify_backup
 from controller.backups.arrow_codec import record_batch
 from controller.backups.manifest import Manifest, Member
@@ -67,10 +68,15 @@ class DrillResult:
     seconds: float
     tables: tuple[TableCheck, ...]
     problems: tuple[str, ...] = field(default=())  # the backup's own (it did not restore)
+    boot: BootResult | None = None  # the application booted against the restored copy
+
+    @property
+    def restored(self) -> bool:
+        return not self.problems and all(t.ok for t in self.tables)
 
     @property
     def passed(self) -> bool:
-        return not self.problems and all(t.ok for t in self.tables)
+        return self.restored and (self.boot is None or self.boot.healthy)
 
     @property
     def outcome(self) -> str:
@@ -86,6 +92,7 @@ class DrillResult:
             "rows": sum(t.rows or 0 for t in self.tables),
             "tables": [t.to_dict() for t in self.tables],
             "problems": list(self.problems),
+            "boot": self.boot.to_status() if self.boot is not None else None,
             "signature": self.backup.summary()["signature"],
         }
 
@@ -258,10 +265,16 @@ def _run(
 
 
 def drill(
-    store: BackupStore, backup_id: str, scratch_url: str, progress: Progress = NO_PROGRESS
+    store: BackupStore,
+    backup_id: str,
+    scratch_url: str,
+    progress: Progress = NO_PROGRESS,
+    boot: Callable[[str], BootResult] | None = None,
 ) -> DrillResult:
     """Restore ``backup_id`` into the empty database at ``scratch_url``, prove every table
-    matches the manifest, and clear the scratch database, whatever the outcome."""
+    matches the manifest, boot the application against it (``boot``, given the scratch
+    URL) when that restored faithfully, and clear the scratch database, whatever the
+    outcome."""
     manifest = store.manifest(backup_id)
     started = time.monotonic()
     with _sqlite_file(scratch_url):
@@ -270,11 +283,14 @@ def drill(
             _refuse_unfit(manifest, db)
             try:
                 tables, problems = _run(store, manifest, db, progress)
+                faithful = not problems and all(t.ok for t in tables)
+                booted = boot(scratch_url) if boot is not None and faithful else None
             finally:
                 _clear(db)
         finally:
             db.dispose()
-    return DrillResult(manifest, db.label, time.monotonic() - started, tables, problems)
+    seconds = time.monotonic() - started
+    return DrillResult(manifest, db.label, seconds, tables, problems, booted)
 
 
 def restore_checked(

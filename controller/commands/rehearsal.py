@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from controller.api.bootcheck import BootResult
 from controller.api.environment import EnvironmentSpec
 from controller.api.reasons import MigrationReason
 from controller.backups.store import BackupStore, FilesystemStore
@@ -53,6 +54,7 @@ class RehearsalResult:
     scratch: str  # the scratch database's name (never a URL)
     digest: str | None
     leftovers: tuple[str, ...] = ()
+    boot: BootResult | None = None  # the application booted against the copy, if asked
 
     @property
     def passed(self) -> bool:
@@ -68,6 +70,7 @@ class RehearsalResult:
             "scratchDatabase": self.scratch,
             "planDigest": self.digest,
             "leftoversDropped": list(self.leftovers),
+            "boot": self.boot.to_status() if self.boot is not None else None,
         }
 
 
@@ -142,10 +145,12 @@ def rehearse(
     *,
     store: BackupStore | None = None,
     progress: Progress = NO_PROGRESS,
+    boot: Callable[[str], BootResult] | None = None,
 ) -> RehearsalResult:
     """Back up ``request.target``, restore it into a new database on the scratch server
-    ``scratch``, apply ``request`` there, and drop it. Raises InvalidInput (nothing
-    created) for a scratch server that does not fit the target."""
+    ``scratch``, apply ``request`` there, boot the application against it (``boot``,
+    given the copy's URL, when the target declares a boot check), and drop it. Raises
+    InvalidInput (nothing created) for a scratch server that does not fit the target."""
     server = scratch_server(scratch, request.target)
     started = time.monotonic()
     environment = request.environment or default_environment(request.target)
@@ -155,6 +160,10 @@ def rehearse(
             request.target, backups, environment=environment, reason="rehearsal", progress=progress
         )
         reason, message, digest = _on(copy, request, backups, manifest.id, progress)
+        booted = None
+        if boot is not None and reason == MigrationReason.REHEARSAL_PASSED:
+            booted = boot(copy.url)
+            reason, message = _booted(booted, message)
     return RehearsalResult(
         PASSED if reason == MigrationReason.REHEARSAL_PASSED else FAILED,
         reason,
@@ -165,7 +174,15 @@ def rehearse(
         copy.name,
         digest,
         copy.leftovers,
+        booted,
     )
+
+
+def _booted(boot: BootResult, applied: str) -> tuple[str, str]:
+    if boot.healthy:
+        return MigrationReason.REHEARSAL_PASSED, f"{applied}; the application booted on it"
+    why = f"the application did not boot against the copy: {boot.message}"
+    return MigrationReason.REHEARSAL_BOOT_FAILED, why
 
 
 def _on(

@@ -4,9 +4,11 @@ On the drill's own cron schedule (in the schedule's time zone; missed runs colla
 into one, as for backups) a Completed Backup of the schedule (the newest, or a sampled
 one: ``spec.drill.pick``) is restored into
 the scratch database of ``spec.drill.scratch`` (controller/commands/drill.py: refused
-unless empty and other than the Environment's database, checked table by table, then
-cleared). The result is the Backup's ``status.lastDrill`` and the schedule's
-``status.lastDrill``; the schedule's ``DrillFailed`` condition says whether it passed.
+unless empty and other than the Environment's database, checked table by table, with
+``spec.drill.bootCheck`` the Environment's application booted against it
+(controller/flows/bootcheck.py), then cleared). The result is the Backup's
+``status.lastDrill`` and the schedule's ``status.lastDrill``; the schedule's
+``DrillFailed`` condition says whether it passed.
 A drill that could not run because something did not answer is retried at the next
 check, without moving ``status.lastDrillTime``.
 """
@@ -28,8 +30,10 @@ from controller.api.schedule import BackupScheduleSpec, DrillPick, DrillSpec
 from controller.commands import environments
 from controller.commands.drill import FAILED, DrillResult, drill
 from controller.errors import FerryError, TemporaryError
+from controller.flows.bootcheck import BootCheck, BootOwner, boot_client_missing
 from controller.flows.outcome import Event
 from controller.flows.status import StatusPatch, timestamp
+from controller.k8s.bootcheck import BootPods
 from controller.k8s.client import Cluster
 
 
@@ -61,9 +65,10 @@ class DrillRecord:
     outcome: str  # Passed or Failed
     reason: ScheduleReason
     message: str
+    boot: dict[str, Any] | None = None  # the application booted against the copy
 
     def to_status(self) -> dict[str, Any]:
-        return {
+        out = {
             "backup": self.backup,
             "backupId": self.backup_id,
             "time": self.time,
@@ -71,17 +76,40 @@ class DrillRecord:
             "outcome": self.outcome,
             "message": self.message,
         }
+        return out if self.boot is None else {**out, "boot": self.boot}
 
 
 def _summary(result: DrillResult) -> str:
     m = result.backup
-    if result.passed:
-        return (
+    if result.restored:
+        restored = (
             f"backup {m.id} restored into the scratch database and matched its manifest: "
             f"{len(m.members)} tables, {m.rows} rows in {result.seconds:.1f}s"
         )
+        if result.boot is None:
+            return restored
+        if result.boot.healthy:
+            return f"{restored}; the application booted on it ({result.boot.message})"
+        return f"{restored}, but the application did not boot on it: {result.boot.message}"
     problems = [f"{t.table}: {t.problem}" for t in result.tables if not t.ok]
     return f"backup {m.id} failed its drill: " + "; ".join([*problems, *result.problems])
+
+
+def _boot_check(
+    env: environments.ResolvedEnvironment,
+    backup: Mapping[str, Any],
+    pods: BootPods | None,
+) -> BootCheck:
+    """``spec.drill.bootCheck``: the Environment's boot check, owned by the Backup."""
+    app = env.spec.application
+    if app is None or app.boot_check is None:
+        raise FerryError(
+            f"spec.drill.bootCheck is set, and Environment {env.name} declares no "
+            "spec.application.bootCheck"
+        )
+    if pods is None:
+        raise FerryError(boot_client_missing(env.name))
+    return BootCheck(pods, app, env.namespace, BootOwner.of("Backup", backup))
 
 
 def _run(
@@ -90,6 +118,7 @@ def _run(
     backup: Mapping[str, Any],
     cluster: Cluster,
     now: dt.datetime,
+    pods: BootPods | None,
 ) -> DrillRecord:
     assert spec.drill is not None
     name = str(backup["metadata"]["name"])
@@ -100,8 +129,9 @@ def _run(
         if env.store is None:
             raise FerryError(f"Environment {env.name} has no spec.backups.store")
         ref = spec.drill.scratch
+        boot = _boot_check(env, backup, pods) if spec.drill.boot_check else None
         scratch = cluster.secret_value(namespace, ref.name, ref.key)
-        result = drill(env.store, backup_id, scratch)
+        result = drill(env.store, backup_id, scratch, boot=boot)
     except TemporaryError:
         raise
     except FerryError as err:
@@ -109,9 +139,16 @@ def _run(
         return DrillRecord(
             name, backup_id, when, 0.0, FAILED, ScheduleReason.DRILL_NOT_RUN, message
         )
-    reason = ScheduleReason.DRILL_PASSED if result.passed else ScheduleReason.BACKUP_NOT_RESTORABLE
+    reason = (
+        ScheduleReason.DRILL_PASSED
+        if result.passed
+        else ScheduleReason.BACKUP_NOT_RESTORABLE
+        if not result.restored
+        else ScheduleReason.DRILL_BOOT_FAILED
+    )
+    booted = result.boot.to_status() if result.boot is not None else None
     return DrillRecord(
-        name, backup_id, when, result.seconds, result.outcome, reason, _summary(result)
+        name, backup_id, when, result.seconds, result.outcome, reason, _summary(result), booted
     )
 
 
@@ -156,6 +193,7 @@ def run_due_drill(
     patch: StatusPatch,
     events: list[Event],
     clock: DrillClock,
+    pods: BootPods | None = None,
 ) -> None:
     """Run the drill if one is due; record it on the Backup, the schedule's status and
     its ``DrillFailed`` condition. A TemporaryError propagates and leaves it due."""
@@ -177,7 +215,7 @@ def run_due_drill(
             "no completed Backup of the schedule to drill",
         )
     else:
-        record = _run(namespace, spec, backup, cluster, now)
+        record = _run(namespace, spec, backup, cluster, now, pods)
         cluster.patch_status(
             "Backup", namespace, record.backup or "", {"lastDrill": record.to_status()}
         )

@@ -253,7 +253,7 @@ class _Flow:
             return digest
         # the copy must plan exactly this digest (approved, or needing no approval)
         held = replace(request, approved_digest=request.approved_digest or digest)
-        result = run_rehearsal(held, target, self.cluster, self.on_phase)
+        result = run_rehearsal(held, target, self.cluster, self.on_phase, self.workloads, self.body)
         self.patch.set(rehearsal=result.to_status())
         if not result.passed:
             return self.finish(MigrationPhase.FAILED, result.reason, result.message)

@@ -41,6 +41,7 @@ from controller.errors import InvalidInput, TemporaryError
 from controller.flows.drill import DrillClock, run_due_drill
 from controller.flows.outcome import Event, Outcome
 from controller.flows.status import StatusPatch, ready_reason, timestamp
+from controller.k8s.bootcheck import BootPods
 from controller.k8s.client import Cluster
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
@@ -366,7 +367,10 @@ def last_successful(backups: Iterable[Mapping[str, Any]]) -> tuple[str, str] | N
     return name, when
 
 
-def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.datetime) -> Outcome:
+def reconcile_schedule(
+    body: dict[str, Any], cluster: Cluster, *, now: dt.datetime, pods: BootPods | None = None
+) -> Outcome:
+    """``pods``: a drill's boot check (``spec.drill.bootCheck``) creates its pod with it."""
     meta = body.get("metadata") or {}
     namespace = str(meta.get("namespace"))
     status = body.get("status") or {}
@@ -399,7 +403,7 @@ def reconcile_schedule(body: dict[str, Any], cluster: Cluster, *, now: dt.dateti
         doomed = prune(namespace, owned, decision, cluster, events)
         kept = [b for b in owned if b["metadata"]["name"] not in doomed]
         clock = DrillClock(created, parse_time(status.get("lastDrillTime")), now)
-        run_due_drill(namespace, spec, tz, kept, cluster, patch, events, clock)
+        run_due_drill(namespace, spec, tz, kept, cluster, patch, events, clock, pods)
     except TemporaryError as err:
         patch.progressing(err.reason, err.message)
         return Outcome(patch.build(), tuple(events))

@@ -15,7 +15,8 @@ from controller.flows.migration import ledger_id, reconcile_migration
 from controller.flows.unexpected import guarded
 from controller.handlers import failpoints, metrics
 from controller.handlers.common import cluster, now, write
-from controller.k8s.workloads import KubeWorkloads, Workloads
+from controller.k8s.bootcheck import KubeBootPods
+from controller.k8s.workloads import Workloads
 
 FAULT = failpoints.from_environment()
 _workloads: Workloads | None = None
@@ -24,7 +25,7 @@ _workloads: Workloads | None = None
 def workloads() -> Workloads:
     global _workloads  # noqa: PLW0603 - one client per operator process
     if _workloads is None:
-        _workloads = KubeWorkloads()
+        _workloads = KubeBootPods()  # the workload's scale and health, and boot checks
     return _workloads
 
 

@@ -18,8 +18,18 @@ from controller.flows.schedule import reconcile_schedule
 from controller.flows.unexpected import guarded
 from controller.handlers import metrics
 from controller.handlers.common import cluster, now, write
+from controller.k8s.bootcheck import BootPods, KubeBootPods
 
 CHECK_SECONDS = float(os.environ.get("FERRY_SCHEDULE_CHECK_SECONDS", "5"))
+_pods: BootPods | None = None
+
+
+def pods() -> BootPods:
+    """A drill's boot check (``spec.drill.bootCheck``): one client per operator process."""
+    global _pods  # noqa: PLW0603
+    if _pods is None:
+        _pods = KubeBootPods()
+    return _pods
 
 
 @kopf.timer(GROUP, VERSION, "backupschedules", interval=CHECK_SECONDS)
@@ -28,7 +38,7 @@ def schedule_tick(body: Any, retry: int = 0, **_: Any) -> None:
     outcome = guarded(
         "BackupSchedule",
         dict(body),
-        lambda: reconcile_schedule(dict(body), cluster(), now=when),
+        lambda: reconcile_schedule(dict(body), cluster(), now=when, pods=pods()),
         now=when,
         retry=retry,
     )

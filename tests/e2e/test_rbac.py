@@ -282,6 +282,9 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("list", "pods"),
         ("create", "jobs.batch"),  # spec.execution.mode Job
         ("delete", "jobs.batch"),
+        ("get", "pods"),
+        ("create", "pods"),  # spec.application.bootCheck's pod
+        ("delete", "pods"),
     ]:
         assert can_i(kubectl, user, verb, resource, ns), f"{user} cannot {verb} {resource}"
     for verb, resource, where in [
@@ -292,10 +295,10 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("update", "secrets", ns),
         ("get", "secrets", "default"),  # only the watched namespaces
         ("list", "migrations.ferry.dev", "default"),
-        ("create", "pods", ns),
-        ("delete", "pods", ns),
         ("patch", "jobs.batch", ns),  # its Jobs are created and deleted, never changed
         ("create", "jobs.batch", "default"),  # only the watched namespaces
+        ("patch", "pods", ns),  # a boot check's pod is created and deleted, never changed
+        ("create", "pods/exec", ns),
         ("patch", "deployments.apps", ns),  # the scale only, never the pod template
         ("update", "deployments.apps", ns),
         ("patch", "deployments.apps/scale", "default"),  # only the watched namespaces
@@ -330,7 +333,8 @@ def test_cluster_wide_install_reads_secrets_only_where_bound_and_writes_none(
             assert not can_i(kubectl, user, verb, "secrets", where), f"{user} may {verb} secrets"
         assert not can_i(kubectl, user, "create", "migrations.ferry.dev", where)
         assert can_i(kubectl, user, "list", "pods", where)  # spec.application's pods
-        assert not can_i(kubectl, user, "delete", "pods", where)
+        assert can_i(kubectl, user, "delete", "pods", where)  # a boot check's pod
+        assert not can_i(kubectl, user, "create", "pods/exec", where)
         assert not can_i(kubectl, user, "patch", "deployments.apps", where)
     assert not can_i(kubectl, user, "list", "namespaces", namespace)
     assert not can_i(

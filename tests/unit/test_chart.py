@@ -251,11 +251,12 @@ def test_operator_rules_are_exactly_what_it_uses(default: list[dict[str, Any]]) 
     expected[(GROUP, "backups")] |= {"create", "delete"}
     expected[(GROUP, "backupschedules/finalizers")] = {"update"}
     expected[("", "events")] = {"create"}
-    # spec.application: the replica count through the scale subresource, pods listed.
+    # spec.application: the replica count through the scale subresource, pods listed;
+    # its bootCheck: one pod from the workload's template created, read and deleted.
     for workload in ("deployments", "statefulsets"):
         expected[("apps", workload)] = {"get"}
         expected[("apps", f"{workload}/scale")] = {"get", "patch"}
-    expected[("", "pods")] = {"list"}
+    expected[("", "pods")] = {"list", "get", "create", "delete"}
     # spec.execution.mode Job: its Jobs (their pods are read through the list above).
     expected[("batch", "jobs")] = {"get", "list", "create", "delete"}
     assert got == expected  # no Secrets: only where Environments live (below)
@@ -273,8 +274,9 @@ def test_secrets_are_read_only_and_nothing_else_core(
             # Standalone Kopf with fixed namespaces: no peering, no namespace or CRD scans.
             assert group not in {"kopf.dev", "zalando.org", "apiextensions.k8s.io"}
             assert resource not in {"namespaces", "configmaps", "nodes"}
-            if resource == "pods":  # whether a quiesced workload's pods are gone
-                assert verbs == {"list"}, role["metadata"]
+            if resource == "pods":  # a quiesced workload's pods gone; a boot check's pod
+                assert verbs == {"list", "get", "create", "delete"}, role["metadata"]
+            assert not resource.startswith("pods/"), role["metadata"]  # no exec, no logs
 
 
 def test_cluster_wide_binding_to_the_service_account(default: list[dict[str, Any]]) -> None:
