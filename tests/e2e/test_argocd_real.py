@@ -44,7 +44,10 @@ from tests.unit.test_chart import of_kind, render
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
+# One Argo CD per test module: with one for the whole session, the first test here
+# failed after the hook or kustomize tests had run (its sync operation stayed "waiting
+# for healthy state" of Environments Argo CD itself showed Healthy); alone it passes.
+@pytest.fixture(scope="module")
 def argocd(
     control_plane: ControlPlane, ferry_crds: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ArgoCD]:
