@@ -274,7 +274,8 @@ def test_backup_create_json_and_damaged_verify(
         == 0
     )
     created = json.loads(capsys.readouterr().out)
-    assert set(created) == {"id", "location", "tables", "rows", "bytes", "checksum"}
+    assert set(created) == {"id", "location", "tables", "rows", "bytes", "checksum", "files"}
+    assert created["files"] is None  # no files root: the backup holds rows only
     assert main(["backup", "show", created["id"], "--store", str(store)]) == 0
     assert "users" not in capsys.readouterr().out
     member = next((store / "prod" / created["id"] / "tables").iterdir())
