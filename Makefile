@@ -82,7 +82,7 @@ test-node: $(STAMP) system-packages node-binaries base-image helm nocobase ## th
 	$(BIN)/pytest tests/node -q
 
 test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-binaries argocd-binaries helm nocobase ## set up everything and run every test tier
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests -q --durations=40
 
 check: lint test ## lint, types and every test
 

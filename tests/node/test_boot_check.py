@@ -137,7 +137,7 @@ def test_a_release_that_breaks_nocobase_boot_is_caught_in_rehearsal(
     finally:
         dev.stop()
     _break_boot(nocobase_on_node, dbs["dev"])
-    _declare(kubectl, namespace, nocobase_on_node, dbs, boot_timeout=120)
+    _declare(kubectl, namespace, nocobase_on_node, dbs, boot_timeout=60)
     before = _dump(nocobase_on_node, dbs["pre"])
     serving = {p["metadata"]["uid"] for p in _ready_pods(kubectl, namespace)}
 
