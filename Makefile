@@ -37,7 +37,7 @@ cluster-binaries: ## build kube-apiserver, etcd, controller-manager, kubectl onc
 nocobase: ## install the pinned NocoBase once (npm registry only; cached in ~/.cache/ferry)
 	bash hack/nocobase/install.sh
 
-test-nocobase: $(STAMP) system-packages nocobase ## Ferry against real NocoBase (PostgreSQL; MariaDB and SQLite for the release cycle, pre-checks and secrets)
+test-nocobase: $(STAMP) system-packages nocobase ## Ferry against real NocoBase (PostgreSQL; the release cycle and restore on MariaDB and SQLite too)
 	$(BIN)/pytest tests/nocobase -q
 
 helm: ## build the pinned helm once (cached in ~/.cache/ferry)
