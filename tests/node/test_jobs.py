@@ -188,10 +188,11 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
 
 
 # "A pod deleted with no retry left fails the Backup" is out until the defect it found is
-# fixed: the deletion is graceful, the CLI in the pod (PID 1) does not stop on SIGTERM,
-# and in a CI run the backup finished and published its archive within the grace period;
-# the Job, its pod deleted, still failed, so the Backup said Failed beside a complete
-# archive nobody names. See the closing note of 2026-11-30 (session 5) and issue #12.
+# fixed: in a CI run the backup had already published its archive when the SIGTERM of
+# the deletion took effect (the CLI turns SIGTERM into an exit, but after the publish
+# that only skips writing the result); the Job, its pod deleted, failed, so the Backup
+# said Failed beside a complete archive nobody names. See the closing note of
+# 2026-11-30 (session 5) and issue #12.
 
 
 def test_the_namespace_limit_of_jobs_holds_for_a_burst(
