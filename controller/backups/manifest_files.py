@@ -10,13 +10,12 @@ the rest of :mod:`controller.backups.manifest_reader`: a manifest is untrusted t
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from controller.backups import layout
-from controller.errors import InvalidInput
+from controller.backups.manifest_fields import count, fail, string, timestamp
 
 #: ``quiesced``: the application was stopped, so files and rows are of one moment.
 #: ``copied-after-snapshot``: the rows are of ``snapshot_at``; each file was copied
@@ -79,40 +78,18 @@ class FilesSection:
         }
 
 
-def _fail(where: str, what: str, reason: str = "ManifestInvalid") -> NoReturn:
-    raise InvalidInput(f"{where}: {what}", reason=reason)
-
-
-def _text(data: dict[str, Any], name: str, where: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or len(value) > 4096:
-        _fail(where, f"field {name} must be a string")
-    return value
-
-
-def _time(data: dict[str, Any], name: str, where: str) -> str:
-    value = _text(data, name, where)
-    try:
-        dt.datetime.fromisoformat(value)
-    except ValueError:
-        _fail(where, f"field {name} is not an ISO 8601 time")
-    return value
-
-
 def _entry(item: object, index: int, where: str) -> FileEntry:
     here = f"{where}: file {index}"
     if not isinstance(item, dict) or set(item) != _ENTRY_FIELDS:
-        _fail(here, f"must be an object with exactly {', '.join(sorted(_ENTRY_FIELDS))}")
+        fail(here, f"must be an object with exactly {', '.join(sorted(_ENTRY_FIELDS))}")
     path = layout.file_path(item["path"], f"{here}: path")
     here = f"{where}: file {path[:120]!r}"
     key = layout.object_key(item["key"], f"{here}: member key")
     if not key.startswith("files/"):
-        _fail(here, f"member key {key!r} is outside the backup's files/", "InvalidPath")
-    size, sha = item["bytes"], item["sha256"]
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 1 << 62:
-        _fail(here, "field bytes must be a non-negative integer")
+        fail(here, f"member key {key!r} is outside the backup's files/", "InvalidPath")
+    size, sha = count(item, "bytes", here), item["sha256"]
     if not isinstance(sha, str) or not _SHA256.match(sha):
-        _fail(here, "field sha256 must be 64 lowercase hex digits")
+        fail(here, "field sha256 must be 64 lowercase hex digits")
     return FileEntry(path, key, size, sha)
 
 
@@ -121,12 +98,12 @@ def _no_clashes(entries: tuple[FileEntry, ...], where: str) -> None:
     (``a`` and ``a/b``): a restore would have to make one thing both."""
     paths = {e.path for e in entries}
     if len(paths) != len(entries) or len({e.key for e in entries}) != len(entries):
-        _fail(where, "two files have the same path or member key")
+        fail(where, "two files have the same path or member key")
     for entry in entries:
         parts = entry.path.split("/")
         for depth in range(1, len(parts)):
             if "/".join(parts[:depth]) in paths:
-                _fail(where, f"file {entry.path[:120]!r} lies below another file")
+                fail(where, f"file {entry.path[:120]!r} lies below another file")
 
 
 def parse_files(data: object, where: str) -> FilesSection | None:
@@ -135,30 +112,30 @@ def parse_files(data: object, where: str) -> FilesSection | None:
         return None
     where = f"{where}: files"
     if not isinstance(data, dict) or set(data) != _FIELDS:
-        _fail(where, f"must be an object with exactly {', '.join(sorted(_FIELDS))}")
+        fail(where, f"must be an object with exactly {', '.join(sorted(_FIELDS))}")
     consistency = data["consistency"]
     if consistency not in CONSISTENCY:
-        _fail(where, f"field consistency must be one of {', '.join(CONSISTENCY)}")
+        fail(where, f"field consistency must be one of {', '.join(CONSISTENCY)}")
     exclude, skipped = data["exclude"], data["skipped"]
     if not isinstance(exclude, list) or not all(
         isinstance(p, str) and 0 < len(p) <= 1024 for p in exclude
     ):
-        _fail(where, "field exclude must be a list of patterns")
+        fail(where, "field exclude must be a list of patterns")
     if not isinstance(skipped, list) or not all(
         isinstance(p, str) and len(p) <= 4096 for p in skipped
     ):
-        _fail(where, "field skipped must be a list of paths")
+        fail(where, "field skipped must be a list of paths")
     items = data["entries"]
     if not isinstance(items, list):
-        _fail(where, "field entries must be a list")
+        fail(where, "field entries must be a list")
     entries = tuple(_entry(item, i, where) for i, item in enumerate(items))
     _no_clashes(entries, where)
     return FilesSection(
-        source=_text(data, "source", where),
+        source=string(data, "source", where),
         consistency=str(consistency),
-        snapshot_at=_time(data, "snapshot_at", where),
-        copied_from=_time(data, "copied_from", where),
-        copied_until=_time(data, "copied_until", where),
+        snapshot_at=timestamp(data, "snapshot_at", where),
+        copied_from=timestamp(data, "copied_from", where),
+        copied_until=timestamp(data, "copied_until", where),
         exclude=tuple(exclude),
         entries=entries,
         skipped=tuple(skipped),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 import re
 from dataclasses import replace
@@ -37,6 +36,7 @@ from controller.backups.manifest import (
     Member,
     SourceIdentity,
 )
+from controller.backups.manifest_fields import count, fail, string, timestamp
 from controller.backups.manifest_files import parse_files
 from controller.engine.model import TableSchema
 from controller.errors import InvalidInput
@@ -69,62 +69,33 @@ _V3_OUTER = frozenset({"format", "version", "id", "environment", "encryption", "
 _MEMBER_FIELDS = frozenset({"table", "key", "rows", "bytes", "sha256", "schema", "sqlite_classes"})
 
 
-def _fail(where: str, what: str, reason: str = "ManifestInvalid") -> NoReturn:
-    raise InvalidInput(f"{where}: {what}", reason=reason)
-
-
 def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
 def _load(raw: bytes | str, where: str) -> dict[str, Any]:
     if len(raw) > MAX_MANIFEST_BYTES:
-        _fail(where, f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+        fail(where, f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         data = json.loads(text, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
-        _fail(where, "the manifest is not UTF-8 text")
+        fail(where, "the manifest is not UTF-8 text")
     except RecursionError:
-        _fail(where, "the manifest is nested too deeply")
+        fail(where, "the manifest is nested too deeply")
     except ValueError as err:
-        _fail(where, f"the manifest is not valid JSON ({str(err)[:120]})")
+        fail(where, f"the manifest is not valid JSON ({str(err)[:120]})")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        _fail(where, "not a Ferry backup manifest")
+        fail(where, "not a Ferry backup manifest")
     return data
-
-
-def _string(data: dict[str, Any], name: str, where: str, *, optional: bool = False) -> Any:
-    value = data.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or len(value) > 4096:
-        _fail(where, f"field {name} must be a string")
-    return value
 
 
 def _choice(data: dict[str, Any], name: str, allowed: tuple[str, ...], where: str) -> Any:
     value = data.get(name)
     if value not in allowed:
         shown = value[:64] if isinstance(value, str) else value
-        _fail(where, f"field {name}: {shown!r} is not one of {', '.join(map(str, allowed))}")
+        fail(where, f"field {name}: {shown!r} is not one of {', '.join(map(str, allowed))}")
     return value
-
-
-def _count(data: dict[str, Any], name: str, where: str) -> int:
-    value = data.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 62:
-        _fail(where, f"field {name} must be a non-negative integer")
-    return value
-
-
-def _timestamp(data: dict[str, Any], name: str, where: str) -> str:
-    value = _string(data, name, where)
-    try:
-        dt.datetime.fromisoformat(value)
-    except ValueError:
-        _fail(where, f"field {name} is not an ISO 8601 time")
-    return str(value)
 
 
 def _table_schema(member: dict[str, Any], table: str, where: str) -> dict[str, Any]:
@@ -132,18 +103,18 @@ def _table_schema(member: dict[str, Any], table: str, where: str) -> dict[str, A
     its names, types and defaults once the manifest is proven unedited)."""
     schema = member.get("schema")
     if not isinstance(schema, dict):
-        _fail(where, "field schema must be an object")
+        fail(where, "field schema must be an object")
     try:
         parsed = TableSchema.from_dict(schema, spelling=False)
         names = [c.name for c in parsed.columns]
     except InvalidInput as err:
-        _fail(where, f"malformed table schema ({err.message[:120]})")
+        fail(where, f"malformed table schema ({err.message[:120]})")
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        _fail(where, f"malformed table schema ({type(err).__name__}: {str(err)[:80]})")
+        fail(where, f"malformed table schema ({type(err).__name__}: {str(err)[:80]})")
     if parsed.name != table:
-        _fail(where, f"its schema describes table {str(parsed.name)[:64]!r}")
+        fail(where, f"its schema describes table {str(parsed.name)[:64]!r}")
     if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
-        _fail(where, "column names must be distinct strings")
+        fail(where, "column names must be distinct strings")
     return schema
 
 
@@ -154,30 +125,30 @@ def _sqlite_classes(member: dict[str, Any], where: str) -> dict[str, list[str]]:
         for v in classes.values()
     )
     if not ok:
-        _fail(where, "field sqlite_classes must map columns to SQLite storage classes")
+        fail(where, "field sqlite_classes must map columns to SQLite storage classes")
     return classes  # type: ignore[no-any-return]
 
 
 def _member(item: object, index: int, where: str) -> Member:
     here = f"{where}: member {index}"
     if not isinstance(item, dict):
-        _fail(here, "must be an object")
+        fail(here, "must be an object")
     unknown = set(item) - _MEMBER_FIELDS
     if unknown:
-        _fail(here, f"unknown field(s) {', '.join(sorted(unknown))[:120]}")
-    table = _string(item, "table", here)
+        fail(here, f"unknown field(s) {', '.join(sorted(unknown))[:120]}")
+    table = string(item, "table", here)
     here = f"{where}: member {index} ({table[:64]})"
     key = layout.object_key(item.get("key"), f"{here}: member key")
     if not key.startswith("tables/"):
-        _fail(here, f"member key {key!r} is outside the backup's tables/", "InvalidPath")
+        fail(here, f"member key {key!r} is outside the backup's tables/", "InvalidPath")
     sha = item.get("sha256")
     if not isinstance(sha, str) or not _SHA256.match(sha):
-        _fail(here, "field sha256 must be 64 lowercase hex digits")
+        fail(here, "field sha256 must be 64 lowercase hex digits")
     return Member(
         table=table,
         key=key,
-        rows=_count(item, "rows", here),
-        bytes=_count(item, "bytes", here),
+        rows=count(item, "rows", here),
+        bytes=count(item, "bytes", here),
         sha256=sha,
         schema=_table_schema(item, table, here),
         sqlite_classes=_sqlite_classes(item, here),
@@ -187,11 +158,11 @@ def _member(item: object, index: int, where: str) -> Member:
 def _members(data: dict[str, Any], where: str) -> tuple[Member, ...]:
     items = data.get("members")
     if not isinstance(items, list):
-        _fail(where, "field members must be a list")
+        fail(where, "field members must be a list")
     members = tuple(_member(item, i, where) for i, item in enumerate(items))
     for what, values in (("table", [m.table for m in members]), ("key", [m.key for m in members])):
         if len(set(values)) != len(values):
-            _fail(where, f"two members have the same {what}")
+            fail(where, f"two members have the same {what}")
     return members
 
 
@@ -200,21 +171,21 @@ def _source(data: dict[str, Any], where: str) -> SourceIdentity | None:
     if source is None:
         return None
     if not isinstance(source, dict) or set(source) != {"dialect", "database", "server"}:
-        _fail(where, "field source must have dialect, database and server")
+        fail(where, "field source must have dialect, database and server")
     return SourceIdentity(
         dialect=_choice(source, "dialect", DIALECTS, f"{where}: source"),
-        database=_string(source, "database", f"{where}: source"),
-        server=_string(source, "server", f"{where}: source", optional=True),
+        database=string(source, "database", f"{where}: source"),
+        server=string(source, "server", f"{where}: source", optional=True),
     )
 
 
 def _features(data: dict[str, Any], where: str) -> tuple[str, ...]:
     features = data.get("features")
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-        _fail(where, "field features must be a list of names")
+        fail(where, "field features must be a list of names")
     unknown = [f[:64] for f in features if f not in KNOWN_FEATURES]
     if unknown:
-        _fail(
+        fail(
             where,
             f"uses format feature(s) this Ferry does not know: {', '.join(unknown)}",
             "UnknownFormatFeature",
@@ -265,18 +236,18 @@ def _parse_fields(
     expected = _field_set(version, encrypted)
     unknown = set(data) - expected
     if unknown:
-        _fail(where, f"unknown field(s) {', '.join(sorted(unknown))[:120]}")
+        fail(where, f"unknown field(s) {', '.join(sorted(unknown))[:120]}")
     if set(data) != expected:
-        _fail(where, f"missing field(s) {', '.join(sorted(expected - set(data)))}")
+        fail(where, f"missing field(s) {', '.join(sorted(expected - set(data)))}")
     manifest = Manifest(
         id=layout.backup_id(data.get("id")),
         environment=layout.environment(data.get("environment")),
         reason=_choice(data, "reason", REASONS, where),
-        created_at=_timestamp(data, "created_at", where),
-        completed_at=_timestamp(data, "completed_at", where),
+        created_at=timestamp(data, "created_at", where),
+        completed_at=timestamp(data, "completed_at", where),
         dialect=_choice(data, "dialect", DIALECTS, where),
-        server_version=_string(data, "server_version", where),
-        app_version=_string(data, "app_version", where, optional=True),
+        server_version=string(data, "server_version", where),
+        app_version=string(data, "app_version", where, optional=True),
         naming=_choice(data, "naming", (*NAMINGS, None), where),  # type: ignore[arg-type]
         members=_members(data, where),
         source=_source(data, where) if version >= 2 else None,
@@ -291,7 +262,7 @@ def _parse_fields(
     )
     if data.get("checksum") != manifest.checksum:
         what = "the whole manifest" if version >= 2 else "its members"
-        _fail(
+        fail(
             where,
             f"the manifest's checksum does not match {what}: it was edited or damaged",
             "ChecksumMismatch",
@@ -332,7 +303,7 @@ def read_manifest(
 
 def _check_place(env: str, backup: str, where: str, place: tuple[str, str]) -> None:
     if (env, backup) != place:
-        _fail(
+        fail(
             where,
             f"the manifest is of backup {env}/{backup}, not of the backup "
             f"{place[0]}/{place[1]} it sits in",
@@ -347,7 +318,7 @@ def _read_encrypted(
     version 2's fields; its identity must be the one in clear (and where it sits)."""
     version = _version(data, where, ENCRYPTED_VERSIONS)
     if set(data) != _V3_OUTER:
-        _fail(where, f"an encrypted manifest has exactly the fields {', '.join(sorted(_V3_OUTER))}")
+        fail(where, f"an encrypted manifest has exactly the fields {', '.join(sorted(_V3_OUTER))}")
     env, backup = layout.environment(data["environment"]), layout.backup_id(data["id"])
     _check_place(env, backup, where, place)
     key_id, wrapped = crypto.parse_encryption(data["encryption"], where)
@@ -369,7 +340,7 @@ def _read_encrypted(
         env,
         backup,
     ):
-        _fail(where, "the sealed manifest's identity differs from its envelope's")
+        fail(where, "the sealed manifest's identity differs from its envelope's")
     manifest = _parse_fields(inner, where, version, encrypted=True)
     return replace(manifest, encryption=encryption)
 
@@ -382,4 +353,4 @@ def _check_schemas(manifest: Manifest, where: str) -> None:
         try:
             TableSchema.from_dict(member.schema, manifest.dialect)
         except InvalidInput as err:
-            _fail(f"{where}: member {index} ({member.table[:64]})", err.message)
+            fail(f"{where}: member {index} ({member.table[:64]})", err.message)
