@@ -87,6 +87,13 @@ check_all() {
         MISSING+=("Node.js and npm (the real-NocoBase test tier)")
         PACKAGES+=(nodejs npm)
     fi
+    # node-gyp builds NocoBase's sqlite3 driver from the npm registry's sources once
+    # (tests/harness/nocobase.py: its prebuilt binary is on GitHub, unreachable here).
+    for cmd_pkg in make:make g++:g++; do
+        have_cmd "${cmd_pkg%%:*}" && continue
+        MISSING+=("${cmd_pkg#*:} (NocoBase's SQLite driver, built from source)")
+        PACKAGES+=("${cmd_pkg#*:}")
+    done
     # The real node (hack/node) and the images built without a registry (hack/image).
     local cmd_pkg pkg
     for cmd_pkg in runc:runc /usr/lib/cni/bridge:containernetworking-plugins buildah:buildah \
