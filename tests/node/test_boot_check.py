@@ -25,12 +25,11 @@ from tests.e2e.test_drill_operator import _drill_now
 from tests.e2e.test_operator import apply_ok, migration, status, wait_phase
 from tests.harness import nocobase as nb
 from tests.harness.cluster import wait_for
-from tests.nocobase import builder as b
 from tests.node.conftest import STORE_MOUNT, NocoBaseOnNode, OperatorPod
 from tests.node.test_nocobase_deployment import (
     BOOT_TIMEOUT,
     P,
-    _break_boot,
+    _breaking_release,
     _builder_changes,
     _conditions,
     _config,
@@ -127,16 +126,7 @@ def _dump(on_node: NocoBaseOnNode, database: str) -> dict[str, Any]:
 def test_a_release_that_breaks_nocobase_boot_is_caught_in_rehearsal(
     kubectl: Kubectl, namespace: str, operator: OperatorPod, nocobase_on_node: NocoBaseOnNode
 ) -> None:
-    dbs = {"dev": nocobase_on_node.clone("dev"), "pre": nocobase_on_node.clone("pre")}
-    pre = _deploy(kubectl, namespace, nocobase_on_node, dbs["pre"])
-    old = _config(pre)
-    dev = nocobase_on_node.host_app("dev", dbs["dev"])
-    try:
-        b.start_all(dev)
-        b.create_parent_collection(dev, P)
-    finally:
-        dev.stop()
-    _break_boot(nocobase_on_node, dbs["dev"])
+    dbs, pre, old = _breaking_release(kubectl, namespace, nocobase_on_node)
     _declare(kubectl, namespace, nocobase_on_node, dbs, boot_timeout=60)
     before = _dump(nocobase_on_node, dbs["pre"])
     serving = {p["metadata"]["uid"] for p in _ready_pods(kubectl, namespace)}

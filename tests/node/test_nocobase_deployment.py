@@ -218,19 +218,29 @@ def _break_boot(on_node: NocoBaseOnNode, database: str) -> None:
         engine.dispose()
 
 
-def test_promotion_that_breaks_nocobase_is_rolled_back(
-    kubectl: Kubectl, namespace: str, operator: OperatorPod, nocobase_on_node: NocoBaseOnNode
-) -> None:
-    dbs = {"dev": nocobase_on_node.clone("dev"), "pre": nocobase_on_node.clone("pre")}
-    pre = _deploy(kubectl, namespace, nocobase_on_node, dbs["pre"])
+def _breaking_release(
+    kubectl: Kubectl, namespace: str, on_node: NocoBaseOnNode
+) -> tuple[dict[str, str], nb.ServedNocoBase, tuple[set[str], set[str]]]:
+    """dev and pre cloned, pre served as a Deployment, and on dev a release NocoBase
+    cannot boot with (a parent collection, then a field of a type it does not know):
+    the databases, pre's app, and pre's configuration before the release."""
+    dbs = {"dev": on_node.clone("dev"), "pre": on_node.clone("pre")}
+    pre = _deploy(kubectl, namespace, on_node, dbs["pre"])
     old = _config(pre)
-    dev = nocobase_on_node.host_app("dev", dbs["dev"])
+    dev = on_node.host_app("dev", dbs["dev"])
     try:
         b.start_all(dev)
         b.create_parent_collection(dev, P)
     finally:
         dev.stop()
-    _break_boot(nocobase_on_node, dbs["dev"])
+    _break_boot(on_node, dbs["dev"])
+    return dbs, pre, old
+
+
+def test_promotion_that_breaks_nocobase_is_rolled_back(
+    kubectl: Kubectl, namespace: str, operator: OperatorPod, nocobase_on_node: NocoBaseOnNode
+) -> None:
+    dbs, pre, old = _breaking_release(kubectl, namespace, nocobase_on_node)
     _declare(kubectl, namespace, nocobase_on_node, dbs, health_timeout=90)
 
     apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
