@@ -47,6 +47,14 @@ def _ready_pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
     ]
 
 
+def _served(app: nb.ServedNocoBase) -> None:
+    """Waits until NocoBase answers through its Service. A pod turns Ready before
+    kube-proxy has programmed the Service's new endpoint, so the first request after
+    readiness can find no route: a user sees the same few seconds."""
+    wait_for(lambda: app.health(timeout=2) == 200, timeout=60,
+             description="NocoBase answering through its Service")  # fmt: skip
+
+
 def _deploy(
     kubectl: Kubectl, namespace: str, on_node: NocoBaseOnNode, database: str
 ) -> nb.ServedNocoBase:
@@ -63,7 +71,7 @@ def _deploy(
     storage = Path(tempfile.mkdtemp(prefix="served-", dir=on_node.workdir))
     app = nb.ServedNocoBase("pre", on_node.postgres.server, database, storage,
                             address=f"http://{ip}:{nb.POD_PORT}")  # fmt: skip
-    assert app.health() == 200
+    _served(app)
     return app
 
 
@@ -253,7 +261,7 @@ def test_promotion_that_breaks_nocobase_is_rolled_back(
         timeout=BOOT_TIMEOUT,
         description="NocoBase serving again after the rollback",
     )
-    assert pre.health() == 200
+    _served(pre)
     assert _config(pre) == old  # the old configuration, served again
     engine = sa.create_engine(nocobase_on_node.postgres.server.url(dbs["pre"]))
     try:
