@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -126,48 +127,74 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.set_defaults(func=cmd_restore)
 
 
-@contextmanager
-def _terminated_as_exit() -> Iterator[None]:
-    """SIGTERM (a pod stopped, ``kill``) unwinds like Ctrl-C, so the writer removes its
-    partial backup instead of leaving debris."""
+class _Termination:
+    """SIGTERM (a pod stopped, ``kill``) unwinds like Ctrl-C while the backup is being
+    written, so the writer removes its partial backup instead of leaving debris. Once
+    every byte is written (``finishing``), the backup is published whatever happens: a
+    SIGTERM from then on is held back until the result is written, and the command ends
+    as what happened, a completed backup (exit 0), not as a stopped one."""
 
-    def handler(signum: int, frame: FrameType | None) -> None:
+    def __init__(self) -> None:
+        self.finishing = False
+        self.held: int | None = None
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.finishing:
+            self.held = signum
+            return
         raise SystemExit(128 + signum)
 
+    def finish(self) -> None:
+        self.finishing = True
+
+
+@contextmanager
+def _terminated_as_exit() -> Iterator[_Termination]:
+    guard = _Termination()
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = signal.signal(signal.SIGTERM, guard.handler)
     except ValueError:  # not the main thread: leave signals alone
-        yield
+        yield guard
         return
     try:
-        yield
+        yield guard
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if guard.held is not None:
+        print(f"ferry: signal {guard.held} held back: the backup was already published",
+              file=sys.stderr)  # fmt: skip
 
 
 def cmd_create(args: argparse.Namespace) -> int:
     store = _store(args)
     files = files_root(args)
-    with _terminated_as_exit(), progress_for(args) as progress:
-        manifest, location = create_backup(
-            database_url(args.database),
-            store,
-            environment=args.environment,
-            reason=args.reason,
-            tables=args.tables,
-            exclude=args.exclude or [],
-            progress=progress,
-            files=files,
-            quiesced=args.quiesced,
+    with _terminated_as_exit() as guard:
+        with progress_for(args) as progress:
+            manifest, location = create_backup(
+                database_url(args.database),
+                store,
+                environment=args.environment,
+                reason=args.reason,
+                tables=args.tables,
+                exclude=args.exclude or [],
+                progress=progress,
+                files=files,
+                quiesced=args.quiesced,
+                on_publish=guard.finish,
+            )
+        write_result(
+            "completed",
+            id=manifest.id,
+            environment=manifest.environment,
+            tables=len(manifest.members),
+            rows=manifest.rows,
+            bytes=manifest.bytes,
         )
-    write_result(
-        "completed",
-        id=manifest.id,
-        environment=manifest.environment,
-        tables=len(manifest.members),
-        rows=manifest.rows,
-        bytes=manifest.bytes,
-    )
+        _print_created(args, manifest, location)
+    return 0
+
+
+def _print_created(args: argparse.Namespace, manifest: Manifest, location: str) -> None:
     if args.format == "json":
         print(
             json.dumps(
@@ -189,7 +216,6 @@ def cmd_create(args: argparse.Namespace) -> int:
             f"backup {manifest.id}: {len(manifest.members)} table(s), {manifest.rows} row(s)"
             f"{held}, {manifest.bytes} bytes at {location}, {manifest.integrity}"
         )
-    return 0
 
 
 def _line(m: Manifest) -> str:

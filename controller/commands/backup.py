@@ -129,10 +129,13 @@ def backup_snapshot(
     progress: Progress = NO_PROGRESS,
     files: FilesRoot | None = None,
     quiesced: bool = False,
+    on_publish: Callable[[], None] | None = None,
 ) -> tuple[Manifest, str]:
     """Back up from an open read snapshot (one point in time), and the application's
     files below ``files`` (copied after the rows, the snapshot still open; exact only
-    when the application is stopped: ``quiesced``)."""
+    when the application is stopped: ``quiesced``). ``on_publish`` is called when every
+    byte is written, just before the backup is published: from there it either
+    publishes or fails on its own, so a caller may stop honouring interruptions."""
     schema = snap.schema()
     names = _selected(sorted(schema.tables), tables, exclude)
     backup_id = new_backup_id()
@@ -174,6 +177,8 @@ def backup_snapshot(
             naming=nocobase_catalog().naming(set(schema.tables)),
             members=tuple(members),
         )
+        if on_publish is not None:
+            on_publish()
         return writer.publish(manifest)
 
 
@@ -189,6 +194,7 @@ def create_backup(
     progress: Progress = NO_PROGRESS,
     files: FilesRoot | None = None,
     quiesced: bool = False,
+    on_publish: Callable[[], None] | None = None,
 ) -> tuple[Manifest, str]:
     db = Database(url)
     try:
@@ -204,6 +210,7 @@ def create_backup(
                 progress,
                 files,
                 quiesced,
+                on_publish,
             )
     finally:
         db.dispose()

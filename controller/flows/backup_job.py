@@ -1,7 +1,8 @@
 """A Backup in Job mode: start (or adopt) its Job, relay the Job's state, read its result.
 
 The Backup ends exactly as the in-process path would end it: Completed with the stored
-backup's manifest (read back from the store, as the CLI wrote it), Failed with the same
+backup's manifest (read back from the store, as the CLI wrote it; also when the Job
+failed after its pod had published the backup and written its result), Failed with the same
 reasons (``InvalidSelection`` and the error's own reasons for invalid input,
 ``BackupFailed`` for a failure, the Job's deadline and a pod that died more often than
 ``backoffLimit`` allows included), and waiting (``Unreachable``) when the container said
@@ -194,6 +195,10 @@ def _succeeded(flow: BackupFlow, work: BackupJob, state: JobState, retry: int) -
 
 def _failed(flow: BackupFlow, work: BackupJob, state: JobState, retry: int) -> Outcome:
     result = state.result or {}
+    if result.get("outcome") == "completed":
+        # The pod was stopped (or died) after it published the backup and wrote its
+        # result: the backup exists, and the store has the last word on it.
+        return _succeeded(flow, work, state, retry)
     code = result.get("exitCode") if result.get("outcome") == "failed" else None
     message = str(result.get("message") or "")
     job = state.status

@@ -204,6 +204,10 @@ def job_manifest(request: JobRequest, settings: JobSettings) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,  # the container needs no API access
+        # The pause container is PID 1, not the CLI: a PID 1 ignores a SIGTERM it has
+        # no handler for yet (one that comes while Python starts), so a deleted pod
+        # would run its backup on until the grace period's SIGKILL.
+        "shareProcessNamespace": True,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": OPERATOR_UID,

@@ -4,9 +4,9 @@ The operator (its pod, from the chart) creates each Backup's Job; the Job's pod 
 ``ferry backup create`` against PostgreSQL through its Service and writes the archive
 into the store on the node's volume, which a claim in the test's namespace mounts at
 the store's path. The result comes back in the pod's termination message; a pod
-deleted while it runs is replaced (``backoffLimit``); the chart's limit of concurrent
-Jobs holds for a burst of Backups. (A pod deleted with no retry left: see the comment
-above the burst test; tests/unit/test_jobs.py covers that path with the real CLI.)
+deleted while it runs is replaced (``backoffLimit``), or with no retry left ends the
+Backup as the store says (failed and nothing stored, or completed); the chart's limit
+of concurrent Jobs holds for a burst of Backups.
 """
 
 from __future__ import annotations
@@ -187,12 +187,26 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     assert (host / "prod" / done["id"] / "manifest.json").is_file()
 
 
-# "A pod deleted with no retry left fails the Backup" is out until the defect it found is
-# fixed: in a CI run the backup had already published its archive when the SIGTERM of
-# the deletion took effect (the CLI turns SIGTERM into an exit, but after the publish
-# that only skips writing the result); the Job, its pod deleted, failed, so the Backup
-# said Failed beside a complete archive nobody names. See the closing note of
-# 2026-11-30 (session 5) and issue #12.
+def test_a_job_pod_deleted_with_no_retry_left_ends_as_the_store_says(
+    site: main_flows.Site, operator: OperatorPod
+) -> None:
+    """Deleted with no retry left, the pod either stops before its backup is published
+    (the Backup fails, nothing is left in the store) or is held back until its result is
+    written (the Backup completes, the store has it). Never Failed beside an archive."""
+    host = prepared(site, operator, backoffLimit=0)
+    bulk_table(site.host_urls["prod"])
+    backup(site.kubectl, site.namespace, "lost")
+    job = _delete_first_pod(site, "lost")
+    done = wait_phase(site.kubectl, "backup", site.namespace, "lost", {"Completed", "Failed"}, 240)
+    published = [p.parent.name for p in host.rglob("manifest.json")]
+    assert done["job"]["name"] == job and done["job"]["attempts"] == 1, done["job"]
+    assert not [p for p in host.rglob("*") if p.name.startswith(".partial-")]
+    if done["phase"] == "Completed":
+        assert published == [done["id"]], (published, done)
+        return
+    ready = next(c for c in done["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "BackupFailed" and f"Job {job} failed" in done["message"], done
+    assert published == [], published  # the pod's SIGTERM removed its partial
 
 
 def test_the_namespace_limit_of_jobs_holds_for_a_burst(

@@ -83,8 +83,12 @@ class FakeJobs:
                 env[var["name"]] = self.cluster.secrets[ref["name"]][ref["key"]]
         return env
 
-    def run_pod(self, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-        """One pod of ``job`` runs the container's command to its end."""
+    def run_pod(
+        self, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch, killed: int | None = None
+    ) -> None:
+        """One pod of ``job`` runs the container's command to its end; ``killed``: the
+        pod is killed by that signal as the command returns (its result already
+        written), and ends as the kubelet records that, with exit ``128 + killed``."""
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
         result = self.result_dir / f"{name}-{len(self.pods[(namespace, name)])}"
         with monkeypatch.context() as env:
@@ -93,6 +97,8 @@ class FakeJobs:
             env.setenv("FERRY_RESULT_FILE", str(result))
             code = main(job["spec"]["template"]["spec"]["containers"][0]["args"])
         message = result.read_text() if result.exists() else ""
+        if killed is not None:
+            code = 128 + killed
         self.end_pod(namespace, name, code, "Completed" if code == 0 else "Error", message)
 
     def end_pod(self, namespace: str, name: str, code: int, reason: str, message: str) -> None:

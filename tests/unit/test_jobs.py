@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from controller.backups.store import _FsWriter
 from controller.flows.backup import reconcile_backup
 from controller.flows.jobs import job_name
 from controller.flows.outcome import Outcome
@@ -151,6 +154,43 @@ def test_a_pod_that_dies_is_replaced_then_fails_the_backup_as_in_process(
     assert "Error (exit 143)" in failed.status["message"]
     assert failed.status["job"]["phase"] == "Failed" and failed.retry_after is None
     assert list(store.rglob("manifest.json")) == []
+
+
+def test_a_sigterm_once_the_backup_is_written_is_held_back_and_the_backup_completes(
+    url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The pod is deleted as its backup is published: the CLI finishes (exit 0, the
+    result written) instead of ending as stopped beside a complete, unnamed backup."""
+    cluster = setup(jobs, environment(url, store), backup())
+    run(cluster, jobs)
+    publish = _FsWriter.publish
+
+    def deleted_while_publishing(self: _FsWriter, manifest: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)  # the kubelet stops the container now
+        return publish(self, manifest)
+
+    monkeypatch.setattr(_FsWriter, "publish", deleted_while_publishing)
+    jobs.run_pod(jobs.only(), monkeypatch)
+    assert "signal 15 held back: the backup was already published" in capsys.readouterr().err
+    done = run(cluster, jobs)
+    assert done.status["phase"] == "Completed", done.status
+    assert [p.parent.name for p in store.rglob("manifest.json")] == [done.status["id"]]
+
+
+def test_a_pod_killed_after_it_wrote_its_result_completes_the_backup(
+    url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between its result and its exit, the pod fails the Job (no retry left),
+    but the backup it published is complete: the Backup says so, as the store does."""
+    no_retry = {**JOB, "backoffLimit": 0}
+    cluster = setup(jobs, environment(url, store, no_retry), backup())
+    run(cluster, jobs)
+    jobs.run_pod(jobs.only(), monkeypatch, killed=signal.SIGKILL)
+    assert jobs.only()["status"]["conditions"][0]["type"] == "Failed"
+    done = run(cluster, jobs)
+    assert done.status["phase"] == "Completed" and ready(done)[0] == "True", done.status
+    assert [p.parent.name for p in store.rglob("manifest.json")] == [done.status["id"]]
 
 
 def test_a_pod_that_dies_once_and_then_succeeds_completes(
