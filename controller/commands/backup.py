@@ -38,10 +38,11 @@ from controller.backups.manifest import (
     FILES_VERSION,
     FORMAT_VERSION,
     Manifest,
+    Member,
     SourceIdentity,
     new_backup_id,
 )
-from controller.backups.store import BackupStore, writing
+from controller.backups.store import BackupStore, BackupWriter, writing
 from controller.db.connect import default_environment
 from controller.db.database import Database, ReadSnapshot
 from controller.engine.catalog import nocobase_catalog
@@ -142,24 +143,7 @@ def backup_snapshot(
     created = _now()
     version = app_version(snap)
     with writing(store, environment, backup_id) as writer:
-        members = []
-        progress.start(BACKING_UP, len(names))
-        for i, name in enumerate(names):
-            table = schema.tables[name]
-            classes = snap.sqlite_classes(name) if schema.dialect == "sqlite" else None
-            fast = snap.arrow_batches(name, arrow_schema(table, schema.dialect, classes))
-            member = write_member(
-                writer,
-                layout.member_key(i, name),
-                table,
-                schema.dialect,
-                fast if fast is not None else snap.archive_batches(name, table.column_names),
-                classes,
-            )
-            members.append(member)
-            if fault:
-                fault(f"member:{name}")
-            progress.table(name, member.rows, member.bytes)
+        members = _write_members(writer, snap, names, fault, progress)
         section = backup_files(writer, files, created, quiesced) if files else None
         progress.done()
         manifest = Manifest(
@@ -180,6 +164,36 @@ def backup_snapshot(
         if on_publish is not None:
             on_publish()
         return writer.publish(manifest)
+
+
+def _write_members(
+    writer: BackupWriter,
+    snap: ReadSnapshot,
+    names: Sequence[str],
+    fault: Fault | None,
+    progress: Progress,
+) -> list[Member]:
+    """One member per table, in order, each as one pass over the open snapshot."""
+    schema = snap.schema()
+    members = []
+    progress.start(BACKING_UP, len(names))
+    for i, name in enumerate(names):
+        table = schema.tables[name]
+        classes = snap.sqlite_classes(name) if schema.dialect == "sqlite" else None
+        fast = snap.arrow_batches(name, arrow_schema(table, schema.dialect, classes))
+        member = write_member(
+            writer,
+            layout.member_key(i, name),
+            table,
+            schema.dialect,
+            fast if fast is not None else snap.archive_batches(name, table.column_names),
+            classes,
+        )
+        members.append(member)
+        if fault:
+            fault(f"member:{name}")
+        progress.table(name, member.rows, member.bytes)
+    return members
 
 
 def create_backup(
