@@ -40,6 +40,7 @@ from controller.engine.workflow_pairing import (
     problems,
     two_current,
 )
+from controller.errors import CheckFailed
 
 WORKFLOW_COLUMNS = ("id", "key", "current")
 NODE_COLUMNS = ("id", "key", "workflowId", "upstreamId", "downstreamId")
@@ -74,8 +75,17 @@ def _columns(schema: DatabaseSchema, table: str, names: Sequence[str]) -> list[s
     return None if None in columns else [c for c in columns if c is not None]
 
 
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _int(value: Any, table: str = NODES) -> int | None:
+    """An ID as an integer; a value that is not one is refused, named (a hostile or
+    corrupted row must not end the plan with a traceback)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise CheckFailed(
+            f"{table}: {str(value)[:40]!r} is not an integer ID", reason="BadKey"
+        ) from None
 
 
 def workflows_of(
@@ -86,14 +96,14 @@ def workflows_of(
         created = canonical(row[3], created_type) if created_type is not None else None
         current = row[2] is not None and str(row[2]).lower() in _TRUE
         key = None if row[1] is None else str(row[1])
-        yield Workflow(int(row[0]), key, current, created)
+        yield Workflow(_int(row[0], WORKFLOWS) or 0, key, current, created)
 
 
 def nodes_of(rows: Iterable[Sequence[Any]]) -> Iterator[Node]:
     """Rows of (id, key, workflowId, upstreamId, downstreamId) as nodes."""
     for row in rows:
         key = None if row[1] is None else str(row[1])
-        yield Node(int(row[0]), key, _int(row[2]), _int(row[3]), _int(row[4]))
+        yield Node(_int(row[0]) or 0, key, _int(row[2]), _int(row[3]), _int(row[4]))
 
 
 def read_side(side: SnapshotSource, name: str, source_schema: DatabaseSchema) -> Side:

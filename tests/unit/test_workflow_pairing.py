@@ -28,6 +28,7 @@ from controller.engine.workflow_pairing import (
     problems,
     two_current,
 )
+from controller.errors import CheckFailed
 
 # --- a generated installation: workflows of one key each, nodes in a chain -----------
 
@@ -36,7 +37,7 @@ from controller.engine.workflow_pairing import (
 def installations(draw: st.DrawFn, name: str, prefix: str) -> Side:
     """Workflows (some with several revisions) whose nodes form one chain each; IDs
     are drawn from a small range so two installations share many of them."""
-    ids = iter(draw(st.permutations(range(1, 60))))
+    ids = iter(draw(st.permutations(range(1, 70))))  # at most 4 * 3 * (1 + 4) are used
     workflows: list[Workflow] = []
     nodes: list[Node] = []
     for k in range(draw(st.integers(1, 4))):
@@ -351,3 +352,12 @@ def test_not_paired_when_a_table_does_not_move_or_lacks_a_column() -> None:
     ids = IdMapping()
     assert map_workflows(Memory({}), Memory({}), ("workflows",), ids).tables == ()
     assert ids.maps == {}
+
+
+@pytest.mark.parametrize("bad", ["abc", "1.5e\n3", object()])
+def test_an_id_that_is_not_an_integer_is_refused_in_one_line(bad: object) -> None:
+    source = Memory({"workflows": [(1, "k", True, "a")], "flow_nodes": [(2, "a", 1, bad, None)]})
+    with pytest.raises(CheckFailed) as refused:
+        map_workflows(source, Memory({}), MOVED, IdMapping())
+    assert refused.value.reason == "BadKey" and "\n" not in refused.value.message
+    assert refused.value.message.startswith("flow_nodes: ")
