@@ -7,6 +7,7 @@ node keys copied). Team B's workflow and nodes are given team A's IDs, as NocoBa
 them when two installations write in the same second: pairing by generated ID would
 take them for team A's rows. Paired by key instead, both land side by side; NocoBase
 boots on the merge, serves both pages and both workflows, and each node chain is intact.
+Promoted again unchanged, team B's renumbered rows pair with what it promoted before.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def test_two_installations_merge_routes_and_workflows(
         request = MigrationRequest(team.url, pre.url, options, name, store=store)
         result = migrate(replace(request, environment="pre"))
         assert result.status == "succeeded", result.message
+    # Again, unchanged: team B's renumbered rows pair by key and creation time, so
+    # nothing is added twice.
+    again = migrate(
+        replace(
+            MigrationRequest(team_b.url, pre.url, options, "wf-b2", store=store), environment="pre"
+        )
+    )
+    assert again.status == "noop", again.message
 
     pre.start()
     pre.sign_in()
