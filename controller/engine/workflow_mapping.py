@@ -147,10 +147,12 @@ def map_workflows(
     """Pair workflows and nodes by key and add their ID maps to ``ids``."""
     if WORKFLOWS not in moved or NODES not in moved or WORKFLOWS in ids.maps:
         return WorkflowMapping()  # (already mapped: the rules gave workflows a natural key)
-    src = source.schema()
-    why = _unpairable((src, target.schema())) if target.schema().table(WORKFLOWS) else None
-    if why is not None or target.schema().table(NODES) is None:
-        return WorkflowMapping(warnings=[f"{WORKFLOWS}: not paired by key, {why}"] if why else [])
+    src, tgt = source.schema(), target.schema()
+    if tgt.table(WORKFLOWS) is None or tgt.table(NODES) is None:
+        return WorkflowMapping()  # new tables: no target row to pair with or collide
+    why = _unpairable((src, tgt))
+    if why is not None:
+        return WorkflowMapping(warnings=[f"{WORKFLOWS}: not paired by key, {why}"])
     sides = read_side(source, "source", src), read_side(target, "target", src)
     found = problems(sides[0])
     found.keys += problems(sides[1]).keys

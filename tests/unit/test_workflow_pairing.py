@@ -361,3 +361,30 @@ def test_an_id_that_is_not_an_integer_is_refused_in_one_line(bad: object) -> Non
         map_workflows(source, Memory({}), MOVED, IdMapping())
     assert refused.value.reason == "BadKey" and "\n" not in refused.value.message
     assert refused.value.message.startswith("flow_nodes: ")
+
+
+def test_a_target_without_workflow_tables_pairs_nothing_and_reads_nothing() -> None:
+    class Bare(Memory):
+        def schema(self) -> DatabaseSchema:
+            return DatabaseSchema("postgresql", "15", {})
+
+        def batches(self, table: str, columns: Sequence[str]) -> Iterator[Batch]:
+            raise AssertionError(f"{table} read from a target that has no such table")
+
+    source = Memory({"workflows": [(1, "k", True, "a")]})
+    ids = IdMapping()
+    assert map_workflows(source, Bare({}), MOVED, ids).tables == () and ids.maps == {}
+
+
+def test_sides_whose_ids_are_not_integers_are_not_paired_and_the_plan_says_so() -> None:
+    class Uuid(Memory):
+        def schema(self) -> DatabaseSchema:
+            schema = _schema()
+            wf = schema.tables["workflows"]
+            columns = tuple(Column(c.name, TEXT) if c.name == "id" else c for c in wf.columns)
+            tables = {**schema.tables, "workflows": TableSchema("workflows", columns, ("id",))}
+            return DatabaseSchema("postgresql", "15", tables)
+
+    found = map_workflows(Uuid({}), Memory({}), MOVED, IdMapping())
+    assert found.tables == ()
+    assert found.warnings == ["workflows: not paired by key, workflows has no integer ID"]
