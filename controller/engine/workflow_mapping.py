@@ -4,19 +4,21 @@ When ``workflows`` and ``flow_nodes`` both move in a merged release, each source
 workflow and node takes the ID of the target row it pairs with, or a fresh one where its
 own is held by another target row; every column that holds one of those IDs follows: a
 node's ``workflowId``, ``upstreamId`` and ``downstreamId``, and the workflow's categories
-(``workflowCategoryRelations.workflowId``). The maps are :class:`IdMap` objects, so
-they are in the plan's digest.
+(``workflowCategoryRelations.workflowId``), and node IDs inside a node's ``config``
+(:class:`ConfigMap`). The maps are :class:`IdMap` objects, so they are in the plan's
+digest.
 
 Not remapped, on purpose: ``executions``, ``jobs``, ``workflowStats``,
 ``workflowVersionStats`` and the task tables hold workflow and node IDs too, but they
 are what ran in an environment (business or runtime data, never promoted), and target
-rows keep their IDs, so the target's history still points at its own rows. Trigger and
-node ``config`` name workflows and nodes by ``key`` (subflows, ``$jobsMapByNodeKey``),
-which pairing never changes.
+rows keep their IDs, so the target's history still points at its own rows. Otherwise
+trigger and node ``config`` name workflows and nodes by ``key`` (custom action triggers'
+``workflowKey``, ``$jobsMapByNodeKey``), which pairing never changes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -46,6 +48,7 @@ WORKFLOW_COLUMNS = ("id", "key", "current")
 NODE_COLUMNS = ("id", "key", "workflowId", "upstreamId", "downstreamId")
 CREATED = "createdAt"
 CATEGORIES = ("workflowCategoryRelations", "workflowId")
+TEMP_FIELDS = "tempAssociationFields"
 _TRUE = ("1", "true", "t")
 
 
@@ -136,6 +139,38 @@ def _unpairable(schemas: tuple[DatabaseSchema, DatabaseSchema]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ConfigMap(IdMap):
+    """Node IDs inside a node's ``config`` JSON: the CC node's ``tempAssociationFields``
+    (``[{nodeId, nodeKey, nodeType: "node"}]``: NocoBase finds the job by ``nodeId``).
+    A value without them is returned as it came, JSON text as text."""
+
+    def target_id(self, value: Any) -> Any:
+        parsed = value
+        if isinstance(value, str | bytes):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return value
+        fields = parsed.get(TEMP_FIELDS) if isinstance(parsed, dict) else None
+        if not self.ids or not isinstance(fields, list):
+            return value
+        mapped = [self._field(f) for f in fields]
+        if mapped == fields:
+            return value
+        out = {**parsed, TEMP_FIELDS: mapped}
+        return out if isinstance(value, dict) else json.dumps(out, ensure_ascii=False)
+
+    def _field(self, item: Any) -> Any:
+        if not isinstance(item, dict) or item.get("nodeType") != "node":
+            return item
+        old = item.get("nodeId")
+        new = IdMap.target_id(self, old)
+        if new is None or new == old or isinstance(old, bool):
+            return item
+        return {**item, "nodeId": str(new) if isinstance(old, str) else new}
+
+
 def _translate(ids: IdMapping, table: str, columns: dict[str, IdMap]) -> None:
     old = ids.translations.get(table)
     ids.translations[table] = Translation(table, {**(old.columns if old else {}), **columns})
@@ -176,6 +211,9 @@ def map_workflows(
     _translate(ids, WORKFLOWS, {wf_id[0]: maps[WORKFLOWS]})
     node_id, _, workflow, up, down = node_cols
     links = {node_id: maps[NODES], up: maps[NODES], down: maps[NODES]}
+    config = _column(src.tables[NODES], "config")
+    if config is not None:
+        links[config] = ConfigMap(NODES, maps[NODES].pk_type, maps[NODES].ids)
     _translate(ids, NODES, {**links, workflow: maps[WORKFLOWS]})
     table, column = CATEGORIES
     for t, c in ((table, column), (underscored(table), underscored(column))):

@@ -1,17 +1,19 @@
 """Two independently installed NocoBase applications merge their routes and workflows
 into one pre-release (``merge: threeWay``), on PostgreSQL.
 
-Each team adds a page and a workflow of four nodes (a chain with a condition and a node
-on one of its branches); team A also keeps a draft revision of its workflow (same key,
-node keys copied). Team B's workflow and nodes are given team A's IDs, as NocoBase mints
-them when two installations write in the same second: pairing by generated ID would
-take them for team A's rows. Paired by key instead, both land side by side; NocoBase
-boots on the merge, serves both pages and both workflows, and each node chain is intact.
+Each team adds a page and a workflow of five nodes (a chain with a condition, a node
+on one of its branches, and a CC node whose config names another node by ID); team A
+also keeps a draft revision of its workflow (same key, node keys copied). Team B's
+workflow and nodes are given team A's IDs, as NocoBase mints them when two
+installations write in the same second: pairing by generated ID would take them for
+team A's rows. Paired by key instead, both land side by side; NocoBase boots on the
+merge, serves both pages and both workflows, and each node chain is intact.
 Promoted again unchanged, team B's renumbered rows pair with what it promoted before.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,8 +56,17 @@ def _collide(team_b: NocoBaseApp, team_a: NocoBaseApp, workflow_a: object) -> No
         whens = " ".join(f"WHEN {old} THEN {new}" for old, new in to.items())
         return f'CASE "{column}" {whens} ELSE "{column}" END'
 
+    configs = []  # the CC node's config names a node by the ID it had
+    for node_id, config in rows(team_b.url, "flow_nodes", "id", "config"):
+        fields = (config or {}).get("tempAssociationFields") or []
+        if fields:
+            config["tempAssociationFields"] = [{**f, "nodeId": to[f["nodeId"]]} for f in fields]
+            text = json.dumps(config).replace("'", "''")
+            configs.append(f"UPDATE flow_nodes SET config = '{text}' WHERE id = {node_id}")
+    assert configs
     execute(
         team_b.url,
+        *configs,
         f"UPDATE workflows SET id = {workflow_a} WHERE id = {wf_b[0]}",
         f'UPDATE flow_nodes SET "workflowId" = {workflow_a}, id = {case("id")}, '
         f'"upstreamId" = {case("upstreamId")}, "downstreamId" = {case("downstreamId")}',
@@ -84,7 +95,7 @@ def test_two_installations_merge_routes_and_workflows(
     wf_a = made["a_"]
     team_a.post(f"workflows:revision?filterByTk={wf_a['id']}&filter[key]={wf_a['key']}", {})
     expected = {**_workflows(team_a), **_workflows(team_b)}
-    assert len(expected) == 3 and all(len(chain) == 4 for chain in expected.values())
+    assert len(expected) == 3 and all(len(chain) == 5 for chain in expected.values())
     team_a.stop()
     team_b.stop()
     _collide(team_b, team_a, wf_a["id"])
@@ -97,7 +108,7 @@ def test_two_installations_merge_routes_and_workflows(
             plan = plan_only(team_b.url, pre.url, options).plan
             by_table = {t.table: t for t in plan.tables}
             assert by_table["workflows"].ids_assigned == 1
-            assert by_table["flow_nodes"].ids_assigned == 4
+            assert by_table["flow_nodes"].ids_assigned == 5
             assert not [w for w in plan.warnings if "generated ID" in w and "workflows" in w]
         request = MigrationRequest(team.url, pre.url, options, name, store=store)
         result = migrate(replace(request, environment="pre"))

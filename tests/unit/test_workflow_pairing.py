@@ -7,6 +7,7 @@ sources held in memory.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from controller.engine.idmapping import IdMapping
 from controller.engine.model import Column, ColumnType, DatabaseSchema, Kind, TableSchema
 from controller.engine.source import Batch
-from controller.engine.workflow_mapping import map_workflows, merge_problems
+from controller.engine.workflow_mapping import ConfigMap, map_workflows, merge_problems
 from controller.engine.workflow_pairing import (
     Node,
     Pairing,
@@ -388,3 +389,24 @@ def test_sides_whose_ids_are_not_integers_are_not_paired_and_the_plan_says_so() 
     found = map_workflows(Uuid({}), Memory({}), MOVED, IdMapping())
     assert found.tables == ()
     assert found.warnings == ["workflows: not paired by key, workflows has no integer ID"]
+
+
+def test_node_ids_inside_a_cc_node_config_follow_the_node_map() -> None:
+    temp = [
+        {"nodeId": 3, "nodeKey": "n1", "nodeType": "node"},
+        {"nodeId": "4", "nodeKey": "n2", "nodeType": "node"},
+        {"nodeId": 3, "nodeKey": "wf", "nodeType": "workflow"},  # the trigger: not a node
+    ]
+    config = {"ccUid": "u", "tempAssociationFields": temp}
+    maps = ConfigMap("flow_nodes", BIGINT, {"i:3": 30, "i:4": 40})
+    got = maps.target_id(config)
+    assert got["tempAssociationFields"] == [
+        {"nodeId": 30, "nodeKey": "n1", "nodeType": "node"},
+        {"nodeId": "40", "nodeKey": "n2", "nodeType": "node"},
+        temp[2],
+    ]
+    assert got["ccUid"] == "u" and config["tempAssociationFields"] is temp  # not mutated
+    assert json.loads(maps.target_id(json.dumps(config))) == got  # JSON text stays text
+    for untouched in ("not json", '{"a": 1}', None, 5, {"tempAssociationFields": "x"}):
+        assert maps.target_id(untouched) == untouched
+    assert ConfigMap("flow_nodes", BIGINT, {}).target_id(config) is config
