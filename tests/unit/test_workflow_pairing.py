@@ -313,7 +313,8 @@ def test_two_current_revisions_after_the_merge_are_a_conflict() -> None:
     source = Memory({"workflows": [(1, "k", None, "old"), (2, "k", True, "new")]})
     target = Memory({"workflows": [(1, "k", None, "old"), (3, "k", True, "other")]})
     found = map_workflows(source, target, MOVED, IdMapping())
-    merged = ([*source.rows["workflows"], (3, "k", True, "other")], [])
+    no_nodes: list[tuple[object, ...]] = []
+    merged = ([*source.rows["workflows"], (3, "k", True, "other")], no_nodes)
     chains, conflicts = merge_problems(_schema(), merged, found)
     assert chains == [] and len(conflicts) == 1
     assert conflicts[0].describe() == (
