@@ -33,6 +33,7 @@ from controller.backups import layout
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.db import ledger
+from controller.engine import checks
 from controller.engine.idmapping import IdMapping
 from controller.engine.indexing import source_shape
 from controller.engine.merge3 import Rows, TableMerge, merge_table, resolve
@@ -44,6 +45,8 @@ from controller.engine.rowindex import CanonKey, RowIndex, RowShape, build_index
 from controller.engine.rules import Resolved
 from controller.engine.source import SnapshotSource
 from controller.engine.values import canonicalizer
+from controller.engine.workflow_mapping import WorkflowMapping, map_workflows, merge_problems
+from controller.engine.workflow_pairing import NODES, WORKFLOWS
 from controller.errors import FerryError, InvalidInput
 from controller.gitsource.repository import redact_url
 
@@ -271,6 +274,7 @@ def merge_tables(
     """Merge every table whose rule moves rows by key (overwrite, upsert); a table
     without a key to pair rows on keeps its rule, and the plan says so."""
     merging = Merging(base)
+    workflows = _pair_workflows(sides, moved, ids, merging)
     if base.tables is None:
         merging.warnings.append(
             f"three-way merge without a base ({base.label.removeprefix('none: ')})"
@@ -286,17 +290,49 @@ def merge_tables(
             )
             continue
         _merge_one(merging, sides, res, ks, ids)
-    _by_id_only(merging, keyspecs, sides[0].schema())
+    _by_id_only(merging, keyspecs, sides[0].schema(), workflows.tables)
     _check_trees(merging, sides[0])
+    _check_workflows(merging, sides[0].schema(), workflows)
     return merging
 
 
-def _by_id_only(merging: Merging, keyspecs: Mapping[str, KeySpec], schema: DatabaseSchema) -> None:
+def _pair_workflows(
+    sides: tuple[SnapshotSource, SnapshotSource],
+    moved: Sequence[str],
+    ids: IdMapping,
+    merging: Merging,
+) -> WorkflowMapping:
+    """Workflows and nodes paired by key (their IDs remapped in ``ids``); refused when
+    a side's rows cannot be paired or its node chains are broken."""
+    found = map_workflows(*sides, moved, ids)
+    checks.require(found.problems.keys, reason="BadKey")
+    checks.require(found.problems.chains, reason="BrokenTree")
+    merging.warnings += found.warnings
+    return found
+
+
+def _check_workflows(merging: Merging, schema: DatabaseSchema, found: WorkflowMapping) -> None:
+    rows = (merging.rows.get(WORKFLOWS), merging.rows.get(NODES))
+    if not found.tables or rows[0] is None or rows[1] is None:
+        return
+    chains, conflicts = merge_problems(schema, (rows[0], rows[1]), found)
+    merging.broken_trees += chains
+    info = merging.infos[WORKFLOWS]
+    merging.infos[WORKFLOWS] = replace(info, conflicts=info.conflicts + tuple(conflicts))
+
+
+def _by_id_only(
+    merging: Merging,
+    keyspecs: Mapping[str, KeySpec],
+    schema: DatabaseSchema,
+    paired: Sequence[str] = (),
+) -> None:
     """Say which merged tables pair rows only by a generated integer ID with no base for
     them: two installations number their rows each on their own, so a shared ID proves
-    nothing there. Rows of one lineage (copies of one production) share IDs rightly."""
+    nothing there. Rows of one lineage (copies of one production) share IDs rightly.
+    ``paired``: tables paired by another key (workflows)."""
     found = []
-    for name in sorted(merging.infos):
+    for name in sorted(set(merging.infos) - set(paired)):
         ks, table = keyspecs[name], schema.tables[name]
         columns = [table.column(c) for c in ks.key]
         integer = all(c is not None and c.type.kind in INTEGER_KINDS for c in columns)

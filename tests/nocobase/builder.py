@@ -370,3 +370,65 @@ def assert_boots_cleanly(app: NocoBaseApp, allowed: tuple[str, ...] = ()) -> Non
     info = app.get("app:getInfo")
     dialect = nb.NODE_DIALECT[app.server.dialect]
     assert info["version"] == nb.VERSION and info["database"]["dialect"] == dialect
+
+
+def create_chain_workflow(app: NocoBaseApp, p: str) -> dict[str, Any]:
+    """A workflow of five nodes: a calculation, a condition with a node on its "true"
+    branch (a branch parent), a calculation after the condition, and a CC node whose
+    config names the first node by ID."""
+    wf = app.post(
+        "workflows:create",
+        {
+            "title": f"{p} chain",
+            "type": "collection",
+            "sync": False,
+            "enabled": False,
+            "config": {"mode": 1, "collection": "users", "condition": {"$and": []}},
+        },
+    )
+
+    def node(title: str, upstream: object, **extra: Any) -> Any:
+        body = {"type": "calculation", "title": f"{p}{title}", "upstreamId": upstream}
+        body["config"] = {"engine": "formula.js", "expression": "1 + 1"}
+        return app.post(f"workflows/{wf['id']}/nodes:create", {**body, **extra})
+
+    first = node("first", None)
+    check = node(
+        "check",
+        first["id"],
+        type="condition",
+        config={"rejectOnFalse": False, "engine": "basic", "calculation": {"group": {}}},
+    )
+    node("on true", check["id"], branchIndex=1)
+    last = node("last", check["id"])
+    # a CC node showing the first node's result: its config holds that node's ID
+    shown = [{"nodeId": first["id"], "nodeKey": first["key"], "nodeType": "node"}]
+    node("copy", last["id"], type="cc", config={"tempAssociationFields": shown})
+    assert isinstance(wf, dict)
+    return wf
+
+
+def workflow_chain(app: NocoBaseApp, workflow_id: object) -> dict[str, tuple[Any, ...]]:
+    """A workflow's nodes as NocoBase serves them: title → (type, upstream title,
+    downstream title, branch index, titles a CC config names); IDs replaced by what
+    they point at."""
+    wf = app.get(f"workflows:get?filterByTk={workflow_id}&appends[]=nodes")
+    by_id = {n["id"]: n["title"] for n in wf["nodes"]}
+
+    def title(node_id: object) -> object:  # a link to no node of the workflow shows
+        return None if node_id is None else by_id.get(node_id, f"(missing {node_id})")
+
+    def shown(config: Any) -> list[object]:  # the nodes a CC node's config names by ID
+        fields = (config or {}).get("tempAssociationFields") or []
+        return [title(f["nodeId"]) for f in fields if f.get("nodeType") == "node"]
+
+    return {
+        n["title"]: (
+            n["type"],
+            title(n["upstreamId"]),
+            title(n["downstreamId"]),
+            n["branchIndex"],
+            *shown(n["config"]),
+        )
+        for n in wf["nodes"]
+    }

@@ -1,0 +1,131 @@
+"""Two independently installed NocoBase applications merge their routes and workflows
+into one pre-release (``merge: threeWay``), on PostgreSQL.
+
+Each team adds a page and a workflow of five nodes (a chain with a condition, a node
+on one of its branches, and a CC node whose config names another node by ID); team A
+also keeps a draft revision of its workflow (same key, node keys copied). Team B's
+workflow and nodes are given team A's IDs, as NocoBase mints them when two
+installations write in the same second: pairing by generated ID would take them for
+team A's rows. Paired by key instead, both land side by side; NocoBase boots on the
+merge, serves both pages and both workflows, and each node chain is intact.
+Promoted again unchanged, team B's renumbered rows pair with what it promoted before.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.api.rules import Merge, OnConflict, Rule, TableRule, parse_rules
+from controller.backups.store import FilesystemStore
+from controller.commands.backup import create_backup
+from controller.commands.migrate import MigrationRequest, migrate, plan_only
+from controller.commands.planning import PlanOptions
+from tests.db.dbhelpers import execute, rows
+from tests.harness.cluster import REPO_ROOT
+from tests.harness.nocobase import NocoBaseApp
+from tests.nocobase import builder as b
+from tests.nocobase.conftest import AppFactory
+
+pytestmark = pytest.mark.nocobase
+
+RULES_FILE = REPO_ROOT / "docs" / "examples" / "rules" / "nocobase-merged-release.yaml"
+_FILE = parse_rules(yaml.safe_load(RULES_FILE.read_text()))
+# With no base, the roots of the install-time profile forms (fixed x-uids, another
+# random `name` in each installation) conflict: the pre-release keeps its own.
+KEEP_FORMS = TableRule("uiSchemas", Rule.UPSERT, on_conflict=OnConflict.TARGET)
+THREE_WAY = replace(_FILE, merge=Merge.THREE_WAY, tables=(*_FILE.tables, KEEP_FORMS))
+
+
+def _collide(team_b: NocoBaseApp, team_a: NocoBaseApp, workflow_a: object) -> None:
+    """Give team B's workflow and its nodes team A's IDs (B is stopped, never booted
+    again): what two installations writing in the same second mint."""
+    (wf_b,) = rows(team_b.url, "workflows", "id", order="id")
+    nodes_a = [
+        r[0] for r in rows(team_a.url, "flow_nodes", "id", "workflowId") if r[1] == workflow_a
+    ]
+    nodes_b = [r[0] for r in rows(team_b.url, "flow_nodes", "id")]
+    to = dict(zip(sorted(nodes_b), sorted(nodes_a), strict=True))
+
+    def case(column: str) -> str:
+        whens = " ".join(f"WHEN {old} THEN {new}" for old, new in to.items())
+        return f'CASE "{column}" {whens} ELSE "{column}" END'
+
+    configs = []  # the CC node's config names a node by the ID it had
+    for node_id, config in rows(team_b.url, "flow_nodes", "id", "config"):
+        fields = (config or {}).get("tempAssociationFields") or []
+        if fields:
+            config["tempAssociationFields"] = [{**f, "nodeId": to[f["nodeId"]]} for f in fields]
+            text = json.dumps(config).replace("'", "''")
+            configs.append(f"UPDATE flow_nodes SET config = '{text}' WHERE id = {node_id}")
+    assert configs
+    execute(
+        team_b.url,
+        *configs,
+        f"UPDATE workflows SET id = {workflow_a} WHERE id = {wf_b[0]}",
+        f'UPDATE flow_nodes SET "workflowId" = {workflow_a}, id = {case("id")}, '
+        f'"upstreamId" = {case("upstreamId")}, "downstreamId" = {case("downstreamId")}',
+    )
+
+
+def _workflows(app: NocoBaseApp) -> dict[tuple[str, bool], Any]:
+    """(title, current) → the workflow's node chain, as NocoBase serves it."""
+    return {
+        (w["title"], bool(w["current"])): b.workflow_chain(app, w["id"])
+        for w in app.list_all("workflows")
+    }
+
+
+def test_two_installations_merge_routes_and_workflows(
+    make_app: AppFactory, nocobase_template_b: str, tmp_path: Path
+) -> None:
+    team_a = make_app("wf_a")  # the pre-release's lineage
+    team_b = make_app("wf_b", nocobase_template_b)  # installed on its own
+    pre = make_app("wf_pre")
+    b.start_all(team_a, team_b)
+    made: dict[str, dict[str, Any]] = {}
+    for app, p in ((team_a, "a_"), (team_b, "b_")):
+        b.create_page(app, p)
+        made[p] = b.create_chain_workflow(app, p)
+    wf_a = made["a_"]
+    team_a.post(f"workflows:revision?filterByTk={wf_a['id']}&filter[key]={wf_a['key']}", {})
+    expected = {**_workflows(team_a), **_workflows(team_b)}
+    assert len(expected) == 3 and all(len(chain) == 5 for chain in expected.values())
+    team_a.stop()
+    team_b.stop()
+    _collide(team_b, team_a, wf_a["id"])
+
+    store = FilesystemStore(tmp_path / "store")
+    create_backup(pre.url, store, environment="pre")
+    options = PlanOptions(rules=THREE_WAY)
+    for team, name in ((team_a, "wf-a"), (team_b, "wf-b")):
+        if team is team_b:  # paired by key, not by the IDs both teams hold
+            plan = plan_only(team_b.url, pre.url, options).plan
+            by_table = {t.table: t for t in plan.tables}
+            assert by_table["workflows"].ids_assigned == 1
+            assert by_table["flow_nodes"].ids_assigned == 5
+            assert not [w for w in plan.warnings if "generated ID" in w and "workflows" in w]
+        request = MigrationRequest(team.url, pre.url, options, name, store=store)
+        result = migrate(replace(request, environment="pre"))
+        assert result.status == "succeeded", result.message
+    # Again, unchanged: team B's renumbered rows pair by key and creation time, so
+    # nothing is added twice.
+    again = migrate(
+        replace(
+            MigrationRequest(team_b.url, pre.url, options, "wf-b2", store=store), environment="pre"
+        )
+    )
+    assert again.status == "noop", again.message
+
+    pre.start()
+    pre.sign_in()
+    b.assert_boots_cleanly(pre)
+    titles = {r["title"] for r in pre.list_all("desktopRoutes")}
+    assert {"a_ orders page", "b_ orders page"} <= titles
+    assert _workflows(pre) == expected
+    pre.stop()
