@@ -99,8 +99,9 @@ def _store(store: BackupStore | None) -> Iterator[tuple[BackupStore, bool]]:
 
 
 def _on_copy(request: MigrationRequest, url: str) -> MigrationRequest:
-    """The same migration, into the copy: no backup of it, no test faults, no phases."""
-    return replace(request, target=url, store=None, fault=None, on_phase=None)
+    """The same migration, into the copy: no backup of it (nor of the target's files),
+    no test faults, no phases."""
+    return replace(request, target=url, store=None, files=None, fault=None, on_phase=None)
 
 
 def _judge(result: MigrationResult) -> tuple[str, str]:

@@ -298,6 +298,7 @@ class _Flow(OneShot):
             force=spec.force,
             progress=self.progress,
             files=env.files if manifest.files else None,
+            quiesced=self.life is not None,  # the safety backup's files are exact
         )
         self._baseline(env)
         self.patch.set(
