@@ -18,8 +18,7 @@ import pytest
 
 from controller.backups.store import FilesystemStore
 from tests.db.test_backup_drill import _condition, _schedule_cluster, _tick
-from tests.db.test_backup_files import PNG, backup_cli, make_files
-from tests.fixtures import nocobase_shape as shape
+from tests.db.test_backup_files import PNG, app_with_files, backup_cli, tamper_logo
 from tests.hostile import run_cli
 
 pytestmark = pytest.mark.db
@@ -30,10 +29,7 @@ UPLOADS_BYTES = len(PNG) + len("notes v1\n")  # logo.png, notes…txt and the em
 def drilled(dialect: str, make_database: MakeDb, tmp_path: Path) -> tuple[Path, str, str, str]:
     """A backup with files of a NocoBase-shaped database: its store, its ID, a scratch
     database and the database's URL."""
-    db = make_database(dialect, "app")
-    shape.build(db, app="prod")
-    files, store = tmp_path / "storage", tmp_path / "store"
-    make_files(files)
+    db, files, store = app_with_files(dialect, make_database, tmp_path)
     scratch = (
         f"sqlite:///{tmp_path / 'scratch.db'}"
         if dialect == "sqlite"
@@ -71,13 +67,7 @@ def test_a_drill_of_a_backup_with_a_damaged_file_fails_and_names_it(
     dialect: str, make_database: MakeDb, tmp_path: Path
 ) -> None:
     store, backup_id, scratch, _ = drilled(dialect, make_database, tmp_path)
-    manifest = FilesystemStore(store).manifest(backup_id)
-    assert manifest.files is not None
-    logo = next(e for e in manifest.files.entries if e.path.endswith("logo.png"))
-    member = store / "prod" / backup_id / logo.key
-    data = bytearray(member.read_bytes())
-    data[1000] ^= 0x01
-    member.write_bytes(bytes(data))
+    key = tamper_logo(store, backup_id)
 
     code, out, err = drill(store, backup_id, scratch, "--format", "json")
     assert code == 1, out + err
@@ -86,10 +76,10 @@ def test_a_drill_of_a_backup_with_a_damaged_file_fails_and_names_it(
     assert all(t["outcome"] == "Passed" for t in result["tables"])  # the rows restored
     files = result["files"]
     assert (files["count"], files["outcome"]) == (3, "Failed")
-    assert len(files["problems"]) == 1 and logo.key in files["problems"][0]
+    assert len(files["problems"]) == 1 and key in files["problems"][0]
     code, out, _ = drill(store, backup_id, scratch)
     assert code == 1 and "FAILED: 1 file member(s) are damaged" in out, out
-    assert logo.key in out
+    assert key in out
 
 
 def test_a_schedules_drill_records_the_files_on_the_backup_and_the_schedule(

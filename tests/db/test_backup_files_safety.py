@@ -18,7 +18,7 @@ from typing import Any
 from controller.backups.store import FilesystemStore
 from controller.engine.profiles import LEDGER_TABLE
 from tests.db.dbhelpers import dump, execute, q
-from tests.db.test_backup_files import backup_cli, make_files, tree
+from tests.db.test_backup_files import app_with_files, backup_cli, make_files, tree
 from tests.fixtures import nocobase_shape as shape
 from tests.hostile import run_cli
 from tests.unit.fake_cluster import FakeCluster
@@ -57,10 +57,7 @@ def restore_cli(store: Path, backup_id: str, db: str, files: Path) -> dict[str, 
 def test_restoring_the_pre_restore_safety_backup_brings_rows_and_files_back(
     dialect: str, make_database: MakeDb, tmp_path: Path
 ) -> None:
-    db = make_database(dialect, "app")
-    shape.build(db, app="prod")
-    files, store = tmp_path / "storage", tmp_path / "store"
-    make_files(files)
+    db, files, store = app_with_files(dialect, make_database, tmp_path)
     backup_id = backup_cli(store, db, files)
     run_app(dialect, db, files)
     rows_then, files_then = rows(db), tree(files)  # what the restore is about to replace

@@ -27,9 +27,7 @@ import sqlalchemy as sa
 
 from controller.db.scratch import PREFIX
 from tests.db.dbhelpers import dump
-from tests.db.test_promotion import VARS
-from tests.db.test_rehearsal import migrate, rehearsal_databases
-from tests.fixtures import nocobase_shape as shape
+from tests.db.test_rehearsal import envs, migrate, rehearsal_databases  # noqa: F401
 
 pytestmark = pytest.mark.db
 MakeDb = Callable[..., str]
@@ -84,12 +82,12 @@ def cramped_scratch(
 
 @DIALECTS
 def test_a_scratch_server_that_refuses_the_copy_fails_it_and_spares_the_target(
-    dialect: str, make_database: MakeDb, tmp_path: Path
+    envs: tuple[str, str],  # noqa: F811
+    dialect: str,
+    make_database: MakeDb,
+    tmp_path: Path,
 ) -> None:
-    dev, pre = make_database(dialect, "dev"), make_database(dialect, "pre")
-    shape.build(dev, app="dev", seed=1)
-    shape.builder_changes(dev)
-    shape.build(pre, app="pre", seed=1, variables=VARS)
+    dev, pre = envs
     before = dump(pre)
     admin = make_database.server(dialect).admin_url()  # type: ignore[attr-defined]
     with cramped_scratch(make_database, dialect) as (scratch, password):
@@ -111,13 +109,13 @@ def test_a_scratch_server_that_refuses_the_copy_fails_it_and_spares_the_target(
 
 @DIALECTS
 def test_the_same_user_with_the_documented_rights_rehearses(
-    dialect: str, make_database: MakeDb, tmp_path: Path
+    envs: tuple[str, str],  # noqa: F811
+    dialect: str,
+    make_database: MakeDb,
+    tmp_path: Path,
 ) -> None:
     """The control: only the missing right made the copy fail."""
-    dev, pre = make_database(dialect, "dev"), make_database(dialect, "pre")
-    shape.build(dev, app="dev", seed=1)
-    shape.builder_changes(dev)
-    shape.build(pre, app="pre", seed=1, variables=VARS)
+    dev, pre = envs
     with cramped_scratch(make_database, dialect, enough=True) as (scratch, _password):
         code, out, err = migrate(dev, pre, scratch, tmp_path / "store")
     assert code == 0, out + err

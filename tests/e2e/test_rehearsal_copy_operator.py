@@ -11,7 +11,6 @@ on the scratch server, and the user's password in neither status nor the log.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,54 +18,34 @@ import pytest
 from tests.db.dbhelpers import dump
 from tests.db.test_rehearsal import rehearsal_databases
 from tests.db.test_rehearsal_copy import REFUSED, cramped_scratch
-from tests.e2e.conftest import SHAPE_VARS, Kubectl
-from tests.e2e.test_operator import apply_ok, environment, migration, wait_phase
-from tests.fixtures import nocobase_shape as shape
+from tests.e2e.conftest import Kubectl
+from tests.e2e.test_operator import apply_ok, migration, wait_phase
+from tests.e2e.test_rehearsal_operator import (  # noqa: F401  (the shared fixtures)
+    dialect,
+    events_of,
+    servers,
+)
 
 pytestmark = pytest.mark.e2e
 DONE = {"Succeeded", "Failed", "RolledBack"}
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "mysql"], ids=["postgresql", "mariadb"])
 def test_a_copy_the_scratch_server_refuses_fails_the_migration_untouched(
     kubectl: Kubectl,
     namespace: str,
-    dialect: str,
+    dialect: str,  # noqa: F811
+    servers: dict[str, str],  # noqa: F811
     make_database: Any,
-    tmp_path: Path,
     operator: Any,
 ) -> None:
-    dev, pre = make_database(dialect, "dev"), make_database(dialect, "pre")
-    shape.build(dev, app="dev", seed=1, variables=SHAPE_VARS)
-    shape.builder_changes(dev)
-    shape.build(pre, app="pre", seed=1, variables=SHAPE_VARS)
-    before = dump(pre)
-    store = tmp_path / "store"
+    before = dump(servers["pre"])
     with cramped_scratch(make_database, dialect) as (scratch, password):
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "scratch-server"},
-            "stringData": {"url": scratch},
-        }
-        apply_ok(kubectl, namespace, json.dumps(secret))
-        rehearsal = (
-            "  rehearsal:\n    scratch: {urlFrom: {secretKeyRef: {name: scratch-server, "
-            "key: url}}}\n"
-        )
-        apply_ok(
-            kubectl,
-            namespace,
-            environment("dev", "development", dev)
-            + "---"
-            + environment("pre", "pre-release", pre, store=str(store), extra=rehearsal),
-        )
-        for env in ("dev", "pre"):
-            kubectl("wait", "--for=condition=Ready", f"environment/{env}", "-n", namespace)
+        # the target Environment's Secret now names the cramped user
+        patch = json.dumps({"stringData": {"url": scratch}})
+        kubectl("patch", "secret", "scratch-server", "-n", namespace, "--type=merge", "-p", patch)
         apply_ok(kubectl, namespace, migration("m", "dev", "pre", "  rehearsal: Required\n"))
         got = wait_phase(kubectl, namespace, "m", DONE, timeout=180)
-        admin = make_database.server(dialect).admin_url()
-        assert rehearsal_databases(admin) == []
+        assert rehearsal_databases(servers["scratch"]) == []
 
     assert got["phase"] == "Failed", got
     stalled = next(c for c in got["conditions"] if c["type"] == "Stalled")
@@ -76,10 +55,7 @@ def test_a_copy_the_scratch_server_refuses_fails_the_migration_untouched(
     assert got["rehearsal"]["outcome"] == "Failed"
     assert got["rehearsal"]["reason"] == "RehearsalCopyFailed"
     assert "backup" not in got  # no pre-migration backup: the apply never started
-    assert dump(pre) == before and "ferry_migrations" not in before
-    events = kubectl.json(
-        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=m"
-    )
-    assert ("Warning", "RehearsalCopyFailed") in [(e["type"], e["reason"]) for e in events["items"]]
+    assert dump(servers["pre"]) == before and "ferry_migrations" not in before
+    assert ("Warning", "RehearsalCopyFailed") in events_of(kubectl, namespace)
     shown = kubectl("get", "migration", "m", "-n", namespace, "-o", "yaml").stdout
     assert password not in shown + operator.tail(400)
