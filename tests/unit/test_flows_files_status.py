@@ -18,6 +18,11 @@ from controller.flows.backup import reconcile_backup
 from controller.flows.outcome import Outcome
 from controller.flows.restore import reconcile_restore
 from tests.unit.fake_cluster import FakeCluster
+from tests.unit.fake_workloads import Clock, FakeWorkloads
+from tests.unit.test_flows_application import APP, OK, WEB, apps, urls  # noqa: F401
+from tests.unit.test_flows_application import env as app_env
+from tests.unit.test_flows_application import migration as app_migration
+from tests.unit.test_flows_application import run as app_run
 
 NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
 READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "Connected"}]}
@@ -144,3 +149,47 @@ def test_a_backup_status_matches_its_manifest(url: str, store: Path, root: Path)
     assert manifest.files is not None
     assert out.status["files"]["count"] == len(manifest.files.entries)
     assert out.status["files"]["bytes"] == manifest.files.bytes
+
+
+def test_with_the_application_stopped_the_safety_backups_files_are_exact(
+    tmp_path: Path,
+    urls: dict[str, str],  # noqa: F811
+) -> None:
+    """An Environment with ``spec.application``: the Migration and the Restore quiesce
+    it, so the pre-migration backup and the pre-restore safety backup record their
+    files as ``quiesced``; without it they are ``copied-after-snapshot``."""
+    files, store = tmp_path / "storage", tmp_path / "backups"
+    (files / "uploads").mkdir(parents=True)
+    (files / "uploads" / "logo.png").write_bytes(LOGO)
+    pre = app_env(
+        "pre",
+        urls["pre"],
+        backups={"store": {"path": str(store)}},
+        application=APP,
+        files={"path": str(files)},
+    )
+    cluster = FakeCluster(app_env("dev", urls["dev"]), pre, app_migration())
+    assert app_run(cluster, apps(cluster)).status["phase"] == "Succeeded"
+    status = (cluster.get("Migration", "ns", "release") or {})["status"]
+    pre_migration = FilesystemStore(store).manifest(status["backup"]["id"])
+    assert pre_migration.files is not None and pre_migration.files.consistency == "quiesced"
+
+    cluster.add(obj("Restore", "back", backup=pre_migration.id))
+    body = cluster.get("Restore", "ns", "back")
+    assert body is not None
+    workloads = FakeWorkloads({WEB: 3}, health=[OK])
+    out = reconcile_restore(
+        body, cluster, now=NOW, workloads=workloads, lifecycle_options=Clock().options()
+    )
+    assert out.status["phase"] == "Completed", out.status["message"]
+    safety = FilesystemStore(store).manifest(out.status["safetyBackup"]["id"])
+    assert safety.reason == "pre-restore"
+    assert safety.files is not None and safety.files.consistency == "quiesced"
+    assert [e.path for e in safety.files.entries] == ["uploads/logo.png"]
+
+    cluster.patch("Environment", "ns", "pre", {"spec": {"application": None}})
+    cluster.add(obj("Restore", "again", backup=pre_migration.id))
+    out = run(cluster, "Restore", "again")
+    assert out.status["phase"] == "Completed", out.status["message"]
+    safety = FilesystemStore(store).manifest(out.status["safetyBackup"]["id"])
+    assert safety.files is not None and safety.files.consistency == "copied-after-snapshot"
