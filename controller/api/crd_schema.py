@@ -13,10 +13,10 @@ from types import MappingProxyType
 
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
-        "backups.ferry.dev": "sha256:49a7817876c2c9e081df87dd7187508c7b4aec0a95bd38d8bf839f6452145ed1",
-        "backupschedules.ferry.dev": "sha256:af8a9ab025862e9242ea3a0f2a1970b1e0c539c5adc5126b1bfb1bb09aa70e00",
+        "backups.ferry.dev": "sha256:9bced337a0b9ea3334e06a0eba06dc9af8979d32659851383fc3480e4b50fe8a",
+        "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
         "environments.ferry.dev": "sha256:8094b89d741ff47e5d27ae68b15053fa44a35946dd4d0ec951e97b92a2bf066b",
         "migrations.ferry.dev": "sha256:9006d33db0e0e835a479d7b414f70aba23dd73340e1917c02b35050cdb3bb943",
-        "restores.ferry.dev": "sha256:8ed884c10efb156ca792376978657eff1ccbd50561409a9fc939531034a614d8",
+        "restores.ferry.dev": "sha256:ecd400c9ccd496a25df56335275606aa682c3ee960d37c8d5b60deee24862c0b",
     }
 )

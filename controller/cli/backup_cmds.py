@@ -340,6 +340,11 @@ def _drill_text(result: DrillResult) -> None:
         print(f"  {check.problem}" if check.problem else "")
     for problem in result.problems:
         print(f"FAILED {problem}")
+    if result.files is not None:
+        files = result.files
+        print(f"{'ok' if files.ok else 'FAILED':<6} {'files':<32} {files.count:>13} file(s)")
+        for problem in files.problems:
+            print(f"FAILED {problem}")
     m = result.backup
     if result.passed:
         verdict = f"passed: {len(result.tables)} table(s), {m.rows} row(s) restored and matched"
@@ -348,6 +353,8 @@ def _drill_text(result: DrillResult) -> None:
         verdict = f"FAILED: {bad} of {len(m.members)} table(s) do not match the manifest"
         if not result.tables:
             verdict = "FAILED: the backup did not restore"
+        elif not bad and result.files is not None and not result.files.ok:
+            verdict = f"FAILED: {len(result.files.problems)} file member(s) are damaged"
     print(
         f"drill of backup {m.id} ({m.integrity}) into {result.scratch}: {verdict} "
         f"in {result.seconds:.1f}s; the scratch database was cleared"

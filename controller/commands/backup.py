@@ -119,6 +119,32 @@ def _selected(
     return sorted(t for t in available if t not in excluded)
 
 
+def _write_table(
+    writer: BackupWriter,
+    snap: ReadSnapshot,
+    index: int,
+    name: str,
+    fault: Fault | None,
+    progress: Progress,
+) -> Member:
+    table = snap.schema().tables[name]
+    dialect = snap.schema().dialect
+    classes = snap.sqlite_classes(name) if dialect == "sqlite" else None
+    fast = snap.arrow_batches(name, arrow_schema(table, dialect, classes))
+    member = write_member(
+        writer,
+        layout.member_key(index, name),
+        table,
+        dialect,
+        fast if fast is not None else snap.archive_batches(name, table.column_names),
+        classes,
+    )
+    if fault:
+        fault(f"member:{name}")
+    progress.table(name, member.rows, member.bytes)
+    return member
+
+
 def backup_snapshot(
     snap: ReadSnapshot,
     store: BackupStore,
@@ -143,7 +169,10 @@ def backup_snapshot(
     created = _now()
     version = app_version(snap)
     with writing(store, environment, backup_id) as writer:
-        members = _write_members(writer, snap, names, fault, progress)
+        progress.start(BACKING_UP, len(names))
+        members = [
+            _write_table(writer, snap, i, name, fault, progress) for i, name in enumerate(names)
+        ]
         section = backup_files(writer, files, created, quiesced) if files else None
         progress.done()
         manifest = Manifest(
@@ -164,36 +193,6 @@ def backup_snapshot(
         if on_publish is not None:
             on_publish()
         return writer.publish(manifest)
-
-
-def _write_members(
-    writer: BackupWriter,
-    snap: ReadSnapshot,
-    names: Sequence[str],
-    fault: Fault | None,
-    progress: Progress,
-) -> list[Member]:
-    """One member per table, in order, each as one pass over the open snapshot."""
-    schema = snap.schema()
-    members = []
-    progress.start(BACKING_UP, len(names))
-    for i, name in enumerate(names):
-        table = schema.tables[name]
-        classes = snap.sqlite_classes(name) if schema.dialect == "sqlite" else None
-        fast = snap.arrow_batches(name, arrow_schema(table, schema.dialect, classes))
-        member = write_member(
-            writer,
-            layout.member_key(i, name),
-            table,
-            schema.dialect,
-            fast if fast is not None else snap.archive_batches(name, table.column_names),
-            classes,
-        )
-        members.append(member)
-        if fault:
-            fault(f"member:{name}")
-        progress.table(name, member.rows, member.bytes)
-    return members
 
 
 def create_backup(
@@ -386,6 +385,15 @@ def _put_files_back(store: BackupStore, manifest: Manifest, files: FilesRoot) ->
         ) from err
 
 
+def _dropped(
+    manifest: Manifest, existing: Sequence[str], drop: Sequence[str], whole: bool
+) -> list[str]:
+    """The existing tables a restore drops: those asked for, and in a whole restore
+    every table the backup does not hold."""
+    extra = set(existing) - set(manifest.tables) if whole else set()
+    return [t for t in sorted(set(drop) | extra) if t in existing]
+
+
 def restore(
     store: BackupStore,
     backup_id: str,
@@ -400,6 +408,7 @@ def restore(
     fault: Fault | None = None,
     progress: Progress = NO_PROGRESS,
     files: FilesRoot | None = None,
+    quiesced: bool = False,
 ) -> RestoreResult:
     """Restore ``tables`` (default: all) of a backup into the database at ``url``, and
     with ``files`` its application's files into that root (replacing what is there).
@@ -408,7 +417,7 @@ def restore(
     ``environment`` names the target in the store, for its safety backup (default: the
     backup's own environment, i.e. a restore in place). A backup of another database
     than ``url``'s is refused unless ``force`` (a deliberate copy between databases).
-    """
+    The safety backup holds the files too (``quiesced``: the application is stopped)."""
     manifest = store.manifest(backup_id)
     selected = (
         sorted(match_tables(tables, manifest.tables, f"backup {manifest.id}"))
@@ -424,11 +433,13 @@ def restore(
         if problems:
             raise CheckFailed("; ".join(problems), problems=problems, reason="Incompatible")
         whole = not tables if whole is None else whole
-        to_drop = sorted(set(drop) | (set(existing) - set(manifest.tables) if whole else set()))
-        to_drop = [t for t in to_drop if t in existing]
-        touched = sorted((set(selected) | set(to_drop)) & set(existing)) if safety else []
-        safety_id = safety_backup(
-            url, store, environment or manifest.environment, touched, progress
+        to_drop = _dropped(manifest, existing, drop, whole)
+        touched = sorted((set(selected) | set(to_drop)) & set(existing))
+        where = environment or manifest.environment
+        safety_id = (
+            safety_backup(url, store, where, touched, progress, files=files, quiesced=quiesced)
+            if safety
+            else None
         )
         try:
             rows, undone = _apply_restore(
@@ -445,14 +456,30 @@ def restore(
 
 
 def safety_backup(
-    url: str, store: BackupStore, environment: str, tables: list[str], progress: Progress
+    url: str,
+    store: BackupStore,
+    environment: str,
+    tables: list[str],
+    progress: Progress,
+    *,
+    files: FilesRoot | None = None,
+    quiesced: bool = False,
 ) -> str | None:
-    """A backup of the tables a restore or rollback is about to replace or drop, as they
-    are now: what a failed write on MySQL/MariaDB is put back from."""
-    if not tables:
+    """A backup of the tables a restore or rollback is about to replace or drop, and of
+    the files below ``files`` a restore is about to replace or move aside, as they are
+    now: what a failed write on MySQL/MariaDB is put back from, and a user's way back
+    to before the restore (a restore of it brings rows and files back)."""
+    if not tables and files is None:
         return None
     safety, _ = create_backup(
-        url, store, environment=environment, reason="pre-restore", tables=tables, progress=progress
+        url,
+        store,
+        environment=environment,
+        reason="pre-restore",
+        tables=tables,
+        progress=progress,
+        files=files,
+        quiesced=quiesced,
     )
     return safety.id
 

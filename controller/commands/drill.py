@@ -5,8 +5,10 @@ with the ordinary restore (which first decodes every member and checks its check
 and row count), then backs the scratch database up again into a throw-away store with
 the ordinary backup writer and compares each member's row count and sha256 with the
 manifest's: the bytes that came out of the archive and went through the database are
-the bytes that went in. Whatever the drill created in the scratch database is dropped
-afterwards, and a SQLite file it created is removed.
+the bytes that went in. A backup with the application's files has every file member
+read and checked against its size and sha256 (files are never written anywhere by a
+drill). Whatever the drill created in the scratch database is dropped afterwards, and a
+SQLite file it created is removed.
 
 It refuses (invalid input, nothing changed) a scratch database that is not empty or
 that is the database the backup was taken from.
@@ -25,6 +27,7 @@ import pyarrow as pa
 from controller.api.bootcheck import BootResult
 from controller.backups.archive import member_schema, read_record_batches, verify_backup
 from controller.backups.arrow_codec import record_batch
+from controller.backups.files_archive import verify_files
 from controller.backups.manifest import Manifest, Member
 from controller.backups.store import BackupStore
 from controller.commands.backup import database_identity, restore
@@ -62,6 +65,37 @@ class TableCheck:
 
 
 @dataclass(frozen=True)
+class FilesCheck:
+    """The backup's application files: every file member read and checked against the
+    size and sha256 its manifest lists (a drill restores rows, never files, so this is
+    the evidence that the files would restore)."""
+
+    count: int
+    bytes: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "count": self.count,
+            "bytes": self.bytes,
+            "outcome": PASSED if self.ok else FAILED,
+            "problems": list(self.problems),
+        }
+
+
+def check_files(store: BackupStore, manifest: Manifest) -> FilesCheck | None:
+    """Every file member of the backup proven, or None for a backup without files."""
+    section = manifest.files
+    if section is None:
+        return None
+    return FilesCheck(len(section.entries), section.bytes, tuple(verify_files(store, manifest)))
+
+
+@dataclass(frozen=True)
 class DrillResult:
     backup: Manifest
     scratch: str  # redacted
@@ -69,10 +103,12 @@ class DrillResult:
     tables: tuple[TableCheck, ...]
     problems: tuple[str, ...] = field(default=())  # the backup's own (it did not restore)
     boot: BootResult | None = None  # the application booted against the restored copy
+    files: FilesCheck | None = None  # the backup's file members, proven
 
     @property
     def restored(self) -> bool:
-        return not self.problems and all(t.ok for t in self.tables)
+        files_ok = self.files is None or self.files.ok
+        return files_ok and not self.problems and all(t.ok for t in self.tables)
 
     @property
     def passed(self) -> bool:
@@ -93,6 +129,7 @@ class DrillResult:
             "tables": [t.to_dict() for t in self.tables],
             "problems": list(self.problems),
             "boot": self.boot.to_status() if self.boot is not None else None,
+            "files": self.files.to_dict() if self.files is not None else None,
             "signature": self.backup.summary()["signature"],
         }
 
@@ -289,8 +326,9 @@ def drill(
                 _clear(db)
         finally:
             db.dispose()
+    files = check_files(store, manifest)
     seconds = time.monotonic() - started
-    return DrillResult(manifest, db.label, seconds, tables, problems, booted)
+    return DrillResult(manifest, db.label, seconds, tables, problems, booted, files)
 
 
 def restore_checked(

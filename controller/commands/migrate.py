@@ -19,6 +19,7 @@ from controller.api.ids import validate_migration_id
 from controller.api.migration import MigrationPhase
 from controller.api.reasons import MigrationReason
 from controller.backups import layout
+from controller.backups.fileroots import FilesRoot
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.commands.backup import create_backup, restore
@@ -53,6 +54,8 @@ class MigrationRequest:
     approved_digest: str | None = None
     store: BackupStore | None = None  # where the pre-migration backup goes; None: no backup
     environment: str | None = None  # the target's name in the store (default: its database)
+    files: FilesRoot | None = None  # the target's application's files: in its backup
+    quiesced: bool = False  # the target's application is stopped (its files are exact)
     fault: Fault | None = None  # test hook: called at each step, may raise
     on_phase: Callable[[str], None] | None = None  # told "BackingUp", "Applying"
     progress: Progress = NO_PROGRESS  # told each table planned, backed up and written
@@ -338,6 +341,10 @@ class _Run:
             environment=self.request.environment or default_environment(self.request.target),
             fault=self.request.fault,  # a crash test holds the operator in the backup
             progress=self.request.progress,
+            # the migration writes no file, but a restore of this backup (a user's way
+            # back) brings the files back to this point with the rows
+            files=self.request.files,
+            quiesced=self.request.quiesced,
         )
 
     def entry(self, result: str, error: str | None = None) -> LedgerEntry:

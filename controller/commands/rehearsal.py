@@ -99,8 +99,9 @@ def _store(store: BackupStore | None) -> Iterator[tuple[BackupStore, bool]]:
 
 
 def _on_copy(request: MigrationRequest, url: str) -> MigrationRequest:
-    """The same migration, into the copy: no backup of it, no test faults, no phases."""
-    return replace(request, target=url, store=None, fault=None, on_phase=None)
+    """The same migration, into the copy: no backup of it (nor of the target's files),
+    no test faults, no phases."""
+    return replace(request, target=url, store=None, files=None, fault=None, on_phase=None)
 
 
 def _judge(result: MigrationResult) -> tuple[str, str]:
@@ -129,14 +130,33 @@ def _apply_on_copy(request: MigrationRequest, url: str) -> tuple[str, str, str |
     return reason, message, digest
 
 
-def _copy_problems(store: BackupStore, backup_id: str, url: str, progress: Progress) -> str:
-    db = Database(url)
+# commands.drill's problem for a backup that decoded but that the database would not
+# take, followed by restore()'s "restore failed: <cause>; <the state of its target>"
+_NOT_TAKEN = "the backup did not restore: restore failed: "
+
+
+def _copy_failure(
+    store: BackupStore, backup_id: str, copy: ScratchDatabase, progress: Progress
+) -> str | None:
+    """Why the target's backup did not make a faithful copy in ``copy``, or None."""
+    db = Database(copy.url)
     try:
         tables, problems = restore_checked(store, store.manifest(backup_id), db, progress)
     finally:
         db.dispose()
+    refused = [p.removeprefix(_NOT_TAKEN) for p in problems if p.startswith(_NOT_TAKEN)]
+    if refused:
+        # the state restore() ends with is the copy's, and the copy is dropped now
+        cause = refused[0].rsplit("; ", 1)[0]
+        return (
+            f"the scratch database {copy.name} would not take the target's backup "
+            f"{backup_id}: {cause}"
+        )
     found = [f"{t.table}: {t.problem}" for t in tables if not t.ok] + list(problems)
-    return "; ".join(found[:10])
+    if not found:
+        return None
+    shown = "; ".join(found[:10])
+    return f"the target's backup {backup_id} did not restore faithfully: {shown}"
 
 
 def rehearse(
@@ -192,8 +212,7 @@ def _on(
     backup_id: str,
     progress: Progress,
 ) -> tuple[str, str, str | None]:
-    problems = _copy_problems(backups, backup_id, copy.url, progress)
-    if problems:
-        message = f"the target's backup {backup_id} did not restore faithfully: {problems}"
-        return MigrationReason.REHEARSAL_COPY_FAILED, message, None
+    failure = _copy_failure(backups, backup_id, copy, progress)
+    if failure is not None:
+        return MigrationReason.REHEARSAL_COPY_FAILED, failure, None
     return _apply_on_copy(request, copy.url)

@@ -52,6 +52,21 @@ def manifest_status(manifest: Manifest, location: str) -> dict[str, Any]:
         "tables": len(manifest.members),
         "rows": manifest.rows,
         "checksum": manifest.checksum,
+        "files": files_status(manifest),
+    }
+
+
+def files_status(manifest: Manifest) -> dict[str, Any] | None:
+    """``status.files`` of a Backup: what of the application's files it holds, and how
+    consistent they are with its rows (None: a backup of the rows alone)."""
+    section = manifest.files
+    if section is None:
+        return None
+    return {
+        "count": len(section.entries),
+        "bytes": section.bytes,
+        "consistency": section.consistency,
+        "skipped": len(section.skipped),
     }
 
 

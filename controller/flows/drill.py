@@ -66,9 +66,10 @@ class DrillRecord:
     reason: ScheduleReason
     message: str
     boot: dict[str, Any] | None = None  # the application booted against the copy
+    files: dict[str, Any] | None = None  # the backup's file members: count, bytes, outcome
 
     def to_status(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "backup": self.backup,
             "backupId": self.backup_id,
             "time": self.time,
@@ -76,15 +77,18 @@ class DrillRecord:
             "outcome": self.outcome,
             "message": self.message,
         }
+        if self.files is not None:
+            out["files"] = self.files
         return out if self.boot is None else {**out, "boot": self.boot}
 
 
 def _summary(result: DrillResult) -> str:
     m = result.backup
     if result.restored:
+        files = f", {result.files.count} files proven" if result.files else ""
         restored = (
             f"backup {m.id} restored into the scratch database and matched its manifest: "
-            f"{len(m.members)} tables, {m.rows} rows in {result.seconds:.1f}s"
+            f"{len(m.members)} tables, {m.rows} rows{files} in {result.seconds:.1f}s"
         )
         if result.boot is None:
             return restored
@@ -92,7 +96,8 @@ def _summary(result: DrillResult) -> str:
             return f"{restored}; the application booted on it ({result.boot.message})"
         return f"{restored}, but the application did not boot on it: {result.boot.message}"
     problems = [f"{t.table}: {t.problem}" for t in result.tables if not t.ok]
-    return f"backup {m.id} failed its drill: " + "; ".join([*problems, *result.problems])
+    problems += [*result.problems, *(result.files.problems if result.files else ())]
+    return f"backup {m.id} failed its drill: " + "; ".join(problems)
 
 
 def _boot_check(
@@ -147,8 +152,19 @@ def _run(
         else ScheduleReason.DRILL_BOOT_FAILED
     )
     booted = result.boot.to_status() if result.boot is not None else None
+    files = result.files.to_dict() if result.files is not None else None
+    if files is not None:
+        del files["problems"]  # in the message; status keeps the numbers
     return DrillRecord(
-        name, backup_id, when, result.seconds, result.outcome, reason, _summary(result), booted
+        name,
+        backup_id,
+        when,
+        result.seconds,
+        result.outcome,
+        reason,
+        _summary(result),
+        booted,
+        files,
     )
 
 

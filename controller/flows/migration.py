@@ -239,6 +239,8 @@ class _Flow:
             approved_digest=approved,
             store=None if spec.skip_backup else target.store,
             environment=target.name,
+            files=target.files,  # the pre-migration backup holds the files too
+            quiesced=self.life is not None,  # quiesced before migrate() backs up
             on_phase=self.on_phase,
             progress=self.progress,
             fault=self.fault,

@@ -26,6 +26,7 @@ from controller.api.reasons import (
     RestoreReason,
 )
 from controller.api.restore import RestorePhase, RestoreSpec, parse_restore
+from controller.backups.files_archive import FilesRestored
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.commands import environments
@@ -297,6 +298,7 @@ class _Flow(OneShot):
             force=spec.force,
             progress=self.progress,
             files=env.files if manifest.files else None,
+            quiesced=self.life is not None,  # the safety backup's files are exact
         )
         self._baseline(env)
         self.patch.set(
@@ -306,13 +308,8 @@ class _Flow(OneShot):
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
             undoneMigrations=list(result.undone) or None,
         )
-        files = result.files
-        told = (
-            f" and {files.written + files.unchanged} files ({files.written} written, "
-            f"{len(files.displaced)} moved aside to {files.root}/.ferry-displaced/{files.stamp}/)"
-            if files
-            else ""
-        )
+        files, told = _files_told(result.files, manifest, env)
+        self.patch.set(files=files)
         return self.completed(
             RestoreReason.RESTORED,
             f"restored {len(result.tables)} tables ({result.rows} rows){told} of backup "
@@ -372,6 +369,24 @@ class _Flow(OneShot):
             f"rolled Migration {name} back: restored {len(result.tables)} tables, dropped "
             f"{len(result.dropped)}, from backup {result.backup_id}",
         )
+
+
+def _files_told(
+    put: FilesRestored | None, manifest: Manifest, env: environments.ResolvedEnvironment
+) -> tuple[dict[str, Any] | None, str]:
+    """``status.files`` of a restore and what its message says of the files: what was
+    written, left as it was and moved aside, or why the backup's files were not restored."""
+    if put is not None:
+        moved = f" to {put.root}/.ferry-displaced/{put.stamp}/" if put.displaced else ""
+        told = (
+            f" and {put.written + put.unchanged} files ({put.written} written, "
+            f"{put.unchanged} unchanged, {len(put.displaced)} moved aside{moved})"
+        )
+        return put.to_dict(), told
+    if manifest.files is not None and manifest.files.entries:
+        held = len(manifest.files.entries)
+        return None, f" (not its {held} files: Environment {env.name} declares no spec.files)"
+    return None, ""
 
 
 def reconcile_restore(

@@ -61,6 +61,28 @@ def make_files(root: Path) -> None:
     (root / "tmp" / "cache.bin").write_bytes(b"cache")
 
 
+def app_with_files(dialect: str, make_database: MakeDb, tmp_path: Path) -> tuple[str, Path, Path]:
+    """A NocoBase-shaped database with its files root (``make_files``): the database's
+    URL, the root and where its store goes."""
+    db = make_database(dialect, "app")
+    shape.build(db, app="prod")
+    files, store = tmp_path / "storage", tmp_path / "store"
+    make_files(files)
+    return db, files, store
+
+
+def tamper_logo(store: Path, backup_id: str) -> str:
+    """Flip one bit of the backup's logo.png member; its member key."""
+    manifest = FilesystemStore(store).manifest(backup_id)
+    assert manifest.files is not None
+    logo = next(e for e in manifest.files.entries if e.path.endswith("logo.png"))
+    member = store / "prod" / backup_id / logo.key
+    data = bytearray(member.read_bytes())
+    data[1000] ^= 0x01
+    member.write_bytes(bytes(data))
+    return logo.key
+
+
 def backup_cli(store: Path, db: str, files: Path, *extra: str) -> str:
     out = run_cli(
         [
@@ -76,10 +98,7 @@ def backup_cli(store: Path, db: str, files: Path, *extra: str) -> str:
 def test_backup_then_restore_brings_files_and_rows_back(
     dialect: str, make_database: MakeDb, tmp_path: Path
 ) -> None:
-    db = make_database(dialect, "app")
-    shape.build(db, app="prod")
-    files, store = tmp_path / "storage", tmp_path / "store"
-    make_files(files)
+    db, files, store = app_with_files(dialect, make_database, tmp_path)
     rows_before, files_before = dump(db), tree(files)
     backup_id = backup_cli(store, db, files)
 
@@ -150,29 +169,20 @@ def test_quiesced_backup_says_so_and_a_second_restore_changes_nothing(
 def test_tampered_file_member_is_refused_by_name(
     dialect: str, make_database: MakeDb, tmp_path: Path
 ) -> None:
-    db = make_database(dialect, "app")
-    shape.build(db, app="prod")
-    files, store = tmp_path / "storage", tmp_path / "store"
-    make_files(files)
+    db, files, store = app_with_files(dialect, make_database, tmp_path)
     backup_id = backup_cli(store, db, files)
-    manifest = FilesystemStore(store).manifest(backup_id)
-    assert manifest.files is not None
-    logo = next(e for e in manifest.files.entries if e.path.endswith("logo.png"))
-    member = store / "prod" / backup_id / logo.key
-    data = bytearray(member.read_bytes())
-    data[1000] ^= 0x01
-    member.write_bytes(bytes(data))
+    key = tamper_logo(store, backup_id)
     execute(db, f"update {q(dialect, 'roles')} set title = 'edited'")
     (files / "uploads" / "empty.bin").write_bytes(b"changed")
     restore_args = [
         "restore", "--store", str(store), "--backup", backup_id, "--database", db,
         "--files", str(files),
     ]  # fmt: skip
-    assert_refused(restore_args, 2, [db, files, store], says=logo.key)
+    assert_refused(restore_args, 2, [db, files, store], says=key)
     out = assert_refused(
-        ["backup", "verify", "--store", str(store), backup_id], 2, [store], says=logo.key
+        ["backup", "verify", "--store", str(store), backup_id], 2, [store], says=key
     )
-    assert "uploads/2026/11/logo.png" in out.stderr and logo.key in out.stderr
+    assert "uploads/2026/11/logo.png" in out.stderr and key in out.stderr
 
 
 def _ring(path: Path) -> Path:

@@ -50,6 +50,14 @@ def test_backup_and_restore_carry_the_files(
     done = wait_phase(kubectl, "backup", namespace, "with-files", {"Completed", "Failed"})
     assert done["phase"] == "Completed", done
     assert "1 files" in done["message"], done
+    logo = (files / "uploads" / "logo.png").stat().st_size
+    # status.files went through the API server's schema for the Backup's status
+    assert done["files"] == {
+        "count": 1,
+        "bytes": logo,
+        "consistency": "copied-after-snapshot",
+        "skipped": 0,
+    }, done
     manifest = json.loads(artifact(store, "dev", done["id"]).read_text())
     assert manifest["version"] == 4
     assert [e["path"] for e in manifest["files"]["entries"]] == ["uploads/logo.png"]
@@ -67,6 +75,13 @@ def test_backup_and_restore_carry_the_files(
     assert dump(url) == rows_before
     assert _tree(files) == {**files_before, "uploads/scratch.tmp": b"excluded: left alone"}
     aside = next((files / ".ferry-displaced").iterdir())
+    assert finished["files"] == {
+        "root": str(files),
+        "written": 1,
+        "unchanged": 0,
+        "displaced": 2,
+        "displacedTo": f".ferry-displaced/{aside.name}/",
+    }, finished
     assert _tree(aside) == {
         "uploads/logo.png": b"replaced",
         "uploads/later.pdf": b"uploaded after the backup",
