@@ -8,9 +8,11 @@ every table is still read at one point in time. The batches are cast to the memb
 Arrow schema, so the archive is the one the generic path writes: decimals, JSON, UUIDs
 and other types are read as PostgreSQL's own text, ``real`` as the double of its text.
 
-Restores format each record batch as ``COPY … FROM STDIN`` text with Arrow compute
-kernels and send it on the write session's own connection, so the restore stays in
-its one transaction; secondary indexes are created after the rows, as pg_restore does.
+Restores format each record batch for ``COPY … FROM STDIN`` with Arrow compute kernels,
+in binary where every column of the restored table allows it (:mod:`pg_binary`: the
+server then parses no text), as text otherwise, and send it on the write session's own
+connection, so the restore stays in its one transaction; keys and secondary indexes
+are created after the rows, as pg_restore does.
 
 Memory stays bounded: one batch (a few MiB) at a time in both directions.
 """
