@@ -20,7 +20,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -105,16 +107,17 @@ def wait_succeeded(
 _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] (.*)$")
 
 
-def operator_lines(log: Path, name: str, since: float) -> list[tuple[float, str]]:
-    """The operator's log lines about ``name`` (Kopf's FULL format: local time, ms)."""
+def operator_lines(log: Path, since: float, until: float) -> list[tuple[float, str]]:
+    """The operator's log lines of a run (Kopf's FULL format: local time, ms); they
+    name no object, so all of them, timers of other objects included."""
     out = []
     for line in log.read_text(errors="replace").splitlines():
         match = _LOG_TIME.match(line)
-        if not match or f"/{name}]" not in line:
+        if not match:
             continue
         at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        if at >= since - 1:
-            out.append((at, "operator " + match.group(2)[:140]))
+        if since <= at <= until:
+            out.append((at, "operator " + " ".join(match.group(2).split())[:140]))
     return out
 
 
@@ -182,11 +185,22 @@ def one_run(
         raise SystemExit(f"release-{i} ended {phase}: {message}")
     time.sleep(0.05)  # the log line of the handler's end
     timeline = sorted([(applied, "kubectl apply returned"), *seen,
-                       *operator_lines(log, f"release-{i}", wall)])  # fmt: skip
+                       *operator_lines(log, wall, time.time())])  # fmt: skip
     return {
         "seconds": elapsed,
         "timeline": [(round(at - wall, 3), what) for at, what in timeline],
     }
+
+
+def start_profile(op: Operator, out: Path) -> subprocess.Popen[bytes]:
+    assert op.process is not None
+    OUT.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    cmd = [str(spy), "record", "--pid", str(op.process.pid), "--idle", "--threads"]
+    cmd += ["--rate", "200", "--format", "raw", "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # attached
+    return proc
 
 
 def main() -> None:
@@ -197,6 +211,18 @@ def main() -> None:
     )
     parser.add_argument(
         "--timeline", action="store_true", help="print when each step of every run was seen"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the operator with py-spy during the measured runs (idle threads too): "
+        "bench/out/operator-<variant>.pyspy, collapsed stacks",
+    )
+    parser.add_argument(
+        "--check-seconds",
+        default="2",
+        help="FERRY_ENVIRONMENT_CHECK_SECONDS of the operator (2, as in the e2e tests; "
+        "the default is 60): each check of the two Environments competes with a run",
     )
     args = parser.parse_args()
     variant = "postgresql" if args.postgresql else "sqlite"
@@ -212,12 +238,16 @@ def main() -> None:
                 config.load_kube_config(str(cp.kubeconfig))
                 api = client.CustomObjectsApi()
                 log = tmp / "operator.log"
-                op = Operator(cp, NS, log).start()
+                checks = {"FERRY_ENVIRONMENT_CHECK_SECONDS": args.check_seconds}
+                op = Operator(cp, NS, log, env=checks).start()
+                spy = None
                 try:
                     site.declare(cp)
                     wait_ready(cp)
                     engine = sa.create_engine(site.urls["dev"])
                     for i in range(args.runs + 1):
+                        if i == 1 and args.profile:
+                            spy = start_profile(op, OUT / f"operator-{variant}.pyspy")
                         run = one_run(cp, api, engine, i, log)
                         if i:  # the first run warms the operator up
                             runs.append(run)
@@ -227,6 +257,9 @@ def main() -> None:
                                 print(f"    {at:+7.3f}  {what}")
                     engine.dispose()
                 finally:
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(timeout=60)
                     op.stop()
                     OUT.mkdir(parents=True, exist_ok=True)
                     shutil.copy(log, OUT / f"operator-{variant}.log")
@@ -240,6 +273,7 @@ def main() -> None:
         "p90_s": sorted(seconds)[max(0, int(len(seconds) * 0.9) - 1)],
         "min_s": min(seconds),
         "max_s": max(seconds),
+        "environment_check_seconds": args.check_seconds,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "timelines": [r["timeline"] for r in runs],
     }
