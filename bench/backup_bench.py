@@ -18,7 +18,9 @@ peak RSS reported is that operation's own (for the PostgreSQL tools: the tool's)
 Both restored databases are compared with the source table by table (row count and a
 hash of every row's text), so a fast but wrong restore fails the benchmark.
 ``--paths generic,fast`` also measures Ferry's generic SQLAlchemy path (the fast
-PostgreSQL path switched off) in the same run; ``--encrypt`` also measures each path
+PostgreSQL path switched off) in the same run, ``--paths text,fast`` the fast path with
+binary COPY off beside it; restores run ``--repeat`` rounds (default 3), pg_restore and
+each path alternating, and medians are compared; ``--encrypt`` also measures each path
 with an encrypting store keyring (format 3), for the overhead of encryption. See
 bench/README.md.
 
