@@ -21,6 +21,7 @@ from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup, restore
 from controller.db import pg_binary, pg_fast
 from controller.engine.model import Column, ColumnType, Kind, TableSchema
+from controller.errors import PermanentError
 from tests.db.dbhelpers import DB_EXAMPLES, execute
 
 MakeDb = Callable[..., str]
@@ -248,3 +249,39 @@ def test_fast_path_switched_off_sends_text(
     restore(store, manifest.id, dst)
     assert sent == {"binary": 0, "text": 1}
     assert _as_text(dst) == _as_text(src)
+
+
+def test_a_value_refused_mid_copy_leaves_nothing(
+    make_database: MakeDb, monkeypatch: pytest.MonkeyPatch, sent: dict[str, int]
+) -> None:
+    """Binary slices already sent, then one the server refuses: the restore's
+    transaction ends with nothing written, and the error names the table."""
+    url = make_database("postgresql", "refused")
+    execute(url, "CREATE TABLE keep (id integer)", "INSERT INTO keep VALUES (1)")
+    monkeypatch.setattr(pg_fast, "WRITE_SLICE_BYTES", 1)  # 256 rows a slice
+    table = TableSchema(
+        name="short",
+        columns=(
+            Column("id", ColumnType(Kind.BIGINT, native="BIGINT")),
+            Column("code", ColumnType(Kind.STRING, length=3, native="VARCHAR(3)")),
+        ),
+    )
+    codes = ["abc"] * 600
+    codes[520] = "abcd"  # the third slice
+    batch = pa.record_batch(
+        [pa.array(range(600), pa.int64()), pa.array(codes, pa.large_string())],
+        names=["id", "code"],
+    )
+    engine = sa.create_engine(url)
+    try:
+        refused = pytest.raises(PermanentError, match=r"restoring short: .*too long")
+        with refused, engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM keep")
+            conn.exec_driver_sql("CREATE TABLE short (id bigint, code varchar(3))")
+            pg_fast.copy_rows(conn, table, iter([batch]), pg_fast.column_types(conn, table))
+        assert sent["binary"] >= 2
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT to_regclass('short')").scalar() is None
+            assert conn.exec_driver_sql("SELECT count(*) FROM keep").scalar() == 1
+    finally:
+        engine.dispose()
