@@ -18,7 +18,9 @@ peak RSS reported is that operation's own (for the PostgreSQL tools: the tool's)
 Both restored databases are compared with the source table by table (row count and a
 hash of every row's text), so a fast but wrong restore fails the benchmark.
 ``--paths generic,fast`` also measures Ferry's generic SQLAlchemy path (the fast
-PostgreSQL path switched off) in the same run; ``--encrypt`` also measures each path
+PostgreSQL path switched off) in the same run, ``--paths text,fast`` the fast path with
+binary COPY off beside it; restores run ``--repeat`` rounds (default 3), pg_restore and
+each path alternating, and medians are compared; ``--encrypt`` also measures each path
 with an encrypting store keyring (format 3), for the overhead of encryption. See
 bench/README.md.
 
@@ -33,6 +35,7 @@ import os
 import platform
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -65,7 +68,7 @@ GIB = 1 << 30
 # accounts, events and attachments; measured, and only used to size the generation.
 BYTES_PER_DOCUMENT = 1150
 EMPTY_DATABASE_BYTES = 7_600_000
-PATHS = ("generic", "fast")
+PATHS = ("generic", "text", "fast")  # text: the fast path with binary COPY off
 
 SCHEMA = """
 create table accounts (
@@ -192,7 +195,8 @@ def _select_path() -> str:
         from controller.db import pg_fast
     except ImportError:
         return "generic"
-    pg_fast.ENABLED = path == "fast"
+    pg_fast.ENABLED = path in ("fast", "text")
+    pg_fast.BINARY = path == "fast"
     return path if pg_fast.available() else "generic"
 
 
@@ -379,6 +383,122 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(fmt_row(cells, widths))
 
 
+class _Run:
+    """One size's measurements: rows of the table, and the source's fingerprint."""
+
+    def __init__(self, server: Any, base: Path, label: str, keep: bool, repeat: int) -> None:
+        self.server, self.base, self.label, self.keep, self.repeat = (
+            server,
+            base,
+            label,
+            keep,
+            repeat,
+        )
+        self.tag = f"{label}_{secrets.token_hex(3)}"
+        self.src = f"bb_src_{self.tag}"
+        self.rows: list[dict[str, Any]] = []
+        self.expected: dict[str, list[Any]] = {}
+        self.env = _tool_env(server)
+
+    def record(self, operation: str, results: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        """The median of ``results`` (one per repetition), with every time kept."""
+        times = sorted(float(r["seconds"]) for r in results)
+        row = {
+            "size": self.label,
+            "operation": operation,
+            "seconds": round(statistics.median(times), 2),
+            "runs": [round(t, 2) for t in times],
+            "peak_rss_mib": round(max(float(r["peak_rss_mib"]) for r in results), 1),
+            **extra,
+        }
+        self.rows.append(row)
+        runs = ", ".join(f"{t:.1f}" for t in times)
+        print(f"  {operation}: median {row['seconds']:.1f}s ({runs}), "
+              f"peak RSS {row['peak_rss_mib']:.0f} MiB")  # fmt: skip
+        return row
+
+    def check(self, database: str, what: str) -> None:
+        got = fingerprint(self.server, database)
+        if got != self.expected:
+            raise RuntimeError(f"{what} differs from the source: {got} != {self.expected}")
+        if not self.keep:
+            self.server.drop_database(database)
+
+    def pg_restore(self, dump_file: Path, round_: int) -> dict[str, Any]:
+        dst = f"bb_pgr{round_}_{self.tag}"
+        self.server.create_database(dst)
+        cmd = [
+            str(self.server.tool("pg_restore")),
+            *_conn_args(self.server),
+            "--exit-on-error",
+            "--single-transaction",
+            "-d",
+            dst,
+            str(dump_file),
+        ]
+        result = in_child(__file__, "pg-tool", {**self.env, ENV_TOOL: json.dumps(cmd)})
+        self.check(dst, "pg_restore's copy")
+        return result
+
+    def ferry_restore(self, name: str, env: dict[str, str], round_: int) -> dict[str, Any]:
+        dst = f"bb_fr{round_}_{name.replace(', ', '_')}_{self.tag}"
+        self.server.create_database(dst)
+        result = in_child(__file__, "ferry-restore", {**env, ENV_URL: self.server.url(dst)})
+        if result["path"] != env[ENV_PATH]:
+            raise RuntimeError(f"asked for the {env[ENV_PATH]} path, Ferry ran {result['path']}")
+        self.check(dst, f"Ferry's restore ({name})")
+        return result
+
+    def ferry_backup(self, path: str, encrypted: bool) -> tuple[str, dict[str, str]]:
+        name = f"{path}, encrypted" if encrypted else path
+        store = self.base / f"store-{self.tag}-{path}-{int(encrypted)}"
+        env = {ENV_STORE: str(store), ENV_PATH: path, ENV_URL: self.server.url(self.src)}
+        if encrypted:
+            env[ENV_KEY] = str(_key_file(self.base))
+        print(f"[{self.label}] ferry backup ({name}) ...", flush=True)
+        result = in_child(__file__, "ferry-backup", env)
+        if result["path"] != path:
+            raise RuntimeError(f"asked for the {path} path, Ferry ran {result['path']}")
+        pg_dump = self.rows[0]
+        self.record(
+            f"ferry backup ({name})",
+            [result],
+            ratio=round(result["seconds"] / pg_dump["seconds"], 2),
+            archive_bytes=result["bytes"],
+            rows=result["rows"],
+        )
+        if encrypted:
+            alone = in_child(__file__, "ferry-cipher", {**env, ENV_BACKUP: result["backup_id"]})
+            mib_s = alone["bytes"] / 2**20
+            print(
+                f"  AES-256-GCM alone: encrypt {alone['encrypt']:.2f}s "
+                f"({mib_s / alone['encrypt']:,.0f} MiB/s), decrypt {alone['decrypt']:.2f}s "
+                f"({mib_s / alone['decrypt']:,.0f} MiB/s) for {mib_s:,.0f} MiB"
+            )
+            self.record(f"cipher alone ({name})", [alone], archive_bytes=alone["bytes"])
+        return name, {**env, ENV_BACKUP: result["backup_id"]}
+
+    def restores(self, dump_file: Path, ferry: list[tuple[str, dict[str, str]]]) -> None:
+        """``repeat`` rounds of pg_restore and each Ferry restore, alternating, so that
+        a change of load on the machine falls on both; medians are compared."""
+        tool: list[dict[str, Any]] = []
+        mine: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in ferry}
+        for round_ in range(self.repeat):
+            print(f"[{self.label}] restores, round {round_ + 1}/{self.repeat} ...", flush=True)
+            tool.append(self.pg_restore(dump_file, round_))
+            for name, env in ferry:
+                mine[name].append(self.ferry_restore(name, env, round_))
+        pg_restore = self.record("pg_restore", tool)
+        for name, results in mine.items():
+            seconds = statistics.median(float(r["seconds"]) for r in results)
+            self.record(
+                f"ferry restore ({name})",
+                results,
+                ratio=round(seconds / pg_restore["seconds"], 2),
+                rows=results[0]["rows"],
+            )
+
+
 def bench_size(
     server: Any,
     base: Path,
@@ -386,129 +506,49 @@ def bench_size(
     size_gb: float,
     variants: list[tuple[str, bool]],
     keep: bool,
+    repeat: int = 3,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    tag = f"{label}_{secrets.token_hex(3)}"
-    src = f"bb_src_{tag}"
-    server.create_database(src)
+    run = _Run(server, base, label, keep, repeat)
+    server.create_database(run.src)
     print(f"[{label}] generating about {size_gb:g} GiB ...", flush=True)
-    data = generate(server, src, int(size_gb * GIB))
+    data = generate(server, run.src, int(size_gb * GIB))
     print(
         f"[{label}] {data['database_bytes'] / 2**20:,.0f} MiB on disk, "
         + ", ".join(f"{t} {v['rows']:,}" for t, v in data["tables"].items())
         + f" rows, in {data['seconds']:.0f}s",
         flush=True,
     )
-    expected = fingerprint(server, src)
-    rows: list[dict[str, Any]] = []
-    env = _tool_env(server)
-
-    def record(operation: str, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        row = {
-            "size": label,
-            "operation": operation,
-            "seconds": round(float(result["seconds"]), 2),
-            "peak_rss_mib": round(float(result["peak_rss_mib"]), 1),
-            **extra,
-        }
-        rows.append(row)
-        print(f"  {operation}: {row['seconds']:.1f}s, peak RSS {row['peak_rss_mib']:.0f} MiB")
-        return row
-
-    def check(database: str, what: str) -> None:
-        got = fingerprint(server, database)
-        if got != expected:
-            raise RuntimeError(f"{what} differs from the source: {got} != {expected}")
-        if not keep:
-            server.drop_database(database)
-
-    dump_file = base / f"{tag}.dump"
+    run.expected = fingerprint(server, run.src)
+    dump_file = base / f"{run.tag}.dump"
     print(f"[{label}] pg_dump -Fc ...", flush=True)
-    cmd = [str(server.tool("pg_dump")), *_conn_args(server), "-Fc", "-f", str(dump_file), src]
-    pg_dump = record(
+    cmd = [str(server.tool("pg_dump")), *_conn_args(server), "-Fc", "-f", str(dump_file), run.src]
+    run.record(
         "pg_dump -Fc",
-        in_child(__file__, "pg-tool", {**env, ENV_TOOL: json.dumps(cmd)}),
+        [in_child(__file__, "pg-tool", {**run.env, ENV_TOOL: json.dumps(cmd)})],
         archive_bytes=dump_file.stat().st_size,
     )
-    print(f"[{label}] pg_restore ...", flush=True)
-    dst = f"bb_pgr_{tag}"
-    server.create_database(dst)
-    cmd = [
-        str(server.tool("pg_restore")),
-        *_conn_args(server),
-        "--exit-on-error",
-        "--single-transaction",
-        "-d",
-        dst,
-        str(dump_file),
-    ]
-    pg_restore = record(
-        "pg_restore", in_child(__file__, "pg-tool", {**env, ENV_TOOL: json.dumps(cmd)})
-    )
-    check(dst, "pg_restore's copy")
+    ferry = [run.ferry_backup(path, encrypted) for path, encrypted in variants]
+    run.restores(dump_file, ferry)
     if not keep:
         dump_file.unlink()
-
-    for path, encrypted in variants:
-        name = f"{path}, encrypted" if encrypted else path
-        store = base / f"store-{tag}-{path}-{int(encrypted)}"
-        ferry_env = {ENV_STORE: str(store), ENV_PATH: path, ENV_URL: server.url(src)}
-        if encrypted:
-            ferry_env[ENV_KEY] = str(_key_file(base))
-        print(f"[{label}] ferry backup ({name}) ...", flush=True)
-        result = in_child(__file__, "ferry-backup", ferry_env)
-        if result["path"] != path:
-            raise RuntimeError(f"asked for the {path} path, Ferry ran {result['path']}")
-        record(
-            f"ferry backup ({name})",
-            result,
-            ratio=round(result["seconds"] / pg_dump["seconds"], 2),
-            archive_bytes=result["bytes"],
-            rows=result["rows"],
-        )
-        print(f"[{label}] ferry restore ({name}) ...", flush=True)
-        dst = f"bb_fr_{path}_{int(encrypted)}_{tag}"
-        server.create_database(dst)
-        restored = in_child(
-            __file__,
-            "ferry-restore",
-            {**ferry_env, ENV_URL: server.url(dst), ENV_BACKUP: result["backup_id"]},
-        )
-        record(
-            f"ferry restore ({name})",
-            restored,
-            ratio=round(restored["seconds"] / pg_restore["seconds"], 2),
-            rows=restored["rows"],
-        )
-        check(dst, f"Ferry's restore ({name})")
-        if encrypted:
-            alone = in_child(
-                __file__, "ferry-cipher", {**ferry_env, ENV_BACKUP: result["backup_id"]}
-            )
-            mib_s = alone["bytes"] / 2**20
-            print(
-                f"  AES-256-GCM alone: encrypt {alone['encrypt']:.2f}s "
-                f"({mib_s / alone['encrypt']:,.0f} MiB/s), decrypt {alone['decrypt']:.2f}s "
-                f"({mib_s / alone['decrypt']:,.0f} MiB/s) for {mib_s:,.0f} MiB"
-            )
-            record(f"cipher alone ({name})", alone, archive_bytes=alone["bytes"])
-        if not keep:
-            shutil.rmtree(store, ignore_errors=True)
-    if not keep:
-        server.drop_database(src)
-    return {"label": label, "requested_gib": size_gb, **data}, rows
+        for _, env in ferry:
+            shutil.rmtree(env[ENV_STORE], ignore_errors=True)
+        server.drop_database(run.src)
+    return {"label": label, "requested_gib": size_gb, **data}, run.rows
 
 
 def bench(
-    sizes: list[tuple[str, float]], variants: list[tuple[str, bool]], keep: bool
+    sizes: list[tuple[str, float]], variants: list[tuple[str, bool]], keep: bool, repeat: int
 ) -> dict[str, Any]:
     from tests.harness.dbservers import make_base_dir, start_postgres
 
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     base = make_base_dir("bench")
     server = start_postgres(base)
     try:
         datasets, rows = [], []
         for label, size_gb in sizes:
-            data, size_rows = bench_size(server, base, label, size_gb, variants, keep)
+            data, size_rows = bench_size(server, base, label, size_gb, variants, keep, repeat)
             datasets.append(data)
             rows += size_rows
         report: dict[str, Any] = {
@@ -516,6 +556,7 @@ def bench(
             "machine": {
                 "cpu_count": os.cpu_count(),
                 "sched_affinity": len(os.sched_getaffinity(0)),
+                "load_average_at_start": load_at_start,
                 "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
                 "platform": platform.platform(),
                 "python": platform.python_version(),
@@ -532,6 +573,8 @@ def bench(
                 "server's memory is not included",
                 "Ferry's restore includes verifying every member's checksum first; no "
                 "safety backup is taken (the target is empty)",
+                "restores: the median of --repeat rounds, pg_restore and each Ferry path "
+                "alternating; every time is in 'runs'",
             ],
         }
         print()
@@ -539,7 +582,9 @@ def bench(
         m = report["machine"]
         print(
             f"\nmachine: {m['cpu_count']} CPUs ({m['sched_affinity']} usable, shared), "
-            f"{m['platform']}, Python {m['python']}\nPostgreSQL: {m['postgresql']}"
+            f"{m['platform']}, Python {m['python']}\nPostgreSQL: {m['postgresql']}\n"
+            f"load average at start {m['load_average_at_start']}, "
+            f"at end {m['load_average_at_end']}"
         )
         if keep:
             print(f"kept (--keep): databases {sorted(server.created_databases)}, files in {base}")
@@ -560,12 +605,18 @@ def main() -> None:
     parser.add_argument(
         "--paths",
         default="fast",
-        help="Ferry code paths to measure, comma-separated: generic, fast (default: fast)",
+        help="Ferry code paths to measure, comma-separated: generic, text, fast (default: fast)",
     )
     parser.add_argument(
         "--encrypt",
         action="store_true",
         help="also measure each path with an encrypting store keyring (format 3)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of restores (pg_restore and Ferry alternating); medians are compared",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the databases, archives and data directory"
@@ -582,7 +633,7 @@ def main() -> None:
     sizes = [("small", args.small_gb)] if args.small_gb > 0 else []
     sizes.append(("large", args.size_gb))
     variants = [(p, e) for p in paths for e in ((False, True) if args.encrypt else (False,))]
-    report = bench(sizes, variants, args.keep)
+    report = bench(sizes, variants, args.keep, max(1, args.repeat))
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")

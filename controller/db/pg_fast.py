@@ -8,9 +8,11 @@ every table is still read at one point in time. The batches are cast to the memb
 Arrow schema, so the archive is the one the generic path writes: decimals, JSON, UUIDs
 and other types are read as PostgreSQL's own text, ``real`` as the double of its text.
 
-Restores format each record batch as ``COPY … FROM STDIN`` text with Arrow compute
-kernels and send it on the write session's own connection, so the restore stays in
-its one transaction; secondary indexes are created after the rows, as pg_restore does.
+Restores format each record batch for ``COPY … FROM STDIN`` with Arrow compute kernels,
+in binary where every column of the restored table allows it (:mod:`pg_binary`: the
+server then parses no text), as text otherwise, and send it on the write session's own
+connection, so the restore stays in its one transaction; keys and secondary indexes
+are created after the rows, as pg_restore does.
 
 Memory stays bounded: one batch (a few MiB) at a time in both directions.
 """
@@ -29,6 +31,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from controller.db import digests, pg_binary
 from controller.db.connect import scrub
 from controller.db.ddl import build_table
 from controller.db.rows import text_only
@@ -38,6 +41,8 @@ from controller.errors import PermanentError, Unreachable
 
 #: Switch for benchmarks and tests; the generic path is used when False.
 ENABLED = True
+#: Restores send binary COPY where the types allow (:mod:`controller.db.pg_binary`).
+BINARY = True
 #: ADBC's hint for the size of one record batch read from COPY.
 READ_BATCH_BYTES = 8 << 20
 #: Rows are formatted for COPY in slices of about this many bytes of Arrow data.
@@ -344,13 +349,24 @@ def _slices(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
 
 
 def _formatted(
-    batches: Iterable[pa.RecordBatch], table: TableSchema, stop: threading.Event, out: Any
+    batches: Iterable[pa.RecordBatch],
+    table: TableSchema,
+    types: list[str] | None,
+    stop: threading.Event,
+    out: Any,
 ) -> None:
-    """Producer thread: read and format batches (Arrow releases the GIL meanwhile)."""
+    """Producer thread: read and format batches (Arrow releases the GIL meanwhile), as
+    binary COPY tuples where :mod:`pg_binary` can, as text otherwise."""
     try:
         for batch in batches:
+            encode = pg_binary.encoders(types, batch.schema) if types else None
             for part in _slices(batch):
-                item: Any = (copy_text(part, table), part.num_rows)
+                data = pg_binary.tuples(part, encode) if encode else None
+                item: Any = (
+                    (True, data, part.num_rows)
+                    if data is not None
+                    else (False, copy_text(part, table), part.num_rows)
+                )
                 while not stop.is_set():
                     try:
                         out.put(item, timeout=0.1)
@@ -364,8 +380,67 @@ def _formatted(
         out.put(err)
 
 
-def copy_rows(conn: sa.Connection, table: TableSchema, batches: Iterable[pa.RecordBatch]) -> int:
-    """``COPY table FROM STDIN`` on the session's own connection (same transaction).
+def column_types(conn: sa.Connection, table: TableSchema) -> list[str]:
+    """The type names (``pg_type.typname``) of ``table``'s columns as created, in member
+    order; a name the table lacks is "" (no binary form)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT a.attname, t.typname FROM pg_attribute a "
+            "JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = CAST(:t AS regclass) AND a.attnum > 0 "
+            "AND NOT a.attisdropped AND t.oid < 16384"  # built-in types only
+        ),
+        {"t": _quote(table.name)},
+    ).all()
+    found = {str(name): str(typname) for name, typname in rows}
+    return [found.get(c.name, "") for c in table.columns]
+
+
+def binary_enabled() -> bool:
+    """Binary COPY for restores: on unless switched off here or by ``FERRY_FAST_PATH=0``."""
+    return BINARY and digests.enabled()
+
+
+class _Copies:
+    """One ``COPY … FROM STDIN`` at a time on ``cur``, in text or binary format; a change
+    of format ends the current one and starts the other (same transaction)."""
+
+    def __init__(self, cur: Any, sql: str) -> None:
+        self._cur, self._sql = cur, sql
+        self._open: Any = None
+        self._copy: Any = None
+        self._binary = False
+
+    def write(self, binary: bool, data: pa.Buffer) -> None:
+        if self._open is None or binary != self._binary:
+            self.close()
+            self._open = self._cur.copy(self._sql + (" (FORMAT binary)" if binary else ""))
+            self._copy, self._binary = self._open.__enter__(), binary
+            if binary:
+                self._copy.write(pg_binary.HEADER)
+        self._copy.write(memoryview(data))
+
+    def close(self) -> None:
+        if self._open is not None:
+            if self._binary:
+                self._copy.write(pg_binary.TRAILER)
+            opened, self._open = self._open, None
+            opened.__exit__(None, None, None)
+
+    def abort(self, err: BaseException) -> None:
+        if self._open is not None:
+            opened, self._open = self._open, None
+            opened.__exit__(type(err), err, err.__traceback__)
+
+
+def copy_rows(
+    conn: sa.Connection,
+    table: TableSchema,
+    batches: Iterable[pa.RecordBatch],
+    types: list[str] | None = None,
+) -> int:
+    """``COPY table FROM STDIN`` on the session's own connection (same transaction);
+    binary where ``types`` (:func:`column_types`) and the values allow.
 
     A thread reads and formats the next slices while this one sends, so formatting
     overlaps with the server parsing; at most ``PIPELINE`` slices wait in between.
@@ -379,20 +454,26 @@ def copy_rows(conn: sa.Connection, table: TableSchema, batches: Iterable[pa.Reco
     pending: queue.Queue[Any] = queue.Queue(maxsize=PIPELINE)
     stop = threading.Event()
     producer = threading.Thread(
-        target=_formatted, args=(batches, table, stop, pending), name="ferry-copy", daemon=True
+        target=_formatted,
+        args=(batches, table, types if binary_enabled() else None, stop, pending),
+        name="ferry-copy",
+        daemon=True,
     )
     try:
-        with (
-            driver.cursor() as cur,
-            cur.copy(f"COPY {_quote(table.name)} ({cols}) FROM STDIN") as copy,
-        ):
+        with driver.cursor() as cur:
+            copies = _Copies(cur, f"COPY {_quote(table.name)} ({cols}) FROM STDIN")
             producer.start()
-            while (item := pending.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                text, rows = item
-                copy.write(memoryview(text))
-                count += rows
+            try:
+                while (item := pending.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    binary, data, rows = item
+                    copies.write(binary, data)
+                    count += rows
+            except BaseException as err:
+                copies.abort(err)
+                raise
+            copies.close()
     except psycopg.Error as err:
         raise _error(err, f"restoring {table.name}") from err
     finally:
@@ -424,7 +505,7 @@ def replace_table(
     ).all()
     for key, _definition in keys:
         conn.exec_driver_sql(f"ALTER TABLE {name} DROP CONSTRAINT {_quote(key)}")
-    count = copy_rows(conn, schema, batches)
+    count = copy_rows(conn, schema, batches, column_types(conn, schema))
     for key, definition in keys:
         conn.exec_driver_sql(f"ALTER TABLE {name} ADD CONSTRAINT {_quote(key)} {definition}")
     for ix in table.indexes:
