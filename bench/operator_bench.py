@@ -46,7 +46,7 @@ ENVS = """
 apiVersion: ferry.dev/v1alpha1
 kind: Environment
 metadata: {{name: dev}}
-spec: {{stage: development, database: {{dialect: sqlite, url: "{dev}"}}}}
+spec: {{stage: development, database: {dev}}}
 ---
 apiVersion: ferry.dev/v1alpha1
 kind: Environment
@@ -54,26 +54,11 @@ metadata: {{name: pre}}
 spec:
   stage: pre-release
   allowRunningApplication: true
-  database: {{dialect: sqlite, url: "{pre}"}}
+  database: {pre}
   backups: {{store: {{path: {store}}}}}
 """
-PG_ENVS = """
-apiVersion: ferry.dev/v1alpha1
-kind: Environment
-metadata: {{name: dev}}
-spec:
-  stage: development
-  database: {{dialect: postgresql, urlFrom: {{secretKeyRef: {{name: dev-db, key: url}}}}}}
----
-apiVersion: ferry.dev/v1alpha1
-kind: Environment
-metadata: {{name: pre}}
-spec:
-  stage: pre-release
-  allowRunningApplication: true
-  database: {{dialect: postgresql, urlFrom: {{secretKeyRef: {{name: pre-db, key: url}}}}}}
-  backups: {{store: {{path: {store}}}}}
-"""
+SQLITE_DB = '{{dialect: sqlite, url: "{url}"}}'
+PG_DB = "{{dialect: postgresql, urlFrom: {{secretKeyRef: {{name: {name}-db, key: url}}}}}}"
 MIGRATION = """
 apiVersion: ferry.dev/v1alpha1
 kind: Migration
@@ -140,12 +125,13 @@ class Site:
     def declare(self, cp: ControlPlane) -> None:
         store = self.tmp / "backups"
         if not self.postgresql:
-            text = ENVS.format(dev=self.urls["dev"], pre=self.urls["pre"], store=store)
+            dbs = {n: SQLITE_DB.format(url=url) for n, url in self.urls.items()}
         else:
             for name, url in self.urls.items():
                 cp.kubectl("create", "secret", "generic", f"{name}-db", "-n", NS,
                            f"--from-literal=url={url}")  # fmt: skip
-            text = PG_ENVS.format(store=store)
+            dbs = {n: PG_DB.format(name=n) for n in self.urls}
+        text = ENVS.format(dev=dbs["dev"], pre=dbs["pre"], store=store)
         cp.kubectl("apply", "-n", NS, "-f", "-", input=text)
 
     def stop(self) -> None:
