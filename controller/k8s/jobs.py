@@ -204,7 +204,12 @@ def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobState:
     deleting = bool((job.get("metadata") or {}).get("deletionTimestamp"))
     if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
         return JobState(name, JobPhase.SUCCEEDED, attempts, result, "", deleting)
-    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    failed = _condition(job, "Failed")
+    if failed is None and _condition(job, "FailureTarget"):
+        # Failing, but its pods are still stopping (Kubernetes sets Failed once they
+        # have): a pod deleted as it finished may yet publish its backup and say so.
+        phase = JobPhase.RUNNING if int(status.get("active") or 0) else JobPhase.PENDING
+        return JobState(name, phase, attempts, result, "", deleting)
     if failed:
         why = f"{failed.get('reason') or 'Failed'}: {failed.get('message') or ''}".rstrip(": ")
         if last is not None:

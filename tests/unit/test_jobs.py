@@ -193,6 +193,27 @@ def test_a_pod_killed_after_it_wrote_its_result_completes_the_backup(
     assert [p.parent.name for p in store.rglob("manifest.json")] == [done.status["id"]]
 
 
+def test_a_failing_job_whose_pod_still_stops_is_not_failed_yet(
+    url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kubernetes marks a Job ``FailureTarget`` when its last pod is deleted, and
+    ``Failed`` only once that pod has stopped: a pod deleted as it finished publishes its
+    backup in between, so the Backup waits for the pod instead of failing beside it."""
+    no_retry = {**JOB, "backoffLimit": 0}
+    cluster = setup(jobs, environment(url, store, no_retry), backup())
+    run(cluster, jobs)
+    job = jobs.only()
+    target = {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"}
+    job["status"] = {"active": 1, "conditions": [target]}  # the pod deleted, still stopping
+    waiting = run(cluster, jobs)
+    assert waiting.status["phase"] == "Running" and ready(waiting)[1] == "JobRunning"
+    assert waiting.retry_after is not None
+    jobs.run_pod(job, monkeypatch, killed=signal.SIGTERM)  # it finished anyway
+    done = run(cluster, jobs)
+    assert done.status["phase"] == "Completed", done.status
+    assert [p.parent.name for p in store.rglob("manifest.json")] == [done.status["id"]]
+
+
 def test_a_pod_that_dies_once_and_then_succeeds_completes(
     url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
