@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,48 +136,61 @@ def test_a_backup_runs_as_a_job_pod_and_lands_in_the_store(
     assert password and password not in shown
 
 
-BULK_ROWS = 3_000_000  # a table that keeps the backup busy for a while
-
-
-def bulk_table(url: str) -> None:
-    """A large business table, so a pod deleted once its backup runs dies mid-run."""
+@contextmanager
+def table_locked(url: str) -> Iterator[None]:
+    """A business table the backup must read, held under an exclusive lock for as long
+    as the block runs: a backup that reaches it waits there, mid-run, however fast the
+    machine (a big table alone was read within a second on a quiet one)."""
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql(
                 "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS payload "
-                f"FROM generate_series(1, {BULK_ROWS}) AS g"
+                "FROM generate_series(1, 1000) AS g"
             )
+        with engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("LOCK TABLE bulk IN ACCESS EXCLUSIVE MODE")
+            yield
     finally:
         engine.dispose()
 
 
-def _delete_first_pod(site: main_flows.Site, backup_name: str) -> str:
-    """Delete the Job's first pod while its backup runs (its phase Backing up)."""
+def _delete_first_pod(site: main_flows.Site, backup_name: str, store: Path) -> str:
+    """Delete the Job's first pod while its backup runs (its partial backup in the store,
+    the read of the locked table pending), and wait until that pod is gone."""
     kubectl, namespace = site.kubectl, site.namespace
     holder: dict[str, str] = {}
 
-    def running() -> bool:
+    def writing() -> bool:
         name = status(kubectl, "backup", namespace, backup_name).get("job", {}).get("name")
         pods = job_pods(kubectl, namespace, name) if name else []
         if name and pods and pods[0]["status"].get("phase") == "Running":
             holder["job"], holder["pod"] = name, pods[0]["metadata"]["name"]
-            return True
+            return any(store.rglob(".partial-*"))
         return False
 
-    wait_for(running, timeout=120, interval=0.2, description="the Job's first pod running")
-    time.sleep(3)  # the interpreter started; the backup reads the bulk table
+    wait_for(writing, timeout=120, interval=0.2, description="the first pod's backup writing")
     kubectl("delete", "pod", holder["pod"], "-n", namespace, "--wait=false")
+    wait_for(lambda: not _running(kubectl, namespace, holder["pod"]), timeout=120,
+             description="the deleted pod stopped")  # fmt: skip
     return holder["job"]
+
+
+def _running(kubectl: Kubectl, namespace: str, pod: str) -> bool:
+    found = kubectl("get", "pod", pod, "-n", namespace, "-o", "json", check=False)
+    if found.returncode != 0:
+        return False  # gone
+    statuses = json.loads(found.stdout).get("status", {}).get("containerStatuses") or []
+    return any("running" in (s.get("state") or {}) for s in statuses)
 
 
 def test_a_job_pod_deleted_mid_run_is_replaced(
     site: main_flows.Site, operator: OperatorPod
 ) -> None:
     host = prepared(site, operator, backoffLimit=2)
-    bulk_table(site.host_urls["prod"])
-    backup(site.kubectl, site.namespace, "replaced")
-    job = _delete_first_pod(site, "replaced")
+    with table_locked(site.host_urls["prod"]):
+        backup(site.kubectl, site.namespace, "replaced")
+        job = _delete_first_pod(site, "replaced", host)
     done = wait_phase(
         site.kubectl, "backup", site.namespace, "replaced", {"Completed", "Failed"}, 240
     )
@@ -185,6 +200,7 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     counted = site.kubectl.json("get", "job", job, "-n", site.namespace)["status"]
     assert counted.get("failed", 0) >= 1 and counted.get("succeeded") == 1, counted
     assert (host / "prod" / done["id"] / "manifest.json").is_file()
+    assert not list(host.rglob(".partial-*"))  # the deleted pod removed its partial
 
 
 # "A pod deleted with no retry left ends the Backup as the store says" is out of the node
