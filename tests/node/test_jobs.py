@@ -200,7 +200,9 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     counted = site.kubectl.json("get", "job", job, "-n", site.namespace)["status"]
     assert counted.get("failed", 0) >= 1 and counted.get("succeeded") == 1, counted
     assert (host / "prod" / done["id"] / "manifest.json").is_file()
-    assert not list(host.rglob(".partial-*"))  # the deleted pod removed its partial
+    # Not asserted: that the deleted pod removed its partial backup. Blocked in the
+    # database (the lock), it does not act on SIGTERM before the grace period's SIGKILL,
+    # and its partial stays for the stale-writer sweep (issue #12's note, 2026-12-01).
 
 
 # "A pod deleted with no retry left ends the Backup as the store says" is out of the node
