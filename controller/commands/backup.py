@@ -112,8 +112,10 @@ def match_tables(patterns: Sequence[str], tables: Sequence[str], what: str) -> s
 def _selected(
     all_tables: Sequence[str], tables: Sequence[str] | None, exclude: Sequence[str]
 ) -> list[str]:
+    """The tables to back up: ``tables`` None means every table, an empty list none (a
+    safety backup of files alone)."""
     available = [t for t in all_tables if t != LEDGER_TABLE]
-    if tables:
+    if tables is not None:
         available = sorted(match_tables(tables, available, "tables"))
     excluded = match_tables(exclude, list(all_tables), "exclude") if exclude else set()
     return sorted(t for t in available if t not in excluded)

@@ -77,6 +77,25 @@ def test_restoring_the_pre_restore_safety_backup_brings_rows_and_files_back(
     assert back["files"]["displaced"] == 2  # the backup's logo and empty.bin, moved aside
 
 
+def test_a_safety_backup_holds_only_the_tables_the_restore_replaces(
+    dialect: str, make_database: MakeDb, tmp_path: Path
+) -> None:
+    """A restore that replaces no existing table (here: one table the target lacks) but
+    replaces files backs up the files alone, not every table of the target."""
+    db, files, store = app_with_files(dialect, make_database, tmp_path)
+    backup_id = backup_cli(store, db, files)
+    target = make_database(dialect, "fresh")
+    execute(target, f"create table {q(dialect, 'other')} (id integer primary key)")
+    out = run_cli(
+        ["restore", "--store", str(store), "--backup", backup_id, "--database", target,
+         "--tables", "roles", "--force", "--files", str(files), "--files-exclude", "tmp",
+         "--format", "json"]
+    )  # fmt: skip
+    assert out.code == 0, out.stderr
+    safety = FilesystemStore(store).manifest(json.loads(out.stdout)["safetyBackupId"])
+    assert safety.tables == [] and safety.files is not None
+
+
 def env(
     name: str, dialect: str, url: str, store: Path | None, files: Path | None
 ) -> dict[str, Any]:
