@@ -505,12 +505,13 @@ def revert_failed_write(
         )
         if isinstance(err, TemporaryError):  # busy or dropped: worth a retry
             return type(err)(unchanged, delay=err.delay, reason=err.reason)
-        return Reverted(unchanged, reason=reason)
+        return Reverted(unchanged, reason=reason, cause=err.message)
     if safety_id is None:
         return PermanentError(
             f"{what} failed: {err.message}; MySQL/MariaDB may have kept part of it and no "
             "safety backup was taken",
             reason=reason,
+            cause=err.message,
         )
     safety = store.manifest(safety_id)
     created = [t for t in selected if t not in safety.tables]
@@ -518,6 +519,7 @@ def revert_failed_write(
     return Reverted(
         f"{what} failed: {err.message}; the target was put back from safety backup {safety_id}",
         reason=reason,
+        cause=err.message,
     )
 
 
