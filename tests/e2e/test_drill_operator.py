@@ -56,6 +56,23 @@ def _condition(got: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in got.get("conditions", []) if c["type"] == type_)
 
 
+@pytest.fixture
+def store_of_dev(
+    kubectl: Kubectl,
+    namespace: str,
+    tidy: None,  # noqa: F811
+    sqlite_envs: dict[str, str],
+    store: Path,  # noqa: F811
+    operator: Any,
+) -> Path:
+    """The operator running, and the Environment dev (SQLite) backing up into ``store``;
+    that store."""
+    apply_ok(
+        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
+    )
+    return store
+
+
 def _backup(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     """A Completed Backup of the schedule ``nightly``; its status."""
     apply_ok(
@@ -106,17 +123,8 @@ spec:
 
 
 def test_a_schedule_drills_its_newest_backup(
-    kubectl: Kubectl,
-    namespace: str,
-    tidy: None,  # noqa: F811
-    sqlite_envs: dict[str, str],
-    store: Path,  # noqa: F811
-    tmp_path: Path,
-    operator: Any,
+    kubectl: Kubectl, namespace: str, store_of_dev: Path, tmp_path: Path
 ) -> None:
-    apply_ok(
-        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
-    )
     done = _backup(kubectl, namespace, "nightly-a")
     scratch = tmp_path / "scratch.db"
     _schedule(kubectl, namespace, scratch, 'schedule: "* * * * *"')
@@ -135,7 +143,7 @@ def test_a_schedule_drills_its_newest_backup(
     assert not scratch.exists()  # created for the drill, removed after it
 
     # Damage a member at rest: the next drill fails and says which table.
-    member = next((store / "dev" / done["id"] / "tables").glob("*roles*.arrow"))
+    member = next((store_of_dev / "dev" / done["id"] / "tables").glob("*roles*.arrow"))
     member.write_bytes(member.read_bytes()[:-16])
     _drill_now(kubectl, namespace)
     got = _drilled(kubectl, namespace)
@@ -146,13 +154,7 @@ def test_a_schedule_drills_its_newest_backup(
 
 
 def test_a_sampled_drill_restores_the_backup_its_time_draws_and_names_it(
-    kubectl: Kubectl,
-    namespace: str,
-    tidy: None,  # noqa: F811
-    sqlite_envs: dict[str, str],
-    store: Path,  # noqa: F811
-    tmp_path: Path,
-    operator: Any,
+    kubectl: Kubectl, namespace: str, store_of_dev: Path, tmp_path: Path
 ) -> None:
     """``pick: Sampled``: the drill restores the backup :func:`pick_backup` draws for
     the drill's scheduled time, which a test can therefore predict. The drill runs at
@@ -175,9 +177,6 @@ def test_a_sampled_drill_restores_the_backup_its_time_draws_and_names_it(
 
     count = next(
         n for n in range(3, 10) if pick_backup(names(n), DrillPick.SAMPLED, due) != names(n)[-1]
-    )
-    apply_ok(
-        kubectl, namespace, environment("dev", "development", sqlite_envs["dev"], store=str(store))
     )
     for i in range(count):
         _backup(kubectl, namespace, f"nightly-{i}")
