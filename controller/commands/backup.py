@@ -165,6 +165,8 @@ def backup_snapshot(
     when the application is stopped: ``quiesced``). ``on_publish`` is called when every
     byte is written, just before the backup is published: from there it either
     publishes or fails on its own, so a caller may stop honouring interruptions."""
+    if files is not None:
+        files.probe()  # an unusable root costs no table's backup, and leaves no debris
     schema = snap.schema()
     names = _selected(sorted(schema.tables), tables, exclude)
     backup_id = new_backup_id()

@@ -23,6 +23,7 @@ from tests.db.dbhelpers import dump
 from tests.db.test_backup_files import make_files, tree
 from tests.db.test_promotion import VARS
 from tests.fixtures import nocobase_shape as shape
+from tests.harness.s3server import RunningS3
 from tests.hostile import assert_refused, run_cli
 
 pytestmark = pytest.mark.db
@@ -136,6 +137,23 @@ def test_symlinks_in_the_root_are_not_followed_into_the_backup(sqlite_release: R
     assert section.skipped == ("uploads/link.txt", "uploads/linked-dir")  # said, not hidden
     stored = [p.read_bytes() for p in release.store.rglob("*") if p.is_file()]
     assert not any(b"outside secret" in blob for blob in stored)
+
+
+def test_files_under_an_s3_prefix_and_a_bucket_that_is_not_there(
+    sqlite_release: Release,
+    s3_server: RunningS3,
+    s3_bucket: str,
+    aws_env: None,
+) -> None:
+    """An S3 files root goes into the pre-migration backup like a directory; a bucket
+    that does not exist is refused before the target is touched (S3Root.probe)."""
+    release = sqlite_release
+    s3_server.client().put_object(Bucket=s3_bucket, Key="app/uploads/a.txt", Body=b"from s3")
+    missing = f"s3://{s3_bucket}-missing/app"
+    assert_refused(release.migrate_args("--files", missing), 2, release.watched, says=missing)
+    backup_id = release.migrate("--files", f"s3://{s3_bucket}/app")["backupId"]
+    section = FilesystemStore(release.store).manifest(backup_id).files
+    assert section is not None and [e.path for e in section.entries] == ["uploads/a.txt"]
 
 
 def _not_a_directory(release: Release) -> list[str]:
