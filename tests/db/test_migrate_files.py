@@ -127,6 +127,30 @@ def test_an_environment_file_names_the_files_of_the_backup(
     ]
 
 
+def test_a_rehearsed_release_backs_the_files_up_once_for_the_real_apply(
+    sqlite_release: Release, tmp_path: Path
+) -> None:
+    """The rehearsal's copy is of rows only (its backup holds no file, nothing is
+    written to the root); the real apply's pre-migration backup holds the files."""
+    release = sqlite_release
+    (tmp_path / "scratch").mkdir()
+    before = tree(release.files)
+    result = release.migrate(
+        "--files",
+        str(release.files),
+        "--rehearse",
+        "--scratch",
+        f"sqlite:///{tmp_path / 'scratch'}",
+    )
+    store = FilesystemStore(release.store)
+    rehearsal = store.manifest(result["rehearsal"]["backupId"])
+    applied = store.manifest(result["backupId"])
+    assert (rehearsal.reason, rehearsal.files) == ("rehearsal", None)
+    assert applied.reason == "pre-migration" and applied.files is not None
+    assert len(applied.files.entries) == 4  # with tmp/cache.bin: nothing excluded here
+    assert tree(release.files) == before
+
+
 def test_symlinks_in_the_root_are_not_followed_into_the_backup(sqlite_release: Release) -> None:
     release = sqlite_release
     (release.files / "uploads" / "link.txt").symlink_to(release.outside / "secret.txt")
