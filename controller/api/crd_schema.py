@@ -17,6 +17,6 @@ EXPECTED: Mapping[str, str] = MappingProxyType(
         "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
         "environments.ferry.dev": "sha256:8094b89d741ff47e5d27ae68b15053fa44a35946dd4d0ec951e97b92a2bf066b",
         "migrations.ferry.dev": "sha256:9006d33db0e0e835a479d7b414f70aba23dd73340e1917c02b35050cdb3bb943",
-        "restores.ferry.dev": "sha256:ecd400c9ccd496a25df56335275606aa682c3ee960d37c8d5b60deee24862c0b",
+        "restores.ferry.dev": "sha256:1084a47456f7d2e002cfdaf712eb89674390f6c9725d7ef603f22419ec813536",
     }
 )
