@@ -17,7 +17,7 @@ raised, so the Restore ends exactly as the in-process path ends it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from controller.api.execution import ExecutionSpec
@@ -173,23 +173,23 @@ def _start(flow: RestoreFlow, jobs: Jobs, work: RestoreJob) -> Outcome:
 def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> dict[str, Any]:
     """The Job for this Restore; InvalidInput (``JobUnavailable``) when Job mode cannot
     carry it without putting a secret into the Job's spec."""
-    if work.manifest.files is not None and env.files is not None:
-        raise InvalidInput(
-            f"backup {work.manifest.id} holds files and Environment {env.name} declares "
-            "spec.files: a Job does not restore the application's files yet; restore it "
-            "in process (spec.execution.mode: InProcess)",
-            reason=BackupReason.JOB_UNAVAILABLE,
-        )
     store = work.holder.spec.backup_store
     s3 = store.s3 if store is not None else None
     keys: set[str] = set()
     if s3 is not None and s3.credentials_secret:
         keys = set(flow.cluster.secret_data(flow.namespace, s3.credentials_secret))
     mount = store_mount(work.holder.spec, work.execution, keys)
+    files = _files_args(work, env)
+    if files:
+        mount = replace(
+            mount,
+            volumes=(*mount.volumes, _files_volume(work.execution)),
+            mounts=(*mount.mounts, {"name": "files", "mountPath": files[1]}),
+        )
     request = JobRequest(
         kind="Restore",
         body=flow.body,
-        args=restore_args(work, env, mount.argument),
+        args=[*restore_args(work, env, mount.argument), *files],
         env=database_env(env.spec),
         store=mount,
         execution=work.execution,
@@ -197,12 +197,42 @@ def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> 
     return job_manifest(request, flow.job_settings)
 
 
+def _files_args(work: RestoreJob, env: ResolvedEnvironment) -> list[str]:
+    """``--files PATH`` (and its exclusions) when the backup's files go back, as in
+    process: the backup holds files and the target declares ``spec.files``. Only a
+    directory root, on the claim ``execution.filesVolumeClaim`` names, can be carried."""
+    files = env.spec.files
+    if work.manifest.files is None or files is None:
+        return []
+    if files.path is None:
+        raise InvalidInput(
+            f"backup {work.manifest.id} holds files and Environment {env.name}'s spec.files "
+            "is an S3 prefix, which a Job does not restore into yet; restore it in process "
+            "(spec.execution.mode: InProcess)",
+            reason=BackupReason.JOB_UNAVAILABLE,
+        )
+    if work.execution.files_volume_claim is None:
+        raise InvalidInput(
+            f"backup {work.manifest.id} holds files and Environment {env.name} keeps them in "
+            f"{files.path}: Job mode needs spec.execution.filesVolumeClaim, the claim that "
+            "holds that directory",
+            reason=BackupReason.JOB_UNAVAILABLE,
+        )
+    args = ["--files", files.path]
+    return args + [f"--files-exclude={pattern}" for pattern in files.exclude]
+
+
+def _files_volume(execution: ExecutionSpec) -> dict[str, Any]:
+    claim = {"claimName": execution.files_volume_claim}
+    return {"name": "files", "persistentVolumeClaim": claim}
+
+
 def restore_args(work: RestoreJob, env: ResolvedEnvironment, store: str) -> list[str]:
     """The CLI's arguments: names and choices only, nothing secret."""
     args = ["restore", "--store", store, "--backup", work.manifest.id]
     args += ["--environment", env.name, "--format", "json"]
     if work.spec.tables:
-        args += ["--tables", ",".join(work.spec.tables)]
+        args.append(f"--tables={','.join(work.spec.tables)}")  # a name may start with -
     if work.spec.force:
         args.append("--force")
     if env.spec.application is not None:

@@ -22,6 +22,7 @@ import kubernetes_validate
 import pytest
 import sqlalchemy as sa
 
+from controller.backups.fileroots import DirectoryRoot
 from controller.backups.store import open_store
 from controller.commands import backup as backup_commands
 from controller.commands.backup import create_backup
@@ -439,7 +440,7 @@ def test_the_restore_job_manifest_passes_the_kubernetes_schema_strictly(
     job["metadata"].pop("namespace")
     kubernetes_validate.validate(job, version, strict=True)
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[-4:] == ["--tables", "collections,ui*", "--force", "--quiesced"]
+    assert args[-3:] == ["--tables=collections,ui*", "--force", "--quiesced"]
 
 
 def test_an_unhealthy_application_after_a_job_restore_is_said_not_undone(
@@ -453,3 +454,78 @@ def test_an_unhealthy_application_after_a_job_restore_is_said_not_undone(
     assert done.status["phase"] == "Completed" and apps.replicas[WEB] == 1
     assert conditions(done)["ApplicationHealthy"][:2] == ("False", "ApplicationUnhealthy")
     assert count(url) > 0
+
+
+def files_backup(url: str, store: Path, root: Path) -> str:
+    """A backup of prod with its files below ``root``; afterwards one file is edited,
+    one added and one excluded file changed (the restore must not touch that one)."""
+    (root / "uploads").mkdir(parents=True)
+    (root / "uploads" / "logo.png").write_bytes(b"\x89PNG" + bytes(range(256)))
+    (root / "uploads" / "draft.tmp").write_bytes(b"excluded")
+    manifest, _ = create_backup(
+        url, open_store(str(store)), environment="prod", files=DirectoryRoot(root, ("*.tmp",))
+    )
+    (root / "uploads" / "logo.png").write_bytes(b"edited since")
+    (root / "uploads" / "new.txt").write_bytes(b"uploaded since")
+    (root / "uploads" / "draft.tmp").write_bytes(b"still excluded")
+    return manifest.id
+
+
+def test_a_job_restore_puts_the_files_back_on_their_claim_as_in_process(
+    url: str, store: Path, jobs: FakeJobs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "storage"
+    backup_id = files_backup(url, store, root)
+    files = {"path": str(root), "exclude": ["*.tmp"]}
+    execution = {**JOB, "filesVolumeClaim": "uploads"}
+    cluster = setup(jobs, environment(url, store, execution, files=files), restore(backup_id))
+    run(cluster, jobs)
+    job = jobs.only()
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "files", "persistentVolumeClaim": {"claimName": "uploads"}} in pod["volumes"]
+    assert {"name": "files", "mountPath": str(root)} in pod["containers"][0]["volumeMounts"]
+    args = pod["containers"][0]["args"]
+    assert args[-3:] == ["--files", str(root), "--files-exclude=*.tmp"]
+    assert (root / "uploads" / "logo.png").read_bytes() == b"edited since"  # not yet
+    jobs.run_pod(job, monkeypatch)
+    done = run(cluster, jobs)
+    assert done.status["phase"] == "Completed", done.status
+    assert (root / "uploads" / "logo.png").read_bytes().startswith(b"\x89PNG")
+    assert not (root / "uploads" / "new.txt").exists()  # moved aside
+    assert (root / "uploads" / "draft.tmp").read_bytes() == b"still excluded"
+    assert done.status["files"]["written"] == 1 and done.status["files"]["displaced"] == 2
+
+    # In process, from the same state: the same status.files and the same message.
+    (root / "uploads" / "logo.png").write_bytes(b"edited since")
+    (root / "uploads" / "new.txt").write_bytes(b"uploaded since")
+    inproc = setup(jobs, environment(url, store, None, files=files), restore(backup_id))
+    same = run(inproc, None)
+    moved = {"displacedTo"}  # its stamp: the time it ran
+    assert {k: v for k, v in done.status["files"].items() if k not in moved} == {
+        k: v for k, v in same.status["files"].items() if k not in moved
+    }
+    assert (
+        same.status["message"].split(" moved aside")[0]
+        == (done.status["message"].split(" moved aside")[0])
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "execution", "fragment"),
+    [
+        ({"path": "/srv/storage"}, JOB, "filesVolumeClaim"),
+        ({"s3": {"bucket": "uploads"}}, {**JOB, "filesVolumeClaim": "x"}, "S3 prefix"),
+    ],
+    ids=["no-claim", "s3-files"],
+)
+def test_files_a_job_cannot_reach_fail_the_restore_at_once(
+    url: str, store: Path, jobs: FakeJobs, tmp_path: Path,
+    files: dict[str, Any], execution: dict[str, Any], fragment: str,
+) -> None:  # fmt: skip
+    backup_id = files_backup(url, store, tmp_path / "storage")
+    env = environment(url, store, execution, files=files, application=APP)
+    cluster = setup(jobs, env, restore(backup_id))
+    apps = FakeWorkloads({WEB: 2})
+    failed = run(cluster, jobs, workloads=apps)
+    assert failed.status["phase"] == "Failed" and ready(failed) == ("False", "JobUnavailable")
+    assert fragment in failed.status["message"] and jobs.jobs == {} and apps.steps() == []
