@@ -20,23 +20,14 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from controller import errors
 from controller.api.execution import ExecutionSpec
 from controller.api.reasons import BackupReason
 from controller.api.restore import RestorePhase, RestoreSpec
 from controller.backups.manifest import Manifest
 from controller.commands.backup import restored_tables
 from controller.commands.environments import ResolvedEnvironment
-from controller.errors import (
-    BackupNotFound,
-    Busy,
-    CheckFailed,
-    FerryError,
-    InvalidInput,
-    PermanentError,
-    Reverted,
-    TemporaryError,
-    Unreachable,
-)
+from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 from controller.flows.application import Lifecycle
 from controller.flows.backup_job import EXIT_INVALID, EXIT_TEMPORARY, POLL_SECONDS, QUEUE_SECONDS
 from controller.flows.jobs import (
@@ -53,20 +44,12 @@ from controller.k8s.client import Cluster
 from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, job_state
 from controller.k8s.workloads import Workloads
 
-# The errors a failed pod's result may name: rebuilt, they end the Restore as in process.
+# The errors a failed pod's result may name (every class of the error tree): rebuilt,
+# they end the Restore as they end it in process.
 ERRORS: dict[str, type[FerryError]] = {
-    cls.__name__: cls
-    for cls in (
-        FerryError,
-        InvalidInput,
-        BackupNotFound,
-        CheckFailed,
-        TemporaryError,
-        Unreachable,
-        Busy,
-        PermanentError,
-        Reverted,
-    )
+    name: cls
+    for name, cls in vars(errors).items()
+    if isinstance(cls, type) and issubclass(cls, FerryError)
 }
 UNKNOWN = (
     "no pod reported a result, so whether its transaction committed is not known: "

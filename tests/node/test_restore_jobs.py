@@ -79,6 +79,16 @@ def restoring_pod(site: main_flows.Site, restore: str) -> dict[str, Any] | None:
     return running[0] if running else None
 
 
+def restore_started(site: main_flows.Site, name: str, backup: str) -> dict[str, Any]:
+    """A Restore of ``backup`` created, and its Job's pod once it runs."""
+    _apply(site, "Restore", name, {"backup": backup})
+    wait_for(lambda: restoring_pod(site, name) is not None, timeout=180,
+             description=f"the pod of Restore {name}'s Job running")  # fmt: skip
+    pod = restoring_pod(site, name)
+    assert pod is not None
+    return pod
+
+
 def still_running(site: main_flows.Site, pod: dict[str, Any]) -> bool:
     """Whether ``pod``'s container runs yet (the restore waits at the lock)."""
     name = pod["metadata"]["name"]
@@ -107,11 +117,7 @@ def test_a_restore_runs_as_a_job_pod_while_the_application_stays_quiesced(
     backup = backed_up_then_edited(site, "pre")
     job_mode(site, "pre")
     with roles_locked(site.host_urls["pre"]):
-        _apply(site, "Restore", "back", {"backup": backup})
-        wait_for(lambda: restoring_pod(site, "back") is not None, timeout=180,
-                 description="the Job's pod restoring")  # fmt: skip
-        pod = restoring_pod(site, "back")
-        assert pod is not None
+        pod = restore_started(site, "back", backup)
         held = status(site.kubectl, "restore", site.namespace, "back")
         time.sleep(12)  # two of the operator's looks at the running Job, at least
         later = status(site.kubectl, "restore", site.namespace, "back")
@@ -158,11 +164,7 @@ def test_a_restore_pod_deleted_mid_restore_is_replaced_and_completes_once(
     job_mode(site, "prod", backoffLimit=2)
     kubectl, namespace = site.kubectl, site.namespace
     with roles_locked(site.host_urls["prod"]):
-        _apply(site, "Restore", "again", {"backup": backup})
-        wait_for(lambda: restoring_pod(site, "again") is not None, timeout=180,
-                 description="the first pod restoring")  # fmt: skip
-        first = restoring_pod(site, "again")
-        assert first is not None
+        first = restore_started(site, "again", backup)
         time.sleep(3)
         assert still_running(site, first)  # mid-restore: its safety backup waits at the lock
         job = status(kubectl, "restore", namespace, "again")["job"]["name"]

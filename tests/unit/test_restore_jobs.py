@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from controller.backups.store import open_store
 from controller.commands import backup as backup_commands
 from controller.commands.backup import create_backup
 from controller.flows.application import release
-from controller.flows.jobs import job_name
 from controller.flows.outcome import Outcome
 from controller.flows.restore import reconcile_restore
 from controller.flows.restore_job import stop_job
@@ -35,14 +33,13 @@ from controller.k8s.jobs import JobSettings
 from controller.k8s.workloads import Health
 from tests.fixtures import nocobase_shape as shape
 from tests.unit.fake_cluster import FakeCluster
-from tests.unit.fake_jobs import FakeJobs, secret_free
+from tests.unit.fake_jobs import FakeJobs, assert_started, secret_free, unanswered_url
 from tests.unit.fake_workloads import Clock, FakeWorkloads
 from tests.unit.flow_support import conditions
+from tests.unit.test_jobs import JOB, SETTINGS
+from tests.unit.test_jobs import environment as backup_environment
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
-READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "Connected"}]}
-SETTINGS = JobSettings(image="ferry:test", per_namespace=2)
-JOB = {"mode": "Job", "storeVolumeClaim": "backups", "backoffLimit": 1}
 WEB = "Deployment/web"
 APP = {
     "workload": {"kind": "Deployment", "name": "web"},
@@ -55,15 +52,10 @@ TABLE = "collections"  # a table of the NocoBase shape: the test deletes its row
 def environment(
     url: str, store: Path, execution: dict[str, Any] | None = JOB, **spec: Any
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "stage": "production",
-        "database": {"dialect": "sqlite", "url": url},
-        "backups": {"store": {"path": str(store)}},
-        **spec,
-    }
-    if execution is not None:
-        body["execution"] = execution
-    return {"kind": "Environment", "metadata": {"name": "prod"}, "spec": body, "status": READY}
+    """``test_jobs``' Environment (prod on SQLite, a filesystem store), with ``spec``."""
+    env = backup_environment(url, store, execution)
+    env["spec"].update(spec)
+    return env
 
 
 def restore(backup_id: str, name: str = "r", **spec: Any) -> dict[str, Any]:
@@ -132,20 +124,26 @@ def ready(outcome: Outcome) -> tuple[str, str]:
     return conditions(outcome)["Ready"][:2]
 
 
+def started_with_app(
+    jobs: FakeJobs, url: str, store: Path, backup_id: str
+) -> tuple[FakeCluster, FakeWorkloads, str]:
+    """A Restore into prod, whose application runs two replicas, with its Job started:
+    the cluster, the workloads and the Job's name."""
+    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
+    apps = FakeWorkloads({WEB: 2})
+    run(cluster, jobs, workloads=apps)
+    return cluster, apps, jobs.only()["metadata"]["name"]
+
+
 def test_a_job_restore_completes_like_an_in_process_one(
     url: str, store: Path, backup_id: str, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     cluster = setup(jobs, environment(url, store), restore(backup_id))
     first = run(cluster, jobs)
-    job = jobs.only()
+    job = assert_started(jobs, first, "Restore", "r")
     name = job["metadata"]["name"]
-    assert name == job_name("Restore", "r", "uid-Restore-r")
-    assert first.status["phase"] == "Restoring" and ready(first) == ("False", "JobRunning")
-    assert first.status["job"] == {"name": name, "phase": "Running", "attempts": 1}
-    assert first.retry_after == 5.0
-    owner = job["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["name"], owner["uid"]) == ("Restore", "r", "uid-Restore-r")
+    assert first.status["phase"] == "Restoring"
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"][:5] == ["restore", "--store", str(store), "--backup", backup_id]
@@ -202,11 +200,9 @@ def test_the_application_stays_quiesced_across_reconciles_while_the_job_runs(
 def test_a_pod_that_dies_is_replaced_and_the_restore_completes_once(
     url: str, store: Path, backup_id: str, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
-    apps = FakeWorkloads({WEB: 2})
-    run(cluster, jobs, workloads=apps)
+    cluster, apps, name = started_with_app(jobs, url, store, backup_id)
     job = jobs.only()
-    jobs.end_pod("ns", job["metadata"]["name"], 143, "Error", "")  # deleted: no result
+    jobs.end_pod("ns", name, 143, "Error", "")  # deleted: no result
     replaced = run(cluster, jobs, workloads=apps)
     assert replaced.status["phase"] == "Restoring" and replaced.status["job"]["attempts"] == 2
     assert apps.replicas[WEB] == 0
@@ -221,10 +217,7 @@ def test_a_pod_that_dies_is_replaced_and_the_restore_completes_once(
 def test_pods_that_die_past_the_backoff_limit_fail_the_restore_truthfully(
     url: str, store: Path, backup_id: str, jobs: FakeJobs
 ) -> None:
-    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
-    apps = FakeWorkloads({WEB: 2})
-    run(cluster, jobs, workloads=apps)
-    name = jobs.only()["metadata"]["name"]
+    cluster, apps, name = started_with_app(jobs, url, store, backup_id)
     jobs.end_pod("ns", name, 137, "OOMKilled", "")
     jobs.end_pod("ns", name, 143, "Error", "")
     failed = run(cluster, jobs, workloads=apps)
@@ -260,11 +253,7 @@ def test_a_refused_restore_fails_with_the_in_process_reason_and_message(
 def test_a_temporary_failure_waits_resumes_the_app_and_runs_a_new_job(
     store: Path, backup_id: str, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    closed = f"postgresql+psycopg://app@127.0.0.1:{port}/app"  # nobody listens
-    env = environment(closed, store, application=APP)
+    env = environment(unanswered_url(), store, application=APP)
     env["spec"]["database"]["dialect"] = "postgresql"
     cluster = setup(jobs, env, restore(backup_id))
     apps = FakeWorkloads({WEB: 2})
@@ -283,11 +272,8 @@ def test_a_temporary_failure_waits_resumes_the_app_and_runs_a_new_job(
 def test_a_restore_deleted_while_its_job_runs_resumes_once_the_pod_stopped(
     url: str, store: Path, backup_id: str, jobs: FakeJobs
 ) -> None:
-    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
-    apps = FakeWorkloads({WEB: 2})
-    run(cluster, jobs, workloads=apps)
+    cluster, apps, name = started_with_app(jobs, url, store, backup_id)
     body = cluster.get("Restore", "ns", "r") or {}
-    name = jobs.only()["metadata"]["name"]
     running = {"metadata": {"name": f"{name}-0"}, "status": {"phase": "Running"}}
     jobs.pods[("ns", name)].append(running)
     kept = dict(jobs.pods)
@@ -408,21 +394,18 @@ def test_a_restore_overrides_the_environments_mode_key_by_key(
 def test_secrets_reach_the_restore_job_only_as_references(
     store: Path, backup_id: str, jobs: FakeJobs
 ) -> None:
-    secrets = {"db": {"password": "hunter2-db-pass"}}
+    url = "postgresql+psycopg://ferry:hunter2-db-pass@pg.db.svc:5432/app"
+    secrets = {"db-url": {"url": url}}
     env = environment("sqlite:///unused", store)
     env["spec"]["database"] = {
         "dialect": "postgresql",
-        "host": "pg.db.svc",
-        "port": 5432,
-        "name": "app",
-        "user": "ferry",
-        "passwordFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+        "urlFrom": {"secretKeyRef": {"name": "db-url", "key": "url"}},
     }
     cluster = setup(jobs, env, restore(backup_id), secrets=secrets)
     run(cluster, jobs)
     job = jobs.only()
     assert secret_free(job, secrets) == []
-    assert jobs.container_env(job)["FERRY_DATABASE_PASSWORD"] == "hunter2-db-pass"
+    assert jobs.container_env(job)["FERRY_DATABASE_URL"] == url
 
 
 @pytest.mark.parametrize("version", ["1.29.0", "1.37.0"])  # the chart's supported range
