@@ -27,6 +27,7 @@ from controller.api.restore import RestorePhase, RestoreSpec
 from controller.backups.manifest import Manifest
 from controller.commands.backup import restored_tables
 from controller.commands.environments import ResolvedEnvironment
+from controller.engine.progress import RESTORING
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 from controller.flows.application import Lifecycle
 from controller.flows.backup_job import EXIT_INVALID, EXIT_TEMPORARY, POLL_SECONDS, QUEUE_SECONDS
@@ -39,7 +40,7 @@ from controller.flows.jobs import (
     store_mount,
 )
 from controller.flows.outcome import Outcome
-from controller.flows.status import StatusPatch
+from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
 from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, job_state
 from controller.k8s.workloads import Workloads
@@ -263,8 +264,14 @@ def _succeeded(
             f"Job {state.name} reported backup {result.get('backupId')!r}, not {work.manifest.id}"
         )
     dropped = result.get("dropped")
+    tables = restored_tables(work.manifest, list(work.spec.tables) or None)
+    # The Job's last progress, as the in-process path leaves it: every table written.
+    progress: dict[str, Any] = {"phase": RESTORING, "tables": f"{len(tables)}/{len(tables)}"}
+    read = sum(m.bytes for m in work.manifest.members if m.table in tables)
+    progress.update(rows=int(result.get("rows") or 0), bytes=read, updated=timestamp(flow.now))
+    flow.patch.set(progress=progress)
     done = Restored(
-        tables=restored_tables(work.manifest, list(work.spec.tables) or None),
+        tables=tables,
         dropped=[str(t) for t in dropped] if isinstance(dropped, list) else [],
         rows=int(result.get("rows") or 0),
         safety_backup=result.get("safetyBackupId") or None,

@@ -183,3 +183,46 @@ def test_a_restore_pod_deleted_mid_restore_is_replaced_and_completes_once(
     )["items"]
     restored = [e for e in events if e["reason"] == "Restored"]
     assert len(restored) == 1 and int(restored[0].get("count") or 1) == 1, restored
+
+
+def test_a_restore_deleted_mid_restore_stops_its_job_then_resumes_the_application(
+    site: main_flows.Site, operator: OperatorPod, node_base_image: str
+) -> None:
+    StandIn(health_path="/").declare(site, node_base_image)
+    site.kubectl("wait", "--for=condition=Ready", "environment/pre", "-n", site.namespace,
+                 "--timeout=90s")  # fmt: skip
+    store_claim(site.kubectl, operator, site.namespace)
+    backup = backed_up_then_edited(site, "pre")
+    job_mode(site, "pre")
+    kubectl, namespace = site.kubectl, site.namespace
+    with roles_locked(site.host_urls["pre"]):
+        pod = restore_started(site, "gone", backup)
+        job = status(kubectl, "restore", namespace, "gone")["job"]["name"]
+        kubectl("delete", "restore", "gone", "-n", namespace, "--wait=false")
+        # Until the Restore is gone, sample the workload's replica count beside the
+        # Job's running pods: never both at once.
+        both: list[tuple[int, list[str]]] = []
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            gone = kubectl("get", "restore", "gone", "-n", namespace, check=False).returncode
+            replicas = kubectl.json("get", "deployment", "web", "-n", namespace)["spec"]
+            running = _running_pods(site, job)
+            if replicas["replicas"] and running:
+                both.append((replicas["replicas"], running))
+            if gone != 0:
+                break
+        assert gone != 0, "the deleted Restore stayed"
+        assert both == [], f"the application ran beside {pod['metadata']['name']}'s Job"
+        assert _running_pods(site, job) == []
+    deployment = kubectl.json("get", "deployment", "web", "-n", namespace)
+    assert deployment["spec"]["replicas"] == STAND_IN_REPLICAS
+    assert kubectl("get", "job", job, "-n", namespace, check=False).returncode != 0
+    assert _scalar(site.host_urls["pre"], EDITED) == 3  # nothing was restored
+
+
+def _running_pods(site: main_flows.Site, job: str) -> list[str]:
+    return [
+        p["metadata"]["name"] for p in job_pods(site.kubectl, site.namespace, job)
+        if any("running" in (c.get("state") or {})
+               for c in p["status"].get("containerStatuses") or [])
+    ]  # fmt: skip

@@ -168,6 +168,9 @@ def test_a_job_restore_completes_like_an_in_process_one(
         k: v for k, v in same.status.items() if k not in varying
     }
     assert ready(same) == ready(done)
+    assert {k: v for k, v in done.status["progress"].items() if k != "updated"} == {
+        k: v for k, v in same.status["progress"].items() if k != "updated"
+    }
 
 
 def test_the_application_stays_quiesced_across_reconciles_while_the_job_runs(
