@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,6 +52,25 @@ def backed_up_then_edited(site: main_flows.Site, env: str) -> str:
     engine.dispose()
     assert _scalar(site.host_urls[env], EDITED) == 3
     return f"{env}-before"
+
+
+def prepared(
+    site: main_flows.Site, operator: OperatorPod, env: str, app_image: str = "",
+    **execution: Any,
+) -> tuple[Path, str]:  # fmt: skip
+    """The site declared (with the stand-in as pre's application when ``app_image``),
+    ``env`` backed up and edited, then in Job mode: the store's host directory and the
+    Backup's name."""
+    if app_image:
+        StandIn(health_path="/").declare(site, app_image)
+    else:
+        site.declare()
+    site.kubectl("wait", "--for=condition=Ready", f"environment/{env}", "-n", site.namespace,
+                 "--timeout=90s")  # fmt: skip
+    host = store_claim(site.kubectl, operator, site.namespace)
+    backup = backed_up_then_edited(site, env)
+    job_mode(site, env, **execution)
+    return host, backup
 
 
 @contextmanager
@@ -110,12 +130,7 @@ def _result(site: main_flows.Site, job: str) -> dict[str, Any]:
 def test_a_restore_runs_as_a_job_pod_while_the_application_stays_quiesced(
     site: main_flows.Site, operator: OperatorPod, node_base_image: str
 ) -> None:
-    StandIn(health_path="/").declare(site, node_base_image)
-    site.kubectl("wait", "--for=condition=Ready", "environment/pre", "-n", site.namespace,
-                 "--timeout=90s")  # fmt: skip
-    host = store_claim(site.kubectl, operator, site.namespace)
-    backup = backed_up_then_edited(site, "pre")
-    job_mode(site, "pre")
+    host, backup = prepared(site, operator, "pre", node_base_image)
     with roles_locked(site.host_urls["pre"]):
         pod = restore_started(site, "back", backup)
         held = status(site.kubectl, "restore", site.namespace, "back")
@@ -156,12 +171,7 @@ def test_a_restore_runs_as_a_job_pod_while_the_application_stays_quiesced(
 def test_a_restore_pod_deleted_mid_restore_is_replaced_and_completes_once(
     site: main_flows.Site, operator: OperatorPod
 ) -> None:
-    site.declare()
-    site.kubectl("wait", "--for=condition=Ready", "environment/prod", "-n", site.namespace,
-                 "--timeout=90s")  # fmt: skip
-    store_claim(site.kubectl, operator, site.namespace)
-    backup = backed_up_then_edited(site, "prod")
-    job_mode(site, "prod", backoffLimit=2)
+    _, backup = prepared(site, operator, "prod", backoffLimit=2)
     kubectl, namespace = site.kubectl, site.namespace
     with roles_locked(site.host_urls["prod"]):
         first = restore_started(site, "again", backup)
@@ -188,12 +198,7 @@ def test_a_restore_pod_deleted_mid_restore_is_replaced_and_completes_once(
 def test_a_restore_deleted_mid_restore_stops_its_job_then_resumes_the_application(
     site: main_flows.Site, operator: OperatorPod, node_base_image: str
 ) -> None:
-    StandIn(health_path="/").declare(site, node_base_image)
-    site.kubectl("wait", "--for=condition=Ready", "environment/pre", "-n", site.namespace,
-                 "--timeout=90s")  # fmt: skip
-    store_claim(site.kubectl, operator, site.namespace)
-    backup = backed_up_then_edited(site, "pre")
-    job_mode(site, "pre")
+    _, backup = prepared(site, operator, "pre", node_base_image)
     kubectl, namespace = site.kubectl, site.namespace
     with roles_locked(site.host_urls["pre"]):
         pod = restore_started(site, "gone", backup)
