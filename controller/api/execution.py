@@ -1,10 +1,10 @@
 """Typed view of ``spec.execution``: where an object's heavy work runs.
 
-``InProcess`` (the default) runs a backup in the operator's own process, on one of its
-worker threads. ``Job`` runs it as a Kubernetes Job from the operator's image, with
-the same command the CLI runs, its own resources and a deadline, so many large
-backups do not share one pod's memory. An Environment sets it for everything that
-works on it; a Backup may override it.
+``InProcess`` (the default) runs a backup or restore in the operator's own process, on
+one of its worker threads. ``Job`` runs it as a Kubernetes Job from the operator's image,
+with the same command the CLI runs, its own resources and a deadline, so many large
+backups and restores do not share one pod's memory. An Environment sets it for
+everything that works on it; a Backup or Restore may override it, key by key.
 """
 
 from __future__ import annotations
