@@ -25,6 +25,7 @@ from controller.backups.fileroots import DirectoryRoot
 from controller.backups.store import open_store
 from controller.commands import backup as backup_commands
 from controller.commands.backup import create_backup
+from controller.errors import PermanentError
 from controller.flows.application import release
 from controller.flows.outcome import Outcome
 from controller.flows.restore import reconcile_restore
@@ -515,3 +516,28 @@ def test_files_a_job_cannot_reach_fail_the_restore_at_once(
     failed = run(cluster, jobs, workloads=apps)
     assert failed.status["phase"] == "Failed" and ready(failed) == ("False", "JobUnavailable")
     assert fragment in failed.status["message"] and jobs.jobs == {} and apps.steps() == []
+
+
+def test_a_write_that_fails_ends_reverted_as_in_process(
+    url: str, store: Path, backup_id: str, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write fails inside the pod (its transaction rolled back): the CLI exits 1
+    naming the error ``Reverted``, and the Restore ends ``Reverted`` as in process."""
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise PermanentError("disk full while writing collections")
+
+    no_retry = {**JOB, "backoffLimit": 0}
+    cluster = setup(jobs, environment(url, store, no_retry), restore(backup_id))
+    run(cluster, jobs)
+    with monkeypatch.context() as patched:
+        patched.setattr(backup_commands, "_apply_restore", failing)
+        jobs.run_pod(jobs.only(), monkeypatch)
+        inproc = setup(jobs, environment(url, store, None), restore(backup_id))
+        same = run(inproc, None)
+    jobs.cluster = cluster
+    reverted = run(cluster, jobs)
+    assert same.status["phase"] == reverted.status["phase"] == "Reverted", reverted.status
+    assert ready(reverted) == ready(same) == ("False", "RestoreFailed")
+    assert reverted.status["message"] == same.status["message"]
+    assert "the target is unchanged" in reverted.status["message"] and count(url) == 0
