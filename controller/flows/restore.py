@@ -403,10 +403,16 @@ class _Flow(OneShot):
             laterEdits=list(result.later_edits[:PROBLEMS_SHOWN]),
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
         )
+        # Job mode does not roll Migrations back yet: said, not silently ignored.
+        where = (
+            " (in the operator's process: a Job does not roll Migrations back yet)"
+            if effective(spec.execution, env.spec.execution).is_job
+            else ""
+        )
         return self.completed(
             CommonReason.ROLLED_BACK,
             f"rolled Migration {name} back: restored {len(result.tables)} tables, dropped "
-            f"{len(result.dropped)}, from backup {result.backup_id}",
+            f"{len(result.dropped)}, from backup {result.backup_id}{where}",
         )
 
 
