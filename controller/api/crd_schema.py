@@ -13,10 +13,10 @@ from types import MappingProxyType
 
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
-        "backups.ferry.dev": "sha256:9bced337a0b9ea3334e06a0eba06dc9af8979d32659851383fc3480e4b50fe8a",
+        "backups.ferry.dev": "sha256:087e7862b602282f21b320bd82a7bc3f5a6076df893c99196e5ffba877893fa4",
         "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
-        "environments.ferry.dev": "sha256:8094b89d741ff47e5d27ae68b15053fa44a35946dd4d0ec951e97b92a2bf066b",
+        "environments.ferry.dev": "sha256:597c13e4b3df3f50cf80e4376b69d73c8e8ca4a1fff4b4bd19a93314b6615b20",
         "migrations.ferry.dev": "sha256:9006d33db0e0e835a479d7b414f70aba23dd73340e1917c02b35050cdb3bb943",
-        "restores.ferry.dev": "sha256:ecd400c9ccd496a25df56335275606aa682c3ee960d37c8d5b60deee24862c0b",
+        "restores.ferry.dev": "sha256:1781299c4365de9dd93aa878945493e36a25248fdc7aaa19aa036b8f848a0fb9",
     }
 )

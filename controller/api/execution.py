@@ -1,10 +1,10 @@
 """Typed view of ``spec.execution``: where an object's heavy work runs.
 
-``InProcess`` (the default) runs a backup in the operator's own process, on one of its
-worker threads. ``Job`` runs it as a Kubernetes Job from the operator's image, with
-the same command the CLI runs, its own resources and a deadline, so many large
-backups do not share one pod's memory. An Environment sets it for everything that
-works on it; a Backup may override it.
+``InProcess`` (the default) runs a backup or restore in the operator's own process, on
+one of its worker threads. ``Job`` runs it as a Kubernetes Job from the operator's image,
+with the same command the CLI runs, its own resources and a deadline, so many large
+backups and restores do not share one pod's memory. An Environment sets it for
+everything that works on it; a Backup or Restore may override it, key by key.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def fields(prefix: str) -> tuple[str, ...]:
         f"{base}.backoffLimit",
         f"{base}.serviceAccountName",
         f"{base}.storeVolumeClaim",
+        f"{base}.filesVolumeClaim",
     )
 
 
@@ -59,6 +60,9 @@ class ExecutionSpec:
     # The PersistentVolumeClaim that holds a filesystem store (spec.backups.store.path),
     # mounted at that path in the Job's pod. S3 stores need none.
     store_volume_claim: str | None = None
+    # The claim that holds the application's files (Environment spec.files.path), mounted
+    # at that path in a restore Job's pod that puts a backup's files back.
+    files_volume_claim: str | None = None
     declared: frozenset[str] = field(default_factory=frozenset)  # keys set in the spec
 
     @property
@@ -102,6 +106,7 @@ def parse_execution(spec: Node) -> ExecutionSpec | None:
         backoff_limit=_bounded(node, "backoffLimit", 0, MAX_BACKOFF_LIMIT, DEFAULT_BACKOFF_LIMIT),
         service_account_name=node.name("serviceAccountName"),
         store_volume_claim=node.name("storeVolumeClaim"),
+        files_volume_claim=node.name("filesVolumeClaim"),
         declared=frozenset(str(k) for k in node.data if node.data.get(k) is not None),
     )
 
@@ -122,6 +127,7 @@ def effective(own: ExecutionSpec | None, inherited: ExecutionSpec | None) -> Exe
         "backoffLimit": "backoff_limit",
         "serviceAccountName": "service_account_name",
         "storeVolumeClaim": "store_volume_claim",
+        "filesVolumeClaim": "files_volume_claim",
     }
     merged = {}
     for key, attrs in keys.items():

@@ -3,6 +3,8 @@
 Either ``backup`` (a Backup's name or a backup ID, optionally limited to
 ``tables``) or ``migration`` (undo exactly what that migration changed; business
 rows written since survive). ``environment`` defaults to the backup's own.
+``execution`` runs the write in the operator or as a Kubernetes Job
+(``controller.api.execution``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller.api.execution import ExecutionSpec, parse_execution
+from controller.api.execution import fields as execution_fields
 from controller.api.phases import Phase
 from controller.api.resources import Node
 from controller.errors import InvalidInput
@@ -46,6 +50,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.tables",
     "spec.migration",
     "spec.force",
+    *execution_fields("spec"),
 )
 
 
@@ -56,6 +61,7 @@ class RestoreSpec:
     environment: str | None = None  # None: the backup's (or migration target's) own
     tables: tuple[str, ...] = ()
     force: bool = False  # restore even if the backup's application version differs
+    execution: ExecutionSpec | None = None  # over the target Environment's, key by key
 
     @property
     def is_rollback(self) -> bool:
@@ -78,4 +84,5 @@ def parse_restore(body: Mapping[str, Any]) -> RestoreSpec:
         environment=spec.name("environment"),
         tables=tables,
         force=spec.boolean("force"),
+        execution=parse_execution(spec),
     )

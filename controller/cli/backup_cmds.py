@@ -17,7 +17,7 @@ from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.parsing import add_names_argument
 from controller.cli.progress import progress_for
-from controller.cli.result import write_result
+from controller.cli.result import write_restored, write_result
 from controller.commands.backup import create_backup, restore, verify
 from controller.commands.drill import DrillResult, drill
 from controller.commands.rekey import REWRAPPED, RekeyOutcome, rekey
@@ -112,10 +112,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     d.add_argument("--format", default="text", choices=["text", "json"])
     d.set_defaults(func=cmd_drill)
+    _register_restore(sub)
 
+
+def _register_restore(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = _store_parser(sub, "restore", "restore a backup (all or some tables) into a database")
     r.add_argument("--backup", required=True, metavar="ID")
-    r.add_argument("--database", required=True, metavar="URL")
+    r.add_argument(
+        "--database",
+        metavar="URL",
+        help=f"default: ${DATABASE_ENV} (with ${PASSWORD_ENV} as its password, if set)",
+    )
+    r.add_argument(
+        "--environment",
+        metavar="NAME",
+        help="the target's name in the store, for its safety backup (default: the backup's)",
+    )
     add_names_argument(r, "--tables", "restore only these tables of the backup")
     r.add_argument(
         "--force",
@@ -123,6 +135,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="restore even into a database other than the one the backup was taken from",
     )
     add_files_arguments(r, "restore")
+    r.add_argument(
+        "--quiesced",
+        action="store_true",
+        help="the application is stopped: the safety backup records its files as exact",
+    )
     r.add_argument("--format", default="text", choices=["text", "json"])
     r.set_defaults(func=cmd_restore)
 
@@ -132,11 +149,13 @@ class _Termination:
     written, so the writer removes its partial backup instead of leaving debris. Once
     every byte is written (``finishing``), the backup is published whatever happens: a
     SIGTERM from then on is held back until the result is written, and the command ends
-    as what happened, a completed backup (exit 0), not as a stopped one."""
+    as what happened, a completed backup (exit 0), not as a stopped one. A restore is
+    the same once its transaction committed: it ends as restored, not as stopped."""
 
     def __init__(self) -> None:
         self.finishing = False
         self.held: int | None = None
+        self.done = "the backup was already published"  # what a held-back signal missed
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         if self.finishing:
@@ -161,7 +180,7 @@ def _terminated_as_exit() -> Iterator[_Termination]:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if guard.held is not None:
-        print(f"ferry: signal {guard.held} held back: the backup was already published",
+        print(f"ferry: signal {guard.held} held back: {guard.done}",
               file=sys.stderr)  # fmt: skip
 
 
@@ -278,16 +297,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     store = _store(args)
     files = files_root(args)
-    with _terminated_as_exit(), progress_for(args) as progress:
+    with _terminated_as_exit() as guard, progress_for(args) as progress:
+        guard.done = "the restore was already committed"
         result = restore(
             store,
             args.backup,
-            args.database,
+            database_url(args.database),
             tables=args.tables,
+            environment=args.environment,
             force=args.force,
             progress=progress,
             files=files,
+            quiesced=args.quiesced,
+            on_written=guard.finish,
         )
+        write_restored(result)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _failed(code: int, err: FerryError) -> int:
     """``code``, after telling a Job's operator (the result file) what failed."""
-    write_failure(code, err.reason, one_line(err.message))
+    problems = [one_line(p) for p in err.problems] if isinstance(err, CheckFailed) else None
+    write_failure(code, err.reason, one_line(err.message), type(err).__name__, problems)
     return code
 
 

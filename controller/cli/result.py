@@ -14,6 +14,8 @@ import json
 import os
 from typing import Any
 
+from controller.commands.backup import RestoreResult
+
 RESULT_FILE_ENV = "FERRY_RESULT_FILE"
 LIMIT = 4096  # the kubelet keeps at most 4096 bytes of a termination message
 
@@ -31,5 +33,36 @@ def write_result(outcome: str, **fields: Any) -> None:
         out.write(text)
 
 
-def write_failure(exit_code: int, reason: str, message: str) -> None:
-    write_result("failed", exitCode=exit_code, reason=reason, message=message)
+def write_failure(
+    exit_code: int, reason: str, message: str, error: str = "", problems: list[str] | None = None
+) -> None:
+    """A failure: ``error`` names the error's class (``Reverted``, ``CheckFailed``…) so
+    the operator ends the object as the in-process path would; ``problems`` are a
+    failed check's, as many as fit."""
+    fields: dict[str, Any] = {"exitCode": exit_code, "reason": reason, "message": message}
+    if error:
+        fields["error"] = error
+    shown = list(problems or [])
+    while shown and len(json.dumps([*shown, message])) > LIMIT // 2:
+        shown.pop()
+    if shown:
+        fields["problems"] = shown
+    write_result("failed", **fields)
+
+
+def write_restored(result: RestoreResult) -> None:
+    """A restore's result: what the operator puts into the Restore's status. The
+    restored tables' names are left out (the operator knows them from the backup and
+    ``--tables``), and so are the dropped ones' if they would not fit."""
+    fields: dict[str, Any] = {
+        "backupId": result.backup.id,
+        "tables": len(result.tables),
+        "rows": result.rows,
+        "dropped": list(result.dropped),
+        "safetyBackupId": result.safety_backup,
+        "undoneMigrations": list(result.undone),
+        "files": result.files.to_dict() if result.files else None,
+    }
+    if len(json.dumps(fields)) > LIMIT // 2:
+        fields["dropped"] = len(result.dropped)
+    write_result("completed", **fields)

@@ -398,6 +398,13 @@ def _dropped(
     return [t for t in sorted(set(drop) | extra) if t in existing]
 
 
+def restored_tables(manifest: Manifest, tables: Sequence[str] | None) -> list[str]:
+    """The tables of a backup a restore of ``tables`` (default: all) writes."""
+    if tables:
+        return sorted(match_tables(tables, manifest.tables, f"backup {manifest.id}"))
+    return list(manifest.tables)
+
+
 def restore(
     store: BackupStore,
     backup_id: str,
@@ -413,6 +420,7 @@ def restore(
     progress: Progress = NO_PROGRESS,
     files: FilesRoot | None = None,
     quiesced: bool = False,
+    on_written: Callable[[], None] | None = None,
 ) -> RestoreResult:
     """Restore ``tables`` (default: all) of a backup into the database at ``url``, and
     with ``files`` its application's files into that root (replacing what is there).
@@ -421,13 +429,11 @@ def restore(
     ``environment`` names the target in the store, for its safety backup (default: the
     backup's own environment, i.e. a restore in place). A backup of another database
     than ``url``'s is refused unless ``force`` (a deliberate copy between databases).
-    The safety backup holds the files too (``quiesced``: the application is stopped)."""
+    The safety backup holds the files too (``quiesced``: the application is stopped).
+    ``on_written`` is called once the rows are committed (the CLI then ends as restored
+    whatever signal comes)."""
     manifest = store.manifest(backup_id)
-    selected = (
-        sorted(match_tables(tables, manifest.tables, f"backup {manifest.id}"))
-        if tables
-        else manifest.tables
-    )
+    selected = restored_tables(manifest, tables)
     _prove(store, manifest, files)
     db = Database(url)
     try:
@@ -451,6 +457,8 @@ def restore(
             )
         except FerryError as err:
             raise revert_failed_write(err, db, store, safety_id, selected) from err
+        if on_written is not None:
+            on_written()
         put = _put_files_back(store, manifest, files) if files is not None else None
         return RestoreResult(
             manifest, tuple(selected), tuple(to_drop), rows, safety_id, tuple(undone), put

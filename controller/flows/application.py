@@ -69,6 +69,9 @@ class Lifecycle:
         self.sleep, self.clock = sleep, clock
         self.state: dict[str, Any] = dict(previous or {})
         self.state.setdefault("workload", app.workload)
+        # The write goes on outside this call (a Kubernetes Job): the workload stays at
+        # zero when the call returns, and a later call resumes it (``leave_running``).
+        self.kept = False
 
     @property
     def quiesced(self) -> bool:
@@ -198,12 +201,13 @@ def leave_running(
     workload an earlier, crashed call left at zero is resumed from the record even when
     this call never got as far as its own quiesce (the Environment unready or gone, its
     spec.application removed). A resume the API refuses becomes ``waiting(err)``: the
-    record still says quiesced, so the next call resumes it."""
+    record still says quiesced, so the next call resumes it. A lifecycle ``kept`` (its
+    write runs on in a Job) stays quiesced until a call that finds the Job ended."""
     try:
         outcome = attempt()
     except BaseException:
         held = life()
-        if held is not None and held.quiesced:
+        if held is not None and held.quiesced and not held.kept:
             held.resume()
         elif held is None and holder.workloads is not None:
             release(holder.body, holder.workloads)
@@ -211,7 +215,7 @@ def leave_running(
     held = life()
     if held is None:
         return _release_orphan(holder, outcome, waiting)
-    if not held.quiesced:
+    if not held.quiesced or held.kept:
         return outcome
     try:
         held.resume()

@@ -23,18 +23,18 @@ from controller.backups.manifest import Manifest
 from controller.commands.environments import ResolvedEnvironment
 from controller.errors import FerryError, InvalidInput, TemporaryError
 from controller.flows.jobs import (
-    SELECTOR,
     JobRequest,
     backup_args,
     database_env,
     job_manifest,
     job_name,
+    queued_for_slot,
     store_mount,
 )
 from controller.flows.outcome import Outcome, backoff
-from controller.flows.status import StatusPatch, ready_reason, timestamp
+from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
-from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, is_active, job_state
+from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, job_state
 
 POLL_SECONDS = 5.0  # how often a running Job is looked at
 QUEUE_SECONDS = 10.0  # how often a queued Backup looks for a free slot
@@ -126,27 +126,8 @@ def _manifest(flow: BackupFlow, work: BackupJob) -> dict[str, Any]:
 
 
 def _queued(flow: BackupFlow, jobs: Jobs) -> str | None:
-    """Why this Backup waits for a Job slot, or None when it may start one now. Slots go
-    in creation order: a Backup queued earlier takes a free slot first."""
-    limit = flow.job_settings.per_namespace
-    active = sum(1 for job in jobs.list_jobs(flow.namespace, SELECTOR) if is_active(job))
-    me = _order(flow.body)
-    earlier = sum(
-        1
-        for other in flow.cluster.list("Backup", flow.namespace)
-        if ready_reason(other.get("status") or {}) == BackupReason.JOB_QUEUED and _order(other) < me
-    )
-    if active + earlier < limit:
-        return None
-    return (
-        f"namespace {flow.namespace} runs {active} Ferry Job(s), its limit is {limit}; "
-        f"{earlier} queued before this one"
-    )
-
-
-def _order(body: dict[str, Any]) -> tuple[str, str]:
-    meta = body.get("metadata") or {}
-    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
+    """Why this Backup waits for a Job slot (``flows.jobs.queued_for_slot``), or None."""
+    return queued_for_slot(flow.cluster, jobs, flow.job_settings, flow.body)
 
 
 def _running(flow: BackupFlow, work: BackupJob, state: JobState) -> Outcome:

@@ -27,7 +27,9 @@ from controller.api.resources import API_VERSION
 from controller.db.connect import build_url
 from controller.db.urls import redact
 from controller.errors import InvalidInput
-from controller.k8s.jobs import JobSettings
+from controller.flows.status import ready_reason
+from controller.k8s.client import Cluster
+from controller.k8s.jobs import Jobs, JobSettings, is_active
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 KIND_LABEL = "ferry.dev/job-for"
@@ -37,6 +39,7 @@ RESULT_PATH = "/dev/termination-log"
 STORE_KEY_DIR = "/var/run/ferry/store-key"
 OPERATOR_UID = 10001  # the image's user (Dockerfile), as the operator's pod runs
 _UNSAFE = re.compile(r"[^a-z0-9-]")
+JOB_KINDS = ("Backup", "Restore")  # the kinds whose work runs as Jobs, sharing the slots
 
 
 def job_name(kind: str, name: str, uid: str) -> str:
@@ -238,3 +241,32 @@ def job_manifest(request: JobRequest, settings: JobSettings) -> dict[str, Any]:
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
+
+
+def queued_for_slot(
+    cluster: Cluster, jobs: Jobs, settings: JobSettings, body: dict[str, Any]
+) -> str | None:
+    """Why this object waits for a Job slot, or None when it may start one now. Slots go
+    in creation order, whatever the kind: an object queued earlier takes a free slot
+    first."""
+    meta = body.get("metadata") or {}
+    namespace = str(meta.get("namespace"))
+    active = sum(1 for job in jobs.list_jobs(namespace, SELECTOR) if is_active(job))
+    me = _order(body)
+    earlier = sum(
+        1
+        for kind in JOB_KINDS
+        for other in cluster.list(kind, namespace)
+        if ready_reason(other.get("status") or {}) == BackupReason.JOB_QUEUED and _order(other) < me
+    )
+    if active + earlier < settings.per_namespace:
+        return None
+    return (
+        f"namespace {namespace} runs {active} Ferry Job(s), its limit is "
+        f"{settings.per_namespace}; {earlier} queued before this one"
+    )
+
+
+def _order(body: dict[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from controller.api.backup import BackupPhase
+from controller.api.execution import effective
 from controller.api.migration import MigrationPhase
 from controller.api.reasons import (
     ApplicationReason,
@@ -26,7 +27,6 @@ from controller.api.reasons import (
     RestoreReason,
 )
 from controller.api.restore import RestorePhase, RestoreSpec, parse_restore
-from controller.backups.files_archive import FilesRestored
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.commands import environments
@@ -53,8 +53,10 @@ from controller.flows.oneshot import OneShot
 from controller.flows.outcome import Event, Outcome, backoff
 from controller.flows.progress import with_progress
 from controller.flows.queue import earlier_writer, is_ready
+from controller.flows.restore_job import Restored, RestoreJob, run_restore_job
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
+from controller.k8s.jobs import Jobs, JobSettings
 from controller.k8s.workloads import Workloads
 
 BACKUP_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]+$")
@@ -79,6 +81,8 @@ class _Flow(OneShot):
     workloads: Workloads | None = None  # the target application's scale and health
     lifecycle_options: dict[str, Any] | None = None  # its sleep and clock, for tests
     life: Lifecycle | None = None
+    jobs: Jobs | None = None  # the Kubernetes Jobs API, for spec.execution.mode Job
+    job_settings = JobSettings(image=None)
 
     def finish(self, phase: RestorePhase, reason: str, message: str) -> Outcome:
         self.patch.set(phase=phase, message=message, completionTime=timestamp(self.now))
@@ -99,11 +103,12 @@ class _Flow(OneShot):
         self.patch.set(phase=RestorePhase.RESTORING, message=message, **fields)
         self.life.write()
 
-    def quiesce(self, env: environments.ResolvedEnvironment) -> None:
-        """Stop the target's application (``spec.application``) before writing."""
+    def adopt(self, env: environments.ResolvedEnvironment) -> Lifecycle | None:
+        """The target application's lifecycle as this Restore's status records it,
+        without scaling anything (a Job's write runs on, or has ended)."""
         app = env.spec.application
         if app is None:
-            return
+            return None
         if self.workloads is None:
             raise InvalidInput(f"Environment {env.name} declares an application; no client")
 
@@ -121,8 +126,15 @@ class _Flow(OneShot):
             STEPS,
             **(self.lifecycle_options or {}),
         )
+        return self.life
+
+    def quiesce(self, env: environments.ResolvedEnvironment) -> None:
+        """Stop the target's application (``spec.application``) before writing."""
+        life = self.adopt(env)
+        if life is None:
+            return
         hold_deletion(self.cluster, self.kind, self.body)
-        self.life.quiesce()
+        life.quiesce()
 
     def completed(self, reason: str, message: str) -> Outcome:
         """Resume the application and wait until healthy, then Completed. An application
@@ -198,7 +210,9 @@ class _Flow(OneShot):
 
     def _by_name(
         self, spec: RestoreSpec, obj: dict[str, Any]
-    ) -> tuple[BackupStore, Manifest, str, dict[str, Any]]:
+    ) -> tuple[environments.ResolvedEnvironment, Manifest, str, dict[str, Any]]:
+        """The Environment whose store holds the backup, its manifest, the target's name
+        and the backup as ``status.backup`` names it (``_by_id`` too)."""
         ref = str(spec.backup)
         status = obj.get("status") or {}
         phase = status.get("phase")
@@ -211,16 +225,18 @@ class _Flow(OneShot):
                 RestoreReason.BACKUP_NOT_READY, f"waiting for Backup {ref} to complete", 5.0
             )
         own = str((obj.get("spec") or {}).get("environment"))
-        store = self._store_of(environments.lookup(self.cluster, self.namespace, own))
-        manifest = store.manifest(str(status["id"]), own)
-        return store, manifest, spec.environment or own, {"name": ref, "id": manifest.id}
+        holder = environments.lookup(self.cluster, self.namespace, own)
+        manifest = self._store_of(holder).manifest(str(status["id"]), own)
+        return holder, manifest, spec.environment or own, {"name": ref, "id": manifest.id}
 
-    def _by_id(self, spec: RestoreSpec) -> tuple[BackupStore, Manifest, str, dict[str, Any]]:
+    def _by_id(
+        self, spec: RestoreSpec
+    ) -> tuple[environments.ResolvedEnvironment, Manifest, str, dict[str, Any]]:
         backup_id = str(spec.backup)
         if spec.environment:
             target = environments.lookup(self.cluster, self.namespace, spec.environment)
             manifest = self._store_of(target).manifest(backup_id)
-            return self._store_of(target), manifest, target.name, {"id": manifest.id}
+            return target, manifest, target.name, {"id": manifest.id}
         unreadable: list[InvalidInput] = []
         for body in self.cluster.list("Environment", self.namespace):
             env = environments.resolve(body, self.cluster)
@@ -233,7 +249,7 @@ class _Flow(OneShot):
             except InvalidInput as err:  # there, but refused: a wrong key, a bad seal
                 unreadable.append(err)
                 continue
-            return env.store, manifest, manifest.environment, {"id": manifest.id}
+            return env, manifest, manifest.environment, {"id": manifest.id}
         if unreadable:
             raise unreadable[0]
         raise InvalidInput(
@@ -241,7 +257,7 @@ class _Flow(OneShot):
             reason=RestoreReason.BACKUP_NOT_FOUND,
         )
 
-    def _gate(self, target: str) -> environments.ResolvedEnvironment:
+    def gate(self, target: str) -> environments.ResolvedEnvironment:
         """Wait for the target to be Ready and for earlier writers to finish."""
         env = environments.lookup(self.cluster, self.namespace, target)
         if not is_ready(self.cluster, self.namespace, env.name):
@@ -275,13 +291,19 @@ class _Flow(OneShot):
         ref = str(spec.backup)
         obj = self.cluster.get("Backup", self.namespace, ref)
         if obj is not None:
-            store, manifest, target, backup_ref = self._by_name(spec, obj)
+            holder, manifest, target, backup_ref = self._by_name(spec, obj)
         elif BACKUP_ID.match(ref):
-            store, manifest, target, backup_ref = self._by_id(spec)
+            holder, manifest, target, backup_ref = self._by_id(spec)
         else:
             raise _Wait(RestoreReason.BACKUP_NOT_FOUND, f"waiting for Backup {ref} to exist", 10.0)
         self.patch.set(environment=target, backup=backup_ref)
-        env = self._gate(target)
+        into = environments.lookup(self.cluster, self.namespace, target)
+        execution = effective(spec.execution, into.spec.execution)
+        if execution.is_job:
+            job = RestoreJob(spec, into, holder, manifest, execution)
+            return run_restore_job(self, job)
+        store = self._store_of(holder)
+        env = self.gate(target)
         self.quiesce(env)
         tables = list(spec.tables) or None
         self.restoring(
@@ -300,19 +322,36 @@ class _Flow(OneShot):
             files=env.files if manifest.files else None,
             quiesced=self.life is not None,  # the safety backup's files are exact
         )
+        return self.restored(
+            env,
+            manifest,
+            Restored(
+                tables=list(result.tables),
+                dropped=list(result.dropped),
+                rows=result.rows,
+                safety_backup=result.safety_backup,
+                undone=list(result.undone),
+                files=result.files.to_dict() if result.files else None,
+            ),
+        )
+
+    def restored(
+        self, env: environments.ResolvedEnvironment, manifest: Manifest, done: Restored
+    ) -> Outcome:
+        """The status of a written restore, in process or in a Job; resume, Completed."""
         self._baseline(env)
         self.patch.set(
-            tables=list(result.tables),
-            dropped=list(result.dropped),
-            rows=result.rows,
-            safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
-            undoneMigrations=list(result.undone) or None,
+            tables=done.tables,
+            dropped=done.dropped,
+            rows=done.rows,
+            safetyBackup={"id": done.safety_backup} if done.safety_backup else None,
+            undoneMigrations=done.undone or None,
         )
-        files, told = _files_told(result.files, manifest, env)
-        self.patch.set(files=files)
+        told = _files_told(done.files, manifest, env)
+        self.patch.set(files=done.files)
         return self.completed(
             RestoreReason.RESTORED,
-            f"restored {len(result.tables)} tables ({result.rows} rows){told} of backup "
+            f"restored {len(done.tables)} tables ({done.rows} rows){told} of backup "
             f"{manifest.id} into {env.name}",
         )
 
@@ -345,7 +384,7 @@ class _Flow(OneShot):
         target = spec.environment or str((migration.get("spec") or {}).get("target"))
         backup_ref = {k: backup[k] for k in ("name", "id") if backup.get(k)}
         self.patch.set(environment=target, backup=backup_ref, migration={"name": name})
-        env = self._gate(target)
+        env = self.gate(target)
         store = self._store_of(env)
         self.quiesce(env)
         self.restoring(
@@ -364,29 +403,36 @@ class _Flow(OneShot):
             laterEdits=list(result.later_edits[:PROBLEMS_SHOWN]),
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
         )
+        # Job mode does not roll Migrations back yet: said, not silently ignored.
+        where = (
+            " (in the operator's process: a Job does not roll Migrations back yet)"
+            if effective(spec.execution, env.spec.execution).is_job
+            else ""
+        )
         return self.completed(
             CommonReason.ROLLED_BACK,
             f"rolled Migration {name} back: restored {len(result.tables)} tables, dropped "
-            f"{len(result.dropped)}, from backup {result.backup_id}",
+            f"{len(result.dropped)}, from backup {result.backup_id}{where}",
         )
 
 
 def _files_told(
-    put: FilesRestored | None, manifest: Manifest, env: environments.ResolvedEnvironment
-) -> tuple[dict[str, Any] | None, str]:
-    """``status.files`` of a restore and what its message says of the files: what was
-    written, left as it was and moved aside, or why the backup's files were not restored."""
+    put: dict[str, Any] | None, manifest: Manifest, env: environments.ResolvedEnvironment
+) -> str:
+    """What a restore's message says of the files (``status.files``, as
+    ``FilesRestored.to_dict`` has it): what was written, left as it was and moved aside,
+    or why the backup's files were not restored."""
     if put is not None:
-        moved = f" to {put.root}/.ferry-displaced/{put.stamp}/" if put.displaced else ""
-        told = (
-            f" and {put.written + put.unchanged} files ({put.written} written, "
-            f"{put.unchanged} unchanged, {len(put.displaced)} moved aside{moved})"
+        moved = f" to {put['root']}/{put['displacedTo']}" if put.get("displacedTo") else ""
+        written, unchanged = int(put.get("written") or 0), int(put.get("unchanged") or 0)
+        return (
+            f" and {written + unchanged} files ({written} written, "
+            f"{unchanged} unchanged, {put.get('displaced') or 0} moved aside{moved})"
         )
-        return put.to_dict(), told
     if manifest.files is not None and manifest.files.entries:
         held = len(manifest.files.entries)
-        return None, f" (not its {held} files: Environment {env.name} declares no spec.files)"
-    return None, ""
+        return f" (not its {held} files: Environment {env.name} declares no spec.files)"
+    return ""
 
 
 def reconcile_restore(
@@ -397,11 +443,16 @@ def reconcile_restore(
     retry: int = 0,
     workloads: Workloads | None = None,
     lifecycle_options: dict[str, Any] | None = None,
+    jobs: Jobs | None = None,
+    settings: JobSettings | None = None,
 ) -> Outcome:
     """Carry out a new Restore; a finished one is left alone. ``workloads``: the target
-    application's scale and health (``spec.application``)."""
+    application's scale and health (``spec.application``). In Job mode
+    (``spec.execution``) ``jobs`` runs the write as a Kubernetes Job
+    (``flows.restore_job``)."""
     if RestorePhase.is_finished((body.get("status") or {}).get("phase")):
         return Outcome({})
     flow = _Flow(body, cluster, now)
     flow.workloads, flow.lifecycle_options = workloads, lifecycle_options
+    flow.jobs, flow.job_settings = jobs, settings or JobSettings.from_environ()
     return with_progress(flow.guarded_run(retry), flow.progress)

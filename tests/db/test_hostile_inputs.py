@@ -380,6 +380,13 @@ CASES = [
     case("backup verify ../../pre --store {store}", "backup", id="backup-verify-traversal"),
     case("restore --store {tmp}/nostore --backup {backup} --database {pre}", "",
          id="restore-from-missing-store"),
+    case(f"{RESTORE} --environment ../../etc", "invalid environment name",
+         id="restore-environment-traversal"),
+    case("restore --store {store} --backup {backup}", "--database is required",
+         id="restore-without-database"),
+    case("restore --store {store} --backup {backup}", "",
+         env={"FERRY_DATABASE_URL": "postgresql://u@127.0.0.1:1/x?host=/nonexistent"},
+         code=75, id="restore-database-from-environment-unreachable"),
 ]
 # fmt: on
 

@@ -6,6 +6,7 @@ the Job controller would record it (termination message, exit code, Job conditio
 from __future__ import annotations
 
 import copy
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 
 from controller.cli.main import main
 from controller.errors import TemporaryError
+from controller.flows.jobs import job_name
+from controller.flows.outcome import Outcome
 from tests.unit.fake_cluster import FakeCluster
 
 
@@ -150,3 +153,26 @@ def secret_free(job: dict[str, Any], secrets: dict[str, dict[str, str]]) -> list
     """Every secret value that appears anywhere in the Job's manifest (none should)."""
     text = repr(job)
     return [v for data in secrets.values() for v in data.values() if v in text]
+
+
+def assert_started(jobs: FakeJobs, outcome: Outcome, kind: str, name: str) -> dict[str, Any]:
+    """The first reconcile of ``kind`` ``name`` in Job mode started its one Job, owned by
+    the object and named after its UID, and says so (``JobRunning``, ``status.job``)."""
+    job = jobs.only()
+    job_id = job["metadata"]["name"]
+    assert job_id == job_name(kind, name, f"uid-{kind}-{name}")
+    ready = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "JobRunning")
+    assert outcome.status["job"] == {"name": job_id, "phase": "Running", "attempts": 1}
+    assert outcome.retry_after == 5.0
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (kind, name, f"uid-{kind}-{name}")
+    return job
+
+
+def unanswered_url() -> str:
+    """A PostgreSQL URL on a local port nobody listens on: the CLI exits 75 on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgresql+psycopg://app@127.0.0.1:{port}/app"
