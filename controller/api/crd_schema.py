@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
-        "backups.ferry.dev": "sha256:9bced337a0b9ea3334e06a0eba06dc9af8979d32659851383fc3480e4b50fe8a",
+        "backups.ferry.dev": "sha256:1f9be033d3b90bed8329dd1f86e9afe5cc23f4669ee8aaf3c0e55d66d96eb73a",
         "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
         "environments.ferry.dev": "sha256:8094b89d741ff47e5d27ae68b15053fa44a35946dd4d0ec951e97b92a2bf066b",
         "migrations.ferry.dev": "sha256:9006d33db0e0e835a479d7b414f70aba23dd73340e1917c02b35050cdb3bb943",

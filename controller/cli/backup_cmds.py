@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from controller.api.backup import Reason
+from controller.api.ids import validate_backup_id
 from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.cli.files_root import add_files_arguments, files_root
@@ -65,10 +66,8 @@ def _store_parser(
     return p
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    b = sub.add_parser("backup", help="create, list, show and verify backups")
-    bsub = b.add_subparsers(dest="backup_command", required=True, metavar="ACTION")
-    c = _store_parser(bsub, "create", "back up a database into a store")
+def _create_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = _store_parser(sub, "create", "back up a database into a store")
     c.add_argument(
         "--database",
         metavar="URL",
@@ -76,11 +75,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     c.add_argument("--environment", metavar="NAME", help="default: the database's name")
     c.add_argument("--reason", default="manual", choices=[r.value for r in Reason])
+    c.add_argument(
+        "--id",
+        dest="backup_id",
+        metavar="ID",
+        help="the backup's ID (default: a new one); a store that holds it complete "
+        "refuses, and what an earlier, stopped writer of it left is removed: run one "
+        "writer of an ID at a time (the operator's Jobs do)",
+    )
     add_names_argument(c, "--tables", "back up only these tables (names or globs)")
     add_names_argument(c, "--exclude", "back up every table but these (names or globs)")
     add_files_arguments(c, "back up")
     c.add_argument("--format", default="text", choices=["text", "json"])
     c.set_defaults(func=cmd_create)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    b = sub.add_parser("backup", help="create, list, show and verify backups")
+    bsub = b.add_subparsers(dest="backup_command", required=True, metavar="ACTION")
+    _create_parser(bsub)
     ls = _store_parser(bsub, "list", "list complete backups")
     ls.add_argument("--environment")
     ls.add_argument("--format", default="text", choices=["text", "json"])
@@ -166,6 +179,7 @@ def _terminated_as_exit() -> Iterator[_Termination]:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    validate_backup_id(args.backup_id)
     store = _store(args)
     files = files_root(args)
     with _terminated_as_exit() as guard:
@@ -181,6 +195,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                 files=files,
                 quiesced=args.quiesced,
                 on_publish=guard.finish,
+                backup_id=args.backup_id,
             )
         write_result(
             "completed",

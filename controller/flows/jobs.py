@@ -27,7 +27,7 @@ from controller.api.resources import API_VERSION
 from controller.db.connect import build_url
 from controller.db.urls import redact
 from controller.errors import InvalidInput
-from controller.k8s.jobs import JobSettings
+from controller.k8s.jobs import POD_REPLACEMENT_POLICY, JobSettings
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 KIND_LABEL = "ferry.dev/job-for"
@@ -138,9 +138,11 @@ def _s3_env(
     return env
 
 
-def backup_args(spec: BackupSpec, environment: str, store: str) -> list[str]:
-    """The CLI's arguments: names and choices only, nothing secret."""
+def backup_args(spec: BackupSpec, environment: str, store: str, backup_id: str) -> list[str]:
+    """The CLI's arguments: names and choices only, nothing secret; the backup's ID is
+    the operator's (``flows.backup_job``), so the store can be asked for it."""
     args = ["backup", "create", "--store", store, "--environment", environment]
+    args += ["--id", backup_id]
     args += ["--reason", spec.reason.value]
     for flag, names in (
         ("--tables", spec.selection.include),
@@ -234,6 +236,9 @@ def job_manifest(request: JobRequest, settings: JobSettings) -> dict[str, Any]:
         "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
         "spec": {
             "backoffLimit": execution.backoff_limit,
+            # One pod at a time: a replacement starts only once the previous pod has
+            # stopped, so two writers of the backup's one ID never run side by side.
+            "podReplacementPolicy": POD_REPLACEMENT_POLICY,
             "activeDeadlineSeconds": execution.active_deadline_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
