@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 from controller.api.backup import Reason
 from controller.api.ids import validate_backup_id
@@ -19,6 +14,7 @@ from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.parsing import add_names_argument
 from controller.cli.progress import progress_for
 from controller.cli.result import write_result
+from controller.cli.stopping import terminated_as_exit
 from controller.commands.backup import create_backup, restore, verify
 from controller.commands.drill import DrillResult, drill
 from controller.commands.rekey import REWRAPPED, RekeyOutcome, rekey
@@ -140,49 +136,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.set_defaults(func=cmd_restore)
 
 
-class _Termination:
-    """SIGTERM (a pod stopped, ``kill``) unwinds like Ctrl-C while the backup is being
-    written, so the writer removes its partial backup instead of leaving debris. Once
-    every byte is written (``finishing``), the backup is published whatever happens: a
-    SIGTERM from then on is held back until the result is written, and the command ends
-    as what happened, a completed backup (exit 0), not as a stopped one."""
-
-    def __init__(self) -> None:
-        self.finishing = False
-        self.held: int | None = None
-
-    def handler(self, signum: int, frame: FrameType | None) -> None:
-        if self.finishing:
-            self.held = signum
-            return
-        raise SystemExit(128 + signum)
-
-    def finish(self) -> None:
-        self.finishing = True
-
-
-@contextmanager
-def _terminated_as_exit() -> Iterator[_Termination]:
-    guard = _Termination()
-    try:
-        previous = signal.signal(signal.SIGTERM, guard.handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield guard
-        return
-    try:
-        yield guard
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if guard.held is not None:
-        print(f"ferry: signal {guard.held} held back: the backup was already published",
-              file=sys.stderr)  # fmt: skip
-
-
 def cmd_create(args: argparse.Namespace) -> int:
     validate_backup_id(args.backup_id)
     store = _store(args)
     files = files_root(args)
-    with _terminated_as_exit() as guard:
+    with terminated_as_exit() as guard:
         with progress_for(args) as progress:
             manifest, location = create_backup(
                 database_url(args.database),
@@ -293,7 +251,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     store = _store(args)
     files = files_root(args)
-    with _terminated_as_exit(), progress_for(args) as progress:
+    with terminated_as_exit(), progress_for(args) as progress:
         result = restore(
             store,
             args.backup,
@@ -378,7 +336,7 @@ def _drill_text(result: DrillResult) -> None:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     store = _store(args)
-    with _terminated_as_exit(), progress_for(args) as progress:
+    with terminated_as_exit(), progress_for(args) as progress:
         result = drill(store, args.id, args.scratch, progress)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
