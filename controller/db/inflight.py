@@ -8,6 +8,11 @@ sweep. Readers register how to cancel what they run (:func:`cancellable`); the C
 stop handler calls :func:`cancel_all` from another thread (``controller.cli.stopping``),
 the server cancels the query, the driver call returns with an error, and the backup
 unwinds as a stopped one: its writer removes its partial backup.
+
+Only PostgreSQL's fast path (ADBC) registers: psycopg cancels its own query when the
+handler's exception reaches it, and PyMySQL reads in Python, where the handler runs
+(MariaDB ends the waiting query once its client is gone); tests/db/test_backup_cancel.py
+holds all three to it.
 """
 
 from __future__ import annotations

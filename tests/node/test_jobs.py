@@ -155,9 +155,10 @@ def table_locked(url: str) -> Iterator[None]:
         engine.dispose()
 
 
-def _delete_first_pod(site: main_flows.Site, backup_name: str, store: Path) -> str:
+def _delete_first_pod(site: main_flows.Site, backup_name: str, store: Path) -> tuple[str, float]:
     """Delete the Job's first pod while its backup runs (its partial backup in the store,
-    the read of the locked table pending), and wait until that pod is gone."""
+    the read of the locked table pending), and wait until that pod is gone: the Job's
+    name, and the seconds the pod took to stop."""
     kubectl, namespace = site.kubectl, site.namespace
     holder: dict[str, str] = {}
 
@@ -171,9 +172,10 @@ def _delete_first_pod(site: main_flows.Site, backup_name: str, store: Path) -> s
 
     wait_for(writing, timeout=120, interval=0.2, description="the first pod's backup writing")
     kubectl("delete", "pod", holder["pod"], "-n", namespace, "--wait=false")
+    deleted = time.monotonic()
     wait_for(lambda: not _running(kubectl, namespace, holder["pod"]), timeout=120,
              description="the deleted pod stopped")  # fmt: skip
-    return holder["job"]
+    return holder["job"], time.monotonic() - deleted
 
 
 def _running(kubectl: Kubectl, namespace: str, pod: str) -> bool:
@@ -190,7 +192,7 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     host = prepared(site, operator, backoffLimit=2)
     with table_locked(site.host_urls["prod"]):
         backup(site.kubectl, site.namespace, "replaced")
-        job = _delete_first_pod(site, "replaced", host)
+        job, _ = _delete_first_pod(site, "replaced", host)
     done = wait_phase(
         site.kubectl, "backup", site.namespace, "replaced", {"Completed", "Failed"}, 240
     )
@@ -200,9 +202,7 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     counted = site.kubectl.json("get", "job", job, "-n", site.namespace)["status"]
     assert counted.get("failed", 0) >= 1 and counted.get("succeeded") == 1, counted
     assert (host / "prod" / done["id"] / "manifest.json").is_file()
-    # Not asserted: that the deleted pod removed its partial backup. Blocked in the
-    # database (the lock), it does not act on SIGTERM before the grace period's SIGKILL,
-    # and its partial stays for the stale-writer sweep (issue #12's note, 2026-12-01).
+    assert not any(host.rglob(".partial-*"))  # the replacement (same ID) found none left
 
 
 def _pod_of(kubectl: Kubectl, namespace: str, backup_name: str) -> tuple[str, dict[str, Any]]:
@@ -246,7 +246,11 @@ def test_a_pod_deleted_with_no_retry_left_ends_the_backup_as_the_store_says(
         if moment == "locked":
             with table_locked(site.host_urls["prod"]):
                 backup(kubectl, namespace, name)
-                _delete_first_pod(site, name, host)
+                _, took = _delete_first_pod(site, name, host)
+                # Its query cancelled, it stopped at once (not at the grace period's
+                # SIGKILL, 30 s on) and removed its partial backup, the lock still held.
+                assert took < 20, took
+                assert not any(host.rglob(".partial-*"))
         else:
             backup(kubectl, namespace, name)
             _, pod = _pod_of(kubectl, namespace, name)
