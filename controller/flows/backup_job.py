@@ -1,13 +1,15 @@
-"""A Backup in Job mode: start (or adopt) its Job, relay the Job's state, read its result.
+"""A Backup in Job mode: start (or adopt) its Job, relay the Job's state, ask the store.
 
-The Backup ends exactly as the in-process path would end it: Completed with the stored
-backup's manifest (read back from the store, as the CLI wrote it; also when the Job
-failed after its pod had published the backup and written its result), Failed with the same
-reasons (``InvalidSelection`` and the error's own reasons for invalid input,
-``BackupFailed`` for a failure, the Job's deadline and a pod that died more often than
-``backoffLimit`` allows included), and waiting (``Unreachable``) when the container said
-the database or store did not answer: the Job is deleted and a new one starts after the
-same backoff the in-process path waits.
+The operator chooses the backup's ID before the Job exists (``status.job.backupId``)
+and the Job's pods write that ID, one pod at a time. When the Job ends, however it ends
+(succeeded, failed, deleted; its pods' termination messages there or gone), the store
+has the last word: a complete backup of that ID ends the Backup Completed with its
+manifest, as the in-process path would. Without one the Backup ends as in process:
+Failed with the same reasons (``InvalidSelection`` and the error's own reasons for
+invalid input, ``BackupFailed`` for a failure, the Job's deadline and a pod that died
+more often than ``backoffLimit`` allows included), or waiting (``Unreachable``) when
+the container said the database or store did not answer: the Job is deleted and a new
+one, with the same ID, starts after the same backoff the in-process path waits.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from controller.api.execution import ExecutionSpec
 from controller.api.ids import validate_backup_id
 from controller.api.reasons import BackupReason, CommonReason
 from controller.backups.manifest import Manifest, new_backup_id
+from controller.backups.store import BackupStore
 from controller.commands.environments import ResolvedEnvironment
 from controller.errors import BackupNotFound, FerryError, InvalidInput, TemporaryError
 from controller.flows.jobs import (
@@ -228,10 +231,13 @@ def _ended(
     store = work.env.store
     assert store is not None
     job = _job(state.status, backup_id)
+    # A Job an older operator started (adopted after an upgrade) wrote an ID of its own.
+    reported = (state.result or {}).get("id")
+    older = reported if isinstance(reported, str) and reported != backup_id else None
     try:
-        manifest = store.manifest(backup_id, work.env.name)
-    except BackupNotFound:
-        manifest = None
+        manifest = _stored(store, work.env.name, backup_id)
+        if manifest is None and older is not None:
+            manifest = _stored(store, work.env.name, older)
     except TemporaryError as err:
         return flow.wait(CommonReason.UNREACHABLE, err.message, backoff(retry, err.delay))
     except FerryError as err:
@@ -254,6 +260,13 @@ def _ended(
     return _failed(flow, state, job, absent, retry)
 
 
+def _stored(store: BackupStore, environment: str, backup_id: str) -> Manifest | None:
+    try:
+        return store.manifest(backup_id, environment)
+    except BackupNotFound:
+        return None
+
+
 def _failed(
     flow: BackupFlow, state: JobState, job: dict[str, Any], absent: str, retry: int
 ) -> Outcome:
@@ -262,13 +275,16 @@ def _failed(
     message = str(result.get("message") or "")
     if code == EXIT_TEMPORARY:
         # In process this waits and tries again: so does Job mode, with a new Job (the
-        # same backup ID: this one published nothing). ``job.name`` goes: not "deleted".
-        if not state.deleting and flow.jobs is not None:
-            try:
+        # same backup ID: this one published nothing). ``job.name`` goes first, so the
+        # Job's absence then reads as "to be started again", not as "deleted".
+        retried = {**job, "name": None, "phase": None, "attempts": None}
+        try:
+            flow.cluster.patch_status("Backup", flow.namespace, flow.name, {"job": retried})
+            if not state.deleting and flow.jobs is not None:
                 flow.jobs.delete_job(flow.namespace, state.name)
-            except TemporaryError as err:
-                message = err.message
-        flow.patch.set(job={**job, "name": None, "phase": None, "attempts": None})
+        except TemporaryError as err:
+            message = err.message
+        flow.patch.set(job=retried)
         return flow.wait(CommonReason.UNREACHABLE, message, backoff(retry))
     if code == EXIT_INVALID:
         reason = str(result.get("reason") or "")

@@ -6,7 +6,7 @@ S3 store against the real S3 server the db tier runs (SeaweedFS)."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,12 @@ from controller.backups.s3store import S3Store
 from controller.backups.store import BackupStore, FilesystemStore
 from controller.commands.backup import create_backup, verify
 from controller.errors import BackupExists
+from tests.db.test_s3_store import aws_env
 from tests.fixtures import nocobase_shape as shape
-from tests.harness.s3server import RunningS3
 from tests.hostile import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.db
+__all__ = ["aws_env"]  # the fixture, shared with tests/db/test_s3_store.py
 
 
 class Place:
@@ -29,17 +30,6 @@ class Place:
 
     def __init__(self, store: BackupStore, url: str, objects: Callable[[], dict[str, bytes]]):
         self.store, self.url, self.objects = store, url, objects
-
-
-@pytest.fixture
-def aws(s3_server: RunningS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in s3_server.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    yield
 
 
 def _fs(tmp_path: Path) -> Place:
@@ -69,7 +59,7 @@ def _s3(bucket: str) -> Place:
 def place(request: pytest.FixtureRequest, tmp_path: Path) -> Place:
     if request.param == "filesystem":
         return _fs(tmp_path)
-    request.getfixturevalue("aws")
+    request.getfixturevalue("aws_env")
     return _s3(request.getfixturevalue("s3_bucket"))
 
 

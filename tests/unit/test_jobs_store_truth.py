@@ -12,16 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from controller.backups.store import _FsWriter
+from controller.backups.store import FilesystemStore, _FsWriter
+from controller.commands.backup import create_backup
 from controller.errors import TemporaryError
+from controller.flows.backup import reconcile_backup
 from controller.flows.backup_job import chosen_id
 from tests.unit.fake_jobs import FakeJobs
-from tests.unit.test_jobs import JOB, backup, environment, jobs, ready, run, setup
+from tests.unit.test_jobs import JOB, SETTINGS, backup, environment, jobs, ready, run, setup
 
 __all__ = ["jobs"]  # the fixture, shared with tests/unit/test_jobs.py
 
@@ -185,3 +188,45 @@ def test_a_replacement_pod_never_writes_over_the_published_backup(
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
     done = run(cluster, jobs)  # the Job failed (no retry left); the store holds it
     assert done.status["phase"] == "Completed" and done.status["id"] == chosen
+
+
+def test_a_job_an_older_operator_started_ends_with_the_backup_its_pod_named(
+    url: str, store: Path, jobs: FakeJobs
+) -> None:
+    """Adopted after an upgrade, a Job started without ``--id`` wrote an ID of its own:
+    the store is asked for the one its result names too."""
+    cluster = setup(jobs, environment(url, store), backup())
+    run(cluster, jobs)
+    own, _ = create_backup(url, FilesystemStore(store), environment="prod")
+    result = json.dumps({"outcome": "completed", "id": own.id, "rows": own.rows})
+    jobs.end_pod("ns", jobs.only()["metadata"]["name"], 0, "Completed", result)
+    done = run(cluster, jobs)
+    assert done.status["phase"] == "Completed" and done.status["id"] == own.id
+
+
+def test_an_operator_that_dies_after_deleting_a_job_to_retry_starts_another(
+    store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 75 (the database did not answer): the operator deletes the Job to start a
+    new one later. It says so in status before the deletion, so an operator that died in
+    between does not take the missing Job for one deleted under it."""
+    env = environment(url_of_nothing(), store)
+    env["spec"]["database"]["dialect"] = "postgresql"
+    cluster = setup(jobs, env, backup())
+    run(cluster, jobs)
+    job = jobs.only()
+    jobs.run_pod(job, monkeypatch)
+    jobs.run_pod(job, monkeypatch)  # exit 75 twice: the Job failed
+    body = cluster.get("Backup", "ns", "b") or {}
+    reconcile_backup(body, cluster, now=LATER, jobs=jobs, settings=SETTINGS)  # then died
+    assert jobs.jobs == {}
+    again = run(cluster, jobs)
+    assert again.status["phase"] == "Running" and len(jobs.jobs) == 1, again.status
+    assert again.status["job"]["backupId"] == body["status"]["job"]["backupId"]
+
+
+def url_of_nothing() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgresql+psycopg://app@127.0.0.1:{port}/app"  # nobody listens: Unreachable
