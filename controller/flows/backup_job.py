@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +53,9 @@ from controller.k8s.jobs import (
 POLL_SECONDS = 5.0  # how often a running Job is looked at
 QUEUE_SECONDS = 10.0  # how often a queued Backup looks for a free slot
 EXIT_INVALID, EXIT_TEMPORARY = 2, 75  # the CLI's exit codes (controller.cli.main)
+# The operator's workers reconcile Backups side by side: two that counted the same free
+# slot would both take it. Counting and creating happen under this lock.
+_SLOTS = threading.Lock()
 
 
 class BackupFlow(Protocol):
@@ -98,13 +102,15 @@ def run_backup_job(flow: BackupFlow, work: BackupJob, retry: int) -> Outcome:
         if job is None and (flow.status.get("job") or {}).get("name") == name:
             return _gone(flow, work, name, backup_id, retry)
         if job is None:
-            queued = _queued(flow, flow.jobs)
-            if queued:
-                return flow.wait(BackupReason.JOB_QUEUED, queued, QUEUE_SECONDS)
-            # Recorded before the Job exists: the ID the store is asked for later.
-            job_status = {"job": {"backupId": backup_id}}
-            flow.cluster.patch_status("Backup", flow.namespace, flow.name, job_status)
-            job = flow.jobs.create_job(flow.namespace, _manifest(flow, work, backup_id))
+            if (flow.status.get("job") or {}).get("backupId") != backup_id:
+                # Recorded before the Job exists: the ID the store is asked for later.
+                job_status = {"job": {"backupId": backup_id}}
+                flow.cluster.patch_status("Backup", flow.namespace, flow.name, job_status)
+            with _SLOTS:  # counted and taken by one worker at a time
+                queued = _queued(flow, flow.jobs)
+                if queued:
+                    return flow.wait(BackupReason.JOB_QUEUED, queued, QUEUE_SECONDS)
+                job = flow.jobs.create_job(flow.namespace, _manifest(flow, work, backup_id))
         state = job_state(job, flow.jobs.job_pods(flow.namespace, name))
     except InvalidInput as err:
         return flow.fail(err.reason, err.message)

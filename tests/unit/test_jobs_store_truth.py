@@ -13,6 +13,8 @@ import datetime as dt
 import json
 import signal
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from controller.commands.backup import create_backup
 from controller.errors import TemporaryError
 from controller.flows.backup import reconcile_backup
 from controller.flows.backup_job import chosen_id
+from controller.k8s.jobs import JobSettings
 from tests.unit.fake_jobs import FakeJobs
 from tests.unit.test_jobs import JOB, SETTINGS, backup, environment, jobs, ready, run, setup
 
@@ -230,3 +233,34 @@ def url_of_nothing() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"postgresql+psycopg://app@127.0.0.1:{port}/app"  # nobody listens: Unreachable
+
+
+def test_workers_side_by_side_never_take_one_free_slot_twice(
+    url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's workers reconcile Backups at once: two that counted the same free
+    slot (a slow API between the count and the create) must not both start a Job."""
+    bodies = [backup(f"b{i}", created=f"2026-11-30T11:00:0{i}Z") for i in range(3)]
+    cluster = setup(jobs, environment(url, store), *bodies)
+    listed = jobs.list_jobs
+
+    def slow_list(namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        found = listed(namespace, label_selector)
+        time.sleep(0.2)  # the others count the same Jobs meanwhile
+        return found
+
+    monkeypatch.setattr(jobs, "list_jobs", slow_list)
+    one_slot = JobSettings(image="ferry:test", per_namespace=1)
+    workers = [
+        threading.Thread(
+            target=reconcile_backup,
+            args=(cluster.get("Backup", "ns", b["metadata"]["name"]), cluster),
+            kwargs={"now": LATER, "jobs": jobs, "settings": one_slot},
+        )
+        for b in bodies
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(jobs.jobs) == 1, list(jobs.jobs)
