@@ -37,6 +37,12 @@ class BackupNotFound(InvalidInput):
     reason = "BackupNotFound"
 
 
+class BackupExists(InvalidInput):
+    """The store already holds a complete backup of that ID: it is never written over."""
+
+    reason = "BackupExists"
+
+
 class CheckFailed(InvalidInput):
     """A pre-flight check refused the operation before any change."""
 

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
-        "backups.ferry.dev": "sha256:087e7862b602282f21b320bd82a7bc3f5a6076df893c99196e5ffba877893fa4",
+        "backups.ferry.dev": "sha256:4bcbdc9b65fea97765fdd06acb583af94e2ee0d13cab0cf8014faf9b1f6f87c5",
         "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
         "environments.ferry.dev": "sha256:597c13e4b3df3f50cf80e4376b69d73c8e8ca4a1fff4b4bd19a93314b6615b20",
         "migrations.ferry.dev": "sha256:9006d33db0e0e835a479d7b414f70aba23dd73340e1917c02b35050cdb3bb943",

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 
+from controller.api.ids import BACKUP_ID_MAX
 from controller.errors import InvalidInput
 
 MANIFEST = "manifest.json"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
-_BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_BACKUP_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{BACKUP_ID_MAX - 1}}}$")
 #: Relative keys of a backup's objects: one directory level, one plain file name.
 _OBJECT_KEY = re.compile(r"^(tables|post|base|files)/[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 #: The longest relative path of an application's file that a manifest may name.

@@ -47,10 +47,12 @@ MANIFEST_DOMAIN = b"ferry-backup-manifest\x00"
 MANIFEST_NAME = "manifest.json"
 
 
-def new_backup_id(now: dt.datetime | None = None) -> str:
-    """Unique and sorting by time: ``20261125T193012345Z-3fa9c1``."""
+def new_backup_id(now: dt.datetime | None = None, suffix: str | None = None) -> str:
+    """Unique and sorting by time: ``20261125T193012345Z-3fa9c1`` (``suffix``: the part
+    after the dash, when the caller derives it instead of drawing it at random)."""
     now = now or dt.datetime.now(dt.UTC)
-    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
+    tail = suffix or secrets.token_hex(3)
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + tail
 
 
 def canonical(data: Any) -> bytes:

@@ -4,6 +4,12 @@ Members are written to a local spool file, then uploaded (multipart for large on
 the manifest is uploaded last. Listing only returns backups with a manifest. A writer
 that fails deletes what it uploaded, its spool and its unfinished multipart uploads;
 the next writer removes what a killed one left (its owner record names it).
+
+A writer given an ID that is complete in the bucket refuses at once, and its manifest
+is put only if none is there (a conditional write, and a look first for servers that
+ignore the condition): a complete backup is never written over. Members go straight to
+the backup's prefix (S3 has no rename), so whoever gives an ID runs one writer of it at
+a time; a writer starts by removing what an earlier, stopped writer of its ID left.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from controller.backups.keyring import StoreKeyring
 from controller.backups.manifest import Manifest
 from controller.backups.manifest_reader import MAX_MANIFEST_BYTES, read_manifest
 from controller.backups.store import seal_manifest
-from controller.errors import BackupNotFound, InvalidInput, Unreachable
+from controller.errors import BackupExists, BackupNotFound, InvalidInput, Unreachable
 
 
 def s3_client(
@@ -81,6 +87,8 @@ class S3Store:
             code = err.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(what) from err
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise BackupExists(f"{self.label}: {what}: a complete backup is there") from err
             raise InvalidInput(f"{self.label}: {what}: {code or err}") from err
         except BotoCoreError as err:
             raise Unreachable(f"{self.label}: {what}: {err}") from err
@@ -88,9 +96,27 @@ class S3Store:
     def _key(self, rel: str) -> str:
         return self.prefix + rel
 
+    def _exists(self, key: str) -> bool:
+        try:
+            self._call(f"reading {key}", self.client.head_object, Bucket=self.bucket, Key=key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _complete(self, prefix: str) -> bool:
+        return self._exists(self._key(prefix + layout.MANIFEST))
+
     def writer(self, environment: str, backup_id: str) -> _S3Writer:
         prefix = layout.prefix(environment, backup_id)
+        if self._complete(prefix):
+            raise BackupExists(f"backup {backup_id} already exists in {self.label}")
         self.remove_abandoned()
+        # What an earlier writer of this ID left (its members, its owner record, its
+        # unfinished uploads): whoever gives the ID runs one writer of it at a time (a
+        # Job replaces its pod only once the previous one has stopped), so it is a
+        # stopped attempt's, and this writer starts from an empty prefix.
+        self._abort_stale_uploads(0, prefix)
+        self._delete_prefix(prefix)
         writer = _S3Writer(self, prefix, new_cipher(self._keyring, environment, backup_id))
         writer.put_owner()
         return writer
@@ -314,12 +340,15 @@ class _S3Writer:
 
     def publish(self, manifest: Manifest) -> tuple[Manifest, str]:
         manifest = seal_manifest(manifest, self.store.keyring, self._cipher)
+        if self.store._complete(self.prefix):
+            raise BackupExists(f"backup {manifest.id} already exists in {self.store.label}")
         self.store._call(
             "publishing",
             self.store.client.put_object,
             Bucket=self.store.bucket,
             Key=self.store._key(self.prefix + layout.MANIFEST),
             Body=manifest.stored_json().encode(),
+            IfNoneMatch="*",  # a server that knows conditional writes refuses a second
         )
         self._cleanup_spool()
         with contextlib.suppress(InvalidInput, Unreachable, FileNotFoundError):
@@ -337,7 +366,8 @@ class _S3Writer:
         # remove_abandoned() collects once this process is gone.
         with contextlib.suppress(InvalidInput, Unreachable, FileNotFoundError):
             self.store._abort_stale_uploads(0, self.prefix)
-            self.store._delete_prefix(self.prefix)
+            if not self.store._complete(self.prefix):  # never another writer's backup
+                self.store._delete_prefix(self.prefix)
 
     def _cleanup_spool(self) -> None:
         shutil.rmtree(self.spool, ignore_errors=True)

@@ -14,7 +14,9 @@ Everything read back is untrusted: manifests go through
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -28,7 +30,7 @@ from controller.backups.crypto import BackupCipher, new_cipher, wrap
 from controller.backups.keyring import StoreKeyring, load_keyring_file
 from controller.backups.manifest import ENCRYPTED_VERSION, Manifest
 from controller.backups.manifest_reader import MAX_MANIFEST_BYTES, read_manifest
-from controller.errors import BackupNotFound, InvalidInput
+from controller.errors import BackupExists, BackupNotFound, InvalidInput
 
 #: The environment variable naming a store keyring file when no option is given.
 KEY_FILE_ENV = "FERRY_STORE_KEY_FILE"
@@ -91,6 +93,9 @@ class BackupStore(Protocol):
 
 
 PARTIAL = ".partial-"
+#: Between a partial backup's ID and its writer's token (``.partial-ID+TOKEN``): never in
+#: an ID, so the partials of one ID are told apart from those of a longer one.
+WRITER_SEP = "+"
 
 
 def sign_manifest(manifest: Manifest, keyring: StoreKeyring | None) -> Manifest:
@@ -145,11 +150,12 @@ class FilesystemStore:
 
     def writer(self, environment: str, backup_id: str) -> _FsWriter:
         final = self.root / layout.prefix(environment, backup_id)
-        if final.exists():
-            raise InvalidInput(f"backup {backup_id} already exists in {self.root}")
-        partial = final.parent / f"{PARTIAL}{backup_id}"
+        if (final / layout.MANIFEST).exists():
+            raise BackupExists(f"backup {backup_id} already exists in {self.root}")
+        partial = final.parent / f"{PARTIAL}{backup_id}{WRITER_SEP}{secrets.token_hex(4)}"
         try:
             self.remove_abandoned()
+            self._remove_earlier_attempts(final)
             partial.mkdir(parents=True)
             (partial / writers.OWNER).write_bytes(writers.owner_record())
         except OSError as err:  # a root under a file, unwritable, on a read-only volume …
@@ -160,6 +166,23 @@ class FilesystemStore:
         return _FsWriter(
             partial, final, self._keyring, new_cipher(self._keyring, environment, backup_id)
         )
+
+    @staticmethod
+    def _remove_earlier_attempts(final: Path) -> None:
+        """A writer of an ID removes what an earlier writer of the same ID left: a
+        partial backup (``.partial-ID`` or ``.partial-ID+TOKEN``) or an unpublished
+        directory. Whoever gives the ID runs one writer of it at a time (a Job replaces
+        its pod only once the previous one has stopped), so these are a stopped
+        attempt's, not a running one's."""
+        if not final.parent.is_dir():
+            return
+        mine = f"{PARTIAL}{final.name}"
+        for item in final.parent.iterdir():
+            earlier = item.name == mine or item.name.startswith(mine + WRITER_SEP)
+            if item == final:  # unpublished debris; never a complete backup
+                earlier = not (final / layout.MANIFEST).exists()
+            if earlier and item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item, ignore_errors=True)
 
     def _inside(self, path: Path) -> bool:
         """True for a real directory or file below the root, reached without symlinks."""
@@ -352,7 +375,18 @@ class _FsWriter:
             f.flush()
             os.fsync(f.fileno())
         (self.partial / writers.OWNER).unlink(missing_ok=True)
-        os.rename(self.partial, self.final)  # atomic: the backup appears complete or not at all
+        if (self.final / layout.MANIFEST).exists():
+            raise BackupExists(f"backup {manifest.id} already exists in {self.final.parent}")
+        try:
+            # Atomic: the backup appears complete or not at all; onto a directory that
+            # holds anything (another writer's backup of this ID) it fails.
+            os.rename(self.partial, self.final)
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise BackupExists(
+                    f"backup {manifest.id} already exists in {self.final.parent}"
+                ) from err
+            raise
         return manifest, str(self.final)
 
     def abort(self) -> None:

@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 from controller.api.backup import Reason
+from controller.api.ids import validate_backup_id
 from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.parsing import add_names_argument
 from controller.cli.progress import progress_for
 from controller.cli.result import write_restored, write_result
+from controller.cli.stopping import terminated_as_exit
 from controller.commands.backup import create_backup, restore, verify
 from controller.commands.drill import DrillResult, drill
 from controller.commands.rekey import REWRAPPED, RekeyOutcome, rekey
@@ -65,10 +62,8 @@ def _store_parser(
     return p
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    b = sub.add_parser("backup", help="create, list, show and verify backups")
-    bsub = b.add_subparsers(dest="backup_command", required=True, metavar="ACTION")
-    c = _store_parser(bsub, "create", "back up a database into a store")
+def _create_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = _store_parser(sub, "create", "back up a database into a store")
     c.add_argument(
         "--database",
         metavar="URL",
@@ -76,11 +71,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     c.add_argument("--environment", metavar="NAME", help="default: the database's name")
     c.add_argument("--reason", default="manual", choices=[r.value for r in Reason])
+    c.add_argument(
+        "--id",
+        dest="backup_id",
+        metavar="ID",
+        help="the backup's ID (default: a new one); a store that holds it complete "
+        "refuses, and what an earlier, stopped writer of it left is removed: run one "
+        "writer of an ID at a time (the operator's Jobs do)",
+    )
     add_names_argument(c, "--tables", "back up only these tables (names or globs)")
     add_names_argument(c, "--exclude", "back up every table but these (names or globs)")
     add_files_arguments(c, "back up")
     c.add_argument("--format", default="text", choices=["text", "json"])
     c.set_defaults(func=cmd_create)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    b = sub.add_parser("backup", help="create, list, show and verify backups")
+    bsub = b.add_subparsers(dest="backup_command", required=True, metavar="ACTION")
+    _create_parser(bsub)
     ls = _store_parser(bsub, "list", "list complete backups")
     ls.add_argument("--environment")
     ls.add_argument("--format", default="text", choices=["text", "json"])
@@ -144,50 +153,11 @@ def _register_restore(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     r.set_defaults(func=cmd_restore)
 
 
-class _Termination:
-    """SIGTERM (a pod stopped, ``kill``) unwinds like Ctrl-C while the backup is being
-    written, so the writer removes its partial backup instead of leaving debris. Once
-    every byte is written (``finishing``), the backup is published whatever happens: a
-    SIGTERM from then on is held back until the result is written, and the command ends
-    as what happened, a completed backup (exit 0), not as a stopped one. A restore is
-    the same once its transaction committed: it ends as restored, not as stopped."""
-
-    def __init__(self) -> None:
-        self.finishing = False
-        self.held: int | None = None
-        self.done = "the backup was already published"  # what a held-back signal missed
-
-    def handler(self, signum: int, frame: FrameType | None) -> None:
-        if self.finishing:
-            self.held = signum
-            return
-        raise SystemExit(128 + signum)
-
-    def finish(self) -> None:
-        self.finishing = True
-
-
-@contextmanager
-def _terminated_as_exit() -> Iterator[_Termination]:
-    guard = _Termination()
-    try:
-        previous = signal.signal(signal.SIGTERM, guard.handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield guard
-        return
-    try:
-        yield guard
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if guard.held is not None:
-        print(f"ferry: signal {guard.held} held back: {guard.done}",
-              file=sys.stderr)  # fmt: skip
-
-
 def cmd_create(args: argparse.Namespace) -> int:
+    validate_backup_id(args.backup_id)
     store = _store(args)
     files = files_root(args)
-    with _terminated_as_exit() as guard:
+    with terminated_as_exit() as guard:
         with progress_for(args) as progress:
             manifest, location = create_backup(
                 database_url(args.database),
@@ -200,6 +170,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                 files=files,
                 quiesced=args.quiesced,
                 on_publish=guard.finish,
+                backup_id=args.backup_id,
             )
         write_result(
             "completed",
@@ -297,7 +268,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     store = _store(args)
     files = files_root(args)
-    with _terminated_as_exit() as guard, progress_for(args) as progress:
+    with terminated_as_exit() as guard, progress_for(args) as progress:
         guard.done = "the restore was already committed"
         result = restore(
             store,
@@ -387,7 +358,7 @@ def _drill_text(result: DrillResult) -> None:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     store = _store(args)
-    with _terminated_as_exit(), progress_for(args) as progress:
+    with terminated_as_exit(), progress_for(args) as progress:
         result = drill(store, args.id, args.scratch, progress)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))

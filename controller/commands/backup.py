@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from controller.api.ids import validate_backup_id
 from controller.api.reasons import RestoreReason
 from controller.backups import layout
 from controller.backups.archive import (
@@ -159,17 +160,20 @@ def backup_snapshot(
     files: FilesRoot | None = None,
     quiesced: bool = False,
     on_publish: Callable[[], None] | None = None,
+    backup_id: str | None = None,
 ) -> tuple[Manifest, str]:
     """Back up from an open read snapshot (one point in time), and the application's
     files below ``files`` (copied after the rows, the snapshot still open; exact only
     when the application is stopped: ``quiesced``). ``on_publish`` is called when every
     byte is written, just before the backup is published: from there it either
-    publishes or fails on its own, so a caller may stop honouring interruptions."""
+    publishes or fails on its own, so a caller may stop honouring interruptions.
+    ``backup_id``: the ID to write (the operator's, for a Job), else a new one; a store
+    that holds it complete refuses (``BackupExists``)."""
     if files is not None:
         files.probe()  # an unusable root costs no table's backup, and leaves no debris
     schema = snap.schema()
     names = _selected(sorted(schema.tables), tables, exclude)
-    backup_id = new_backup_id()
+    backup_id = validate_backup_id(backup_id) or new_backup_id()
     created = _now()
     version = app_version(snap)
     with writing(store, environment, backup_id) as writer:
@@ -212,7 +216,9 @@ def create_backup(
     files: FilesRoot | None = None,
     quiesced: bool = False,
     on_publish: Callable[[], None] | None = None,
+    backup_id: str | None = None,
 ) -> tuple[Manifest, str]:
+    validate_backup_id(backup_id)  # before the database is touched
     db = Database(url)
     try:
         with db.reader() as snap:
@@ -228,6 +234,7 @@ def create_backup(
                 files,
                 quiesced,
                 on_publish,
+                backup_id,
             )
     finally:
         db.dispose()

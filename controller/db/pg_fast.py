@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from controller.db import digests, pg_binary
+from controller.db import digests, inflight, pg_binary
 from controller.db.connect import scrub
 from controller.db.ddl import build_table
 from controller.db.rows import text_only
@@ -176,26 +176,36 @@ class SnapshotReader:
         what = f"reading {table.name}"
         try:
             cur = self._conn.cursor()
-            cur.adbc_statement.set_options(
-                **{"adbc.postgresql.batch_size_hint_bytes": str(READ_BATCH_BYTES)}
-            )
-            cur.execute(sql)
-            reader = cur.fetch_record_batch()
         except Exception as err:
             raise _error(err, what) from err
-        try:
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except Exception as err:
-                    raise _error(err, what) from err
-                if batch.num_rows:
-                    yield _conform(batch, schema, what)
-        finally:
-            reader.close()
-            cur.close()
+        with inflight.cancellable(cur.adbc_cancel):  # a stopping process cancels it
+            try:
+                yield from _read(cur, sql, schema, what)
+            finally:
+                cur.close()
+
+
+def _read(cur: Any, sql: str, schema: pa.Schema, what: str) -> Iterator[pa.RecordBatch]:
+    try:
+        cur.adbc_statement.set_options(
+            **{"adbc.postgresql.batch_size_hint_bytes": str(READ_BATCH_BYTES)}
+        )
+        cur.execute(sql)
+        reader = cur.fetch_record_batch()
+    except Exception as err:
+        raise _error(err, what) from err
+    try:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except Exception as err:
+                raise _error(err, what) from err
+            if batch.num_rows:
+                yield _conform(batch, schema, what)
+    finally:
+        reader.close()
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, what: str) -> pa.RecordBatch:

@@ -29,7 +29,7 @@ from controller.db.urls import redact
 from controller.errors import InvalidInput
 from controller.flows.status import ready_reason
 from controller.k8s.client import Cluster
-from controller.k8s.jobs import Jobs, JobSettings, is_active
+from controller.k8s.jobs import POD_REPLACEMENT_POLICY, Jobs, JobSettings, is_active
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 KIND_LABEL = "ferry.dev/job-for"
@@ -141,9 +141,11 @@ def _s3_env(
     return env
 
 
-def backup_args(spec: BackupSpec, environment: str, store: str) -> list[str]:
-    """The CLI's arguments: names and choices only, nothing secret."""
+def backup_args(spec: BackupSpec, environment: str, store: str, backup_id: str) -> list[str]:
+    """The CLI's arguments: names and choices only, nothing secret; the backup's ID is
+    the operator's (``flows.backup_job``), so the store can be asked for it."""
     args = ["backup", "create", "--store", store, "--environment", environment]
+    args += ["--id", backup_id]
     args += ["--reason", spec.reason.value]
     for flag, names in (
         ("--tables", spec.selection.include),
@@ -237,6 +239,9 @@ def job_manifest(request: JobRequest, settings: JobSettings) -> dict[str, Any]:
         "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
         "spec": {
             "backoffLimit": execution.backoff_limit,
+            # One pod at a time: a replacement starts only once the previous pod has
+            # stopped, so two writers of the backup's one ID never run side by side.
+            "podReplacementPolicy": POD_REPLACEMENT_POLICY,
             "activeDeadlineSeconds": execution.active_deadline_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },

@@ -22,6 +22,8 @@ IMAGE_ENV = "FERRY_JOB_IMAGE"
 PULL_POLICY_ENV = "FERRY_JOB_IMAGE_PULL_POLICY"
 LIMIT_ENV = "FERRY_JOBS_PER_NAMESPACE"
 DEFAULT_LIMIT = 4
+#: A Job's replacement pod starts only once the pod it replaces has stopped (phase Failed).
+POD_REPLACEMENT_POLICY = "Failed"
 
 
 class JobPhase(enum.StrEnum):
@@ -218,6 +220,19 @@ def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobState:
         return JobState(name, JobPhase.FAILED, attempts, result, why, deleting)
     phase = JobPhase.RUNNING if int(status.get("active") or 0) else JobPhase.PENDING
     return JobState(name, phase, attempts, result, "", deleting)
+
+
+def pod_stopped(pod: dict[str, Any]) -> bool:
+    """The pod will run nothing more: it ended (Succeeded, Failed; its containers
+    terminated), or it is being deleted and never started a container."""
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    states = [s.get("state") or {} for s in status.get("containerStatuses") or []]
+    if states and all("terminated" in s for s in states):
+        return True
+    started = any("running" in s or "terminated" in s for s in states)
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp")) and not started
 
 
 def is_active(job: dict[str, Any]) -> bool:

@@ -138,6 +138,7 @@ PLAN = "plan --source {dev} --target {pre}"
 MIGRATE = "migrate --source {dev} --target {pre} --backup-store {store}"
 FROM_SNAP = "migrate --source {tmp}/snap --target {pre} --backup-store {store}"
 EXPORT = "export --source {dev}"
+BACKUP = "backup create --database {pre} --store {store} --environment pre"
 PROMOTE = "promote --from dev --to pre --output {tmp}/m.yaml"
 GIT = f"{PROMOTE} --git-repository https://git.example.com/x.git"
 ROLLBACK = "rollback --store {store} --database {pre}"
@@ -202,6 +203,18 @@ CASES = [
     case(f"{MIGRATE} --id réléase", "invalid migration ID", id="id-unicode"),
     case(f"{MIGRATE} --id 'r0;DROP TABLE roles'", "invalid migration ID", id="id-sql"),
     case(f"{MIGRATE} --id r0 --id 'a b'", "'a b'", id="id-repeated"),
+    # --- backup IDs (the operator's, for a Job): checked before the database is read --
+    case(f"{BACKUP} --id 'nightly 1'", "invalid backup ID", id="backup-id-space"),
+    case(f"{BACKUP} --id ../pre/x", "invalid backup ID", id="backup-id-traversal"),
+    case(f"{BACKUP} --id a/b", "invalid backup ID", id="backup-id-slash"),
+    case(f"{BACKUP} --id=-rf", "start with a letter", id="backup-id-leading-dash"),
+    case(f"{BACKUP} --id .partial-x", "start with a letter", id="backup-id-hidden"),
+    case(f"{BACKUP} --id a..b", "may not hold '..'", id="backup-id-dots"),
+    case(f"{BACKUP} --id a+b", "invalid backup ID", id="backup-id-writer-separator"),
+    case(f"{BACKUP} --id {'x' * 129}", "at most 128", id="backup-id-too-long"),
+    case(f"{BACKUP} --id nightly-ü", "invalid backup ID", id="backup-id-unicode"),
+    case(f"{BACKUP} --id ''", "empty", id="backup-id-empty"),
+    case(f"{BACKUP} --id {{backup}}", "already exists", id="backup-id-complete-in-store"),
     case(f"{ROLLBACK} --migration 'release 42'", "invalid migration ID", id="rollback-id-space"),
     case(f"{ROLLBACK} --migration ../r0", "invalid migration ID", id="rollback-id-traversal"),
     case(f"{ROLLBACK} --migration r-unknown", "not in the target's ledger",

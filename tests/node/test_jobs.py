@@ -4,9 +4,9 @@ The operator (its pod, from the chart) creates each Backup's Job; the Job's pod 
 ``ferry backup create`` against PostgreSQL through its Service and writes the archive
 into the store on the node's volume, which a claim in the test's namespace mounts at
 the store's path. The result comes back in the pod's termination message; a pod
-deleted while it runs is replaced (``backoffLimit``); the chart's limit of concurrent
-Jobs holds for a burst of Backups. (A pod deleted with no retry left: see the comment
-above the burst test.)
+deleted while it runs is replaced (``backoffLimit``); a pod deleted with no retry left
+ends its Backup as the store says for the ID the operator chose; the chart's limit of
+concurrent Jobs holds for a burst of Backups.
 """
 
 from __future__ import annotations
@@ -155,9 +155,10 @@ def table_locked(url: str) -> Iterator[None]:
         engine.dispose()
 
 
-def _delete_first_pod(site: main_flows.Site, backup_name: str, store: Path) -> str:
+def _delete_first_pod(site: main_flows.Site, backup_name: str, store: Path) -> tuple[str, float]:
     """Delete the Job's first pod while its backup runs (its partial backup in the store,
-    the read of the locked table pending), and wait until that pod is gone."""
+    the read of the locked table pending), and wait until that pod is gone: the Job's
+    name, and the seconds the pod took to stop."""
     kubectl, namespace = site.kubectl, site.namespace
     holder: dict[str, str] = {}
 
@@ -171,9 +172,10 @@ def _delete_first_pod(site: main_flows.Site, backup_name: str, store: Path) -> s
 
     wait_for(writing, timeout=120, interval=0.2, description="the first pod's backup writing")
     kubectl("delete", "pod", holder["pod"], "-n", namespace, "--wait=false")
+    deleted = time.monotonic()
     wait_for(lambda: not _running(kubectl, namespace, holder["pod"]), timeout=120,
              description="the deleted pod stopped")  # fmt: skip
-    return holder["job"]
+    return holder["job"], time.monotonic() - deleted
 
 
 def _running(kubectl: Kubectl, namespace: str, pod: str) -> bool:
@@ -190,7 +192,7 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     host = prepared(site, operator, backoffLimit=2)
     with table_locked(site.host_urls["prod"]):
         backup(site.kubectl, site.namespace, "replaced")
-        job = _delete_first_pod(site, "replaced", host)
+        job, _ = _delete_first_pod(site, "replaced", host)
     done = wait_phase(
         site.kubectl, "backup", site.namespace, "replaced", {"Completed", "Failed"}, 240
     )
@@ -200,20 +202,78 @@ def test_a_job_pod_deleted_mid_run_is_replaced(
     counted = site.kubectl.json("get", "job", job, "-n", site.namespace)["status"]
     assert counted.get("failed", 0) >= 1 and counted.get("succeeded") == 1, counted
     assert (host / "prod" / done["id"] / "manifest.json").is_file()
-    # Not asserted: that the deleted pod removed its partial backup. Blocked in the
-    # database (the lock), it does not act on SIGTERM before the grace period's SIGKILL,
-    # and its partial stays for the stale-writer sweep (issue #12's note, 2026-12-01).
+    assert not any(host.rglob(".partial-*"))  # the replacement (same ID) found none left
 
 
-# "A pod deleted with no retry left ends the Backup as the store says" is out of the node
-# tier until the backup ID is chosen by the operator (issue #12). In CI (2026-12-01) the
-# pod, deleted as it finished, held its SIGTERM back and published its backup, but the
-# operator had taken the Job's FailureTarget condition (set as the pod was deleted) for
-# its end and failed the Backup 2 s after the deletion. That is fixed (it waits for
-# Failed, set once the pod has stopped), but the stopped pod's termination message may
-# be gone by then (the Job controller drops the pod's tracking finalizer first), and
-# only asking the store for an ID the operator chose closes that. The unit tier covers
-# what is fixed (tests/unit/test_jobs.py).
+def _pod_of(kubectl: Kubectl, namespace: str, backup_name: str) -> tuple[str, dict[str, Any]]:
+    """The Backup's Job's pod, once it runs (or ran): its Job's name and the pod."""
+    found: dict[str, Any] = {}
+
+    def started() -> bool:
+        job = status(kubectl, "backup", namespace, backup_name).get("job", {}).get("name")
+        pods = job_pods(kubectl, namespace, job) if job else []
+        if pods and pods[0]["status"].get("phase") in ("Running", "Succeeded", "Failed"):
+            found["job"], found["pod"] = job, pods[0]
+            return True
+        return False
+
+    wait_for(started, timeout=120, interval=0.1, description=f"{backup_name}'s pod running")
+    return found["job"], found["pod"]
+
+
+def _terminated(kubectl: Kubectl, namespace: str, pod: str) -> bool:
+    got = kubectl.json("get", "pod", pod, "-n", namespace)
+    statuses = got.get("status", {}).get("containerStatuses") or []
+    return any("terminated" in (s.get("state") or {}) for s in statuses)
+
+
+# When the pod is deleted: while it waits on a locked table (it cannot have published),
+# at delays after it starts (it may or may not have), and after it ended (it has).
+MOMENTS = ["locked", "0.0", "0.7", "1.4", "2.1", "3.0", "ended"]
+
+
+def test_a_pod_deleted_with_no_retry_left_ends_the_backup_as_the_store_says(
+    site: main_flows.Site, operator: OperatorPod
+) -> None:
+    """``backoffLimit: 0``: the deleted pod is the last. Whatever moment it is deleted
+    at, and whether or not its termination message survives, the Backup is Completed if
+    and only if the store holds the backup ID the operator chose for it."""
+    host = prepared(site, operator, backoffLimit=0)
+    kubectl, namespace = site.kubectl, site.namespace
+    outcomes: dict[str, str] = {}
+    for i, moment in enumerate(MOMENTS):
+        name = f"gone-{i}"
+        if moment == "locked":
+            with table_locked(site.host_urls["prod"]):
+                backup(kubectl, namespace, name)
+                _, took = _delete_first_pod(site, name, host)
+                # Its query cancelled, it stopped at once (not at the grace period's
+                # SIGKILL, 30 s on) and removed its partial backup, the lock still held.
+                assert took < 20, took
+                assert not any(host.rglob(".partial-*"))
+        else:
+            backup(kubectl, namespace, name)
+            _, pod = _pod_of(kubectl, namespace, name)
+            pod_name = pod["metadata"]["name"]
+            if moment == "ended":
+                wait_for(lambda pod_name=pod_name: _terminated(kubectl, namespace, pod_name),
+                         timeout=120, description=f"{pod_name} ended")  # fmt: skip
+            else:
+                time.sleep(float(moment))
+            kubectl("delete", "pod", pod_name, "-n", namespace, "--wait=false")
+        done = wait_phase(kubectl, "backup", namespace, name, {"Completed", "Failed"}, 240)
+        chosen = done["job"]["backupId"]
+        stored = (host / "prod" / chosen / "manifest.json").is_file()
+        assert (done["phase"] == "Completed") == stored, (moment, done)
+        if stored:
+            assert done["id"] == chosen and done["rows"] > 0, done
+        else:
+            assert f"the store holds no backup {chosen}" in done["message"], done
+        outcomes[moment] = done["phase"]
+    assert outcomes["locked"] == "Failed" and outcomes["ended"] == "Completed", outcomes
+    ids = [status(kubectl, "backup", namespace, f"gone-{i}")["job"]["backupId"]
+           for i in range(len(MOMENTS))]  # fmt: skip
+    assert len(set(ids)) == len(MOMENTS)  # one ID per Backup, chosen by the operator
 
 
 def test_the_namespace_limit_of_jobs_holds_for_a_burst(

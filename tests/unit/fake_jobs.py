@@ -27,6 +27,8 @@ class FakeJobs:
         self.calls: list[tuple[str, str]] = []
         self.result_dir = result_dir
         self.unanswered = False  # every call fails as an API server that does not answer
+        # Each Job's owner's status as the API held it when the Job was created.
+        self.status_at_create: dict[str, dict[str, Any]] = {}
 
     def _check(self) -> None:
         if self.unanswered:
@@ -38,6 +40,9 @@ class FakeJobs:
         self.calls.append(("create", name))
         if (namespace, name) in self.jobs:
             return copy.deepcopy(self.jobs[(namespace, name)])  # adopted, as KubeJobs does
+        for owner in body["metadata"].get("ownerReferences") or []:  # other Jobs have none
+            held = self.cluster.get(owner["kind"], namespace, owner["name"]) or {}
+            self.status_at_create[name] = copy.deepcopy(held.get("status") or {})
         job = copy.deepcopy(body)
         job["metadata"]["namespace"] = namespace
         job["status"] = {"active": 1}

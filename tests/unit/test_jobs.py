@@ -90,8 +90,18 @@ def test_a_job_backup_completes_like_an_in_process_one(
     name = job["metadata"]["name"]
     assert name == job_name("Backup", "b", "uid-Backup-b")
     assert first.status["phase"] == "Running" and ready(first) == ("False", "JobRunning")
-    assert first.status["job"] == {"name": name, "phase": "Running", "attempts": 1}
+    chosen = first.status["job"]["backupId"]
+    assert first.status["job"] == {
+        "name": name,
+        "phase": "Running",
+        "attempts": 1,
+        "backupId": chosen,
+    }
     assert first.retry_after == 5.0
+    # The operator chose the ID and recorded it before the Job existed; the pod writes it.
+    assert jobs.status_at_create[name]["job"] == {"backupId": chosen}
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][6:8] == ["--id", chosen]
+    assert job["spec"]["podReplacementPolicy"] == "Failed"  # one pod at a time
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"]) == ("Backup", "b", "uid-Backup-b")
     pod = job["spec"]["template"]["spec"]
@@ -106,9 +116,14 @@ def test_a_job_backup_completes_like_an_in_process_one(
     jobs.run_pod(job, monkeypatch)
     done = run(cluster, jobs)
     assert done.status["phase"] == "Completed" and ready(done) == ("True", "Completed")
-    assert done.status["job"] == {"name": name, "phase": "Succeeded", "attempts": 1}
+    assert done.status["job"] == {
+        "name": name,
+        "phase": "Succeeded",
+        "attempts": 1,
+        "backupId": chosen,
+    }
     manifest = json.loads(next(store.rglob("manifest.json")).read_text())
-    assert manifest["id"] == done.status["id"] and manifest["reason"] == "scheduled"
+    assert manifest["id"] == done.status["id"] == chosen and manifest["reason"] == "scheduled"
 
     # The same Backup in process: the same status, but for the ID, times and the Job.
     inproc = setup(jobs, environment(url, tmp_path / "store2", None), backup())
@@ -146,7 +161,7 @@ def test_a_pod_that_dies_is_replaced_then_fails_the_backup_as_in_process(
     jobs.end_pod(ns, name, 137, "OOMKilled", "")  # killed: no result written
     replaced = run(cluster, jobs)
     assert replaced.status["phase"] == "Running"
-    assert replaced.status["job"] == {"name": name, "phase": "Running", "attempts": 2}
+    assert replaced.status["job"]["attempts"] == 2
     jobs.end_pod(ns, name, 143, "Error", "")  # deleted: SIGTERM, no result either
     failed = run(cluster, jobs)
     assert failed.status["phase"] == "Failed" and ready(failed) == ("False", "BackupFailed")
