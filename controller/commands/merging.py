@@ -28,7 +28,7 @@ from typing import Any
 
 import zstandard
 
-from controller.api.rules import Rule
+from controller.api.rules import OnConflict, Rule
 from controller.backups import layout
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
@@ -45,7 +45,12 @@ from controller.engine.rowindex import CanonKey, RowIndex, RowShape, build_index
 from controller.engine.rules import Resolved
 from controller.engine.source import SnapshotSource
 from controller.engine.values import canonicalizer
-from controller.engine.workflow_mapping import WorkflowMapping, map_workflows, merge_problems
+from controller.engine.workflow_mapping import (
+    WorkflowMapping,
+    map_workflows,
+    merge_problems,
+    retire,
+)
 from controller.engine.workflow_pairing import NODES, WORKFLOWS
 from controller.errors import FerryError, InvalidInput
 from controller.gitsource.repository import redact_url
@@ -270,11 +275,15 @@ def merge_tables(
     keyspecs: Mapping[str, KeySpec],
     ids: IdMapping,
     base: Base,
+    workflows: WorkflowMapping | None = None,
 ) -> Merging:
     """Merge every table whose rule moves rows by key (overwrite, upsert); a table
-    without a key to pair rows on keeps its rule, and the plan says so."""
+    without a key to pair rows on keeps its rule, and the plan says so. ``workflows``:
+    the pairing planning already made (:func:`pair_workflows`); made here when None."""
     merging = Merging(base)
-    workflows = _pair_workflows(sides, moved, ids, merging)
+    if workflows is None:
+        workflows = pair_workflows(sides, moved, ids)
+        merging.warnings += workflows.warnings
     if base.tables is None:
         merging.warnings.append(
             f"three-way merge without a base ({base.label.removeprefix('none: ')})"
@@ -292,33 +301,43 @@ def merge_tables(
         _merge_one(merging, sides, res, ks, ids)
     _by_id_only(merging, keyspecs, sides[0].schema(), workflows.tables)
     _check_trees(merging, sides[0])
-    _check_workflows(merging, sides[0].schema(), workflows)
+    _check_workflows(merging, sides[0].schema(), workflows, keyspecs)
     return merging
 
 
-def _pair_workflows(
-    sides: tuple[SnapshotSource, SnapshotSource],
-    moved: Sequence[str],
-    ids: IdMapping,
-    merging: Merging,
+def pair_workflows(
+    sides: tuple[SnapshotSource, SnapshotSource], moved: Sequence[str], ids: IdMapping
 ) -> WorkflowMapping:
     """Workflows and nodes paired by key (their IDs remapped in ``ids``); refused when
-    a side's rows cannot be paired or its node chains are broken."""
+    a side's rows cannot be paired or its node chains are broken. The warnings are the
+    caller's to put in the plan."""
     found = map_workflows(*sides, moved, ids)
     checks.require(found.problems.keys, reason="BadKey")
     checks.require(found.problems.chains, reason="BrokenTree")
-    merging.warnings += found.warnings
     return found
 
 
-def _check_workflows(merging: Merging, schema: DatabaseSchema, found: WorkflowMapping) -> None:
+def _check_workflows(
+    merging: Merging,
+    schema: DatabaseSchema,
+    found: WorkflowMapping,
+    keyspecs: Mapping[str, KeySpec],
+) -> None:
+    """Broken node chains, and two current revisions of one workflow: a conflict that
+    the table's ``onConflict`` resolves by retiring the other side's revision."""
     rows = (merging.rows.get(WORKFLOWS), merging.rows.get(NODES))
     if not found.tables or rows[0] is None or rows[1] is None:
         return
-    chains, conflicts = merge_problems(schema, (rows[0], rows[1]), found)
-    merging.broken_trees += chains
     info = merging.infos[WORKFLOWS]
+    chains, conflicts = merge_problems(schema, (rows[0], rows[1]), found, info.on_conflict)
+    merging.broken_trees += chains
     merging.infos[WORKFLOWS] = replace(info, conflicts=info.conflicts + tuple(conflicts))
+    if conflicts and info.on_conflict is not OnConflict.FAIL:
+        table = schema.tables[WORKFLOWS]
+        merged = retire(table, rows[0], found, info.on_conflict)
+        merging.rows[WORKFLOWS] = merged
+        shape = source_shape(table, keyspecs[WORKFLOWS])
+        merging.indexes[WORKFLOWS] = build_index(shape, [merged], scan_env=True)
 
 
 def _by_id_only(
