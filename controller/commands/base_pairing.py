@@ -20,6 +20,7 @@ from typing import Any
 
 from controller.engine.idmap import IdMap, Translation
 from controller.engine.idmapping import IdMapping, key_pairs
+from controller.engine.merge3 import show_key
 from controller.engine.merge3_renames import Renames, pair_renamed
 from controller.engine.model import TableSchema
 from controller.engine.plan import KeySpec
@@ -90,6 +91,35 @@ def _extend(ids: IdMapping, table: str, pk: tuple[str, Any], pairs: Mapping[str,
         ids.translations[name] = Translation(name, columns)
 
 
+def _renames(
+    sides: tuple[SnapshotSource, SnapshotSource],
+    name: str,
+    ks: KeySpec,
+    ids: IdMapping,
+    held: Mapping[CanonKey, tuple[str, str]],
+) -> tuple[Renames, dict[str, Any]]:
+    """One table's renames, and the target's raw ID of each source ID paired."""
+    source, target = sides
+    table, other = source.schema().tables[name], target.schema().table(name)
+    assert other is not None
+    pk = pk_type(table, ks)
+    own = source_ids(ids, name, pk)
+    translation = ids.translations.get(name)
+    at_source = {
+        key: own.get(canonical(raw, pk), canonical(raw, pk))
+        for key, raw in key_pairs(source, table, table, ks, translation, "source")
+    }
+    raw_target = dict(key_pairs(target, other, table, ks, None, "target"))
+    renames = pair_renamed(held, at_source, {k: canonical(v, pk) for k, v in raw_target.items()})
+    by_id = {canonical(raw, pk): raw for raw in raw_target.values()}
+    return renames, {s: by_id[t] for s, t in renames.ids.items()}
+
+
+def _listed(keys: Sequence[CanonKey]) -> str:
+    more = f" and {len(keys) - _LISTED} more" if len(keys) > _LISTED else ""
+    return ", ".join(map(show_key, keys[:_LISTED])) + more
+
+
 def pair_through_base(
     sides: tuple[SnapshotSource, SnapshotSource],
     tables: Sequence[str],
@@ -98,39 +128,27 @@ def pair_through_base(
     base_ids: BaseIds,
 ) -> tuple[dict[str, Renames], list[str]]:
     """Per table, how its rows are re-keyed for the merge; the plan's warnings."""
-    source, target = sides
     out: dict[str, Renames] = {}
     warnings: list[str] = []
     for name in tables:
         ks, held = keyspecs[name], base_ids.get(name)
-        table, other = source.schema().tables[name], target.schema().table(name)
-        if not held or not ks.natural or len(ks.pk) != 1 or other is None:
+        if not held or not ks.natural or len(ks.pk) != 1 or sides[1].schema().table(name) is None:
+            continue
+        renames, paired = _renames(sides, name, ks, ids, held)
+        if not renames:
             continue
         if _in_a_key(name, ids, keyspecs):
+            renamed = sorted({*renames.source.values(), *renames.target.values()})
             warnings.append(
-                f"{name}: rows renamed since the base are not paired through it "
-                "(another table's key holds its IDs); merged by key"
+                f"{name}: renamed since the base, but another table's key holds its IDs, "
+                f"so merged by key: {_listed([*renamed, *renames.unpaired])}"
             )
             continue
-        pk = pk_type(table, ks)
-        own = source_ids(ids, name, pk)
-        at_source = {
-            key: own.get(canonical(raw, pk), canonical(raw, pk))
-            for key, raw in key_pairs(
-                source, table, table, ks, ids.translations.get(name), "source"
-            )
-        }
-        raw_target = dict(key_pairs(target, other, table, ks, None, "target"))
-        at_target = {key: canonical(raw, pk) for key, raw in raw_target.items()}
-        renames = pair_renamed(held, at_source, at_target)
-        by_id = {canonical(raw, pk): raw for raw in raw_target.values()}
-        moved = {s: by_id[t] for s, t in renames.ids.items()}
-        _extend(ids, name, (ks.pk[0], pk), moved)
+        _extend(ids, name, (ks.pk[0], pk_type(sides[0].schema().tables[name], ks)), paired)
         if renames.unpaired:
-            shown = ", ".join(map(str, renames.unpaired[:_LISTED]))
             warnings.append(
                 f"{name}: renamed since the base, but another row holds the old or new "
-                f"key, so merged by key: {shown}"
+                f"key, so merged by key: {_listed(renames.unpaired)}"
             )
         out[name] = renames
     return out, warnings

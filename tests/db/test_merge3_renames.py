@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 import zstandard
 
+from controller.api.rules import Rule, TableRule
 from controller.commands import merging
 from controller.engine.merge3 import Rows
 from controller.errors import CheckFailed
@@ -101,9 +103,36 @@ def test_a_rename_onto_a_key_another_row_holds_is_merged_by_key_and_the_plan_say
         "update `pages` set name = 'about' where name = 'home'",
     )
     plan = rel.plan(rel.a, _options())
-    assert any(
-        w.startswith("pages: renamed since the base, but another row holds") for w in plan.warnings
+    assert (
+        "pages: renamed since the base, but another row holds the old or new key, so merged "
+        "by key: ('home')"
+    ) in plan.warnings
+
+
+def test_a_table_whose_ids_another_table_keys_on_is_merged_by_key(release: Release) -> None:
+    """``blocks`` are keyed by (their page's ID, name): their rows were paired by keys
+    made of the page IDs as they were, so a renamed page is not re-paired by ID."""
+    rel = release
+    pk = "integer primary key"
+    for url in (rel.target, rel.a, rel.b):
+        rel.sql(
+            url,
+            f"create table `blocks` (id {pk}, pageid integer, name varchar(40), body varchar(40))",
+            "insert into `blocks` values (1, 1, 'intro', 'x')",
+        )
+    blocks = TableRule(
+        "blocks", Rule.UPSERT, key=("pageid", "name"), references=(("pageid", "pages"),)
     )
+    options = replace(
+        _options(), rules=replace(_options().rules, tables=(*_options().rules.tables, blocks))
+    )
+    assert rel.promote(rel.a, options).status == "noop"  # a base that holds blocks
+    rel.sql(rel.a, "update `pages` set name = 'start' where name = 'home'")
+    plan = rel.plan(rel.a, options)
+    assert (
+        "pages: renamed since the base, but another table's key holds its IDs, so merged "
+        "by key: ('home')"
+    ) in plan.warnings
 
 
 def test_a_base_of_format_1_still_merges_by_key(
