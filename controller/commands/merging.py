@@ -9,7 +9,9 @@ from that source promoted them: the canonical values of the compared columns, wi
 already mapped to the target's. It is stored beside that migration's backup as
 ``base/<migration>.json.zst`` (:mod:`controller.backups.layout`; sealed and encrypted
 like every extra of the store) and named by the migration's ledger row (format 3:
-``source`` and ``base``). A promotion that changes nothing takes no backup; its base is
+``source`` and ``base``). A base of format 2 also holds, for the rows of tables
+matched by a natural key, the source's ID and the target's, which pair a row renamed
+since (:mod:`controller.commands.base_pairing`); format 1 is still read. A promotion that changes nothing takes no backup; its base is
 stored beside the target's newest backup instead.
 
 Without one (the first merge from a source, a ledger row of format 2 or older, no store,
