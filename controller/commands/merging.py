@@ -11,8 +11,9 @@ already mapped to the target's. It is stored beside that migration's backup as
 like every extra of the store) and named by the migration's ledger row (format 3:
 ``source`` and ``base``). A base of format 2 also holds, for the rows of tables
 matched by a natural key, the source's ID and the target's, which pair a row renamed
-since (:mod:`controller.commands.base_pairing`); format 1 is still read. A promotion that changes nothing takes no backup; its base is
-stored beside the target's newest backup instead.
+since (:mod:`controller.commands.base_pairing`); format 1 is still read. A promotion
+that changes nothing takes no backup; its base is stored beside the target's newest
+backup instead.
 
 Without one (the first merge from a source, a ledger row of format 2 or older, no store,
 a base pruned with its backup) the plan says why and merges without a base: every
@@ -361,12 +362,26 @@ def merge_tables(
 
 
 def pair_workflows(
-    sides: tuple[SnapshotSource, SnapshotSource], moved: Sequence[str], ids: IdMapping
+    sides: tuple[SnapshotSource, SnapshotSource],
+    moved: Sequence[str],
+    ids: IdMapping,
+    *,
+    strict: bool = True,
 ) -> WorkflowMapping:
     """Workflows and nodes paired by key (their IDs remapped in ``ids``); refused when
-    a side's rows cannot be paired or its node chains are broken. The warnings are the
-    caller's to put in the plan."""
+    a side's rows cannot be paired or its node chains are broken. Not ``strict`` (a
+    one-way ``overwrite``: the target's rows become the source's, so rows matched by ID
+    are right there too): matched by ID instead, and the plan says why. The warnings
+    are the caller's to put in the plan."""
     found = map_workflows(*sides, moved, ids)
+    problems = [*found.problems.keys, *found.problems.chains]
+    if problems and not strict:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        found.warnings.append(
+            f"{WORKFLOWS}: not paired by key, matched by ID as overwrite allows: "
+            f"{problems[0]}{more}"
+        )
+        return found
     checks.require(found.problems.keys, reason="BadKey")
     checks.require(found.problems.chains, reason="BrokenTree")
     return found

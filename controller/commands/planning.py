@@ -201,13 +201,16 @@ def _pair_nocobase(
 ) -> tuple[WorkflowMapping, list[str]]:
     """UI schema nodes paired by position, workflows and nodes by key (both add ID maps
     to ``ids``), for every promotion with the ``nocobase`` profile; the plan's warnings.
-    An upsert outside a three-way merge is refused where it would break a workflow."""
+    An upsert outside a three-way merge is refused where it would break a workflow; a
+    one-way overwrite whose workflows cannot be paired by key matches them by ID."""
     if options.profile is not Profile.NOCOBASE:
         return WorkflowMapping(), []
     warnings = map_ui_schemas(*sides, moved, ids)
-    workflows = pair_workflows(sides, moved, ids)
     three_way = options.rules.merge is Merge.THREE_WAY
-    if workflows.tables and not three_way and resolved[WORKFLOWS].rule is Rule.UPSERT:
+    rule = resolved[WORKFLOWS].rule if WORKFLOWS in resolved else None
+    strict = three_way or rule is not Rule.OVERWRITE
+    workflows = pair_workflows(sides, moved, ids, strict=strict)
+    if workflows.tables and not three_way and rule is Rule.UPSERT:
         checks.require(upsert_problems(workflows), reason="BadKey")
     return workflows, warnings + workflows.warnings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from controller.api.rules import OnConflict, Rule
-from controller.commands.merging import Base, Merging, merge_tables
+from controller.commands.merging import Base, Merging, merge_tables, pair_workflows
 from controller.engine.catalog import Category
 from controller.engine.idmapping import IdMapping
 from controller.engine.plan import key_spec
@@ -125,3 +125,22 @@ def test_an_upsert_is_refused_where_it_would_leave_two_current_revisions() -> No
     # the source's revision updating the target's own (same ID) is not a second one
     same = Memory({"workflows": [(3, "k", True, "edited")]})
     assert upsert_problems(map_workflows(same, target, TABLES, IdMapping())) == []
+
+
+def test_a_one_way_overwrite_matches_unpairable_workflows_by_id_and_says_why() -> None:
+    """The target holds a workflow without a key (it cannot be paired by one): an
+    overwrite makes the target's rows the source's, so rows matched by ID are right
+    there; a merge or an upsert is refused instead."""
+    source = Memory({"workflows": [(1, "k", True, "a")], "flow_nodes": [(2, "a", 1, None, None)]})
+    keyless = [(1, "k", True, "a"), (5, None, None, "t")]
+    target = Memory({"workflows": keyless, "flow_nodes": [(2, "a", 1, None, None)]})
+    ids = IdMapping()
+    found = pair_workflows((source, target), TABLES, ids, strict=False)
+    assert found.tables == () and ids.maps == {}
+    assert found.warnings == [
+        "workflows: not paired by key, matched by ID as overwrite allows: "
+        "workflows 5 in the target has no key"
+    ]
+    with pytest.raises(CheckFailed) as refused:
+        pair_workflows((source, target), TABLES, IdMapping())
+    assert refused.value.reason == "BadKey"
