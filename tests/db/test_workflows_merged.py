@@ -110,7 +110,14 @@ def test_three_way_resolves_two_current_revisions_by_on_conflict(
         shape.build(url, app="dev", seed=1)
     _workflow(dialect, pre, "shared", (60, 200, 201), T)
     _workflow(dialect, team, "shared", (61, 300, 301), "2026-11-02 09:00:00")
-    execute(pre, "update workflows set enabled = true where id = 60")
+    execute(
+        pre,
+        "update workflows set enabled = true where id = 60",
+        # NocoBase's own index: one current revision per key (NULLs do not collide);
+        # the write must retire the target's revision before it inserts the source's
+        "create unique index workflows_key_current on workflows "
+        f"({q(dialect, 'key')}, {q(dialect, 'current')})",
+    )
     rules = replace(load_rules(str(MERGED)), merge=Merge.THREE_WAY)
     store = FilesystemStore(tmp_path / "store")
     with pytest.raises(CheckFailed) as refused:
