@@ -9,8 +9,11 @@ from that source promoted them: the canonical values of the compared columns, wi
 already mapped to the target's. It is stored beside that migration's backup as
 ``base/<migration>.json.zst`` (:mod:`controller.backups.layout`; sealed and encrypted
 like every extra of the store) and named by the migration's ledger row (format 3:
-``source`` and ``base``). A promotion that changes nothing takes no backup; its base is
-stored beside the target's newest backup instead.
+``source`` and ``base``). A base of format 2 also holds, for the rows of tables
+matched by a natural key, the source's ID and the target's, which pair a row renamed
+since (:mod:`controller.commands.base_pairing`); format 1 is still read. A promotion
+that changes nothing takes no backup; its base is stored beside the target's newest
+backup instead.
 
 Without one (the first merge from a source, a ledger row of format 2 or older, no store,
 a base pruned with its backup) the plan says why and merges without a base: every
@@ -28,15 +31,17 @@ from typing import Any
 
 import zstandard
 
-from controller.api.rules import Rule
+from controller.api.rules import OnConflict, Rule
 from controller.backups import layout
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
+from controller.commands.base_pairing import BaseIds, pair_through_base, pk_type, source_ids
 from controller.db import ledger
 from controller.engine import checks
 from controller.engine.idmapping import IdMapping
 from controller.engine.indexing import source_shape
 from controller.engine.merge3 import Rows, TableMerge, merge_table, resolve
+from controller.engine.merge3_renames import Renames, rekey
 from controller.engine.merge3_tree import tree_problems
 from controller.engine.model import INTEGER_KINDS, DatabaseSchema, TableSchema
 from controller.engine.plan import KeySpec, MergeInfo
@@ -44,13 +49,21 @@ from controller.engine.profiles import LEDGER_TABLE
 from controller.engine.rowindex import CanonKey, RowIndex, RowShape, build_index
 from controller.engine.rules import Resolved
 from controller.engine.source import SnapshotSource
-from controller.engine.values import canonicalizer
-from controller.engine.workflow_mapping import WorkflowMapping, map_workflows, merge_problems
+from controller.engine.values import canonical, canonicalizer
+from controller.engine.workflow_mapping import (
+    WorkflowMapping,
+    map_workflows,
+    merge_problems,
+    retire,
+)
 from controller.engine.workflow_pairing import NODES, WORKFLOWS
 from controller.errors import FerryError, InvalidInput
 from controller.gitsource.repository import redact_url
 
-BASE_FORMAT = 1
+# 2: a row of a table matched by a natural key also holds its source and target IDs
+# (:mod:`controller.commands.base_pairing`); 1 is still read, and pairs by key alone.
+BASE_FORMAT = 2
+_READ_FORMATS = (1, 2)
 # Trees NocoBase keeps in a closure table: (closure table, node table, node key column).
 TREES = (
     ("uiSchemaTreePath", "uiSchemas", "x-uid"),
@@ -81,33 +94,49 @@ def source_identity(spec: str) -> str:
 class Base:
     label: str  # what the plan says: the migration it comes from, or why there is none
     tables: Mapping[str, Rows] | None = None  # None: merged without a base
+    ids: BaseIds = field(default_factory=dict)  # format 2: key → (source ID, target ID)
 
 
-def encode_base(migration_id: str, tables: Mapping[str, Rows]) -> bytes:
+def encode_base(migration_id: str, tables: Mapping[str, Rows], ids: BaseIds | None = None) -> bytes:
+    held = ids or {}
+
+    def row(name: str, key: CanonKey, values: Mapping[str, str]) -> list[Any]:
+        pair = held.get(name, {}).get(key)
+        return [list(key), dict(values), *([list(pair)] if pair is not None else [])]
+
     doc = {
         "format": BASE_FORMAT,
         "migration": migration_id,
         "tables": {
-            name: [[list(k), dict(v)] for k, v in sorted(rows.items())]
+            name: [row(name, k, v) for k, v in sorted(rows.items())]
             for name, rows in sorted(tables.items())
         },
     }
     return zstandard.ZstdCompressor().compress(json.dumps(doc, sort_keys=True).encode())
 
 
-def decode_base(data: bytes) -> dict[str, Rows]:
-    """The stored base; ValueError when it cannot be read as one."""
+def decode_base(data: bytes) -> tuple[dict[str, Rows], dict[str, dict[CanonKey, tuple[str, str]]]]:
+    """The stored base: its rows, and (format 2) the IDs of the rows that have them;
+    ValueError when it cannot be read as one."""
     try:
         doc = json.loads(zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31))
-        if not isinstance(doc, dict) or doc.get("format") != BASE_FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") not in _READ_FORMATS:
             raise ValueError("not a base of a known format")
-        return {
-            str(name): {
-                tuple(map(str, k)): {str(c): str(v) for c, v in row.items()} for k, row in rows
+        tables: dict[str, Rows] = {}
+        ids: dict[str, dict[CanonKey, tuple[str, str]]] = {}
+        for name, rows in doc["tables"].items():
+            tables[str(name)] = {
+                tuple(map(str, r[0])): {str(c): str(v) for c, v in r[1].items()} for r in rows
             }
-            for name, rows in doc["tables"].items()
-        }
-    except (KeyError, TypeError, AttributeError, zstandard.ZstdError) as err:
+            pairs = {
+                tuple(map(str, r[0])): (str(r[2][0]), str(r[2][1]))
+                for r in rows
+                if doc["format"] >= 2 and len(r) > 2
+            }
+            if pairs:
+                ids[str(name)] = pairs
+        return tables, ids
+    except (KeyError, TypeError, AttributeError, IndexError, zstandard.ZstdError) as err:
         raise ValueError(str(err)) from err
 
 
@@ -137,7 +166,8 @@ def find_base(target: SnapshotSource, source_id: str, store: BackupStore | None)
         data = store.get_extra(manifest, layout.object_key(where.get("key"), "base key"))
         if data is None:
             raise ValueError("absent")
-        return Base(f"migration {last.id}", decode_base(data))
+        tables, ids = decode_base(data)
+        return Base(f"migration {last.id}", tables, ids)
     except (FerryError, ValueError) as err:
         reason = err.message if isinstance(err, FerryError) else str(err)
         return Base(f"none: the base of migration {last.id} cannot be read ({reason[:200]})")
@@ -149,6 +179,7 @@ def store_base(
     environment: str,
     migration_id: str,
     tables: Mapping[str, Rows],
+    ids: BaseIds | None = None,
 ) -> dict[str, Any]:
     """Store the next base beside ``manifest`` (the migration's backup), or beside the
     target's newest backup when the migration took none; the ledger summary's part."""
@@ -158,7 +189,7 @@ def store_base(
             return {}
         manifest = max(manifests, key=lambda m: (m.created_at, m.id))
     key = layout.base_key(migration_id)
-    store.put_extra(manifest, key, encode_base(migration_id, tables))
+    store.put_extra(manifest, key, encode_base(migration_id, tables, ids))
     return {"base": {"backupId": manifest.id, "key": key}}
 
 
@@ -171,6 +202,8 @@ class Merging:
     indexes: dict[str, RowIndex] = field(default_factory=dict)
     infos: dict[str, MergeInfo] = field(default_factory=dict)
     next_base: dict[str, Rows] = field(default_factory=dict)  # the source's rows, as promoted
+    next_ids: dict[str, dict[CanonKey, tuple[str, str]]] = field(default_factory=dict)
+    renames: dict[str, Renames] = field(default_factory=dict)  # paired through the base
     resolved: dict[str, Resolved] = field(default_factory=dict)  # merged as overwrite
     warnings: list[str] = field(default_factory=list)
     broken_trees: list[str] = field(default_factory=list)  # orphans, two parents, loops
@@ -224,6 +257,26 @@ def _target_batches(target: SnapshotSource, table: TableSchema, columns: Sequenc
         yield [tuple(row[at[c]] if c in at else None for c in columns) for row in batch]
 
 
+def _record_ids(
+    merging: Merging,
+    table: TableSchema,
+    ks: KeySpec,
+    raw: Mapping[CanonKey, tuple[Any, ...]],
+    ids: IdMapping,
+) -> None:
+    """The next base's IDs of a table matched by a natural key: per row the source's
+    own ID and the one it has in the target."""
+    if not ks.natural or len(ks.pk) != 1:
+        return
+    pk, at = pk_type(table, ks), table.column_names.index(ks.pk[0])
+    own = source_ids(ids, table.name, pk)
+    pairs = {}
+    for key, row in raw.items():
+        target_id = canonical(row[at], pk)
+        pairs[key] = (own.get(target_id, target_id), target_id)
+    merging.next_ids[table.name] = pairs
+
+
 def _merge_one(
     merging: Merging,
     sides: tuple[SnapshotSource, SnapshotSource],
@@ -239,6 +292,12 @@ def _merge_one(
     tgt_raw, tgt = _side(
         shape, types, _target_batches(target, table, columns), ks.compared, columns
     )
+    merging.next_base[table.name] = src
+    _record_ids(merging, table, ks, src_raw, ids)
+    renames = merging.renames.get(table.name)
+    if renames:  # rows renamed since the base: merged under the base's key
+        src_raw, src = rekey(src_raw, renames.source), rekey(src, renames.source)
+        tgt_raw, tgt = rekey(tgt_raw, renames.target), rekey(tgt, renames.target)
     base = merging.base.tables.get(table.name) if merging.base.tables is not None else None
     merge: TableMerge = merge_table(table.name, base, src, tgt, res.on_conflict)
     rows = resolve(merge, src_raw, tgt_raw, columns)
@@ -246,7 +305,6 @@ def _merge_one(
     if any(table.name in tree[:2] for tree in TREES):
         merging.sides[table.name] = (list(src_raw.values()), list(tgt_raw.values()))
     merging.indexes[table.name] = build_index(shape, [rows], scan_env=True)
-    merging.next_base[table.name] = src
     if base is not None:
         label = merging.base.label
     else:
@@ -270,15 +328,22 @@ def merge_tables(
     keyspecs: Mapping[str, KeySpec],
     ids: IdMapping,
     base: Base,
+    workflows: WorkflowMapping | None = None,
 ) -> Merging:
     """Merge every table whose rule moves rows by key (overwrite, upsert); a table
-    without a key to pair rows on keeps its rule, and the plan says so."""
+    without a key to pair rows on keeps its rule, and the plan says so. ``workflows``:
+    the pairing planning already made (:func:`pair_workflows`); made here when None."""
     merging = Merging(base)
-    workflows = _pair_workflows(sides, moved, ids, merging)
+    if workflows is None:
+        workflows = pair_workflows(sides, moved, ids)
+        merging.warnings += workflows.warnings
     if base.tables is None:
         merging.warnings.append(
             f"three-way merge without a base ({base.label.removeprefix('none: ')})"
         )
+    merged = [n for n in moved if resolved[n].rule in (Rule.OVERWRITE, Rule.UPSERT)]
+    merging.renames, renamed = pair_through_base(sides, merged, keyspecs, ids, base.ids)
+    merging.warnings += renamed
     for name in moved:
         res, ks = resolved[name], keyspecs[name]
         if res.rule not in (Rule.OVERWRITE, Rule.UPSERT):
@@ -292,33 +357,57 @@ def merge_tables(
         _merge_one(merging, sides, res, ks, ids)
     _by_id_only(merging, keyspecs, sides[0].schema(), workflows.tables)
     _check_trees(merging, sides[0])
-    _check_workflows(merging, sides[0].schema(), workflows)
+    _check_workflows(merging, sides[0].schema(), workflows, keyspecs)
     return merging
 
 
-def _pair_workflows(
+def pair_workflows(
     sides: tuple[SnapshotSource, SnapshotSource],
     moved: Sequence[str],
     ids: IdMapping,
-    merging: Merging,
+    *,
+    strict: bool = True,
 ) -> WorkflowMapping:
     """Workflows and nodes paired by key (their IDs remapped in ``ids``); refused when
-    a side's rows cannot be paired or its node chains are broken."""
+    a side's rows cannot be paired or its node chains are broken. Not ``strict`` (a
+    one-way ``overwrite``: the target's rows become the source's, so rows matched by ID
+    are right there too): matched by ID instead, and the plan says why. The warnings
+    are the caller's to put in the plan."""
     found = map_workflows(*sides, moved, ids)
+    problems = [*found.problems.keys, *found.problems.chains]
+    if problems and not strict:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        found.warnings.append(
+            f"{WORKFLOWS}: not paired by key, matched by ID as overwrite allows: "
+            f"{problems[0]}{more}"
+        )
+        return found
     checks.require(found.problems.keys, reason="BadKey")
     checks.require(found.problems.chains, reason="BrokenTree")
-    merging.warnings += found.warnings
     return found
 
 
-def _check_workflows(merging: Merging, schema: DatabaseSchema, found: WorkflowMapping) -> None:
+def _check_workflows(
+    merging: Merging,
+    schema: DatabaseSchema,
+    found: WorkflowMapping,
+    keyspecs: Mapping[str, KeySpec],
+) -> None:
+    """Broken node chains, and two current revisions of one workflow: a conflict that
+    the table's ``onConflict`` resolves by retiring the other side's revision."""
     rows = (merging.rows.get(WORKFLOWS), merging.rows.get(NODES))
     if not found.tables or rows[0] is None or rows[1] is None:
         return
-    chains, conflicts = merge_problems(schema, (rows[0], rows[1]), found)
-    merging.broken_trees += chains
     info = merging.infos[WORKFLOWS]
+    chains, conflicts = merge_problems(schema, (rows[0], rows[1]), found, info.on_conflict)
+    merging.broken_trees += chains
     merging.infos[WORKFLOWS] = replace(info, conflicts=info.conflicts + tuple(conflicts))
+    if conflicts and info.on_conflict is not OnConflict.FAIL:
+        table = schema.tables[WORKFLOWS]
+        merged = retire(table, rows[0], found, info.on_conflict)
+        merging.rows[WORKFLOWS] = merged
+        shape = source_shape(table, keyspecs[WORKFLOWS])
+        merging.indexes[WORKFLOWS] = build_index(shape, [merged], scan_env=True)
 
 
 def _by_id_only(

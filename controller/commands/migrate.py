@@ -396,7 +396,9 @@ class _Run:
         if merging is None or store is None or self.id is None:
             return
         environment = self.request.environment or default_environment(self.request.target)
-        self.base = store_base(store, self.backup, environment, self.id, merging.next_base)
+        self.base = store_base(
+            store, self.backup, environment, self.id, merging.next_base, merging.next_ids
+        )
 
     def failed(self, err: FerryError) -> MigrationResult:
         assert self.prepared is not None

@@ -12,7 +12,7 @@ from typing import Any
 from controller.api.rules import Merge, Rule, RulesSpec
 from controller.backups.store import BackupStore
 from controller.commands import nocobase_facts
-from controller.commands.merging import Merging, find_base, merge_tables
+from controller.commands.merging import Merging, find_base, merge_tables, pair_workflows
 from controller.engine import checks
 from controller.engine.buckets import DigestSource
 from controller.engine.catalog import nocobase_catalog
@@ -32,6 +32,8 @@ from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import Resolved, resolve_rules
 from controller.engine.source import SnapshotSource
 from controller.engine.uischema_mapping import map_ui_schemas
+from controller.engine.workflow_mapping import WorkflowMapping, upsert_problems
+from controller.engine.workflow_pairing import WORKFLOWS
 from controller.errors import CheckFailed, InvalidInput
 
 
@@ -178,15 +180,39 @@ def _merge(
     resolved: dict[str, Resolved],
     keyspecs: dict[str, KeySpec],
     ids: IdMapping,
+    workflows: WorkflowMapping,
 ) -> Merging | None:
     if options.rules.merge is not Merge.THREE_WAY:
         return None
     if not options.source_id:
         raise InvalidInput("a three-way merge needs the source's identity")
     base = find_base(sides[1], options.source_id, options.base_store)
-    merging = merge_tables(sides, moved, resolved, keyspecs, ids, base)
+    merging = merge_tables(sides, moved, resolved, keyspecs, ids, base, workflows)
     resolved.update(merging.resolved)
     return merging
+
+
+def _pair_nocobase(
+    sides: tuple[SnapshotSource, SnapshotSource],
+    options: PlanOptions,
+    moved: list[str],
+    resolved: dict[str, Resolved],
+    ids: IdMapping,
+) -> tuple[WorkflowMapping, list[str]]:
+    """UI schema nodes paired by position, workflows and nodes by key (both add ID maps
+    to ``ids``), for every promotion with the ``nocobase`` profile; the plan's warnings.
+    An upsert outside a three-way merge is refused where it would break a workflow; a
+    one-way overwrite whose workflows cannot be paired by key matches them by ID."""
+    if options.profile is not Profile.NOCOBASE:
+        return WorkflowMapping(), []
+    warnings = map_ui_schemas(*sides, moved, ids)
+    three_way = options.rules.merge is Merge.THREE_WAY
+    rule = resolved[WORKFLOWS].rule if WORKFLOWS in resolved else None
+    strict = three_way or rule is not Rule.OVERWRITE
+    workflows = pair_workflows(sides, moved, ids, strict=strict)
+    if workflows.tables and not three_way and rule is Rule.UPSERT:
+        checks.require(upsert_problems(workflows), reason="BadKey")
+    return workflows, warnings + workflows.warnings
 
 
 def _index_all(
@@ -253,9 +279,9 @@ def prepare(
     )
     checks.require(ids.problems, reason="BadReference")
     checks.require(ids.conflicts, reason="IdConflict")
-    if options.profile is Profile.NOCOBASE:
-        warnings += map_ui_schemas(source, target, moved, ids)
-    merging = _merge((source, target), options, moved, resolved, keyspecs, ids)
+    workflows, paired = _pair_nocobase((source, target), options, moved, resolved, ids)
+    warnings += paired
+    merging = _merge((source, target), options, moved, resolved, keyspecs, ids, workflows)
     warnings += merging.warnings if merging is not None else []
     source_rows, target_rows = _index_all((source, target), moved, keyspecs, ids, merging, progress)
     referenced = set().union(*(index.env_refs for index in source_rows.values()))

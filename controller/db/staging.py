@@ -141,17 +141,18 @@ class Staging:
         return " AND ".join(f"t.{self.quote(c)} = s.ferry_k{i}" for i, c in enumerate(self.key))
 
     def apply(self) -> None:
-        """The staged inserts and updates, in one statement each."""
-        if _INSERT in self.staged:
-            cols = ", ".join(self.quote(c) for c in self.columns)
-            self._run(f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {_INSERT}")
-            self._drop(_INSERT)
+        """The staged updates and inserts, in one statement each, updates first (an
+        update may free a unique value an insert takes)."""
         if _UPDATE in self.staged:
             sets = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in self.update_columns)
             self._run(
                 f"UPDATE {self.table} AS t SET {sets} FROM {_UPDATE} AS s WHERE {self._match()}"
             )
             self._drop(_UPDATE)
+        if _INSERT in self.staged:
+            cols = ", ".join(self.quote(c) for c in self.columns)
+            self._run(f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {_INSERT}")
+            self._drop(_INSERT)
 
     def copy_rows(self, chunks: Iterable[bytes], *, binary: bool) -> None:
         """Stage source rows (all of ``columns``) from another server's COPY data."""
@@ -178,10 +179,18 @@ class Staging:
         rows with ``update_keys`` (target keys); (inserted, updated) row counts."""
         cols = ", ".join(self.quote(c) for c in self.columns)
         same = " AND ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in self.key)
+        # updates first (an update may free a unique value an insert takes); they never
+        # change a key, so which rows the insert finds missing is the same after them
+        updated = self._update_rows(update_keys, same)
         inserted = self._count(
             f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {_ROWS} AS s "
             f"WHERE NOT EXISTS (SELECT 1 FROM {self.table} AS t WHERE {same})"
         )
+        self._drop(_ROWS)
+        return inserted, updated
+
+    def _update_rows(self, update_keys: Sequence[Sequence[Any]], same: str) -> int:
+        """Update the target rows of ``update_keys`` from the staged rows; how many."""
         updated = 0
         if update_keys and self.update_columns:
             self._create(_KEYS, ", ".join(self._keys_as()))
@@ -195,8 +204,7 @@ class Staging:
                 f"WHERE {same} AND {listed}"
             )
             self._drop(_KEYS)
-        self._drop(_ROWS)
-        return inserted, updated
+        return updated
 
     def _drop(self, name: str) -> None:
         self._run(f"DROP TABLE {name}")

@@ -171,8 +171,19 @@ class TableWriter:
             pending.updates.append(params)
 
     def _flush(self, pending: _Pending, update_stmt: Any, fault: Fault | None, last: bool) -> None:
-        """Write queued rows in batches of WRITE_BATCH (all of them when ``last``)."""
-        if pending.inserts and (last or len(pending.inserts) >= WRITE_BATCH):
+        """Write queued rows in batches of WRITE_BATCH (all of them when ``last``).
+        Queued updates go first, and whenever inserts go: an update may free a unique
+        value an insert takes (a workflow revision retired, ``current`` NULL, before
+        another is inserted current), never the reverse in a valid end state."""
+        inserts = bool(pending.inserts) and (last or len(pending.inserts) >= WRITE_BATCH)
+        full = last or inserts or len(pending.updates) >= WRITE_BATCH
+        if update_stmt is not None and pending.updates and full:
+            if self.staging is not None:
+                self.staging.updates(pending.updates)
+            else:
+                self.conn.execute(update_stmt, pending.updates)
+            pending.updates = []
+        if inserts:
             if self.staging is not None:
                 self.staging.inserts(pending.inserts)
             else:
@@ -180,13 +191,6 @@ class TableWriter:
             pending.inserts = []
             if fault and not last:
                 fault(f"insert:{self.plan.table}")
-        full = last or len(pending.updates) >= WRITE_BATCH
-        if update_stmt is not None and pending.updates and full:
-            if self.staging is not None:
-                self.staging.updates(pending.updates)
-            else:
-                self.conn.execute(update_stmt, pending.updates)
-            pending.updates = []
 
     def _check_counts(self, pending: _Pending) -> None:
         expected_inserts = len(self.changes.inserts)

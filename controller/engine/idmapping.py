@@ -128,7 +128,7 @@ def _translation(
     return Translation(table, columns) if columns else None
 
 
-def _key_pairs(
+def key_pairs(
     side: SnapshotSource,
     table: TableSchema,
     source_table: TableSchema,
@@ -183,7 +183,7 @@ def map_ids(
         partial = _translation(table, {table: key_refs}, result.maps, ())
         tgt_table = tgt_schema.table(table)
         tgt_pairs = (
-            _key_pairs(target, tgt_table, src_table, ks, None, "target")
+            key_pairs(target, tgt_table, src_table, ks, None, "target")
             if tgt_table is not None
             else iter(())
         )
@@ -191,7 +191,7 @@ def map_ids(
         result.maps[table], conflicts = match_ids(
             table,
             pk_type,
-            _key_pairs(source, src_table, src_table, ks, partial, "source"),
+            key_pairs(source, src_table, src_table, ks, partial, "source"),
             tgt_pairs,
             frees_unmatched=deletes_unmatched.get(table, False),
         )

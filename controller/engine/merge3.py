@@ -72,7 +72,7 @@ class Conflict:
     def describe(self) -> str:
         where = f"column {self.column}" if self.column else "the row"
         return (
-            f"table {self.table}, key {_show_key(self.key)}, {where}: "
+            f"table {self.table}, key {show_key(self.key)}, {where}: "
             f"base {self.base}, source {self.source}, target {self.target}"
         )
 
@@ -137,7 +137,8 @@ def _show(column: str | None, value: str | None) -> str:
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
 
 
-def _show_key(key: CanonKey) -> str:
+def show_key(key: CanonKey) -> str:
+    """A key as the plan shows it: its values, quoted, cut at 40 characters."""
     return "(" + ", ".join(repr(_body(v)[1])[:40] for v in key) + ")"
 
 

@@ -35,6 +35,7 @@ from controller.engine.workflow_pairing import (
     NODES,
     WORKFLOWS,
     Node,
+    Pairing,
     Problems,
     Side,
     Workflow,
@@ -171,6 +172,29 @@ class ConfigMap(IdMap):
         return {**item, "nodeId": str(new) if isinstance(old, str) else new}
 
 
+def _mapped(side: Side, pairing: Pairing) -> Side:
+    """``side`` with its workflow and node IDs (and the links between them) mapped."""
+    wf, nodes = pairing.workflows, pairing.nodes
+
+    def node(value: int | None) -> int | None:
+        return None if value is None else nodes.get(value, value)
+
+    return Side(
+        side.name,
+        tuple(replace(w, id=wf.get(w.id, w.id)) for w in side.workflows),
+        tuple(
+            Node(
+                node(n.id) or 0,
+                n.key,
+                None if n.workflow is None else wf.get(n.workflow, n.workflow),
+                node(n.upstream),
+                node(n.downstream),
+            )
+            for n in side.nodes
+        ),
+    )
+
+
 def _translate(ids: IdMapping, table: str, columns: dict[str, IdMap]) -> None:
     old = ids.translations.get(table)
     ids.translations[table] = Translation(table, {**(old.columns if old else {}), **columns})
@@ -194,11 +218,7 @@ def map_workflows(
     if found.keys or found.chains:
         return WorkflowMapping(problems=found)
     pairing = pair(*sides)
-    mapped_source = Side(
-        "source",
-        [replace(w, id=pairing.workflows.get(w.id, w.id)) for w in sides[0].workflows],
-        (),
-    )
+    mapped_source = _mapped(sides[0], pairing)
     maps = {}
     for table, pairs in ((WORKFLOWS, pairing.workflows), (NODES, pairing.nodes)):
         pk_type = src.tables[table].column(src.tables[table].primary_key[0]).type  # type: ignore[union-attr]
@@ -232,11 +252,12 @@ def merge_problems(
     schema: DatabaseSchema,
     rows: tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]],
     mapping: WorkflowMapping,
+    on_conflict: OnConflict = OnConflict.FAIL,
 ) -> tuple[list[str], list[Conflict]]:
     """What the merged ``workflows`` and ``flow_nodes`` rows (``rows``, in the source's
     column order) would break that the target did not already: node chains, and a
     workflow with two current revisions (both sides made another revision current since
-    the base: a conflict no side can win without editing the other's revision)."""
+    the base: a conflict, resolved by ``on_conflict`` through :func:`retire`)."""
     assert mapping.sides is not None
     wf_table, node_table = schema.tables[WORKFLOWS], schema.tables[NODES]
     wf_cols = _columns(schema, WORKFLOWS, WORKFLOW_COLUMNS) or []
@@ -259,8 +280,53 @@ def merge_problems(
             "one current revision",
             _current(mapping.sides[0], key),
             _current(mapping.sides[1], key),
-            OnConflict.FAIL,
+            on_conflict,
         )
         for key in two_current(merged.workflows)
     ]
     return chains, conflicts
+
+
+def retire(
+    table: TableSchema,
+    rows: Sequence[tuple[Any, ...]],
+    mapping: WorkflowMapping,
+    winner: OnConflict,
+) -> list[tuple[Any, ...]]:
+    """The merged ``workflows`` rows with each workflow that has two current revisions
+    left with the ``winner`` side's: the other side's revision stays, not current and
+    disabled (``current`` NULL, ``enabled`` false), which is what NocoBase itself does
+    to the previous revision when another becomes current. Every other row as it came."""
+    assert mapping.sides is not None and winner is not OnConflict.FAIL
+    won, lost = mapping.sides if winner is OnConflict.SOURCE else mapping.sides[::-1]
+    cols = _columns(DatabaseSchema("", "", {table.name: table}), WORKFLOWS, WORKFLOW_COLUMNS)
+    assert cols is not None
+    at = [table.column_names.index(c) for c in cols]
+    merged = list(workflows_of([r[i] for i in at] for r in rows))
+    keys = two_current(merged)
+    kept = {w.id for w in won.workflows if w.current}
+    losing = {w.id for w in lost.workflows if w.current and w.key in keys and w.id not in kept}
+    enabled = _column(table, "enabled")
+    edits = {at[2]: None} | ({table.column_names.index(enabled): False} if enabled else {})
+    return [
+        tuple(edits.get(i, v) for i, v in enumerate(row)) if w.id in losing else row
+        for row, w in zip(rows, merged, strict=True)
+    ]
+
+
+def upsert_problems(mapping: WorkflowMapping) -> list[str]:
+    """Workflows that upserting the source's revisions (IDs as paired) over the target's
+    would leave with two current revisions (NocoBase's unique index on ``key`` and
+    ``current``); ``upsert`` never edits a target row the source does not hold, so
+    neither revision may be retired. (Node chains cannot break here: each side's were
+    checked, a source node never links to a node only the target holds, and upsert
+    deletes nothing.)"""
+    assert mapping.sides is not None
+    source, target = mapping.sides
+    workflows = {w.id: w for w in target.workflows} | {w.id: w for w in source.workflows}
+    return [
+        f"{WORKFLOWS} key {key!r}: the upsert would leave two current revisions "
+        f"({_current(source, key)} from the source, {_current(target, key)} in the target): "
+        "disable one of them, or merge with merge: threeWay and onConflict"
+        for key in two_current(workflows.values())
+    ]

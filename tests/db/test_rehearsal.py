@@ -102,11 +102,10 @@ def test_a_plan_that_fails_on_the_copy_leaves_the_target_untouched(
 ) -> None:
     dev, pre = envs
     roles = q(dialect, "roles")
-    execute(
-        pre,
-        f"create unique index uq_roles_title on {roles} (title)",
-        f"update {roles} set title = 'Support' where name = 'member'",  # dev adds 'Support'
-    )
+    # the end state breaks pre's unique index: dev adds 'Support' and gives member that
+    # title too (whatever order the rows are written in, two rows hold it)
+    execute(pre, f"create unique index uq_roles_title on {roles} (title)")
+    execute(dev, f"update {roles} set title = 'Support' where name = 'member'")
     before = dump(pre)
     code, out, err = migrate(dev, pre, scratch, tmp_path / "store")
     assert code == 1, out + err
@@ -160,11 +159,8 @@ def test_without_a_rehearsal_the_same_plan_fails_on_the_target_itself(
     like any other, not an internal error)."""
     dev, pre = envs
     roles = q(dialect, "roles")
-    execute(
-        pre,
-        f"create unique index uq_roles_title on {roles} (title)",
-        f"update {roles} set title = 'Support' where name = 'member'",
-    )
+    execute(pre, f"create unique index uq_roles_title on {roles} (title)")
+    execute(dev, f"update {roles} set title = 'Support' where name = 'member'")
     before = rows(pre, "roles", "name", "title", order="name")
     argv = ["migrate", "--source", dev, "--target", pre, "--backup-store", str(tmp_path / "s")]
     out = run_cli(argv)

@@ -146,11 +146,10 @@ def test_a_rehearsal_that_fails_on_the_copy_leaves_the_target_untouched(
     operator: Any,
 ) -> None:
     pre, roles = servers["pre"], q(dialect, "roles")
-    execute(
-        pre,
-        f"create unique index uq_roles_title on {roles} (title)",
-        f"update {roles} set title = 'Support' where name = 'member'",  # dev adds 'Support'
-    )
+    # the end state breaks pre's unique index: dev adds 'Support' and gives member that
+    # title too (whatever order the rows are written in, two rows hold it)
+    execute(pre, f"create unique index uq_roles_title on {roles} (title)")
+    execute(servers["dev"], f"update {roles} set title = 'Support' where name = 'member'")
     before = dump(pre)
     apply_ok(kubectl, namespace, migration("m", "dev", "pre", "  rehearsal: Required\n"))
     got = wait_phase(kubectl, namespace, "m", DONE, timeout=180)

@@ -266,11 +266,10 @@ def test_migration_rehearsal_failed(
     index only pre has): Failed with RehearsalFailed and status.rehearsal."""
     from tests.db.dbhelpers import execute
 
-    execute(
-        sqlite_envs["pre"],
-        "create unique index uq_roles_title on roles(title)",
-        "update roles set title = 'Support' where name = 'member'",  # dev adds 'Support'
-    )
+    # the end state breaks pre's unique index: dev adds 'Support' and gives member that
+    # title too (whatever order the rows are written in, two rows hold it)
+    execute(sqlite_envs["pre"], "create unique index uq_roles_title on roles(title)")
+    execute(sqlite_envs["dev"], "update roles set title = 'Support' where name = 'member'")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     rehearsal = f"  rehearsal: {{scratch: {{directory: {scratch}}}}}\n"

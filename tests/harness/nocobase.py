@@ -190,9 +190,16 @@ def node_url(server: RunningServer | SqliteFiles, database: str) -> str:
 
 
 def install_database(
-    server: RunningServer | SqliteFiles, database: str, storage: Path, *, app_key: str, log: Path
+    server: RunningServer | SqliteFiles,
+    database: str,
+    storage: Path,
+    *,
+    app_key: str,
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Create ``database`` and let NocoBase install itself into it (no start).
+    ``env``: NocoBase settings for this install only (``DB_UNDERSCORED`` …).
 
     Returns the SQLAlchemy URL.
     """
@@ -217,7 +224,7 @@ def install_database(
         text=True,
         check=False,
         timeout=INSTALL_TIMEOUT_S,
-        env=_env(),
+        env={**_env(), **(env or {})},
     )
     if done.returncode != 0:
         raise RuntimeError(

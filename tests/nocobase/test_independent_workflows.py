@@ -1,5 +1,6 @@
 """Two independently installed NocoBase applications merge their routes and workflows
-into one pre-release (``merge: threeWay``), on PostgreSQL.
+into one pre-release, on PostgreSQL: with ``merge: threeWay``, and with the shipped
+merged-release file as it is (``upsert``, no merge).
 
 Each team adds a page and a workflow of five nodes (a chain with a condition, a node
 on one of its branches, and a CC node whose config names another node by ID); team A
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.api.rules import Merge, OnConflict, Rule, TableRule, parse_rules
+from controller.api.rules import Merge, OnConflict, Rule, RulesSpec, TableRule, parse_rules
 from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
@@ -81,12 +82,15 @@ def _workflows(app: NocoBaseApp) -> dict[tuple[str, bool], Any]:
     }
 
 
+@pytest.mark.parametrize("rules", [THREE_WAY, _FILE], ids=["threeWay", "upsert"])
 def test_two_installations_merge_routes_and_workflows(
-    make_app: AppFactory, nocobase_template_b: str, tmp_path: Path
+    make_app: AppFactory, nocobase_template_b: str, tmp_path: Path, rules: RulesSpec
 ) -> None:
-    team_a = make_app("wf_a")  # the pre-release's lineage
-    team_b = make_app("wf_b", nocobase_template_b)  # installed on its own
-    pre = make_app("wf_pre")
+    """With ``merge: threeWay``, and with the shipped file as it is (``upsert``)."""
+    merge = "m3" if rules.merge is Merge.THREE_WAY else "up"
+    team_a = make_app(f"wf_a_{merge}")  # the pre-release's lineage
+    team_b = make_app(f"wf_b_{merge}", nocobase_template_b)  # installed on its own
+    pre = make_app(f"wf_pre_{merge}")
     b.start_all(team_a, team_b)
     made: dict[str, dict[str, Any]] = {}
     for app, p in ((team_a, "a_"), (team_b, "b_")):
@@ -102,7 +106,7 @@ def test_two_installations_merge_routes_and_workflows(
 
     store = FilesystemStore(tmp_path / "store")
     create_backup(pre.url, store, environment="pre")
-    options = PlanOptions(rules=THREE_WAY)
+    options = PlanOptions(rules=rules)
     for team, name in ((team_a, "wf-a"), (team_b, "wf-b")):
         if team is team_b:  # paired by key, not by the IDs both teams hold
             plan = plan_only(team_b.url, pre.url, options).plan

@@ -16,8 +16,10 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.db.dbhelpers import execute, q, rows
+from tests.harness import nocobase as nb
 from tests.harness.nocobase import NocoBaseApp
 from tests.hostile import assert_refused, run_cli
 from tests.nocobase import builder as b
@@ -45,6 +47,38 @@ def _plan(dev: NocoBaseApp, pre: NocoBaseApp) -> dict[str, object]:
 def _prechecks(warnings: object) -> list[str]:
     assert isinstance(warnings, list)
     return [w for w in warnings if "plugins" in w or "version" in w]
+
+
+def test_a_target_installed_with_other_naming_settings_is_refused(
+    make_app: AppFactory, nocobase_workdir: Path
+) -> None:
+    """The pre-release installed by NocoBase itself with ``DB_UNDERSCORED=true`` (its
+    tables and columns in snake case), the source with the default: refused before
+    anything is written, naming both values, as NocoBase's own migration manager does."""
+    dev = make_app("ndev")
+    server = dev.server
+    assert not isinstance(server, nb.SqliteFiles)
+    storage = nocobase_workdir / "underscored"
+    pre_url = nb.install_database(
+        server,
+        "ferry_nb_underscored",
+        storage,
+        app_key="underscored",
+        log=storage / "install.log",
+        env={"DB_UNDERSCORED": "true"},
+    )
+    engine = sa.create_engine(pre_url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert "application_plugins" in tables and "applicationPlugins" not in tables
+    assert_refused(
+        ["migrate", "--source", dev.url, "--target", pre_url, "--id", "naming"],
+        2,
+        watched=[pre_url],
+        says="DB_UNDERSCORED is false in the source",
+    )
 
 
 def test_an_older_target_is_refused_naming_both_versions(make_app: AppFactory) -> None:

@@ -100,11 +100,10 @@ def test_a_plan_that_fails_on_the_copy_fails_the_migration_and_touches_nothing(
 ) -> None:
     from tests.db.dbhelpers import execute
 
-    execute(
-        urls["pre"],
-        "create unique index uq_roles_title on roles(title)",
-        "update roles set title = 'Support' where name = 'member'",  # dev adds 'Support'
-    )
+    # the end state breaks pre's unique index: dev adds 'Support' and gives member that
+    # title too (whatever order the rows are written in, two rows hold it)
+    execute(urls["pre"], "create unique index uq_roles_title on roles(title)")
+    execute(urls["dev"], "update roles set title = 'Support' where name = 'member'")
     cluster = make_cluster(tmp_path, urls, {"directory": str(scratch)})
     before = dump(urls["pre"])
     cluster.add(migration("m", **REQUIRED))

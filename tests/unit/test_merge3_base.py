@@ -3,6 +3,7 @@ its base, and the stored form of a base."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,9 @@ def test_ledger_rows_of_an_older_format_name_no_source() -> None:
 
 def test_a_base_round_trips_and_anything_else_is_refused() -> None:
     tables = {"pages": {("s:home",): {"title": "s:Home", "body": "\x00null"}}}
-    assert decode_base(encode_base("m-1", tables)) == tables
+    assert decode_base(encode_base("m-1", tables)) == (tables, {})
+    ids = {"pages": {("s:home",): ("i:7", "i:3")}}
+    assert decode_base(encode_base("m-1", tables, ids)) == (tables, ids)
     for data in (
         b"not zstd",
         zstandard.ZstdCompressor().compress(b"[1, 2]"),
@@ -67,3 +70,15 @@ def test_a_base_round_trips_and_anything_else_is_refused() -> None:
     ):
         with pytest.raises(ValueError):
             decode_base(data)
+
+
+def test_a_base_of_format_1_is_read_without_ids() -> None:
+    """What format 1 stored (rows by key, nothing else) is still a base: merged by key
+    alone; a third element in a format 1 row is not read as IDs."""
+    doc = {
+        "format": 1,
+        "migration": "m-0",
+        "tables": {"pages": [[["s:home"], {"title": "s:Home"}, ["i:1", "i:2"]]]},
+    }
+    data = zstandard.ZstdCompressor().compress(json.dumps(doc).encode())
+    assert decode_base(data) == ({"pages": {("s:home",): {"title": "s:Home"}}}, {})

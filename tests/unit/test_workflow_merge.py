@@ -8,21 +8,30 @@ from __future__ import annotations
 
 import pytest
 
-from controller.api.rules import Rule
-from controller.commands.merging import Base, Merging, merge_tables
+from controller.api.rules import OnConflict, Rule
+from controller.commands.merging import Base, Merging, merge_tables, pair_workflows
 from controller.engine.catalog import Category
 from controller.engine.idmapping import IdMapping
 from controller.engine.plan import key_spec
 from controller.engine.rules import Resolved
+from controller.engine.workflow_mapping import map_workflows, upsert_problems
 from controller.errors import CheckFailed
 from tests.unit.test_workflow_pairing import Memory, _schema
 
 TABLES = ("flow_nodes", "workflows")
 
 
-def _merge(source: Memory, target: Memory, base: Base | None = None) -> Merging:
+def _merge(
+    source: Memory,
+    target: Memory,
+    base: Base | None = None,
+    on_conflict: OnConflict = OnConflict.FAIL,
+) -> Merging:
     schema = _schema()
-    resolved = {t: Resolved(t, Rule.UPSERT, (), Category.SYSTEM, "test") for t in TABLES}
+    resolved = {
+        t: Resolved(t, Rule.UPSERT, (), Category.SYSTEM, "test", on_conflict=on_conflict)
+        for t in TABLES
+    }
     keyspecs = {t: key_spec(resolved[t], schema.tables[t], schema.tables[t]) for t in TABLES}
     return merge_tables(
         (source, target), TABLES, resolved, keyspecs, IdMapping(), base or Base("none: test")
@@ -77,3 +86,61 @@ def test_both_sides_made_another_revision_current_is_an_unresolved_conflict() ->
     alone = _merge(source, Memory({"workflows": [old]}), base)
     assert alone.unresolved == []
     assert sorted(alone.rows["workflows"]) == [(1, "k", None, "v1"), (2, "k", True, "source's")]
+
+
+@pytest.mark.parametrize(
+    ("winner", "current", "retired"),
+    [(OnConflict.SOURCE, 2, 3), (OnConflict.TARGET, 3, 2)],
+)
+def test_two_current_revisions_are_resolved_by_on_conflict(
+    winner: OnConflict, current: int, retired: int
+) -> None:
+    """The losing side's revision stays, no longer current; nothing else changes."""
+    old = (1, "k", True, "v1")
+    base = Base("migration m1", _merge(Memory({"workflows": [old]}), Memory({})).next_base)
+    source = Memory({"workflows": [(1, "k", None, "v1"), (2, "k", True, "source's")]})
+    target = Memory({"workflows": [(1, "k", None, "v1"), (3, "k", True, "target's")]})
+    merging = _merge(source, target, base, winner)
+    assert merging.unresolved == []
+    (conflict,) = merging.infos["workflows"].conflicts
+    assert conflict.resolution is winner and conflict.column == "current"
+    merged = {row[0]: row for row in merging.rows["workflows"]}
+    assert sorted(merged) == [1, 2, 3]
+    assert merged[current][2] is True and merged[retired][2] is None
+    assert merged[1] == (1, "k", None, "v1")
+    # what the writer writes is what the index says
+    index = merging.indexes["workflows"]
+    assert index.count == 3
+
+
+def test_an_upsert_is_refused_where_it_would_leave_two_current_revisions() -> None:
+    source = Memory({"workflows": [(2, "k", True, "source's")]})
+    target = Memory({"workflows": [(3, "k", True, "target's"), (4, "other", True, "x")]})
+    found = map_workflows(source, target, TABLES, IdMapping())
+    assert upsert_problems(found) == [
+        "workflows key 'k': the upsert would leave two current revisions (revision 2 from "
+        "the source, revision 3 in the target): disable one of them, or merge with "
+        "merge: threeWay and onConflict"
+    ]
+    # the source's revision updating the target's own (same ID) is not a second one
+    same = Memory({"workflows": [(3, "k", True, "edited")]})
+    assert upsert_problems(map_workflows(same, target, TABLES, IdMapping())) == []
+
+
+def test_a_one_way_overwrite_matches_unpairable_workflows_by_id_and_says_why() -> None:
+    """The target holds a workflow without a key (it cannot be paired by one): an
+    overwrite makes the target's rows the source's, so rows matched by ID are right
+    there; a merge or an upsert is refused instead."""
+    source = Memory({"workflows": [(1, "k", True, "a")], "flow_nodes": [(2, "a", 1, None, None)]})
+    keyless = [(1, "k", True, "a"), (5, None, None, "t")]
+    target = Memory({"workflows": keyless, "flow_nodes": [(2, "a", 1, None, None)]})
+    ids = IdMapping()
+    found = pair_workflows((source, target), TABLES, ids, strict=False)
+    assert found.tables == () and ids.maps == {}
+    assert found.warnings == [
+        "workflows: not paired by key, matched by ID as overwrite allows: "
+        "workflows 5 in the target has no key"
+    ]
+    with pytest.raises(CheckFailed) as refused:
+        pair_workflows((source, target), TABLES, IdMapping())
+    assert refused.value.reason == "BadKey"
