@@ -164,34 +164,44 @@ class TableDigests:
             )
         return f"h % {modulus} IN :{name}", {name: list(buckets)}
 
-    def _where(self, selection: Selection) -> tuple[str, dict[str, Any], list[str]]:
+    def _where(
+        self, selection: Sequence[tuple[int, tuple[int, ...]]], prefix: str = "b"
+    ) -> tuple[str, dict[str, Any], list[str]]:
         clauses: list[str] = []
         params: dict[str, Any] = {}
         expanding: list[str] = []
         for i, (modulus, buckets) in enumerate(selection):
             if not buckets:
                 continue
-            clause, bound = self._in(f"b{i}", modulus, buckets)
+            clause, bound = self._in(f"{prefix}{i}", modulus, buckets)
             clauses.append(clause)
             params |= bound
             if self.dialect == "mysql" and bound:
-                expanding.append(f"b{i}")
+                expanding.append(f"{prefix}{i}")
         return (" OR ".join(clauses) or "1 = 0"), params, expanding
 
-    def _columns(self, env: bool) -> tuple[str, str, str]:
+    def _columns(self, env: bool, level: Level) -> tuple[str, str, str]:
         """The inner SELECT's columns, the digest over them, and the count of rows that
-        may reference a variable (``0`` unless ``env``)."""
+        may reference a variable (``0`` unless ``env``). A whole-table round computes
+        no key hash unless it hashes only some buckets' rows (``level.hashed``)."""
         h, d = self._hashes()
+        if level.modulus == 1 and level.within is None:
+            if level.hashed:
+                where, _, _ = self._where(level.hashed, "s")
+                d = f"CASE WHEN {where.replace('h %', f'({h}) %')} THEN {d} ELSE 0 END"
+            h = "0"
         if not env or self._env_text is None:
             return f"{h} AS h, {d} AS d", "d", "0"
         flagged = "SUM(CASE WHEN et LIKE :ferry_env THEN 1 ELSE 0 END)"
         return f"{h} AS h, {d} AS d, {self._env_text} AS et", "d", flagged
 
-    def _pg_texts(self) -> tuple[str, str, str]:
+    def _pg_texts(self, level: Level) -> tuple[str, str, str]:
         """PostgreSQL with the variable scan: a SELECT of ``h``, the digest ``d`` and the
         flag ``f``, each column's text made once per row (``OFFSET 0`` keeps the inner
         query from being merged into the expressions that use a text twice)."""
         h, _ = self._hashes()
+        if level.modulus == 1 and level.within is None:
+            h = "0"
         names = list(dict.fromkeys([*self._pg_names, *self._pg_env]))
         alias = {n: f"t{i}" for i, n in enumerate(names)}
         texts = ", ".join(f"{_pg_text(n)} AS {alias[n]}" for n in names)
@@ -204,7 +214,8 @@ class TableDigests:
     def sums(self, level: Level, *, env: bool = False) -> Iterator[BucketSum]:
         """(bucket, rows, digest sum, rows that may reference a variable) of ``level``'s
         buckets, ordered by bucket; the last only with ``env`` (and ``env_columns``)."""
-        inner, d, flagged = self._columns(env)
+        assert not (env and level.hashed), "the variable scan reads every row"
+        inner, d, flagged = self._columns(env, level)
         total = f"ferry_sum({d})" if self.dialect == "sqlite" else f"SUM({d})"
         where: str = "1 = 1"
         params: dict[str, Any] = {"ferry_env": "%$env%"} if flagged != "0" else {}
@@ -212,10 +223,14 @@ class TableDigests:
         if level.within is not None:
             where, bound, expanding = self._where([level.within])
             params |= bound
+        if level.hashed:
+            _, bound, more = self._where(level.hashed, "s")
+            params |= bound
+            expanding += more
         source = f"SELECT {inner} FROM {self.table}"
         if flagged != "0" and self.dialect == "postgresql":
             # the grouping handles (h, d, flag) integers, never a sort of the row texts
-            source, d, flagged = self._pg_texts()
+            source, d, flagged = self._pg_texts(level)
             total = f"SUM({d})"
         sql = (
             f"SELECT h % {level.modulus} AS b, COUNT(*), {total}, {flagged} FROM "

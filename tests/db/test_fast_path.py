@@ -29,6 +29,7 @@ from controller.commands.planning import PlanOptions, Prepared
 from controller.db import staging
 from controller.engine.profiles import Profile
 from controller.errors import PermanentError
+from tests.db import dbhelpers
 from tests.db.dbhelpers import DB_EXAMPLES, dump, execute, q
 
 MakeDb = Callable[..., str]
@@ -460,3 +461,39 @@ def test_values_moved_between_columns_are_changes(
     assert _changes(fast) == _changes(slow)
     table = fast.plan.table("pairs")
     assert table is not None and (table.update, table.unchanged) == (1, 59)
+
+
+@pytest.mark.parametrize("edit", ["row in a written bucket", "row added elsewhere"])
+def test_verification_hashes_the_written_buckets_and_counts_the_rest(
+    make_database: MakeDb, monkeypatch: pytest.MonkeyPatch, edit: str
+) -> None:
+    """After an in-place write, verification hashes again only the buckets the plan
+    read (the rest was found identical in this transaction and not written) and
+    compares whole-table counts: another session's edit of a row in those buckets, or
+    a row it adds anywhere, fails the promotion, which then leaves nothing behind."""
+    src, tgt = make_database("postgresql", "src"), make_database("postgresql", "tgt")
+    base = [dict(rec, id=i + 1, spelling=0) for i, rec in enumerate(_filler()[:200])]
+    _write(src, "postgresql", [dict(r, t="changed") if r["id"] % 50 == 0 else r for r in base])
+    _write(tgt, "postgresql", base)
+    options = PlanOptions(parse_rules({"user": "overwrite"}), Profile.GENERIC)
+    planned = plan_only(src, tgt, options)
+    held = planned.source_rows["items"]
+    changes = planned.plan.table("items").changes  # type: ignore[union-attr]
+    assert changes is not None and 0 < len(held.rows) < FILLER
+    bystander = next(k for k in sorted(held.rows) if k not in changes.updates)
+    row = int(bystander[0].removeprefix("i:"))
+    sql = {
+        "row in a written bucket": f"update items set t = 'edited' where id = {row}",
+        "row added elsewhere": "insert into items (id, t) values (99999, 'new')",
+    }[edit]
+
+    def fault(step: str) -> None:
+        if step == "verify":
+            execute(tgt, sql)  # another session, committed: the write session sees it
+
+    result = migrate(MigrationRequest(src, tgt, options, fault=fault))
+    assert result.status == "rolled-back", result.message
+    assert "verification after apply failed" in result.message
+    now = dict(dbhelpers.rows(tgt, "items", "id", "t"))
+    changed = {i: now[i] for i in (50, 100, 150, 200)}
+    assert changed == {i: f"row {i - 1}" for i in (50, 100, 150, 200)}  # nothing written
