@@ -139,7 +139,7 @@ class TableDigests:
         """(28-bit key hash, 60-bit row digest) as SQL expressions."""
         key, row = ", ".join(self._key), ", ".join(self._row)
         if self.dialect == "postgresql":  # the hash partitioning uses: stable, fast
-            return _pg_key_hash(key), _pg_row_digest([_pg_text(n) for n in self._pg_names])
+            return _pg_key_hash(self._key), _pg_row_digest([_pg_text(n) for n in self._pg_names])
         if self.dialect == "mysql":
             return (
                 f"CAST(CONV(SUBSTR(MD5(CONCAT_WS('|', {key})), 1, 7), 16, 10) AS UNSIGNED)",
@@ -263,7 +263,7 @@ class TableDigests:
         """PostgreSQL: :meth:`bucket_filter` as literal SQL for a driver statement
         (``COPY (SELECT …)`` takes no parameters); only integers become text."""
         assert self.dialect == "postgresql"
-        h = _pg_key_hash(", ".join(self._raw_key))
+        h = _pg_key_hash(self._raw_key)
         clauses: list[str] = []
         for modulus, buckets in selection:
             if not buckets:
@@ -332,9 +332,14 @@ def _quoter(conn: sa.Connection) -> Callable[[str], str]:
     return quoted
 
 
-def _pg_key_hash(key: str) -> str:
-    """The 28-bit hash of a key's record text (what hash partitioning uses: stable)."""
-    return f"(hashtextextended(ROW({key}, NULL)::text, 0) & 268435455)"
+def _pg_key_hash(names: Sequence[str]) -> str:
+    """The 28-bit hash of a key: its columns' texts hashed as a row digest's are (the
+    hash partitioning uses; stable), without making a record text of them."""
+    parts = [
+        f"COALESCE(hashtextextended({_pg_text(n)}, {i}), hashtextextended('', {-(i + 1)}))"
+        for i, n in enumerate(names)
+    ]
+    return "((" + " # ".join(parts) + ") & 268435455)"
 
 
 def _pg_text(quoted: str) -> str:
