@@ -245,7 +245,7 @@ def _read_back(
         planned = prepared.source_rows[t.table]
         if planned.buckets is not None and isinstance(source, DigestSource) and now is not None:
             sources[t.table], after[t.table] = index_written(
-                source, session, src_table, now, t.keyspec
+                source, session, src_table, now, t.keyspec, planned.buckets
             )
             written[t.table] = t
         else:

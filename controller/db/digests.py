@@ -6,9 +6,10 @@ of the key; Python then fetches the rows of the buckets that differ and decides 
 changed with its canonical digests (:mod:`controller.engine.buckets`). So a native
 digest only has to be *finer* than Ferry's canonical equality: the same native text on
 both sides means the same value as read, never the reverse. Each dialect hashes a
-faithful text of the values: PostgreSQL the record's own text output (NULL unquoted,
-``''`` quoted) under fixed output settings, hashed by ``hashtextextended`` (the hash
-its hash partitioning relies on, so stable across versions); MariaDB ``MD5`` of the
+faithful text of the values: PostgreSQL each column's own text output under fixed
+output settings, hashed by ``hashtextextended`` (the hash its hash partitioning
+relies on, so stable across versions) with a seed per column position and NULL apart
+from ``''``, combined by XOR; MariaDB ``MD5`` of the
 ``HEX`` of strings and bytes and the ``CHAR`` text of numbers and times, ``N`` for
 NULL; SQLite a registered function over each value's Python type and ``repr``.
 
@@ -120,10 +121,10 @@ class TableDigests:
             self._value(quote(check_name(c, self.dialect, "column")), k) for c, k in compared
         ]
         self._env_text = _env_text(conn, env_columns) if env_columns else None
-        # PostgreSQL hashes the record text that the env scan reads: computed once.
-        self._shared = self.dialect == "postgresql" and list(env_columns) == [
-            c for c, _ in compared
-        ]
+        # PostgreSQL: each column's text, made once per row, feeds both its hash and
+        # the variable scan (see :meth:`_pg_texts`).
+        self._pg_names = [quote(check_name(c, self.dialect, "column")) for c, _ in compared]
+        self._pg_env = [quote(check_name(c, self.dialect, "column")) for c in env_columns]
         if self.dialect == "sqlite":
             _register_sqlite(conn)
 
@@ -138,7 +139,7 @@ class TableDigests:
         """(28-bit key hash, 60-bit row digest) as SQL expressions."""
         key, row = ", ".join(self._key), ", ".join(self._row)
         if self.dialect == "postgresql":  # the hash partitioning uses: stable, fast
-            return _pg_key_hash(key), _pg_digest(f"ROW({row}, NULL)::text")
+            return _pg_key_hash(self._key), _pg_row_digest([_pg_text(n) for n in self._pg_names])
         if self.dialect == "mysql":
             return (
                 f"CAST(CONV(SUBSTR(MD5(CONCAT_WS('|', {key})), 1, 7), 16, 10) AS UNSIGNED)",
@@ -163,35 +164,58 @@ class TableDigests:
             )
         return f"h % {modulus} IN :{name}", {name: list(buckets)}
 
-    def _where(self, selection: Selection) -> tuple[str, dict[str, Any], list[str]]:
+    def _where(
+        self, selection: Sequence[tuple[int, tuple[int, ...]]], prefix: str = "b"
+    ) -> tuple[str, dict[str, Any], list[str]]:
         clauses: list[str] = []
         params: dict[str, Any] = {}
         expanding: list[str] = []
         for i, (modulus, buckets) in enumerate(selection):
             if not buckets:
                 continue
-            clause, bound = self._in(f"b{i}", modulus, buckets)
+            clause, bound = self._in(f"{prefix}{i}", modulus, buckets)
             clauses.append(clause)
             params |= bound
             if self.dialect == "mysql" and bound:
-                expanding.append(f"b{i}")
+                expanding.append(f"{prefix}{i}")
         return (" OR ".join(clauses) or "1 = 0"), params, expanding
 
-    def _columns(self, env: bool) -> tuple[str, str, str]:
+    def _columns(self, env: bool, level: Level) -> tuple[str, str, str]:
         """The inner SELECT's columns, the digest over them, and the count of rows that
-        may reference a variable (``0`` unless ``env``)."""
+        may reference a variable (``0`` unless ``env``). A whole-table round computes
+        no key hash unless it hashes only some buckets' rows (``level.hashed``)."""
         h, d = self._hashes()
+        if level.modulus == 1 and level.within is None:
+            if level.hashed:
+                where, _, _ = self._where(level.hashed, "s")
+                d = f"CASE WHEN {where.replace('h %', f'({h}) %')} THEN {d} ELSE 0 END"
+            h = "0"
         if not env or self._env_text is None:
             return f"{h} AS h, {d} AS d", "d", "0"
         flagged = "SUM(CASE WHEN et LIKE :ferry_env THEN 1 ELSE 0 END)"
-        if self._shared:
-            return f"{h} AS h, {self._env_text} AS et", f"({_pg_digest('et')})", flagged
         return f"{h} AS h, {d} AS d, {self._env_text} AS et", "d", flagged
+
+    def _pg_texts(self, level: Level) -> tuple[str, str, str]:
+        """PostgreSQL with the variable scan: a SELECT of ``h``, the digest ``d`` and the
+        flag ``f``, each column's text made once per row (``OFFSET 0`` keeps the inner
+        query from being merged into the expressions that use a text twice)."""
+        h, _ = self._hashes()
+        if level.modulus == 1 and level.within is None:
+            h = "0"
+        names = list(dict.fromkeys([*self._pg_names, *self._pg_env]))
+        alias = {n: f"t{i}" for i, n in enumerate(names)}
+        texts = ", ".join(f"{_pg_text(n)} AS {alias[n]}" for n in names)
+        inner = f"SELECT {h} AS h, {texts} FROM {self.table} OFFSET 0"
+        d = _pg_row_digest([alias[n] for n in self._pg_names])
+        found = " OR ".join(f"{alias[n]} LIKE :ferry_env" for n in self._pg_env)
+        select = f"SELECT h, {d} AS d, CASE WHEN {found} THEN 1 ELSE 0 END AS f"
+        return f"{select} FROM ({inner}) AS ferry_text", "d", "SUM(f)"
 
     def sums(self, level: Level, *, env: bool = False) -> Iterator[BucketSum]:
         """(bucket, rows, digest sum, rows that may reference a variable) of ``level``'s
         buckets, ordered by bucket; the last only with ``env`` (and ``env_columns``)."""
-        inner, d, flagged = self._columns(env)
+        assert not (env and level.hashed), "the variable scan reads every row"
+        inner, d, flagged = self._columns(env, level)
         total = f"ferry_sum({d})" if self.dialect == "sqlite" else f"SUM({d})"
         where: str = "1 = 1"
         params: dict[str, Any] = {"ferry_env": "%$env%"} if flagged != "0" else {}
@@ -199,14 +223,14 @@ class TableDigests:
         if level.within is not None:
             where, bound, expanding = self._where([level.within])
             params |= bound
+        if level.hashed:
+            _, bound, more = self._where(level.hashed, "s")
+            params |= bound
+            expanding += more
         source = f"SELECT {inner} FROM {self.table}"
         if flagged != "0" and self.dialect == "postgresql":
-            # Each row's text is made once (OFFSET 0 keeps the subquery from being
-            # merged into the expressions that use it twice), and the grouping handles
-            # (h, d, flag) integers, never a sort of the row texts.
-            per_row = flagged.removeprefix("SUM(").removesuffix(")")
-            source = f"SELECT h, {d} AS d, {per_row} AS f FROM ({source} OFFSET 0) AS ferry_text"
-            d, flagged = "d", "SUM(f)"
+            # the grouping handles (h, d, flag) integers, never a sort of the row texts
+            source, d, flagged = self._pg_texts(level)
             total = f"SUM({d})"
         sql = (
             f"SELECT h % {level.modulus} AS b, COUNT(*), {total}, {flagged} FROM "
@@ -239,7 +263,7 @@ class TableDigests:
         """PostgreSQL: :meth:`bucket_filter` as literal SQL for a driver statement
         (``COPY (SELECT …)`` takes no parameters); only integers become text."""
         assert self.dialect == "postgresql"
-        h = _pg_key_hash(", ".join(self._raw_key))
+        h = _pg_key_hash(self._raw_key)
         clauses: list[str] = []
         for modulus, buckets in selection:
             if not buckets:
@@ -308,13 +332,36 @@ def _quoter(conn: sa.Connection) -> Callable[[str], str]:
     return quoted
 
 
-def _pg_key_hash(key: str) -> str:
-    """The 28-bit hash of a key's record text (what hash partitioning uses: stable)."""
-    return f"(hashtextextended(ROW({key}, NULL)::text, 0) & 268435455)"
+def _pg_key_hash(names: Sequence[str]) -> str:
+    """The 28-bit hash of a key: its columns' texts hashed as a row digest's are (the
+    hash partitioning uses; stable), without making a record text of them."""
+    parts = [
+        f"COALESCE(hashtextextended({_pg_text(n)}, {i}), hashtextextended('', {-(i + 1)}))"
+        for i, n in enumerate(names)
+    ]
+    return "((" + " # ".join(parts) + ") & 268435455)"
 
 
-def _pg_digest(text: str) -> str:
-    return f"(hashtextextended({text}, 1) & 1152921504606846975)"
+def _pg_text(quoted: str) -> str:
+    """A column's text output, bytewise (a nondeterministic collation of the column
+    would make ``hashtextextended`` hash equal-looking texts alike)."""
+    return f'({quoted}::text COLLATE "C")'
+
+
+def _pg_row_digest(texts: Sequence[str]) -> str:
+    """A row's 60-bit digest from its columns' texts: each text hashed with a seed of
+    its own position, NULL as the hash of an empty text under another seed (so NULL
+    and ``''`` differ), combined by XOR. Each column's text output is faithful under
+    the fixed settings, so equal digests mean equal values as read. Hashing the texts
+    one by one spares PostgreSQL the record's text, which quotes and escapes every
+    JSON document again (about twice the cost on NocoBase's UI schemas)."""
+    if not texts:
+        return "0"
+    parts = [
+        f"COALESCE(hashtextextended({t}, {i + 2}), hashtextextended('', {-(i + 2)}))"
+        for i, t in enumerate(texts)
+    ]
+    return "((" + " # ".join(parts) + ") & 1152921504606846975)"
 
 
 def env_filter(conn: sa.Connection, columns: Sequence[str]) -> Any:

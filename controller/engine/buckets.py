@@ -41,6 +41,9 @@ class Level:
 
     modulus: int
     within: tuple[int, tuple[int, ...]] | None = None
+    # Whole-table round only: rows outside these buckets count with digest 0 (their
+    # values known equal on both sides), so only the rows inside are hashed.
+    hashed: tuple[tuple[int, tuple[int, ...]], ...] | None = None
 
 
 Selection = list[tuple[int, tuple[int, ...]]]  # (modulus, buckets) whose rows to fetch
@@ -136,10 +139,16 @@ def _both(source: Sums, target: Sums, level: Level) -> tuple[Iterator[BucketSum]
         return a.result(), b.result()
 
 
-def search(source: Sums, target: Sums) -> Search:
-    """Compare whole tables, then buckets, and say which buckets' rows to fetch."""
+def search(source: Sums, target: Sums, scope: Selection | None = None) -> Search:
+    """Compare whole tables, then buckets, and say which buckets' rows to fetch.
+
+    ``scope``: the only buckets whose rows may differ (a write that changed only
+    those): the whole-table round then hashes only their rows and counts the rest;
+    should it still differ, the search goes on over every row as without a scope."""
     found = Search()
-    heads = _both(source, target, Level(1))
+    narrower = bool(scope) and all(modulus > 1 for modulus, _ in scope or ())
+    first = Level(1, hashed=tuple(scope or ())) if narrower else Level(1)
+    heads = _both(source, target, first)
     (src,) = list(heads[0]) or [BucketSum(0, 0, 0)]
     (tgt,) = list(heads[1]) or [BucketSum(0, 0, 0)]
     found.source_rows, found.target_rows = src.rows, tgt.rows

@@ -105,11 +105,16 @@ class RowShape:
         self.key_columns = tuple(key_columns)
         self.compared_columns = tuple(compared_columns)
         self._cmp = [(pos.get(c), canonicalizer(ctype.get(c, _ABSENT))) for c in compared_columns]
+        self._all = [(i, canon) for i, canon in self._cmp if i is not None]
+        if len(self._all) != len(self._cmp):
+            self._all = []  # a column this side lacks: :meth:`digest` reads it as NULL
         self._key_pos = [pos[c] for c in key_columns]
         self._key_canon = [canonicalizer(ctype[c]) for c in key_columns]
         self._pk_pos = [pos[c] for c in pk_columns if c in pos]
 
     def digest(self, row: Sequence[Any]) -> bytes:
+        if self._all:
+            return _digest([canon(row[i]) for i, canon in self._all])
         return _digest([canon(row[i] if i is not None else None) for i, canon in self._cmp])
 
     def raw_key(self, row: Sequence[Any]) -> tuple[Any, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from controller.engine.buckets import DigestSource, Level
 from controller.engine.catalog import underscored
 from controller.engine.idmap import IdMap, Translation
 from controller.engine.idmapping import IdMapping
@@ -44,6 +45,26 @@ def _tree(side: SnapshotSource) -> Tree:
     return Tree.of(((r[0], r[1]) for r in nodes), ((r[0], r[1], r[2]) for r in paths))
 
 
+def _nothing_to_pair(source: SnapshotSource, target: SnapshotSource) -> bool:
+    """Whether pairing would pair nothing and say nothing: both sides hold the same set
+    of x-uids (every source node is the target's), or one side holds no node at all.
+    Found by one in-database aggregate per side (row count and digest sum of the key
+    alone) where both are databases of one dialect that hash in place; False when
+    unknown, and then both trees are read."""
+    if not (isinstance(source, DigestSource) and isinstance(target, DigestSource)):
+        return False
+    if source.dialect != target.dialect:
+        return False
+    if not (source.digests_enabled() and target.digests_enabled()):
+        return False
+    types = [side.schema().tables[NODES].column(UID) for side in (source, target)]
+    if types[0] is None or types[1] is None or types[0].type != types[1].type:
+        return False
+    key = (UID,)
+    sums = [list(side.bucket_sums(NODES, key, key, Level(1))) for side in (source, target)]
+    return not sums[0] or not sums[1] or sums[0] == sums[1]
+
+
 def _columns(schema: DatabaseSchema, moved: Sequence[str]) -> dict[str, list[str]]:
     """Moved table → its columns holding a UI schema's x-uid (either naming style)."""
     out: dict[str, list[str]] = {NODES: [UID], CLOSURE: ["ancestor", "descendant"]}
@@ -66,6 +87,8 @@ def map_ui_schemas(
         _has(schema, NODES, UID, NAME) and _has(schema, CLOSURE, *PATH_COLUMNS)
         for schema in (src, tgt)
     ):
+        return []
+    if _nothing_to_pair(source, target):
         return []
     pairing = pair_by_position(_tree(source), _tree(target))
     warnings = [f"{NODES}: not paired by position, {why}" for why in pairing.listed()]

@@ -39,21 +39,16 @@ class Tree:
         """From (x-uid, name) node rows and (ancestor, descendant, depth) closure rows;
         a node with more than one parent keeps none (the tree checks report it)."""
         names = {str(uid): None if name is None else str(name) for uid, name in nodes}
-        found: dict[str, set[str]] = defaultdict(set)
+        parents: dict[str, str] = {}
+        several: set[str] = set()  # children of more than one parent (no set per child)
         for ancestor, descendant, depth in paths:
             if str(depth) == "1" and ancestor != descendant:
-                found[str(descendant)].add(str(ancestor))
-        parents = {child: next(iter(p)) for child, p in found.items() if len(p) == 1}
+                child, parent = str(descendant), str(ancestor)
+                if parents.setdefault(child, parent) != parent:
+                    several.add(child)
+        for child in several:
+            del parents[child]
         return cls(names, parents)
-
-    def children(self) -> dict[tuple[str, str], list[str]]:
-        """(parent, name) → the children of that name."""
-        out: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for child, parent in self.parents.items():
-            name = self.names.get(child)
-            if name is not None and child in self.names:
-                out[(parent, name)].append(child)
-        return out
 
 
 @dataclass
@@ -66,40 +61,71 @@ class Pairing:
         return self.ambiguous[:MAX_LISTED] + ([f"… and {more} more"] if more > 0 else [])
 
 
-def _order(tree: Tree) -> list[str]:
-    """Source nodes, each after its parent (parents first); nodes in a loop are left out."""
-    kids: dict[str, list[str]] = defaultdict(list)
-    for child, parent in tree.parents.items():
-        kids[parent].append(child)
-    roots = sorted(n for n in tree.names if n not in tree.parents)
-    order: list[str] = []
-    queue = roots
-    while queue:
-        order += queue
-        queue = sorted(c for n in queue for c in kids.get(n, ()))
-    return order
+def _levels(tree: Tree, nodes: list[str]) -> dict[str, int]:
+    """Each of ``nodes``' distance from its root, walking up its parents; a node whose
+    parents loop or end at an x-uid without a row is left out (not reachable from a
+    root). Walks are shared, so a deep tree costs its size, not its size times its depth."""
+    level: dict[str, int | None] = {}
+    for node in nodes:
+        path: list[str] = []
+        at: str | None = node
+        while at is not None and at not in level:
+            level[at] = None  # on this walk: meeting it again is a loop
+            path.append(at)
+            at = tree.parents.get(at)
+        if at is None:  # reached a node without a parent: a root if it has a row
+            top = path.pop()
+            level[top] = 0 if top in tree.names else None
+            at = top
+        base = level[at]
+        for step in reversed(path):
+            base = None if base is None else base + 1
+            level[step] = base
+    return {n: lv for n in nodes if (lv := level[n]) is not None}
 
 
 def pair_by_position(source: Tree, target: Tree) -> Pairing:
-    """Which source x-uids stand for which target x-uids (only where they differ)."""
+    """Which source x-uids stand for which target x-uids (only where they differ).
+
+    Walking down from the roots, parents first (by depth, then x-uid), a source node
+    the target lacks pairs with the only target node of its name under the target
+    node its parent is. Only the nodes the target lacks are visited, and only their
+    parents' children are grouped, so a tree both sides mostly share costs little."""
     pairing = Pairing()
-    at: dict[str, str] = {}  # source node → the target node it is (same x-uid or paired)
-    src_kids, tgt_kids = source.children(), target.children()
-    taken: set[str] = set(source.names) & set(target.names)
-    for node in _order(source):
-        if node in target.names:
-            at[node] = node
-            continue
+    missing = [n for n in source.names if n not in target.names]
+    if not missing:
+        return pairing
+    levels = _levels(source, missing)
+    order = sorted(levels, key=lambda n: (levels[n], n))
+    places = {(source.parents.get(n), source.names.get(n)) for n in order}
+    names = {name for _, name in places}
+    siblings: dict[tuple[str | None, str | None], int] = defaultdict(int)
+    for child, up in source.parents.items():
+        place = (up, source.names.get(child))
+        if place in places and child in source.names:
+            siblings[place] += 1
+    tgt_kids: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for child, up in target.parents.items():
+        kid_name = target.names.get(child)
+        if kid_name is not None and kid_name in names:
+            tgt_kids[(up, kid_name)].append(child)
+    paired: set[str] = set()
+    for node in order:
         parent, name = source.parents.get(node), source.names.get(node)
-        if parent is None or name is None or parent not in at:
+        if parent is None or name is None:
             continue
-        if len(src_kids[(parent, name)]) > 1:
-            pairing.ambiguous.append(f"{name!r} under {at[parent]}: the source has several")
+        to = parent if parent in target.names else pairing.ids.get(parent)
+        if to is None:
             continue
-        candidates = [c for c in tgt_kids.get((at[parent], name), ()) if c not in taken]
+        if siblings[(parent, name)] > 1:
+            pairing.ambiguous.append(f"{name!r} under {to}: the source has several")
+            continue
+        candidates = [
+            c for c in tgt_kids.get((to, name), ()) if c not in source.names and c not in paired
+        ]
         if len(candidates) > 1:
-            pairing.ambiguous.append(f"{name!r} under {at[parent]}: the target has several")
+            pairing.ambiguous.append(f"{name!r} under {to}: the target has several")
         elif candidates:
-            at[node] = pairing.ids[node] = candidates[0]
-            taken.add(candidates[0])
+            pairing.ids[node] = candidates[0]
+            paired.add(candidates[0])
     return pairing

@@ -259,11 +259,40 @@ def canonicalizer(ctype: ColumnType) -> Callable[[Any], str]:
 
         return text
     convert = by_kind
+    fast = _FAST.get(kind)
 
     def typed(value: Any) -> str:
-        return NULL if value is None else _guarded(convert, value, kind)
+        if value is None:
+            return NULL
+        if fast is not None and type(value) is fast[0]:
+            try:  # the usual value of the kind, without the checks for odd ones
+                return fast[1](value)
+            except (TypeError, ValueError, ArithmeticError, RecursionError):
+                pass
+        return _guarded(convert, value, kind)
 
     return typed
+
+
+def _fast_bool(value: bool) -> str:
+    return "b:True" if value else "b:False"
+
+
+def _fast_int(value: int) -> str:
+    return "i:" + str(value)  # ValueError past the digit limit: the guarded path
+
+
+def _fast_json(value: str) -> str:
+    return "j:" + canonical_json(value)
+
+
+# kind → (the type a driver returns for it, its canonical form for exactly that type):
+# the same text as the general converters give (tests/unit/test_values.py).
+_FAST: dict[Kind, tuple[type, Callable[[Any], str]]] = {
+    Kind.BOOLEAN: (bool, _fast_bool),
+    **{k: (int, _fast_int) for k in INTEGER_KINDS},
+    Kind.JSON: (str, _fast_json),
+}
 
 
 def env_references(value: Any) -> Iterator[str]:

@@ -29,6 +29,7 @@ from controller.commands.planning import PlanOptions, Prepared
 from controller.db import staging
 from controller.engine.profiles import Profile
 from controller.errors import PermanentError
+from tests.db import dbhelpers
 from tests.db.dbhelpers import DB_EXAMPLES, dump, execute, q
 
 MakeDb = Callable[..., str]
@@ -421,3 +422,78 @@ def test_postgresql_stages_the_source_copy_data_undecoded(
     assert dump(tgt)["things"]["rows"] == dump(src)["things"]["rows"]
     again = plan_only(src, tgt, options)
     assert not again.plan.changes_anything
+
+
+MOVED = [
+    (("x", "y"), ("y", "x")),
+    ((None, ""), ("", None)),
+    (("x", None), (None, "x")),
+    (("ab", "c"), ("a", "bc")),
+    (("", ""), (None, None)),
+]
+
+
+@pytest.mark.parametrize("moved", MOVED, ids=repr)
+def test_values_moved_between_columns_are_changes(
+    dialect: str,
+    make_database: MakeDb,
+    monkeypatch: pytest.MonkeyPatch,
+    moved: tuple[tuple[str | None, ...], tuple[str | None, ...]],
+) -> None:
+    """A row's native digest covers each column in its place: values swapped between
+    two columns, NULL and ``''`` exchanged, or text split differently across columns
+    make the one changed row among identical ones (PostgreSQL hashes each column's
+    text by itself), on both paths."""
+    src, tgt = make_database(dialect, "src"), make_database(dialect, "tgt")
+    ddl = f"create table {q(dialect, 'pairs')} (id integer primary key, a text, b text)"
+    for url, (a, b) in ((src, moved[0]), (tgt, moved[1])):
+        execute(url, ddl)
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                stmt = sa.text(f"insert into {q(dialect, 'pairs')} values (:id, :a, :b)")
+                values = [{"id": i, "a": f"same {i}", "b": None} for i in range(1, 60)]
+                conn.execute(stmt, [*values, {"id": 0, "a": a, "b": b}])
+        finally:
+            engine.dispose()
+    options = PlanOptions(parse_rules({"user": "overwrite"}), Profile.GENERIC)
+    fast, slow = plan_both(src, tgt, options, monkeypatch)
+    assert _changes(fast) == _changes(slow)
+    table = fast.plan.table("pairs")
+    assert table is not None and (table.update, table.unchanged) == (1, 59)
+
+
+@pytest.mark.parametrize("edit", ["row in a written bucket", "row added elsewhere"])
+def test_verification_hashes_the_written_buckets_and_counts_the_rest(
+    make_database: MakeDb, monkeypatch: pytest.MonkeyPatch, edit: str
+) -> None:
+    """After an in-place write, verification hashes again only the buckets the plan
+    read (the rest was found identical in this transaction and not written) and
+    compares whole-table counts: another session's edit of a row in those buckets, or
+    a row it adds anywhere, fails the promotion, which then leaves nothing behind."""
+    src, tgt = make_database("postgresql", "src"), make_database("postgresql", "tgt")
+    base = [dict(rec, id=i + 1, spelling=0) for i, rec in enumerate(_filler()[:200])]
+    _write(src, "postgresql", [dict(r, t="changed") if r["id"] % 50 == 0 else r for r in base])
+    _write(tgt, "postgresql", base)
+    options = PlanOptions(parse_rules({"user": "overwrite"}), Profile.GENERIC)
+    planned = plan_only(src, tgt, options)
+    held = planned.source_rows["items"]
+    changes = planned.plan.table("items").changes  # type: ignore[union-attr]
+    assert changes is not None and 0 < len(held.rows) < FILLER
+    bystander = next(k for k in sorted(held.rows) if k not in changes.updates)
+    row = int(bystander[0].removeprefix("i:"))
+    sql = {
+        "row in a written bucket": f"update items set t = 'edited' where id = {row}",
+        "row added elsewhere": "insert into items (id, t) values (99999, 'new')",
+    }[edit]
+
+    def fault(step: str) -> None:
+        if step == "verify":
+            execute(tgt, sql)  # another session, committed: the write session sees it
+
+    result = migrate(MigrationRequest(src, tgt, options, fault=fault))
+    assert result.status == "rolled-back", result.message
+    assert "verification after apply failed" in result.message
+    now = dict(dbhelpers.rows(tgt, "items", "id", "t"))
+    changed = {i: now[i] for i in (50, 100, 150, 200)}
+    assert changed == {i: f"row {i - 1}" for i in (50, 100, 150, 200)}  # nothing written

@@ -14,6 +14,7 @@ from controller.backups.store import FilesystemStore
 from controller.cli.inputs import load_rules
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions
+from controller.engine import uischema_mapping
 from controller.engine.merge3_tree import tree_problems
 from controller.errors import CheckFailed
 from tests.db.dbhelpers import execute, q, rows
@@ -126,3 +127,37 @@ def test_nodes_of_one_name_under_one_parent_are_not_guessed(
     )
     ui = plan.table("uiSchemas")
     assert ui is not None and ui.insert == 1  # s-email arrives as its own node, as before
+
+
+@pytest.mark.parametrize("case", ["same nodes", "empty target", "new nodes"])
+def test_pairing_is_skipped_only_where_it_would_pair_nothing(
+    dialect: str, make_database: MakeDb, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """With in-database digests, one key aggregate per side spares reading both trees
+    when every source node is the target's (or a side has none); the plan is the one
+    the full pairing gives, and new nodes are still paired by position."""
+    team, pre = make_database(dialect, "teamb"), make_database(dialect, "pre")
+    for url in (team, pre):
+        shape.build(url, app="dev", seed=1)
+    _install(dialect, team, "s", {"phone": "grid"})
+    if case == "same nodes":
+        _install(dialect, pre, "s", {"phone": "grid"})
+    elif case == "new nodes":
+        _install(dialect, pre, "t")
+    else:
+        execute(pre, f"delete from {q(dialect, 'uiSchemaTreePath')}")
+        execute(pre, f"delete from {q(dialect, 'uiSchemas')}")
+    read: list[int] = []
+    tree = uischema_mapping._tree
+    monkeypatch.setattr(uischema_mapping, "_tree", lambda side: read.append(1) or tree(side))
+    options = PlanOptions(rules=load_rules(str(MERGED)))
+    plans = {}
+    for fast in ("1", "0"):
+        monkeypatch.setenv("FERRY_FAST_PATH", fast)
+        read.clear()
+        plans[fast] = plan_only(team, pre, options).plan
+        assert len(read) == (0 if fast == "1" and case != "new nodes" else 2)
+    assert plans["1"].digest == plans["0"].digest
+    assert plans["1"].warnings == plans["0"].warnings
+    ui = plans["1"].table("uiSchemas")
+    assert ui is not None and ui.ids_matched == (3 if case == "new nodes" else 0)

@@ -119,3 +119,79 @@ def test_many_ambiguities_are_listed_with_a_count() -> None:
     )
     listed = pair_by_position(source, target).listed()
     assert len(listed) == 11 and listed[-1] == "… and 2 more"
+
+
+def _children(tree: Tree) -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    for child, parent in tree.parents.items():
+        name = tree.names.get(child)
+        if name is not None and child in tree.names:
+            out.setdefault((parent, name), []).append(child)
+    return out
+
+
+def _reference_pairing(source: Tree, target: Tree) -> tuple[dict[str, str], list[str]]:
+    """The pairing as first written: every source node visited breadth-first from the
+    roots, both trees' children grouped whole (what the faster one must equal)."""
+    kids: dict[str, list[str]] = {}
+    for child, parent in source.parents.items():
+        kids.setdefault(parent, []).append(child)
+    order: list[str] = []
+    queue = sorted(n for n in source.names if n not in source.parents)
+    while queue:
+        order += queue
+        queue = sorted(c for n in queue for c in kids.get(n, ()))
+    ids: dict[str, str] = {}
+    ambiguous: list[str] = []
+    at: dict[str, str] = {}
+    src_kids, tgt_kids = _children(source), _children(target)
+    taken = set(source.names) & set(target.names)
+    for node in order:
+        if node in target.names:
+            at[node] = node
+            continue
+        parent, name = source.parents.get(node), source.names.get(node)
+        if parent is None or name is None or parent not in at:
+            continue
+        if len(src_kids.get((parent, name), ())) > 1:
+            ambiguous.append(f"{name!r} under {at[parent]}: the source has several")
+            continue
+        candidates = [c for c in tgt_kids.get((at[parent], name), ()) if c not in taken]
+        if len(candidates) > 1:
+            ambiguous.append(f"{name!r} under {at[parent]}: the target has several")
+        elif candidates:
+            at[node] = ids[node] = candidates[0]
+            taken.add(candidates[0])
+    return ids, ambiguous
+
+
+@st.composite
+def _side(draw: st.DrawFn) -> Tree:
+    """An installation of a random shape whose x-uids are partly shared ("x-" + the
+    position on both sides), partly its own; some names collide or are missing, and
+    stray closure rows add loops, second parents and parents without a row."""
+    positions = draw(_shapes)
+    own = draw(st.sampled_from("st"))
+    uid = {(): "root"}
+    for p in sorted(positions):
+        uid[p] = f"{draw(st.sampled_from(['x', own]))}-{'.'.join(p)}"
+    names: dict[str, str | None] = {"root": "root"}
+    parent: dict[str, str] = {}
+    for p in positions:
+        names[uid[p]] = draw(st.sampled_from([p[-1], p[-1], p[-1], "a", None]))
+        parent[uid[p]] = uid[p[:-1]]
+    uids = [*sorted(uid.values()), "ghost"]
+    stray = st.tuples(st.sampled_from(uids), st.sampled_from(uids), st.just(1))
+    rows = _closure(parent, set(names)) + draw(st.lists(stray, max_size=3))
+    return Tree.of(names.items(), rows)
+
+
+@given(source=_side(), target=_side())
+def test_visiting_only_missing_nodes_pairs_as_visiting_every_node(
+    source: Tree, target: Tree
+) -> None:
+    """Installations sharing some x-uids, with colliding and missing names, loops,
+    second parents and parents without a row: the same pairs and the same warnings in
+    the same order as the breadth-first walk over every node."""
+    pairing = pair_by_position(source, target)
+    assert (pairing.ids, pairing.ambiguous) == _reference_pairing(source, target)

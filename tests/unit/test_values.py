@@ -7,12 +7,12 @@ import json
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from controller.engine.model import ColumnType, Kind
 from controller.engine.rowindex import RowShape, row_digest
-from controller.engine.values import canonical, canonical_json, env_references
+from controller.engine.values import canonical, canonical_json, canonicalizer, env_references
 
 T = ColumnType
 
@@ -146,3 +146,36 @@ def test_row_digests_are_stable(kind: Kind, value: object, digest: str) -> None:
         side="source",
     )
     assert shape.digest((value, "k")).hex() == digest
+
+
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from([10**4400, -(10**4400)]),  # past str()'s digit limit
+    st.floats(),
+    st.decimals(min_value=-(10**30), max_value=10**30),
+    st.sampled_from([Decimal("NaN"), Decimal("-Infinity"), Decimal("1E+1000")]),
+    st.text(),
+    st.binary(),
+    st.builds(
+        json.dumps,
+        st.recursive(
+            st.none() | st.integers() | st.floats() | st.text(),
+            lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        ),
+    ),
+    st.datetimes(timezones=st.none() | st.timezones()),
+)
+
+
+@given(kind=st.sampled_from(list(Kind)), value=_ANY_VALUE)
+@settings(max_examples=300, deadline=None)
+def test_each_columns_form_is_canonical(kind: Kind, value: object) -> None:
+    """``canonicalizer`` (chosen once per column, with shortcuts for the usual type of
+    each kind) gives exactly ``canonical``'s text for every value, odd ones included."""
+    # An integer in a binary column is bytes(n) to both (n zero bytes; a large n does
+    # not fit in memory): a known defect of that form, not of the shortcuts.
+    assume(not (kind is Kind.BINARY and type(value) is int))
+    ctype = T(kind)
+    assert canonicalizer(ctype)(value) == canonical(value, ctype)
