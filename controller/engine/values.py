@@ -198,6 +198,11 @@ def _c_json(value: Any, kind: Kind) -> str:
 def _c_binary(value: Any, kind: Kind) -> str:
     if isinstance(value, str):
         value = value.encode("utf-8")
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        # An integer in a BLOB column (SQLite stores what it is given, a snapshot says
+        # what it likes): bytes(n) would be n zero bytes, equal to a real blob of zeros,
+        # and a hostile n would exhaust memory.
+        return _c_other(value, kind)
     return "x:" + bytes(value).hex()
 
 
