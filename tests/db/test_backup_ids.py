@@ -17,12 +17,10 @@ from controller.backups.s3store import S3Store
 from controller.backups.store import BackupStore, FilesystemStore
 from controller.commands.backup import create_backup, verify
 from controller.errors import BackupExists
-from tests.db.test_s3_store import aws_env
 from tests.fixtures import nocobase_shape as shape
 from tests.hostile import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.db
-__all__ = ["aws_env"]  # the fixture, shared with tests/db/test_s3_store.py
 
 
 class Place:
