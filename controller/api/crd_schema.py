@@ -13,10 +13,10 @@ from types import MappingProxyType
 
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
-        "backups.ferry.dev": "sha256:4bcbdc9b65fea97765fdd06acb583af94e2ee0d13cab0cf8014faf9b1f6f87c5",
+        "backups.ferry.dev": "sha256:aeb98591b60c66f238dc45dc2573611c2ea01060554b97d53a8025d0c8d2891a",
         "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
-        "environments.ferry.dev": "sha256:597c13e4b3df3f50cf80e4376b69d73c8e8ca4a1fff4b4bd19a93314b6615b20",
+        "environments.ferry.dev": "sha256:575f7b4d9e1b8218b1d42bda7dd6a1079a4cfca7a64096dfee8d5374b22e2724",
         "migrations.ferry.dev": "sha256:9006d33db0e0e835a479d7b414f70aba23dd73340e1917c02b35050cdb3bb943",
-        "restores.ferry.dev": "sha256:1781299c4365de9dd93aa878945493e36a25248fdc7aaa19aa036b8f848a0fb9",
+        "restores.ferry.dev": "sha256:7142ad3447e6dc578e96e28239d021347cfa8d86de3630ba45ea698b6c0940d7",
     }
 )

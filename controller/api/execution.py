@@ -61,7 +61,7 @@ class ExecutionSpec:
     # mounted at that path in the Job's pod. S3 stores need none.
     store_volume_claim: str | None = None
     # The claim that holds the application's files (Environment spec.files.path), mounted
-    # at that path in a restore Job's pod that puts a backup's files back.
+    # at that path in the Job's pod: read-only for a backup, writable for a restore.
     files_volume_claim: str | None = None
     declared: frozenset[str] = field(default_factory=frozenset)  # keys set in the spec
 

@@ -36,6 +36,7 @@ from controller.flows.jobs import (
     job_name,
     queued_for_slot,
     store_mount,
+    with_files,
 )
 from controller.flows.outcome import Outcome, backoff
 from controller.flows.status import StatusPatch, timestamp
@@ -143,22 +144,20 @@ def _manifest(flow: BackupFlow, work: BackupJob, backup_id: str) -> dict[str, An
     """The Job for this Backup; InvalidInput (``JobUnavailable``) when Job mode cannot
     carry the Environment's inputs without putting a secret into the Job's spec."""
     env = work.env
-    if env.spec.files is not None:
-        raise InvalidInput(
-            "spec.files: a Job does not back up the application's files yet; "
-            "back this Environment up in process (spec.execution.mode: InProcess)",
-            reason=BackupReason.JOB_UNAVAILABLE,
-        )
     store = env.spec.backup_store
     s3 = store.s3 if store is not None else None
     keys: set[str] = set()
     if s3 is not None and s3.credentials_secret:
         keys = set(flow.cluster.secret_data(flow.namespace, s3.credentials_secret))
     mount = store_mount(env.spec, work.execution, keys)
+    files: list[str] = []
+    if env.spec.files is not None:  # copied from the claim, read-only, as in process
+        subject = f"Environment {env.name}"
+        mount, files = with_files(mount, env.spec.files, work.execution, subject, True)
     request = JobRequest(
         kind="Backup",
         body=flow.body,
-        args=backup_args(work.spec, env.name, mount.argument, backup_id),
+        args=[*backup_args(work.spec, env.name, mount.argument, backup_id), *files],
         env=database_env(env.spec),
         store=mount,
         execution=work.execution,

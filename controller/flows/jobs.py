@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from controller.api.backup import BackupSpec
 from controller.api.environment import EnvironmentSpec
+from controller.api.environment_files import FilesSpec
 from controller.api.execution import ExecutionSpec
 from controller.api.reasons import BackupReason
 from controller.api.resources import API_VERSION
@@ -87,6 +88,36 @@ class StoreMount:
     env: tuple[dict[str, Any], ...] = ()
     volumes: tuple[dict[str, Any], ...] = ()
     mounts: tuple[dict[str, Any], ...] = ()
+
+
+def with_files(
+    mount: StoreMount, files: FilesSpec, execution: ExecutionSpec, subject: str, read_only: bool
+) -> tuple[StoreMount, list[str]]:
+    """``mount`` plus the claim that holds the application's files (``spec.files.path``),
+    mounted at that path, and the CLI's ``--files PATH`` with its exclusions. Only a
+    directory root on ``execution.filesVolumeClaim`` can be carried: an S3 prefix, or no
+    claim, is refused (``JobUnavailable``) before anything runs. ``subject`` starts the
+    refusal (``backup X holds files and Environment E``)."""
+    if files.path is None:
+        raise InvalidInput(
+            f"{subject}'s spec.files is an S3 prefix, which a Job does not reach yet; run "
+            "it in process (spec.execution.mode: InProcess)",
+            reason=BackupReason.JOB_UNAVAILABLE,
+        )
+    if execution.files_volume_claim is None:
+        raise InvalidInput(
+            f"{subject} keeps its files in {files.path}: Job mode needs "
+            "spec.execution.filesVolumeClaim, the claim that holds that directory",
+            reason=BackupReason.JOB_UNAVAILABLE,
+        )
+    claim: dict[str, Any] = {"claimName": execution.files_volume_claim}
+    volume_mount: dict[str, Any] = {"name": "files", "mountPath": files.path}
+    if read_only:
+        claim["readOnly"] = volume_mount["readOnly"] = True
+    volume = {"name": "files", "persistentVolumeClaim": claim}
+    args = ["--files", files.path, *(f"--files-exclude={p}" for p in files.exclude)]
+    carried = replace(mount, volumes=(*mount.volumes, volume), mounts=(*mount.mounts, volume_mount))
+    return carried, args
 
 
 def store_mount(spec: EnvironmentSpec, execution: ExecutionSpec, s3_keys: set[str]) -> StoreMount:

@@ -17,7 +17,7 @@ raised, so the Restore ends exactly as the in-process path ends it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller import errors
@@ -38,6 +38,7 @@ from controller.flows.jobs import (
     job_name,
     queued_for_slot,
     store_mount,
+    with_files,
 )
 from controller.flows.outcome import Outcome
 from controller.flows.status import StatusPatch, timestamp
@@ -163,13 +164,12 @@ def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> 
     if s3 is not None and s3.credentials_secret:
         keys = set(flow.cluster.secret_data(flow.namespace, s3.credentials_secret))
     mount = store_mount(work.holder.spec, work.execution, keys)
-    files = _files_args(work, env)
-    if files:
-        mount = replace(
-            mount,
-            volumes=(*mount.volumes, _files_volume(work.execution)),
-            mounts=(*mount.mounts, {"name": "files", "mountPath": files[1]}),
-        )
+    files: list[str] = []
+    if work.manifest.files is not None and env.spec.files is not None:
+        # The backup holds files and the target declares where they live: they go back,
+        # as in process.
+        subject = f"backup {work.manifest.id} holds files and Environment {env.name}"
+        mount, files = with_files(mount, env.spec.files, work.execution, subject, False)
     request = JobRequest(
         kind="Restore",
         body=flow.body,
@@ -179,36 +179,6 @@ def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> 
         execution=work.execution,
     )
     return job_manifest(request, flow.job_settings)
-
-
-def _files_args(work: RestoreJob, env: ResolvedEnvironment) -> list[str]:
-    """``--files PATH`` (and its exclusions) when the backup's files go back, as in
-    process: the backup holds files and the target declares ``spec.files``. Only a
-    directory root, on the claim ``execution.filesVolumeClaim`` names, can be carried."""
-    files = env.spec.files
-    if work.manifest.files is None or files is None:
-        return []
-    if files.path is None:
-        raise InvalidInput(
-            f"backup {work.manifest.id} holds files and Environment {env.name}'s spec.files "
-            "is an S3 prefix, which a Job does not restore into yet; restore it in process "
-            "(spec.execution.mode: InProcess)",
-            reason=BackupReason.JOB_UNAVAILABLE,
-        )
-    if work.execution.files_volume_claim is None:
-        raise InvalidInput(
-            f"backup {work.manifest.id} holds files and Environment {env.name} keeps them in "
-            f"{files.path}: Job mode needs spec.execution.filesVolumeClaim, the claim that "
-            "holds that directory",
-            reason=BackupReason.JOB_UNAVAILABLE,
-        )
-    args = ["--files", files.path]
-    return args + [f"--files-exclude={pattern}" for pattern in files.exclude]
-
-
-def _files_volume(execution: ExecutionSpec) -> dict[str, Any]:
-    claim = {"claimName": execution.files_volume_claim}
-    return {"name": "files", "persistentVolumeClaim": claim}
 
 
 def restore_args(work: RestoreJob, env: ResolvedEnvironment, store: str) -> list[str]:

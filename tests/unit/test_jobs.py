@@ -138,6 +138,39 @@ def test_a_job_backup_completes_like_an_in_process_one(
     assert done.status["tables"] > 0 and done.status["rows"] == same.status["rows"]
 
 
+def test_a_job_backup_copies_the_files_from_their_claim_as_in_process(
+    url: str, store: Path, jobs: FakeJobs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "storage"
+    (root / "uploads").mkdir(parents=True)
+    (root / "uploads" / "logo.png").write_bytes(b"\x89PNG logo")
+    (root / "uploads" / "draft.tmp").write_bytes(b"excluded")
+    files = {"path": str(root), "exclude": ["*.tmp"]}
+    env = environment(url, store, {**JOB, "filesVolumeClaim": "uploads"})
+    env["spec"]["files"] = files
+    cluster = setup(jobs, env, backup())
+    run(cluster, jobs)
+    job = jobs.only()
+    pod = job["spec"]["template"]["spec"]
+    claim = {"claimName": "uploads", "readOnly": True}
+    assert {"name": "files", "persistentVolumeClaim": claim} in pod["volumes"]
+    mount = {"name": "files", "mountPath": str(root), "readOnly": True}
+    assert mount in pod["containers"][0]["volumeMounts"]
+    assert pod["containers"][0]["args"][-3:] == ["--files", str(root), "--files-exclude=*.tmp"]
+    jobs.run_pod(job, monkeypatch)
+    done = run(cluster, jobs)
+    assert done.status["phase"] == "Completed", done.status
+    assert done.status["files"]["count"] == 1
+
+    # The same Backup in process: the same files in the same words.
+    other = tmp_path / "store2"
+    other.mkdir()
+    inproc_env = environment(url, other, None)
+    inproc_env["spec"]["files"] = files
+    same = run(setup(jobs, inproc_env, backup()), None)
+    assert same.status["files"] == done.status["files"]
+
+
 def test_a_restarted_operator_adopts_the_running_job(url: str, store: Path, jobs: FakeJobs) -> None:
     cluster = setup(jobs, environment(url, store), backup())
     run(cluster, jobs)
@@ -350,7 +383,10 @@ def test_secrets_reach_the_job_only_as_references(store: Path, jobs: FakeJobs) -
         ),
         pytest.param(None, {"mode": "Job"}, SETTINGS, "storeVolumeClaim", id="no-claim"),
         pytest.param(None, JOB, JobSettings(image=None), "no job image", id="no-image"),
-        pytest.param({"files": True}, JOB, SETTINGS, "spec.files", id="files"),
+        pytest.param({"files": True}, JOB, SETTINGS, "filesVolumeClaim", id="files-no-claim"),
+        pytest.param(
+            {"files": "s3"}, {**JOB, "filesVolumeClaim": "x"}, SETTINGS, "S3 prefix", id="s3-files"
+        ),
     ],
 )
 def test_what_job_mode_cannot_carry_fails_at_once(
@@ -364,8 +400,10 @@ def test_what_job_mode_cannot_carry_fails_at_once(
     tmp_path: Path,
 ) -> None:
     env = environment(url, store, execution)
-    if database == {"files": True}:  # the application's files: not carried by a Job yet
+    if database == {"files": True}:  # a directory, but no claim that holds it
         env["spec"]["files"] = {"path": str(tmp_path / "uploads")}
+    elif database == {"files": "s3"}:  # no claim can hold an S3 prefix
+        env["spec"]["files"] = {"s3": {"bucket": "uploads"}}
     elif database is not None:
         env["spec"]["database"] = database
     cluster = setup(jobs, env, backup())
