@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from controller.db import digests, ledger, locks, pg_fast, restore_io, revert, staging
 from controller.db.connect import classified, create_engine, dialect_of, redact
 from controller.db.ddl import execute_op
-from controller.db.reflect import reflect
+from controller.db.reflect import SCHEMAS
 from controller.db.rows import stream_rows
 from controller.db.writer import Fault, RowCopy, TableWriter
 from controller.engine.buckets import BucketSum, Level, Selection
@@ -27,9 +27,10 @@ from controller.engine.undo import TableRevert
 
 
 class _Snapshot:
-    def __init__(self, conn: sa.Connection, label: str) -> None:
+    def __init__(self, conn: sa.Connection, label: str, identity: tuple[str, str]) -> None:
         self.conn = conn
         self._label = label
+        self._identity = identity
         self._schema: DatabaseSchema | None = None
 
     @property
@@ -43,7 +44,7 @@ class _Snapshot:
     def schema(self) -> DatabaseSchema:
         if self._schema is None:
             with classified(f"reading the schema of {self._label}"):
-                self._schema = reflect(self.conn)
+                self._schema = SCHEMAS.reflect(self.conn, self._identity)
         return self._schema
 
     def table(self, name: str) -> TableSchema:
@@ -282,6 +283,7 @@ class Database:
         self.url = url
         self.dialect = dialect_of(url)
         self.label = redact(url)
+        self.identity = SCHEMAS.identity(self.label, url)
 
     @cached_property
     def engine(self) -> sa.Engine:
@@ -302,7 +304,7 @@ class Database:
                 conn.begin()
                 if self.dialect == "mysql":
                     conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            snap = ReadSnapshot(conn, self.label)
+            snap = ReadSnapshot(conn, self.label, self.identity)
             try:
                 yield snap
             finally:
@@ -321,7 +323,7 @@ class Database:
             with classified(f"locking {self.label}"):
                 tx = conn.begin()
                 locks.acquire(conn)
-            session = WriteSession(conn, self.label)
+            session = WriteSession(conn, self.label, self.identity)
             try:
                 yield session
             except BaseException:
