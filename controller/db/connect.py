@@ -11,6 +11,8 @@ or locked database is temporary, and every message is scrubbed of secrets.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import inspect
 import os
 import re
@@ -37,6 +39,7 @@ __all__ = [
     "create_engine",
     "default_environment",
     "dialect_of",
+    "identity",
     "redact",
     "scrub",
 ]
@@ -147,6 +150,17 @@ def _refuse_bad_options(engine: sa.Engine, shown: str) -> None:
             return dialect.connect(*cargs, **cparams)
         except (TypeError, ValueError, LookupError) as err:
             raise InvalidInput(f"{shown}: invalid connection option: {scrub(str(err))}") from None
+
+
+_SALT = os.urandom(32)  # per process: a key says nothing about a password
+Identity = tuple[str, str]
+
+
+def identity(url: str) -> Identity:
+    """A database's key in the process's caches: its URL as shown (no password) and a
+    keyed hash of the whole URL, so two credentials for one database are two keys."""
+    tag = hmac.new(_SALT, url.encode(), hashlib.sha256).hexdigest()[:32]
+    return redact(url), tag
 
 
 def create_engine(url: str) -> sa.Engine:

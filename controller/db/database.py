@@ -14,8 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from controller.db import digests, ledger, locks, pg_fast, restore_io, revert, staging
-from controller.db.connect import classified, create_engine, dialect_of, redact
+from controller.db.connect import classified, create_engine, dialect_of, identity, redact
 from controller.db.ddl import execute_op
+from controller.db.engines import ENGINES
 from controller.db.reflect import SCHEMAS
 from controller.db.rows import stream_rows
 from controller.db.writer import Fault, RowCopy, TableWriter
@@ -283,14 +284,16 @@ class Database:
         self.url = url
         self.dialect = dialect_of(url)
         self.label = redact(url)
-        self.identity = SCHEMAS.identity(self.label, url)
+        self.identity = identity(url)
+        self.shared = ENGINES.shares(url)  # the operator's pool, kept across phases
 
     @cached_property
     def engine(self) -> sa.Engine:
-        return create_engine(self.url)
+        return ENGINES.engine(self.url) if self.shared else create_engine(self.url)
 
     def dispose(self) -> None:
-        if "engine" in self.__dict__:
+        """Close this object's connections; a shared pool stays for the next phase."""
+        if "engine" in self.__dict__ and not self.shared:
             self.engine.dispose()
 
     @contextmanager

@@ -15,14 +15,12 @@ constraints, indexes and types of the current schema, their definitions and ``xm
 MariaDB: ``information_schema``'s rows for the database). Any DDL, by Ferry or anyone,
 changes the fingerprint; an uncommitted DDL's state is content like any other, so a
 rolled-back change cannot be served to anyone. Entries are keyed by the database's
-identity without its password (a keyed hash of the whole URL tells credentials apart).
+identity without its password (:func:`controller.db.connect.identity`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import os
 import re
 import threading
 from collections import OrderedDict
@@ -248,21 +246,16 @@ def schema_fingerprint(conn: sa.Connection) -> str:
 
 class SchemaCache:
     """Reflections by (database identity, schema fingerprint), the ``size`` most
-    recently used kept. Thread-safe: the operator reconciles on several threads."""
+    recently used kept. ``identity`` is :func:`controller.db.connect.identity`: the
+    URL as shown and a keyed hash telling credentials apart, never a password.
+    Thread-safe: the operator reconciles on several threads."""
 
     def __init__(self, size: int = 32) -> None:
         self.size = size
         self._entries: OrderedDict[tuple[str, str, str], dict[str, TableSchema]] = OrderedDict()
         self._lock = threading.Lock()
-        self._salt = os.urandom(32)  # per process: the keys say nothing about a password
         self.hits = 0
         self.misses = 0
-
-    def identity(self, shown: str, url: str) -> tuple[str, str]:
-        """The key of a database: its URL as shown (no password) and a keyed hash of
-        the whole URL, so two credentials never share an entry."""
-        tag = hmac.new(self._salt, url.encode(), hashlib.sha256).hexdigest()[:32]
-        return shown, tag
 
     def reflect(self, conn: sa.Connection, identity: tuple[str, str]) -> DatabaseSchema:
         key = (*identity, schema_fingerprint(conn))

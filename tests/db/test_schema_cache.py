@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from controller.db.connect import identity
 from controller.db.database import Database
 from controller.db.reflect import SCHEMAS, SchemaCache
 from controller.engine.model import DatabaseSchema
@@ -122,14 +123,12 @@ def test_keys_tell_credentials_apart_and_hold_no_password(make_database: MakeDb)
     password = make_url(url).password
     assert password
     other = make_url(url).set(password="another-" + password).render_as_string(False)
-    cache = SchemaCache()
-    mine, theirs = cache.identity("shown", url), cache.identity("shown", other)
-    assert mine != theirs
-    assert SchemaCache().identity("shown", url) != mine  # keyed per process
+    mine, theirs = identity(url), identity(other)
+    assert mine[0] == theirs[0] and mine != theirs
     db = Database(url)
     try:
         _schema(db)
-        assert db.identity == SCHEMAS.identity(db.label, url)
+        assert db.identity == mine
         for key in SCHEMAS.entries():
             assert password not in repr(key)
         assert password not in repr(db.identity)
@@ -145,7 +144,7 @@ def test_the_cache_is_bounded(make_database: MakeDb) -> None:
         engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
-                assert sorted(cache.reflect(conn, cache.identity(url, url)).tables) == [f"t{n}"]
+                assert sorted(cache.reflect(conn, (url, url)).tables) == [f"t{n}"]
         finally:
             engine.dispose()
     assert [k[0] for k in cache.entries()] == urls[1:]  # the least recently used went
