@@ -4,8 +4,8 @@ A migration reaches its target in several phases (plan, pre-migration backup, ap
 verification, the new baseline), each through its own :class:`Database`; without this
 module each phase creates an engine and opens a new connection (a TLS and
 authentication round trip on a server). The operator turns sharing on at start-up;
-then every :class:`Database` of a server URL (PostgreSQL, MariaDB) draws on one pool
-per URL. SQLite is never shared: a connection there is a file handle, cheap to open,
+then every :class:`Database` of an Environment's server URL (PostgreSQL, MariaDB) draws
+on one pool per URL. SQLite is never shared: a connection there is a file handle, cheap to open,
 and a pooled one would keep reading a file replaced under the same path.
 
 Pools are owned by Environments: :meth:`Engines.bind` records which URL an Environment
@@ -43,7 +43,14 @@ class Engines:
         return f"Engines(enabled={self.enabled}, databases={[k[0] for k in self.entries()]})"
 
     def shares(self, url: str) -> bool:
-        return self.enabled and dialect_of(url) != "sqlite"
+        """Whether ``url`` draws on a kept pool: sharing is on, the database is a
+        server, and an Environment resolved to this URL (a rehearsal's scratch copy, a
+        URL nobody owns, gets an engine of its own, closed at the end of its use)."""
+        if not self.enabled or dialect_of(url) == "sqlite":
+            return False
+        key = identity(url)
+        with self._lock:
+            return key in self._owners.values()
 
     def engine(self, url: str) -> sa.Engine:
         """The shared engine of ``url``, created on first use (only if :meth:`shares`)."""

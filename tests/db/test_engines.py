@@ -99,6 +99,7 @@ def test_without_sharing_a_command_leaves_no_connection(make_database: MakeDb) -
 
 def test_sqlite_is_never_shared(engines: Engines, make_database: MakeDb) -> None:
     url = make_database("sqlite")
+    engines.bind("ns/dev", url)
     db = Database(url)
     try:
         with db.reader() as snap:
@@ -110,6 +111,16 @@ def test_sqlite_is_never_shared(engines: Engines, make_database: MakeDb) -> None
 
 
 @pytest.mark.db
+def test_a_url_no_environment_owns_is_not_kept(engines: Engines, make_database: MakeDb) -> None:
+    """A rehearsal's scratch copy: Ferry drops it afterwards, so nothing may stay on it."""
+    url = make_database("postgresql", hint="scratch")
+    admin = make_database("postgresql", hint="admin")
+    pid = _backend(url, "postgresql")
+    assert not _alive(admin, "postgresql", pid)
+    assert engines.entries() == []
+
+
+@pytest.mark.db
 def test_pools_are_bounded_and_hold_no_password(
     engines: Engines, make_database: MakeDb, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -117,7 +128,8 @@ def test_pools_are_bounded_and_hold_no_password(
     urls = [make_database("postgresql", hint=f"bounded{n}") for n in range(5)]
     password = make_url(urls[0]).password
     assert password
-    for url in urls:
+    for n, url in enumerate(urls):
+        engines.bind(f"ns/env{n}", url)
         _backend(url, "postgresql")
     assert len(engines.entries()) == engines.size == 4
     assert [k[0] for k in engines.entries()] == [Database(u).label for u in urls[1:]]
