@@ -51,6 +51,15 @@ OTHER_TYPES = (
 )
 
 
+DEFAULT_SMALL_BYTES = pg_fast.SMALL_BYTES
+
+
+@pytest.fixture(autouse=True)
+def any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These databases are small: read them the fast way all the same."""
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", 0)
+
+
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     """Counts how often the fast path read and wrote a table."""
@@ -147,3 +156,27 @@ def test_arrays_offsets_and_intervals_survive_either_path(
         (None, None, None),
         ("23:59:59.5-11:30", "{}", "-00:00:00.000001"),
     ]
+
+
+def test_a_small_database_is_read_without_a_second_connection(
+    make_database: MakeDb, tmp_path: Path, calls: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below ``SMALL_BYTES`` a backup reads on its own connection (no connect, no
+    snapshot import), into the same archive; from there on it reads the fast way."""
+    src = make_database("postgresql", "src")
+    execute(src, *TABLES[:3], *OTHER_TYPES)
+    store = FilesystemStore(tmp_path / "s")
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", DEFAULT_SMALL_BYTES)
+    small, _ = create_backup(src, store, environment="e")
+    assert calls["read"] == 0
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", 0)
+    fast, _ = create_backup(src, store, environment="e")
+    assert calls["read"] == 2
+    for mine, theirs in zip(small.members, fast.members, strict=True):
+        rows = [r for b in read_member(store, small, mine) for r in b]
+        assert rows == [r for b in read_member(store, fast, theirs) for r in b]
+        assert rows or mine.table == "empty"
+    execute(src, *TABLES[3:])  # 30,000 rows: more than SMALL_BYTES
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", DEFAULT_SMALL_BYTES)
+    create_backup(src, store, environment="e")
+    assert calls["read"] == 2 + 4
