@@ -4,9 +4,10 @@ A migration reaches its target in several phases (plan, pre-migration backup, ap
 verification, the new baseline), each through its own :class:`Database`; without this
 module each phase creates an engine and opens a new connection (a TLS and
 authentication round trip on a server). The operator turns sharing on at start-up;
-then every :class:`Database` of an Environment's server URL (PostgreSQL, MariaDB) draws
-on one pool per URL. SQLite is never shared: a connection there is a file handle, cheap to open,
-and a pooled one would keep reading a file replaced under the same path.
+then every :class:`Database` of an Environment's URL draws on one pool per URL: no new
+connection, and SQLAlchemy's statement cache (per engine) stays warm. A pooled SQLite
+connection is used again only while its path still names the file it opened
+(:mod:`controller.db.connect`): a file replaced under the same path is opened afresh.
 
 Pools are owned by Environments: :meth:`Engines.bind` records which URL an Environment
 resolved to, and disposes the pool of its previous URL (a new Secret, another host)
@@ -26,7 +27,13 @@ from collections import OrderedDict
 
 import sqlalchemy as sa
 
-from controller.db.connect import Identity, create_engine, dialect_of, identity
+from controller.db.connect import (
+    Identity,
+    check_sqlite_file,
+    create_engine,
+    dialect_of,
+    identity,
+)
 
 
 class Engines:
@@ -46,7 +53,7 @@ class Engines:
         """Whether ``url`` draws on a kept pool: sharing is on, the database is a
         server, and an Environment resolved to this URL (a rehearsal's scratch copy, a
         URL nobody owns, gets an engine of its own, closed at the end of its use)."""
-        if not self.enabled or dialect_of(url) == "sqlite":
+        if not self.enabled:
             return False
         key = identity(url)
         with self._lock:
@@ -55,6 +62,8 @@ class Engines:
     def engine(self, url: str) -> sa.Engine:
         """The shared engine of ``url``, created on first use (only if :meth:`shares`)."""
         key = identity(url)
+        if dialect_of(url) == "sqlite":
+            check_sqlite_file(url)  # deleted since: refused as a new engine would be
         with self._lock:
             engine = self._engines.get(key)
             if engine is not None:

@@ -1,11 +1,13 @@
 """Connection pools kept across a migration's phases (the operator), on real servers:
 one server connection serves every phase; a new URL (a changed Secret) or a deleted
-Environment closes the old pool on the server; SQLite and the CLI keep no connection;
+Environment closes the old pool on the server; a kept SQLite pool follows its file;
+the CLI keeps no connection;
 no password in any key, repr or log line."""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +17,8 @@ from sqlalchemy.engine import make_url
 from controller.db import database
 from controller.db.database import Database
 from controller.db.engines import Engines
+from controller.errors import InvalidInput
+from tests.db.dbhelpers import execute
 
 MakeDb = Callable[..., str]
 SERVERS = [
@@ -97,17 +101,31 @@ def test_without_sharing_a_command_leaves_no_connection(make_database: MakeDb) -
     assert _backend(url, "postgresql") != first
 
 
-def test_sqlite_is_never_shared(engines: Engines, make_database: MakeDb) -> None:
-    url = make_database("sqlite")
-    engines.bind("ns/dev", url)
+def _tables(url: str) -> list[str]:
     db = Database(url)
     try:
         with db.reader() as snap:
-            snap.schema()
-        assert not db.shared
+            return sorted(snap.schema().tables)
     finally:
         db.dispose()
-    assert engines.entries() == []
+
+
+def test_a_kept_sqlite_pool_never_reads_a_replaced_or_deleted_file(
+    engines: Engines, make_database: MakeDb
+) -> None:
+    url, other = make_database("sqlite", hint="kept"), make_database("sqlite", hint="other")
+    execute(url, "create table first (id integer primary key)")
+    execute(other, "create table second (id integer primary key)")
+    engines.bind("ns/dev", url)
+    assert _tables(url) == ["first"]
+    assert Database(url).shared and len(engines.entries()) == 1
+    path = make_url(url).database or ""
+    os.replace(make_url(other).database or "", path)  # a new file under the same path
+    assert _tables(url) == ["second"]
+    os.unlink(path)
+    with pytest.raises(InvalidInput, match="no SQLite database at"):
+        _tables(url)
+    assert not os.path.exists(path)  # and none was created
 
 
 @pytest.mark.db
