@@ -15,19 +15,9 @@ from controller.db.database import Database
 from controller.db.reflect import SCHEMAS, SchemaCache
 from controller.engine.model import DatabaseSchema
 from controller.errors import PermanentError
+from tests.db.dbhelpers import execute
 
 MakeDb = Callable[..., str]
-
-
-def _ddl(url: str, *statements: str) -> None:
-    """DDL by someone else: a connection of its own, committed."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for sql in statements:
-                conn.exec_driver_sql(sql)
-    finally:
-        engine.dispose()
 
 
 def _schema(db: Database) -> DatabaseSchema:
@@ -47,7 +37,7 @@ def _drop_index(dialect: str) -> str:
 
 @pytest.fixture
 def url(db_url: str) -> str:
-    _ddl(
+    execute(
         db_url,
         "CREATE TABLE t (id INTEGER PRIMARY KEY, a VARCHAR(20))",
         "CREATE INDEX ix_a ON t (a)",
@@ -64,16 +54,16 @@ def test_ddl_by_anyone_between_two_reflections_is_seen(url: str, dialect: str) -
         assert SCHEMAS.hits == hits + 1  # the second reflection came from the cache
         assert [i.name for i in first.tables["t"].indexes] == ["ix_a"]
 
-        _ddl(url, "ALTER TABLE t ADD COLUMN b INTEGER")
+        execute(url, "ALTER TABLE t ADD COLUMN b INTEGER")
         assert _columns(_schema(db), "t") == ["id", "a", "b"]
-        _ddl(url, _drop_index(dialect))
+        execute(url, _drop_index(dialect))
         assert _schema(db).tables["t"].indexes == ()
-        _ddl(url, "ALTER TABLE t RENAME TO t2")
+        execute(url, "ALTER TABLE t RENAME TO t2")
         renamed = _schema(db)
         assert sorted(renamed.tables) == ["t2"]
         assert _columns(renamed, "t2") == ["id", "a", "b"]
         # back to a state seen before: served again, and exactly that state
-        _ddl(url, "ALTER TABLE t2 RENAME TO t")
+        execute(url, "ALTER TABLE t2 RENAME TO t")
         assert sorted(_schema(db).tables) == ["t"]
     finally:
         db.dispose()
@@ -93,7 +83,7 @@ def test_ferry_own_ddl_is_seen_in_its_session_and_a_rollback_is_never_served(
             raise PermanentError("the migration failed")
         if dialect != "mysql":  # MariaDB commits DDL at once: nothing to roll back
             assert _columns(_schema(db), "t") == ["id", "a"]
-        _ddl(url, "ALTER TABLE t ADD COLUMN d INTEGER")
+        execute(url, "ALTER TABLE t ADD COLUMN d INTEGER")
         expected = ["id", "a", "d"] if dialect != "mysql" else ["id", "a", "c", "d"]
         assert _columns(_schema(db), "t") == expected
     finally:
@@ -103,12 +93,12 @@ def test_ferry_own_ddl_is_seen_in_its_session_and_a_rollback_is_never_served(
 def test_the_cache_never_crosses_databases(make_database: MakeDb, dialect: str) -> None:
     urls = [make_database(dialect, hint=f"twin{n}") for n in range(2)]
     for url in urls:
-        _ddl(url, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        execute(url, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
     one, two = (Database(u) for u in urls)
     try:
         _schema(one)
         misses = SCHEMAS.misses
-        _ddl(urls[1], "ALTER TABLE t ADD COLUMN twin INTEGER")
+        execute(urls[1], "ALTER TABLE t ADD COLUMN twin INTEGER")
         assert _columns(_schema(two), "t") == ["id", "twin"]
         assert SCHEMAS.misses == misses + 1
         assert _columns(_schema(one), "t") == ["id"]
@@ -140,7 +130,7 @@ def test_the_cache_is_bounded(make_database: MakeDb) -> None:
     cache = SchemaCache(size=2)
     urls = [make_database("sqlite", hint=f"bounded{n}") for n in range(3)]
     for n, url in enumerate(urls):
-        _ddl(url, f"CREATE TABLE t{n} (id INTEGER PRIMARY KEY)")
+        execute(url, f"CREATE TABLE t{n} (id INTEGER PRIMARY KEY)")
         engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
