@@ -162,7 +162,7 @@ def test_a_small_database_is_read_without_a_second_connection(
     make_database: MakeDb, tmp_path: Path, calls: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Below ``SMALL_BYTES`` a backup reads on its own connection (no connect, no
-    snapshot import), into the same archive; from there on it reads the fast way."""
+    snapshot import), into members of the same values; from there on it reads the fast way."""
     src = make_database("postgresql", "src")
     execute(src, *TABLES[:3], *OTHER_TYPES)
     store = FilesystemStore(tmp_path / "s")
