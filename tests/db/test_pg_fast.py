@@ -13,6 +13,7 @@ from controller.backups.archive import read_member
 from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup, restore
 from controller.db import pg_fast
+from controller.db.database import Database
 from tests.db.dbhelpers import dump, execute
 
 MakeDb = Callable[..., str]
@@ -180,3 +181,29 @@ def test_a_small_database_is_read_without_a_second_connection(
     monkeypatch.setattr(pg_fast, "SMALL_BYTES", DEFAULT_SMALL_BYTES)
     create_backup(src, store, environment="e")
     assert calls["read"] == 2 + 4
+
+
+def _first_batch_and_open_cursors(url: str) -> tuple[list[tuple[Any, ...]], int]:
+    db = Database(url)
+    try:
+        with db.reader() as snap:
+            batches = snap.batches("kinds", ["id", "body"])
+            first = next(batches)
+            open_cursors = int(str(snap.scalar_rows("select count(*) from pg_cursors")[0][0]))
+            batches.close()
+            return first, open_cursors
+    finally:
+        db.dispose()
+
+
+def test_a_small_snapshot_is_read_without_server_side_cursors(
+    make_database: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_database("postgresql", "src")
+    execute(src, *TABLES[:3])
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", DEFAULT_SMALL_BYTES)
+    small, cursors = _first_batch_and_open_cursors(src)
+    assert cursors == 0 and len(small) == 3
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", 0)  # as a big one: streamed
+    streamed, cursors = _first_batch_and_open_cursors(src)
+    assert cursors == 1 and streamed == small
