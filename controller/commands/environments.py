@@ -23,6 +23,7 @@ from controller.commands.fingerprint import Fingerprint, configuration_fingerpri
 from controller.commands.variables import Variable, VariableSync, sync_variables
 from controller.db.connect import build_url, redact
 from controller.db.database import Database
+from controller.db.engines import ENGINES
 from controller.engine import nocobase_secrets
 from controller.engine.profiles import Profile
 from controller.errors import InvalidInput
@@ -123,14 +124,32 @@ def resolve(body: dict[str, Any], cluster: Cluster) -> ResolvedEnvironment:
     meta = body.get("metadata", {})
     namespace, name = meta.get("namespace", "default"), meta.get("name", "")
     spec = parse_environment(body)
+    url = database_url(spec, namespace, cluster)
+    ENGINES.bind(f"{namespace}/{name}", url)  # a new URL or Secret: the old pool goes
     return ResolvedEnvironment(
         namespace,
         name,
         spec,
-        database_url(spec, namespace, cluster),
+        url,
         backup_store(spec, namespace, cluster),
         files_root(spec, namespace, cluster),
     )
+
+
+def keep_connections() -> None:
+    """Keep one connection pool per Environment's database across calls (the
+    operator); the CLI opens and closes its own per command."""
+    ENGINES.enabled = True
+
+
+def close_connections() -> None:
+    """Close every kept connection (the operator stops)."""
+    ENGINES.dispose_all()
+
+
+def forget(namespace: str, name: str) -> None:
+    """The Environment is gone: close its connections (unless another uses them)."""
+    ENGINES.release(f"{namespace}/{name}")
 
 
 def lookup(cluster: Cluster, namespace: str, name: str) -> ResolvedEnvironment:

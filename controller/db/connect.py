@@ -11,6 +11,8 @@ or locked database is temporary, and every message is scrubbed of secrets.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import inspect
 import os
 import re
@@ -24,7 +26,13 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from controller.db.urls import SUPPORTED, dialect_of, parse, redact, scrub
 from controller.errors import Busy, InvalidInput, PermanentError, Unreachable
@@ -32,11 +40,13 @@ from controller.errors import Busy, InvalidInput, PermanentError, Unreachable
 __all__ = [
     "SUPPORTED",
     "build_url",
+    "check_sqlite_file",
     "classified",
     "classify",
     "create_engine",
     "default_environment",
     "dialect_of",
+    "identity",
     "redact",
     "scrub",
 ]
@@ -88,6 +98,13 @@ def _sqlite_transactions(engine: sa.Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def check_sqlite_file(url: str) -> None:
+    """Refuse, as :func:`create_engine` does, a SQLite URL whose file is not (or no
+    longer) an existing, readable regular file."""
+    parsed = parse(url)
+    _sqlite_file(parsed, redact(parsed))
+
+
 def _sqlite_file(url: URL, shown: str) -> None:
     """Refuse a SQLite path that is not an existing, readable regular file."""
     if url.database in (None, "", ":memory:"):
@@ -111,7 +128,12 @@ def _sqlite_file(url: URL, shown: str) -> None:
 
 def _open_existing_only(engine: sa.Engine) -> None:
     """Open SQLite files as ``file:…?mode=rw``: a file deleted after the check above
-    is an error, never a new empty database."""
+    is an error, never a new empty database. A pooled connection is used again only
+    while the path still names the file it opened (a file replaced or deleted since
+    is opened afresh, or refused), so a kept pool never reads a stale file."""
+    path = engine.url.database or ""
+    if path in ("", ":memory:"):
+        return
 
     @event.listens_for(engine, "do_connect")
     def _do_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
@@ -119,6 +141,23 @@ def _open_existing_only(engine: sa.Engine) -> None:
             cargs[0] = f"file:{quote(os.path.abspath(cargs[0]))}?mode=rw"
             cparams["uri"] = True
         return dialect.connect(*cargs, **cparams)
+
+    @event.listens_for(engine, "connect")
+    def _opened(_dbapi_conn: Any, record: Any) -> None:
+        record.info["file"] = _file_id(path)
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("file") != _file_id(path):
+            raise DisconnectionError("the SQLite file was replaced")  # the pool reconnects
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _refuse_bad_options(engine: sa.Engine, shown: str) -> None:
@@ -147,6 +186,17 @@ def _refuse_bad_options(engine: sa.Engine, shown: str) -> None:
             return dialect.connect(*cargs, **cparams)
         except (TypeError, ValueError, LookupError) as err:
             raise InvalidInput(f"{shown}: invalid connection option: {scrub(str(err))}") from None
+
+
+_SALT = os.urandom(32)  # per process: a key says nothing about a password
+Identity = tuple[str, str]
+
+
+def identity(url: str) -> Identity:
+    """A database's key in the process's caches: its URL as shown (no password) and a
+    keyed hash of the whole URL, so two credentials for one database are two keys."""
+    tag = hmac.new(_SALT, url.encode(), hashlib.sha256).hexdigest()[:32]
+    return redact(url), tag
 
 
 def create_engine(url: str) -> sa.Engine:

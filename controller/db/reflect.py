@@ -5,11 +5,25 @@ parse: a type spelling outside the dialect's allow-list (a PostgreSQL enum, a SQ
 declared type of arbitrary words) is reduced to its kind, and a default that is not a
 literal or a known expression is left out (the column is then created without it).
 Names are checked as the snapshot reader checks them.
+
+Reflecting is the largest part of a small migration's time (the inspector asks per
+table), and a migration reflects the same database several times (plan, apply, backup,
+baseline). :class:`SchemaCache` keeps each database's reflection per *schema version*:
+a fingerprint of the catalog read in the caller's own transaction (SQLite: every
+``sqlite_master`` row; PostgreSQL: the catalog rows of the tables, columns, defaults,
+constraints, indexes and types of the current schema, their definitions and ``xmin``;
+MariaDB: ``information_schema``'s rows for the database). Any DDL, by Ferry or anyone,
+changes the fingerprint; an uncommitted DDL's state is content like any other, so a
+rolled-back change cannot be served to anyone. Entries are keyed by the database's
+identity without its password (:func:`controller.db.connect.identity`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -161,3 +175,112 @@ def reflect(conn: sa.Connection, only: set[str] | None = None) -> DatabaseSchema
     reflected = _Reflected(conn, names)
     tables = {name: reflect_table(conn, name, json_cols, reflected) for name in names}
     return DatabaseSchema(dialect=dialect, server_version=server_version(conn), tables=tables)
+
+
+# Every catalog row reflection depends on, with its definition text and ``xmin`` (a
+# new row version for any DDL), for the tables of the current schema only.
+_PG_FINGERPRINT = """
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = current_schema()),
+rel AS (SELECT c.oid, c.relname, c.relkind, c.xmin FROM pg_class c JOIN ns
+        ON c.relnamespace = ns.oid)
+SELECT md5(coalesce(string_agg(t, E'\\n' ORDER BY t), '')) || ':' || count(*) FROM (
+  SELECT concat_ws(' ', 'c', oid, quote_ident(relname), relkind, xmin) AS t FROM rel
+  UNION ALL
+  SELECT concat_ws(' ', 'a', a.attrelid, a.attnum, quote_ident(a.attname),
+                   quote_nullable(format_type(a.atttypid, a.atttypmod)), a.attnotnull,
+                   a.attisdropped, a.attidentity, a.attgenerated, a.xmin)
+  FROM pg_attribute a JOIN rel ON a.attrelid = rel.oid WHERE a.attnum > 0
+  UNION ALL
+  SELECT concat_ws(' ', 'd', d.adrelid, d.adnum,
+                   quote_nullable(pg_get_expr(d.adbin, d.adrelid)), d.xmin)
+  FROM pg_attrdef d JOIN rel ON d.adrelid = rel.oid
+  UNION ALL
+  SELECT concat_ws(' ', 'k', k.oid, k.conrelid, quote_ident(k.conname), k.contype,
+                   quote_nullable(pg_get_constraintdef(k.oid)), k.xmin)
+  FROM pg_constraint k JOIN rel ON k.conrelid = rel.oid
+  UNION ALL
+  SELECT concat_ws(' ', 'i', i.indexrelid, i.indrelid,
+                   quote_nullable(pg_get_indexdef(i.indexrelid)), i.xmin)
+  FROM pg_index i JOIN rel ON i.indrelid = rel.oid
+  UNION ALL
+  SELECT concat_ws(' ', 't', t.oid, quote_ident(t.typname), t.typtype, t.xmin)
+  FROM pg_type t JOIN ns ON t.typnamespace = ns.oid
+  UNION ALL
+  SELECT concat_ws(' ', 'e', e.oid, e.enumtypid, quote_literal(e.enumlabel), e.xmin)
+  FROM pg_enum e JOIN pg_type t ON e.enumtypid = t.oid JOIN ns ON t.typnamespace = ns.oid
+) rows
+"""
+_MYSQL_FINGERPRINT: tuple[str, ...] = (
+    "select 'r', TABLE_NAME, TABLE_TYPE, null, null, null, null, null"
+    " from information_schema.TABLES where TABLE_SCHEMA = database()",
+    "select 'c', TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE,"
+    " COLUMN_DEFAULT, concat_ws(' ', EXTRA, GENERATION_EXPRESSION)"
+    " from information_schema.COLUMNS where TABLE_SCHEMA = database()",
+    "select 's', TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, SUB_PART,"
+    " INDEX_TYPE from information_schema.STATISTICS where TABLE_SCHEMA = database()",
+    "select 'k', TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE, null, null, null, null"
+    " from information_schema.TABLE_CONSTRAINTS where TABLE_SCHEMA = database()",
+    "select 'j', TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE, null, null, null, null"
+    " from information_schema.CHECK_CONSTRAINTS where CONSTRAINT_SCHEMA = database()",
+)
+
+
+def _rows_digest(rows: list[Any]) -> str:
+    digest = hashlib.sha256()
+    for row in sorted(repr(tuple(row)) for row in rows):
+        digest.update(row.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def schema_fingerprint(conn: sa.Connection) -> str:
+    """A value that changes with any DDL that could change :func:`reflect`'s answer,
+    read in ``conn``'s transaction (so it describes what that transaction sees)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return str(conn.exec_driver_sql(_PG_FINGERPRINT).scalar())
+    queries = _MYSQL_FINGERPRINT
+    if dialect == "sqlite":
+        queries = ("select type, name, tbl_name, sql from sqlite_master",)
+    return _rows_digest([row for sql in queries for row in conn.exec_driver_sql(sql).all()])
+
+
+class SchemaCache:
+    """Reflections by (database identity, schema fingerprint), the ``size`` most
+    recently used kept. ``identity`` is :func:`controller.db.connect.identity`: the
+    URL as shown and a keyed hash telling credentials apart, never a password.
+    Thread-safe: the operator reconciles on several threads."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str, str], dict[str, TableSchema]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def reflect(self, conn: sa.Connection, identity: tuple[str, str]) -> DatabaseSchema:
+        key = (*identity, schema_fingerprint(conn))
+        with self._lock:
+            tables = self._entries.get(key)
+            if tables is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+        if tables is None:
+            schema = reflect(conn)
+            with self._lock:
+                self.misses += 1
+                self._entries[key] = dict(schema.tables)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+            return schema
+        return DatabaseSchema(conn.dialect.name, server_version(conn), dict(tables))
+
+    def entries(self) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+SCHEMAS = SchemaCache()

@@ -113,9 +113,12 @@ def stream_rows(
     order_by: Sequence[str] = (),
     archive: bool = False,
     where: Any = None,
+    buffered: bool = False,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Yield lists of at most ``batch`` rows (tuples in ``columns`` order); ``archive``:
-    for a backup member (see :func:`_as_text`); ``where``: only the rows it keeps."""
+    for a backup member (see :func:`_as_text`); ``where``: only the rows it keeps;
+    ``buffered``: the result is known to be small, so read it in one round trip
+    instead of through a server-side cursor (declare, fetch, close)."""
     stmt = select_columns(conn, table, columns, archive=archive)
     if where is not None:
         stmt = stmt.where(where)
@@ -123,7 +126,8 @@ def stream_rows(
         stmt = stmt.order_by(*[sa.column(c) for c in order_by])
     # Options on the statement, not the connection: Connection.execution_options() changes
     # the connection in place, and later DDL would then run through a server-side cursor.
-    result = conn.execute(stmt.execution_options(stream_results=True, yield_per=batch))
+    options: dict[str, Any] = {} if buffered else {"stream_results": True, "yield_per": batch}
+    result = conn.execute(stmt.execution_options(**options))
     normalisers = _normalisers(conn, table, columns)
     try:
         for part in result.partitions(batch):

@@ -12,7 +12,14 @@ from typing import Any
 
 from controller.api.environment import ConfigChanges
 from controller.api.reasons import CommonReason, ConditionType, EnvironmentReason, EventType
-from controller.commands.environments import ResolvedEnvironment, observe, resolve
+from controller.commands.environments import (
+    ResolvedEnvironment,
+    close_connections,
+    forget,
+    keep_connections,
+    observe,
+    resolve,
+)
 from controller.errors import FerryError, InvalidInput, TemporaryError
 from controller.flows.outcome import Event, Outcome, backoff
 from controller.flows.status import StatusPatch, is_true, timestamp
@@ -57,6 +64,21 @@ def reconcile_environment(
     if not is_true(status, ConditionType.READY):
         events.append(Event(EventType.NORMAL, EnvironmentReason.CONNECTED, versions))
     return Outcome(patch.build(), tuple(events))
+
+
+def start_connections() -> None:
+    """The operator keeps a connection pool per Environment across its reconciles."""
+    keep_connections()
+
+
+def stop_connections() -> None:
+    close_connections()
+
+
+def environment_deleted(body: dict[str, Any]) -> None:
+    """Close the deleted Environment's connections (unless another uses them)."""
+    meta = body.get("metadata", {})
+    forget(meta.get("namespace", "default"), meta.get("name", ""))
 
 
 def _unobserved(patch: StatusPatch, err: FerryError, retry: int) -> Outcome:

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from controller.api.resources import GROUP, VERSION
-from controller.flows.environment import reconcile_environment
+from controller.flows.environment import environment_deleted, reconcile_environment
 from controller.handlers import metrics
 from controller.handlers.common import reconciled, write
 
@@ -35,3 +35,8 @@ def environment_changed(body: Any, retry: int, **_: Any) -> None:
 @kopf.timer(GROUP, VERSION, "environments", interval=CHECK_SECONDS, initial_delay=CHECK_SECONDS)
 def environment_check(body: Any, retry: int = 0, **_: Any) -> None:
     _reconcile(body, retry)
+
+
+@kopf.on.delete(GROUP, VERSION, "environments", optional=True)  # no finalizer
+def environment_gone(body: Any, **_: Any) -> None:
+    environment_deleted(dict(body))

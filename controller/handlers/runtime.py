@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from controller.flows.environment import start_connections, stop_connections
 from controller.handlers import (  # noqa: F401 - registration
     backups,
     crd_gate,
@@ -35,6 +36,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # Ferry posts its own events, with stable reasons
     settings.watching.server_timeout = 60
     settings.execution.max_workers = 8
+    start_connections()  # one pool per Environment across a migration's phases
+
+
+@kopf.on.cleanup()
+def close(**_: Any) -> None:
+    stop_connections()
 
 
 def run(

@@ -13,6 +13,7 @@ from controller.backups.archive import read_member
 from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup, restore
 from controller.db import pg_fast
+from controller.db.database import Database
 from tests.db.dbhelpers import dump, execute
 
 MakeDb = Callable[..., str]
@@ -49,6 +50,15 @@ OTHER_TYPES = (
     "create table other (id integer primary key, nums integer[], span interval)",
     "insert into other values (1, '{1,2}', '1 day 02:00'), (2, null, null), (3, '{}', '-1 us')",
 )
+
+
+DEFAULT_SMALL_BYTES = pg_fast.SMALL_BYTES
+
+
+@pytest.fixture(autouse=True)
+def any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These databases are small: read them the fast way all the same."""
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", 0)
 
 
 @pytest.fixture
@@ -147,3 +157,53 @@ def test_arrays_offsets_and_intervals_survive_either_path(
         (None, None, None),
         ("23:59:59.5-11:30", "{}", "-00:00:00.000001"),
     ]
+
+
+def test_a_small_database_is_read_without_a_second_connection(
+    make_database: MakeDb, tmp_path: Path, calls: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below ``SMALL_BYTES`` a backup reads on its own connection (no connect, no
+    snapshot import), into members of the same values; from there on it reads the fast way."""
+    src = make_database("postgresql", "src")
+    execute(src, *TABLES[:3], *OTHER_TYPES)
+    store = FilesystemStore(tmp_path / "s")
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", DEFAULT_SMALL_BYTES)
+    small, _ = create_backup(src, store, environment="e")
+    assert calls["read"] == 0
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", 0)
+    fast, _ = create_backup(src, store, environment="e")
+    assert calls["read"] == 2
+    for mine, theirs in zip(small.members, fast.members, strict=True):
+        rows = [r for b in read_member(store, small, mine) for r in b]
+        assert rows == [r for b in read_member(store, fast, theirs) for r in b]
+        assert rows or mine.table == "empty"
+    execute(src, *TABLES[3:])  # 30,000 rows: more than SMALL_BYTES
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", DEFAULT_SMALL_BYTES)
+    create_backup(src, store, environment="e")
+    assert calls["read"] == 2 + 4
+
+
+def _first_batch_and_open_cursors(url: str) -> tuple[list[tuple[Any, ...]], int]:
+    db = Database(url)
+    try:
+        with db.reader() as snap:
+            batches = snap.batches("kinds", ["id", "body"])
+            first = next(batches)
+            open_cursors = int(str(snap.scalar_rows("select count(*) from pg_cursors")[0][0]))
+            batches.close()
+            return first, open_cursors
+    finally:
+        db.dispose()
+
+
+def test_a_small_snapshot_is_read_without_server_side_cursors(
+    make_database: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_database("postgresql", "src")
+    execute(src, *TABLES[:3])
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", DEFAULT_SMALL_BYTES)
+    small, cursors = _first_batch_and_open_cursors(src)
+    assert cursors == 0 and len(small) == 3
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", 0)  # as a big one: streamed
+    streamed, cursors = _first_batch_and_open_cursors(src)
+    assert cursors == 1 and streamed == small

@@ -123,6 +123,13 @@ def _as_text(url: str, table: str = "kinds") -> list[str]:
         engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def fast_backups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archives written by the fast path (Arrow types of the database's own), however
+    small these databases are: what the binary restore is built for."""
+    monkeypatch.setattr(pg_fast, "SMALL_BYTES", 0)
+
+
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     """Counts the slices sent in binary and as text."""
