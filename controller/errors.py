@@ -72,9 +72,19 @@ class Busy(TemporaryError):
 
 
 class PermanentError(FerryError):
-    """A failure while changing something; the message says what state it left."""
+    """A failure while changing something; the message says what state it left.
+
+    ``cause``, when given, is the failure alone (what the database refused), without
+    the state the message adds: a caller that tells it in its own words (a rehearsal
+    whose scratch copy is dropped anyway) needs no parsing of the message."""
 
     reason = "Failed"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, cause: str | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.cause = cause
 
 
 class Reverted(PermanentError):

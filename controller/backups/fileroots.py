@@ -69,6 +69,11 @@ class FilesRoot(Protocol):
     @property
     def exclude(self) -> tuple[str, ...]: ...
 
+    def probe(self) -> None:
+        """Refuse a root that cannot be read, cheaply: a migration asks before it
+        takes its target's lock, so a wrong root changes nothing."""
+        ...
+
     def scan(self) -> Scan:
         """Every regular file below the root that is not excluded."""
         ...
@@ -122,9 +127,11 @@ class DirectoryRoot:
                 reason="FilesRootUnusable",
             ) from err
 
+    def probe(self) -> None:
+        os.close(self._root_fd())
+
     def scan(self) -> Scan:
-        fd = self._root_fd()
-        os.close(fd)
+        self.probe()
         files: list[tuple[str, int]] = []
         skipped: list[str] = []
         for top, dirs, names in os.walk(self.root, onerror=self._unreadable, followlinks=False):
@@ -284,6 +291,10 @@ class S3Root:
             from controller.errors import Unreachable
 
             raise Unreachable(f"files root {self.label}: {what}: {err}") from err
+
+    def probe(self) -> None:
+        kwargs = {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": 1}
+        self._call("listing", self.client.list_objects_v2, **kwargs)
 
     def scan(self) -> Scan:
         files: list[tuple[str, int]] = []

@@ -15,6 +15,7 @@ from controller.backups.store import BackupStore, open_store
 from controller.cli import rehearse_opts
 from controller.cli.backup_cmds import add_store_key_argument
 from controller.cli.files import create_output_dir, discard, shown
+from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.inputs import plan_options, resolve_database
 from controller.cli.parsing import deprecated_alias
 from controller.cli.progress import progress_for
@@ -23,7 +24,7 @@ from controller.commands.migrate import MigrationRequest, MigrationResult, migra
 from controller.commands.rehearsal import RehearsalResult, rehearse
 from controller.commands.rollback import rollback
 from controller.engine.render import plan_json, plan_markdown, plan_text
-from controller.errors import FerryError, PermanentError
+from controller.errors import FerryError, InvalidInput, PermanentError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -95,6 +96,7 @@ def _register_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="NAME",
         help="the target's name in the backup store (default: its database name)",
     )
+    add_files_arguments(m, "back up")
     rehearse_opts.add_arguments(m)
     m.set_defaults(func=cmd_migrate)
 
@@ -141,6 +143,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     validate_migration_id(args.migration_id)
     options = plan_options(args.profile, args.rules, args.variables)
     scratch = rehearse_opts.scratch_of(args)
+    files = files_root(args)
+    if files is not None and args.skip_backup:
+        raise InvalidInput(
+            "--files and --environment-file name what the pre-migration backup holds; "
+            "--skip-backup takes none"
+        )
     store = None
     if not args.skip_backup:
         spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE") or "ferry-backups"
@@ -152,6 +160,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         store=store,
         migration_id=args.migration_id,
         environment=args.environment,
+        files=files,
+        quiesced=args.quiesced,
     )
     rehearsal = None
     with progress_for(args) as progress:

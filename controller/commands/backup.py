@@ -165,6 +165,8 @@ def backup_snapshot(
     when the application is stopped: ``quiesced``). ``on_publish`` is called when every
     byte is written, just before the backup is published: from there it either
     publishes or fails on its own, so a caller may stop honouring interruptions."""
+    if files is not None:
+        files.probe()  # an unusable root costs no table's backup, and leaves no debris
     schema = snap.schema()
     names = _selected(sorted(schema.tables), tables, exclude)
     backup_id = new_backup_id()
@@ -513,12 +515,13 @@ def revert_failed_write(
         )
         if isinstance(err, TemporaryError):  # busy or dropped: worth a retry
             return type(err)(unchanged, delay=err.delay, reason=err.reason)
-        return Reverted(unchanged, reason=reason)
+        return Reverted(unchanged, reason=reason, cause=err.message)
     if safety_id is None:
         return PermanentError(
             f"{what} failed: {err.message}; MySQL/MariaDB may have kept part of it and no "
             "safety backup was taken",
             reason=reason,
+            cause=err.message,
         )
     safety = store.manifest(safety_id)
     created = [t for t in selected if t not in safety.tables]
@@ -526,6 +529,7 @@ def revert_failed_write(
     return Reverted(
         f"{what} failed: {err.message}; the target was put back from safety backup {safety_id}",
         reason=reason,
+        cause=err.message,
     )
 
 

@@ -286,19 +286,30 @@ def _read_back(store: BackupStore, manifest: Manifest, db: Database) -> tuple[Ta
     return tuple(checks)
 
 
-def _run(
-    store: BackupStore, manifest: Manifest, db: Database, progress: Progress
-) -> tuple[tuple[TableCheck, ...], tuple[str, ...]]:
+@dataclass(frozen=True)
+class RestoreCheck:
+    """A backup restored into an empty database and read back: each table's check, the
+    backup's own problems, and, when the database would not take the backup's rows,
+    its refusal alone (``refused``: the cause, without the state the restore left)."""
+
+    tables: tuple[TableCheck, ...]
+    problems: tuple[str, ...] = ()
+    refused: str | None = None
+
+
+def _run(store: BackupStore, manifest: Manifest, db: Database, progress: Progress) -> RestoreCheck:
     try:
         restore(store, manifest.id, db.url, safety=False, force=True, progress=progress)
     except CheckFailed as err:
         if err.reason == "BackupCorrupted":
             checks = _damaged(store, manifest)  # the same problems, table by table
-            return checks, () if any(not c.ok for c in checks) else tuple(err.problems)
+            return RestoreCheck(
+                checks, () if any(not c.ok for c in checks) else tuple(err.problems)
+            )
         raise
     except PermanentError as err:  # it decoded, but the database would not take it
-        return (), (f"the backup did not restore: {err.message}",)
-    return _read_back(store, manifest, db), ()
+        return RestoreCheck((), (f"the backup did not restore: {err.message}",), err.cause)
+    return RestoreCheck(_read_back(store, manifest, db))
 
 
 def drill(
@@ -319,8 +330,8 @@ def drill(
         try:
             _refuse_unfit(manifest, db)
             try:
-                tables, problems = _run(store, manifest, db, progress)
-                faithful = not problems and all(t.ok for t in tables)
+                check = _run(store, manifest, db, progress)
+                faithful = not check.problems and all(t.ok for t in check.tables)
                 booted = boot(scratch_url) if boot is not None and faithful else None
             finally:
                 _clear(db)
@@ -328,12 +339,12 @@ def drill(
             db.dispose()
     files = check_files(store, manifest)
     seconds = time.monotonic() - started
-    return DrillResult(manifest, db.label, seconds, tables, problems, booted, files)
+    return DrillResult(manifest, db.label, seconds, check.tables, check.problems, booted, files)
 
 
 def restore_checked(
     store: BackupStore, manifest: Manifest, db: Database, progress: Progress = NO_PROGRESS
-) -> tuple[tuple[TableCheck, ...], tuple[str, ...]]:
+) -> RestoreCheck:
     """A drill without the clearing: restore ``manifest`` into the empty ``db`` and check
     every table against it (a rehearsal's copy of its target); the caller drops ``db``."""
     _refuse_unfit(manifest, db)

@@ -467,6 +467,8 @@ def migrate(request: MigrationRequest) -> MigrationResult:
     if options.base_store is None:
         options = replace(options, base_store=request.store)
     request = replace(request, options=options)
+    if request.files is not None and request.store is not None:
+        request.files.probe()  # a root that cannot be read is refused before the lock
     target = Database(request.target)
     run = _Run(request, target)
     try:

@@ -130,29 +130,22 @@ def _apply_on_copy(request: MigrationRequest, url: str) -> tuple[str, str, str |
     return reason, message, digest
 
 
-# commands.drill's problem for a backup that decoded but that the database would not
-# take, followed by restore()'s "restore failed: <cause>; <the state of its target>"
-_NOT_TAKEN = "the backup did not restore: restore failed: "
-
-
 def _copy_failure(
     store: BackupStore, backup_id: str, copy: ScratchDatabase, progress: Progress
 ) -> str | None:
     """Why the target's backup did not make a faithful copy in ``copy``, or None."""
     db = Database(copy.url)
     try:
-        tables, problems = restore_checked(store, store.manifest(backup_id), db, progress)
+        check = restore_checked(store, store.manifest(backup_id), db, progress)
     finally:
         db.dispose()
-    refused = [p.removeprefix(_NOT_TAKEN) for p in problems if p.startswith(_NOT_TAKEN)]
-    if refused:
-        # the state restore() ends with is the copy's, and the copy is dropped now
-        cause = refused[0].rsplit("; ", 1)[0]
+    if check.refused is not None:
+        # told without the state the restore left: that is the copy's, dropped now
         return (
             f"the scratch database {copy.name} would not take the target's backup "
-            f"{backup_id}: {cause}"
+            f"{backup_id}: {check.refused}"
         )
-    found = [f"{t.table}: {t.problem}" for t in tables if not t.ok] + list(problems)
+    found = [f"{t.table}: {t.problem}" for t in check.tables if not t.ok] + list(check.problems)
     if not found:
         return None
     shown = "; ".join(found[:10])

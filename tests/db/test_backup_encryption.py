@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,6 @@ from controller.commands.rollback import rollback
 from controller.errors import InvalidInput
 from tests.db.dbhelpers import dump, execute, q
 from tests.fixtures import nocobase_shape as shape
-from tests.harness.s3server import RunningS3
 from tests.hostile import assert_refused, run_cli
 
 pytestmark = pytest.mark.db
@@ -386,17 +385,6 @@ def test_rekey_refused_without_a_key_or_with_the_wrong_one(world: World) -> None
 
 
 # --- S3 ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def aws_env(s3_server: RunningS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in s3_server.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    yield
 
 
 def test_encrypted_backup_rekey_and_refusal_through_s3(

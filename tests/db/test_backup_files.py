@@ -286,16 +286,10 @@ def test_files_under_an_s3_prefix_come_back_with_the_rows(
     make_database: MakeDb,
     s3_server: RunningS3,
     s3_bucket: str,
-    monkeypatch: pytest.MonkeyPatch,
+    aws_env: None,
 ) -> None:
     """NocoBase's S3 storage: the files are objects below a prefix of a bucket; the
     backups go to another prefix of the same server."""
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in s3_server.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     client = s3_server.client()
     objects = {
         "app/uploads/2026/logo.png": PNG,

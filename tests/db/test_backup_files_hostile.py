@@ -173,6 +173,17 @@ def test_hostile_files_arguments_are_refused(setup: Setup, extra: list[str], say
     assert_refused([*args, *extra], 2, setup.watched, says=says)
 
 
+@pytest.mark.parametrize("root", ["missing", "victim.txt"], ids=["no-root", "root-is-a-file"])
+def test_a_backup_of_an_unusable_root_is_refused_before_any_table(
+    setup: Setup, tmp_path: Path, root: str
+) -> None:
+    """Refused before a table is written: no partial backup, not even its directory."""
+    fresh = tmp_path / "fresh-store"
+    args = ["backup", "create", "--store", str(fresh), "--database", setup.db,
+            "--files", str(setup.outside / root)]  # fmt: skip
+    assert_refused(args, 2, [*setup.watched, fresh], says="cannot be opened")
+
+
 def test_an_environment_file_names_the_root(setup: Setup, tmp_path: Path) -> None:
     env = tmp_path / "env.yaml"
     env.write_text(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ import sqlalchemy as sa
 
 from controller.backups.store import FilesystemStore
 from controller.commands.migrate import MigrationRequest
+from controller.commands.migrate import migrate as migrate_command
 from controller.commands.rehearsal import rehearse
 from controller.db.scratch import PREFIX, ScratchServer, create, new_name, scratch_server
+from controller.errors import CheckFailed
 from tests.db.dbhelpers import dump, execute, q, rows
 from tests.db.test_promotion import VARS
 from tests.fixtures import nocobase_shape as shape
@@ -126,6 +129,27 @@ def test_a_copy_that_plans_another_digest_fails_with_plan_differs(
     assert elsewhere in result.message and result.digest is None
     assert not result.backup_kept and result.backup_id  # a throw-away store
     assert dump(pre) == before and rehearsal_databases(scratch) == []
+
+
+def test_production_changed_after_a_passed_rehearsal_is_seen_at_apply_time(
+    envs: tuple[str, str], dialect: str, scratch: str, tmp_path: Path
+) -> None:
+    """The issue's "if production changed between the rehearsal and the apply, Ferry
+    sees it at apply time": the apply is held to the digest the copy took, so an edit
+    made in between refuses it before anything is written (no backup, no ledger)."""
+    dev, pre = envs
+    store = FilesystemStore(tmp_path / "store")
+    request = MigrationRequest(dev, pre, store=store, migration_id="r1")
+    rehearsal = rehearse(request, scratch, store=store)
+    assert rehearsal.passed and rehearsal.digest
+    execute(pre, f"update {q(dialect, 'roles')} set title = 'edited by hand' where name = 'member'")
+    before, backups = dump(pre), store.manifests()
+    with pytest.raises(CheckFailed) as refused:
+        migrate_command(replace(request, approved_digest=rehearsal.digest))
+    assert refused.value.reason == "PlanChanged"
+    assert rehearsal.digest in refused.value.message
+    assert dump(pre) == before and "ferry_migrations" not in before
+    assert store.manifests() == backups  # the rehearsal's backup only
 
 
 def test_without_a_rehearsal_the_same_plan_fails_on_the_target_itself(

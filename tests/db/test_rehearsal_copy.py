@@ -25,7 +25,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from controller.db.scratch import PREFIX
+from controller.backups.store import FilesystemStore
+from controller.commands.backup import create_backup
+from controller.commands.drill import restore_checked
+from controller.db.database import Database
+from controller.db.scratch import PREFIX, scratch_database, scratch_server
 from tests.db.dbhelpers import dump
 from tests.db.test_rehearsal import envs, migrate, rehearsal_databases  # noqa: F401
 
@@ -120,3 +124,31 @@ def test_the_same_user_with_the_documented_rights_rehearses(
         code, out, err = migrate(dev, pre, scratch, tmp_path / "store")
     assert code == 0, out + err
     assert out.startswith("rehearsal: passed"), out
+
+
+@DIALECTS
+def test_the_checked_restore_hands_the_refusal_over_apart_from_the_copys_state(
+    envs: tuple[str, str],  # noqa: F811
+    dialect: str,
+    make_database: MakeDb,
+    tmp_path: Path,
+) -> None:
+    """What the rehearsal reads instead of parsing text: ``refused`` is the server's
+    refusal alone; the drill's problem still tells the whole story."""
+    _, pre = envs
+    store = FilesystemStore(tmp_path / "store")
+    manifest, _ = create_backup(pre, store, environment="pre", reason="rehearsal")
+    with (
+        cramped_scratch(make_database, dialect) as (scratch, _password),
+        scratch_database(scratch_server(scratch, pre), pre) as copy,
+    ):
+        db = Database(copy.url)
+        try:
+            check = restore_checked(store, manifest, db)
+        finally:
+            db.dispose()
+    assert check.tables == () and check.refused is not None
+    assert REFUSED[dialect] in check.refused
+    assert "unchanged" not in check.refused and "safety backup" not in check.refused
+    (problem,) = check.problems
+    assert problem.startswith(f"the backup did not restore: restore failed: {check.refused}; ")

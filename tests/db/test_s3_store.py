@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,9 @@ from controller.commands.backup import create_backup, restore, verify
 from controller.errors import CheckFailed, InvalidInput, PermanentError
 from tests.db.dbhelpers import dump
 from tests.fixtures import nocobase_shape as shape
-from tests.harness.s3server import RunningS3
 from tests.hostile import assert_refused
 
 pytestmark = pytest.mark.db
-
-
-@pytest.fixture
-def aws_env(s3_server: RunningS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in s3_server.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    yield
 
 
 def test_backup_verify_restore_through_s3(aws_env: None, s3_bucket: str, tmp_path: Path) -> None:

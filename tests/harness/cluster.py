@@ -25,7 +25,9 @@ installed.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -84,6 +86,42 @@ def _run_script(
             f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n{proc.stderr}"
         )
     return proc.stdout
+
+
+# Run by a detached interpreter: poll the test process, and once it is gone without
+# having stopped the cluster (``kill -9``, an OOM kill), run down.sh for it. up.sh
+# daemonizes etcd, the API server and the node, so the kernel's parent-death signal
+# (see tests/harness/process.py) cannot reach them.
+_REAPER = """
+import os, subprocess, sys, time
+pid, script, directory = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+while True:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(2)
+subprocess.run([script, directory], check=False, timeout=120)
+"""
+
+
+def _start_reaper(directory: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """A detached process that tears this cluster down if the test process dies."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _REAPER,
+            str(os.getpid()),
+            str(_SCRIPTS / "down.sh"),
+            str(directory),
+        ],
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _port_taken(err: Exception) -> bool:
@@ -163,6 +201,7 @@ class ControlPlane(Managed):
         self.node = node
         self._bin_dir: Path | None = None
         self._running = False
+        self._reaper: subprocess.Popen[bytes] | None = None
 
     # -- paths -------------------------------------------------------------
     @property
@@ -236,12 +275,17 @@ class ControlPlane(Managed):
         # may take one before the server binds it: start again on fresh ports when that
         # is why it failed.
         retry_on_port_clash(attempt, clashed=_port_taken)
+        self._reaper = _start_reaper(self.directory, env)
         return self
 
     def stop(self) -> None:
         """Stop all processes started for this directory (idempotent)."""
         if not self._running:
             return
+        if self._reaper is not None:  # the test process stops the cluster itself
+            self._reaper.send_signal(signal.SIGKILL)
+            self._reaper.wait()
+            self._reaper = None
         args = [str(self.directory)]
         if self.purge_on_stop:
             args.append("--purge")

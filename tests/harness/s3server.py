@@ -602,3 +602,15 @@ def s3_bucket(s3_server: RunningS3) -> str:
     """Name of a fresh, empty bucket (left in place; the server is per session)."""
     name = f"ferry-test-{next(_bucket_counter)}-{secrets.token_hex(4)}"
     return s3_server.create_bucket(name)
+
+
+@pytest.fixture
+def aws_env(s3_server: RunningS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AWS_* variables (what the ``ferry`` command reads) name this server, and
+    nothing of the machine's: no profile, session token, config or credentials file."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")

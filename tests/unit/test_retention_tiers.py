@@ -88,6 +88,53 @@ def test_worked_example_40_nightly_backups() -> None:
     assert why.endswith("maxAge=30d exceeded (30d old; keepMonthly would keep it otherwise)")
 
 
+def six_hourly() -> list[Candidate]:
+    """docs/concepts.md's second example: a backup every six hours (01:00, 07:00, 13:00
+    and 19:00 in Berlin) from 21 November to 30 November 07:00, named by Berlin's day and
+    time; 29 November 19:00 failed, 21 November 13:00 is pinned and a migration's
+    rollback window needs 25 November 07:00."""
+    newest = at(2026, 11, 30, 6)
+    out = []
+    for n in range(38):
+        when = newest - dt.timedelta(hours=6 * n)
+        name = f"{when.astimezone(BERLIN):%d %H:%M}"
+        out.append(
+            Candidate(
+                name,
+                when,
+                completed=name != "29 19:00",
+                pinned=name == "21 13:00",
+                rollback=name == "25 07:00",
+            )
+        )
+    return out
+
+
+def test_worked_example_six_hourly_in_berlin() -> None:
+    """keepHourly 4, keepDaily 3, maxAge 7d in Europe/Berlin, at 10:00 Berlin on
+    30 November: the floors outlive maxAge, the failed backup neither counts nor goes."""
+    policy = Policy(keep_hourly=4, keep_daily=3, max_age=dt.timedelta(days=7), zone=BERLIN)
+    decision = decide(six_hourly(), policy, at(2026, 11, 30, 9))
+    assert kept(decision) == {
+        "30 07:00": (MIN_KEEP, "keepHourly", "keepDaily"),
+        "30 01:00": ("keepHourly",),
+        "29 19:00": (),  # failed: no rule keeps it, and it is younger than maxAge
+        "29 13:00": ("keepHourly", "keepDaily"),  # the newest *completed* of the 29th
+        "29 07:00": ("keepHourly",),
+        "28 19:00": ("keepDaily",),
+        "25 07:00": (ROLLBACK,),
+        "21 13:00": (PINNED,),  # nine days old: maxAge does not override a pin
+    }
+    why = {v.id: v.why for v in decision.pruned()}
+    assert len(why) == 30
+    assert why["29 01:00"] == (
+        "not kept by keepHourly=4 (hour 2026-11-29 01:00 is outside the 4 newest), "
+        "keepDaily=3 (a newer backup stands for day 2026-11-29)"
+    )
+    assert why["27 19:00"].endswith("keepDaily=3 (day 2026-11-27 is outside the 3 newest)")
+    assert why["21 07:00"].endswith("; maxAge=1w exceeded (9d old)")
+
+
 def test_buckets_are_read_in_the_schedule_time_zone() -> None:
     """22:30 and 23:30 UTC on 29 November are one day in UTC, two in Berlin (00:30 on
     the 30th)."""
