@@ -16,7 +16,7 @@ EXPECTED: Mapping[str, str] = MappingProxyType(
         "backups.ferry.dev": "sha256:087e7862b602282f21b320bd82a7bc3f5a6076df893c99196e5ffba877893fa4",
         "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
         "environments.ferry.dev": "sha256:597c13e4b3df3f50cf80e4376b69d73c8e8ca4a1fff4b4bd19a93314b6615b20",
-        "migrations.ferry.dev": "sha256:9006d33db0e0e835a479d7b414f70aba23dd73340e1917c02b35050cdb3bb943",
+        "migrations.ferry.dev": "sha256:54e249c4a4203728be1100d546ceae09922ae7d3fa2224a0f2fb5de70e20d527",
         "restores.ferry.dev": "sha256:1781299c4365de9dd93aa878945493e36a25248fdc7aaa19aa036b8f848a0fb9",
     }
 )

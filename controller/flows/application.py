@@ -135,6 +135,13 @@ class Lifecycle:
                 )
             self.sleep(POLL)
 
+    def hold(self, phase: str) -> None:
+        """Keep the workload at zero while a Job writes: something that scaled it up
+        meanwhile (a GitOps tool's self-heal, a person) is scaled down again."""
+        scale = self.workloads.scale(self.app.kind.value, self.namespace, self.app.name)
+        if scale is not None and scale.replicas != 0:
+            self.quiesce(phase)
+
     def resume(self) -> None:
         """Restore the recorded replica count; idempotent, a no-op unless quiesced."""
         if not self.quiesced:

@@ -132,6 +132,12 @@ class FakeJobs:
             job["status"] = {"succeeded": 1, **failed, "conditions": [_true("Complete")]}
             return
         status["failed"] = int(status.get("failed") or 0) + 1
+        if _fails_at_once(job, code):  # its podFailurePolicy says FailJob for this code
+            job["status"] = {
+                "failed": status["failed"],
+                "conditions": [_true("Failed", "PodFailurePolicy", f"exit code {code}")],
+            }
+            return
         if status["failed"] > job["spec"]["backoffLimit"]:
             job["status"] = {
                 "failed": status["failed"],
@@ -143,6 +149,13 @@ class FakeJobs:
                     )
                 ],
             }
+
+
+def _fails_at_once(job: dict[str, Any], code: int) -> bool:
+    rules = (job["spec"].get("podFailurePolicy") or {}).get("rules") or []
+    return any(
+        rule["action"] == "FailJob" and code in rule["onExitCodes"]["values"] for rule in rules
+    )
 
 
 def _true(type_: str, reason: str = "", message: str = "") -> dict[str, Any]:
