@@ -22,7 +22,6 @@ import pytest
 import sqlalchemy as sa
 
 from controller.backups.store import open_store
-from controller.flows.application import release
 from controller.flows.migration import ledger_id, reconcile_migration
 from controller.flows.migration_job import stop_migration_job
 from controller.flows.outcome import Outcome
@@ -31,7 +30,12 @@ from controller.k8s.workloads import Health
 from tests.fixtures import nocobase_shape as shape
 from tests.hostile import assert_refused
 from tests.unit.fake_cluster import FakeCluster
-from tests.unit.fake_jobs import FakeJobs, assert_started, secret_free
+from tests.unit.fake_jobs import (
+    FakeJobs,
+    assert_started,
+    assert_stopped_before_resumed,
+    secret_free,
+)
 from tests.unit.fake_workloads import Clock, FakeWorkloads
 from tests.unit.flow_support import conditions
 from tests.unit.test_jobs import SETTINGS
@@ -140,6 +144,13 @@ def run(
     return outcome
 
 
+def started(jobs: FakeJobs, dev: str, url: str, store: Path) -> tuple[FakeCluster, str]:
+    """A Migration dev → prod in Job mode, its Job created: the cluster, the Job's name."""
+    cluster = setup(jobs, dev, url, store)
+    assert run(cluster, jobs).status["phase"] == "Applying"
+    return cluster, jobs.only()["metadata"]["name"]
+
+
 def ledger(url: str) -> list[tuple[str, str]]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -228,8 +239,7 @@ def test_the_job_applies_only_the_approved_plan(
 def test_a_failed_apply_ends_as_the_ledger_says_without_a_rerun(
     dev: str, url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster = setup(jobs, dev, url, store)
-    run(cluster, jobs)
+    cluster, _ = started(jobs, dev, url, store)
     engine = sa.create_engine(url)
     with engine.begin() as conn:  # the write fails in the pod, inside the apply
         conn.execute(
@@ -251,10 +261,7 @@ def test_a_failed_apply_ends_as_the_ledger_says_without_a_rerun(
 def test_a_pod_deleted_before_the_commit_is_replaced_and_applies_once(
     dev: str, url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster = setup(jobs, dev, url, store)
-    run(cluster, jobs)
-    job = jobs.only()
-    name = job["metadata"]["name"]
+    cluster, name = started(jobs, dev, url, store)
     jobs.end_pod("ns", name, 128 + signal.SIGTERM, "Error", "")  # deleted, wrote nothing
     retried = run(cluster, jobs)
     assert retried.status["phase"] == "Applying" and ledger(url) == []
@@ -268,11 +275,10 @@ def test_a_pod_deleted_before_the_commit_is_replaced_and_applies_once(
 def test_a_pod_deleted_after_the_commit_ends_succeeded_once_without_a_rerun(
     dev: str, url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster = setup(jobs, dev, url, store)
-    run(cluster, jobs)
-    job = jobs.only()
-    name = job["metadata"]["name"]
-    jobs.run_pod(job, monkeypatch, killed=signal.SIGKILL)  # committed, then killed
+    cluster, name = started(jobs, dev, url, store)
+    jobs.run_pod(jobs.only(), monkeypatch, killed=signal.SIGKILL)  # committed, then killed
+    killed = jobs.pods[("ns", name)][-1]["status"]["containerStatuses"][0]["state"]
+    killed["terminated"]["message"] = ""  # before it wrote its result
     assert jobs.only()["status"].get("conditions") is None  # the Job would start pod 2
     done = run(cluster, jobs)
     assert done.status["phase"] == "Succeeded", done.status
@@ -285,13 +291,11 @@ def test_a_pod_deleted_after_the_commit_ends_succeeded_once_without_a_rerun(
 def test_a_rerun_after_the_commit_changes_nothing_and_succeeds_once(
     dev: str, url: str, store: Path, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster = setup(jobs, dev, url, store)
-    run(cluster, jobs)
-    job = jobs.only()
-    jobs.run_pod(job, monkeypatch, killed=signal.SIGKILL)
-    jobs.run_pod(job, monkeypatch)  # the Job's second pod ran before the operator looked
-    result = json.loads(jobs.pods[("ns", job["metadata"]["name"])][-1]["status"][
-        "containerStatuses"][0]["state"]["terminated"]["message"])  # fmt: skip
+    cluster, name = started(jobs, dev, url, store)
+    jobs.run_pod(jobs.only(), monkeypatch, killed=signal.SIGKILL)
+    jobs.run_pod(jobs.only(), monkeypatch)  # the second pod ran before the operator looked
+    last = jobs.pods[("ns", name)][-1]["status"]["containerStatuses"][0]["state"]
+    result = json.loads(last["terminated"]["message"])
     assert result["status"] == "noop" and result["planned"] is False
     done = run(cluster, jobs)
     assert done.status["phase"] == "Succeeded" and done.status["message"] == "applied to prod"
@@ -301,9 +305,7 @@ def test_a_rerun_after_the_commit_changes_nothing_and_succeeds_once(
 def test_pods_that_die_past_the_backoff_limit_fail_it_saying_nothing_was_applied(
     dev: str, url: str, store: Path, jobs: FakeJobs
 ) -> None:
-    cluster = setup(jobs, dev, url, store)
-    run(cluster, jobs)
-    name = jobs.only()["metadata"]["name"]
+    cluster, name = started(jobs, dev, url, store)
     for _ in range(2):
         jobs.end_pod("ns", name, 137, "OOMKilled", "")
     done = run(cluster, jobs)
@@ -357,19 +359,8 @@ def test_a_migration_deleted_while_its_job_runs_resumes_once_the_pod_stopped(
     cluster = setup(jobs, dev, url, store, target={"application": APP})
     apps = FakeWorkloads({WEB: 2})
     run(cluster, jobs, apps)
-    name = jobs.only()["metadata"]["name"]
     body = cluster.get("Migration", "ns", "release") or {}
-    running = {"metadata": {"name": f"{name}-0"}, "status": {"phase": "Running"}}
-    jobs.pods[("ns", name)].append(running)
-    kept = dict(jobs.pods)
-    jobs.delete_job = lambda ns, n: jobs.calls.append(("delete", n))  # type: ignore[method-assign]
-    waiting = stop_migration_job(body, jobs)
-    assert waiting is not None and f"{name}-0" in waiting
-    assert ("delete", name) in jobs.calls and apps.replicas[WEB] == 0
-    running["status"] = {"phase": "Failed"}  # the pod stopped
-    jobs.pods = kept
-    assert stop_migration_job(body, jobs) is None
-    assert release(body, apps) == f"{WEB} back at 2 replicas" and apps.replicas[WEB] == 2
+    assert_stopped_before_resumed(jobs, body, apps, lambda: stop_migration_job(body, jobs))
 
 
 def test_what_job_mode_cannot_carry_fails_at_once_without_quiescing(
