@@ -32,6 +32,7 @@ from controller.commands.environments import ResolvedEnvironment
 from controller.commands.ledger_lookup import Recorded, ledger_record
 from controller.commands.migrate import MigrationResult
 from controller.engine.profiles import Profile
+from controller.engine.progress import APPLYING
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 from controller.flows.application import Lifecycle, hold_deletion, result_of
 from controller.flows.backup_job import POLL_SECONDS, QUEUE_SECONDS
@@ -46,7 +47,7 @@ from controller.flows.jobs import (
 )
 from controller.flows.outcome import Event, Outcome
 from controller.flows.restore_job import ERRORS, stop_job
-from controller.flows.status import StatusPatch
+from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
 from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, job_state
 
@@ -187,9 +188,29 @@ def _ended(
         result = _uncommitted(flow, work, state, told)
     else:
         result = _from_ledger(work, recorded, told)
+    if result.status == "succeeded":
+        _applied_progress(flow)
     if flow.life is not None:
         return flow.after_apply(result, work.target, work.spec)
     return flow.conclude(result, work.target, skip=work.spec.skip_backup)
+
+
+def _applied_progress(flow: MigrationFlow) -> None:
+    """The apply's last progress, as the in-process path leaves it: every changed table
+    of the approved plan written (unknown for a plan too large for the status)."""
+    plan = flow.status.get("plan") or {}
+    if plan.get("truncated") or not plan.get("tables"):
+        return
+    totals = plan.get("totals") or {}
+    tables = len(plan["tables"])
+    flow.patch.set(
+        progress={
+            "phase": APPLYING,
+            "tables": f"{tables}/{tables}",
+            "rows": sum(int(totals.get(k) or 0) for k in ("insert", "update", "delete")),
+            "updated": timestamp(flow.now),
+        }
+    )
 
 
 def _from_ledger(work: MigrationJob, recorded: Recorded, told: dict[str, Any]) -> MigrationResult:

@@ -208,6 +208,9 @@ def test_a_job_migration_succeeds_like_an_in_process_one(
     assert {k: v for k, v in final.items() if k not in varying} == {
         k: v for k, v in same.status.items() if k not in varying
     }
+    assert {k: v for k, v in final["progress"].items() if k != "updated"} == {
+        k: v for k, v in same.status["progress"].items() if k != "updated"
+    }
 
 
 def test_the_job_applies_only_the_approved_plan(
