@@ -19,7 +19,15 @@ from tests.e2e import main_flows
 from tests.e2e.main_flows import _scalar
 from tests.e2e.test_operator import apply_ok, migration, status, wait_phase
 from tests.harness.cluster import wait_for
-from tests.node.conftest import RELEASE, SYSTEM_NS, OperatorPod, wait_ready
+from tests.node.conftest import (
+    RELEASE,
+    STAND_IN_REPLICAS,
+    SYSTEM_NS,
+    OperatorPod,
+    StandIn,
+    stand_in_replicas,
+    wait_ready,
+)
 from tests.node.test_jobs import job_mode, job_pods, store_claim
 
 pytestmark = pytest.mark.node
@@ -129,3 +137,37 @@ def test_a_job_pod_deleted_after_its_commit_still_ends_the_migration_succeeded_o
     assert counted.get("succeeded") == 1 and not counted.get("failed"), counted
     events = applied_events(site, "release")
     assert len(events) == 1 and int(events[0].get("count") or 1) == 1, events
+
+
+def test_a_migration_deleted_while_its_job_waits_stops_it_then_resumes_the_application(
+    site: main_flows.Site, operator: OperatorPod, node_base_image: str
+) -> None:
+    """pre declares the stand-in; its Job's pod cannot start (no store claim yet), so
+    the application is held at zero when the Migration is deleted: its finalizer
+    deletes the Job, waits until no pod of it is left, then scales the stand-in back."""
+    StandIn().declare(site, node_base_image)
+    kubectl, namespace = site.kubectl, site.namespace
+    kubectl("wait", "--for=condition=Ready", "environment/pre", "-n", namespace,
+            "--timeout=90s")  # fmt: skip
+    job_mode(site, "pre")
+    roles = _scalar(site.host_urls["pre"], NEW_ROLE)
+    apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
+
+    def held() -> bool:
+        got = status(kubectl, "migration", namespace, "release")
+        return bool(got.get("job")) and (got.get("application") or {}).get("quiesced") is True
+
+    wait_for(held, timeout=180, description="the Migration's Job created, pre quiesced")
+    job = status(kubectl, "migration", namespace, "release")["job"]["name"]
+    assert stand_in_replicas(site) == 0
+    kubectl("delete", "migration", "release", "-n", namespace, "--wait=false")
+    wait_for(
+        lambda: kubectl("get", "migration", "release", "-n", namespace, check=False).returncode,
+        timeout=150,
+        description="the deleted Migration gone",
+    )
+    assert kubectl("get", "job", job, "-n", namespace, check=False).returncode != 0
+    assert job_pods(kubectl, namespace, job) == []
+    deployment = kubectl.json("get", "deployment", "web", "-n", namespace)
+    assert deployment["spec"]["replicas"] == STAND_IN_REPLICAS
+    assert _scalar(site.host_urls["pre"], NEW_ROLE) == roles  # nothing was applied
