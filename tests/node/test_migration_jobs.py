@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from controller.flows.application import FINALIZER
 from tests.e2e import main_flows
 from tests.e2e.main_flows import _scalar
 from tests.e2e.test_operator import apply_ok, migration, status, wait_phase
@@ -160,6 +161,8 @@ def test_a_migration_deleted_while_its_job_waits_stops_it_then_resumes_the_appli
     wait_for(held, timeout=180, description="the Migration's Job created, pre quiesced")
     job = status(kubectl, "migration", namespace, "release")["job"]["name"]
     assert stand_in_replicas(site) == 0
+    meta = kubectl.json("get", "migration", "release", "-n", namespace)["metadata"]
+    assert FINALIZER in (meta.get("finalizers") or []), meta  # the finalizer holds it
     kubectl("delete", "migration", "release", "-n", namespace, "--wait=false")
     wait_for(
         lambda: kubectl("get", "migration", "release", "-n", namespace, check=False).returncode,
@@ -169,5 +172,5 @@ def test_a_migration_deleted_while_its_job_waits_stops_it_then_resumes_the_appli
     assert kubectl("get", "job", job, "-n", namespace, check=False).returncode != 0
     assert job_pods(kubectl, namespace, job) == []
     deployment = kubectl.json("get", "deployment", "web", "-n", namespace)
-    assert deployment["spec"]["replicas"] == STAND_IN_REPLICAS
+    assert deployment["spec"]["replicas"] == STAND_IN_REPLICAS, site.operator_log(60)
     assert _scalar(site.host_urls["pre"], NEW_ROLE) == roles  # nothing was applied
