@@ -16,7 +16,7 @@ EXPECTED: Mapping[str, str] = MappingProxyType(
         "backups.ferry.dev": "sha256:aeb98591b60c66f238dc45dc2573611c2ea01060554b97d53a8025d0c8d2891a",
         "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
         "environments.ferry.dev": "sha256:575f7b4d9e1b8218b1d42bda7dd6a1079a4cfca7a64096dfee8d5374b22e2724",
-        "migrations.ferry.dev": "sha256:9006d33db0e0e835a479d7b414f70aba23dd73340e1917c02b35050cdb3bb943",
+        "migrations.ferry.dev": "sha256:54e249c4a4203728be1100d546ceae09922ae7d3fa2224a0f2fb5de70e20d527",
         "restores.ferry.dev": "sha256:7142ad3447e6dc578e96e28239d021347cfa8d86de3630ba45ea698b6c0940d7",
     }
 )

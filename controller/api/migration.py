@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.api.execution import ExecutionSpec, parse_execution
+from controller.api.execution import fields as execution_fields
 from controller.api.phases import Phase
 from controller.api.resources import Node
 from controller.api.rules import _TABLE_FIELDS, _TOP_FIELDS, RulesSpec, parse_rules
@@ -64,6 +66,7 @@ FIELDS_READ: tuple[str, ...] = (
     "spec.approval.planDigest",
     "spec.backup.skip",
     "spec.rehearsal",
+    *execution_fields("spec"),
 )
 
 
@@ -106,6 +109,7 @@ class MigrationSpec:
     approval: Approval = field(default_factory=Approval)
     skip_backup: bool = False
     rehearsal: Rehearsal = Rehearsal.SKIP
+    execution: ExecutionSpec | None = None  # the apply's; over the target Environment's
 
 
 def _parse_source(spec: Node) -> MigrationSource:
@@ -148,4 +152,5 @@ def parse_migration(body: Mapping[str, Any]) -> MigrationSpec:
         approval=approval,
         skip_backup=backup.boolean("skip") if backup is not None else False,
         rehearsal=spec.enum("rehearsal", Rehearsal, Rehearsal.SKIP),
+        execution=parse_execution(spec),
     )

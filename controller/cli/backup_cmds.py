@@ -27,14 +27,20 @@ DATABASE_ENV = "FERRY_DATABASE_URL"
 PASSWORD_ENV = "FERRY_DATABASE_PASSWORD"
 
 
-def database_url(given: str | None) -> str:
-    """``--database``, else ``$FERRY_DATABASE_URL`` (and ``$FERRY_DATABASE_PASSWORD``)."""
+def database_url(
+    given: str | None,
+    flag: str = "--database",
+    env: str = DATABASE_ENV,
+    password_env: str = PASSWORD_ENV,
+) -> str:
+    """``--database``, else ``$FERRY_DATABASE_URL`` (and ``$FERRY_DATABASE_PASSWORD``);
+    ``ferry migrate`` reads its ``--target`` and ``--source`` the same way."""
     if given:
         return given
-    url = os.environ.get(DATABASE_ENV)
+    url = os.environ.get(env)
     if not url:
-        raise InvalidInput(f"--database is required (or set ${DATABASE_ENV})")
-    return with_password(url, os.environ.get(PASSWORD_ENV))
+        raise InvalidInput(f"{flag} is required (or set ${env})")
+    return with_password(url, os.environ.get(password_env))
 
 
 def add_store_key_argument(parser: argparse.ArgumentParser) -> None:

@@ -5,26 +5,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from controller.api.ids import validate_migration_id
+from controller.api.migration import PLAN_DIGEST_PATTERN
 from controller.api.rules import Merge
 from controller.backups.store import BackupStore, open_store
 from controller.cli import rehearse_opts
-from controller.cli.backup_cmds import add_store_key_argument
+from controller.cli.backup_cmds import DATABASE_ENV, add_store_key_argument, database_url
 from controller.cli.files import create_output_dir, discard, shown
 from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.inputs import plan_options, resolve_database
 from controller.cli.parsing import deprecated_alias
 from controller.cli.progress import progress_for
+from controller.cli.result import write_migrated
 from controller.commands.export import export
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.rehearsal import RehearsalResult, rehearse
 from controller.commands.rollback import rollback
 from controller.engine.render import plan_json, plan_markdown, plan_text
 from controller.errors import FerryError, InvalidInput, PermanentError
+
+# A Job's container gets the source's database as it gets the target's (docs/concepts.md,
+# "Job mode"): from Secrets through its environment, never through its arguments.
+SOURCE_ENV = "FERRY_SOURCE_DATABASE_URL"
+SOURCE_PASSWORD_ENV = "FERRY_SOURCE_DATABASE_PASSWORD"
+_PLAN_DIGEST = re.compile(PLAN_DIGEST_PATTERN)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -67,8 +76,14 @@ def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _register_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = sub.add_parser("migrate", help="promote configuration into the target")
-    m.add_argument("--source", required=True, metavar="SRC")
-    m.add_argument("--target", required=True, metavar="URL")
+    m.add_argument("--source", metavar="SRC", help=f"default: ${SOURCE_ENV}")
+    m.add_argument("--target", metavar="URL", help=f"default: ${DATABASE_ENV}")
+    m.add_argument(
+        "--approved-digest",
+        metavar="DIGEST",
+        help="apply only the plan with this digest (sha256:…); a plan that changed since "
+        "is refused (PlanChanged) and nothing is written",
+    )
     _common(m)
     m.add_argument("--variables", metavar="FILE")
     m.add_argument(
@@ -139,8 +154,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _databases(args: argparse.Namespace) -> tuple[str, str]:
+    """The source's and the target's database: the arguments, else the environment's."""
+    source = resolve_database(args.source) if args.source else None
+    target = resolve_database(args.target) if args.target else None
+    return (
+        database_url(source, "--source", SOURCE_ENV, SOURCE_PASSWORD_ENV),
+        database_url(target, "--target"),
+    )
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     validate_migration_id(args.migration_id)
+    approved = args.approved_digest
+    if approved is not None and not _PLAN_DIGEST.fullmatch(approved):
+        raise InvalidInput(f"--approved-digest {approved!r}: expected sha256: and 64 hex digits")
     options = plan_options(args.profile, args.rules, args.variables)
     scratch = rehearse_opts.scratch_of(args)
     files = files_root(args)
@@ -153,12 +181,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not args.skip_backup:
         spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE") or "ferry-backups"
         store = open_store(spec, args.store_key_file)
+    source, target = _databases(args)
     request = MigrationRequest(
-        resolve_database(args.source),
-        resolve_database(args.target),
+        source,
+        target,
         options,
         store=store,
         migration_id=args.migration_id,
+        approved_digest=approved,
         environment=args.environment,
         files=files,
         quiesced=args.quiesced,
@@ -173,6 +203,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             # the real apply is held to the plan the copy took
             request = replace(request, approved_digest=rehearsal.digest)
         result = migrate(request)
+    write_migrated(result)
     _print_result(args, result, rehearsal, store)
     if result.status in ("failed", "rolled-back"):
         print(f"error: {result.message}", file=sys.stderr)

@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from controller.commands.backup import RestoreResult
+from controller.commands.migrate import MigrationResult
 
 RESULT_FILE_ENV = "FERRY_RESULT_FILE"
 LIMIT = 4096  # the kubelet keeps at most 4096 bytes of a termination message
@@ -66,3 +67,22 @@ def write_restored(result: RestoreResult) -> None:
     if len(json.dumps(fields)) > LIMIT // 2:
         fields["dropped"] = len(result.dropped)
     write_result("completed", **fields)
+
+
+def write_migrated(result: MigrationResult) -> None:
+    """A migration's result (``ferry migrate``): its ID, ledger status, pre-migration
+    backup and warnings. The operator asks the target's ledger whether it committed;
+    this adds what the ledger does not keep (the warnings after the commit)."""
+    fields: dict[str, Any] = {
+        "id": result.id,
+        "status": result.status,
+        "digest": result.digest or (result.plan.digest if result.plan else ""),
+        "backupId": result.backup_id,
+        "message": result.message,
+        "warnings": [w[:500] for w in result.warnings[:5]],
+        "planned": result.plan is not None,
+    }
+    if result.status in ("succeeded", "noop"):
+        write_result("completed", **fields)
+        return
+    write_result("failed", exitCode=1, reason="ApplyFailed", **fields)

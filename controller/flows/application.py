@@ -135,6 +135,13 @@ class Lifecycle:
                 )
             self.sleep(POLL)
 
+    def hold(self, phase: str) -> None:
+        """Keep the workload at zero while a Job writes: something that scaled it up
+        meanwhile (a GitOps tool's self-heal, a person) is scaled down again."""
+        scale = self.workloads.scale(self.app.kind.value, self.namespace, self.app.name)
+        if scale is not None and scale.replicas != 0:
+            self.quiesce(phase)
+
     def resume(self) -> None:
         """Restore the recorded replica count; idempotent, a no-op unless quiesced."""
         if not self.quiesced:
@@ -281,10 +288,17 @@ def keeps_finalizer(body: Mapping[str, Any], finished: Callable[[object], bool])
     (left by a handler retried after a delay) patches twice, conflicts with itself and
     then leaves the object unprocessed until something else changes it. A restarted
     operator that found a Migration resumed but still waiting for health did exactly
-    that, and the Migration never finished."""
+    that, and the Migration never finished.
+
+    The finalizer itself counts as taking charge (``hold_deletion`` adds it before the
+    scale to zero): Kopf decides on the body of the cycle that ran the handler, which
+    may show the finalizer but not yet the status written after it. A handler that
+    returns while a Job writes (and is retried) would otherwise have its finalizer
+    removed on that stale body, and the object deleted with its application at zero."""
     status = body.get("status") or {}
-    in_flight = bool(status.get("application")) and not finished(status.get("phase"))
-    return in_flight or holds_application(body)
+    meta = body.get("metadata") or {}
+    charged = bool(status.get("application")) or FINALIZER in (meta.get("finalizers") or [])
+    return (charged and not finished(status.get("phase"))) or holds_application(body)
 
 
 def release(body: Mapping[str, Any], workloads: Workloads) -> str | None:

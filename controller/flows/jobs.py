@@ -40,7 +40,11 @@ RESULT_PATH = "/dev/termination-log"
 STORE_KEY_DIR = "/var/run/ferry/store-key"
 OPERATOR_UID = 10001  # the image's user (Dockerfile), as the operator's pod runs
 _UNSAFE = re.compile(r"[^a-z0-9-]")
-JOB_KINDS = ("Backup", "Restore")  # the kinds whose work runs as Jobs, sharing the slots
+JOB_KINDS = (
+    "Backup",
+    "Restore",
+    "Migration",
+)  # the kinds whose work runs as Jobs, sharing the slots
 
 
 def job_name(kind: str, name: str, uid: str) -> str:
@@ -56,12 +60,13 @@ def _secret_env(var: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def database_env(spec: EnvironmentSpec) -> list[dict[str, Any]]:
+def database_env(spec: EnvironmentSpec, prefix: str = "FERRY_DATABASE") -> list[dict[str, Any]]:
     """``FERRY_DATABASE_URL`` (and ``FERRY_DATABASE_PASSWORD``) from the Environment's
-    Secrets; a literal URL only when it holds no password."""
+    Secrets; a literal URL only when it holds no password. ``prefix``: other names
+    (a migration's source is ``FERRY_SOURCE_DATABASE_URL``)."""
     db = spec.database
     if db.url_from is not None:
-        return [_secret_env("FERRY_DATABASE_URL", db.url_from.name, db.url_from.key)]
+        return [_secret_env(f"{prefix}_URL", db.url_from.name, db.url_from.key)]
     if db.url is not None:
         if redact(db.url) != db.url:
             raise InvalidInput(
@@ -69,14 +74,14 @@ def database_env(spec: EnvironmentSpec) -> list[dict[str, Any]]:
                 "use urlFrom or passwordFrom for Job mode",
                 reason=BackupReason.JOB_UNAVAILABLE,
             )
-        return [{"name": "FERRY_DATABASE_URL", "value": db.url}]
+        return [{"name": f"{prefix}_URL", "value": db.url}]
     url = build_url(
         db.dialect.value, host=db.host, port=db.port, database=db.name, user=db.user, password=None
     )
-    env = [{"name": "FERRY_DATABASE_URL", "value": url}]
+    env = [{"name": f"{prefix}_URL", "value": url}]
     if db.password_from is not None:
         ref = db.password_from
-        env.append(_secret_env("FERRY_DATABASE_PASSWORD", ref.name, ref.key))
+        env.append(_secret_env(f"{prefix}_PASSWORD", ref.name, ref.key))
     return env
 
 

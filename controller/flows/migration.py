@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from controller.api.execution import effective
 from controller.api.ids import MIGRATION_ID_MAX
 from controller.api.migration import MigrationPhase, MigrationSpec, Rehearsal, parse_migration
 from controller.api.reasons import (
@@ -44,6 +45,11 @@ from controller.flows.application import (
     result_record,
 )
 from controller.flows.environment import new_baseline
+from controller.flows.migration_job import (
+    MigrationJob,
+    follow_migration_job,
+    start_migration_job,
+)
 from controller.flows.outcome import Event, Outcome
 from controller.flows.progress import StatusProgress, with_progress
 from controller.flows.queue import earlier_writer, is_ready
@@ -51,6 +57,7 @@ from controller.flows.rehearsal import already_rehearsed, run_rehearsal
 from controller.flows.status import StatusPatch, timestamp
 from controller.gitsource.repository import checkout, credentials_from_secret
 from controller.k8s.client import Cluster
+from controller.k8s.jobs import Jobs, JobSettings
 from controller.k8s.workloads import Health, Workloads
 
 APPROVED_BY = "ferry.dev/approved-by"  # stamped by the chart's MutatingAdmissionPolicy
@@ -94,8 +101,12 @@ class _Flow:
         fault: Callable[[str], None] | None,
         workloads: Workloads | None = None,
         lifecycle_options: dict[str, Any] | None = None,
+        jobs: Jobs | None = None,
+        job_settings: JobSettings | None = None,
     ) -> None:
         self.body = body
+        self.jobs = jobs  # the Kubernetes Jobs API, for spec.execution.mode Job
+        self.job_settings = job_settings or JobSettings.from_environ()
         self.workloads = workloads
         self.lifecycle_options = lifecycle_options or {}
         self.life: Lifecycle | None = None
@@ -174,6 +185,10 @@ class _Flow:
         source_env = None
         if spec.source.environment:
             source_env = environments.lookup(self.cluster, self.namespace, spec.source.environment)
+        work = self.job_work(spec, target, source_env)
+        followed = follow_migration_job(self, work) if work is not None else None
+        if followed is not None:
+            return followed
         waiting = self.gate(target, source_env)
         if waiting is not None:
             return waiting
@@ -215,13 +230,31 @@ class _Flow:
                 if isinstance(rehearsed, Outcome):
                     return rehearsed
                 request = replace(request, approved_digest=rehearsed)
-            if self.life is not None:
-                hold_deletion(self.cluster, "Migration", self.body)
-                self.life.quiesce()
+            if work is not None:
+                return start_migration_job(self, work, request.approved_digest or plan.digest)
+            self.quiesce()
             result = migrate(request)
         if self.life is not None:
             return self.after_apply(result, target, spec)
         return self.conclude(result, target, skip=spec.skip_backup)
+
+    def job_work(
+        self,
+        spec: MigrationSpec,
+        target: environments.ResolvedEnvironment,
+        source: environments.ResolvedEnvironment | None,
+    ) -> MigrationJob | None:
+        """In Job mode (``spec.execution`` over the target's), what its Job applies."""
+        execution = effective(spec.execution, target.spec.execution)
+        if not execution.is_job:
+            return None
+        return MigrationJob(spec, target, source, execution, ledger_id(self.meta))
+
+    def quiesce(self) -> None:
+        """Stop the target's application (``spec.application``) before the apply."""
+        if self.life is not None:
+            hold_deletion(self.cluster, "Migration", self.body)
+            self.life.quiesce()
 
     def request(
         self,
@@ -456,7 +489,7 @@ class _Flow:
                 f"applied to {target.name}"
                 if result.status == "succeeded"
                 else f"applied to {target.name} before a restart, as its ledger records"
-                if result.plan is None
+                if result.plan is None and result.message.startswith("already applied")
                 else f"{target.name} already matched: {result.message}"
             )
             if result.warnings:
@@ -544,11 +577,15 @@ def reconcile_migration(
     fault: Callable[[str], None] | None = None,
     workloads: Workloads | None = None,
     lifecycle_options: dict[str, Any] | None = None,
+    jobs: Jobs | None = None,
+    settings: JobSettings | None = None,
 ) -> Outcome:
     """``fault``: a test hook passed to the engine (see ``handlers/failpoints.py``);
     ``workloads``: the target application's scale and health (``spec.application``);
-    ``lifecycle_options``: its ``sleep`` and ``clock``, for tests."""
+    ``lifecycle_options``: its ``sleep`` and ``clock``, for tests. In Job mode
+    (``spec.execution``) ``jobs`` runs the apply as a Kubernetes Job
+    (``flows.migration_job``)."""
     if MigrationPhase.is_finished((body.get("status") or {}).get("phase")):
         return Outcome({})
-    flow = _Flow(body, cluster, now, on_phase, fault, workloads, lifecycle_options)
+    flow = _Flow(body, cluster, now, on_phase, fault, workloads, lifecycle_options, jobs, settings)
     return with_progress(flow.run(), flow.progress)

@@ -272,15 +272,16 @@ def _error(flow: RestoreFlow, jobs: Jobs, state: JobState, result: dict[str, Any
     return cls(message, reason=reason)
 
 
-def stop_job(body: dict[str, Any], jobs: Jobs) -> str | None:
-    """A Restore is being deleted while it may hold its application at zero: delete its
-    Job, and say what to wait for while a pod of it still runs (the application is
-    resumed only once nothing writes any more). None: nothing runs."""
+def stop_job(body: dict[str, Any], jobs: Jobs, kind: str = "Restore") -> str | None:
+    """A Restore (or a Migration: ``kind``) is being deleted while it may hold its
+    application at zero: delete its Job, and say what to wait for while a pod of it
+    still runs (the application is resumed only once nothing writes any more). None:
+    nothing runs."""
     if not (body.get("status") or {}).get("job"):
         return None  # never ran as a Job
     meta = body.get("metadata") or {}
     namespace = str(meta.get("namespace"))
-    name = job_name("Restore", str(meta.get("name")), str(meta.get("uid")))
+    name = job_name(kind, str(meta.get("name")), str(meta.get("uid")))
     job = jobs.get_job(namespace, name)
     if job is not None and not (job.get("metadata") or {}).get("deletionTimestamp"):
         jobs.delete_job(namespace, name)

@@ -10,11 +10,13 @@ import kopf
 
 from controller.api.migration import MigrationPhase
 from controller.api.resources import GROUP, VERSION
+from controller.errors import FerryError
 from controller.flows.application import keeps_finalizer, release
 from controller.flows.migration import ledger_id, reconcile_migration
+from controller.flows.migration_job import stop_migration_job
 from controller.flows.unexpected import guarded
 from controller.handlers import failpoints, metrics
-from controller.handlers.common import cluster, now, write
+from controller.handlers.common import cluster, jobs, now, write
 from controller.k8s.bootcheck import KubeBootPods
 from controller.k8s.workloads import Workloads
 
@@ -45,7 +47,13 @@ def migration_changed(body: Any, retry: int, **_: Any) -> None:
         "Migration",
         dict(body),
         lambda: reconcile_migration(
-            dict(body), client, now=when, on_phase=on_phase, fault=FAULT, workloads=workloads()
+            dict(body),
+            client,
+            now=when,
+            on_phase=on_phase,
+            fault=FAULT,
+            workloads=workloads(),
+            jobs=jobs(),
         ),
         now=when,
         retry=retry,
@@ -72,7 +80,14 @@ def migration_deleted(body: Any, logger: Any, **_: Any) -> None:
     """Kopf keeps its finalizer on a Migration while it deals with the target's
     application (the flow adds it before scaling, see ``keeps_finalizer``); deleted
     while it holds the application at zero, this resumes the workload first, then
-    Kopf lets the object go. An API error raises and is retried by Kopf."""
+    Kopf lets the object go, once the Job that may still be applying
+    (spec.execution.mode Job) has stopped. An API error is retried by Kopf."""
+    try:
+        running = stop_migration_job(dict(body), jobs())
+        if running:
+            raise kopf.TemporaryError(running, delay=3)
+    except FerryError as err:
+        raise kopf.TemporaryError(err.message, delay=5) from err
     done = release(dict(body), workloads())
     if done:
         logger.info(f"resumed {done}: the Migration was deleted while it was quiesced")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from controller.cli.main import main
 from controller.errors import TemporaryError
+from controller.flows.application import release
 from controller.flows.jobs import job_name
 from controller.flows.outcome import Outcome
 from tests.unit.fake_cluster import FakeCluster
@@ -137,6 +139,12 @@ class FakeJobs:
             job["status"] = {"succeeded": 1, **failed, "conditions": [_true("Complete")]}
             return
         status["failed"] = int(status.get("failed") or 0) + 1
+        if _fails_at_once(job, code):  # its podFailurePolicy says FailJob for this code
+            job["status"] = {
+                "failed": status["failed"],
+                "conditions": [_true("Failed", "PodFailurePolicy", f"exit code {code}")],
+            }
+            return
         if status["failed"] > job["spec"]["backoffLimit"]:
             job["status"] = {
                 "failed": status["failed"],
@@ -148,6 +156,13 @@ class FakeJobs:
                     )
                 ],
             }
+
+
+def _fails_at_once(job: dict[str, Any], code: int) -> bool:
+    rules = (job["spec"].get("podFailurePolicy") or {}).get("rules") or []
+    return any(
+        rule["action"] == "FailJob" and code in rule["onExitCodes"]["values"] for rule in rules
+    )
 
 
 def _true(type_: str, reason: str = "", message: str = "") -> dict[str, Any]:
@@ -181,3 +196,24 @@ def unanswered_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"postgresql+psycopg://app@127.0.0.1:{port}/app"
+
+
+def assert_stopped_before_resumed(
+    jobs: FakeJobs, body: dict[str, Any], apps: Any, stop: Callable[[], str | None]
+) -> None:
+    """An object deleted while its only Job's pod runs: ``stop()`` (the deletion
+    handler's first step) deletes the Job and says to wait while the pod runs, and the
+    application (``Deployment/web``, quiesced from 2 replicas) is resumed only after."""
+    name = jobs.only()["metadata"]["name"]
+    running = {"metadata": {"name": f"{name}-0"}, "status": {"phase": "Running"}}
+    jobs.pods[("ns", name)].append(running)
+    kept = dict(jobs.pods)
+    jobs.delete_job = lambda ns, n: jobs.calls.append(("delete", n))  # type: ignore[method-assign]
+    waiting = stop()
+    assert waiting is not None and f"{name}-0" in waiting
+    assert ("delete", name) in jobs.calls and apps.replicas["Deployment/web"] == 0
+    running["status"] = {"phase": "Failed"}  # the pod stopped
+    jobs.pods = kept
+    assert stop() is None
+    assert release(body, apps) == "Deployment/web back at 2 replicas"
+    assert apps.replicas["Deployment/web"] == 2

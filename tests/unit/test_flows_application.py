@@ -346,6 +346,10 @@ def test_the_finalizer_stays_from_the_application_record_to_a_final_phase(
     assert not keeps_finalizer(body(final, record), kind.is_finished)
     held = {**record, "quiesced": True}
     assert keeps_finalizer(body(final, held), kind.is_finished)  # still holds it at zero
+    # The flow added the finalizer, its status is not there yet (Kopf's stale body).
+    charged = {**body("Applying", None), "metadata": {"finalizers": [FINALIZER]}}
+    assert keeps_finalizer(charged, kind.is_finished)
+    assert not keeps_finalizer({**charged, "status": {"phase": final}}, kind.is_finished)
 
 
 def test_a_restore_quiesces_writes_resumes_and_reports_an_unhealthy_app(
