@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,19 +13,11 @@ import pytest
 
 from tests.harness import process
 from tests.harness.cluster import REPO_ROOT, wait_for
-from tests.harness.process import NotReady, ServerStartError
+from tests.harness.process import NotReady, ServerStartError, alive
 
 
 def _sh(script: str, log: Path, sig: signal.Signals = signal.SIGKILL) -> subprocess.Popen[bytes]:
     return process.spawn(["sh", "-c", script], log_path=log, pdeathsig=sig)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_a_process_that_dies_during_startup_is_named_with_its_log(tmp_path: Path) -> None:
@@ -167,9 +158,9 @@ def test_stopping_a_group_takes_its_children_along(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     proc = _sh(f"sleep 300 & echo $! > {pid_file}; wait", tmp_path / "h.log")
     child = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=10))
-    assert _alive(child)
+    assert alive(child)
     process.terminate(proc, signal.SIGTERM, 10, group=True)
-    wait_for(lambda: not _alive(child), timeout=10, description="the child gone")
+    wait_for(lambda: not alive(child), timeout=10, description="the child gone")
 
 
 def test_a_server_dies_with_a_killed_test_session(tmp_path: Path) -> None:
@@ -190,10 +181,10 @@ def test_a_server_dies_with_a_killed_test_session(tmp_path: Path) -> None:
     session = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT)
     try:
         server = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=30))
-        assert _alive(server)
+        assert alive(server)
         session.kill()
         session.wait(timeout=10)
-        wait_for(lambda: not _alive(server), timeout=10, description="the server gone")
+        wait_for(lambda: not alive(server), timeout=10, description="the server gone")
     finally:
         session.kill()
         session.wait(timeout=10)

@@ -7,13 +7,13 @@ down.sh by hand. The harness starts a reaper beside each cluster for that case.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.harness.cluster import REPO_ROOT, wait_for
+from tests.harness.process import alive
 
 _START = """
 import sys, time
@@ -22,14 +22,6 @@ ControlPlane(sys.argv[1]).start()
 print("up", flush=True)
 time.sleep(600)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_a_killed_test_process_leaves_no_control_plane(tmp_path: Path) -> None:
@@ -44,11 +36,11 @@ def test_a_killed_test_process_leaves_no_control_plane(tmp_path: Path) -> None:
         assert owner.stdout is not None
         assert owner.stdout.readline().strip() == "up"
         pids = [int(f.read_text()) for f in sorted((directory / "pids").glob("*.pid"))]
-        assert pids and all(_alive(pid) for pid in pids)
+        assert pids and all(alive(pid) for pid in pids)
         owner.send_signal(signal.SIGKILL)
         owner.wait()
         wait_for(
-            lambda: not any(_alive(pid) for pid in pids),
+            lambda: not any(alive(pid) for pid in pids),
             timeout=60,
             description="the killed test process's control plane to stop",
         )

@@ -41,6 +41,7 @@ __all__ = [
     "NotReady",
     "ServerStartError",
     "address_in_use",
+    "alive",
     "forget",
     "free_port",
     "port_clash_in",
@@ -84,6 +85,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def tail(path: Path | None, lines: int = 40) -> str:
