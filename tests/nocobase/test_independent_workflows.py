@@ -15,6 +15,7 @@ Promoted again unchanged, team B's renumbered rows pair with what it promoted be
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,12 @@ def test_two_installations_merge_routes_and_workflows(
     b.start_all(team_a, team_b)
     made: dict[str, dict[str, Any]] = {}
     for app, p in ((team_a, "a_"), (team_b, "b_")):
+        # NocoBase's snowflake IDs count seconds, with a sequence per process: two
+        # installations minting routes in the same second can mint the same IDs, and
+        # routes are still matched by ID (docs/nocobase-testing.md, "Not yet handled").
+        # This test is about workflows (whose IDs it makes collide on purpose), so the
+        # second team's routes are minted in a later second.
+        time.sleep(1.1)
         b.create_page(app, p)
         made[p] = b.create_chain_workflow(app, p)
     wf_a = made["a_"]
@@ -130,6 +137,12 @@ def test_two_installations_merge_routes_and_workflows(
     pre.sign_in()
     b.assert_boots_cleanly(pre)
     titles = {r["title"] for r in pre.list_all("desktopRoutes")}
-    assert {"a_ orders page", "b_ orders page"} <= titles
+    # Seen once in a full tier run (not again in three reruns): team A's page route was
+    # missing. What each side held, to tell a route-ID collision from a pairing fault.
+    held = {
+        app.name: rows(app.url, "desktopRoutes", "id", "title", "schemaUid", order="id")
+        for app in (team_a, team_b, pre)
+    }
+    assert {"a_ orders page", "b_ orders page"} <= titles, held
     assert _workflows(pre) == expected
     pre.stop()
