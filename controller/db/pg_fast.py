@@ -56,10 +56,17 @@ PIPELINE = 2
 #: ``buffered``): a result is then at most this size, and two round trips fewer.
 SMALL_BYTES = 1 << 20
 
+# Sizing a table opens it (ACCESS SHARE), which would wait behind another session's
+# exclusive lock before the backup has begun (no partial yet for a SIGTERM to clean,
+# and the wait is not a read's): while such a lock is held (pg_locks takes none), the
+# size is not asked and the database is not known to be small (NULL).
 _TABLE_BYTES = (
-    "select coalesce(sum(pg_table_size(c.oid)), 0) from pg_class c"
-    " where c.relnamespace = (select oid from pg_namespace where nspname = current_schema())"
-    " and c.relkind in ('r', 'p', 'm')"
+    "with ns as (select oid from pg_namespace where nspname = current_schema())"
+    " select case when exists (select 1 from pg_locks l join pg_class c on c.oid = l.relation"
+    " join ns on c.relnamespace = ns.oid where l.granted and l.mode = 'AccessExclusiveLock'"
+    " and l.pid <> pg_backend_pid()) then null else"
+    " (select coalesce(sum(pg_table_size(c.oid)), 0) from pg_class c join ns"
+    " on c.relnamespace = ns.oid where c.relkind in ('r', 'p', 'm')) end"
 )
 
 _TEXT_CAST = (Kind.DECIMAL, Kind.JSON, Kind.UUID)
@@ -83,7 +90,8 @@ def small(conn: sa.Connection) -> bool:
     """Whether a PostgreSQL database's tables hold less than ``SMALL_BYTES``."""
     if conn.dialect.name != "postgresql":
         return False
-    return int(conn.exec_driver_sql(_TABLE_BYTES).scalar_one()) < SMALL_BYTES
+    size = conn.exec_driver_sql(_TABLE_BYTES).scalar_one()
+    return size is not None and int(size) < SMALL_BYTES
 
 
 def available() -> bool:

@@ -177,8 +177,10 @@ def reflect(conn: sa.Connection, only: set[str] | None = None) -> DatabaseSchema
     return DatabaseSchema(dialect=dialect, server_version=server_version(conn), tables=tables)
 
 
-# Every catalog row reflection depends on, with its definition text and ``xmin`` (a
-# new row version for any DDL), for the tables of the current schema only.
+# Every catalog row reflection depends on, with its raw definition and ``xmin`` (a
+# new row version for any DDL), for the tables of the current schema only. Raw catalog
+# columns, never pg_get_expr / pg_get_constraintdef / pg_get_indexdef: those open the
+# table, and would wait behind another session's exclusive lock before the work began.
 _PG_FINGERPRINT = """
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = current_schema()),
 rel AS (SELECT c.oid, c.relname, c.relkind, c.xmin FROM pg_class c JOIN ns
@@ -191,16 +193,17 @@ SELECT md5(coalesce(string_agg(t, E'\\n' ORDER BY t), '')) || ':' || count(*) FR
                    a.attisdropped, a.attidentity, a.attgenerated, a.xmin)
   FROM pg_attribute a JOIN rel ON a.attrelid = rel.oid WHERE a.attnum > 0
   UNION ALL
-  SELECT concat_ws(' ', 'd', d.adrelid, d.adnum,
-                   quote_nullable(pg_get_expr(d.adbin, d.adrelid)), d.xmin)
+  SELECT concat_ws(' ', 'd', d.adrelid, d.adnum, md5(d.adbin::text), d.xmin)
   FROM pg_attrdef d JOIN rel ON d.adrelid = rel.oid
   UNION ALL
   SELECT concat_ws(' ', 'k', k.oid, k.conrelid, quote_ident(k.conname), k.contype,
-                   quote_nullable(pg_get_constraintdef(k.oid)), k.xmin)
+                   k.conkey::text, k.confrelid, k.confkey::text,
+                   md5(coalesce(k.conbin::text, '')), k.xmin)
   FROM pg_constraint k JOIN rel ON k.conrelid = rel.oid
   UNION ALL
-  SELECT concat_ws(' ', 'i', i.indexrelid, i.indrelid,
-                   quote_nullable(pg_get_indexdef(i.indexrelid)), i.xmin)
+  SELECT concat_ws(' ', 'i', i.indexrelid, i.indrelid, i.indkey::text, i.indisunique,
+                   i.indclass::text, md5(coalesce(i.indexprs::text, '')),
+                   md5(coalesce(i.indpred::text, '')), i.xmin)
   FROM pg_index i JOIN rel ON i.indrelid = rel.oid
   UNION ALL
   SELECT concat_ws(' ', 't', t.oid, quote_ident(t.typname), t.typtype, t.xmin)
