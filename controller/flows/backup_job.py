@@ -34,6 +34,7 @@ from controller.flows.jobs import (
     database_env,
     job_manifest,
     job_name,
+    job_text,
     queued_for_slot,
     store_mount,
     with_files,
@@ -172,9 +173,8 @@ def _queued(flow: BackupFlow, jobs: Jobs) -> str | None:
 
 def _running(flow: BackupFlow, work: BackupJob, state: JobState, backup_id: str) -> Outcome:
     message = (
-        f"backing up {work.env.name} into {_store_label(work)} as {backup_id} in Job "
-        f"{state.name} ({state.phase.lower()}, pod {max(state.attempts, 1)} of "
-        f"{work.execution.backoff_limit + 1})"
+        f"backing up {work.env.name} into {_store_label(work)} as {backup_id} in "
+        f"{job_text(state, work.execution)}"
     )
     flow.patch.progressing(BackupReason.JOB_RUNNING, message).set(
         phase=BackupPhase.RUNNING, message=message, job=_job(state.status, backup_id)

@@ -30,7 +30,7 @@ from controller.db.urls import redact
 from controller.errors import InvalidInput
 from controller.flows.status import ready_reason
 from controller.k8s.client import Cluster
-from controller.k8s.jobs import POD_REPLACEMENT_POLICY, Jobs, JobSettings, is_active
+from controller.k8s.jobs import POD_REPLACEMENT_POLICY, Jobs, JobSettings, JobState, is_active
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 KIND_LABEL = "ferry.dev/job-for"
@@ -93,6 +93,12 @@ class StoreMount:
     env: tuple[dict[str, Any], ...] = ()
     volumes: tuple[dict[str, Any], ...] = ()
     mounts: tuple[dict[str, Any], ...] = ()
+
+
+def job_text(state: JobState, execution: ExecutionSpec) -> str:
+    """``Job NAME (running, pod 2 of 3)``: where a Job-mode object's work stands."""
+    pods = f"pod {max(state.attempts, 1)} of {execution.backoff_limit + 1}"
+    return f"Job {state.name} ({state.phase.lower()}, {pods})"
 
 
 def with_files(

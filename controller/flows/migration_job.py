@@ -42,6 +42,7 @@ from controller.flows.jobs import (
     database_env,
     job_manifest,
     job_name,
+    job_text,
     queued_for_slot,
     store_mount,
     with_files,
@@ -163,10 +164,7 @@ def start_migration_job(flow: MigrationFlow, work: MigrationJob, digest: str) ->
 def _running(flow: MigrationFlow, work: MigrationJob, state: JobState) -> Outcome:
     if flow.life is not None:
         flow.life.hold(MigrationPhase.APPLYING)
-    message = (
-        f"applying to {work.target.name} in Job {state.name} ({state.phase.lower()}, pod "
-        f"{max(state.attempts, 1)} of {work.execution.backoff_limit + 1})"
-    )
+    message = f"applying to {work.target.name} in {job_text(state, work.execution)}"
     flow.patch.progressing(BackupReason.JOB_RUNNING, message).set(
         phase=MigrationPhase.APPLYING,
         message=message,

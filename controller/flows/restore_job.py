@@ -36,6 +36,7 @@ from controller.flows.jobs import (
     database_env,
     job_manifest,
     job_name,
+    job_text,
     queued_for_slot,
     store_mount,
     with_files,
@@ -199,9 +200,7 @@ def _running(
 ) -> Outcome:
     _hold(flow, env)
     message = (
-        f"restoring backup {work.manifest.id} into {env.name} in Job {state.name} "
-        f"({state.phase.lower()}, pod {max(state.attempts, 1)} of "
-        f"{work.execution.backoff_limit + 1})"
+        f"restoring backup {work.manifest.id} into {env.name} in {job_text(state, work.execution)}"
     )
     flow.patch.progressing(BackupReason.JOB_RUNNING, message).set(
         phase=RestorePhase.RESTORING, message=message, environment=env.name, job=state.status
