@@ -141,3 +141,16 @@ def test_argo_cd_runs_backup_now(argocd_bin: Path, tmp_path: Path) -> None:
     }
     assert created["metadata"]["name"].startswith("dev-")
     assert "ownerReferences" not in created["metadata"]
+
+
+def test_argo_cd_refuses_backup_now_for_a_name_too_long_to_extend(
+    argocd_bin: Path, tmp_path: Path
+) -> None:
+    env = copy.deepcopy(fixture("environment-ready"))
+    env["spec"]["backups"] = {"store": {"path": "/var/lib/ferry/backups"}}
+    env["metadata"]["name"] = "e" * 238
+    assert run_action(argocd_bin, tmp_path, env, "backup-now").returncode == 0
+    env["metadata"]["name"] = "e" * 239
+    refused = run_action(argocd_bin, tmp_path, env, "backup-now")
+    assert refused.returncode != 0
+    assert "name is too long" in refused.stderr + refused.stdout

@@ -286,6 +286,7 @@ def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
     )
     tracked = {(r["kind"], r["name"]) for r in steady["status"]["resources"]}
     assert tracked == {("Environment", "dev"), ("BackupSchedule", "nightly")}
+    manual = backup_now(argocd, app, kubectl, namespace, before={name})
 
     # Suspended from Argo CD (the action): Argo CD's health says so, Git is not involved.
     argocd.cli(
@@ -320,9 +321,46 @@ def test_scheduled_backups_are_not_argo_cd_s_and_survive_pruning_their_schedule(
         description="the BackupSchedule pruned",
     )
     argocd.wait_view(app, lambda a: synced(a) and health(a) == "Healthy", "Synced after prune")
-    kept = kubectl.json("get", "backup", name, "-n", namespace)
-    assert kept["status"]["phase"] == "Completed"
+    for survivor in (name, manual):
+        kept = kubectl.json("get", "backup", survivor, "-n", namespace)
+        assert kept["status"]["phase"] == "Completed", survivor
     assert any(store.rglob("*")), "the backup's artifact is gone"
+
+
+def backup_now(argocd: ArgoCD, app: str, kubectl: Kubectl, namespace: str, before: set[str]) -> str:
+    """Run the Environment's ``backup-now`` action through Argo CD's API; return the name
+    of the Backup it created, once Completed and checked to be no resource of ``app``."""
+    argocd.cli(
+        "app",
+        "actions",
+        "run",
+        app,
+        "backup-now",
+        "--kind",
+        "Environment",
+        "--resource-name",
+        "dev",
+    )
+
+    def created() -> dict[str, Any] | None:
+        for item in kubectl.json("get", "backups", "-n", namespace)["items"]:
+            done = (item.get("status") or {}).get("phase") == "Completed"
+            if item["metadata"]["name"] not in before and done:
+                return dict(item)
+        return None
+
+    backup = wait_for(created, timeout=120, description="the backup-now Backup Completed")
+    meta = backup["metadata"]
+    assert meta["name"].startswith("dev-") and backup["spec"]["reason"] == "manual"
+    assert meta["annotations"]["ferry.dev/created-by"] == "argocd-action-backup-now"
+    assert "ownerReferences" not in meta
+    marks = {**(meta.get("annotations") or {}), **(meta.get("labels") or {})}
+    assert not [k for k in marks if k.startswith("argocd.argoproj.io/")], marks
+    assert "app.kubernetes.io/instance" not in marks, marks
+    argocd.refresh(app)
+    view = argocd.wait_view(app, synced, "Synced beside the backup-now Backup")
+    assert "Backup" not in {r["kind"] for r in view["status"]["resources"]}
+    return str(meta["name"])
 
 
 def approvals_policy(

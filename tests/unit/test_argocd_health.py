@@ -349,6 +349,17 @@ def test_backup_now_creates_a_manual_backup() -> None:
     parse_backup(backup)  # the operator accepts what the action creates
 
 
+def test_backup_now_refuses_a_name_a_timestamp_would_take_past_253_characters() -> None:
+    env = fixture("environment-ready")
+    env["spec"]["backups"] = {"store": {"path": "/var/lib/ferry/backups"}}
+    env["metadata"]["name"] = "e" * 238
+    (created,) = run_action("Environment", "backup-now", env, now="20260102030405")
+    assert len(created["resource"]["metadata"]["name"]) == 253
+    env["metadata"]["name"] = "e" * 239
+    with pytest.raises(lua51.LuaError, match="name is too long"):
+        run_action("Environment", "backup-now", env, now="20260102030405")
+
+
 # --- the argocd-cm snippet -------------------------------------------------------------
 
 
