@@ -139,6 +139,20 @@ def test_an_approval_holds_the_sync_and_a_committed_digest_makes_it_healthy(
         and "accepts promotions only from pre" in got["message"]
     )
 
+    # A finished Migration retargeted in Git: the API server rejects the apply, and the
+    # sync says why; the promotion that ran is left as it was.
+    retargeted = wave(migration("dev-to-pre", "dev", "prod", "  approval: {required: true}\n"), 1)
+    argocd.commit_and_wait(
+        app,
+        repo,
+        "retarget dev-to-pre",
+        {"m.yaml": retargeted},
+        lambda a: "target cannot change; create a new Migration" in operation(a)[1],
+        "the sync failing with the API server's message",
+    )
+    kept = kubectl.json("get", "migration", "dev-to-pre", "-n", namespace)
+    assert kept["spec"]["target"] == "pre" and kept["status"]["phase"] == "Succeeded"
+
 
 AFTER_PROMOTION = """
 apiVersion: v1
