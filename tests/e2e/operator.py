@@ -6,10 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.harness import process
-from tests.harness.cluster import REPO_ROOT, ControlPlane
+from tests.harness.cluster import REPO_ROOT, ControlPlane, wait_for
 
 
 class Operator:
@@ -79,3 +82,39 @@ class Operator:
 
     def tail(self, lines: int = 60) -> str:
         return process.tail(self.log, lines) if self.log.exists() else ""
+
+
+@dataclass
+class Handover:
+    """Two operators for one namespace: ``first`` runs (paused at a failpoint, if any),
+    ``second`` waits to take over once the first has crashed."""
+
+    first: Operator
+    second: Operator
+
+    def wait_paused(self, failpoint: str, timeout: float = 90) -> None:
+        wait_for(
+            lambda: f"failpoint {failpoint}" in self.first.tail(200),
+            timeout=timeout,
+            description=f"the operator paused at {failpoint}",
+        )
+
+    def crash(self) -> None:
+        """SIGKILL the first operator, as a crashed pod; the second is started apart."""
+        self.first.kill()
+
+
+@contextmanager
+def handover(
+    control_plane: ControlPlane, namespace: str, logs: Path, failpoint: str = ""
+) -> Iterator[Handover]:
+    """Start an operator paused at ``failpoint`` (``"rows:uiSchemas"``, ``"committed"``;
+    none if empty) and prepare a second; both are stopped when the block ends."""
+    env = {"FERRY_FAILPOINTS": f"{failpoint}=sleep(120)"} if failpoint else {}
+    first = Operator(control_plane, namespace, logs / "op1.log", env=env).start()
+    second = Operator(control_plane, namespace, logs / "op2.log")
+    try:
+        yield Handover(first, second)
+    finally:
+        first.kill()
+        second.stop()

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from tests.db.dbhelpers import rows
 from tests.e2e.conftest import Kubectl
-from tests.e2e.operator import Operator
+from tests.e2e.operator import Operator, handover
 from tests.e2e.test_operator import apply_ok, environment, migration, status, wait_phase
 from tests.e2e.test_status_fixtures import record
 from tests.harness.cluster import ControlPlane, wait_for
@@ -279,12 +279,11 @@ def test_operator_killed_while_quiesced_resumes_the_application(
     health: HealthServer,
     kill_at: str,
 ) -> None:
-    failpoints = {} if kill_at == "health" else {"FERRY_FAILPOINTS": f"{kill_at}=sleep(120)"}
     if kill_at == "health":
         health.code = 503  # answers only after the restart; the health wait is long
-    first = Operator(control_plane, namespace, tmp_path / "op1.log", env=failpoints).start()
-    second = Operator(control_plane, namespace, tmp_path / "op2.log")
-    try:
+    failpoint = "" if kill_at == "health" else kill_at
+    with handover(control_plane, namespace, tmp_path, failpoint) as ops:
+        first = ops.first
         if kill_at == "health":
             # Applied before its Environments: the first attempt waits and is retried
             # after a delay, so Kopf's touch-dummy annotation is on the object when the
@@ -314,19 +313,12 @@ def test_operator_killed_while_quiesced_resumes_the_application(
             )
             assert replicas(kubectl, namespace) == REPLICAS  # resumed, waiting for health
         else:
-            wait_for(
-                lambda: f"failpoint {kill_at}" in first.tail(200),
-                timeout=90,
-                description=f"the operator paused at {kill_at}",
-            )
+            ops.wait_paused(kill_at)
             assert quiesced_now(kubectl, namespace, "release")
-        first.kill()  # SIGKILL, as a crashed pod
+        ops.crash()
         health.code = 200
-        second.start()
+        ops.second.start()
         done = wait_phase(kubectl, namespace, "release", DONE, timeout=120)
-    finally:
-        first.kill()
-        second.stop()
     assert done["phase"] == "Succeeded", done
     assert replicas(kubectl, namespace) == REPLICAS
     assert done["application"]["quiesced"] is False
@@ -343,28 +335,17 @@ def test_migration_deleted_while_quiesced_resumes_the_application(
     tmp_path: Path,
     health: HealthServer,
 ) -> None:
-    first = Operator(
-        control_plane,
-        namespace,
-        tmp_path / "op1.log",
-        env={"FERRY_FAILPOINTS": "rows:uiSchemas=sleep(120)"},
-    ).start()
-    second = Operator(control_plane, namespace, tmp_path / "op2.log")
-    try:
+    with handover(control_plane, namespace, tmp_path, "rows:uiSchemas") as ops:
         declare(kubectl, namespace, sqlite_envs, tmp_path / "backups", health.url)
         apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
-        wait_for(
-            lambda: "failpoint rows:uiSchemas" in first.tail(200),
-            timeout=90,
-            description="the operator paused while the application is quiesced",
-        )
+        ops.wait_paused("rows:uiSchemas")  # while the application is quiesced
         assert quiesced_now(kubectl, namespace, "release")
         assert finalizers(kubectl, namespace, "release") == ["ferry.dev/finalizer"]
-        first.kill()
+        ops.crash()
         kubectl("delete", "migration", "release", "-n", namespace, "--wait=false")
         held = kubectl.json("get", "migration", "release", "-n", namespace)["metadata"]
         assert "ferry.dev/finalizer" in held["finalizers"] and held["deletionTimestamp"]
-        second.start()
+        ops.second.start()
         wait_for(
             lambda: (
                 kubectl("get", "migration", "release", "-n", namespace, check=False).returncode != 0
@@ -372,11 +353,8 @@ def test_migration_deleted_while_quiesced_resumes_the_application(
             timeout=60,
             description="the Migration is gone",
         )
-    finally:
-        first.kill()
-        second.stop()
     assert replicas(kubectl, namespace) == REPLICAS
-    assert "resumed Deployment/web back at 3 replicas" in second.tail(400)
+    assert "resumed Deployment/web back at 3 replicas" in ops.second.tail(400)
     wait_for(
         lambda: len(pods(kubectl, namespace)) == REPLICAS,
         timeout=60,

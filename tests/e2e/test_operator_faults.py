@@ -12,10 +12,10 @@ from controller.commands.migrate import plan_only
 from controller.commands.planning import PlanOptions
 from tests.db.dbhelpers import dump, rows
 from tests.e2e.conftest import Kubectl
-from tests.e2e.operator import Operator
+from tests.e2e.operator import Operator, handover
 from tests.e2e.test_operator import apply_ok, environment, migration, status, wait_phase
 from tests.fixtures import nocobase_shape as shape
-from tests.harness.cluster import ControlPlane, wait_for
+from tests.harness.cluster import ControlPlane
 
 pytestmark = pytest.mark.e2e
 DONE = {"Succeeded", "Failed", "RolledBack"}
@@ -46,31 +46,17 @@ def test_operator_killed_mid_migration_resumes_and_applies_once(
     kill_at: str,
 ) -> None:
     before = _without_ledger(sqlite_envs["pre"])
-    first = Operator(
-        control_plane,
-        namespace,
-        tmp_path / "op1.log",
-        env={"FERRY_FAILPOINTS": f"{kill_at}=sleep(120)"},
-    ).start()
-    second = Operator(control_plane, namespace, tmp_path / "op2.log")
-    try:
+    with handover(control_plane, namespace, tmp_path, kill_at) as ops:
         _declare(kubectl, namespace, sqlite_envs, tmp_path / "backups")
         apply_ok(kubectl, namespace, migration("release", "dev", "pre"))
-        wait_for(
-            lambda: f"failpoint {kill_at}" in first.tail(200),
-            timeout=90,
-            description=f"the operator paused at {kill_at}",
-        )
-        first.kill()  # SIGKILL, as a crashed pod
+        ops.wait_paused(kill_at)
+        ops.crash()
         if kill_at == "rows:uiSchemas":
             assert _without_ledger(sqlite_envs["pre"]) == before, "a killed migration left changes"
-        second.start()
+        ops.second.start()
         done = wait_phase(kubectl, namespace, "release", DONE, timeout=90)
         assert done["phase"] == "Succeeded", done
         assert done["backup"]["id"]
-    finally:
-        first.kill()
-        second.stop()
     ledger = rows(sqlite_envs["pre"], "ferry_migrations", "id", "result", order="id")
     assert [r[1] for r in ledger] == ["succeeded"], ledger  # applied exactly once
     assert not plan_only(
@@ -88,14 +74,7 @@ def test_approved_migration_killed_after_commit_ends_succeeded(
 ) -> None:
     """After the commit the target has changed, so a new plan has another digest: the
     restarted operator must find the ledger's record, not ask for approval again."""
-    first = Operator(
-        control_plane,
-        namespace,
-        tmp_path / "op1.log",
-        env={"FERRY_FAILPOINTS": "committed=sleep(120)"},
-    ).start()
-    second = Operator(control_plane, namespace, tmp_path / "op2.log")
-    try:
+    with handover(control_plane, namespace, tmp_path, "committed") as ops:
         _declare(kubectl, namespace, sqlite_envs, tmp_path / "backups")
         gated = migration("gated", "dev", "pre", "  approval: {required: true}\n")
         apply_ok(kubectl, namespace, gated)
@@ -107,19 +86,12 @@ def test_approved_migration_killed_after_commit_ends_succeeded(
             {"spec": {"approval": {"required": True, "planDigest": waiting["planDigest"]}}},
             check=True,
         )
-        wait_for(
-            lambda: "failpoint committed" in first.tail(200),
-            timeout=90,
-            description="the operator paused after the commit",
-        )
-        first.kill()
-        second.start()
+        ops.wait_paused("committed")
+        ops.crash()
+        ops.second.start()
         done = wait_phase(kubectl, namespace, "gated", DONE | {"AwaitingApproval"}, timeout=90)
         assert done["phase"] == "Succeeded", done
         assert "before a restart, as its ledger records" in done["message"], done
-    finally:
-        first.kill()
-        second.stop()
     ledger = rows(sqlite_envs["pre"], "ferry_migrations", "id", "result", order="id")
     assert [r[1] for r in ledger] == ["succeeded"], ledger
 
