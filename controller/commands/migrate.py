@@ -34,7 +34,7 @@ from controller.engine import post_state
 from controller.engine.buckets import DigestSource
 from controller.engine.indexing import add_written, index_target, index_written
 from controller.engine.model import TableSchema
-from controller.engine.plan import Plan, TablePlan
+from controller.engine.plan import Plan, TablePlan, stale_approval
 from controller.engine.progress import APPLYING, NO_PROGRESS, Progress
 from controller.engine.rowindex import RowIndex
 from controller.engine.schema_diff import CreateTable
@@ -286,8 +286,7 @@ class _Run:
             self.id = self.id or new_migration_id(plan.digest)
             if request.approved_digest and request.approved_digest != plan.digest:
                 raise CheckFailed(
-                    f"the plan changed since it was approved (approved "
-                    f"{request.approved_digest}, now {plan.digest})",
+                    stale_approval(request.approved_digest, plan.digest),
                     reason=MigrationReason.PLAN_CHANGED,
                 )
             session.prepare_ledger()

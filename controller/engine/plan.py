@@ -205,6 +205,16 @@ class Plan:
         }
 
 
+def stale_approval(approved: str, current: str) -> str:
+    """Why ``approved`` does not approve the plan whose digest is ``current``. A digest
+    does not say under which plan format it was made, so both causes are named."""
+    return (
+        f"the approved digest {approved} no longer matches the plan {current} (plan "
+        f"format {PLAN_FORMAT}): the source or target changed, or the digest was made "
+        f"under another plan format"
+    )
+
+
 def _digest(tables: list[TablePlan], source_fp: str, target_fp: str) -> str:
     payload = {
         "format": PLAN_FORMAT,

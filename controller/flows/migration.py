@@ -31,7 +31,7 @@ from controller.commands.ledger_lookup import ledger_result
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.planning import PlanOptions
 from controller.commands.rollback import rollback
-from controller.engine.plan import Plan
+from controller.engine.plan import Plan, stale_approval
 from controller.engine.profiles import Profile
 from controller.engine.running_application import running_application
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
@@ -441,8 +441,7 @@ class _Flow:
         message = (
             f"approve by setting spec.approval.planDigest to {digest}"
             if not spec.approval.plan_digest
-            else f"the approved digest {spec.approval.plan_digest} no longer matches "
-            f"the plan {digest}: the source or target changed"
+            else stale_approval(spec.approval.plan_digest, digest)
         )
         reason = MigrationReason.AWAITING_APPROVAL
         self.event(EventType.NORMAL, reason, message)

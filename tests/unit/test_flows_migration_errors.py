@@ -20,6 +20,7 @@ import pytest
 
 import controller.flows.migration as flow_module
 from controller.commands.migrate import plan_only as real_plan_only
+from controller.engine.plan import PLAN_FORMAT
 from controller.errors import PermanentError, TemporaryError
 from controller.flows.migration import reconcile_migration
 from tests.fixtures import nocobase_shape as shape
@@ -148,7 +149,11 @@ def test_a_plan_that_moved_after_approval_is_planned_again(
     status, events, delay = run(cluster, "gated")
     assert status["phase"] == "Planning", status
     assert status["message"].startswith(
-        f"the plan changed since it was approved (approved {digest}, now sha256:"
+        f"the approved digest {digest} no longer matches the plan sha256:"
+    )
+    assert status["message"].endswith(
+        f"(plan format {PLAN_FORMAT}): the source or target changed, or the digest was made under "
+        "another plan format"
     )
     assert conditions_of(status)["Reconciling"] == ("True", "PlanChanged")
     assert conditions_of(status)["Ready"] == ("False", "PlanChanged")
