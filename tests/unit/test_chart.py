@@ -262,6 +262,11 @@ def test_operator_rules_are_exactly_what_it_uses(default: list[dict[str, Any]]) 
     assert got == expected  # no Secrets: only where Environments live (below)
 
 
+def test_boot_check_pods_are_granted_only_with_boot_checks_on() -> None:
+    (role,) = operator_roles(render({"bootCheck": {"enabled": False}}))
+    assert grants(role["rules"])[("", "pods")] == {"list"}  # the quiesce still lists them
+
+
 def test_secrets_are_read_only_and_nothing_else_core(
     default: list[dict[str, Any]], scoped: list[dict[str, Any]]
 ) -> None:

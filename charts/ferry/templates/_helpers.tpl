@@ -89,8 +89,9 @@ No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed n
   verbs: [create]
 # An Environment's spec.application: its replica count read and set through the scale
 # subresource only (never the pod template, which is only read), and its pods listed
-# to see them gone. spec.application.bootCheck: one short-lived pod made from that
-# template, pointed at a rehearsal's or drill's copy, read, and deleted.
+# to see them gone. spec.application.bootCheck (with bootCheck.enabled): one
+# short-lived pod made from that template, pointed at a rehearsal's or drill's copy,
+# read, and deleted.
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [get]
@@ -99,7 +100,11 @@ No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed n
   verbs: [get, patch]
 - apiGroups: [""]
   resources: [pods]
+  {{- if .Values.bootCheck.enabled }}
   verbs: [list, get, create, delete]
+  {{- else }}
+  verbs: [list]
+  {{- end }}
 {{- if .Values.jobs.enabled }}
 # spec.execution.mode Job: the operator's Jobs, created, read (their pods' termination
 # messages through the pod list above), and deleted to run again after a temporary failure.
