@@ -152,7 +152,11 @@ def progress_for(args: argparse.Namespace) -> Iterator[Progress]:
     stream = sys.stderr
     target = progress_target(args)
     if target is not None:
-        yield StatusProgress(TokenStatusWriter(), *target)
+        reported = StatusProgress(TokenStatusWriter(), *target, trailing=True)
+        try:
+            yield reported
+        finally:
+            reported.close()
         return
     if not wanted(args, stream):
         yield NO_PROGRESS

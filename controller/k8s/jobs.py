@@ -129,6 +129,8 @@ class KubeJobs:
         }
         for obj in access_objects(namespace, job):
             what = f"creating {obj['kind']} {namespace}/{obj['metadata']['name']}"
+            if obj["kind"] == "ServiceAccount":
+                obj = {**obj, **self._pull_secrets(namespace)}
             try:
                 create[obj["kind"]](namespace, obj)
             except ApiException as err:
@@ -136,6 +138,18 @@ class KubeJobs:
                     raise _error(err, what) from err
             except OSError as err:
                 raise _error(err, what) from err
+
+    def _pull_secrets(self, namespace: str) -> dict[str, Any]:
+        """The namespace's ``default`` account's ``imagePullSecrets``, for the Job's own
+        account: the pod pulls the image as it did when it ran as ``default``."""
+        default = self._call(
+            f"reading ServiceAccount {namespace}/default",
+            self.core.read_namespaced_service_account,
+            "default",
+            namespace,
+        )
+        pull = (default or {}).get("imagePullSecrets")
+        return {"imagePullSecrets": pull} if pull else {}
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._call(

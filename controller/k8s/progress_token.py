@@ -4,15 +4,17 @@ The token and the cluster's CA are where ``controller.k8s.job_access`` mounts th
 (:data:`~controller.k8s.job_access.TOKEN_DIR`, or ``FERRY_PROGRESS_TOKEN_DIR``); the
 API server is the one the kubelet names in ``KUBERNETES_SERVICE_HOST``/``_PORT``. The
 client re-reads the token as the kubelet renews it. Writing progress is a courtesy:
-:class:`TokenStatusWriter` never raises, waits at most a few seconds for an answer, and
-says once on stderr that progress is not reaching status, with the API's status code
-and reason only (never the token, never the response body).
+:class:`TokenStatusWriter` never raises, waits at most a few seconds for an answer,
+tries again only :data:`BACKOFF` seconds after a failed write, and says once on stderr
+that progress is not reaching status, with the API's status code and reason only
+(never the token, never the response body).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,7 +23,8 @@ from controller.k8s.client import PLURALS
 from controller.k8s.job_access import TOKEN_DIR
 
 TOKEN_DIR_ENV = "FERRY_PROGRESS_TOKEN_DIR"
-TIMEOUT = 5.0  # seconds an API call may take before the work goes on without it
+TIMEOUT = (2.0, 5.0)  # seconds to connect, to answer, before the work goes on without it
+BACKOFF = 30.0  # seconds without trying after a failed write, so a dead API slows nothing
 
 
 def token_api_client(directory: Path | None = None) -> Any:
@@ -45,8 +48,11 @@ class TokenStatusWriter:
         self.api_client = api_client
         self.stream = stream or sys.stderr
         self.warned = False
+        self.resume = 0.0  # time.monotonic() before which no write is tried
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        if time.monotonic() < self.resume:
+            return
         try:
             from kubernetes import client
 
@@ -63,6 +69,7 @@ class TokenStatusWriter:
                 _request_timeout=TIMEOUT,
             )
         except Exception as err:  # progress never fails the work
+            self.resume = time.monotonic() + BACKOFF
             self._warn(kind, namespace, name, err)
 
     def _warn(self, kind: str, namespace: str, name: str, err: Exception) -> None:

@@ -4,12 +4,16 @@ The operator writes it through its :class:`~controller.k8s.client.Cluster` for w
 runs in process (``controller.flows.progress`` says what the shape means); a Job's pod
 writes the same shape with its own token (``controller.k8s.progress_token``), so both
 paths report alike. At most one patch per ``interval``; a refused patch never fails
-the work.
+the work. With ``trailing`` (the pod's) a change the throttle held back is written
+once the interval has passed, even when no other change follows (work waiting on a
+lock mid-run shows where it waits), and :meth:`StatusProgress.close` writes the last
+state.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Protocol
@@ -49,9 +53,12 @@ class StatusProgress:
         *,
         clock: Callable[[], dt.datetime] = wall_clock,
         interval: float = INTERVAL,
+        trailing: bool = False,
     ) -> None:
         self.cluster, self.kind, self.namespace, self.name = cluster, kind, namespace, name
-        self.clock, self.interval = clock, interval
+        self.clock, self.interval, self.trailing = clock, interval, trailing
+        self.lock = threading.RLock()  # the trailing write's thread reads the state
+        self.timer: threading.Timer | None = None
         self.phase: str | None = None
         self.total = self.finished = 0
         self.rows: int | None = None
@@ -60,21 +67,24 @@ class StatusProgress:
         self.patched: dt.datetime | None = None
 
     def start(self, phase: str, total_tables: int) -> None:
-        self.phase, self.total, self.finished = phase, total_tables, 0
-        self.rows = self.size = None
-        self.changed()
+        with self.lock:
+            self.phase, self.total, self.finished = phase, total_tables, 0
+            self.rows = self.size = None
+            self.changed()
 
     def table(self, name: str, rows: int | None = None, size: int | None = None) -> None:
-        self.finished = min(self.finished + 1, self.total)
-        if rows is not None:
-            self.rows = (self.rows or 0) + rows
-        if size is not None:
-            self.size = (self.size or 0) + size
-        self.changed()
+        with self.lock:
+            self.finished = min(self.finished + 1, self.total)
+            if rows is not None:
+                self.rows = (self.rows or 0) + rows
+            if size is not None:
+                self.size = (self.size or 0) + size
+            self.changed()
 
     def done(self) -> None:
-        self.finished = self.total
-        self.changed()
+        with self.lock:
+            self.finished = self.total
+            self.changed()
 
     def status(self) -> dict[str, Any] | None:
         """``status.progress`` as it stands, or None before any phase started."""
@@ -92,13 +102,36 @@ class StatusProgress:
         return out
 
     def changed(self) -> None:
-        self.updated = self.clock()
-        last = self.patched
-        if last is not None and (self.updated - last).total_seconds() < self.interval:
-            return
-        self.patched = self.updated
+        with self.lock:
+            self.updated = self.clock()
+            last = self.patched
+            waited = (self.updated - last).total_seconds() if last is not None else None
+            if waited is not None and waited < self.interval:
+                if self.trailing and self.timer is None:
+                    self.timer = threading.Timer(self.interval - waited, self.flush)
+                    self.timer.daemon = True
+                    self.timer.start()
+                return
+            self.write()
+
+    def write(self) -> None:
+        self.patched = self.clock()
         # Progress is a courtesy: the work goes on, and the final status patch carries it.
         with suppress(FerryError):
             self.cluster.patch_status(
                 self.kind, self.namespace, self.name, {"progress": self.status()}
             )
+
+    def flush(self) -> None:
+        """Write what the throttle held back (the trailing timer's call)."""
+        with self.lock:
+            self.timer = None
+            self.write()
+
+    def close(self) -> None:
+        """Write the last state if the throttle still holds it back; no timer stays."""
+        with self.lock:
+            timer, self.timer = self.timer, None
+            if timer is not None:
+                timer.cancel()
+                self.write()

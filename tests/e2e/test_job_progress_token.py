@@ -2,7 +2,8 @@
 
 The operator runs as the chart's ServiceAccount (its rendered RBAC), so creating each
 Job's ServiceAccount, Role and RoleBinding proves the chart lets it grant that Role
-(RBAC refuses to grant what the granter lacks). Without a kubelet the Job's pod stays
+(RBAC refuses to grant what the granter lacks), and the account copies the namespace's
+default account's image pull secrets. Without a kubelet the Job's pod stays
 Pending; a token bound to that pod (TokenRequest, as the kubelet asks for the projected
 one) is then used by the CLI's own writer: it may patch its Backup's
 ``status.progress``, and nothing else: another Backup's status, its Backup's spec, and
@@ -108,6 +109,13 @@ def test_a_job_pods_token_patches_only_its_own_objects_status(
 ) -> None:
     from kubernetes import client
 
+    # The namespace pulls images with a secret its default account names: so do the Jobs.
+    pull = {"imagePullSecrets": [{"name": "registry"}]}
+    wait_for(
+        lambda: kubectl.merge_patch("serviceaccount/default", namespace, pull).returncode == 0,
+        timeout=30,
+        description="the namespace's default account, patched",
+    )
     job_mode = "  execution: {mode: Job, storeVolumeClaim: backups}\n"
     pre = environment("pre", "pre-release", sqlite_envs["pre"], store=str(tmp_path / "b"))
     apply_ok(kubectl, namespace, pre + job_mode + "---" + backup("mine") + "---" + backup("other"))
@@ -124,6 +132,7 @@ def test_a_job_pods_token_patches_only_its_own_objects_status(
     pod = wait_for(lambda: job_pod(kubectl, namespace, mine), timeout=60, description="its pod")
     spec = kubectl.json("get", "pod", pod, "-n", namespace)["spec"]
     assert spec["serviceAccountName"] == mine and spec["automountServiceAccountToken"] is False
+    assert spec["imagePullSecrets"] == [{"name": "registry"}]
 
     server = urlsplit(control_plane.server)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", str(server.hostname))

@@ -287,6 +287,7 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("delete", "pods"),
         # A Job pod's progress token: its account, Role and binding (k8s/job_access.py).
         ("create", "serviceaccounts"),
+        ("get", "serviceaccounts"),  # default's imagePullSecrets, copied
         ("create", "roles.rbac.authorization.k8s.io"),
         ("create", "rolebindings.rbac.authorization.k8s.io"),
     ]:

@@ -6,6 +6,7 @@ on a real node: tests/node/test_jobs.py.)"""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from controller.api.execution import ExecutionMode, ExecutionSpec
 from controller.flows.jobs import JobRequest, StoreMount, job_manifest, job_name
 from controller.k8s.job_access import TOKEN_DIR, access_objects
 from controller.k8s.jobs import JobSettings
+from controller.k8s.status_progress import StatusProgress
 from tests.hostile import assert_refused, run_cli
 from tests.unit.fake_cluster import FakeCluster
 from tests.unit.fake_jobs import FakeJobs
@@ -176,3 +178,28 @@ def test_the_progress_target_also_comes_from_the_environment(
     progress = (cluster.get("Backup", "ns", "b") or {})["status"]["progress"]
     done, total = progress["tables"].split("/")
     assert progress["phase"] == "BackingUp" and int(total) > 0 and 0 <= int(done) <= int(total)
+
+
+def test_the_pods_progress_writes_what_the_throttle_held_back_without_a_next_change() -> None:
+    """Work that waits mid-run (a locked table) still shows the tables it finished: the
+    pod's progress writes a held-back change once the interval has passed, and its last
+    state when it closes."""
+    cluster = FakeCluster({"kind": "Backup", "metadata": {"name": "b", "namespace": "ns"}})
+    progress = StatusProgress(cluster, "Backup", "ns", "b", interval=0.3, trailing=True)
+
+    def shown() -> str:
+        return str(((cluster.get("Backup", "ns", "b") or {})["status"]["progress"])["tables"])
+
+    progress.start("BackingUp", 4)
+    progress.table("users", rows=3)
+    progress.table("roles", rows=2)
+    assert shown() == "0/4"  # held back by the throttle
+    deadline = time.monotonic() + 5
+    while shown() != "2/4" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shown() == "2/4"  # written with no further change
+    progress.table("fields")
+    progress.close()  # the held-back change is written now, and no timer is left
+    assert shown() == "3/4" and progress.timer is None
+    writes = [c for c in cluster.calls if c[0] == "patch_status"]
+    assert len(writes) == 3
