@@ -38,7 +38,12 @@ def progress_pod(target: str, account: str, container: dict[str, Any], pod: dict
     """Give the pod spec ``pod`` (running ``container``) the token of ``account`` and
     the container the object to report to (``target``, :func:`progress_target`)."""
     token = {"path": "token", "expirationSeconds": TOKEN_SECONDS}
-    ca = {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    # The CA is optional: without it progress does not get through, the work still runs.
+    ca = {
+        "name": "kube-root-ca.crt",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        "optional": True,
+    }
     sources = [{"serviceAccountToken": token}, {"configMap": ca}]
     pod["serviceAccountName"] = account
     pod["volumes"] = [*pod.get("volumes", []), {"name": VOLUME, "projected": {"sources": sources}}]

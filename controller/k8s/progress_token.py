@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from controller.api.resources import GROUP, VERSION
-from controller.k8s.client import PLURALS
+from controller.errors import FerryError
+from controller.k8s.client import Cluster, KubeCluster
 from controller.k8s.job_access import TOKEN_DIR
 
 TOKEN_DIR_ENV = "FERRY_PROGRESS_TOKEN_DIR"
@@ -42,10 +42,10 @@ def token_api_client(directory: Path | None = None) -> Any:
 
 
 class TokenStatusWriter:
-    """Patches one kind of object's status through ``api_client``; never raises."""
+    """Patches objects' status with the pod's token (:class:`KubeCluster`); never raises."""
 
-    def __init__(self, api_client: Any = None, stream: TextIO | None = None) -> None:
-        self.api_client = api_client
+    def __init__(self, cluster: Cluster | None = None, stream: TextIO | None = None) -> None:
+        self.cluster = cluster
         self.stream = stream or sys.stderr
         self.warned = False
         self.resume = 0.0  # time.monotonic() before which no write is tried
@@ -54,32 +54,16 @@ class TokenStatusWriter:
         if time.monotonic() < self.resume:
             return
         try:
-            from kubernetes import client
-
-            if self.api_client is None:
-                self.api_client = token_api_client()
-            api = client.CustomObjectsApi(self.api_client)
-            api.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURALS[kind],
-                name,
-                {"status": status},
-                _request_timeout=TIMEOUT,
-            )
+            if self.cluster is None:
+                self.cluster = KubeCluster(token_api_client(), request_timeout=TIMEOUT)
+            self.cluster.patch_status(kind, namespace, name, status)
         except Exception as err:  # progress never fails the work
             self.resume = time.monotonic() + BACKOFF
-            self._warn(kind, namespace, name, err)
-
-    def _warn(self, kind: str, namespace: str, name: str, err: Exception) -> None:
-        if self.warned:
-            return
-        self.warned = True
-        code = getattr(err, "status", None)
-        why = f"{code} {getattr(err, 'reason', '') or ''}".strip() if code else type(err).__name__
-        print(
-            f"ferry: progress does not reach {kind} {namespace}/{name}'s status ({why}); "
-            "the work goes on",
-            file=self.stream,
-        )
+            if not self.warned:
+                self.warned = True
+                # A FerryError's message names the call and the API's status and reason
+                # only; anything else, its type alone (never the token, never a body).
+                why = err.message if isinstance(err, FerryError) else type(err).__name__
+                where = f"{kind} {namespace}/{name}"
+                print(f"ferry: progress does not reach {where} ({why}); the work goes on",
+                      file=self.stream)  # fmt: skip

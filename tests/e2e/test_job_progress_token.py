@@ -24,7 +24,8 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from controller.flows.jobs import job_name
-from controller.k8s.progress_token import TokenStatusWriter, token_api_client
+from controller.k8s.client import KubeCluster
+from controller.k8s.progress_token import TIMEOUT, TokenStatusWriter, token_api_client
 from tests.e2e.conftest import Kubectl
 from tests.e2e.operator import Operator
 from tests.e2e.test_operator import apply_ok, environment, status
@@ -141,7 +142,7 @@ def test_a_job_pods_token_patches_only_its_own_objects_status(
     api = token_api_client(tokens)
     custom = client.CustomObjectsApi(api)
     warnings = io.StringIO()
-    writer = TokenStatusWriter(api, warnings)
+    writer = TokenStatusWriter(KubeCluster(api, request_timeout=TIMEOUT), warnings)
 
     # Its own object's status.progress: written, in the shape the operator writes.
     progress = {
