@@ -1,4 +1,4 @@
-"""A Job's progress reaches its Backup's status while the Job runs, on the real node.
+"""A Job's progress reaches its object's status while the Job runs, on the real node.
 
 The Job's pod holds only a projected token of its own account, whose Role may patch its
 Backup's status and nothing else (``controller/k8s/job_access.py``). With a table the
@@ -21,6 +21,8 @@ from tests.e2e.test_operator import status
 from tests.harness.cluster import wait_for
 from tests.node.conftest import OperatorPod
 from tests.node.test_jobs import backup, job_pods, prepared, table_locked
+from tests.node.test_restore_jobs import prepared as restore_prepared
+from tests.node.test_restore_jobs import restore_started, roles_locked, still_running
 
 pytestmark = pytest.mark.node
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.")  # any service account token
@@ -67,3 +69,26 @@ def test_a_job_backups_progress_shows_in_status_before_the_job_ends(
     shown = logs + json.dumps(done) + site.operator_log(400)
     shown += kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout
     assert not JWT.search(shown), "a token was shown"
+
+
+def test_a_job_restores_progress_shows_in_status_before_the_job_ends(
+    site: main_flows.Site, operator: OperatorPod
+) -> None:
+    """The same for a Restore: its own account may patch the Restore's status. Held at
+    the lock its safety backup meets first, the pod has already said where it is."""
+    _, backup_name = restore_prepared(site, operator, "pre")
+    kubectl, namespace = site.kubectl, site.namespace
+    with roles_locked(site.host_urls["pre"]):
+        pod = restore_started(site, "back", backup_name)
+        wait_for(
+            lambda: status(kubectl, "restore", namespace, "back").get("progress"),
+            timeout=120,
+            description="the Restore's progress while its pod runs",
+        )
+        seen = status(kubectl, "restore", namespace, "back")
+        assert still_running(site, pod)  # the Job has not ended: the progress is the pod's
+    assert seen["phase"] == "Restoring" and seen["progress"]["phase"] == "BackingUp", seen
+    assert pod["spec"]["serviceAccountName"] == seen["job"]["name"]
+    done = wait_phase(kubectl, "restore", namespace, "back", {"Completed", "Failed"}, 240)
+    assert done["phase"] == "Completed", done
+    assert done["progress"]["phase"] == "Restoring", done["progress"]
