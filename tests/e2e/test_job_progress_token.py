@@ -173,7 +173,8 @@ def test_a_job_pods_token_patches_only_its_own_objects_status(
     writer.patch_status("Backup", namespace, "other", body["status"])
     said = warnings.getvalue()
     assert said.count("\n") == 1 and "403" in said and "Backup" in said
-    assert (tokens / "token").read_text() not in said
+    leaked = (tokens / "token").read_text() in said  # a bool: a failure must not print it
+    assert not leaked, "the token was shown"
 
     # Deleted with the Backup: the garbage collector follows the owner references.
     kubectl("delete", "backup", "mine", "-n", namespace, "--timeout=60s")
