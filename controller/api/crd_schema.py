@@ -13,10 +13,10 @@ from types import MappingProxyType
 
 EXPECTED: Mapping[str, str] = MappingProxyType(
     {
-        "backups.ferry.dev": "sha256:aeb98591b60c66f238dc45dc2573611c2ea01060554b97d53a8025d0c8d2891a",
+        "backups.ferry.dev": "sha256:ab105d942f580b69784a53d82af286dfa348f403e422e027c5e1794c6a28b047",
         "backupschedules.ferry.dev": "sha256:6f85d8aa903a12cd998ab4c8d561533b1ed19d1bcae6c3e5e224e1790671b3e5",
-        "environments.ferry.dev": "sha256:575f7b4d9e1b8218b1d42bda7dd6a1079a4cfca7a64096dfee8d5374b22e2724",
-        "migrations.ferry.dev": "sha256:54e249c4a4203728be1100d546ceae09922ae7d3fa2224a0f2fb5de70e20d527",
-        "restores.ferry.dev": "sha256:7142ad3447e6dc578e96e28239d021347cfa8d86de3630ba45ea698b6c0940d7",
+        "environments.ferry.dev": "sha256:51d04719d7dd44fdf694bc868ec5d36a31329bcd8dd0dda04e05a06bb5ce2852",
+        "migrations.ferry.dev": "sha256:3f17046efa033892836238e1b0c86761e2e6ecee80e90217083ead753bd66cd0",
+        "restores.ferry.dev": "sha256:f251370ffa3773f0bd01c553bc068760e4dd3e9a471f54a5c70b35d1e91c349d",
     }
 )

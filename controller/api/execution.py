@@ -56,7 +56,7 @@ class ExecutionSpec:
     limits: tuple[tuple[str, str], ...] = ()
     active_deadline_seconds: int = DEFAULT_DEADLINE_SECONDS
     backoff_limit: int = DEFAULT_BACKOFF_LIMIT  # pods that may die before the Job fails
-    service_account_name: str | None = None  # default: the namespace's default account
+    service_account_name: str | None = None  # default: the Job's own (k8s/job_access.py)
     # The PersistentVolumeClaim that holds a filesystem store (spec.backups.store.path),
     # mounted at that path in the Job's pod. S3 stores need none.
     store_volume_claim: str | None = None

@@ -12,7 +12,7 @@ from controller.backups.manifest import Manifest
 from controller.backups.store import KEY_FILE_ENV, BackupStore, open_store
 from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.parsing import add_names_argument
-from controller.cli.progress import progress_for
+from controller.cli.progress import add_progress_to_argument, progress_for
 from controller.cli.result import write_restored, write_result
 from controller.cli.stopping import terminated_as_exit
 from controller.commands.backup import create_backup, restore, verify
@@ -89,6 +89,7 @@ def _create_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     add_names_argument(c, "--exclude", "back up every table but these (names or globs)")
     add_files_arguments(c, "back up")
     c.add_argument("--format", default="text", choices=["text", "json"])
+    add_progress_to_argument(c)
     c.set_defaults(func=cmd_create)
 
 
@@ -156,6 +157,7 @@ def _register_restore(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the application is stopped: the safety backup records its files as exact",
     )
     r.add_argument("--format", default="text", choices=["text", "json"])
+    add_progress_to_argument(r)
     r.set_defaults(func=cmd_restore)
 
 

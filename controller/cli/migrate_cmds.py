@@ -20,7 +20,7 @@ from controller.cli.files import create_output_dir, discard, shown
 from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.inputs import plan_options, resolve_database
 from controller.cli.parsing import deprecated_alias
-from controller.cli.progress import progress_for
+from controller.cli.progress import add_progress_to_argument, progress_for
 from controller.cli.result import write_migrated
 from controller.commands.export import export
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
@@ -113,6 +113,7 @@ def _register_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_files_arguments(m, "back up")
     rehearse_opts.add_arguments(m)
+    add_progress_to_argument(m)
     m.set_defaults(func=cmd_migrate)
 
 
@@ -126,6 +127,7 @@ def _register_rollback(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--force", action="store_true", help="discard exactly the listed later edits and roll back"
     )
     r.add_argument("--format", default="text", choices=["text", "json"])
+    add_progress_to_argument(r)
     r.set_defaults(func=cmd_rollback)
 
 

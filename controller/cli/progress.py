@@ -5,12 +5,17 @@
 terminal it is a ``rich`` bar per phase (tables done of total, rows and bytes where
 known, elapsed time) on stderr, so stdout stays the result a script reads. Off a
 terminal, or with ``--format json``, it is nothing at all: no escape codes in logs, no
-partial lines in a pipe.
+partial lines in a pipe. In a Job's pod (``--progress-to KIND/NAMESPACE/NAME``, or
+``FERRY_PROGRESS_TO`` as the operator sets it) it is that object's ``status.progress``,
+written with the pod's own narrowly scoped token (``controller.k8s.job_access``), in the
+shape and at the pace the operator writes it in process.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +40,11 @@ from controller.engine.progress import (
     RESTORING,
     Progress,
 )
+from controller.errors import InvalidInput
+from controller.k8s.client import PLURALS
+from controller.k8s.job_access import PROGRESS_ENV
+from controller.k8s.progress_token import TokenStatusWriter
+from controller.k8s.status_progress import StatusProgress
 
 LABELS = {
     PLANNING: "planning",
@@ -101,6 +111,33 @@ class TerminalProgress:
         return "" if self.size is None else filesize.decimal(self.size)
 
 
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def add_progress_to_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress-to",
+        metavar="KIND/NAMESPACE/NAME",
+        help=f"write progress into that Ferry object's status.progress with the pod's "
+        f"projected token, as a Job's pod does (default: ${PROGRESS_ENV})",
+    )
+
+
+def progress_target(args: argparse.Namespace) -> tuple[str, str, str] | None:
+    """The object ``--progress-to`` (or its variable) names, or None; InvalidInput for
+    anything but ``KIND/NAMESPACE/NAME`` of a Ferry kind and valid names."""
+    text = getattr(args, "progress_to", None) or os.environ.get(PROGRESS_ENV) or ""
+    if not text:
+        return None
+    parts = text.split("/")
+    if len(parts) != 3 or parts[0] not in PLURALS or not all(_NAME.fullmatch(p) for p in parts[1:]):
+        kinds = ", ".join(PLURALS)
+        raise InvalidInput(
+            f"--progress-to {text!r}: expected KIND/NAMESPACE/NAME, KIND one of {kinds}"
+        )
+    return parts[0], parts[1], parts[2]
+
+
 def wanted(args: argparse.Namespace, stream: TextIO) -> bool:
     """Progress only for a person watching: a terminal, and not machine output."""
     if getattr(args, "format", "text") == "json":
@@ -113,6 +150,14 @@ def wanted(args: argparse.Namespace, stream: TextIO) -> bool:
 def progress_for(args: argparse.Namespace) -> Iterator[Progress]:
     """The progress a command run with ``args`` reports to, closed when it ends."""
     stream = sys.stderr
+    target = progress_target(args)
+    if target is not None:
+        reported = StatusProgress(TokenStatusWriter(), *target, trailing=True)
+        try:
+            yield reported
+        finally:
+            reported.close()
+        return
     if not wanted(args, stream):
         yield NO_PROGRESS
         return

@@ -30,6 +30,7 @@ from controller.db.urls import redact
 from controller.errors import InvalidInput
 from controller.flows.status import ready_reason
 from controller.k8s.client import Cluster
+from controller.k8s.job_access import progress_pod, progress_target
 from controller.k8s.jobs import POD_REPLACEMENT_POLICY, Jobs, JobSettings, JobState, is_active
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -250,7 +251,8 @@ def job_manifest(request: JobRequest, settings: JobSettings) -> dict[str, Any]:
     container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}, *request.store.mounts]
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
-        "automountServiceAccountToken": False,  # the container needs no API access
+        # No API access but the progress token below (``controller.k8s.job_access``).
+        "automountServiceAccountToken": False,
         # The pause container is PID 1, not the CLI: a PID 1 ignores a SIGTERM it has
         # no handler for yet (one that comes while Python starts), so a deleted pod
         # would run its backup on until the grace period's SIGKILL.
@@ -265,8 +267,8 @@ def job_manifest(request: JobRequest, settings: JobSettings) -> dict[str, Any]:
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}, *request.store.volumes],
     }
-    if execution.service_account_name:
-        pod["serviceAccountName"] = execution.service_account_name
+    target = progress_target(request.kind, str(meta.get("namespace")), str(meta.get("name")))
+    progress_pod(target, execution.service_account_name or name, container, pod)
     owner = {
         "apiVersion": API_VERSION,
         "kind": request.kind,

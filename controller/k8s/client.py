@@ -89,12 +89,14 @@ def event_body(
 class KubeCluster:
     """:class:`Cluster` over the official Kubernetes client."""
 
-    def __init__(self, api_client: Any = None) -> None:
+    def __init__(self, api_client: Any = None, request_timeout: Any = None) -> None:
         from kubernetes import client
 
         api_client = api_client or default_api_client()
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
+        # How long a status patch may wait (seconds, or (connect, read)); None: no limit.
+        self.timeout = {"_request_timeout": request_timeout} if request_timeout else {}
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -181,6 +183,7 @@ class KubeCluster:
             PLURALS[kind],
             name,
             {"status": status},
+            **self.timeout,
         )
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 
 from controller.errors import TemporaryError
 from controller.k8s.client import default_api_client
+from controller.k8s.job_access import access_objects
 
 IMAGE_ENV = "FERRY_JOB_IMAGE"
 PULL_POLICY_ENV = "FERRY_JOB_IMAGE_PULL_POLICY"
@@ -82,6 +83,7 @@ class KubeJobs:
         self.api_client = api_client or default_api_client()
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
+        self.rbac = client.RbacAuthorizationV1Api(self.api_client)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -100,6 +102,7 @@ class KubeJobs:
         from kubernetes.client.exceptions import ApiException
 
         name = body["metadata"]["name"]
+        self._grant(namespace, body)
         try:
             created = self.batch.create_namespaced_job(namespace, cast(Any, body))
         except ApiException as err:
@@ -112,6 +115,41 @@ class KubeJobs:
             raise _error(err, f"creating Job {namespace}/{name}") from err
         result: dict[str, Any] = self.api_client.sanitize_for_serialization(created)
         return result
+
+    def _grant(self, namespace: str, job: dict[str, Any]) -> None:
+        """The account, Role and binding the Job's pod reports its progress with
+        (``controller.k8s.job_access``); one that exists already (an earlier Job of the
+        same object, or an operator that restarted) is kept."""
+        from kubernetes.client.exceptions import ApiException
+
+        create: dict[str, Any] = {
+            "ServiceAccount": self.core.create_namespaced_service_account,
+            "Role": self.rbac.create_namespaced_role,
+            "RoleBinding": self.rbac.create_namespaced_role_binding,
+        }
+        for obj in access_objects(namespace, job):
+            what = f"creating {obj['kind']} {namespace}/{obj['metadata']['name']}"
+            if obj["kind"] == "ServiceAccount":
+                obj = {**obj, **self._pull_secrets(namespace)}
+            try:
+                create[obj["kind"]](namespace, obj)
+            except ApiException as err:
+                if err.status != 409:
+                    raise _error(err, what) from err
+            except OSError as err:
+                raise _error(err, what) from err
+
+    def _pull_secrets(self, namespace: str) -> dict[str, Any]:
+        """The namespace's ``default`` account's ``imagePullSecrets``, for the Job's own
+        account: the pod pulls the image as it did when it ran as ``default``."""
+        default = self._call(
+            f"reading ServiceAccount {namespace}/default",
+            self.core.read_namespaced_service_account,
+            "default",
+            namespace,
+        )
+        pull = (default or {}).get("imagePullSecrets")
+        return {"imagePullSecrets": pull} if pull else {}
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._call(

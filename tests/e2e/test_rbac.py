@@ -285,6 +285,11 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("get", "pods"),
         ("create", "pods"),  # spec.application.bootCheck's pod
         ("delete", "pods"),
+        # A Job pod's progress token: its account, Role and binding (k8s/job_access.py).
+        ("create", "serviceaccounts"),
+        ("get", "serviceaccounts"),  # default's imagePullSecrets, copied
+        ("create", "roles.rbac.authorization.k8s.io"),
+        ("create", "rolebindings.rbac.authorization.k8s.io"),
     ]:
         assert can_i(kubectl, user, verb, resource, ns), f"{user} cannot {verb} {resource}"
     for verb, resource, where in [
@@ -314,6 +319,11 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("list", "customresourcedefinitions.apiextensions.k8s.io", ns),
         ("list", "clusterkopfpeerings.kopf.dev", ns),
         ("create", "serviceaccounts/token", ns),
+        ("bind", "roles.rbac.authorization.k8s.io", ns),  # only what it holds itself
+        ("escalate", "roles.rbac.authorization.k8s.io", ns),
+        ("delete", "rolebindings.rbac.authorization.k8s.io", ns),
+        ("create", "clusterroles.rbac.authorization.k8s.io", ns),
+        ("create", "serviceaccounts", "default"),  # only the watched namespaces
     ]:
         assert not can_i(kubectl, user, verb, resource, where), f"{user} may {verb} {resource}"
 

@@ -18,6 +18,7 @@ from controller.errors import TemporaryError
 from controller.flows.application import release
 from controller.flows.jobs import job_name
 from controller.flows.outcome import Outcome
+from controller.k8s.job_access import access_objects
 from tests.unit.fake_cluster import FakeCluster
 
 
@@ -31,6 +32,8 @@ class FakeJobs:
         self.unanswered = False  # every call fails as an API server that does not answer
         # Each Job's owner's status as the API held it when the Job was created.
         self.status_at_create: dict[str, dict[str, Any]] = {}
+        # What KubeJobs creates with each Job for its pod's progress token, by (kind, name).
+        self.access: dict[tuple[str, str], dict[str, Any]] = {}
 
     def _check(self) -> None:
         if self.unanswered:
@@ -40,6 +43,8 @@ class FakeJobs:
         self._check()
         name = body["metadata"]["name"]
         self.calls.append(("create", name))
+        for obj in access_objects(namespace, body):  # kept when it exists, as KubeJobs does
+            self.access.setdefault((obj["kind"], obj["metadata"]["name"]), copy.deepcopy(obj))
         if (namespace, name) in self.jobs:
             return copy.deepcopy(self.jobs[(namespace, name)])  # adopted, as KubeJobs does
         for owner in body["metadata"].get("ownerReferences") or []:  # other Jobs have none
@@ -105,6 +110,9 @@ class FakeJobs:
             for key, value in self.container_env(job).items():
                 env.setenv(key, value)
             env.setenv("FERRY_RESULT_FILE", str(result))
+            # The pod's progress token patches the object's status in this API (the
+            # token's RBAC is proven against a real API server: tests/e2e).
+            env.setattr("controller.cli.progress.TokenStatusWriter", lambda: self.cluster)
             code = main(job["spec"]["template"]["spec"]["containers"][0]["args"])
         message = result.read_text() if result.exists() else ""
         if killed is not None:

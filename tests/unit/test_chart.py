@@ -259,6 +259,11 @@ def test_operator_rules_are_exactly_what_it_uses(default: list[dict[str, Any]]) 
     expected[("", "pods")] = {"list", "get", "create", "delete"}
     # spec.execution.mode Job: its Jobs (their pods are read through the list above).
     expected[("batch", "jobs")] = {"get", "list", "create", "delete"}
+    # Each Job pod's progress token: its account, Role and binding, created (the garbage
+    # collector deletes them with their object; controller/k8s/job_access.py).
+    expected[("", "serviceaccounts")] = {"get", "create"}  # default's imagePullSecrets
+    for rbac in ("roles", "rolebindings"):
+        expected[("rbac.authorization.k8s.io", rbac)] = {"create"}
     assert got == expected  # no Secrets: only where Environments live (below)
 
 

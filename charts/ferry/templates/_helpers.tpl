@@ -111,6 +111,17 @@ No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed n
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, create, delete]
+# Each Job's pod reports progress with its own token: a ServiceAccount, and a Role and
+# RoleBinding allowing `patch` on that one object's status (controller/k8s/job_access.py).
+# RBAC lets the operator grant that only because it holds it (the status rule above):
+# no `escalate` or `bind`. Owned by the object, they go with it. The namespace's
+# `default` account is read for its imagePullSecrets, which the Job's account copies.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [create]
 {{- end }}
 {{- end }}
 
