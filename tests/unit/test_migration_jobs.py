@@ -455,7 +455,7 @@ def test_secrets_and_rules_reach_the_job_only_as_references_and_annotations(
     [
         (["--approved-digest", "sha256:abc"], {}, "expected sha256: and 64 hex digits"),
         (["--approved-digest", "md5:" + "0" * 64], {}, "--approved-digest"),
-        (["--approved-digest", "sha256:" + "0" * 64], {}, "the plan changed since"),
+        (["--approved-digest", "sha256:" + "0" * 64], {}, "no longer matches the plan"),
         ([], {"FERRY_DATABASE_URL": ""}, "--target is required"),
         ([], {"FERRY_SOURCE_DATABASE_URL": ""}, "--source is required"),
     ],
