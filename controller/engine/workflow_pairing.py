@@ -26,6 +26,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from controller.engine.id_allocation import allocate
+
 WORKFLOWS, NODES = "workflows", "flow_nodes"
 _LISTED = 8
 
@@ -144,13 +146,6 @@ def problems(side: Side) -> Problems:
     return Problems(_duplicates(side), _chains(side))
 
 
-def _fresh(used: Iterable[int]) -> Iterable[int]:
-    start = 1 + max(used, default=0)
-    while True:
-        yield start
-        start += 1
-
-
 def _pair_workflows(source: Side, target: Side, pairing: Pairing) -> dict[int, int]:
     """Source workflow ID → the ID it has in the target (its own where unpaired)."""
     by_id = {w.id: w for w in target.workflows}
@@ -164,14 +159,8 @@ def _pair_workflows(source: Side, target: Side, pairing: Pairing) -> dict[int, i
             out[w.id] = found
             claimed.add(found)
     pairing.paired[WORKFLOWS] += len(out)
-    fresh = iter(_fresh([*by_id, *(w.id for w in rows)]))
-    for w in rows:
-        if w.id not in out:
-            taken = w.id in by_id or w.id in claimed
-            out[w.id] = next(fresh) if taken else w.id
-            pairing.assigned[WORKFLOWS] += taken
-    pairing.workflows = {s: t for s, t in out.items() if s != t}
-    return out
+    pairing.workflows, pairing.assigned[WORKFLOWS] = allocate((w.id for w in rows), out, by_id)
+    return {w.id: pairing.workflows.get(w.id, w.id) for w in rows}
 
 
 def pair(source: Side, target: Side) -> Pairing:
@@ -179,22 +168,15 @@ def pair(source: Side, target: Side) -> Pairing:
     pairing = Pairing()
     workflow_ids = _pair_workflows(source, target, pairing)
     target_nodes = {(n.workflow, n.key): n.id for n in target.nodes}
-    held = {n.id for n in target.nodes}
-    fresh = iter(_fresh([*held, *(n.id for n in source.nodes)]))
-    unpaired: list[Node] = []
-    for n in sorted(source.nodes, key=lambda n: n.id):
+    paired: dict[int, int] = {}
+    for n in source.nodes:
         wf = workflow_ids.get(n.workflow) if n.workflow is not None else None
         found = target_nodes.get((wf, n.key))
-        if found is None:
-            unpaired.append(n)
-            continue
-        pairing.paired[NODES] += 1
-        if found != n.id:
-            pairing.nodes[n.id] = found
-    for n in unpaired:
-        if n.id in held:
-            pairing.nodes[n.id] = next(fresh)
-            pairing.assigned[NODES] += 1
+        if found is not None:
+            paired[n.id] = found
+    pairing.paired[NODES] += len(paired)
+    held = {n.id for n in target.nodes}
+    pairing.nodes, pairing.assigned[NODES] = allocate((n.id for n in source.nodes), paired, held)
     return pairing
 
 
