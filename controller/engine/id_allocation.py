@@ -4,13 +4,16 @@ them (a workflow's key, a route's UI schema) rather than by generated ID.
 One rule for every such table: a paired source row takes its target row's ID; an
 unpaired one keeps its own unless the target holds it (another row there), and then
 gets a fresh one above every ID of both sides, given in source ID order. Target rows
-never change ID, so what the target recorded against them still points at them. Pure.
+never change ID, so what the target recorded against them still points at them. Also
+what their refusals share: IDs listed, loops found. Pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from itertools import count
+
+LISTED = 8
 
 
 def allocate(
@@ -33,3 +36,23 @@ def allocate(
         if new != own:
             out[own] = new
     return out, assigned
+
+
+def listed(ids: Iterable[int]) -> str:
+    """IDs as a refusal lists them: the first few, sorted, and how many more."""
+    shown = sorted(ids)
+    more = f" and {len(shown) - LISTED} more" if len(shown) > LISTED else ""
+    return ", ".join(map(str, shown[:LISTED])) + more
+
+
+def loop_from(links: Mapping[int, int | None], start: int) -> list[int] | None:
+    """The loop following ``links`` (row ID → the ID it links to) from ``start`` runs
+    into, closed (``[1, 2, 1]``), if any."""
+    seen: list[int] = []
+    at: int | None = start
+    while at is not None and at in links:
+        if at in seen:
+            return [*seen[seen.index(at) :], at]
+        seen.append(at)
+        at = links[at]
+    return None

@@ -23,10 +23,9 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from controller.engine.id_allocation import allocate
+from controller.engine.id_allocation import allocate, listed, loop_from
 
 UNKEYED_TYPES = frozenset({"group", "link"})
-_LISTED = 8
 
 
 @dataclass(frozen=True)
@@ -90,12 +89,6 @@ class RoutePairing:
     collisions: list[Collision] = field(default_factory=list)
 
 
-def _ids(ids: Collection[int]) -> str:
-    shown = sorted(ids)
-    more = f" and {len(shown) - _LISTED} more" if len(shown) > _LISTED else ""
-    return ", ".join(map(str, shown[:_LISTED])) + more
-
-
 def _keys(side: Routes) -> list[str]:
     where = f"in the {side.name}"
     by_id: dict[int, int] = defaultdict(int)
@@ -106,22 +99,11 @@ def _keys(side: Routes) -> list[str]:
             by_uid[r.schema_uid].append(r.id)
     out = [f"{side.table} ID {i} {where} is held by {n} rows" for i, n in by_id.items() if n > 1]
     out += [
-        f"{side.table} schemaUid {uid!r} {where} is held by several routes: {_ids(ids)}"
+        f"{side.table} schemaUid {uid!r} {where} is held by several routes: {listed(ids)}"
         for uid, ids in sorted(by_uid.items())
         if len(ids) > 1
     ]
     return out
-
-
-def _loop(parents: Mapping[int, int | None], start: int) -> list[int] | None:
-    seen: list[int] = []
-    at: int | None = start
-    while at is not None and at in parents:
-        if at in seen:
-            return [*seen[seen.index(at) :], at]
-        seen.append(at)
-        at = parents[at]
-    return None
 
 
 def _tree(side: Routes) -> list[str]:
@@ -134,7 +116,7 @@ def _tree(side: Routes) -> list[str]:
     ]
     loops: set[frozenset[int]] = set()
     for start in sorted(parents):
-        loop = _loop(parents, start)
+        loop = loop_from(parents, start)
         if loop is not None and frozenset(loop) not in loops:
             loops.add(frozenset(loop))
             chain = " → ".join(map(str, loop))

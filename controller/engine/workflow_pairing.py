@@ -23,13 +23,12 @@ still points at them. Pure: sides are given as plain rows, IDs as integers.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from controller.engine.id_allocation import allocate
+from controller.engine.id_allocation import allocate, listed, loop_from
 
 WORKFLOWS, NODES = "workflows", "flow_nodes"
-_LISTED = 8
 
 
 @dataclass(frozen=True)
@@ -73,12 +72,6 @@ class Pairing:
     assigned: Counter[str] = field(default_factory=Counter)  # table → fresh IDs given
 
 
-def _ids(ids: Iterable[int]) -> str:
-    shown = sorted(ids)
-    more = f" and {len(shown) - _LISTED} more" if len(shown) > _LISTED else ""
-    return ", ".join(map(str, shown[:_LISTED])) + more
-
-
 def _duplicates(side: Side) -> list[str]:
     where = f"in the {side.name}"
     out = [f"{WORKFLOWS} {w.id} {where} has no key" for w in side.workflows if not w.key]
@@ -96,20 +89,8 @@ def _duplicates(side: Side) -> list[str]:
             groups[(f"{NODES} key {n.key!r}", f"of workflow {n.workflow}")].append(n.id)
     for (what, which), ids in sorted(groups.items(), key=str):
         if len(ids) > 1:
-            out.append(f"{what} {which} {where} is held by several rows: {_ids(ids)}")
+            out.append(f"{what} {which} {where} is held by several rows: {listed(ids)}")
     return out
-
-
-def _walk(nodes: Mapping[int, Node], start: int, link: str) -> list[int] | None:
-    """The loop ``link`` (upstream or downstream) leads into from ``start``, if any."""
-    seen: list[int] = []
-    at: int | None = start
-    while at is not None and at in nodes:
-        if at in seen:
-            return [*seen[seen.index(at) :], at]
-        seen.append(at)
-        at = getattr(nodes[at], link)
-    return None
 
 
 def _chains(side: Side) -> list[str]:
@@ -130,8 +111,9 @@ def _chains(side: Side) -> list[str]:
                 out.append(f"{NODES} {n.id} {where}: its {link} {other} is in another workflow")
     loops: set[tuple[str, frozenset[int]]] = set()
     for link in ("upstream", "downstream"):
+        links = {i: getattr(n, link) for i, n in nodes.items()}
         for start in sorted(nodes):
-            loop = _walk(nodes, start, link)
+            loop = loop_from(links, start)
             if loop is not None and (link, frozenset(loop)) not in loops:
                 loops.add((link, frozenset(loop)))
                 chain = " → ".join(map(str, loop))

@@ -18,11 +18,10 @@ from controller.cli.inputs import load_rules
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions
 from controller.errors import CheckFailed
-from tests.db.dbhelpers import dump, execute, q, rows
+from tests.db.dbhelpers import MERGED_RELEASE, dump, execute, merged_release, q, rows
 from tests.fixtures import nocobase_shape as shape
 
 MakeDb = Callable[..., str]
-MERGED = Path(__file__).parents[2] / "docs/examples/rules/nocobase-merged-release.yaml"
 T_A, T_B = "2026-11-01 10:00:00", "2026-11-01 10:00:01"  # two apps, each its own time
 
 
@@ -84,6 +83,16 @@ def _tree(url: str) -> dict[str, tuple[str | None, str]]:
     return out
 
 
+def _refused(team: str, pre: str, reason: str) -> CheckFailed:
+    """The shipped merged-release rules' plan, refused for ``reason``; nothing written."""
+    before = dump(pre)
+    with pytest.raises(CheckFailed) as refused:
+        plan_only(team, pre, PlanOptions(rules=load_rules(str(MERGED_RELEASE))))
+    assert refused.value.reason == reason
+    assert dump(pre) == before
+    return refused.value
+
+
 def _roles(url: str) -> list[str]:
     titles = {int(r[0]): r[1] for r in rows(url, "desktopRoutes", "id", "title")}
     return sorted(
@@ -101,11 +110,7 @@ def test_pages_and_tabs_minted_in_one_second_land_side_by_side(
     _route(dialect, pre, (9002, 9001, "tabs", "A tab", "a_tab"), T_A)
     _route(dialect, team, (9001, None, "page", "B page", "b_page"), T_B)
     _route(dialect, team, (9002, 9001, "tabs", "B tab", "b_tab"), T_B)
-    rules = load_rules(str(MERGED))
-    if three_way:
-        rules = replace(rules, merge=Merge.THREE_WAY)
-    store = FilesystemStore(tmp_path / "store")
-    options = PlanOptions(rules=rules, base_store=store if three_way else None)
+    options, store = merged_release(three_way, tmp_path)
     plan = plan_only(team, pre, options).plan
     counts = {t.table: (t.insert, t.update, t.delete, t.ids_assigned) for t in plan.tables}
     assert counts["desktopRoutes"] == (2, 0, 0, 2)
@@ -134,16 +139,12 @@ def test_a_group_sharing_an_id_with_another_is_refused_by_upsert(
     _route(dialect, pre, (9100, None, "group", "A group", None), T_A)
     _route(dialect, team, (9100, None, "group", "B group", None), T_B)
     _route(dialect, team, (9101, 9100, "page", "B page", "b_page"), T_B)
-    before = dump(pre)
-    with pytest.raises(CheckFailed) as refused:
-        plan_only(team, pre, PlanOptions(rules=load_rules(str(MERGED))))
-    assert refused.value.reason == "IdConflict"
-    assert refused.value.problems == [
+    refused = _refused(team, pre, "IdConflict")
+    assert refused.problems == [
         "desktopRoutes 9100: the source's group 'B group' and the target's group 'A group' "
         "share the ID, and a group has no key to tell whether they are one route "
         "(NocoBase mints IDs per second)"
     ]
-    assert dump(pre) == before
 
 
 def test_a_three_way_merge_makes_a_group_collision_a_conflict_on_conflict_resolves(
@@ -154,7 +155,7 @@ def test_a_three_way_merge_makes_a_group_collision_a_conflict_on_conflict_resolv
     _route(dialect, team, (9100, None, "group", "Sales", None), T_B)  # same title even
     _route(dialect, team, (9101, 9100, "page", "B page", "b_page"), T_B)
     store = FilesystemStore(tmp_path / "store")
-    rules = replace(load_rules(str(MERGED)), merge=Merge.THREE_WAY)
+    rules = replace(load_rules(str(MERGED_RELEASE)), merge=Merge.THREE_WAY)
     before = dump(pre)
     with pytest.raises(CheckFailed) as refused:
         plan_only(team, pre, PlanOptions(rules=rules, base_store=store))
@@ -179,7 +180,7 @@ def test_a_group_that_is_a_page_in_the_target_cannot_be_merged(
     team, pre = _sides(dialect, make_database)
     _route(dialect, pre, (9100, None, "page", "A page", "a_page"), T_A)
     _route(dialect, team, (9100, None, "group", "B group", None), T_B)
-    rules = replace(load_rules(str(MERGED)), merge=Merge.THREE_WAY)
+    rules = replace(load_rules(str(MERGED_RELEASE)), merge=Merge.THREE_WAY)
     with pytest.raises(CheckFailed) as refused:
         plan_only(team, pre, PlanOptions(rules=rules, base_store=FilesystemStore(tmp_path)))
     assert refused.value.reason == "IdConflict"
@@ -193,11 +194,8 @@ def test_a_hostile_route_tree_is_refused_before_anything_is_written(
     _route(dialect, team, (9001, 9002, "page", "loop 1", "p1"), T_B)
     _route(dialect, team, (9002, 9001, "tabs", "loop 2", "p2"), T_B)
     _route(dialect, team, (9003, None, "page", "twin", "p1"), T_B)
-    before = dump(pre)
-    with pytest.raises(CheckFailed) as refused:
-        plan_only(team, pre, PlanOptions(rules=load_rules(str(MERGED))))
-    assert refused.value.reason == "BadKey"
-    assert refused.value.problems == [
+    refused = _refused(team, pre, "BadKey")
+    assert refused.problems == [
         "desktopRoutes schemaUid 'p1' in the source is held by several routes: 9001, 9003"
     ]
     execute(
@@ -205,13 +203,9 @@ def test_a_hostile_route_tree_is_refused_before_anything_is_written(
         f"update {q(dialect, 'desktopRoutes')} set {q(dialect, 'schemaUid')} = 'p3' "
         "where id = 9003",
     )
-    with pytest.raises(CheckFailed) as refused:
-        plan_only(team, pre, PlanOptions(rules=load_rules(str(MERGED))))
-    assert refused.value.reason == "BrokenTree"
-    assert refused.value.problems == [
+    assert _refused(team, pre, "BrokenTree").problems == [
         "desktopRoutes in the source: parent links loop: 9001 → 9002 → 9001 (a cycle)"
     ]
-    assert dump(pre) == before
     # a one-way overwrite replaces the target's routes anyway: matched by ID, and said
     overwrite = PlanOptions(rules=RulesSpec(system=Rule.OVERWRITE))
     said = [w for w in plan_only(team, pre, overwrite).plan.warnings if "schemaUid" in w]
