@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from controller.api.rules import Rule
-from controller.engine import checks
+from controller.engine import checks, spelled
+from controller.engine.catalog import underscored
 from controller.engine.idmapping import IdMapping
 from controller.engine.merge3 import Conflict, Rows
 from controller.engine.model import DatabaseSchema
 from controller.engine.plan import MergeInfo
 from controller.engine.references import References
-from controller.engine.route_mapping import map_routes
-from controller.engine.route_pairing import Collision
+from controller.engine.route_mapping import COLUMNS, ROUTE_TABLES, map_routes, routes_of
+from controller.engine.route_pairing import Collision, Routes, problems
 from controller.engine.rules import Resolved
 from controller.engine.source import SnapshotSource
 from controller.engine.values import canonical
@@ -95,3 +97,29 @@ def route_conflicts(
 
 def _shown(what: str, created: str | None) -> str:
     return what if created is None else f"{what} created {created.partition(':')[2]}"
+
+
+def merged_route_problems(
+    rows: Mapping[str, list[tuple[Any, ...]]],
+    sides: Mapping[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]],
+    schema: DatabaseSchema,
+) -> list[str]:
+    """What a three-way merge's routes (``rows``, in the source's column order) would
+    break that neither side had broken: a route whose parent the merge drops (a page
+    one team added under a group the other deleted), a loop of parents."""
+    out: list[str] = []
+    for name in ROUTE_TABLES:
+        table = next((t for t in (name, underscored(name)) if t in rows and t in sides), None)
+        names = spelled.columns(schema, table, COLUMNS) if table is not None else None
+        if table is None or names is None:
+            continue
+        at = [schema.tables[table].column_names.index(c) for c in names]
+        before = {p for side in sides[table] for p in _tree(table, at, side)}
+        out += [p for p in _tree(table, at, rows[table]) if p not in before]
+    return out
+
+
+def _tree(table: str, at: Sequence[int], held: list[tuple[Any, ...]]) -> list[str]:
+    """The tree problems of one side's (or the merge's) route rows."""
+    found = routes_of(table, ([row[i] for i in at] for row in held))
+    return problems(Routes("merge", table, tuple(found))).tree

@@ -15,6 +15,7 @@ import pytest
 from controller.api.rules import Merge, OnConflict, Rule, RulesSpec, TableRule
 from controller.backups.store import FilesystemStore
 from controller.cli.inputs import load_rules
+from controller.commands.backup import create_backup
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions
 from controller.errors import CheckFailed
@@ -213,3 +214,32 @@ def test_a_hostile_route_tree_is_refused_before_anything_is_written(
         "not paired by schemaUid, matched by ID as overwrite allows: desktopRoutes in the "
         "source: parent links loop: 9001 → 9002 → 9001 (a cycle)"
     ]
+
+
+def test_a_merge_that_would_orphan_a_route_is_refused(
+    dialect: str, make_database: MakeDb, tmp_path: Path
+) -> None:
+    """Team B adds a page under a group the pre-release deleted since B's base: the
+    merge takes the deletion and the page, and would leave the page without a parent."""
+    team, pre = _sides(dialect, make_database)
+    for url in (team, pre):
+        _route(dialect, url, (9100, None, "group", "Sales", None), T_A)
+    options, store = merged_release(True, tmp_path)
+    create_backup(pre, store, environment="pre")
+    first = MigrationRequest(team, pre, options, migration_id="base", store=store)
+    assert migrate(replace(first, environment="pre")).status == "noop"  # B's base
+    for table, column in (
+        ("desktopRoutes", "id"),
+        ("rolesDesktopRoutes", "desktopRouteId"),
+        ("main_desktopRoutes_path", "nodePk"),
+    ):
+        execute(pre, f"delete from {q(dialect, table)} where {q(dialect, column)} = 9100")
+    _route(dialect, team, (9101, 9100, "page", "B page", "b_page"), T_B)
+    before = dump(pre)
+    with pytest.raises(CheckFailed) as refused:
+        plan_only(team, pre, options)
+    assert refused.value.reason == "BrokenTree"
+    assert refused.value.problems == [
+        "desktopRoutes 9101 in the merge: its parent 9100 is not there"
+    ]
+    assert dump(pre) == before
