@@ -36,6 +36,7 @@ from controller.backups import layout
 from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.commands.base_pairing import BaseIds, pair_through_base, pk_type, source_ids
+from controller.commands.route_pairs import merged_route_problems, route_conflicts
 from controller.db import ledger
 from controller.engine import checks
 from controller.engine.idmapping import IdMapping
@@ -46,6 +47,8 @@ from controller.engine.merge3_tree import tree_problems
 from controller.engine.model import INTEGER_KINDS, DatabaseSchema, TableSchema
 from controller.engine.plan import KeySpec, MergeInfo
 from controller.engine.profiles import LEDGER_TABLE
+from controller.engine.route_mapping import ROUTE_TABLES
+from controller.engine.route_pairing import Collision
 from controller.engine.rowindex import CanonKey, RowIndex, RowShape, build_index
 from controller.engine.rules import Resolved
 from controller.engine.source import SnapshotSource
@@ -302,7 +305,7 @@ def _merge_one(
     merge: TableMerge = merge_table(table.name, base, src, tgt, res.on_conflict)
     rows = resolve(merge, src_raw, tgt_raw, columns)
     merging.rows[table.name] = rows
-    if any(table.name in tree[:2] for tree in TREES):
+    if any(table.name in tree[:2] for tree in TREES) or table.name in ROUTE_TABLES:
         merging.sides[table.name] = (list(src_raw.values()), list(tgt_raw.values()))
     merging.indexes[table.name] = build_index(shape, [rows], scan_env=True)
     if base is not None:
@@ -329,10 +332,12 @@ def merge_tables(
     ids: IdMapping,
     base: Base,
     workflows: WorkflowMapping | None = None,
+    routes: Sequence[Collision] = (),
 ) -> Merging:
     """Merge every table whose rule moves rows by key (overwrite, upsert); a table
     without a key to pair rows on keeps its rule, and the plan says so. ``workflows``:
-    the pairing planning already made (:func:`pair_workflows`); made here when None."""
+    the pairing planning already made (:func:`pair_workflows`); made here when None;
+    ``routes``: route IDs both sides hold for routes no key tells apart (conflicts)."""
     merging = Merging(base)
     if workflows is None:
         workflows = pair_workflows(sides, moved, ids)
@@ -355,9 +360,11 @@ def merge_tables(
             )
             continue
         _merge_one(merging, sides, res, ks, ids)
+    route_conflicts(merging.infos, routes, sides[0].schema())
     _by_id_only(merging, keyspecs, sides[0].schema(), workflows.tables)
     _check_trees(merging, sides[0])
     _check_workflows(merging, sides[0].schema(), workflows, keyspecs)
+    merging.broken_trees += merged_route_problems(merging.rows, merging.sides, sides[0].schema())
     return merging
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from controller.api.rules import Merge, Rule, RulesSpec
 from controller.backups.store import BackupStore
 from controller.commands import nocobase_facts
-from controller.commands.merging import Merging, find_base, merge_tables, pair_workflows
+from controller.commands.merging import Base, Merging, find_base, merge_tables, pair_workflows
+from controller.commands.route_pairs import base_ids, pair_routes
 from controller.engine import checks
 from controller.engine.buckets import DigestSource
 from controller.engine.catalog import nocobase_catalog
@@ -27,7 +28,8 @@ from controller.engine.model import DatabaseSchema
 from controller.engine.plan import KeySpec, Plan, build_plan, key_spec
 from controller.engine.profiles import Profile, classify, collection_tables
 from controller.engine.progress import NO_PROGRESS, PLANNING, Progress
-from controller.engine.references import NOCOBASE_PATHS, merged, profile_references
+from controller.engine.references import NOCOBASE_PATHS, References, merged, profile_references
+from controller.engine.route_pairing import Collision
 from controller.engine.rowindex import RowIndex, build_index
 from controller.engine.rules import Resolved, resolve_rules
 from controller.engine.source import SnapshotSource
@@ -173,21 +175,38 @@ def _index_table(
     return source_index, index_target(target, src_table, tgt_table, ks)
 
 
-def _merge(
-    sides: tuple[SnapshotSource, SnapshotSource],
-    options: PlanOptions,
-    moved: list[str],
-    resolved: dict[str, Resolved],
-    keyspecs: dict[str, KeySpec],
-    ids: IdMapping,
-    workflows: WorkflowMapping,
-) -> Merging | None:
+def _base(target: SnapshotSource, options: PlanOptions) -> Base | None:
+    """A three-way merge's base (or why there is none); None for any other promotion."""
     if options.rules.merge is not Merge.THREE_WAY:
         return None
     if not options.source_id:
         raise InvalidInput("a three-way merge needs the source's identity")
-    base = find_base(sides[1], options.source_id, options.base_store)
-    merging = merge_tables(sides, moved, resolved, keyspecs, ids, base, workflows)
+    return find_base(target, options.source_id, options.base_store)
+
+
+@dataclass
+class _Paired:
+    """What pairing NocoBase rows by their natural keys gave the merge and the plan."""
+
+    workflows: WorkflowMapping = field(default_factory=WorkflowMapping)
+    collisions: list[Collision] = field(default_factory=list)  # routes, for the merge
+    warnings: list[str] = field(default_factory=list)
+
+
+def _merge(
+    sides: tuple[SnapshotSource, SnapshotSource],
+    moved: list[str],
+    resolved: dict[str, Resolved],
+    keyspecs: dict[str, KeySpec],
+    ids: IdMapping,
+    base: Base | None,
+    paired: _Paired,
+) -> Merging | None:
+    if base is None:
+        return None
+    merging = merge_tables(
+        sides, moved, resolved, keyspecs, ids, base, paired.workflows, paired.collisions
+    )
     resolved.update(merging.resolved)
     return merging
 
@@ -198,21 +217,26 @@ def _pair_nocobase(
     moved: list[str],
     resolved: dict[str, Resolved],
     ids: IdMapping,
-) -> tuple[WorkflowMapping, list[str]]:
-    """UI schema nodes paired by position, workflows and nodes by key (both add ID maps
-    to ``ids``), for every promotion with the ``nocobase`` profile; the plan's warnings.
-    An upsert outside a three-way merge is refused where it would break a workflow; a
-    one-way overwrite whose workflows cannot be paired by key matches them by ID."""
+    links: tuple[References, References],
+    base: Base | None,
+) -> _Paired:
+    """UI schema nodes paired by position, workflows and nodes by key, routes by UI
+    schema (each adds ID maps to ``ids``), for every promotion with the ``nocobase``
+    profile. An upsert outside a three-way merge is refused where it would break a
+    workflow; a one-way overwrite whose workflows cannot be paired by key matches them
+    by ID."""
     if options.profile is not Profile.NOCOBASE:
-        return WorkflowMapping(), []
+        return _Paired()
     warnings = map_ui_schemas(*sides, moved, ids)
-    three_way = options.rules.merge is Merge.THREE_WAY
+    three_way = base is not None
     rule = resolved[WORKFLOWS].rule if WORKFLOWS in resolved else None
     strict = three_way or rule is not Rule.OVERWRITE
     workflows = pair_workflows(sides, moved, ids, strict=strict)
     if workflows.tables and not three_way and rule is Rule.UPSERT:
         checks.require(upsert_problems(workflows), reason="BadKey")
-    return workflows, warnings + workflows.warnings
+    held = base_ids(base.tables) if base is not None else None
+    collisions, routed = pair_routes(sides, moved, resolved, ids, links, held)
+    return _Paired(workflows, collisions, warnings + workflows.warnings + routed)
 
 
 def _index_all(
@@ -268,6 +292,7 @@ def prepare(
         profile_references(options.profile, src_schema),
         {name: resolved[name].references for name in moved if resolved[name].references},
     )
+    links = references, profile_references(options.profile, src_schema, NOCOBASE_PATHS)
     ids = map_ids(
         source,
         target,
@@ -275,13 +300,14 @@ def prepare(
         keyspecs,
         references,
         {name: resolved[name].rule is Rule.OVERWRITE for name in moved},
-        profile_references(options.profile, src_schema, NOCOBASE_PATHS),
+        links[1],
     )
     checks.require(ids.problems, reason="BadReference")
     checks.require(ids.conflicts, reason="IdConflict")
-    workflows, paired = _pair_nocobase((source, target), options, moved, resolved, ids)
-    warnings += paired
-    merging = _merge((source, target), options, moved, resolved, keyspecs, ids, workflows)
+    base = _base(target, options)
+    paired = _pair_nocobase((source, target), options, moved, resolved, ids, links, base)
+    warnings += paired.warnings
+    merging = _merge((source, target), moved, resolved, keyspecs, ids, base, paired)
     warnings += merging.warnings if merging is not None else []
     source_rows, target_rows = _index_all((source, target), moved, keyspecs, ids, merging, progress)
     referenced = set().union(*(index.env_refs for index in source_rows.values()))

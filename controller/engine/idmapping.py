@@ -57,6 +57,11 @@ class IdMapping:
         translation = self.translations.get(table)
         return translation.rows(batches, columns) if translation else batches
 
+    def translate(self, table: str, columns: Mapping[str, IdMap]) -> None:
+        """Rewrite ``table``'s ``columns`` through these maps too (beside its others)."""
+        old = self.translations.get(table)
+        self.translations[table] = Translation(table, {**(old.columns if old else {}), **columns})
+
 
 def reference_problems(
     references: References, moved: Sequence[str], schema: DatabaseSchema

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.api.rules import OnConflict
+from controller.engine import spelled
 from controller.engine.catalog import underscored
-from controller.engine.idmap import IdMap, Translation
+from controller.engine.idmap import IdMap
 from controller.engine.idmapping import IdMapping
 from controller.engine.merge3 import Conflict
 from controller.engine.model import INTEGER_KINDS, DatabaseSchema, TableSchema
@@ -43,7 +44,6 @@ from controller.engine.workflow_pairing import (
     problems,
     two_current,
 )
-from controller.errors import CheckFailed
 
 WORKFLOW_COLUMNS = ("id", "key", "current")
 NODE_COLUMNS = ("id", "key", "workflowId", "upstreamId", "downstreamId")
@@ -64,32 +64,12 @@ class WorkflowMapping:
     sides: tuple[Side, Side] | None = None  # the source's IDs as mapped, the target's
 
 
-def _column(table: TableSchema, name: str) -> str | None:
-    for spelled in (name, underscored(name)):
-        if table.column(spelled) is not None:
-            return spelled
-    return None
-
-
 def _columns(schema: DatabaseSchema, table: str, names: Sequence[str]) -> list[str] | None:
-    found = schema.table(table)
-    if found is None:
-        return None
-    columns = [_column(found, n) for n in names]
-    return None if None in columns else [c for c in columns if c is not None]
+    return spelled.columns(schema, table, names)
 
 
 def _int(value: Any, table: str = NODES) -> int | None:
-    """An ID as an integer; a value that is not one is refused, named (a hostile or
-    corrupted row must not end the plan with a traceback)."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise CheckFailed(
-            f"{table}: {str(value)[:40]!r} is not an integer ID", reason="BadKey"
-        ) from None
+    return spelled.int_id(value, table)
 
 
 def workflows_of(
@@ -114,7 +94,7 @@ def read_side(side: SnapshotSource, name: str, source_schema: DatabaseSchema) ->
     """One side's workflows and nodes (columns as the source spells them)."""
     wf_table = source_schema.tables[WORKFLOWS]
     wf_cols = _columns(source_schema, WORKFLOWS, WORKFLOW_COLUMNS) or []
-    created = _column(wf_table, CREATED)
+    created = spelled.column(wf_table, CREATED)
     own = side.schema().table(WORKFLOWS)
     created_type = None
     if created is not None and own is not None and own.column(created) is not None:
@@ -195,11 +175,6 @@ def _mapped(side: Side, pairing: Pairing) -> Side:
     )
 
 
-def _translate(ids: IdMapping, table: str, columns: dict[str, IdMap]) -> None:
-    old = ids.translations.get(table)
-    ids.translations[table] = Translation(table, {**(old.columns if old else {}), **columns})
-
-
 def map_workflows(
     source: SnapshotSource, target: SnapshotSource, moved: Sequence[str], ids: IdMapping
 ) -> WorkflowMapping:
@@ -228,17 +203,17 @@ def map_workflows(
         ids.maps[table] = maps[table]
     wf_id, node_cols = _columns(src, WORKFLOWS, ["id"]), _columns(src, NODES, NODE_COLUMNS)
     assert wf_id is not None and node_cols is not None
-    _translate(ids, WORKFLOWS, {wf_id[0]: maps[WORKFLOWS]})
+    ids.translate(WORKFLOWS, {wf_id[0]: maps[WORKFLOWS]})
     node_id, _, workflow, up, down = node_cols
     links = {node_id: maps[NODES], up: maps[NODES], down: maps[NODES]}
-    config = _column(src.tables[NODES], "config")
+    config = spelled.column(src.tables[NODES], "config")
     if config is not None:
         links[config] = ConfigMap(NODES, maps[NODES].pk_type, maps[NODES].ids)
-    _translate(ids, NODES, {**links, workflow: maps[WORKFLOWS]})
+    ids.translate(NODES, {**links, workflow: maps[WORKFLOWS]})
     table, column = CATEGORIES
     for t, c in ((table, column), (underscored(table), underscored(column))):
         if t in moved and _columns(src, t, [c]):
-            _translate(ids, t, {c: maps[WORKFLOWS]})
+            ids.translate(t, {c: maps[WORKFLOWS]})
             break
     return WorkflowMapping((WORKFLOWS, NODES), sides=(mapped_source, sides[1]))
 
@@ -306,7 +281,7 @@ def retire(
     keys = two_current(merged)
     kept = {w.id for w in won.workflows if w.current}
     losing = {w.id for w in lost.workflows if w.current and w.key in keys and w.id not in kept}
-    enabled = _column(table, "enabled")
+    enabled = spelled.column(table, "enabled")
     edits = {at[2]: None} | ({table.column_names.index(enabled): False} if enabled else {})
     return [
         tuple(edits.get(i, v) for i, v in enumerate(row)) if w.id in losing else row

@@ -23,11 +23,12 @@ still points at them. Pure: sides are given as plain rows, IDs as integers.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from controller.engine.id_allocation import allocate, listed, loop_from
+
 WORKFLOWS, NODES = "workflows", "flow_nodes"
-_LISTED = 8
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,6 @@ class Pairing:
     assigned: Counter[str] = field(default_factory=Counter)  # table → fresh IDs given
 
 
-def _ids(ids: Iterable[int]) -> str:
-    shown = sorted(ids)
-    more = f" and {len(shown) - _LISTED} more" if len(shown) > _LISTED else ""
-    return ", ".join(map(str, shown[:_LISTED])) + more
-
-
 def _duplicates(side: Side) -> list[str]:
     where = f"in the {side.name}"
     out = [f"{WORKFLOWS} {w.id} {where} has no key" for w in side.workflows if not w.key]
@@ -94,20 +89,8 @@ def _duplicates(side: Side) -> list[str]:
             groups[(f"{NODES} key {n.key!r}", f"of workflow {n.workflow}")].append(n.id)
     for (what, which), ids in sorted(groups.items(), key=str):
         if len(ids) > 1:
-            out.append(f"{what} {which} {where} is held by several rows: {_ids(ids)}")
+            out.append(f"{what} {which} {where} is held by several rows: {listed(ids)}")
     return out
-
-
-def _walk(nodes: Mapping[int, Node], start: int, link: str) -> list[int] | None:
-    """The loop ``link`` (upstream or downstream) leads into from ``start``, if any."""
-    seen: list[int] = []
-    at: int | None = start
-    while at is not None and at in nodes:
-        if at in seen:
-            return [*seen[seen.index(at) :], at]
-        seen.append(at)
-        at = getattr(nodes[at], link)
-    return None
 
 
 def _chains(side: Side) -> list[str]:
@@ -128,8 +111,9 @@ def _chains(side: Side) -> list[str]:
                 out.append(f"{NODES} {n.id} {where}: its {link} {other} is in another workflow")
     loops: set[tuple[str, frozenset[int]]] = set()
     for link in ("upstream", "downstream"):
+        links = {i: getattr(n, link) for i, n in nodes.items()}
         for start in sorted(nodes):
-            loop = _walk(nodes, start, link)
+            loop = loop_from(links, start)
             if loop is not None and (link, frozenset(loop)) not in loops:
                 loops.add((link, frozenset(loop)))
                 chain = " → ".join(map(str, loop))
@@ -142,13 +126,6 @@ def problems(side: Side) -> Problems:
     chains that are broken (a node of a missing workflow, a link to a missing node or
     into another workflow, a loop)."""
     return Problems(_duplicates(side), _chains(side))
-
-
-def _fresh(used: Iterable[int]) -> Iterable[int]:
-    start = 1 + max(used, default=0)
-    while True:
-        yield start
-        start += 1
 
 
 def _pair_workflows(source: Side, target: Side, pairing: Pairing) -> dict[int, int]:
@@ -164,14 +141,8 @@ def _pair_workflows(source: Side, target: Side, pairing: Pairing) -> dict[int, i
             out[w.id] = found
             claimed.add(found)
     pairing.paired[WORKFLOWS] += len(out)
-    fresh = iter(_fresh([*by_id, *(w.id for w in rows)]))
-    for w in rows:
-        if w.id not in out:
-            taken = w.id in by_id or w.id in claimed
-            out[w.id] = next(fresh) if taken else w.id
-            pairing.assigned[WORKFLOWS] += taken
-    pairing.workflows = {s: t for s, t in out.items() if s != t}
-    return out
+    pairing.workflows, pairing.assigned[WORKFLOWS] = allocate((w.id for w in rows), out, by_id)
+    return {w.id: pairing.workflows.get(w.id, w.id) for w in rows}
 
 
 def pair(source: Side, target: Side) -> Pairing:
@@ -179,22 +150,15 @@ def pair(source: Side, target: Side) -> Pairing:
     pairing = Pairing()
     workflow_ids = _pair_workflows(source, target, pairing)
     target_nodes = {(n.workflow, n.key): n.id for n in target.nodes}
-    held = {n.id for n in target.nodes}
-    fresh = iter(_fresh([*held, *(n.id for n in source.nodes)]))
-    unpaired: list[Node] = []
-    for n in sorted(source.nodes, key=lambda n: n.id):
+    paired: dict[int, int] = {}
+    for n in source.nodes:
         wf = workflow_ids.get(n.workflow) if n.workflow is not None else None
         found = target_nodes.get((wf, n.key))
-        if found is None:
-            unpaired.append(n)
-            continue
-        pairing.paired[NODES] += 1
-        if found != n.id:
-            pairing.nodes[n.id] = found
-    for n in unpaired:
-        if n.id in held:
-            pairing.nodes[n.id] = next(fresh)
-            pairing.assigned[NODES] += 1
+        if found is not None:
+            paired[n.id] = found
+    pairing.paired[NODES] += len(paired)
+    held = {n.id for n in target.nodes}
+    pairing.nodes, pairing.assigned[NODES] = allocate((n.id for n in source.nodes), paired, held)
     return pairing
 
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, settings
+
+from controller.api.rules import Merge
+from controller.backups.store import FilesystemStore
+from controller.cli.inputs import load_rules
+from controller.commands.planning import PlanOptions
+
+MERGED_RELEASE = Path(__file__).parents[2] / "docs/examples/rules/nocobase-merged-release.yaml"
 
 
 def dump(url: str) -> dict[str, Any]:
@@ -67,3 +76,13 @@ DB_EXAMPLES = settings(
         HealthCheck.data_too_large,
     ],
 )
+
+
+def merged_release(three_way: bool, tmp_path: Path) -> tuple[PlanOptions, FilesystemStore]:
+    """The shipped merged-release rules as they are (``upsert``) or with ``merge:
+    threeWay`` (its bases in a store under ``tmp_path``), and that store."""
+    rules = load_rules(str(MERGED_RELEASE))
+    if three_way:
+        rules = replace(rules, merge=Merge.THREE_WAY)
+    store = FilesystemStore(tmp_path / "store")
+    return PlanOptions(rules=rules, base_store=store if three_way else None), store

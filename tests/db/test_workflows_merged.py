@@ -16,7 +16,7 @@ from controller.cli.inputs import load_rules
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions
 from controller.errors import CheckFailed
-from tests.db.dbhelpers import dump, execute, q, rows
+from tests.db.dbhelpers import dump, execute, merged_release, q, rows
 from tests.fixtures import nocobase_shape as shape
 
 MakeDb = Callable[..., str]
@@ -60,11 +60,7 @@ def test_two_installations_workflows_land_side_by_side(
         shape.build(url, app="dev", seed=1)
     _workflow(dialect, pre, "pre-own", (50, 100, 101), T)  # the same IDs, another workflow
     _workflow(dialect, team, "team-b", (50, 100, 101), "2026-11-02 09:00:00")
-    rules = load_rules(str(MERGED))
-    if three_way:
-        rules = replace(rules, merge=Merge.THREE_WAY)
-    store = FilesystemStore(tmp_path / "store")
-    options = PlanOptions(rules=rules, base_store=store if three_way else None)
+    options, store = merged_release(three_way, tmp_path)
     plan = plan_only(team, pre, options).plan
     counts = {t.table: (t.insert, t.update, t.delete, t.ids_assigned) for t in plan.tables}
     assert counts["workflows"] == (1, 0, 0, 1) and counts["flow_nodes"] == (2, 0, 0, 2)

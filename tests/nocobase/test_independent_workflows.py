@@ -2,25 +2,26 @@
 into one pre-release, on PostgreSQL: with ``merge: threeWay``, and with the shipped
 merged-release file as it is (``upsert``, no merge).
 
-Each team adds a page and a workflow of five nodes (a chain with a condition, a node
-on one of its branches, and a CC node whose config names another node by ID); team A
-also keeps a draft revision of its workflow (same key, node keys copied). Team B's
-workflow and nodes are given team A's IDs, as NocoBase mints them when two
-installations write in the same second: pairing by generated ID would take them for
-team A's rows. Paired by key instead, both land side by side; NocoBase boots on the
-merge, serves both pages and both workflows, and each node chain is intact.
+Each team adds a page (a page route and its tab route) and a workflow of five nodes (a
+chain with a condition, a node on one of its branches, and a CC node whose config names
+another node by ID); team A also keeps a draft revision of its workflow (same key, node
+keys copied). Team B's page and tab routes, workflow and nodes are given team A's IDs,
+as NocoBase mints them when two installations write in the same second: pairing by
+generated ID would take them for team A's rows. Paired by key (workflows) and by UI
+schema (routes) instead, both land side by side; NocoBase boots on the merge, serves
+both pages with their tabs and both workflows, and each node chain is intact.
 Promoted again unchanged, team B's renumbered rows pair with what it promoted before.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from controller.api.rules import Merge, OnConflict, Rule, RulesSpec, TableRule, parse_rules
@@ -28,6 +29,7 @@ from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions
+from controller.engine.references import NOCOBASE_PATHS, NOCOBASE_REFERENCES
 from tests.db.dbhelpers import execute, rows
 from tests.harness.cluster import REPO_ROOT
 from tests.harness.nocobase import NocoBaseApp
@@ -75,6 +77,55 @@ def _collide(team_b: NocoBaseApp, team_a: NocoBaseApp, workflow_a: object) -> No
     )
 
 
+def _collide_routes(team_b: NocoBaseApp, team_a: NocoBaseApp) -> dict[int, int]:
+    """Give team B's page and tab routes team A's page's and tab's IDs, in every column
+    NocoBase keeps a route's ID in (B is stopped, never booted again): what two
+    installations minting routes in the same second mint. B's ID → A's."""
+    a_ids = {uid: int(i) for i, uid in rows(team_a.url, "desktopRoutes", "id", "schemaUid")}
+    b_routes = rows(team_b.url, "desktopRoutes", "id", "schemaUid")
+    to = {int(i): a_ids["a_" + uid[2:]] for i, uid in b_routes if uid in ("b_page", "b_tab")}
+    assert len(to) == 2 and not set(to.values()) & {int(r[0]) for r in b_routes}, b_routes
+
+    def case(column: str) -> str:
+        whens = " ".join(f"WHEN {old} THEN {new}" for old, new in to.items())
+        return f'"{column}" = CASE "{column}" {whens} ELSE "{column}" END'
+
+    columns = [
+        (t, c) for (t, c), parent in NOCOBASE_REFERENCES.items() if parent == "desktopRoutes"
+    ]
+    engine = sa.create_engine(team_b.url)
+    try:
+        found = sa.inspect(engine)
+        held = {(t, c["name"]) for t in found.get_table_names() for c in found.get_columns(t)}
+    finally:
+        engine.dispose()
+    statements = [f'UPDATE "desktopRoutes" SET {case("id")}']
+    statements += [f'UPDATE "{t}" SET {case(c)}' for t, c in columns if (t, c) in held]
+    for (table, column), parent in NOCOBASE_PATHS.items():
+        if parent != "desktopRoutes" or (table, column) not in held:
+            continue
+        for (path,) in {(r[0],) for r in rows(team_b.url, table, column, order=column)}:
+            new = "/".join(str(to.get(int(p), p)) if p else p for p in str(path).split("/"))
+            statements.append(
+                f'UPDATE "{table}" SET "{column}" = \'{new}\' WHERE "{column}" = \'{path}\''
+            )
+    execute(team_b.url, *statements)
+    return to
+
+
+def _routes(app: NocoBaseApp) -> dict[str, tuple[str, str | None]]:
+    """Each route's schemaUid → (its title, its parent's schemaUid), as NocoBase serves
+    them."""
+    served = {r["id"]: r for r in app.list_all("desktopRoutes")}
+    return {
+        r["schemaUid"]: (
+            r["title"],
+            served[r["parentId"]]["schemaUid"] if r.get("parentId") else None,
+        )
+        for r in served.values()
+    }
+
+
 def _workflows(app: NocoBaseApp) -> dict[tuple[str, bool], Any]:
     """(title, current) → the workflow's node chain, as NocoBase serves it."""
     return {
@@ -95,12 +146,6 @@ def test_two_installations_merge_routes_and_workflows(
     b.start_all(team_a, team_b)
     made: dict[str, dict[str, Any]] = {}
     for app, p in ((team_a, "a_"), (team_b, "b_")):
-        # NocoBase's snowflake IDs count seconds, with a sequence per process: two
-        # installations minting routes in the same second can mint the same IDs, and
-        # routes are still matched by ID (docs/nocobase-testing.md, "Not yet handled").
-        # This test is about workflows (whose IDs it makes collide on purpose), so the
-        # second team's routes are minted in a later second.
-        time.sleep(1.1)
         b.create_page(app, p)
         made[p] = b.create_chain_workflow(app, p)
     wf_a = made["a_"]
@@ -110,6 +155,7 @@ def test_two_installations_merge_routes_and_workflows(
     team_a.stop()
     team_b.stop()
     _collide(team_b, team_a, wf_a["id"])
+    _collide_routes(team_b, team_a)  # what NocoBase mints in one second, every run
 
     store = FilesystemStore(tmp_path / "store")
     create_backup(pre.url, store, environment="pre")
@@ -120,6 +166,7 @@ def test_two_installations_merge_routes_and_workflows(
             by_table = {t.table: t for t in plan.tables}
             assert by_table["workflows"].ids_assigned == 1
             assert by_table["flow_nodes"].ids_assigned == 5
+            assert by_table["desktopRoutes"].ids_assigned == 2  # its page and tab
             assert not [w for w in plan.warnings if "generated ID" in w and "workflows" in w]
         request = MigrationRequest(team.url, pre.url, options, name, store=store)
         result = migrate(replace(request, environment="pre"))
@@ -136,13 +183,15 @@ def test_two_installations_merge_routes_and_workflows(
     pre.start()
     pre.sign_in()
     b.assert_boots_cleanly(pre)
-    titles = {r["title"] for r in pre.list_all("desktopRoutes")}
-    # Seen once in a full tier run (not again in three reruns): team A's page route was
-    # missing. What each side held, to tell a route-ID collision from a pairing fault.
+    routes = _routes(pre)
     held = {
         app.name: rows(app.url, "desktopRoutes", "id", "title", "schemaUid", order="id")
         for app in (team_a, team_b, pre)
     }
-    assert {"a_ orders page", "b_ orders page"} <= titles, held
+    for p in ("a_", "b_"):  # each page with its own tab, which holds its table block
+        assert routes[f"{p}page"] == (f"{p} orders page", None), held
+        assert routes[f"{p}tab"][1] == f"{p}page", held
+        tab = json.dumps(pre.get(f"uiSchemas:getJsonSchema/{p}tab"))
+        assert all(f'"{p}{n}"' in tab for n in ("block", "table")), tab[:400]
     assert _workflows(pre) == expected
     pre.stop()
