@@ -16,6 +16,7 @@ raised, so the Restore ends exactly as the in-process path ends it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,14 +38,15 @@ from controller.flows.jobs import (
     job_manifest,
     job_name,
     job_text,
-    queued_for_slot,
     store_mount,
+    suspended,
+    take_slot,
     with_files,
 )
 from controller.flows.outcome import Outcome
 from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
-from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, job_state
+from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, is_suspended, job_state
 from controller.k8s.workloads import Workloads
 
 # The errors a failed pod's result may name (every class of the error tree): rebuilt,
@@ -125,10 +127,12 @@ def run_restore_job(flow: RestoreFlow, work: RestoreJob) -> Outcome:
     if life is not None:
         life.kept = True  # until this call knows that no Job writes
     job = jobs.get_job(flow.namespace, name)
-    if job is None:
+    if job is None or is_suspended(job):
         if life is not None:
             life.kept = False
-        return _start(flow, jobs, work)
+        if job is None:
+            return _start(flow, jobs, work)
+        return _let_go(flow, jobs, work, job)  # created suspended before a crash
     state = job_state(job, jobs.job_pods(flow.namespace, name))
     if state.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED):
         return _running(flow, work, env, state)
@@ -144,16 +148,36 @@ def run_restore_job(flow: RestoreFlow, work: RestoreJob) -> Outcome:
 
 def _start(flow: RestoreFlow, jobs: Jobs, work: RestoreJob) -> Outcome:
     env = flow.gate(work.env.name)
-    manifest = _manifest(flow, work, env)  # refused before anything is scaled
-    queued = queued_for_slot(flow.cluster, jobs, flow.job_settings, flow.body)
-    if queued:
-        return flow.wait(BackupReason.JOB_QUEUED, queued, QUEUE_SECONDS, RestorePhase.QUEUED)
-    flow.quiesce(env)
-    job = jobs.create_job(flow.namespace, manifest)
+    manifest = suspended(_manifest(flow, work, env))  # refused before anything is scaled
+    job, queued = take_slot(flow.cluster, jobs, flow.job_settings, flow.body, manifest)
+    if job is None:
+        return flow.wait(BackupReason.JOB_QUEUED, str(queued), QUEUE_SECONDS, RestorePhase.QUEUED)
+    return _let_go(flow, jobs, work, job)
+
+
+def _let_go(flow: RestoreFlow, jobs: Jobs, work: RestoreJob, job: dict[str, Any]) -> Outcome:
+    """The Job holds its slot, suspended: quiesce the application (outside the slots'
+    lock), then let the Job start its pod. A quiesce that fails gives the slot back."""
+    name = str((job.get("metadata") or {}).get("name"))
+    flow.patch.set(job=job_state(job, []).status)  # the deletion handler finds it
+    try:
+        flow.quiesce(work.env)
+    except Exception:
+        discard(jobs, flow.namespace, name)
+        raise
+    started = jobs.unsuspend_job(flow.namespace, name)
+    if started is None:
+        raise TemporaryError(f"Job {name} was deleted before it started", delay=QUEUE_SECONDS)
     if flow.life is not None:
         flow.life.kept = True
-    state = job_state(job, [])
-    return _running(flow, work, env, state)
+    return _running(flow, work, work.env, job_state(started, []))
+
+
+def discard(jobs: Jobs, namespace: str, name: str) -> None:
+    """Delete a suspended Job that never started: no pod wrote, its slot is free again.
+    Left for the next call (which finds it suspended) when the API does not answer."""
+    with contextlib.suppress(TemporaryError):
+        jobs.delete_job(namespace, name)
 
 
 def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> dict[str, Any]:

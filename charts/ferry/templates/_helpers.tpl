@@ -101,11 +101,13 @@ No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed n
   resources: [pods]
   verbs: [list, get, create, delete]
 {{- if .Values.jobs.enabled }}
-# spec.execution.mode Job: the operator's Jobs, created, read (their pods' termination
-# messages through the pod list above), and deleted to run again after a temporary failure.
+# spec.execution.mode Job: the operator's Jobs, created (suspended while their object
+# quiesces its application), read (their pods' termination messages through the pod
+# list above), patched only to let a suspended one start (a Job's pod template cannot
+# change), and deleted to run again after a temporary failure.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, create, delete]
+  verbs: [get, list, create, patch, delete]
 {{- end }}
 {{- end }}
 
