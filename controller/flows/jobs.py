@@ -18,10 +18,12 @@ counted.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,7 +35,7 @@ from controller.api.reasons import BackupReason
 from controller.api.resources import API_VERSION
 from controller.db.connect import build_url
 from controller.db.urls import redact
-from controller.errors import InvalidInput
+from controller.errors import InvalidInput, TemporaryError
 from controller.flows.status import ready_reason
 from controller.k8s.client import Cluster
 from controller.k8s.jobs import (
@@ -360,6 +362,23 @@ def suspended(manifest: dict[str, Any]) -> dict[str, Any]:
     held = copy.deepcopy(manifest)
     held["spec"]["suspend"] = True
     return held
+
+
+def let_go(jobs: Jobs, namespace: str, name: str, quiesce: Callable[[], None]) -> dict[str, Any]:
+    """While the suspended Job ``name`` holds its slot, ``quiesce()`` the application
+    (outside the slots' lock), then let the Job start its pod: the Job as it is now. A
+    quiesce that fails deletes the Job, which never ran a pod: its slot is free again
+    (or, when the API does not answer, the next call finds it suspended)."""
+    try:
+        quiesce()
+    except Exception:
+        with contextlib.suppress(TemporaryError):
+            jobs.delete_job(namespace, name)
+        raise
+    started = jobs.unsuspend_job(namespace, name)
+    if started is None:
+        raise TemporaryError(f"Job {name} was deleted before it started", delay=10.0)
+    return started
 
 
 def _holding(cluster: Cluster, jobs: Jobs, namespace: str) -> int:

@@ -43,13 +43,14 @@ from controller.flows.jobs import (
     job_manifest,
     job_name,
     job_text,
+    let_go,
     store_mount,
     suspended,
     take_slot,
     with_files,
 )
 from controller.flows.outcome import Event, Outcome
-from controller.flows.restore_job import ERRORS, discard, stop_job
+from controller.flows.restore_job import ERRORS, stop_job
 from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
 from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, is_suspended, job_state
@@ -158,18 +159,14 @@ def start_migration_job(flow: MigrationFlow, work: MigrationJob, digest: str) ->
 def _let_go(flow: MigrationFlow, jobs: Jobs, work: MigrationJob, job: dict[str, Any]) -> Outcome:
     """The Job holds its slot, suspended: quiesce the application (outside the slots'
     lock), then let the Job start its pod. A quiesce that fails gives the slot back."""
-    name = _name(flow)
     flow.patch.set(migrationId=work.migration_id, job=job_state(job, []).status)
-    if flow.life is not None:
-        try:
+
+    def quiesce() -> None:
+        if flow.life is not None:
             hold_deletion(flow.cluster, "Migration", flow.body)
             flow.life.quiesce()
-        except Exception:
-            discard(jobs, flow.namespace, name)
-            raise
-    started = jobs.unsuspend_job(flow.namespace, name)
-    if started is None:
-        raise TemporaryError(f"Job {name} was deleted before it started", delay=QUEUE_SECONDS)
+
+    started = let_go(jobs, flow.namespace, _name(flow), quiesce)
     if flow.life is not None:
         flow.life.kept = True
     return _running(flow, work, job_state(started, []))

@@ -16,7 +16,6 @@ raised, so the Restore ends exactly as the in-process path ends it.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +39,7 @@ from controller.flows.jobs import (
     job_manifest,
     job_name,
     job_text,
+    let_go,
     store_mount,
     suspended,
     take_slot,
@@ -222,24 +222,10 @@ def _let_go(flow: RestoreFlow, jobs: Jobs, work: RestoreJob, job: dict[str, Any]
     lock), then let the Job start its pod. A quiesce that fails gives the slot back."""
     name = str((job.get("metadata") or {}).get("name"))
     flow.patch.set(job=job_state(job, []).status)  # the deletion handler finds it
-    try:
-        flow.quiesce(work.env)
-    except Exception:
-        discard(jobs, flow.namespace, name)
-        raise
-    started = jobs.unsuspend_job(flow.namespace, name)
-    if started is None:
-        raise TemporaryError(f"Job {name} was deleted before it started", delay=QUEUE_SECONDS)
+    started = let_go(jobs, flow.namespace, name, lambda: flow.quiesce(work.env))
     if flow.life is not None:
         flow.life.kept = True
     return _running(flow, work, work.env, job_state(started, []))
-
-
-def discard(jobs: Jobs, namespace: str, name: str) -> None:
-    """Delete a suspended Job that never started: no pod wrote, its slot is free again.
-    Left for the next call (which finds it suspended) when the API does not answer."""
-    with contextlib.suppress(TemporaryError):
-        jobs.delete_job(namespace, name)
 
 
 def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> dict[str, Any]:

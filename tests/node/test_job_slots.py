@@ -1,7 +1,7 @@
 """Job slots on the real node, for every kind at once, and a Migration's rollback as a Job.
 
-A burst of Restores (one into each Environment; pre's quiesces its stand-in application
-between taking its slot and starting its pod) and Backups, more than the chart's
+A burst of Restores (one into each Environment with a store; pre's quiesces its stand-in
+application between taking its slot and starting its pod) and Backups, more than the chart's
 ``jobs.maxPerNamespace``, never has more Jobs holding a slot, or more of them let go
 (unsuspended), or more of their pods running, than the limit at any instant: the test
 watches the Jobs while they run. A Restore with ``spec.migration`` in Job mode runs
@@ -29,8 +29,8 @@ from tests.node.test_migration_jobs import DONE, ledger
 
 pytestmark = pytest.mark.node
 
-ENVS = ("dev", "pre", "prod")
-BACKUPS = 3  # with the three Restores: LIMIT + 2 Jobs at once
+ENVS = ("pre", "prod")  # the Environments with a store
+BACKUPS = 4  # with the two Restores: LIMIT + 2 Jobs at once
 ENDED = {"Completed", "Failed", "Reverted"}
 
 
@@ -74,7 +74,7 @@ def test_a_burst_of_restores_and_backups_never_runs_more_jobs_than_the_limit(
         assert done["phase"] == "Completed", done
         job_mode(site, env)
     burst = [_doc("Restore", f"back-{env}", {"backup": f"{env}-before"}) for env in ENVS]
-    burst += [_doc("Backup", f"burst-{i}", {"environment": "prod"}) for i in range(BACKUPS)]
+    burst += [_doc("Backup", f"burst-{i}", {"environment": ENVS[i % 2]}) for i in range(BACKUPS)]
     assert len(burst) > LIMIT
     apply_ok(kubectl, namespace, yaml.safe_dump_all(burst))
     seen: list[tuple[int, int, int]] = []
