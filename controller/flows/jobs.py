@@ -27,12 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from controller.api.backup import BackupSpec
+from controller.api.backup import BackupPhase, BackupSpec
 from controller.api.environment import EnvironmentSpec
 from controller.api.environment_files import FilesSpec
 from controller.api.execution import ExecutionSpec
+from controller.api.migration import MigrationPhase
+from controller.api.phases import Phase
 from controller.api.reasons import BackupReason
 from controller.api.resources import API_VERSION
+from controller.api.restore import RestorePhase
 from controller.db.connect import build_url
 from controller.db.urls import redact
 from controller.errors import InvalidInput, TemporaryError
@@ -384,12 +387,13 @@ def let_go(jobs: Jobs, namespace: str, name: str, quiesce: Callable[[], None]) -
 def _holding(cluster: Cluster, jobs: Jobs, namespace: str) -> int:
     """The Ferry Jobs that hold a slot in ``namespace``: every unfinished one, suspended
     or not. A suspended one whose owner is gone (deleted between the Job's creation and
-    its start) never starts: it is removed here and holds nothing."""
+    its start) or finished (ended by something else before it let the Job go) never
+    starts: it is removed here and holds nothing."""
     held = 0
     for job in jobs.list_jobs(namespace, SELECTOR):
         if not is_active(job):
             continue
-        if is_suspended(job) and not _owner_exists(cluster, namespace, job):
+        if is_suspended(job) and not _owner_waits(cluster, namespace, job):
             name = str((job.get("metadata") or {}).get("name"))
             jobs.delete_job(namespace, name)
             continue
@@ -397,10 +401,20 @@ def _holding(cluster: Cluster, jobs: Jobs, namespace: str) -> int:
     return held
 
 
-def _owner_exists(cluster: Cluster, namespace: str, job: dict[str, Any]) -> bool:
+_PHASES: dict[str, type[Phase]] = {
+    "Backup": BackupPhase,
+    "Restore": RestorePhase,
+    "Migration": MigrationPhase,
+}
+
+
+def _owner_waits(cluster: Cluster, namespace: str, job: dict[str, Any]) -> bool:
+    """Whether the object that owns ``job`` exists (the same UID) and is not finished."""
     for owner in (job.get("metadata") or {}).get("ownerReferences") or []:
-        if owner.get("kind") in JOB_KINDS:
-            found = cluster.get(str(owner["kind"]), namespace, str(owner["name"]))
-            found_meta = (found or {}).get("metadata") or {}
-            return found is not None and found_meta.get("uid") == owner.get("uid")
+        kind = str(owner.get("kind"))
+        if kind in _PHASES:
+            found = cluster.get(kind, namespace, str(owner["name"])) or {}
+            if (found.get("metadata") or {}).get("uid") != owner.get("uid"):
+                return False
+            return not _PHASES[kind].is_finished((found.get("status") or {}).get("phase"))
     return True  # not one of Ferry's objects' Jobs: left alone
