@@ -64,21 +64,23 @@ def watched_jobs(site: main_flows.Site) -> Iterator[list[tuple[int, int, int]]]:
     """``kubectl get jobs --watch`` on Ferry's Jobs while the block runs: the counts
     (``_count``) after every change to any of them, the list filled as they come."""
     cp = site.kubectl.control_plane
-    argv = [str(cp.kubectl_path), "get", "jobs", "-n", site.namespace, "-l",
-            "app.kubernetes.io/managed-by=ferry", "--watch", "--output-watch-events",
-            "-o", "json"]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=cp.env)
+    argv = [str(cp.kubectl_path), "--kubeconfig", str(cp.kubeconfig), "get", "jobs", "-n",
+            site.namespace, "-l", "app.kubernetes.io/managed-by=ferry", "--watch",
+            "--output-watch-events", "-o", "json"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     counts: list[tuple[int, int, int]] = []
     jobs: dict[str, dict[str, Any]] = {}
 
     def follow() -> None:
         assert proc.stdout is not None
-        text = ""
+        decoder, text = json.JSONDecoder(), ""
         for line in proc.stdout:
             text += line
-            if line.rstrip("\n") != "}":
-                continue  # one event: a JSON object, its closing brace at column 0
-            event, text = json.loads(text), ""
+            try:  # one event: a JSON object, however kubectl lays it out
+                event, end = decoder.raw_decode(text.lstrip())
+            except ValueError:
+                continue
+            text = text.lstrip()[end:]
             job = event["object"]
             if event["type"] == "DELETED":
                 jobs.pop(job["metadata"]["name"], None)
@@ -95,6 +97,8 @@ def watched_jobs(site: main_flows.Site) -> Iterator[list[tuple[int, int, int]]]:
         proc.terminate()
         proc.wait(timeout=30)
         reader.join(timeout=30)
+    assert proc.stderr is not None
+    assert counts, f"the watch saw no Job: {proc.stderr.read()}"
 
 
 def test_a_burst_of_restores_and_backups_never_runs_more_jobs_than_the_limit(
