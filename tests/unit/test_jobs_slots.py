@@ -21,6 +21,7 @@ from controller.flows.jobs import job_name
 from controller.flows.restore_job import stop_job
 from controller.k8s.jobs import JobSettings, is_active, is_suspended
 from controller.k8s.workloads import Scale
+from tests.unit.fake_cluster import FakeCluster
 from tests.unit.fake_jobs import FakeJobs
 from tests.unit.fake_workloads import FakeWorkloads
 from tests.unit.flow_support import conditions
@@ -66,6 +67,21 @@ class Stepped(FakeWorkloads):
         return super().scale(kind, namespace, name)
 
 
+@pytest.fixture
+def app_restore(url: str, store: Path, backup_id: str, jobs: FakeJobs) -> FakeCluster:  # noqa: F811
+    """Restore ``r`` of the backup into prod, whose application (``APP``) runs."""
+    return setup(jobs, environment(url, store, application=APP), restore(backup_id))
+
+
+def completes(
+    cluster: FakeCluster, api: FakeJobs, apps: FakeWorkloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Job's pod runs; then the Restore is Completed, its application back at 2."""
+    api.run_pod(api.only(), monkeypatch)
+    done = run(cluster, api, workloads=apps)
+    assert done.status["phase"] == "Completed" and apps.replicas[WEB] == 2
+
+
 def holding(api: FakeJobs) -> list[str]:
     return [name for (_, name), job in api.jobs.items() if is_active(job)]
 
@@ -94,12 +110,10 @@ def unsuspend_only_at_zero(api: FakeJobs, apps: FakeWorkloads) -> None:
 
 
 def test_a_job_reconciled_while_a_restore_quiesces_waits_for_the_slot(
-    url: str,
-    store: Path,
-    backup_id: str,  # noqa: F811
+    app_restore: FakeCluster,
     jobs: FakeJobs,  # noqa: F811
 ) -> None:
-    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
+    cluster = app_restore
     cluster.add(backup("b", "2026-11-30T11:30:00Z"))
     apps = Stepped({WEB: 2})
     seen: list[list[str]] = []
@@ -119,10 +133,11 @@ def test_a_job_reconciled_while_a_restore_quiesces_waits_for_the_slot(
 
 
 def test_a_crash_between_the_suspended_job_and_the_quiesce_resumes(
-    url: str, store: Path, backup_id: str, jobs: FakeJobs,  # noqa: F811
+    app_restore: FakeCluster,
+    jobs: FakeJobs,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
+) -> None:
+    cluster = app_restore
     apps = Stepped({WEB: 2})
     apps.during = dies(apps)
     with pytest.raises(Crash):
@@ -135,16 +150,15 @@ def test_a_crash_between_the_suspended_job_and_the_quiesce_resumes(
     assert again.status["phase"] == "Restoring", again.status
     assert running(jobs) == holding(jobs) and len(running(jobs)) == 1
     assert [c[0] for c in jobs.calls] == ["create", "unsuspend"]  # the same Job, let go
-    jobs.run_pod(jobs.only(), monkeypatch)
-    done = run(cluster, jobs, workloads=restarted)
-    assert done.status["phase"] == "Completed" and restarted.replicas[WEB] == 2
+    completes(cluster, jobs, restarted, monkeypatch)
 
 
 def test_a_crash_between_the_quiesce_and_the_start_resumes_with_the_recorded_count(
-    url: str, store: Path, backup_id: str, jobs: FakeJobs,  # noqa: F811
+    app_restore: FakeCluster,
+    jobs: FakeJobs,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
+) -> None:
+    cluster = app_restore
     apps = Stepped({WEB: 2})
     let_go = jobs.unsuspend_job
     # The process is gone before it lets the Job go: nothing resumes the application.
@@ -160,18 +174,14 @@ def test_a_crash_between_the_quiesce_and_the_start_resumes_with_the_recorded_cou
     again = run(cluster, jobs, workloads=restarted)
     assert again.status["phase"] == "Restoring" and len(running(jobs)) == 1
     assert again.status["application"]["replicas"] == 2  # not the 0 it found
-    jobs.run_pod(jobs.only(), monkeypatch)
-    done = run(cluster, jobs, workloads=restarted)
-    assert done.status["phase"] == "Completed" and restarted.replicas[WEB] == 2
+    completes(cluster, jobs, restarted, monkeypatch)
 
 
 def test_a_restore_deleted_while_its_job_is_suspended_removes_it_and_resumes(
-    url: str,
-    store: Path,
-    backup_id: str,  # noqa: F811
+    app_restore: FakeCluster,
     jobs: FakeJobs,  # noqa: F811
 ) -> None:
-    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
+    cluster = app_restore
     apps = Stepped({WEB: 2})
     let_go = jobs.unsuspend_job
     jobs.unsuspend_job = lambda ns, n: dies(apps)()  # type: ignore[assignment,method-assign]
@@ -186,12 +196,10 @@ def test_a_restore_deleted_while_its_job_is_suspended_removes_it_and_resumes(
 
 
 def test_a_quiesce_that_fails_gives_the_slot_back(
-    url: str,
-    store: Path,
-    backup_id: str,  # noqa: F811
+    app_restore: FakeCluster,
     jobs: FakeJobs,  # noqa: F811
 ) -> None:
-    cluster = setup(jobs, environment(url, store, application=APP), restore(backup_id))
+    cluster = app_restore
     apps = FakeWorkloads({WEB: 2}, lingering=10**6)  # a pod that never goes away
     failed = run(cluster, jobs, workloads=apps)
     assert failed.status["phase"] == "Failed", failed.status

@@ -31,9 +31,14 @@ def ledger(url: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def rolling_back(api: FakeCluster, tmp_path: Path, name: str = "undo") -> FakeJobs:
+@pytest.fixture
+def jobs(cluster: FakeCluster, tmp_path: Path) -> FakeJobs:  # noqa: F811
     """Migration ``release`` succeeded into ``pre`` (in process); then ``pre`` turns
-    to Job mode and Restore ``name`` asks to roll the Migration back."""
+    to Job mode and Restore ``undo`` asks to roll the Migration back."""
+    return rolling_back(cluster, tmp_path)
+
+
+def rolling_back(api: FakeCluster, tmp_path: Path, name: str = "undo") -> FakeJobs:
     assert migrate(api, apps(api)).status["phase"] == "Succeeded"
     api.patch("Environment", "ns", "pre", {"spec": {"execution": JOB}})
     api.add(
@@ -54,10 +59,9 @@ def args_of(job: dict[str, Any]) -> list[str]:
 def test_a_rollback_in_job_mode_runs_ferry_rollback_in_a_job(
     cluster: FakeCluster,  # noqa: F811
     urls: dict[str, str],  # noqa: F811
-    tmp_path: Path,
+    jobs: FakeJobs,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    jobs = rolling_back(cluster, tmp_path)
     migration_id = (cluster.get("Migration", "ns", "release") or {})["status"]["migrationId"]
     workloads = FakeWorkloads({WEB: 3})
     first = run_restore(cluster, jobs, "undo", workloads=workloads)
@@ -84,10 +88,9 @@ def test_a_rollback_in_job_mode_runs_ferry_rollback_in_a_job(
 def test_a_rollback_pod_killed_after_its_commit_ends_as_the_ledger_says(
     cluster: FakeCluster,  # noqa: F811
     urls: dict[str, str],  # noqa: F811
-    tmp_path: Path,
+    jobs: FakeJobs,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    jobs = rolling_back(cluster, tmp_path)
     workloads = FakeWorkloads({WEB: 3})
     run_restore(cluster, jobs, "undo", workloads=workloads)
     jobs.run_pod(jobs.only(), monkeypatch, killed=9)  # committed, then killed
@@ -102,10 +105,9 @@ def test_a_rollback_pod_killed_after_its_commit_ends_as_the_ledger_says(
 
 def test_a_rollback_of_a_migration_already_rolled_back_is_refused_before_any_job(
     cluster: FakeCluster,  # noqa: F811
-    tmp_path: Path,
+    jobs: FakeJobs,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    jobs = rolling_back(cluster, tmp_path)
     workloads = FakeWorkloads({WEB: 3})
     run_restore(cluster, jobs, "undo", workloads=workloads)
     jobs.run_pod(jobs.only(), monkeypatch)
