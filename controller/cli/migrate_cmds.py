@@ -21,7 +21,7 @@ from controller.cli.files_root import add_files_arguments, files_root
 from controller.cli.inputs import plan_options, resolve_database
 from controller.cli.parsing import deprecated_alias
 from controller.cli.progress import add_progress_to_argument, progress_for
-from controller.cli.result import write_migrated
+from controller.cli.result import write_migrated, write_rolled_back
 from controller.commands.export import export
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.rehearsal import RehearsalResult, rehearse
@@ -122,7 +122,7 @@ def _register_rollback(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     r.add_argument("--store", required=True, metavar="STORE")
     add_store_key_argument(r)
     r.add_argument("--migration", required=True, metavar="ID")
-    r.add_argument("--database", required=True, metavar="URL")
+    r.add_argument("--database", metavar="URL", help="the target (default: $FERRY_DATABASE_URL)")
     r.add_argument(
         "--force", action="store_true", help="discard exactly the listed later edits and roll back"
     )
@@ -276,8 +276,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     validate_migration_id(args.migration)
     store = open_store(args.store, args.store_key_file)
+    url = database_url(args.database)
     with progress_for(args) as progress:
-        result = rollback(store, args.migration, args.database, force=args.force, progress=progress)
+        result = rollback(store, args.migration, url, force=args.force, progress=progress)
+        write_rolled_back(result)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
         return 0

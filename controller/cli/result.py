@@ -16,6 +16,7 @@ from typing import Any
 
 from controller.commands.backup import RestoreResult
 from controller.commands.migrate import MigrationResult
+from controller.commands.rollback import RollbackResult
 
 RESULT_FILE_ENV = "FERRY_RESULT_FILE"
 LIMIT = 4096  # the kubelet keeps at most 4096 bytes of a termination message
@@ -86,3 +87,13 @@ def write_migrated(result: MigrationResult) -> None:
         write_result("completed", **fields)
         return
     write_result("failed", exitCode=1, reason="ApplyFailed", **fields)
+
+
+def write_rolled_back(result: RollbackResult) -> None:
+    """A scoped rollback's result (``ferry rollback``): what the operator puts into the
+    Restore's status. Later edits are shortened and, if they would not fit, fewer."""
+    fields = result.to_dict()
+    edits = [str(e)[:200] for e in fields.pop("laterEdits")]
+    while edits and len(json.dumps({**fields, "laterEdits": edits})) > LIMIT // 2:
+        edits.pop()
+    write_result("completed", **fields, laterEdits=edits)

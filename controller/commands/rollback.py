@@ -130,6 +130,18 @@ class _Rollback:
         )
 
 
+def check_rollback(url: str, migration_id: str) -> None:
+    """Refuse (InvalidInput) as :func:`rollback` would when the target's ledger holds
+    nothing of ``migration_id`` to roll back; read without the write lock, before a
+    Job that rolls it back is started."""
+    db = Database(url)
+    try:
+        with db.reader() as snapshot:
+            _succeeded(snapshot.ledger_find(migration_id), migration_id)
+    finally:
+        db.dispose()
+
+
 def _succeeded(entry: LedgerEntry | None, migration_id: str) -> LedgerEntry:
     if entry is None:
         raise InvalidInput(f"migration {migration_id!r} is not in the target's ledger")

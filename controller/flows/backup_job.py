@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,8 +34,8 @@ from controller.flows.jobs import (
     job_manifest,
     job_name,
     job_text,
-    queued_for_slot,
     store_mount,
+    take_slot,
     with_files,
 )
 from controller.flows.outcome import Outcome, backoff
@@ -54,9 +53,6 @@ from controller.k8s.jobs import (
 POLL_SECONDS = 5.0  # how often a running Job is looked at
 QUEUE_SECONDS = 10.0  # how often a queued Backup looks for a free slot
 EXIT_INVALID, EXIT_TEMPORARY = 2, 75  # the CLI's exit codes (controller.cli.main)
-# The operator's workers reconcile Backups side by side: two that counted the same free
-# slot would both take it. Counting and creating happen under this lock.
-_SLOTS = threading.Lock()
 
 
 class BackupFlow(Protocol):
@@ -107,11 +103,11 @@ def run_backup_job(flow: BackupFlow, work: BackupJob, retry: int) -> Outcome:
                 # Recorded before the Job exists: the ID the store is asked for later.
                 job_status = {"job": {"backupId": backup_id}}
                 flow.cluster.patch_status("Backup", flow.namespace, flow.name, job_status)
-            with _SLOTS:  # counted and taken by one worker at a time
-                queued = _queued(flow, flow.jobs)
-                if queued:
-                    return flow.wait(BackupReason.JOB_QUEUED, queued, QUEUE_SECONDS)
-                job = flow.jobs.create_job(flow.namespace, _manifest(flow, work, backup_id))
+            # Counted and taken by one worker at a time; nothing to quiesce: not suspended.
+            manifest = _manifest(flow, work, backup_id)
+            job, queued = take_slot(flow.cluster, flow.jobs, flow.job_settings, flow.body, manifest)
+            if job is None:
+                return flow.wait(BackupReason.JOB_QUEUED, str(queued), QUEUE_SECONDS)
         state = job_state(job, flow.jobs.job_pods(flow.namespace, name))
     except InvalidInput as err:
         return flow.fail(err.reason, err.message)
@@ -164,11 +160,6 @@ def _manifest(flow: BackupFlow, work: BackupJob, backup_id: str) -> dict[str, An
         execution=work.execution,
     )
     return job_manifest(request, flow.job_settings)
-
-
-def _queued(flow: BackupFlow, jobs: Jobs) -> str | None:
-    """Why this Backup waits for a Job slot (``flows.jobs.queued_for_slot``), or None."""
-    return queued_for_slot(flow.cluster, jobs, flow.job_settings, flow.body)
 
 
 def _running(flow: BackupFlow, work: BackupJob, state: JobState, backup_id: str) -> Outcome:

@@ -9,29 +9,47 @@ object, ``controller.cli.result``) and the backup store, never through its logs.
 The Job's name is derived from the object's UID, so an operator that restarts while a
 Job runs finds and adopts it instead of starting a second one. The operator's setting
 ``FERRY_JOBS_PER_NAMESPACE`` caps the Ferry Jobs that run at once in a namespace; the
-rest wait in creation order (``JobQueued``).
+rest wait in creation order (``JobQueued``). A slot is counted and taken under one lock
+(``take_slot``): the Job is created there, suspended when its object still has to
+quiesce its application (which must not hold the lock), and let go afterwards. A
+suspended Job counts as a slot; one whose owner is gone is removed when slots are
+counted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from controller.api.backup import BackupSpec
+from controller.api.backup import BackupPhase, BackupSpec
 from controller.api.environment import EnvironmentSpec
 from controller.api.environment_files import FilesSpec
 from controller.api.execution import ExecutionSpec
+from controller.api.migration import MigrationPhase
+from controller.api.phases import Phase
 from controller.api.reasons import BackupReason
 from controller.api.resources import API_VERSION
+from controller.api.restore import RestorePhase
 from controller.db.connect import build_url
 from controller.db.urls import redact
-from controller.errors import InvalidInput
+from controller.errors import InvalidInput, TemporaryError
 from controller.flows.status import ready_reason
 from controller.k8s.client import Cluster
 from controller.k8s.job_access import progress_pod, progress_target
-from controller.k8s.jobs import POD_REPLACEMENT_POLICY, Jobs, JobSettings, JobState, is_active
+from controller.k8s.jobs import (
+    POD_REPLACEMENT_POLICY,
+    Jobs,
+    JobSettings,
+    JobState,
+    is_active,
+    is_suspended,
+)
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 KIND_LABEL = "ferry.dev/job-for"
@@ -300,7 +318,7 @@ def queued_for_slot(
     first."""
     meta = body.get("metadata") or {}
     namespace = str(meta.get("namespace"))
-    active = sum(1 for job in jobs.list_jobs(namespace, SELECTOR) if is_active(job))
+    active = _holding(cluster, jobs, namespace)
     me = _order(body)
     earlier = sum(
         1
@@ -319,3 +337,86 @@ def queued_for_slot(
 def _order(body: dict[str, Any]) -> tuple[str, str]:
     meta = body.get("metadata") or {}
     return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
+
+
+# The operator's workers reconcile side by side: two that counted the same free slot
+# would both take it. Counting and creating happen under this lock, for every kind.
+_SLOTS = threading.Lock()
+
+
+def take_slot(
+    cluster: Cluster,
+    jobs: Jobs,
+    settings: JobSettings,
+    body: dict[str, Any],
+    manifest: dict[str, Any],
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Count the namespace's slots and create the Job in one, under the lock: the Job
+    created (or adopted), or None and why it is queued (``queued_for_slot``)."""
+    namespace = str((body.get("metadata") or {}).get("namespace"))
+    with _SLOTS:
+        queued = queued_for_slot(cluster, jobs, settings, body)
+        if queued:
+            return None, queued
+        return jobs.create_job(namespace, manifest), None
+
+
+def suspended(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` created suspended: the Job holds its slot but starts no pod until
+    ``Jobs.unsuspend_job`` (its object quiesces its application in between)."""
+    held = copy.deepcopy(manifest)
+    held["spec"]["suspend"] = True
+    return held
+
+
+def let_go(jobs: Jobs, namespace: str, name: str, quiesce: Callable[[], None]) -> dict[str, Any]:
+    """While the suspended Job ``name`` holds its slot, ``quiesce()`` the application
+    (outside the slots' lock), then let the Job start its pod: the Job as it is now. A
+    quiesce that fails deletes the Job, which never ran a pod: its slot is free again
+    (or, when the API does not answer, the next call finds it suspended)."""
+    try:
+        quiesce()
+    except Exception:
+        with contextlib.suppress(TemporaryError):
+            jobs.delete_job(namespace, name)
+        raise
+    started = jobs.unsuspend_job(namespace, name)
+    if started is None:
+        raise TemporaryError(f"Job {name} was deleted before it started", delay=10.0)
+    return started
+
+
+def _holding(cluster: Cluster, jobs: Jobs, namespace: str) -> int:
+    """The Ferry Jobs that hold a slot in ``namespace``: every unfinished one, suspended
+    or not. A suspended one whose owner is gone (deleted between the Job's creation and
+    its start) or finished (ended by something else before it let the Job go) never
+    starts: it is removed here and holds nothing."""
+    held = 0
+    for job in jobs.list_jobs(namespace, SELECTOR):
+        if not is_active(job):
+            continue
+        if is_suspended(job) and not _owner_waits(cluster, namespace, job):
+            name = str((job.get("metadata") or {}).get("name"))
+            jobs.delete_job(namespace, name)
+            continue
+        held += 1
+    return held
+
+
+_PHASES: dict[str, type[Phase]] = {
+    "Backup": BackupPhase,
+    "Restore": RestorePhase,
+    "Migration": MigrationPhase,
+}
+
+
+def _owner_waits(cluster: Cluster, namespace: str, job: dict[str, Any]) -> bool:
+    """Whether the object that owns ``job`` exists (the same UID) and is not finished."""
+    for owner in (job.get("metadata") or {}).get("ownerReferences") or []:
+        kind = str(owner.get("kind"))
+        if kind in _PHASES:
+            found = cluster.get(kind, namespace, str(owner["name"])) or {}
+            if (found.get("metadata") or {}).get("uid") != owner.get("uid"):
+                return False
+            return not _PHASES[kind].is_finished((found.get("status") or {}).get("phase"))
+    return True  # not one of Ferry's objects' Jobs: left alone

@@ -43,15 +43,17 @@ from controller.flows.jobs import (
     job_manifest,
     job_name,
     job_text,
-    queued_for_slot,
+    let_go,
     store_mount,
+    suspended,
+    take_slot,
     with_files,
 )
 from controller.flows.outcome import Event, Outcome
 from controller.flows.restore_job import ERRORS, stop_job
 from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
-from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, job_state
+from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, is_suspended, job_state
 
 INPUTS_DIR = "/var/run/ferry/inputs"  # the Migration's rules and variables, as files
 INPUTS_ANNOTATION = "ferry.dev/{}"  # on the Job's pod, projected into INPUTS_DIR
@@ -120,6 +122,8 @@ def follow_migration_job(flow: MigrationFlow, work: MigrationJob) -> Outcome | N
     job = jobs.get_job(flow.namespace, _name(flow))
     if job is None and not flow.status.get("job"):
         return None
+    if job is not None and is_suspended(job):
+        return _let_go(flow, jobs, work, job)  # created suspended before a crash
     if life is not None:
         life.kept = True  # until this call knows that no Job writes
     state = job_state(job, jobs.job_pods(flow.namespace, _name(flow))) if job else None
@@ -145,20 +149,27 @@ def start_migration_job(flow: MigrationFlow, work: MigrationJob, digest: str) ->
     anything is scaled when Job mode cannot carry it, queued for a slot, else the
     application quiesced and the Job created."""
     jobs = _jobs(flow)
-    manifest = _manifest(flow, work, digest)
-    queued = queued_for_slot(flow.cluster, jobs, flow.job_settings, flow.body)
-    if queued:
-        return flow.wait(MigrationPhase.QUEUED, BackupReason.JOB_QUEUED, queued, QUEUE_SECONDS)
-    flow.patch.set(
-        migrationId=work.migration_id, job={"name": _name(flow), "phase": JobPhase.PENDING}
-    )
-    if flow.life is not None:
-        hold_deletion(flow.cluster, "Migration", flow.body)
-        flow.life.quiesce()
-    job = jobs.create_job(flow.namespace, manifest)
+    manifest = suspended(_manifest(flow, work, digest))
+    job, queued = take_slot(flow.cluster, jobs, flow.job_settings, flow.body, manifest)
+    if job is None:
+        return flow.wait(MigrationPhase.QUEUED, BackupReason.JOB_QUEUED, str(queued), QUEUE_SECONDS)
+    return _let_go(flow, jobs, work, job)
+
+
+def _let_go(flow: MigrationFlow, jobs: Jobs, work: MigrationJob, job: dict[str, Any]) -> Outcome:
+    """The Job holds its slot, suspended: quiesce the application (outside the slots'
+    lock), then let the Job start its pod. A quiesce that fails gives the slot back."""
+    flow.patch.set(migrationId=work.migration_id, job=job_state(job, []).status)
+
+    def quiesce() -> None:
+        if flow.life is not None:
+            hold_deletion(flow.cluster, "Migration", flow.body)
+            flow.life.quiesce()
+
+    started = let_go(jobs, flow.namespace, _name(flow), quiesce)
     if flow.life is not None:
         flow.life.kept = True
-    return _running(flow, work, job_state(job, []))
+    return _running(flow, work, job_state(started, []))
 
 
 def _running(flow: MigrationFlow, work: MigrationJob, state: JobState) -> Outcome:

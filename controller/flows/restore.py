@@ -31,7 +31,7 @@ from controller.backups.manifest import Manifest
 from controller.backups.store import BackupStore
 from controller.commands import environments
 from controller.commands.backup import restore
-from controller.commands.rollback import rollback
+from controller.commands.rollback import RollbackResult, rollback
 from controller.errors import (
     BackupNotFound,
     CheckFailed,
@@ -53,7 +53,7 @@ from controller.flows.oneshot import OneShot
 from controller.flows.outcome import Event, Outcome, backoff
 from controller.flows.progress import with_progress
 from controller.flows.queue import earlier_writer, is_ready
-from controller.flows.restore_job import Restored, RestoreJob, run_restore_job
+from controller.flows.restore_job import Restored, RestoreJob, RollbackOf, run_restore_job
 from controller.flows.status import timestamp
 from controller.k8s.client import Cluster
 from controller.k8s.jobs import Jobs, JobSettings
@@ -384,6 +384,12 @@ class _Flow(OneShot):
         target = spec.environment or str((migration.get("spec") or {}).get("target"))
         backup_ref = {k: backup[k] for k in ("name", "id") if backup.get(k)}
         self.patch.set(environment=target, backup=backup_ref, migration={"name": name})
+        into = environments.lookup(self.cluster, self.namespace, target)
+        execution = effective(spec.execution, into.spec.execution)
+        if execution.is_job:  # ``ferry rollback`` in a Job (``flows.restore_job``)
+            manifest = self._store_of(into).manifest(str(backup["id"]))
+            of = RollbackOf(name, str(migration_id))
+            return run_restore_job(self, RestoreJob(spec, into, into, manifest, execution, of))
         env = self.gate(target)
         store = self._store_of(env)
         self.quiesce(env)
@@ -395,6 +401,17 @@ class _Flow(OneShot):
         result = rollback(
             store, str(migration_id), env.url, force=spec.force, progress=self.progress
         )
+        return self.rolled_back(env, name, result)
+
+    def rolled_back(
+        self,
+        env: environments.ResolvedEnvironment,
+        name: str,
+        result: RollbackResult,
+        note: str = "",
+    ) -> Outcome:
+        """The status of a committed rollback, in process or in a Job; resume, Completed.
+        ``note``: how it is known, when not from the rollback's own result."""
         self._baseline(env)
         self.patch.set(
             migration={"name": name, "id": result.migration_id},
@@ -403,16 +420,10 @@ class _Flow(OneShot):
             laterEdits=list(result.later_edits[:PROBLEMS_SHOWN]),
             safetyBackup={"id": result.safety_backup} if result.safety_backup else None,
         )
-        # Job mode does not roll Migrations back yet: said, not silently ignored.
-        where = (
-            " (in the operator's process: a Job does not roll Migrations back yet)"
-            if effective(spec.execution, env.spec.execution).is_job
-            else ""
-        )
         return self.completed(
             CommonReason.ROLLED_BACK,
             f"rolled Migration {name} back: restored {len(result.tables)} tables, dropped "
-            f"{len(result.dropped)}, from backup {result.backup_id}{where}",
+            f"{len(result.dropped)}, from backup {result.backup_id}{note}",
         )
 
 

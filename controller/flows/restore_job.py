@@ -27,6 +27,8 @@ from controller.api.restore import RestorePhase, RestoreSpec
 from controller.backups.manifest import Manifest
 from controller.commands.backup import restored_tables
 from controller.commands.environments import ResolvedEnvironment
+from controller.commands.ledger_lookup import ledger_result
+from controller.commands.rollback import RollbackResult, check_rollback
 from controller.engine.progress import RESTORING
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 from controller.flows.application import Lifecycle
@@ -37,16 +39,19 @@ from controller.flows.jobs import (
     job_manifest,
     job_name,
     job_text,
-    queued_for_slot,
+    let_go,
     store_mount,
+    suspended,
+    take_slot,
     with_files,
 )
 from controller.flows.outcome import Outcome
 from controller.flows.status import StatusPatch, timestamp
 from controller.k8s.client import Cluster
-from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, job_state
+from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, is_suspended, job_state
 from controller.k8s.workloads import Workloads
 
+ROLLED_BACK = "rolled-back"  # a migration's ledger row once its rollback committed
 # The errors a failed pod's result may name (every class of the error tree): rebuilt,
 # they end the Restore as they end it in process.
 ERRORS: dict[str, type[FerryError]] = {
@@ -82,6 +87,10 @@ class RestoreFlow(Protocol):
 
     def restored(self, env: ResolvedEnvironment, manifest: Manifest, done: Restored) -> Outcome: ...
 
+    def rolled_back(
+        self, env: ResolvedEnvironment, name: str, done: RollbackResult, note: str = ""
+    ) -> Outcome: ...
+
     def wait(
         self, reason: str, message: str, delay: float, phase: str | None = None
     ) -> Outcome: ...
@@ -100,12 +109,22 @@ class Restored:
 
 
 @dataclass(frozen=True)
+class RollbackOf:
+    """A Restore with ``spec.migration``: its Job runs ``ferry rollback`` of that
+    Migration (the scoped rollback), not ``ferry restore``."""
+
+    name: str  # the Migration
+    migration_id: str  # its ledger ID
+
+
+@dataclass(frozen=True)
 class RestoreJob:
     spec: RestoreSpec
     env: ResolvedEnvironment  # the Environment restored into
     holder: ResolvedEnvironment  # the Environment whose store holds the backup
-    manifest: Manifest
+    manifest: Manifest  # the backup (a rollback's: the pre-migration backup)
     execution: ExecutionSpec
+    rollback: RollbackOf | None = None
 
 
 def run_restore_job(flow: RestoreFlow, work: RestoreJob) -> Outcome:
@@ -125,10 +144,12 @@ def run_restore_job(flow: RestoreFlow, work: RestoreJob) -> Outcome:
     if life is not None:
         life.kept = True  # until this call knows that no Job writes
     job = jobs.get_job(flow.namespace, name)
-    if job is None:
+    if job is None or is_suspended(job):
         if life is not None:
             life.kept = False
-        return _start(flow, jobs, work)
+        if job is None:
+            return _start(flow, jobs, work)
+        return _let_go(flow, jobs, work, job)  # created suspended before a crash
     state = job_state(job, jobs.job_pods(flow.namespace, name))
     if state.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED):
         return _running(flow, work, env, state)
@@ -136,24 +157,75 @@ def run_restore_job(flow: RestoreFlow, work: RestoreJob) -> Outcome:
         life.kept = False
     result = state.result or {}
     flow.patch.set(job=state.status)
+    if work.rollback is not None:
+        return _rollback_ended(flow, jobs, work, state, work.rollback)
     if result.get("outcome") == "completed":
         # Also when the Job failed after its pod had committed and said so.
         return _succeeded(flow, work, env, state, result)
     raise _error(flow, jobs, state, result)
 
 
+def _rollback_ended(
+    flow: RestoreFlow, jobs: Jobs, work: RestoreJob, state: JobState, of: RollbackOf
+) -> Outcome:
+    """A rollback's Job ended: its pod's result says what it restored; without one the
+    target's ledger says whether the rollback committed (a pod that died after its
+    commit, whose rerun found nothing left to roll back)."""
+    result = state.result or {}
+    if result.get("outcome") == "completed":
+        if result.get("migration") != of.migration_id:
+            raise FerryError(
+                f"Job {state.name} reported migration {result.get('migration')!r}, "
+                f"not {of.migration_id}"
+            )
+        return flow.rolled_back(work.env, of.name, rollback_result(result))
+    if ledger_result(work.env.url, of.migration_id) == ROLLED_BACK:
+        told = RollbackResult(of.migration_id, work.manifest.id, (), (), ())
+        note = (
+            f" (Job {state.name}'s pods reported no result of it; the ledger of "
+            f"{work.env.name} records the rollback, which tables it restored is not known)"
+        )
+        return flow.rolled_back(work.env, of.name, told, note)
+    raise _error(flow, jobs, state, result)
+
+
+def rollback_result(result: dict[str, Any]) -> RollbackResult:
+    """A ``ferry rollback`` pod's result (``cli.result.write_rolled_back``)."""
+
+    def names(key: str) -> tuple[str, ...]:
+        return tuple(str(n) for n in result.get(key) or ())
+
+    return RollbackResult(
+        migration_id=str(result.get("migration")),
+        backup_id=str(result.get("backupId") or ""),
+        tables=names("tables"),
+        dropped=names("dropped"),
+        later_edits=names("laterEdits"),
+        safety_backup=result.get("safetyBackupId") or None,
+        rows=int(result.get("rows") or 0),
+    )
+
+
 def _start(flow: RestoreFlow, jobs: Jobs, work: RestoreJob) -> Outcome:
     env = flow.gate(work.env.name)
-    manifest = _manifest(flow, work, env)  # refused before anything is scaled
-    queued = queued_for_slot(flow.cluster, jobs, flow.job_settings, flow.body)
-    if queued:
-        return flow.wait(BackupReason.JOB_QUEUED, queued, QUEUE_SECONDS, RestorePhase.QUEUED)
-    flow.quiesce(env)
-    job = jobs.create_job(flow.namespace, manifest)
+    if work.rollback is not None:  # refused as the pod would, before anything is scaled
+        check_rollback(env.url, work.rollback.migration_id)
+    manifest = suspended(_manifest(flow, work, env))  # refused before anything is scaled
+    job, queued = take_slot(flow.cluster, jobs, flow.job_settings, flow.body, manifest)
+    if job is None:
+        return flow.wait(BackupReason.JOB_QUEUED, str(queued), QUEUE_SECONDS, RestorePhase.QUEUED)
+    return _let_go(flow, jobs, work, job)
+
+
+def _let_go(flow: RestoreFlow, jobs: Jobs, work: RestoreJob, job: dict[str, Any]) -> Outcome:
+    """The Job holds its slot, suspended: quiesce the application (outside the slots'
+    lock), then let the Job start its pod. A quiesce that fails gives the slot back."""
+    name = str((job.get("metadata") or {}).get("name"))
+    flow.patch.set(job=job_state(job, []).status)  # the deletion handler finds it
+    started = let_go(jobs, flow.namespace, name, lambda: flow.quiesce(work.env))
     if flow.life is not None:
         flow.life.kept = True
-    state = job_state(job, [])
-    return _running(flow, work, env, state)
+    return _running(flow, work, work.env, job_state(started, []))
 
 
 def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> dict[str, Any]:
@@ -166,7 +238,11 @@ def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> 
         keys = set(flow.cluster.secret_data(flow.namespace, s3.credentials_secret))
     mount = store_mount(work.holder.spec, work.execution, keys)
     files: list[str] = []
-    if work.manifest.files is not None and env.spec.files is not None:
+    if work.rollback is not None:
+        args = rollback_args(work, work.rollback, mount.argument)
+    else:
+        args = restore_args(work, env, mount.argument)
+    if work.rollback is None and work.manifest.files is not None and env.spec.files is not None:
         # The backup holds files and the target declares where they live: they go back,
         # as in process.
         subject = f"backup {work.manifest.id} holds files and Environment {env.name}"
@@ -174,7 +250,7 @@ def _manifest(flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment) -> 
     request = JobRequest(
         kind="Restore",
         body=flow.body,
-        args=[*restore_args(work, env, mount.argument), *files],
+        args=[*args, *files],
         env=database_env(env.spec),
         store=mount,
         execution=work.execution,
@@ -195,13 +271,20 @@ def restore_args(work: RestoreJob, env: ResolvedEnvironment, store: str) -> list
     return args
 
 
+def rollback_args(work: RestoreJob, of: RollbackOf, store: str) -> list[str]:
+    """``ferry rollback``'s arguments: the target comes from ``$FERRY_DATABASE_URL``."""
+    args = ["rollback", "--store", store, "--migration", of.migration_id, "--format", "json"]
+    return [*args, "--force"] if work.spec.force else args
+
+
 def _running(
     flow: RestoreFlow, work: RestoreJob, env: ResolvedEnvironment, state: JobState
 ) -> Outcome:
     _hold(flow, env)
-    message = (
-        f"restoring backup {work.manifest.id} into {env.name} in {job_text(state, work.execution)}"
-    )
+    what = f"restoring backup {work.manifest.id} into {env.name}"
+    if work.rollback is not None:
+        what = f"rolling Migration {work.rollback.name} back in {env.name}"
+    message = f"{what} in {job_text(state, work.execution)}"
     flow.patch.progressing(BackupReason.JOB_RUNNING, message).set(
         phase=RestorePhase.RESTORING, message=message, environment=env.name, job=state.status
     )

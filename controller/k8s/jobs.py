@@ -67,6 +67,8 @@ class Jobs(Protocol):
 
     def job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]: ...
 
+    def unsuspend_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
 
 def _error(err: Exception, what: str) -> TemporaryError:
     status = getattr(err, "status", None)
@@ -185,6 +187,17 @@ class KubeJobs:
         )
         return list((result or {}).get("items") or [])
 
+    def unsuspend_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """Let a Job created suspended (``spec.suspend``) start its pod; None: it is gone."""
+        result: dict[str, Any] | None = self._call(
+            f"unsuspending Job {namespace}/{name}",
+            self.batch.patch_namespaced_job,
+            name,
+            namespace,
+            {"spec": {"suspend": False}},
+        )
+        return result
+
 
 @dataclass(frozen=True)
 class JobState:
@@ -277,3 +290,8 @@ def is_active(job: dict[str, Any]) -> bool:
     return not any(
         _condition(job, t) for t in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
     )
+
+
+def is_suspended(job: dict[str, Any]) -> bool:
+    """The Job was created suspended and not let go yet: it holds a slot, runs no pod."""
+    return bool((job.get("spec") or {}).get("suspend"))

@@ -400,6 +400,11 @@ CASES = [
     case("restore --store {store} --backup {backup}", "",
          env={"FERRY_DATABASE_URL": "postgresql://u@127.0.0.1:1/x?host=/nonexistent"},
          code=75, id="restore-database-from-environment-unreachable"),
+    case("rollback --store {store} --migration r0", "--database is required",
+         id="rollback-without-database"),
+    case("rollback --store {store} --migration r0", "",
+         env={"FERRY_DATABASE_URL": "postgresql://u@127.0.0.1:1/x?host=/nonexistent"},
+         code=75, id="rollback-database-from-environment-unreachable"),
 ]
 # fmt: on
 

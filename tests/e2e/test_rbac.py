@@ -282,6 +282,7 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("list", "pods"),
         ("create", "jobs.batch"),  # spec.execution.mode Job
         ("delete", "jobs.batch"),
+        ("patch", "jobs.batch"),  # to let a Job created suspended start its pod
         ("get", "pods"),
         ("create", "pods"),  # spec.application.bootCheck's pod
         ("delete", "pods"),
@@ -300,7 +301,6 @@ def test_service_account_can_do_no_more(kubectl: Kubectl, namespace: str, releas
         ("update", "secrets", ns),
         ("get", "secrets", "default"),  # only the watched namespaces
         ("list", "migrations.ferry.dev", "default"),
-        ("patch", "jobs.batch", ns),  # its Jobs are created and deleted, never changed
         ("create", "jobs.batch", "default"),  # only the watched namespaces
         ("patch", "pods", ns),  # a boot check's pod is created and deleted, never changed
         ("create", "pods/exec", ns),

@@ -52,7 +52,9 @@ class FakeJobs:
             self.status_at_create[name] = copy.deepcopy(held.get("status") or {})
         job = copy.deepcopy(body)
         job["metadata"]["namespace"] = namespace
-        job["status"] = {"active": 1}
+        # A suspended Job starts no pod (the Job controller says so in a condition).
+        suspended = {"conditions": [_true("Suspended", "JobSuspended")]}
+        job["status"] = suspended if job.get("spec", {}).get("suspend") else {"active": 1}
         self.jobs[(namespace, name)] = job
         self.pods[(namespace, name)] = []
         return copy.deepcopy(job)
@@ -81,6 +83,17 @@ class FakeJobs:
         self._check()
         return copy.deepcopy(self.pods.get((namespace, job_name), []))
 
+    def unsuspend_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._check()
+        self.calls.append(("unsuspend", name))
+        job = self.jobs.get((namespace, name))
+        if job is None:
+            return None
+        if job["spec"].get("suspend"):
+            job["spec"]["suspend"] = False
+            job["status"] = {"active": 1}
+        return copy.deepcopy(job)
+
     # What the node would do -------------------------------------------------------
 
     def only(self) -> dict[str, Any]:
@@ -105,6 +118,7 @@ class FakeJobs:
         pod is killed by that signal as the command returns (its result already
         written), and ends as the kubelet records that, with exit ``128 + killed``."""
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        assert not self.jobs[(namespace, name)]["spec"].get("suspend"), f"{name} is suspended"
         result = self.result_dir / f"{name}-{len(self.pods[(namespace, name)])}"
         with monkeypatch.context() as env:
             for key, value in self.container_env(job).items():

@@ -257,8 +257,9 @@ def test_operator_rules_are_exactly_what_it_uses(default: list[dict[str, Any]]) 
         expected[("apps", workload)] = {"get"}
         expected[("apps", f"{workload}/scale")] = {"get", "patch"}
     expected[("", "pods")] = {"list", "get", "create", "delete"}
-    # spec.execution.mode Job: its Jobs (their pods are read through the list above).
-    expected[("batch", "jobs")] = {"get", "list", "create", "delete"}
+    # spec.execution.mode Job: its Jobs (their pods are read through the list above),
+    # patched only to let one created suspended start.
+    expected[("batch", "jobs")] = {"get", "list", "create", "patch", "delete"}
     # Each Job pod's progress token: its account, Role and binding, created (the garbage
     # collector deletes them with their object; controller/k8s/job_access.py).
     expected[("", "serviceaccounts")] = {"get", "create"}  # default's imagePullSecrets

@@ -106,11 +106,13 @@ No namespaces, CRDs or kopf.dev peering: Ferry runs Kopf standalone with fixed n
   verbs: [list]
   {{- end }}
 {{- if .Values.jobs.enabled }}
-# spec.execution.mode Job: the operator's Jobs, created, read (their pods' termination
-# messages through the pod list above), and deleted to run again after a temporary failure.
+# spec.execution.mode Job: the operator's Jobs, created (suspended while their object
+# quiesces its application), read (their pods' termination messages through the pod
+# list above), patched only to let a suspended one start (a Job's pod template cannot
+# change), and deleted to run again after a temporary failure.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, create, delete]
+  verbs: [get, list, create, patch, delete]
 # Each Job's pod reports progress with its own token: a ServiceAccount, and a Role and
 # RoleBinding allowing `patch` on that one object's status (controller/k8s/job_access.py).
 # RBAC lets the operator grant that only because it holds it (the status rule above):
