@@ -9,10 +9,12 @@ safety backup is restored.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -20,9 +22,8 @@ from controller.api.ids import validate_backup_id
 from controller.api.reasons import RestoreReason
 from controller.backups import layout
 from controller.backups.archive import (
+    ReadAhead,
     member_schema,
-    read_member,
-    read_record_batches,
     verify_backup,
     write_member,
 )
@@ -320,6 +321,31 @@ class RestoreResult:
         }
 
 
+@contextlib.contextmanager
+def _read_ahead(
+    store: BackupStore, manifest: Manifest, tables: Sequence[str]
+) -> Iterator[Callable[[], ReadAhead]]:
+    """Hands out the members of ``tables`` in order; each call also starts reading the
+    next member ahead (:class:`ReadAhead`), to be ready when its turn comes."""
+    members = [manifest.member(t) for t in tables]
+    opened: list[ReadAhead] = []
+    turns = itertools.count()
+
+    def take() -> ReadAhead:
+        turn = next(turns)
+        while len(opened) < min(turn + 2, len(members)):
+            member = members[len(opened)]
+            assert member is not None
+            opened.append(ReadAhead(store, manifest, member))
+        return opened[turn]
+
+    try:
+        yield take
+    finally:
+        for ahead in opened:
+            ahead.close()
+
+
 def _apply_restore(
     db: Database,
     store: BackupStore,
@@ -335,23 +361,19 @@ def _apply_restore(
     in the same transaction, which migrations the restore undid; ``proven`` raises
     before the commit if the backup turned out damaged (:mod:`proof`)."""
     rows = 0
-    with db.writer() as session:
+    with db.writer() as session, _read_ahead(store, manifest, tables) as members:
         progress.start(RESTORING, len(tables))
         for name in tables:
-            member = manifest.member(name)
-            assert member is not None
-            table = member.table_schema
-            if session.copies_arrow(table, member_schema(member, manifest.dialect)):
-                batches = read_record_batches(store, manifest, member)
-                written = session.replace_table_arrow(table, manifest.dialect, batches)
+            ahead = members()
+            table = ahead.member.table_schema
+            if session.copies_arrow(table, member_schema(ahead.member, manifest.dialect)):
+                written = session.replace_table_arrow(table, manifest.dialect, ahead.batches())
             else:
-                written = session.replace_table(
-                    table, manifest.dialect, read_member(store, manifest, member)
-                )
+                written = session.replace_table(table, manifest.dialect, ahead.rows())
             rows += written
             if fault:
                 fault(f"restore:{name}")
-            progress.table(name, written, member.bytes)
+            progress.table(name, written, ahead.member.bytes)
         for name in drop:
             session.drop_table(name)
         proven()  # before the commit: a damaged backup rolls all of it back
