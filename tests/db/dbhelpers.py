@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,3 +68,14 @@ DB_EXAMPLES = settings(
         HealthCheck.data_too_large,
     ],
 )
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a stored file at rest: ``flip`` a byte in the middle, or ``truncate`` it
+    to half."""
+    data = bytearray(path.read_bytes())
+    if how == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))

@@ -17,6 +17,7 @@ from controller.backups.store import FilesystemStore
 from controller.commands import proof
 from controller.commands.backup import create_backup, restore
 from controller.errors import CheckFailed
+from tests.db.dbhelpers import damage as damage_file
 from tests.db.dbhelpers import dump
 from tests.fixtures import nocobase_shape as shape
 
@@ -45,12 +46,7 @@ def test_a_member_damaged_at_rest_is_refused_and_nothing_changes(
     manifest, location = create_backup(src, store, environment="e")
     last = manifest.members[-1]  # restored last: every other table is written first
     path = Path(location) / last.key
-    data = bytearray(path.read_bytes())
-    if damage == "flip":
-        data[len(data) // 2] ^= 0xFF
-    else:
-        data = data[: len(data) // 2]
-    path.write_bytes(bytes(data))
+    damage_file(path, damage)
     err = _refused(store, manifest.id, dst)
     assert any(last.table in problem for problem in err.problems)
 
