@@ -1,6 +1,7 @@
 """Back up a database into a store, verify a backup, and restore it.
 
-A restore first proves the backup sound (every member decoded, every checksum), checks
+A restore proves the backup sound (every member decoded, every checksum: first, or on
+PostgreSQL beside its writes and before the commit, see :mod:`proof`), checks
 it fits the target (dialect, table naming, application version), takes a safety backup
 of the target, and then replaces the tables in one transaction where the database
 allows it. If the restore fails on MySQL/MariaDB, where DDL commits on its own, the
