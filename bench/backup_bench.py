@@ -571,8 +571,9 @@ def bench(
                 "for Ferry; the tool's whole run for pg_dump/pg_restore)",
                 "peak RSS is the child's own ru_maxrss (Ferry) or the tool's (pg_*); the "
                 "server's memory is not included",
-                "Ferry's restore includes verifying every member's checksum first; no "
-                "safety backup is taken (the target is empty)",
+                "Ferry's restore includes proving every member (checksum, decode, rows; "
+                "on PostgreSQL beside the writes, before the commit); no safety backup "
+                "is taken (the target is empty)",
                 "restores: the median of --repeat rounds, pg_restore and each Ferry path "
                 "alternating; every time is in 'runs'",
             ],

@@ -9,7 +9,7 @@ and size in the manifest are then of the Arrow stream, i.e. the plaintext.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Protocol
 
@@ -150,7 +150,7 @@ def member_schema(member: Member, dialect: str) -> pa.Schema:
 
 def read_record_batches(
     store: BackupStore, manifest: Manifest, member: Member
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch]:
     """A member's record batches; the checksum is verified before the first one."""
     f = _checked_bytes(store, manifest, member)
     try:
@@ -169,6 +169,37 @@ def read_member(store: BackupStore, manifest: Manifest, member: Member) -> Itera
     """Rows of a member as raw values; the checksum is verified before the first row."""
     batches = read_record_batches(store, manifest, member)
     yield from iter_rows(batches, member.table_schema, manifest.dialect)
+
+
+class ReadAhead:
+    """A member's record batches (:func:`read_record_batches`) whose checksum pass and
+    first batch are read in a thread from construction on: a restore starts the next
+    member's while the server takes the current one and builds its indexes, so the
+    next COPY does not begin by waiting for the store. One batch is held ahead."""
+
+    def __init__(self, store: BackupStore, manifest: Manifest, member: Member) -> None:
+        self.member, self._dialect = member, manifest.dialect
+        self._batches = read_record_batches(store, manifest, member)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-ahead")
+        self._first = self._pool.submit(next, self._batches, None)
+        self._pool.shutdown(wait=False)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        first = self._first.result()  # a damaged member raises here, as it would unread
+        if first is None:
+            return
+        yield first
+        yield from self._batches
+
+    def rows(self) -> Iterator[Batch]:
+        """As :func:`read_member`."""
+        yield from iter_rows(self.batches(), self.member.table_schema, self._dialect)
+
+    def close(self) -> None:
+        """Wait for the read ahead (a generator runs in one thread at a time), then close
+        the member."""
+        self._first.exception()
+        self._batches.close()
 
 
 def _member_problems(store: BackupStore, manifest: Manifest, member: Member) -> list[str]:

@@ -1,6 +1,7 @@
 """Back up a database into a store, verify a backup, and restore it.
 
-A restore first proves the backup sound (every member decoded, every checksum), checks
+A restore proves the backup sound (every member decoded, every checksum: first, or on
+PostgreSQL beside its writes and before the commit, see :mod:`proof`), checks
 it fits the target (dialect, table naming, application version), takes a safety backup
 of the target, and then replaces the tables in one transaction where the database
 allows it. If the restore fails on MySQL/MariaDB, where DDL commits on its own, the
@@ -9,10 +10,12 @@ safety backup is restored.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -20,9 +23,8 @@ from controller.api.ids import validate_backup_id
 from controller.api.reasons import RestoreReason
 from controller.backups import layout
 from controller.backups.archive import (
+    ReadAhead,
     member_schema,
-    read_member,
-    read_record_batches,
     verify_backup,
     write_member,
 )
@@ -33,7 +35,6 @@ from controller.backups.files_archive import (
     backup_files,
     restore_files,
     verify_files,
-    wanted_paths,
 )
 from controller.backups.manifest import (
     FILES_VERSION,
@@ -44,6 +45,7 @@ from controller.backups.manifest import (
     new_backup_id,
 )
 from controller.backups.store import BackupStore, BackupWriter, writing
+from controller.commands.proof import Proof
 from controller.db.connect import default_environment
 from controller.db.database import Database, ReadSnapshot
 from controller.engine.catalog import nocobase_catalog
@@ -320,6 +322,31 @@ class RestoreResult:
         }
 
 
+@contextlib.contextmanager
+def _read_ahead(
+    store: BackupStore, manifest: Manifest, tables: Sequence[str]
+) -> Iterator[Callable[[], ReadAhead]]:
+    """Hands out the members of ``tables`` in order; each call also starts reading the
+    next member ahead (:class:`ReadAhead`), to be ready when its turn comes."""
+    members = [manifest.member(t) for t in tables]
+    opened: list[ReadAhead] = []
+    turns = itertools.count()
+
+    def take() -> ReadAhead:
+        turn = next(turns)
+        while len(opened) < min(turn + 2, len(members)):
+            member = members[len(opened)]
+            assert member is not None
+            opened.append(ReadAhead(store, manifest, member))
+        return opened[turn]
+
+    try:
+        yield take
+    finally:
+        for ahead in opened:
+            ahead.close()
+
+
 def _apply_restore(
     db: Database,
     store: BackupStore,
@@ -329,55 +356,32 @@ def _apply_restore(
     fault: Fault | None,
     whole: bool = False,
     progress: Progress = NO_PROGRESS,
+    proven: Callable[[], None] = lambda: None,
 ) -> tuple[int, list[str]]:
     """Replace ``tables`` and drop ``drop`` in one transaction, and record in the ledger,
-    in the same transaction, which migrations the restore undid."""
+    in the same transaction, which migrations the restore undid; ``proven`` raises
+    before the commit if the backup turned out damaged (:mod:`proof`)."""
     rows = 0
-    with db.writer() as session:
+    with db.writer() as session, _read_ahead(store, manifest, tables) as members:
         progress.start(RESTORING, len(tables))
         for name in tables:
-            member = manifest.member(name)
-            assert member is not None
-            table = member.table_schema
-            if session.copies_arrow(table, member_schema(member, manifest.dialect)):
-                batches = read_record_batches(store, manifest, member)
-                written = session.replace_table_arrow(table, manifest.dialect, batches)
+            ahead = members()
+            table = ahead.member.table_schema
+            if session.copies_arrow(table, member_schema(ahead.member, manifest.dialect)):
+                written = session.replace_table_arrow(table, manifest.dialect, ahead.batches())
             else:
-                written = session.replace_table(
-                    table, manifest.dialect, read_member(store, manifest, member)
-                )
+                written = session.replace_table(table, manifest.dialect, ahead.rows())
             rows += written
             if fault:
                 fault(f"restore:{name}")
-            progress.table(name, written, member.bytes)
+            progress.table(name, written, ahead.member.bytes)
         for name in drop:
             session.drop_table(name)
+        proven()  # before the commit: a damaged backup rolls all of it back
         restored = None if whole else {*tables, *drop}
         undone = session.ledger_mark_undone(manifest.id, manifest.created_at, restored)
     progress.done()  # after the commit: a restore rolled back is not done
     return rows, undone
-
-
-def _prove(store: BackupStore, manifest: Manifest, files: FilesRoot | None) -> None:
-    """Everything a restore checks before it changes anything: every member (and with a
-    files root, every file member) proven, and no file leading outside the root."""
-    if files is not None and manifest.files is None:
-        raise CheckFailed(
-            f"backup {manifest.id} holds no files (it was taken without a files root); "
-            "restore it without one, or choose a backup with files; nothing was changed",
-            reason="NoFilesInBackup",
-        )
-    problems = verify_backup(store, manifest)
-    if files is not None:
-        problems += verify_files(store, manifest)
-    if problems:
-        raise CheckFailed(
-            f"backup {manifest.id} is damaged; nothing was changed",
-            problems=problems,
-            reason="BackupCorrupted",
-        )
-    if files is not None:
-        files.check_target(wanted_paths(manifest, files))
 
 
 def _put_files_back(store: BackupStore, manifest: Manifest, files: FilesRoot) -> FilesRestored:
@@ -412,6 +416,25 @@ def restored_tables(manifest: Manifest, tables: Sequence[str] | None) -> list[st
     return list(manifest.tables)
 
 
+def _targets(
+    db: Database,
+    manifest: Manifest,
+    selected: Sequence[str],
+    drop: Sequence[str],
+    whole: bool,
+    force: bool,
+) -> tuple[list[str], list[str]]:
+    """The tables a restore drops, and those it touches (for the safety backup), once
+    the backup is known to fit the target."""
+    with db.reader() as snap:
+        problems = _compatibility(manifest, snap, force)
+        existing = [t for t in snap.schema().tables if t != LEDGER_TABLE]
+    if problems:
+        raise CheckFailed("; ".join(problems), problems=problems, reason="Incompatible")
+    to_drop = _dropped(manifest, existing, drop, whole)
+    return to_drop, sorted((set(selected) | set(to_drop)) & set(existing))
+
+
 def restore(
     store: BackupStore,
     backup_id: str,
@@ -441,37 +464,36 @@ def restore(
     whatever signal comes)."""
     manifest = store.manifest(backup_id)
     selected = restored_tables(manifest, tables)
-    _prove(store, manifest, files)
     db = Database(url)
+    proof = Proof(store, manifest, files, beside=db.dialect == "postgresql")
+    safety_id: str | None = None
     try:
-        with db.reader() as snap:
-            problems = _compatibility(manifest, snap, force)
-            existing = [t for t in snap.schema().tables if t != LEDGER_TABLE]
-        if problems:
-            raise CheckFailed("; ".join(problems), problems=problems, reason="Incompatible")
         whole = not tables if whole is None else whole
-        to_drop = _dropped(manifest, existing, drop, whole)
-        touched = sorted((set(selected) | set(to_drop)) & set(existing))
+        to_drop, touched = _targets(db, manifest, selected, drop, whole, force)
         where = environment or manifest.environment
-        safety_id = (
-            safety_backup(url, store, where, touched, progress, files=files, quiesced=quiesced)
-            if safety
-            else None
-        )
+        if safety:
+            safety_id = safety_backup(
+                url, store, where, touched, progress, files=files, quiesced=quiesced
+            )
         try:
             rows, undone = _apply_restore(
-                db, store, manifest, selected, to_drop, fault, whole, progress
+                db, store, manifest, selected, to_drop, fault, whole, progress, proof.check
             )
         except FerryError as err:
+            proof.check(discard=safety_id)  # a damaged backup is the cause to report
             raise revert_failed_write(err, db, store, safety_id, selected) from err
-        if on_written is not None:
-            on_written()
-        put = _put_files_back(store, manifest, files) if files is not None else None
-        return RestoreResult(
-            manifest, tuple(selected), tuple(to_drop), rows, safety_id, tuple(undone), put
-        )
+    except FerryError:
+        proof.check(discard=safety_id)
+        raise
     finally:
+        proof.close()
         db.dispose()
+    if on_written is not None:
+        on_written()
+    put = _put_files_back(store, manifest, files) if files is not None else None
+    return RestoreResult(
+        manifest, tuple(selected), tuple(to_drop), rows, safety_id, tuple(undone), put
+    )
 
 
 def safety_backup(

@@ -83,12 +83,14 @@ def text_only(ctype: ColumnType) -> bool:
 
 def _as_text(col: Column | None, archive: bool) -> bool:
     """Whether PostgreSQL should send this column as its own text: JSON and UUID always;
-    for archives also what only that text carries (:func:`text_only`)."""
+    for archives also what only that text carries (:func:`text_only`), and numerics,
+    so that a small backup (read here) holds the texts ``pg_fast`` reads (``0.0000001``,
+    not Python's ``1E-7``) and its restore can send them in binary COPY."""
     if col is None:
         return False
     if col.type.kind in (Kind.JSON, Kind.UUID):
         return True
-    return archive and text_only(col.type)
+    return archive and (text_only(col.type) or col.type.kind is Kind.DECIMAL)
 
 
 def select_columns(

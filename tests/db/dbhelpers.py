@@ -86,3 +86,14 @@ def merged_release(three_way: bool, tmp_path: Path) -> tuple[PlanOptions, Filesy
         rules = replace(rules, merge=Merge.THREE_WAY)
     store = FilesystemStore(tmp_path / "store")
     return PlanOptions(rules=rules, base_store=store if three_way else None), store
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a stored file at rest: ``flip`` a byte in the middle, or ``truncate`` it
+    to half."""
+    data = bytearray(path.read_bytes())
+    if how == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))

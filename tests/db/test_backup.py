@@ -20,6 +20,7 @@ from controller.backups.store import FilesystemStore
 from controller.commands.backup import create_backup, restore, verify
 from controller.errors import CheckFailed, InvalidInput, PermanentError, Reverted
 from tests.db.dbhelpers import DB_EXAMPLES, dump, execute, q, rows
+from tests.db.dbhelpers import damage as damage_file
 from tests.fixtures import nocobase_shape as shape
 
 MakeDb = Callable[..., str]
@@ -76,12 +77,7 @@ def test_damaged_backup_refused_and_nothing_changed(damage: str, tmp_path: Path)
     store = FilesystemStore(tmp_path / "store")
     manifest, _ = create_backup(src, store, environment="e")
     path = _member_path(tmp_path / "store", manifest.id, "uiSchemas")
-    data = bytearray(path.read_bytes())
-    if damage == "flip":
-        data[len(data) // 2] ^= 0xFF
-    else:
-        data = data[: len(data) // 2]
-    path.write_bytes(bytes(data))
+    damage_file(path, damage)
     _, problems = verify(store, manifest.id)
     assert problems and "uiSchemas" in problems[0] and "corrupted or truncated" in problems[0]
     before = dump(dst)

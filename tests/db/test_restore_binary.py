@@ -14,7 +14,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from controller.backups.store import FilesystemStore
@@ -150,15 +150,26 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     yield counts
 
 
+TINY = [Decimal("1E-7"), Decimal("0E-10"), Decimal("-2.5E-12"), Decimal("1E+40")]
+
+
+@pytest.mark.parametrize("small", [False, True], ids=["fast-backup", "small-backup"])
 @DB_EXAMPLES
 @given(rows=st.lists(ROW, min_size=1, max_size=12))
+@example(rows=[(None,) * 6 + (tiny,) + (None,) * 11 for tiny in TINY])
 def test_binary_restore_writes_what_text_restore_writes(
+    small: bool,
     rows: list[tuple[Any, ...]],
     make_database: MakeDb,
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
     sent: dict[str, int],
 ) -> None:
+    """``small``: a database under ``SMALL_BYTES`` is backed up on the generic path (one
+    connection, no ADBC); its archive holds the same texts (numerics as PostgreSQL
+    prints them, not ``1E-7`` or ``0E-10``), so its restore travels in binary as well."""
+    if small:
+        monkeypatch.setattr(pg_fast, "SMALL_BYTES", 1 << 30)
     sent.update(binary=0, text=0)
     monkeypatch.setattr(pg_fast, "BINARY", True)
     src = make_database("postgresql", "src")
