@@ -190,18 +190,23 @@ class Staging:
 
     def copy_rows(self, chunks: Iterable[bytes], *, binary: bool) -> None:
         """Stage source rows (all of ``columns``) from another server's COPY data."""
+        self._create(_ROWS, ", ".join(self.quote(c) for c in self.columns))
+        self._copy_in(_ROWS, chunks, binary=binary)
+
+    def copy_into_table(self, chunks: Iterable[bytes], *, binary: bool) -> int:
+        """Copy source rows straight into the table (for a table that held no rows when
+        planned, where every row is an insert and no statement has to pick them out):
+        how many rows the server took. They are in the table at once, uncommitted."""
+        return self._copy_in(self.table, chunks, binary=binary)
+
+    def _copy_in(self, name: str, chunks: Iterable[bytes], *, binary: bool) -> int:
         cols = ", ".join(self.quote(c) for c in self.columns)
-        self._create(_ROWS, cols)
         options = " (FORMAT binary)" if binary else ""
-        with self.raw.cursor() as cur, cur.copy(f"COPY {_ROWS} ({cols}) FROM STDIN{options}") as c:
-            buffer = bytearray()  # the server sends a row per message: written in 1 MiB
-            for chunk in chunks:
-                buffer += chunk
-                if len(buffer) >= _WRITE_BYTES:
-                    c.write(bytes(buffer))
-                    buffer.clear()
-            if buffer:
-                c.write(bytes(buffer))
+        with self.raw.cursor() as cur:
+            with cur.copy(f"COPY {name} ({cols}) FROM STDIN{options}") as c:
+                for chunk in chunks:
+                    c.write(chunk)
+            return int(cur.rowcount)
 
     def _count(self, sql: str) -> int:
         with self.raw.cursor() as cur:
