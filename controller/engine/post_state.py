@@ -183,14 +183,14 @@ def _written_json(written: dict[CanonKey, str | None]) -> Iterator[str]:
     yield "]"
 
 
-def _record_doc(r: TableRecord, written: str) -> dict[str, Any]:
+def _record_doc(r: TableRecord, written: Any) -> dict[str, Any]:
     return {
         "key": list(r.key),
         "compared": list(r.compared),
         "pk": list(r.pk),
         "types": {c: t.to_dict() for c, t in r.types.items()},
         "ops": [list(op) for op in r.ops],
-        "written": written,  # a mark in the text, where encode streams the rows
+        "written": written,  # encode: a mark in the text, where it streams the rows
         "keylessAfter": r.keyless_after,
         "watches": [
             {

@@ -6,6 +6,7 @@ Either way a failure after the COPY leaves the target as it was."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -83,20 +84,23 @@ def test_a_table_that_held_rows_is_staged(make_database: MakeDb, paths: list[str
     assert dump(tgt)["items"]["rows"] == dump(src)["items"]["rows"]
 
 
+def _fail_at(step: str, seen: list[str], at: str) -> None:
+    seen.append(at)
+    if at == step:
+        raise PermanentError(f"injected at {at}")
+
+
+@pytest.mark.parametrize("step", ["rows:items", "staged:items", "verify", "ledger"])
 def test_a_failure_after_the_copy_into_the_table_leaves_it_untouched(
-    make_database: MakeDb, paths: list[str]
+    make_database: MakeDb, paths: list[str], step: str
 ) -> None:
+    """Every step after the COPY into the table, before the commit: the sequence fix,
+    the verification, the ledger row."""
     src, tgt = _pair(make_database, 0)
     before = dump(tgt)
     seen: list[str] = []
-
-    def fault(step: str) -> None:
-        seen.append(step)
-        if step == "staged:items":
-            raise PermanentError("injected after the COPY")
-
-    result = migrate(MigrationRequest(src, tgt, OPTIONS, fault=fault))
-    assert paths == ["table"] and "staged:items" in seen
+    result = migrate(MigrationRequest(src, tgt, OPTIONS, fault=partial(_fail_at, step, seen)))
+    assert paths == ["table"] and step in seen
     assert result.status == "rolled-back" and result.target_untouched, result.message
     after = dump(tgt)
     assert after.pop("ferry_migrations")["rows"]  # the failure is recorded, nothing else

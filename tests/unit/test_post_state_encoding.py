@@ -22,27 +22,10 @@ _digest = st.one_of(st.none(), st.text("0123456789abcdef", min_size=32, max_size
 
 def _document(migration_id: str, records: list[TableRecord]) -> dict[str, Any]:
     """The document as encode built it whole, before it streamed the written rows."""
-    tables = {}
-    for r in records:
-        tables[r.table] = {
-            "key": list(r.key),
-            "compared": list(r.compared),
-            "pk": list(r.pk),
-            "types": {c: t.to_dict() for c, t in r.types.items()},
-            "ops": [list(op) for op in r.ops],
-            "written": [[list(k), d] for k, d in sorted(r.written.items())],
-            "keylessAfter": r.keyless_after,
-            "watches": [
-                {
-                    "column": w.column,
-                    "fill": w.fill,
-                    "rows": [[list(k), d] for k, d in sorted(w.rows.items())],
-                    "keyless": w.keyless,
-                    "altered": w.altered,
-                }
-                for w in r.watches
-            ],
-        }
+    tables = {
+        r.table: post_state._record_doc(r, [[list(k), d] for k, d in sorted(r.written.items())])
+        for r in records
+    }
     return {"format": post_state.FORMAT, "migration": migration_id, "tables": tables}
 
 
