@@ -32,7 +32,7 @@ from controller.db.ledger import LedgerEntry, now
 from controller.db.writer import RowCopy
 from controller.engine import post_state
 from controller.engine.buckets import DigestSource
-from controller.engine.indexing import add_written, index_target, index_written
+from controller.engine.indexing import index_target, index_written
 from controller.engine.model import TableSchema
 from controller.engine.plan import Plan, TablePlan, stale_approval
 from controller.engine.progress import APPLYING, NO_PROGRESS, Progress
@@ -220,24 +220,19 @@ def _apply(
     progress.done()
     if fault:
         fault("verify")
-    sources, after, in_place = _read_back(session, source, prepared)
+    sources, after = _read_back(session, source, prepared)
     verify(plan, sources, prepared.target_rows, after)
-    for name, t in in_place.items():
-        if t.changes is not None:
-            add_written(after[name], t.changes)
     return after
 
 
 def _read_back(
     session: WriteSession, source: SnapshotSource, prepared: Prepared
-) -> tuple[dict[str, RowIndex], dict[str, RowIndex], dict[str, TablePlan]]:
-    """The source's and the target's indexes to verify the write with, and the tables
-    compared in place. Only the tables
+) -> tuple[dict[str, RowIndex], dict[str, RowIndex]]:
+    """The source's and the target's indexes to verify the write with. Only the tables
     this migration changed are read again (a promotion usually touches a few tables out
     of a hundred); those planned with in-database digests are compared the same way,
     and only the rows of differing buckets come back."""
     sources, after = dict(prepared.source_rows), {}
-    written: dict[str, TablePlan] = {}
     for t in prepared.plan.tables:
         if t.keyspec is None or t.table not in prepared.source_rows or not t.changes_anything:
             continue
@@ -247,10 +242,9 @@ def _read_back(
             sources[t.table], after[t.table] = index_written(
                 source, session, src_table, now, t.keyspec, planned.buckets
             )
-            written[t.table] = t
         else:
             after[t.table] = index_target(session, src_table, now, t.keyspec)
-    return sources, after, written
+    return sources, after
 
 
 class _Run:

@@ -251,13 +251,22 @@ class TableWriter:
     def write_copied(self, chunks: Iterator[bytes], binary: bool, fault: Fault | None) -> None:
         """Stage the source rows of the plan's buckets with COPY, undecoded, then insert
         the staged rows the target lacks and update the planned ones in two statements;
-        counts other than the plan's roll the transaction back."""
+        counts other than the plan's roll the transaction back. Into a table that held
+        no rows when planned, every copied row is an insert: the COPY goes straight
+        into it (the transaction still rolls it back on any later failure)."""
         assert self.staging is not None
-        self.staging.copy_rows(chunks, binary=binary)
+        direct, copied = self._inserts_only(), 0
+        if direct:
+            copied = self.staging.copy_into_table(chunks, binary=binary)
+        else:
+            self.staging.copy_rows(chunks, binary=binary)
         if fault:
             fault(f"rows:{self.plan.table}")
-            fault(f"staged:{self.plan.table}")  # staged with COPY, not applied yet
-        done = self.staging.apply_rows(list(self.changes.updates.values()))
+            fault(f"staged:{self.plan.table}")  # copied, the final statements not run yet
+        if direct:
+            done = (copied, 0)
+        else:
+            done = self.staging.apply_rows(list(self.changes.updates.values()))
         if not self.update_columns:  # nothing to set: the planned updates are no-ops
             done = (done[0], len(self.changes.updates))
         planned = (len(self.changes.inserts), len(self.changes.updates))
@@ -267,6 +276,12 @@ class TableWriter:
                 f"plan ({done[0]}/{planned[0]} inserts, {done[1]}/{planned[1]} updates)"
             )
         fix_sequence(self.conn, self.target)
+
+    def _inserts_only(self) -> bool:
+        """Whether the target held no row of this table when planned: none matched,
+        updated, deleted or kept (every target row is one of those)."""
+        c = self.changes
+        return not (c.unchanged or c.kept or c.updates or c.deletes)
 
     def _same_as_planned(self, planned: bytes, row: tuple[Any, ...], canon: Any) -> None:
         if planned and self.recheck and self.shape.digest(row) != planned:

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from controller.engine.buckets import BucketSum, DigestSource, Level, Search, Selection, search
 from controller.engine.model import ColumnType, TableSchema
 from controller.engine.plan import KeySpec
-from controller.engine.rowdiff import TableChanges
-from controller.engine.rowindex import RowEntry, RowIndex, RowShape, build_index
+from controller.engine.rowindex import RowIndex, RowShape, build_index
 from controller.engine.source import SnapshotSource
 from controller.engine.values import env_references
 
@@ -123,19 +122,6 @@ def index_written(
     counts: the tables' row counts are compared whole)."""
     found = search(_sums(source, src.name, ks), _sums(target, src.name, ks), written)
     return _held(source, target, src, now, ks, found, found.selection or [])
-
-
-def add_written(after: RowIndex, changes: TableChanges) -> None:
-    """Complete a verified ``after`` index with the rows the migration wrote (what the
-    rollback record needs): the writer checked each against the digest the plan
-    recorded, and verification proved the target holds the source's rows (compared in
-    Python where they differ in the database, identical in it elsewhere), so each
-    holds its planned digest. Their raw keys are not needed and not known here."""
-    planned = [*changes.inserts.items(), *changes.update_digests.items()]
-    for key, digest in planned:
-        if key not in after.rows and after.settled > 0:
-            after.rows[key] = RowEntry(digest, (), ())
-            after.settled -= 1
 
 
 def _sums(

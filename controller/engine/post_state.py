@@ -15,6 +15,9 @@ rows are found in the backup.
 from __future__ import annotations
 
 import json
+import re
+import secrets
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -39,6 +42,7 @@ from controller.engine.undo import (
 from controller.errors import CheckFailed
 
 FORMAT = 2
+_CHUNK_ROWS = 10_000  # written rows per compressed chunk
 
 
 def _op(op: object) -> tuple[str, str]:
@@ -67,12 +71,24 @@ def column_index(
 
 
 def _written(plan: TablePlan, before: RowIndex | None, after: RowIndex) -> dict[CanonKey, Any]:
+    """Each row the plan wrote, with its digest after the write (None: deleted).
+
+    A verified ``after`` index of a table compared in place holds only the rows of
+    buckets that still differed; the rows it sets aside (``settled``) are identical to
+    the source's in the database, and the plan read those in the same snapshot the
+    write copied from, so each written row there holds the digest the plan recorded.
+    Taking it from the plan spares a second entry per written row."""
     changes = plan.changes
     if changes is None:
         return {}
-    written: dict[CanonKey, str | None] = {
-        key: after.rows[key].digest.hex() for key in [*changes.inserts, *changes.updates]
-    }
+    rows = after.rows
+    written: dict[CanonKey, str | None] = {}
+    for planned in (changes.inserts, changes.update_digests):
+        for key, digest in planned.items():
+            entry = rows.get(key)
+            if entry is None and not after.settled:
+                raise KeyError(f"row {key!r} is neither in the target nor settled")
+            written[key] = (digest if entry is None else entry.digest).hex()
     if changes.deletes and before is not None:
         by_raw = {entry.key: key for key, entry in before.rows.items()}
         written |= {by_raw[raw]: None for raw in changes.deletes if raw in by_raw}
@@ -133,22 +149,48 @@ def record_table(
 
 
 def encode(migration_id: str, records: list[TableRecord]) -> bytes:
+    """The record, compressed: ``json.dumps(doc, sort_keys=True)`` of the document
+    :func:`decode` reads, byte for byte. The written rows (one per row a promotion
+    inserted: the bulk of it) are encoded and compressed a chunk at a time instead of
+    being built into the document and its text first."""
+    marks = {r.table: f"ferry-written-{secrets.token_hex(16)}" for r in records}
     doc = {
         "format": FORMAT,
         "migration": migration_id,
-        "tables": {r.table: _record_doc(r) for r in records},
+        "tables": {r.table: _record_doc(r, marks[r.table]) for r in records},
     }
-    return zstandard.ZstdCompressor().compress(json.dumps(doc, sort_keys=True).encode())
+    text = json.dumps(doc, sort_keys=True)
+    written = {json.dumps(marks[r.table]): r.written for r in records}
+    pattern = re.compile("|".join(re.escape(m) for m in written) or "(?!)")
+    compressor = zstandard.ZstdCompressor().compressobj()
+    out, at = [], 0
+    for found in pattern.finditer(text):
+        out.append(compressor.compress(text[at : found.start()].encode()))
+        out += [compressor.compress(c.encode()) for c in _written_json(written[found.group()])]
+        at = found.end()
+    out.append(compressor.compress(text[at:].encode()))
+    out.append(compressor.flush())
+    return b"".join(out)
 
 
-def _record_doc(r: TableRecord) -> dict[str, Any]:
+def _written_json(written: dict[CanonKey, str | None]) -> Iterator[str]:
+    """``json.dumps`` of ``[[list(key), digest], ...]`` sorted by key, in chunks."""
+    keys = sorted(written)
+    yield "["
+    for i in range(0, len(keys), _CHUNK_ROWS):
+        part = ", ".join(json.dumps([list(k), written[k]]) for k in keys[i : i + _CHUNK_ROWS])
+        yield (", " if i else "") + part
+    yield "]"
+
+
+def _record_doc(r: TableRecord, written: Any) -> dict[str, Any]:
     return {
         "key": list(r.key),
         "compared": list(r.compared),
         "pk": list(r.pk),
         "types": {c: t.to_dict() for c, t in r.types.items()},
         "ops": [list(op) for op in r.ops],
-        "written": [[list(k), d] for k, d in sorted(r.written.items())],
+        "written": written,  # encode: a mark in the text, where it streams the rows
         "keylessAfter": r.keyless_after,
         "watches": [
             {

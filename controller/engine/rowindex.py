@@ -111,6 +111,8 @@ class RowShape:
         self._key_pos = [pos[c] for c in key_columns]
         self._key_canon = [canonicalizer(ctype[c]) for c in key_columns]
         self._pk_pos = [pos[c] for c in pk_columns if c in pos]
+        # Usually the key is the primary key: its entry then holds one tuple, not two.
+        self.pk_is_key = self._pk_pos == self._key_pos
 
     def digest(self, row: Sequence[Any]) -> bytes:
         if self._all:
@@ -148,7 +150,8 @@ def build_index(
                     f"table {shape.table}: key ({', '.join(shape.key_columns)}) is not unique "
                     f"in the {shape.side}: {_show_key(raw_key)} appears more than once"
                 )
-            index.rows[canon] = RowEntry(digest, raw_key, shape.pk(row))
+            pk = raw_key if shape.pk_is_key else shape.pk(row)
+            index.rows[canon] = RowEntry(digest, raw_key, pk)
     return index
 
 
