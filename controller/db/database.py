@@ -91,6 +91,18 @@ class _Snapshot:
         with classified(f"hashing {table} in {self._label}"):
             yield from hashes.sums(level, env=bool(env_columns))
 
+    def bucket_digests(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        selection: Selection,
+    ) -> Iterator[tuple[int, int]]:
+        """(key hash, row digest) of each row in ``selection``, hashed in the database."""
+        hashes = self._digests(table, key, compared)
+        with classified(f"hashing {table} in {self._label}"):
+            yield from hashes.row_digests(selection)
+
     def bucket_batches(
         self,
         table: str,

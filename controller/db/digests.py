@@ -250,6 +250,23 @@ class TableDigests:
             finally:
                 result.close()
 
+    def row_digests(self, selection: Selection) -> Iterator[tuple[int, int]]:
+        """(key hash, row digest) of each row in ``selection``, as :meth:`sums` hashes
+        them; the digest is computed only for the rows the key hash selects."""
+        h, d = self._hashes()
+        where, params, expanding = self._where(selection)
+        sql = f"SELECT {h}, {d} FROM {self.table} WHERE {where.replace('h %', f'({h}) %')}"
+        stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
+        with self.settings():
+            options = {"stream_results": True, "yield_per": 5000}
+            result = self.conn.execute(stmt.execution_options(**options), params)
+            try:
+                for part in result.partitions(5000):
+                    for bucket, digest in part:
+                        yield int(bucket), int(digest)
+            finally:
+                result.close()
+
     def bucket_filter(self, selection: Selection) -> Any:
         """A WHERE clause for a row SELECT of this table: rows in ``selection``."""
         h, _ = self._hashes()

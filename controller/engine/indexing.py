@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from controller.engine.buckets import BucketSum, DigestSource, Level, Search, Selection, search
+from controller.engine.buckets import (
+    BucketSum,
+    DigestSource,
+    Level,
+    RowDigests,
+    Search,
+    Selection,
+    search,
+)
 from controller.engine.model import ColumnType, TableSchema
 from controller.engine.plan import KeySpec
 from controller.engine.rowdiff import TableChanges
@@ -95,7 +103,11 @@ def index_differences(
     """Indexes of only the rows whose buckets differ; the others are ``settled``. The
     source's ``env_refs`` still cover every row (read from the rows that may hold one)."""
     columns = tuple(src.column_names)
-    found = search(_sums(source, src.name, ks, columns), _sums(target, src.name, ks))
+    found = search(
+        _sums(source, src.name, ks, columns),
+        _sums(target, src.name, ks),
+        rows=_rows(source, target, src.name, ks),
+    )
     src_idx, tgt_idx = _held(source, target, src, tgt, ks, found, found.selection or [])
     if found.source_env_rows:  # only then read the rows that may name a variable
         for batch in source.env_batches(src.name, list(columns)):
@@ -121,7 +133,12 @@ def index_written(
     were found identical on both sides in this same transaction and the write did not
     touch them, so only the rows of these buckets are hashed again (every row still
     counts: the tables' row counts are compared whole)."""
-    found = search(_sums(source, src.name, ks), _sums(target, src.name, ks), written)
+    found = search(
+        _sums(source, src.name, ks),
+        _sums(target, src.name, ks),
+        written,
+        _rows(source, target, src.name, ks),
+    )
     return _held(source, target, src, now, ks, found, found.selection or [])
 
 
@@ -149,6 +166,17 @@ def _sums(
         return side.bucket_sums(name, ks.key, ks.compared, level, env)
 
     return sums
+
+
+def _rows(
+    source: DigestSource, target: DigestSource, name: str, ks: KeySpec
+) -> tuple[RowDigests, RowDigests]:
+    """Each side's (key hash, row digest) of the rows of a selection."""
+
+    def side(of: DigestSource) -> RowDigests:
+        return lambda selection: of.bucket_digests(name, ks.key, ks.compared, selection)
+
+    return side(source), side(target)
 
 
 def _held(

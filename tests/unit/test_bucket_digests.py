@@ -43,6 +43,15 @@ def _sums(side: Side, calls: list[Level]) -> object:
     return sums
 
 
+def _rows(side: Side) -> object:
+    def rows(selection: Selection) -> Iterator[tuple[int, int]]:
+        for key, digest in side.items():
+            if _selected(selection, key):
+                yield _h(key), _row(key, digest)
+
+    return rows
+
+
 def _selected(selection: Selection | None, key: int) -> bool:
     return any(_h(key) % modulus in buckets for modulus, buckets in selection or [])
 
@@ -73,6 +82,39 @@ def test_every_differing_key_is_in_a_selected_bucket(
         assert selection is None
     for key in differing:
         assert _selected(selection, key), key
+
+
+@given(
+    source=TABLE,
+    edits=st.dictionaries(st.integers(0, 5000), st.integers(0, 2**60), max_size=20),
+    dropped=st.sets(st.integers(0, 5000), max_size=20),
+)
+@settings(max_examples=200, deadline=None)
+def test_with_row_digests_only_the_differing_rows_are_selected(
+    source: Side, edits: Side, dropped: set[int]
+) -> None:
+    """Narrowed by each row's (key hash, digest), a selection holds every key whose
+    row differs and no other key but one sharing a differing key's hash."""
+    target = {k: v for k, v in {**source, **edits}.items() if k not in dropped}
+    rows = (_rows(source), _rows(target))
+    found = search(_sums(source, []), _sums(target, []), rows=rows)  # type: ignore[arg-type]
+    differing = {k for k in source.keys() | target.keys() if source.get(k) != target.get(k)}
+    if not differing:
+        assert found.selection is None
+        return
+    selected = {k for k in source.keys() | target.keys() if _selected(found.selection, k)}
+    assert differing <= selected
+    if source and target:  # (one side empty: every row, unbucketed)
+        assert {_h(k) for k in selected} == {_h(k) for k in differing}
+
+
+def test_a_few_changes_select_the_changed_rows_alone() -> None:
+    source = {k: k * 7919 for k in range(100_000)}
+    target = dict(source)
+    for k in range(0, 100_000, 10_000):
+        target[k] += 1
+    found = search(_sums(source, []), _sums(target, []), rows=(_rows(source), _rows(target)))  # type: ignore[arg-type]
+    assert [k for k in source if _selected(found.selection, k)] == list(range(0, 100_000, 10_000))
 
 
 def test_an_unchanged_table_costs_one_aggregate_per_side() -> None:
