@@ -237,18 +237,8 @@ class TableDigests:
             f"({source}) AS ferry_rows "
             f"WHERE {where} GROUP BY h % {level.modulus} ORDER BY b"
         )
-        stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
-        with self.settings():
-            options = {"stream_results": True, "yield_per": 5000}
-            result = self.conn.execute(stmt.execution_options(**options), params)
-            try:
-                for part in result.partitions(5000):
-                    for bucket, count, total_sum, env_rows in part:
-                        yield BucketSum(
-                            int(bucket), int(count), int(total_sum or 0), int(env_rows or 0)
-                        )
-            finally:
-                result.close()
+        for bucket, count, total_sum, env_rows in self._stream(sql, params, expanding):
+            yield BucketSum(int(bucket), int(count), int(total_sum or 0), int(env_rows or 0))
 
     def row_digests(self, selection: Selection) -> Iterator[tuple[int, int]]:
         """(key hash, row digest) of each row in ``selection``, as :meth:`sums` hashes
@@ -256,14 +246,20 @@ class TableDigests:
         h, d = self._hashes()
         where, params, expanding = self._where(selection)
         sql = f"SELECT {h}, {d} FROM {self.table} WHERE {where.replace('h %', f'({h}) %')}"
+        for bucket, digest in self._stream(sql, params, expanding):
+            yield int(bucket), int(digest)
+
+    def _stream(
+        self, sql: str, params: dict[str, Any], expanding: Sequence[str]
+    ) -> Iterator[Sequence[Any]]:
+        """The rows of ``sql``, streamed under the fixed output settings."""
         stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
         with self.settings():
             options = {"stream_results": True, "yield_per": 5000}
             result = self.conn.execute(stmt.execution_options(**options), params)
             try:
                 for part in result.partitions(5000):
-                    for bucket, digest in part:
-                        yield int(bucket), int(digest)
+                    yield from part
             finally:
                 result.close()
 
