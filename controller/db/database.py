@@ -57,6 +57,14 @@ class _Snapshot:
         with classified(f"reading {table} from {self._label}"):
             yield from stream_rows(self.conn, self.table(table), columns, buffered=self.small())
 
+    def batches_equal(
+        self, table: str, columns: Sequence[str], column: str, value: int
+    ) -> Iterator[Batch]:
+        """The rows whose ``column`` equals ``value``, kept by the database."""
+        where = sa.column(column) == value
+        with classified(f"reading {table} from {self._label}"):
+            yield from stream_rows(self.conn, self.table(table), columns, where=where)
+
     def digests_enabled(self) -> bool:
         return digests.enabled() and self.dialect in digests.DIALECTS
 

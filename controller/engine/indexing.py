@@ -8,6 +8,7 @@ what a migration left all read rows through these functions, over the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from controller.engine.buckets import (
     BucketSum,
@@ -193,15 +194,14 @@ def _held(
     tgt_columns, tgt_shape = _target_shape(tgt, ks, {c.name: c.type for c in src.columns})
     src_idx = RowIndex(name, ks.key, ks.compared)
     tgt_idx = RowIndex(name, ks.key, ks.compared)
-    if selection:
+    if selection:  # both sides read at once, each on its own connection
         columns = list(src.column_names)
-        src_idx = build_index(
-            source_shape(src, ks),
-            source.bucket_batches(name, columns, ks.key, ks.compared, selection),
-        )
-        tgt_idx = build_index(
-            tgt_shape, target.bucket_batches(name, tgt_columns, ks.key, ks.compared, selection)
-        )
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferry-held") as pool:
+            src_rows = source.bucket_batches(name, columns, ks.key, ks.compared, selection)
+            tgt_rows = target.bucket_batches(name, tgt_columns, ks.key, ks.compared, selection)
+            src_job = pool.submit(build_index, source_shape(src, ks), src_rows)
+            tgt_job = pool.submit(build_index, tgt_shape, tgt_rows)
+            src_idx, tgt_idx = src_job.result(), tgt_job.result()
     src_idx.settled = found.source_rows - len(src_idx.rows)
     tgt_idx.settled = found.target_rows - len(tgt_idx.rows)
     src_idx.buckets = tgt_idx.buckets = selection
