@@ -2,8 +2,9 @@
 
 For a same-dialect plan, both sides hash each row inside their own database and send
 only per-bucket aggregates (row count and the sum of 60-bit row digests) over a hash
-of the key; Python then fetches the rows of the buckets that differ and decides what
-changed with its canonical digests (:mod:`controller.engine.buckets`). So a native
+of the key, then each row's (key hash, digest) in the buckets that differ; Python
+fetches only the rows found on one side alone and decides what changed with its
+canonical digests (:mod:`controller.engine.buckets`). So a native
 digest only has to be *finer* than Ferry's canonical equality: the same native text on
 both sides means the same value as read, never the reverse. Each dialect hashes a
 faithful text of the values: PostgreSQL each column's own text output under fixed
