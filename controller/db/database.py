@@ -57,6 +57,14 @@ class _Snapshot:
         with classified(f"reading {table} from {self._label}"):
             yield from stream_rows(self.conn, self.table(table), columns, buffered=self.small())
 
+    def batches_equal(
+        self, table: str, columns: Sequence[str], column: str, value: int
+    ) -> Iterator[Batch]:
+        """The rows whose ``column`` equals ``value``, kept by the database."""
+        where = sa.column(column) == value
+        with classified(f"reading {table} from {self._label}"):
+            yield from stream_rows(self.conn, self.table(table), columns, where=where)
+
     def digests_enabled(self) -> bool:
         return digests.enabled() and self.dialect in digests.DIALECTS
 
@@ -90,6 +98,18 @@ class _Snapshot:
         hashes = self._digests(table, key, compared, env_columns)
         with classified(f"hashing {table} in {self._label}"):
             yield from hashes.sums(level, env=bool(env_columns))
+
+    def bucket_digests(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        selection: Selection,
+    ) -> Iterator[tuple[int, int]]:
+        """(key hash, row digest) of each row in ``selection``, hashed in the database."""
+        hashes = self._digests(table, key, compared)
+        with classified(f"hashing {table} in {self._label}"):
+            yield from hashes.row_digests(selection)
 
     def bucket_batches(
         self,

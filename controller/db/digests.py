@@ -2,8 +2,9 @@
 
 For a same-dialect plan, both sides hash each row inside their own database and send
 only per-bucket aggregates (row count and the sum of 60-bit row digests) over a hash
-of the key; Python then fetches the rows of the buckets that differ and decides what
-changed with its canonical digests (:mod:`controller.engine.buckets`). So a native
+of the key, then each row's (key hash, digest) in the buckets that differ; Python
+fetches only the rows found on one side alone and decides what changed with its
+canonical digests (:mod:`controller.engine.buckets`). So a native
 digest only has to be *finer* than Ferry's canonical equality: the same native text on
 both sides means the same value as read, never the reverse. Each dialect hashes a
 faithful text of the values: PostgreSQL each column's own text output under fixed
@@ -237,16 +238,29 @@ class TableDigests:
             f"({source}) AS ferry_rows "
             f"WHERE {where} GROUP BY h % {level.modulus} ORDER BY b"
         )
+        for bucket, count, total_sum, env_rows in self._stream(sql, params, expanding):
+            yield BucketSum(int(bucket), int(count), int(total_sum or 0), int(env_rows or 0))
+
+    def row_digests(self, selection: Selection) -> Iterator[tuple[int, int]]:
+        """(key hash, row digest) of each row in ``selection``, as :meth:`sums` hashes
+        them; the digest is computed only for the rows the key hash selects."""
+        h, d = self._hashes()
+        where, params, expanding = self._where(selection)
+        sql = f"SELECT {h}, {d} FROM {self.table} WHERE {where.replace('h %', f'({h}) %')}"
+        for bucket, digest in self._stream(sql, params, expanding):
+            yield int(bucket), int(digest)
+
+    def _stream(
+        self, sql: str, params: dict[str, Any], expanding: Sequence[str]
+    ) -> Iterator[Sequence[Any]]:
+        """The rows of ``sql``, streamed under the fixed output settings."""
         stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
         with self.settings():
             options = {"stream_results": True, "yield_per": 5000}
             result = self.conn.execute(stmt.execution_options(**options), params)
             try:
                 for part in result.partitions(5000):
-                    for bucket, count, total_sum, env_rows in part:
-                        yield BucketSum(
-                            int(bucket), int(count), int(total_sum or 0), int(env_rows or 0)
-                        )
+                    yield from part
             finally:
                 result.close()
 

@@ -7,16 +7,20 @@ buckets are fetched and compared in Python. The search first compares the whole
 table (one aggregate), then buckets of about :data:`LEAF_ROWS` rows, and splits further
 only the buckets that are still too large. Aggregates arrive sorted by bucket and are
 merged as they stream, so memory holds only the buckets that differ: it follows the
-change, not the table.
+change, not the table. Where both sides can list each row's (key hash, digest), the
+rows of the differing buckets are then compared one by one and only the key hashes of
+rows found on one side alone are selected: a few unchanged neighbours of a changed
+row are then neither read, nor hashed in Python, nor copied, nor verified again.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from controller.engine.source import Batch
 
@@ -25,6 +29,7 @@ LEAF_ROWS = 32  # a differing bucket this small is fetched rather than split
 SPLIT = 32  # a bucket too large is split this many ways
 KEY_BITS = 28  # width of the key hash every dialect computes
 MAX_MODULUS = 1 << (KEY_BITS - 3)
+KEY_SPACE = 1 << KEY_BITS  # a modulus whose buckets are single key hashes
 
 
 class BucketSum(NamedTuple):
@@ -66,6 +71,14 @@ class DigestSource(Protocol):
         level: Level,
         env_columns: tuple[str, ...] = (),
     ) -> Iterator[BucketSum]: ...
+
+    def bucket_digests(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        compared: tuple[str, ...],
+        selection: Selection,
+    ) -> Iterator[tuple[int, int]]: ...
 
     def bucket_batches(
         self,
@@ -122,15 +135,21 @@ def _first_modulus(rows: int) -> int:
 
 
 Sums = Callable[[Level], Iterator[BucketSum]]
+# (28-bit key hash, row digest) of each row in a selection, as the sums hash them
+RowDigests = Callable[[Selection], Iterator[tuple[int, int]]]
+_Arg = TypeVar("_Arg")
+_Item = TypeVar("_Item")
 
 
-def _both(source: Sums, target: Sums, level: Level) -> tuple[Iterator[BucketSum], ...]:
-    """Both sides' aggregates of ``level``, the two queries running at once (each on
-    its own connection, usually its own server): the first bucket of each is awaited
-    in a worker thread, the rest streams as it is merged."""
+def _both(
+    source: Callable[[_Arg], Iterator[_Item]], target: Callable[[_Arg], Iterator[_Item]], arg: _Arg
+) -> tuple[Iterator[_Item], Iterator[_Item]]:
+    """Both sides' answers to ``arg``, the two queries running at once (each on its
+    own connection, usually its own server): the first item of each is awaited in a
+    worker thread, the rest streams as it is consumed."""
 
-    def first(sums: Sums) -> Iterator[BucketSum]:
-        stream = sums(level)
+    def first(query: Callable[[_Arg], Iterator[_Item]]) -> Iterator[_Item]:
+        stream = query(arg)
         head = next(stream, None)
         return stream if head is None else itertools.chain([head], stream)
 
@@ -139,12 +158,31 @@ def _both(source: Sums, target: Sums, level: Level) -> tuple[Iterator[BucketSum]
         return a.result(), b.result()
 
 
-def search(source: Sums, target: Sums, scope: Selection | None = None) -> Search:
+def _one_sided(source: RowDigests, target: RowDigests, selection: Selection) -> Selection:
+    """The key hashes of the rows of ``selection`` that one side holds and the other
+    does not (a row's digest covers its key, so an edited row is on both lists with
+    two digests), as a selection of single key hashes; ``selection`` itself when the
+    rows show no difference (only a collision of sums can do that)."""
+    a, b = _both(source, target, selection)
+    held = Counter(a)
+    held.subtract(b)
+    keys = sorted({h for (h, _), n in held.items() if n})
+    return [(KEY_SPACE, tuple(keys))] if keys else selection
+
+
+def search(
+    source: Sums,
+    target: Sums,
+    scope: Selection | None = None,
+    rows: tuple[RowDigests, RowDigests] | None = None,
+) -> Search:
     """Compare whole tables, then buckets, and say which buckets' rows to fetch.
 
     ``scope``: the only buckets whose rows may differ (a write that changed only
     those): the whole-table round then hashes only their rows and counts the rest;
-    should it still differ, the search goes on over every row as without a scope."""
+    should it still differ, the search goes on over every row as without a scope.
+    ``rows``: each side's row digests; given, the differing buckets are narrowed to
+    the key hashes of the rows that differ (:func:`_one_sided`)."""
     found = Search()
     narrower = bool(scope) and all(modulus > 1 for modulus, _ in scope or ())
     first = Level(1, hashed=tuple(scope or ())) if narrower else Level(1)
@@ -163,13 +201,16 @@ def search(source: Sums, target: Sums, scope: Selection | None = None) -> Search
     while True:
         leaves: list[int] = []
         split: list[int] = []
-        for bucket, rows in _differing(*_both(source, target, level)):
-            small = rows <= LEAF_ROWS or level.modulus >= MAX_MODULUS
+        for bucket, count in _differing(*_both(source, target, level)):
+            small = count <= LEAF_ROWS or level.modulus >= MAX_MODULUS
             (leaves if small else split).append(bucket)
         if leaves:
             selection.append((level.modulus, tuple(leaves)))
         if not split:
             break
         level = Level(min(level.modulus * SPLIT, MAX_MODULUS), (level.modulus, tuple(split)))
-    found.selection = selection or [(1, (0,))]  # sums collided yet totals differ: all
+    if not selection:  # sums collided yet totals differ: every row
+        found.selection = [(1, (0,))]
+    else:
+        found.selection = _one_sided(*rows, selection) if rows else selection
     return found

@@ -8,8 +8,17 @@ what a migration left all read rows through these functions, over the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
-from controller.engine.buckets import BucketSum, DigestSource, Level, Search, Selection, search
+from controller.engine.buckets import (
+    BucketSum,
+    DigestSource,
+    Level,
+    RowDigests,
+    Search,
+    Selection,
+    search,
+)
 from controller.engine.model import ColumnType, TableSchema
 from controller.engine.plan import KeySpec
 from controller.engine.rowindex import RowIndex, RowShape, build_index
@@ -94,7 +103,11 @@ def index_differences(
     """Indexes of only the rows whose buckets differ; the others are ``settled``. The
     source's ``env_refs`` still cover every row (read from the rows that may hold one)."""
     columns = tuple(src.column_names)
-    found = search(_sums(source, src.name, ks, columns), _sums(target, src.name, ks))
+    found = search(
+        _sums(source, src.name, ks, columns),
+        _sums(target, src.name, ks),
+        rows=_rows(source, target, src.name, ks),
+    )
     src_idx, tgt_idx = _held(source, target, src, tgt, ks, found, found.selection or [])
     if found.source_env_rows:  # only then read the rows that may name a variable
         for batch in source.env_batches(src.name, list(columns)):
@@ -120,7 +133,12 @@ def index_written(
     were found identical on both sides in this same transaction and the write did not
     touch them, so only the rows of these buckets are hashed again (every row still
     counts: the tables' row counts are compared whole)."""
-    found = search(_sums(source, src.name, ks), _sums(target, src.name, ks), written)
+    found = search(
+        _sums(source, src.name, ks),
+        _sums(target, src.name, ks),
+        written,
+        _rows(source, target, src.name, ks),
+    )
     return _held(source, target, src, now, ks, found, found.selection or [])
 
 
@@ -137,6 +155,17 @@ def _sums(
     return sums
 
 
+def _rows(
+    source: DigestSource, target: DigestSource, name: str, ks: KeySpec
+) -> tuple[RowDigests, RowDigests]:
+    """Each side's (key hash, row digest) of the rows of a selection."""
+
+    def side(of: DigestSource) -> RowDigests:
+        return lambda selection: of.bucket_digests(name, ks.key, ks.compared, selection)
+
+    return side(source), side(target)
+
+
 def _held(
     source: DigestSource,
     target: DigestSource,
@@ -151,15 +180,14 @@ def _held(
     tgt_columns, tgt_shape = _target_shape(tgt, ks, {c.name: c.type for c in src.columns})
     src_idx = RowIndex(name, ks.key, ks.compared)
     tgt_idx = RowIndex(name, ks.key, ks.compared)
-    if selection:
+    if selection:  # both sides read at once, each on its own connection
         columns = list(src.column_names)
-        src_idx = build_index(
-            source_shape(src, ks),
-            source.bucket_batches(name, columns, ks.key, ks.compared, selection),
-        )
-        tgt_idx = build_index(
-            tgt_shape, target.bucket_batches(name, tgt_columns, ks.key, ks.compared, selection)
-        )
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferry-held") as pool:
+            src_rows = source.bucket_batches(name, columns, ks.key, ks.compared, selection)
+            tgt_rows = target.bucket_batches(name, tgt_columns, ks.key, ks.compared, selection)
+            src_job = pool.submit(build_index, source_shape(src, ks), src_rows)
+            tgt_job = pool.submit(build_index, tgt_shape, tgt_rows)
+            src_idx, tgt_idx = src_job.result(), tgt_job.result()
     src_idx.settled = found.source_rows - len(src_idx.rows)
     tgt_idx.settled = found.target_rows - len(tgt_idx.rows)
     src_idx.buckets = tgt_idx.buckets = selection

@@ -10,14 +10,14 @@ them. The map is an :class:`IdMap` of ``uiSchemas``, so it is in the plan's dige
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from controller.engine.buckets import DigestSource, Level
 from controller.engine.catalog import underscored
 from controller.engine.idmap import IdMap, Translation
 from controller.engine.idmapping import IdMapping
-from controller.engine.model import DatabaseSchema
-from controller.engine.source import SnapshotSource
+from controller.engine.model import INTEGER_KINDS, DatabaseSchema
+from controller.engine.source import Batch, FilteredSource, SnapshotSource
 from controller.engine.uischema_tree import Tree, pair_by_position
 from controller.engine.values import canonical
 
@@ -39,9 +39,20 @@ def _has(schema: DatabaseSchema, table: str, *columns: str) -> bool:
     return found is not None and all(found.column(c) is not None for c in columns)
 
 
+def _closure(side: SnapshotSource) -> Iterator[Batch]:
+    """The closure rows a tree is made of: only those of depth 1 count (``Tree.of``),
+    so a database with an integer depth keeps only those (a deep tree has several
+    closure rows per node)."""
+    columns = list(PATH_COLUMNS)
+    depth = side.schema().tables[CLOSURE].column("depth")
+    if isinstance(side, FilteredSource) and depth is not None and depth.type.kind in INTEGER_KINDS:
+        return side.batches_equal(CLOSURE, columns, "depth", 1)
+    return side.batches(CLOSURE, columns)
+
+
 def _tree(side: SnapshotSource) -> Tree:
     nodes = (row for batch in side.batches(NODES, [UID, NAME]) for row in batch)
-    paths = (row for batch in side.batches(CLOSURE, list(PATH_COLUMNS)) for row in batch)
+    paths = (row for batch in _closure(side) for row in batch)
     return Tree.of(((r[0], r[1]) for r in nodes), ((r[0], r[1], r[2]) for r in paths))
 
 

@@ -463,14 +463,15 @@ def test_values_moved_between_columns_are_changes(
     assert table is not None and (table.update, table.unchanged) == (1, 59)
 
 
-@pytest.mark.parametrize("edit", ["row in a written bucket", "row added elsewhere"])
+@pytest.mark.parametrize("edit", ["row deleted elsewhere", "row added elsewhere"])
 def test_verification_hashes_the_written_buckets_and_counts_the_rest(
     make_database: MakeDb, monkeypatch: pytest.MonkeyPatch, edit: str
 ) -> None:
-    """After an in-place write, verification hashes again only the buckets the plan
-    read (the rest was found identical in this transaction and not written) and
-    compares whole-table counts: another session's edit of a row in those buckets, or
-    a row it adds anywhere, fails the promotion, which then leaves nothing behind."""
+    """After an in-place write, verification hashes again only the rows the plan read,
+    which are the rows it changes (the rest was found identical in this transaction
+    and not written; another session's edit of a written row waits for its lock) and
+    compares whole-table counts: a row another session deletes or adds anywhere fails
+    the promotion, which then leaves nothing behind."""
     src, tgt = make_database("postgresql", "src"), make_database("postgresql", "tgt")
     base = [dict(rec, id=i + 1, spelling=0) for i, rec in enumerate(_filler()[:200])]
     _write(src, "postgresql", [dict(r, t="changed") if r["id"] % 50 == 0 else r for r in base])
@@ -480,10 +481,10 @@ def test_verification_hashes_the_written_buckets_and_counts_the_rest(
     held = planned.source_rows["items"]
     changes = planned.plan.table("items").changes  # type: ignore[union-attr]
     assert changes is not None and 0 < len(held.rows) < FILLER
-    bystander = next(k for k in sorted(held.rows) if k not in changes.updates)
-    row = int(bystander[0].removeprefix("i:"))
+    # the rows the plan read are the ones it changes: their buckets hold nothing else
+    assert set(held.rows) == set(changes.updates)
     sql = {
-        "row in a written bucket": f"update items set t = 'edited' where id = {row}",
+        "row deleted elsewhere": "delete from items where id = 1",
         "row added elsewhere": "insert into items (id, t) values (99999, 'new')",
     }[edit]
 

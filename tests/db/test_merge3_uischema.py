@@ -14,8 +14,11 @@ from controller.backups.store import FilesystemStore
 from controller.cli.inputs import load_rules
 from controller.commands.migrate import MigrationRequest, migrate, plan_only
 from controller.commands.planning import PlanOptions
+from controller.db.database import Database
 from controller.engine import uischema_mapping
 from controller.engine.merge3_tree import tree_problems
+from controller.engine.source import FilteredSource
+from controller.engine.uischema_tree import Tree
 from controller.errors import CheckFailed
 from tests.db.dbhelpers import execute, q, rows
 from tests.fixtures import nocobase_shape as shape
@@ -161,3 +164,25 @@ def test_pairing_is_skipped_only_where_it_would_pair_nothing(
     assert plans["1"].warnings == plans["0"].warnings
     ui = plans["1"].table("uiSchemas")
     assert ui is not None and ui.ids_matched == (3 if case == "new nodes" else 0)
+
+
+def test_a_tree_read_in_place_is_the_tree_of_every_closure_row(
+    dialect: str, make_database: MakeDb
+) -> None:
+    """A database keeps only the closure rows of depth 1 when a tree is read; the tree
+    is the one every closure row gives (deeper rows and self-rows add nothing)."""
+    url = make_database(dialect, "tree")
+    shape.build(url, app="dev", seed=1)
+    _install(dialect, url, "s", {"phone": "grid"})
+    nodes = rows(url, "uiSchemas", "x-uid", "name", order="x-uid")
+    paths = rows(url, "uiSchemaTreePath", "ancestor", "descendant", "depth", order="ancestor")
+    assert any(int(n) > 1 for _, _, n in paths)
+    target = Database(url)
+    try:
+        with target.reader() as snap:
+            assert isinstance(snap, FilteredSource)
+            read = uischema_mapping._tree(snap)
+    finally:
+        target.dispose()
+    assert read == Tree.of(nodes, paths)
+    assert read.parents["s-phone"] == "s-grid" and read.parents["s-grid"] == ROOT

@@ -43,6 +43,15 @@ def _sums(side: Side, calls: list[Level]) -> object:
     return sums
 
 
+def _rows(side: Side) -> object:
+    def rows(selection: Selection) -> Iterator[tuple[int, int]]:
+        for key, digest in side.items():
+            if _selected(selection, key):
+                yield _h(key), _row(key, digest)
+
+    return rows
+
+
 def _selected(selection: Selection | None, key: int) -> bool:
     return any(_h(key) % modulus in buckets for modulus, buckets in selection or [])
 
@@ -57,22 +66,56 @@ def _search(source: Side, target: Side) -> tuple[Selection | None, list[Level]]:
 TABLE = st.dictionaries(st.integers(0, 5000), st.integers(0, 2**60), max_size=400)
 
 
-@given(
-    source=TABLE,
-    edits=st.dictionaries(st.integers(0, 5000), st.integers(0, 2**60), max_size=20),
-    dropped=st.sets(st.integers(0, 5000), max_size=20),
-)
+@st.composite
+def _sides(draw: st.DrawFn) -> tuple[Side, Side]:
+    """A source table and a target made of it with some rows edited, added, dropped."""
+    source = draw(TABLE)
+    edits = draw(st.dictionaries(st.integers(0, 5000), st.integers(0, 2**60), max_size=20))
+    dropped = draw(st.sets(st.integers(0, 5000), max_size=20))
+    return source, {k: v for k, v in {**source, **edits}.items() if k not in dropped}
+
+
+def _differing(source: Side, target: Side) -> set[int]:
+    return {k for k in source.keys() | target.keys() if source.get(k) != target.get(k)}
+
+
+@given(sides=_sides())
 @settings(max_examples=200, deadline=None)
-def test_every_differing_key_is_in_a_selected_bucket(
-    source: Side, edits: Side, dropped: set[int]
-) -> None:
-    target = {k: v for k, v in {**source, **edits}.items() if k not in dropped}
+def test_every_differing_key_is_in_a_selected_bucket(sides: tuple[Side, Side]) -> None:
+    source, target = sides
     selection, _ = _search(source, target)
-    differing = {k for k in source.keys() | target.keys() if source.get(k) != target.get(k)}
+    differing = _differing(source, target)
     if not differing:
         assert selection is None
     for key in differing:
         assert _selected(selection, key), key
+
+
+@given(sides=_sides())
+@settings(max_examples=200, deadline=None)
+def test_with_row_digests_only_the_differing_rows_are_selected(sides: tuple[Side, Side]) -> None:
+    """Narrowed by each row's (key hash, digest), a selection holds every key whose
+    row differs and no other key but one sharing a differing key's hash."""
+    source, target = sides
+    rows = (_rows(source), _rows(target))
+    found = search(_sums(source, []), _sums(target, []), rows=rows)  # type: ignore[arg-type]
+    differing = _differing(source, target)
+    if not differing:
+        assert found.selection is None
+        return
+    selected = {k for k in source.keys() | target.keys() if _selected(found.selection, k)}
+    assert differing <= selected
+    if source and target:  # (one side empty: every row, unbucketed)
+        assert {_h(k) for k in selected} == {_h(k) for k in differing}
+
+
+def test_a_few_changes_select_the_changed_rows_alone() -> None:
+    source = {k: k * 7919 for k in range(100_000)}
+    target = dict(source)
+    for k in range(0, 100_000, 10_000):
+        target[k] += 1
+    found = search(_sums(source, []), _sums(target, []), rows=(_rows(source), _rows(target)))  # type: ignore[arg-type]
+    assert [k for k in source if _selected(found.selection, k)] == list(range(0, 100_000, 10_000))
 
 
 def test_an_unchanged_table_costs_one_aggregate_per_side() -> None:
