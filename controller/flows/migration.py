@@ -58,7 +58,7 @@ from controller.flows.progress import StatusProgress, with_progress
 from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.rehearsal import already_rehearsed, run_rehearsal
 from controller.flows.status import StatusPatch, timestamp
-from controller.gitsource.repository import checkout, credentials_from_secret
+from controller.gitsource.repository import checkout, credentials_from_secret, redact_url
 from controller.k8s.client import Cluster
 from controller.k8s.jobs import Jobs, JobSettings
 from controller.k8s.workloads import Health, Workloads
@@ -468,7 +468,7 @@ class _Flow:
             yield (
                 str(out.directory),
                 {
-                    "repository": git_source.repository,
+                    "repository": redact_url(git_source.repository),  # no token in status
                     "revision": git_source.revision or "HEAD",
                     "commit": out.commit,
                 },
