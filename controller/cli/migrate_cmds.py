@@ -18,6 +18,7 @@ from controller.cli import rehearse_opts
 from controller.cli.backup_cmds import DATABASE_ENV, add_store_key_argument, database_url
 from controller.cli.files import create_output_dir, discard, shown
 from controller.cli.files_root import add_files_arguments, files_root
+from controller.cli.git_source import add_git_credentials_argument, checked_out
 from controller.cli.inputs import plan_options, resolve_database
 from controller.cli.parsing import deprecated_alias
 from controller.cli.progress import add_progress_to_argument, progress_for
@@ -61,6 +62,7 @@ def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--target", required=True, metavar="URL", help="database URL or env:[NAMESPACE/]NAME"
     )
     _common(p)
+    add_git_credentials_argument(p)
     p.add_argument("--variables", metavar="FILE")
     p.add_argument("--format", default="text", choices=["text", "json", "markdown"])
     p.add_argument("--verbose", "-v", action="store_true", help="list unchanged tables too")
@@ -76,7 +78,12 @@ def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _register_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = sub.add_parser("migrate", help="promote configuration into the target")
-    m.add_argument("--source", metavar="SRC", help=f"default: ${SOURCE_ENV}")
+    m.add_argument(
+        "--source",
+        metavar="SRC",
+        help=f"database URL, export dir or git+URL#revision=REV&path=DIR (default: ${SOURCE_ENV})",
+    )
+    add_git_credentials_argument(m)
     m.add_argument("--target", metavar="URL", help=f"default: ${DATABASE_ENV}")
     m.add_argument(
         "--approved-digest",
@@ -145,7 +152,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if spec and options.rules.merge is Merge.THREE_WAY:  # the store is read for nothing else
         options = replace(options, base_store=open_store(spec, args.store_key_file))
     source, target = resolve_database(args.source), resolve_database(args.target)
-    with progress_for(args) as progress:
+    with checked_out(source, args, options) as (source, options), progress_for(args) as progress:
         plan = plan_only(source, target, options, progress).plan
     if args.format == "json":
         print(plan_json(plan))
@@ -184,17 +191,27 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         spec = args.backup_store or os.environ.get("FERRY_BACKUP_STORE") or "ferry-backups"
         store = open_store(spec, args.store_key_file)
     source, target = _databases(args)
-    request = MigrationRequest(
-        source,
-        target,
-        options,
-        store=store,
-        migration_id=args.migration_id,
-        approved_digest=approved,
-        environment=args.environment,
-        files=files,
-        quiesced=args.quiesced,
-    )
+    with checked_out(source, args, options) as (source, options):
+        request = MigrationRequest(
+            source,
+            target,
+            options,
+            store=store,
+            migration_id=args.migration_id,
+            approved_digest=approved,
+            environment=args.environment,
+            files=files,
+            quiesced=args.quiesced,
+        )
+        return _migrate(args, request, store, scratch)
+
+
+def _migrate(
+    args: argparse.Namespace,
+    request: MigrationRequest,
+    store: BackupStore | None,
+    scratch: str | None,
+) -> int:
     rehearsal = None
     with progress_for(args) as progress:
         request = replace(request, progress=progress)

@@ -81,7 +81,7 @@ def source_identity(spec: str) -> str:
     a Git revision does not make it another source), a SQLite file or a snapshot
     directory by its resolved path."""
     if spec.startswith(_GIT):
-        url, _, fragment = spec.partition("#")
+        url, _, fragment = spec.rpartition("#") if "#" in spec else (spec, "", "")
         path = [p for p in fragment.split("&") if p.startswith("path=")]
         text = redact_url(url) + "#" + "".join(path)
     elif spec.startswith("sqlite:///"):

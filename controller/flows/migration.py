@@ -28,9 +28,11 @@ from controller.api.reasons import (
 )
 from controller.commands import environments
 from controller.commands.ledger_lookup import ledger_result
+from controller.commands.merging import source_identity
 from controller.commands.migrate import MigrationRequest, MigrationResult, migrate, plan_only
 from controller.commands.planning import PlanOptions
 from controller.commands.rollback import rollback
+from controller.commands.sources import git_spec
 from controller.engine.plan import Plan, stale_approval
 from controller.engine.profiles import Profile
 from controller.engine.running_application import running_application
@@ -46,6 +48,7 @@ from controller.flows.application import (
 )
 from controller.flows.environment import new_baseline
 from controller.flows.migration_job import (
+    GitPin,
     MigrationJob,
     follow_migration_job,
     start_migration_job,
@@ -55,7 +58,7 @@ from controller.flows.progress import StatusProgress, with_progress
 from controller.flows.queue import earlier_writer, is_ready
 from controller.flows.rehearsal import already_rehearsed, run_rehearsal
 from controller.flows.status import StatusPatch, timestamp
-from controller.gitsource.repository import checkout, credentials_from_secret
+from controller.gitsource.repository import checkout, credentials_from_secret, redact_url
 from controller.k8s.client import Cluster
 from controller.k8s.jobs import Jobs, JobSettings
 from controller.k8s.workloads import Health, Workloads
@@ -196,15 +199,7 @@ class _Flow:
         if self.life is not None and self.life.state.get("result"):
             return self.after_apply(result_of(self.life.state["result"]), target, spec)
         self.on_phase(MigrationPhase.PLANNING)
-        variables = None
-        if target.profile is not Profile.NOCOBASE and target.spec.variables:
-            variables = frozenset(v.name for v in target.spec.variables)
-        options = PlanOptions(
-            rules=spec.rules,
-            profile=target.profile,
-            variables=variables,
-            base_store=target.store,  # a three-way merge's base, planned as it is applied
-        )
+        options = plan_options(spec, target)
         with self.source(spec, source_env) as (source, source_status):
             plan = plan_only(source, target.url, options, self.progress).plan
             self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
@@ -231,6 +226,7 @@ class _Flow:
                     return rehearsed
                 request = replace(request, approved_digest=rehearsed)
             if work is not None:
+                work = pinned(work, spec, source_status)
                 return start_migration_job(self, work, request.approved_digest or plan.digest)
             self.quiesce()
             result = migrate(request)
@@ -472,7 +468,7 @@ class _Flow:
             yield (
                 str(out.directory),
                 {
-                    "repository": git_source.repository,
+                    "repository": redact_url(git_source.repository),  # no token in status
                     "revision": git_source.revision or "HEAD",
                     "commit": out.commit,
                 },
@@ -540,6 +536,32 @@ class _Flow:
         self.patch.condition(ConditionType.WARNINGS, True, reason, text)
         events = (*outcome.events, *(Event(EventType.WARNING, reason, w) for w in warnings))
         return Outcome(self.patch.build(), events)
+
+
+def plan_options(spec: MigrationSpec, target: environments.ResolvedEnvironment) -> PlanOptions:
+    """How the Migration is planned, in process and (the same) in its Job."""
+    variables = None
+    if target.profile is not Profile.NOCOBASE and target.spec.variables:
+        variables = frozenset(v.name for v in target.spec.variables)
+    git = spec.source.git
+    return PlanOptions(
+        rules=spec.rules,
+        profile=target.profile,
+        variables=variables,
+        base_store=target.store,  # a three-way merge's base, planned as it is applied
+        # A Git source is one source whatever its revision or checkout directory: the
+        # identity ``ferry migrate --source git+…`` gives it, in a Job too.
+        source_id=source_identity(git_spec(git.repository, None, git.path)) if git else None,
+    )
+
+
+def pinned(work: MigrationJob, spec: MigrationSpec, source: dict[str, Any]) -> MigrationJob:
+    """``work`` with its Git source pinned to the commit just checked out and planned."""
+    git = spec.source.git
+    if git is None:
+        return work
+    pin = GitPin(git.repository, str(source["commit"]), git.path, git.secret_name)
+    return replace(work, git=pin)
 
 
 def approval_status(meta: dict[str, Any], digest: str) -> dict[str, Any]:

@@ -8,6 +8,12 @@ operator chose (``status.migrationId``) before the Job existed: it takes the
 pre-migration backup, applies, verifies and writes the ledger row, the same code as in
 process.
 
+A Git source (``spec.source.git``) reaches the Job as the CLI's ``--source
+git+URL#revision=COMMIT&path=DIR``, pinned to the commit the operator checked out and
+planned (``status.source.commit``), so the Job plans the very tree that was approved; its
+credentials Secret is mounted as a Secret volume the CLI reads
+(``FERRY_GIT_CREDENTIALS_DIR``), never copied into the Job's spec.
+
 The target's ledger row of that ID, not the pod, says how the apply ended: when the Job
 ends, and as soon as a pod of it has died while the ledger already records the ID (a
 pod deleted after its commit), the row decides Succeeded or Failed, whatever the
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from controller.api.execution import ExecutionSpec
@@ -31,6 +37,7 @@ from controller.api.reasons import BackupReason, MigrationReason
 from controller.commands.environments import ResolvedEnvironment
 from controller.commands.ledger_lookup import Recorded, ledger_record
 from controller.commands.migrate import MigrationResult
+from controller.commands.sources import git_spec
 from controller.engine.profiles import Profile
 from controller.engine.progress import APPLYING
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
@@ -52,12 +59,15 @@ from controller.flows.jobs import (
 from controller.flows.outcome import Event, Outcome
 from controller.flows.restore_job import ERRORS, stop_job
 from controller.flows.status import StatusPatch, timestamp
+from controller.gitsource.remote import check_path, check_remote, check_revision, holds_credentials
+from controller.gitsource.repository import CREDENTIALS_DIR_ENV, redact_url
 from controller.k8s.client import Cluster
 from controller.k8s.jobs import JobPhase, Jobs, JobSettings, JobState, is_suspended, job_state
 
 INPUTS_DIR = "/var/run/ferry/inputs"  # the Migration's rules and variables, as files
 INPUTS_ANNOTATION = "ferry.dev/{}"  # on the Job's pod, projected into INPUTS_DIR
 FAIL_AT_ONCE = [1, 2]  # the CLI's exit codes for a failed and a refused apply
+GIT_CREDENTIALS_DIR = "/var/run/ferry/git-credentials"  # spec.source.git.secretRef's keys
 
 
 class MigrationFlow(Protocol):
@@ -89,12 +99,23 @@ class MigrationFlow(Protocol):
 
 
 @dataclass(frozen=True)
+class GitPin:
+    """A Git source as the operator checked it out: the Job clones exactly ``commit``."""
+
+    repository: str
+    commit: str  # the hex commit the operator resolved and planned (status.source.commit)
+    path: str
+    secret_name: str | None
+
+
+@dataclass(frozen=True)
 class MigrationJob:
     spec: MigrationSpec
     target: ResolvedEnvironment
-    source: ResolvedEnvironment | None  # None: a Git source, which a Job cannot carry yet
+    source: ResolvedEnvironment | None  # None: a Git source (``git``)
     execution: ExecutionSpec
     migration_id: str  # chosen by the operator before the Job exists (status.migrationId)
+    git: GitPin | None = None  # set once the operator has checked the source out
 
 
 def _jobs(flow: MigrationFlow) -> Jobs:
@@ -279,16 +300,11 @@ def _uncommitted(
 def _manifest(flow: MigrationFlow, work: MigrationJob, digest: str) -> dict[str, Any]:
     """The Job for this Migration; InvalidInput (``JobUnavailable``) when Job mode
     cannot carry it without putting a secret into the Job's spec."""
-    target, source = work.target, work.source
-    if source is None:
-        raise InvalidInput(
-            "spec.source.git: a Job does not check out a Git source yet; apply this "
-            "Migration in process (spec.execution.mode: InProcess)",
-            reason=BackupReason.JOB_UNAVAILABLE,
-        )
+    target = work.target
     backup = not work.spec.skip_backup and target.spec.backup_store is not None
     mount = _store(flow, work) if backup else StoreMount("")
-    args = ["migrate", "--id", work.migration_id, "--approved-digest", digest]
+    source_args, env, mount = _source(work, mount)
+    args = ["migrate", "--id", work.migration_id, "--approved-digest", digest, *source_args]
     args += ["--environment", target.name, "--profile", target.profile.value]
     args += ["--backup-store", mount.argument] if backup else ["--skip-backup"]
     if backup and target.spec.files is not None:  # the pre-migration backup holds them
@@ -303,7 +319,7 @@ def _manifest(flow: MigrationFlow, work: MigrationJob, digest: str) -> dict[str,
         kind="Migration",
         body=flow.body,
         args=[*args, "--format", "json"],
-        env=[*database_env(target.spec), *database_env(source.spec, "FERRY_SOURCE_DATABASE")],
+        env=[*database_env(target.spec), *env],
         store=_with_inputs(mount, inputs),
         execution=work.execution,
     )
@@ -315,6 +331,46 @@ def _manifest(flow: MigrationFlow, work: MigrationJob, digest: str) -> dict[str,
     exits = {"containerName": "ferry", "operator": "In", "values": FAIL_AT_ONCE}
     manifest["spec"]["podFailurePolicy"] = {"rules": [{"action": "FailJob", "onExitCodes": exits}]}
     return manifest
+
+
+def _source(
+    work: MigrationJob, mount: StoreMount
+) -> tuple[list[str], list[dict[str, Any]], StoreMount]:
+    """The source's arguments, environment and volumes: an Environment's database from
+    its Secrets, or the pinned Git source with its credentials Secret as a volume."""
+    if work.source is not None:
+        return [], database_env(work.source.spec, "FERRY_SOURCE_DATABASE"), mount
+    pin = work.git
+    if pin is None:  # a bug: the flow pins the source before it starts a Job
+        raise InvalidInput("spec.source.git was not checked out before its Job")
+    _check_pin(pin)
+    args = ["--source", git_spec(pin.repository, pin.commit, pin.path)]
+    if pin.secret_name is None:
+        return args, [], mount
+    secret = {"secretName": pin.secret_name, "defaultMode": 0o440}
+    volume = {"name": "git-credentials", "secret": secret}
+    where = {"name": "git-credentials", "mountPath": GIT_CREDENTIALS_DIR, "readOnly": True}
+    env = [{"name": CREDENTIALS_DIR_ENV, "value": GIT_CREDENTIALS_DIR}]
+    return (
+        args,
+        env,
+        replace(mount, volumes=(*mount.volumes, volume), mounts=(*mount.mounts, where)),
+    )
+
+
+def _check_pin(pin: GitPin) -> None:
+    """The checks of an in-process checkout (the Job's CLI makes them again), and no
+    credentials in the URL: the Job's arguments would show them."""
+    shown = redact_url(pin.repository)
+    check_remote(pin.repository, shown)
+    check_revision(pin.commit)
+    check_path(pin.path)
+    if holds_credentials(pin.repository):
+        raise InvalidInput(
+            f"spec.source.git.repository ({shown}) holds credentials, which a Job's "
+            "arguments would show: put them in the Secret of secretRef for Job mode",
+            reason=BackupReason.JOB_UNAVAILABLE,
+        )
 
 
 def _store(flow: MigrationFlow, work: MigrationJob) -> StoreMount:

@@ -109,3 +109,17 @@ def check_path(path: str) -> None:
         raise _refuse(f"path {path!r} leaves the repository (it must be relative, without ..)")
     if path.startswith("-"):
         raise _refuse(f"path {path!r} starts with '-'")
+
+
+def holds_credentials(repository: str) -> bool:
+    """Whether the repository URL itself carries a secret: a password, or an HTTPS user
+    name (a token is often sent as one). ``ssh://git@host`` and ``git@host:path`` do
+    not: their user names are public."""
+    scheme, sep, _ = repository.partition("://")
+    if not sep:
+        return False
+    try:
+        parts = urlsplit(repository)
+    except ValueError:
+        return True  # unparsable: treat it as the worst case
+    return parts.password is not None or (scheme.lower() == "https" and parts.username is not None)

@@ -123,6 +123,44 @@ def credentials_from_secret(data: Mapping[str, str]) -> GitCredentials:
     )
 
 
+# A Job's pod gets the Secret of ``spec.source.git.secretRef`` as a Secret volume: this
+# names the directory that holds its keys, one file each (``credentials_from_directory``).
+CREDENTIALS_DIR_ENV = "FERRY_GIT_CREDENTIALS_DIR"
+SECRET_KEYS = (
+    "token",
+    "password",
+    "username",
+    "authScheme",
+    "ssh-privatekey",
+    "sshPrivateKey",
+    "known_hosts",
+)
+MAX_KEY_FILE = 1 << 20  # a key, a token or a known_hosts file; never a data set
+
+
+def credentials_from_directory(directory: Path) -> GitCredentials:
+    """Credentials from a directory holding a Secret's keys as files (a Secret volume):
+    the keys ``credentials_from_secret`` reads, each file read only if present. What a
+    file holds never reaches an error message."""
+    if not directory.is_dir():
+        raise InvalidInput(f"git credentials: {str(directory)!r} is not a directory")
+    data: dict[str, str] = {}
+    for key in SECRET_KEYS:
+        path = directory / key
+        if not path.is_file():
+            continue
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_KEY_FILE + 1)
+            if len(raw) > MAX_KEY_FILE:
+                raise InvalidInput(f"git credentials: {key} is larger than 1 MiB")
+            data[key] = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            why = "is not UTF-8" if isinstance(err, UnicodeDecodeError) else "cannot be read"
+            raise InvalidInput(f"git credentials: {key} in {directory} {why}") from None
+    return credentials_from_secret(data)
+
+
 def redact_url(url: str) -> str:
     """``url`` without any ``user:password@`` part."""
     return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", url)
@@ -324,4 +362,12 @@ def checkout(
         yield Checkout(directory, commit)
 
 
-__all__ = ["Checkout", "GitCredentials", "checkout", "credentials_from_secret", "redact_url"]
+__all__ = [
+    "CREDENTIALS_DIR_ENV",
+    "Checkout",
+    "GitCredentials",
+    "checkout",
+    "credentials_from_directory",
+    "credentials_from_secret",
+    "redact_url",
+]
