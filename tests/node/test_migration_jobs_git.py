@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from controller.commands.planning import PlanOptions
 from controller.flows.jobs import OPERATOR_UID
 from tests.e2e import main_flows
 from tests.e2e.test_operator import apply_ok, wait_phase
+from tests.harness.gitcmd import git
 from tests.node.conftest import STORE_MOUNT, OperatorPod
 from tests.node.test_jobs import job_pods, store_claim
 from tests.node.test_migration_jobs import DONE, declared, ledger
@@ -32,14 +32,6 @@ from tests.node.test_migration_jobs import DONE, declared, ledger
 pytestmark = pytest.mark.node
 
 TOKEN = "ghp_NodeJobToken0123456789abcdefXYZ"
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return done.stdout.strip()
 
 
 def repository(site: main_flows.Site, host: Path) -> tuple[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from controller.engine.plan import PLAN_FORMAT
 from controller.errors import PermanentError, TemporaryError
 from controller.flows.migration import reconcile_migration
 from tests.fixtures import nocobase_shape as shape
+from tests.harness.gitcmd import git
 from tests.unit.fake_cluster import FakeCluster
 from tests.unit.test_flows_migration import NOW, READY, VARS, conditions_of, env, migration
 
@@ -241,17 +241,6 @@ def test_an_unreachable_database_is_retried_in_the_phase_it_reached(
 
 
 # -- Git sources that cannot be read -------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture

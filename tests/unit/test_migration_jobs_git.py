@@ -10,7 +10,6 @@ runs against the real Git server: ``tests/db/test_git_jobs.py``.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from controller.gitsource.repository import (
     GitCredentials,
     credentials_from_directory,
 )
+from tests.harness.gitcmd import git
 from tests.unit import test_migration_jobs as mig
 from tests.unit.fake_cluster import FakeCluster
 from tests.unit.fake_jobs import FakeJobs, secret_free
@@ -37,17 +37,6 @@ KEY_BODY = "b3BlbnNzaC1rZXktdjEAAAAAJobModeKey"
 SSH_KEY = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{KEY_BODY}\n-----END OPENSSH PRIVATE KEY-----\n"
 SECRET = {"token": TOKEN, "username": "ci-bot", "ssh-privatekey": SSH_KEY}
 SNAPSHOT = "snapshots/app#1&v=%41"  # a path the fragment must encode
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture
