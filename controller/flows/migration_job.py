@@ -38,6 +38,7 @@ from controller.commands.environments import ResolvedEnvironment
 from controller.commands.ledger_lookup import Recorded, ledger_record
 from controller.commands.migrate import MigrationResult
 from controller.commands.sources import git_spec
+from controller.db.urls import dialect_of
 from controller.engine.profiles import Profile
 from controller.engine.progress import APPLYING
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
@@ -269,7 +270,8 @@ def _from_ledger(work: MigrationJob, recorded: Recorded, told: dict[str, Any]) -
 def _uncommitted(
     flow: MigrationFlow, work: MigrationJob, state: JobState | None, told: dict[str, Any]
 ) -> MigrationResult:
-    """The ledger has no row of the ID: nothing was applied. An error the CLI raised is
+    """The ledger has no row of the ID: nothing was committed with one (on MySQL/MariaDB
+    see :func:`unrecorded_state`). An error the CLI raised is
     raised again (the Job removed first when the Migration waits and tries again)."""
     name = state.name if state is not None else _name(flow)
     error = ERRORS.get(str(told.get("error") or ""))
@@ -289,9 +291,27 @@ def _uncommitted(
     why = state.why if state is not None else "it was deleted"
     message = (
         f"Job {name} failed ({why or 'no pod reported a result'}); the ledger of "
-        f"{work.target.name} records nothing for {work.migration_id}: nothing was applied"
+        f"{work.target.name} records nothing for {work.migration_id}: "
+        f"{unrecorded_state(work.target.url)}"
     )
     return MigrationResult(work.migration_id, "failed", None, message)
+
+
+def unrecorded_state(url: str) -> str:
+    """What a target whose ledger has no row of the migration holds: nothing of it,
+    except on MySQL/MariaDB, whose DDL commits on its own, so a pod stopped during the
+    schema step may have left some of it (a failure there restores; a kill cannot)."""
+    try:
+        dialect = dialect_of(url)
+    except FerryError:
+        dialect = ""
+    if dialect != "mysql":
+        return "nothing was applied"
+    return (
+        "no row change was committed, but MySQL/MariaDB commits schema changes on its "
+        "own, so a pod stopped while applying them may have left some: compare the "
+        "target with its pre-migration backup before planning again"
+    )
 
 
 # --- the Job ------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from controller.backups.store import open_store
 from controller.flows.migration import ledger_id, reconcile_migration
-from controller.flows.migration_job import stop_migration_job
+from controller.flows.migration_job import stop_migration_job, unrecorded_state
 from controller.flows.outcome import Outcome
 from controller.k8s.jobs import JobSettings
 from controller.k8s.workloads import Health
@@ -317,6 +317,25 @@ def test_pods_that_die_past_the_backoff_limit_fail_it_saying_nothing_was_applied
     assert "BackoffLimitExceeded" in done.status["message"]
     assert f"records nothing for {MIGRATION_ID}: nothing was applied" in done.status["message"]
     assert ledger(url) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "claims_nothing"),
+    [
+        ("sqlite:////tmp/prod.db", True),
+        ("postgresql+psycopg://ferry:s3cret@db/prod", True),
+        ("mysql+pymysql://ferry:s3cret@db/prod", False),
+        ("mariadb+pymysql://ferry@db/prod", False),
+    ],
+)
+def test_a_job_that_left_no_ledger_row_claims_nothing_applied_only_where_ddl_rolls_back(
+    url: str, claims_nothing: bool
+) -> None:
+    state = unrecorded_state(url)
+    assert (state == "nothing was applied") is claims_nothing
+    assert "s3cret" not in state
+    if not claims_nothing:
+        assert "MySQL/MariaDB commits schema changes on its own" in state
 
 
 def test_the_application_is_held_at_zero_while_the_job_runs_then_resumed(
