@@ -81,7 +81,7 @@ test-e2e: $(STAMP) system-packages cluster-binaries argocd-binaries helm ## the 
 test-node: $(STAMP) system-packages node-binaries base-image helm nocobase ## the operator as a pod from its chart, on the real node (real NocoBase as a Deployment too)
 	$(BIN)/pytest tests/node -q
 
-test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-binaries argocd-binaries helm nocobase ## set up everything and run every test tier (the node tier alongside the others)
+test: $(STAMP) system-packages cluster-binaries node-binaries base-image s3-binaries argocd-binaries helm nocobase ## set up everything and run every test tier (three pytest processes side by side)
 	$(BIN)/python hack/run_tests.py
 
 check: lint test ## lint, types and every test
