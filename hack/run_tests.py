@@ -4,14 +4,15 @@ The tiers differ in what they spend their time on. The db and unit tiers keep a 
 busy in the test process itself. The real node's tier (``tests/node``) mostly waits:
 for pods to start, for the operator to act, for NocoBase to boot in a Deployment. The
 e2e tier (a local API server, the operator, Argo CD) and the NocoBase tier (NocoBase
-on three databases) wait too, between bursts of work. Run one after the other they
-take over an hour on two cores. Two processes left a third of the two cores idle and
-the longer lane at about 40 minutes; three lanes of similar length keep both cores
-busy. A lane's tiers run one after the other in its process.
+on three databases) wait too, between bursts of work. Their times, measured side by
+side, add up to over an hour on two cores. Two processes left a quarter of the cores
+idle and the longer lane at about 40 minutes; three lanes of similar length keep both
+cores busy. A lane's tiers run one after the other in its process.
 
 The first lane's report is printed as it runs; the others' go to files and are printed
 in order once all are done, so each report reads as one block. A last line gives each
-lane's time and exit status; the exit status is the worst of them.
+lane's time and exit status; the run fails if any lane failed (with the first such
+lane's status).
 
 Usage: ``python hack/run_tests.py [PYTEST_ARGS...]`` (passed to every process).
 ``FERRY_SERIAL_TIERS=1`` runs the lanes one after the other instead.
@@ -41,8 +42,9 @@ class Lane:
 
 
 #: The first lane runs everything under ``tests`` that no later lane runs: the db and
-#: NocoBase tiers. Measured one run apart (two lanes, 2026-12-02, cold): db 10.5 min,
-#: NocoBase 17.7, unit 4.3, e2e 19.1, node 22.2.
+#: NocoBase tiers. The tiers' times in one run of the earlier two lanes (2026-12-02,
+#: cold, ``--durations=0`` summed): db 10.5 min, NocoBase 17.7, unit 4.3, e2e 19.1,
+#: node 22.2.
 LANES = (
     Lane("db and NocoBase", ("tests",)),
     Lane("unit, then e2e with Argo CD", ("tests/unit", "tests/e2e")),

@@ -117,7 +117,7 @@ go_directive="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")"
 ldflags="-s -w -X github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v}"
 ldflags+=" -X github.com/argoproj/argo-cd/v3/common.buildDate=1970-01-01T00:00:00Z"
 ldflags+=" -X github.com/argoproj/argo-cd/v3/common.gitTreeState=clean"
-log "compiling ${ARGOCD_MAIN_PACKAGE}@${ARGOCD_VERSION} (first time: ~30 min on 2 cores; nice 10)"
+log "compiling ${ARGOCD_MAIN_PACKAGE}@${ARGOCD_VERSION} (first time: 3-8 min on 2 cores after the Kubernetes builds; nice 10)"
 tmp="${BIN_DIR}/.argocd.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 if ! (cd "$WORK_DIR" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp" "$ARGOCD_MAIN_PACKAGE") \
