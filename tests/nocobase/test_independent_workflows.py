@@ -80,11 +80,16 @@ def _collide(team_b: NocoBaseApp, team_a: NocoBaseApp, workflow_a: object) -> No
 def _collide_routes(team_b: NocoBaseApp, team_a: NocoBaseApp) -> dict[int, int]:
     """Give team B's page and tab routes team A's page's and tab's IDs, in every column
     NocoBase keeps a route's ID in (B is stopped, never booted again): what two
-    installations minting routes in the same second mint. B's ID → A's."""
+    installations minting routes in the same second mint. Returns the IDs it changed,
+    B's → A's: none where B's routes already hold A's IDs (minted in that same second)."""
     a_ids = {uid: int(i) for i, uid in rows(team_a.url, "desktopRoutes", "id", "schemaUid")}
     b_routes = rows(team_b.url, "desktopRoutes", "id", "schemaUid")
-    to = {int(i): a_ids["a_" + uid[2:]] for i, uid in b_routes if uid in ("b_page", "b_tab")}
-    assert len(to) == 2 and not set(to.values()) & {int(r[0]) for r in b_routes}, b_routes
+    pairs = {int(i): a_ids["a_" + uid[2:]] for i, uid in b_routes if uid in ("b_page", "b_tab")}
+    assert len(pairs) == 2, b_routes
+    to = {b_id: a_id for b_id, a_id in pairs.items() if b_id != a_id}
+    assert not set(to.values()) & {int(r[0]) for r in b_routes}, b_routes
+    if not to:
+        return to
 
     def case(column: str) -> str:
         whens = " ".join(f"WHEN {old} THEN {new}" for old, new in to.items())
