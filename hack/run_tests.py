@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -52,7 +53,7 @@ LANES = (
 )
 
 
-def commands(extra: list[str]) -> list[list[str]]:
+def _commands(extra: list[str]) -> list[list[str]]:
     """One pytest command line per lane."""
     elsewhere = [tier for lane in LANES[1:] for tier in lane.tiers]
     first = [*LANES[0].tiers, *(f"--ignore={tier}" for tier in elsewhere)]
@@ -81,7 +82,7 @@ def _serial(argvs: list[list[str]]) -> list[tuple[float, int]]:
     return results
 
 
-def _side_by_side(argvs: list[list[str]], logs: list[IO[str]]) -> list[tuple[float, int]]:
+def _side_by_side(argvs: list[list[str]], logs: Sequence[IO[str]]) -> list[tuple[float, int]]:
     started = time.monotonic()
     procs = [subprocess.Popen(argvs[0], cwd=ROOT)]
     procs += [
@@ -95,11 +96,12 @@ def _side_by_side(argvs: list[list[str]], logs: list[IO[str]]) -> list[tuple[flo
             for n, proc in enumerate(procs):
                 if n not in ended and proc.poll() is not None:
                     ended[n] = time.monotonic() - started
-    finally:
-        for proc in procs:  # interrupted: stop every pytest process
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=120)
+    finally:  # interrupted: signal every pytest process still running, then wait
+        running = [proc for proc in procs if proc.poll() is None]
+        for proc in running:
+            proc.terminate()
+        for proc in running:
+            proc.wait(timeout=120)
     return [(ended[n], proc.returncode) for n, proc in enumerate(procs)]
 
 
@@ -119,7 +121,7 @@ def _alongside(argvs: list[list[str]]) -> list[tuple[float, int]]:
 
 
 def main(argv: list[str]) -> int:
-    argvs = commands(argv)
+    argvs = _commands(argv)
     if os.environ.get("FERRY_SERIAL_TIERS", "").strip() in ("1", "true", "yes"):
         results = _serial(argvs)
     else:
