@@ -58,6 +58,7 @@ class MigrationRequest:
     quiesced: bool = False  # the target's application is stopped (its files are exact)
     fault: Fault | None = None  # test hook: called at each step, may raise
     on_phase: Callable[[str], None] | None = None  # told "BackingUp", "Applying"
+    on_plan: Callable[[Plan], object] | None = None  # shown the plan made under the lock
     progress: Progress = NO_PROGRESS  # told each table planned, backed up and written
 
 
@@ -277,6 +278,8 @@ class _Run:
                     )
             self.prepared = prepare(source, session, request.options, request.progress)
             plan = self.prepared.plan
+            if request.on_plan is not None:
+                request.on_plan(plan)
             self.id = self.id or new_migration_id(plan.digest)
             if request.approved_digest and request.approved_digest != plan.digest:
                 raise CheckFailed(

@@ -35,7 +35,7 @@ from controller.commands.rollback import rollback
 from controller.commands.sources import git_spec
 from controller.engine.plan import Plan, stale_approval
 from controller.engine.profiles import Profile
-from controller.engine.running_application import running_application
+from controller.engine.running_application import RunningApplication, running_application
 from controller.errors import CheckFailed, FerryError, InvalidInput, TemporaryError
 from controller.flows.application import (
     Holder,
@@ -201,9 +201,13 @@ class _Flow:
         self.on_phase(MigrationPhase.PLANNING)
         options = plan_options(spec, target)
         with self.source(spec, source_env) as (source, source_status):
+            self.patch.set(source=source_status)
+            if self.plans_once(spec, target, work):
+                result = self.apply_once(spec, source, target, options)
+                if result is not None:
+                    return self.conclude(result, target, skip=spec.skip_backup)
             plan = plan_only(source, target.url, options, self.progress).plan
-            self.patch.set(plan=plan_status(plan), planDigest=plan.digest, source=source_status)
-            refused = self.running_application(target, plan)
+            refused = self.show_plan(target, plan)
             if refused is not None:
                 return refused
             # Quiesced by an earlier attempt: approved before that, and the ledger and the
@@ -214,11 +218,7 @@ class _Flow:
             applied = not spec.approval.approves(plan.digest) and self.applied(target)
             if not quiesced and not applied and not spec.approval.approves(plan.digest):
                 return self.await_approval(spec, plan.digest)
-            approved = spec.approval.plan_digest if spec.approval.required else None
-            approved = None if applied else approved
-            if approved:
-                self.patch.set(approval=approval_status(self.meta, approved))
-            request = self.request(spec, source, target, options, approved)
+            request = self.request(spec, source, target, options, self.approved(spec, applied))
             rehearse = spec.rehearsal is Rehearsal.REQUIRED and plan.changes_anything
             if rehearse and not quiesced and not applied:
                 rehearsed = self.rehearse(request, target, plan.digest)
@@ -233,6 +233,14 @@ class _Flow:
         if self.life is not None:
             return self.after_apply(result, target, spec)
         return self.conclude(result, target, skip=spec.skip_backup)
+
+    def approved(self, spec: MigrationSpec, applied: bool = False) -> str | None:
+        """The digest the apply is held to (None: no approval needed, or the ledger says
+        this Migration was applied already), recorded in status."""
+        approved = spec.approval.plan_digest if spec.approval.required and not applied else None
+        if approved:
+            self.patch.set(approval=approval_status(self.meta, approved))
+        return approved
 
     def job_work(
         self,
@@ -271,6 +279,7 @@ class _Flow:
             files=target.files,  # the pre-migration backup holds the files too
             quiesced=self.life is not None,  # quiesced before migrate() backs up
             on_phase=self.on_phase,
+            on_plan=lambda plan: self.show_plan(target, plan),  # the one applied, shown
             progress=self.progress,
             fault=self.fault,
         )
@@ -283,7 +292,7 @@ class _Flow:
         if already_rehearsed(self.status.get("rehearsal"), digest):
             return digest
         # the copy must plan exactly this digest (approved, or needing no approval)
-        held = replace(request, approved_digest=request.approved_digest or digest)
+        held = replace(request, approved_digest=request.approved_digest or digest, on_plan=None)
         result = run_rehearsal(held, target, self.cluster, self.on_phase, self.workloads, self.body)
         self.patch.set(rehearsal=result.to_status())
         if not result.passed:
@@ -296,25 +305,53 @@ class _Flow:
         """Whether the target's ledger records this Migration as applied."""
         return ledger_result(target.url, ledger_id(self.meta)) == "succeeded"
 
+    def plans_once(
+        self,
+        spec: MigrationSpec,
+        target: environments.ResolvedEnvironment,
+        work: MigrationJob | None,
+    ) -> bool:
+        """Whether the plan made under the target's write lock can be the only one: no
+        decision waits for a plan shown first (an approval to ask for, a rehearsal, a
+        Job to start, an application to stop, a running one to refuse)."""
+        asks_approval = spec.approval.required and not spec.approval.plan_digest
+        return not (
+            asks_approval
+            or work is not None
+            or self.life is not None
+            or spec.rehearsal is Rehearsal.REQUIRED
+            or running_verdict(target).refused
+        )
+
+    def apply_once(
+        self,
+        spec: MigrationSpec,
+        source: str,
+        target: environments.ResolvedEnvironment,
+        options: PlanOptions,
+    ) -> MigrationResult | None:
+        """Plan, back up and apply in one pass under the target's write lock, the plan
+        shown as soon as it is made. None when the approved digest no longer matches:
+        nothing was changed, and the caller plans again to say which digest would."""
+        request = self.request(spec, source, target, options, self.approved(spec))
+        try:
+            return migrate(request)
+        except CheckFailed as err:
+            if err.reason != MigrationReason.PLAN_CHANGED:
+                raise
+            return None
+
     # --- the target's application (spec.application) --------------------------------
 
-    def running_application(
-        self, target: environments.ResolvedEnvironment, plan: Plan
-    ) -> Outcome | None:
-        """The plan's note on the target's application; a refusal ends the migration."""
-        app = target.spec.application
-        verdict = running_application(
-            target.profile,
-            target.name,
-            declared=app.workload if app is not None else None,
-            allowed=target.spec.allow_running_application,
-        )
-        if verdict.note is None:
-            return None
+    def show_plan(self, target: environments.ResolvedEnvironment, plan: Plan) -> Outcome | None:
+        """The plan in status, with its note on the target's application; a refusal
+        ends the migration."""
+        verdict = running_verdict(target)
         shown = plan_status(plan)
-        shown["notes"].append(verdict.note)
-        self.patch.set(plan=shown)
-        if not verdict.refused:
+        if verdict.note is not None:
+            shown["notes"].append(verdict.note)
+        self.patch.set(plan=shown, planDigest=plan.digest)
+        if not verdict.refused or verdict.note is None:
             return None
         return self.finish(
             MigrationPhase.FAILED, ApplicationReason.RUNNING_APPLICATION, verdict.note
@@ -536,6 +573,18 @@ class _Flow:
         self.patch.condition(ConditionType.WARNINGS, True, reason, text)
         events = (*outcome.events, *(Event(EventType.WARNING, reason, w) for w in warnings))
         return Outcome(self.patch.build(), events)
+
+
+def running_verdict(target: environments.ResolvedEnvironment) -> RunningApplication:
+    """What the plan says about the target's running application, and whether it is
+    refused."""
+    app = target.spec.application
+    return running_application(
+        target.profile,
+        target.name,
+        declared=app.workload if app is not None else None,
+        allowed=target.spec.allow_running_application,
+    )
 
 
 def plan_options(spec: MigrationSpec, target: environments.ResolvedEnvironment) -> PlanOptions:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import controller.commands.migrate as migrate_module
 import controller.flows.migration as flow_module
 from controller.commands.migrate import plan_only as real_plan_only
 from controller.engine.plan import PLAN_FORMAT
@@ -132,13 +133,15 @@ def test_a_rolled_back_migration_is_not_run_again(cluster: FakeCluster) -> None:
 def test_a_plan_that_moved_after_approval_is_planned_again(
     cluster: FakeCluster, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A builder edits the source between the flow's plan (which the approval matched)
-    and the engine's own plan inside its write session: nothing is applied, and the
-    Migration goes back to Planning to show the new plan."""
+    """Where a plan is shown before the apply (an application to stop first, a
+    rehearsal), a builder edits the source between the flow's plan (which the approval
+    matched) and the engine's own plan inside its write session: nothing is applied, and
+    the Migration goes back to Planning to show the new plan."""
     cluster.add(migration("gated", approval={"required": True}))
     digest = run(cluster, "gated")[0]["planDigest"]
     cluster.patch("Migration", "ns", "gated", {"spec": {"approval": {"planDigest": digest}}})
     before = dump(urls["pre"])
+    monkeypatch.setattr(flow_module._Flow, "plans_once", lambda *_a: False)
 
     def plan_then_edit(*args: Any, **kwargs: Any) -> Any:
         planned = real_plan_only(*args, **kwargs)
@@ -169,6 +172,42 @@ def test_a_plan_that_moved_after_approval_is_planned_again(
 
 
 # -- refusals before anything is changed ---------------------------------------------------
+
+
+def test_an_approved_plan_is_made_once_and_a_moved_one_asks_again(
+    cluster: FakeCluster, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing waits for a plan shown first: the engine's plan under the write lock is
+    the only one. A source edited after the approval applies nothing and asks for the
+    new digest; approving that applies it, planned once, and status shows that plan."""
+    cluster.add(migration("gated", approval={"required": True}))
+    digest = run(cluster, "gated")[0]["planDigest"]
+    cluster.patch("Migration", "ns", "gated", {"spec": {"approval": {"planDigest": digest}}})
+    sql(urls["dev"], "update roles set title = 'Edited after the approval'")
+    before = dump(urls["pre"])
+    status, _events, delay = run(cluster, "gated")
+    assert status["phase"] == "AwaitingApproval" and delay is None
+    assert status["message"].startswith(f"the approved digest {digest} no longer matches")
+    assert dump(urls["pre"]) == before
+    moved = status["planDigest"]
+    assert moved != digest
+    cluster.patch("Migration", "ns", "gated", {"spec": {"approval": {"planDigest": moved}}})
+    plans: list[str] = []
+    real_prepare = migrate_module.prepare
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        prepared = real_prepare(*args, **kwargs)
+        plans.append(prepared.plan.digest)
+        return prepared
+
+    monkeypatch.setattr(migrate_module, "prepare", counted)
+    monkeypatch.setattr(flow_module, "plan_only", None)  # never called on this path
+    status, _events, _delay = run(cluster, "gated")
+    assert status["phase"] == "Succeeded", status
+    assert plans == [moved] and status["planDigest"] == moved
+    assert status["approval"]["planDigest"] == moved
+    assert any(t["table"] == "roles" and t["update"] for t in status["plan"]["tables"])
+    assert ledger(urls["pre"]) == [(status["migrationId"], "succeeded")]
 
 
 def test_a_rule_a_built_in_table_refuses_fails_the_migration(
