@@ -18,10 +18,10 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
+from controller.engine.beside import beside
 from controller.engine.source import Batch
 
 BUCKET_ROWS = 4  # rows per bucket aimed at when a table differs
@@ -145,17 +145,21 @@ def _both(
     source: Callable[[_Arg], Iterator[_Item]], target: Callable[[_Arg], Iterator[_Item]], arg: _Arg
 ) -> tuple[Iterator[_Item], Iterator[_Item]]:
     """Both sides' answers to ``arg``, the two queries running at once (each on its
-    own connection, usually its own server): the first item of each is awaited in a
-    worker thread, the rest streams as it is consumed."""
+    own connection, usually its own server): the source's first item is awaited on a
+    shared worker thread, the target's on this one; the rest streams as it is
+    consumed."""
 
     def first(query: Callable[[_Arg], Iterator[_Item]]) -> Iterator[_Item]:
         stream = query(arg)
         head = next(stream, None)
         return stream if head is None else itertools.chain([head], stream)
 
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferry-digests") as pool:
-        a, b = pool.submit(first, source), pool.submit(first, target)
-        return a.result(), b.result()
+    a = beside(first, source)
+    try:
+        b = first(target)
+    finally:
+        a_stream = a.result()
+    return a_stream, b
 
 
 def _one_sided(source: RowDigests, target: RowDigests, selection: Selection) -> Selection:

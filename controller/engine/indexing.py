@@ -8,8 +8,8 @@ what a migration left all read rows through these functions, over the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 
+from controller.engine.beside import beside
 from controller.engine.buckets import (
     BucketSum,
     DigestSource,
@@ -182,12 +182,13 @@ def _held(
     tgt_idx = RowIndex(name, ks.key, ks.compared)
     if selection:  # both sides read at once, each on its own connection
         columns = list(src.column_names)
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferry-held") as pool:
-            src_rows = source.bucket_batches(name, columns, ks.key, ks.compared, selection)
-            tgt_rows = target.bucket_batches(name, tgt_columns, ks.key, ks.compared, selection)
-            src_job = pool.submit(build_index, source_shape(src, ks), src_rows)
-            tgt_job = pool.submit(build_index, tgt_shape, tgt_rows)
-            src_idx, tgt_idx = src_job.result(), tgt_job.result()
+        src_rows = source.bucket_batches(name, columns, ks.key, ks.compared, selection)
+        tgt_rows = target.bucket_batches(name, tgt_columns, ks.key, ks.compared, selection)
+        src_job = beside(build_index, source_shape(src, ks), src_rows)
+        try:
+            tgt_idx = build_index(tgt_shape, tgt_rows)
+        finally:
+            src_idx = src_job.result()
     src_idx.settled = found.source_rows - len(src_idx.rows)
     tgt_idx.settled = found.target_rows - len(tgt_idx.rows)
     src_idx.buckets = tgt_idx.buckets = selection

@@ -1,0 +1,41 @@
+"""Work run beside the caller goes to a few long-lived threads, not one new per call."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from controller.engine.beside import WORKERS, beside
+
+
+def test_work_runs_on_reused_worker_threads() -> None:
+    caller = threading.get_ident()
+    idents = {beside(threading.get_ident).result() for _ in range(200)}
+    assert caller not in idents
+    assert 1 <= len(idents) <= WORKERS
+
+
+def test_a_failure_reaches_the_caller() -> None:
+    def fail(message: str) -> None:
+        raise ValueError(message)
+
+    with pytest.raises(ValueError, match="the source went away"):
+        beside(fail, "the source went away").result()
+
+
+def test_callers_at_once_share_the_workers() -> None:
+    """More callers than workers, each waiting on its own work: all finish."""
+    results: list[int] = []
+    gate = threading.Barrier(WORKERS * 2)
+
+    def caller(n: int) -> None:
+        gate.wait()
+        results.append(beside(pow, n, 2).result())
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(WORKERS * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(results) == [n * n for n in range(WORKERS * 2)]
