@@ -298,10 +298,7 @@ class TableDigests:
             yield
             return
         names = list(_PG_SETTINGS)
-        before = self.conn.execute(
-            sa.text("SELECT " + ", ".join(f"current_setting(:n{i})" for i in range(len(names)))),
-            {f"n{i}": n for i, n in enumerate(names)},
-        ).one()
+        before = self._before(names)
         _set(self.conn, dict(_PG_SETTINGS))
         if not self.restore:
             self.conn.info[_FIXED] = self._tx()
@@ -312,11 +309,25 @@ class TableDigests:
         finally:
             _set(self.conn, dict(zip(names, before, strict=True)))
 
+    def _before(self, names: list[str]) -> Sequence[Any]:
+        """The transaction's own values of ``names``, read once per transaction: only
+        :meth:`settings` changes them here, and it always puts them back."""
+        held = self.conn.info.get(_BEFORE)
+        if held is not None and held[0] is self._tx():
+            return held[1]  # type: ignore[no-any-return]
+        before = self.conn.execute(
+            sa.text("SELECT " + ", ".join(f"current_setting(:n{i})" for i in range(len(names)))),
+            {f"n{i}": n for i, n in enumerate(names)},
+        ).one()
+        self.conn.info[_BEFORE] = (self._tx(), tuple(before))
+        return tuple(before)
+
     def _tx(self) -> object:
         return self.conn.get_transaction()
 
 
 _FIXED = "ferry_digest_settings"
+_BEFORE = "ferry_digest_settings_before"  # (transaction, the values settings() restores)
 
 
 def _set(conn: sa.Connection, values: dict[str, str]) -> None:

@@ -1,0 +1,57 @@
+"""In-database digests fix PostgreSQL's output settings for their own statements and
+give a write session its own back: what a naive time it writes means depends on them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from controller.db.digests import TableDigests
+from controller.engine.buckets import Level
+from controller.engine.model import Kind
+
+SHOWN = ("TimeZone", "DateStyle", "extra_float_digits")
+
+
+def _shown(conn: sa.Connection) -> tuple[str, ...]:
+    row = conn.execute(sa.text("SELECT " + ", ".join(f"current_setting('{n}')" for n in SHOWN)))
+    return tuple(row.one())
+
+
+def test_each_transaction_gets_its_own_settings_back(make_database: Callable[..., str]) -> None:
+    engine = sa.create_engine(make_database("postgresql", "digest_settings"))
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("CREATE TABLE t (id int PRIMARY KEY, at timestamptz)"))
+            conn.execute(sa.text("INSERT INTO t VALUES (1, '2026-01-01 00:00+00')"))
+            conn.commit()
+            sums = []
+            # one connection, three transactions, each with other settings of its own
+            for zone, style, digits in (
+                ("Asia/Kolkata", "SQL, DMY", "0"),
+                ("America/Denver", "German, DMY", "3"),
+                ("Asia/Kolkata", "Postgres, MDY", "-2"),
+            ):
+                with conn.begin():
+                    conn.execute(
+                        sa.text(
+                            "SELECT set_config('TimeZone', :z, true), "
+                            "set_config('DateStyle', :s, true), "
+                            "set_config('extra_float_digits', :d, true)"
+                        ),
+                        {"z": zone, "s": style, "d": digits},
+                    )
+                    own = _shown(conn)
+                    digests = TableDigests(
+                        conn, "t", ["id"], [("id", Kind.INTEGER), ("at", Kind.DATETIMETZ)]
+                    )
+                    for _ in range(2):
+                        sums.append(list(digests.sums(Level(1))))
+                        assert _shown(conn) == own
+                        sums.append(list(digests.sums(Level(4))))
+                        assert _shown(conn) == own
+            # the settings never leaked into the digests: one instant, one digest
+            assert all(s == sums[0] for s in sums[::2]) and all(s == sums[1] for s in sums[1::2])
+    finally:
+        engine.dispose()
