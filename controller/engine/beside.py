@@ -18,6 +18,7 @@ from typing import ParamSpec, TypeVar
 WORKERS = 8  # several migrations (Kopf handlers) comparing at once
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+_U = TypeVar("_U")
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
@@ -30,3 +31,14 @@ def beside(work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Futur
             _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="ferry-beside")
         pool = _pool
     return pool.submit(work, *args, **kwargs)
+
+
+def at_once(there: Callable[[], _T], here: Callable[[], _U]) -> tuple[_T, _U]:
+    """``there()`` on a worker while ``here()`` runs on this thread; both are awaited
+    before this returns or raises (neither side's connection is still in use)."""
+    job = beside(there)
+    try:
+        mine = here()
+    finally:
+        theirs = job.result()
+    return theirs, mine

@@ -19,9 +19,10 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from controller.engine.beside import beside
+from controller.engine.beside import at_once
 from controller.engine.source import Batch
 
 BUCKET_ROWS = 4  # rows per bucket aimed at when a table differs
@@ -154,12 +155,7 @@ def _both(
         head = next(stream, None)
         return stream if head is None else itertools.chain([head], stream)
 
-    a = beside(first, source)
-    try:
-        b = first(target)
-    finally:
-        a_stream = a.result()
-    return a_stream, b
+    return at_once(partial(first, source), partial(first, target))
 
 
 def _one_sided(source: RowDigests, target: RowDigests, selection: Selection) -> Selection:

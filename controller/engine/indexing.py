@@ -8,8 +8,9 @@ what a migration left all read rows through these functions, over the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 
-from controller.engine.beside import beside
+from controller.engine.beside import at_once
 from controller.engine.buckets import (
     BucketSum,
     DigestSource,
@@ -184,11 +185,10 @@ def _held(
         columns = list(src.column_names)
         src_rows = source.bucket_batches(name, columns, ks.key, ks.compared, selection)
         tgt_rows = target.bucket_batches(name, tgt_columns, ks.key, ks.compared, selection)
-        src_job = beside(build_index, source_shape(src, ks), src_rows)
-        try:
-            tgt_idx = build_index(tgt_shape, tgt_rows)
-        finally:
-            src_idx = src_job.result()
+        src_idx, tgt_idx = at_once(
+            partial(build_index, source_shape(src, ks), src_rows),
+            partial(build_index, tgt_shape, tgt_rows),
+        )
     src_idx.settled = found.source_rows - len(src_idx.rows)
     tgt_idx.settled = found.target_rows - len(tgt_idx.rows)
     src_idx.buckets = tgt_idx.buckets = selection

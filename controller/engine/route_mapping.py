@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from controller.engine import spelled
+from controller.engine.beside import at_once
 from controller.engine.catalog import underscored
 from controller.engine.idmap import IdMap
 from controller.engine.idmapping import IdMapping, PathMap
@@ -91,10 +93,11 @@ def _sides(
         created_type = src.tables[table].column(created).type  # type: ignore[union-attr]
     source = (row for batch in ids.rows(sides[0], table, names) for row in batch)
     target = (row for batch in sides[1].batches(table, names) for row in batch)
-    return (
-        _read(source, table, "source", created_type),
-        _read(target, table, "target", created_type),
+    theirs, ours = at_once(  # the target read beside the source
+        partial(_read, target, table, "target", created_type),
+        partial(_read, source, table, "source", created_type),
     )
+    return ours, theirs
 
 
 def _follow(

@@ -11,8 +11,10 @@ them. The map is an :class:`IdMap` of ``uiSchemas``, so it is in the plan's dige
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 
-from controller.engine.buckets import DigestSource, Level
+from controller.engine.beside import at_once
+from controller.engine.buckets import BucketSum, DigestSource, Level
 from controller.engine.catalog import underscored
 from controller.engine.idmap import IdMap, Translation
 from controller.engine.idmapping import IdMapping
@@ -72,8 +74,12 @@ def _nothing_to_pair(source: SnapshotSource, target: SnapshotSource) -> bool:
     if types[0] is None or types[1] is None or types[0].type != types[1].type:
         return False
     key = (UID,)
-    sums = [list(side.bucket_sums(NODES, key, key, Level(1))) for side in (source, target)]
-    return not sums[0] or not sums[1] or sums[0] == sums[1]
+
+    def sums(side: DigestSource) -> list[BucketSum]:
+        return list(side.bucket_sums(NODES, key, key, Level(1)))
+
+    ours, theirs = at_once(partial(sums, source), partial(sums, target))
+    return not ours or not theirs or ours == theirs
 
 
 def _columns(schema: DatabaseSchema, moved: Sequence[str]) -> dict[str, list[str]]:

@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from controller.api.rules import OnConflict
 from controller.engine import spelled
+from controller.engine.beside import at_once
 from controller.engine.catalog import underscored
 from controller.engine.idmap import IdMap
 from controller.engine.idmapping import IdMapping
@@ -187,7 +189,9 @@ def map_workflows(
     why = _unpairable((src, tgt))
     if why is not None:
         return WorkflowMapping(warnings=[f"{WORKFLOWS}: not paired by key, {why}"])
-    sides = read_side(source, "source", src), read_side(target, "target", src)
+    sides = at_once(
+        partial(read_side, source, "source", src), partial(read_side, target, "target", src)
+    )
     found = problems(sides[0])
     found.keys += problems(sides[1]).keys
     if found.keys or found.chains:

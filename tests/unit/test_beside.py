@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from controller.engine.beside import WORKERS, beside
+from controller.engine.beside import WORKERS, at_once, beside
 
 
 def test_work_runs_on_reused_worker_threads() -> None:
@@ -39,3 +39,24 @@ def test_callers_at_once_share_the_workers() -> None:
     for t in threads:
         t.join(timeout=30)
     assert sorted(results) == [n * n for n in range(WORKERS * 2)]
+
+
+def test_at_once_waits_for_both_sides_even_when_one_fails() -> None:
+    """Neither side's connection may still be in use once the caller goes on."""
+    finished = threading.Event()
+    started = threading.Event()
+
+    def slow() -> str:
+        started.set()
+        finished.wait(0.2)  # still reading when the other side fails
+        finished.set()
+        return "there"
+
+    def fail() -> str:
+        started.wait(5)
+        raise ValueError("this side failed")
+
+    with pytest.raises(ValueError, match="this side failed"):
+        at_once(slow, fail)
+    assert finished.is_set()
+    assert at_once(lambda: 1, lambda: 2) == (1, 2)
