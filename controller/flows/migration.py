@@ -333,13 +333,17 @@ class _Flow:
         """Plan, back up and apply in one pass under the target's write lock, the plan
         shown as soon as it is made. None when the approved digest no longer matches:
         nothing was changed, and the caller plans again to say which digest would."""
-        request = self.request(spec, source, target, options, self.approved(spec))
+        approved = spec.approval.plan_digest if spec.approval.required else None
+        request = self.request(spec, source, target, options, approved)
         try:
-            return migrate(request)
+            result = migrate(request)
         except CheckFailed as err:
             if err.reason != MigrationReason.PLAN_CHANGED:
                 raise
             return None
+        if approved and result.plan is not None:  # the plan had the approved digest
+            self.patch.set(approval=approval_status(self.meta, approved))
+        return result
 
     # --- the target's application (spec.application) --------------------------------
 

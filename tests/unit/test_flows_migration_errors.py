@@ -188,7 +188,7 @@ def test_an_approved_plan_is_made_once_and_a_moved_one_asks_again(
     status, _events, delay = run(cluster, "gated")
     assert status["phase"] == "AwaitingApproval" and delay is None
     assert status["message"].startswith(f"the approved digest {digest} no longer matches")
-    assert dump(urls["pre"]) == before
+    assert dump(urls["pre"]) == before and "approval" not in status
     moved = status["planDigest"]
     assert moved != digest
     cluster.patch("Migration", "ns", "gated", {"spec": {"approval": {"planDigest": moved}}})
