@@ -238,7 +238,9 @@ class TableDigests:
             f"({source}) AS ferry_rows "
             f"WHERE {where} GROUP BY h % {level.modulus} ORDER BY b"
         )
-        for bucket, count, total_sum, env_rows in self._stream(sql, params, expanding):
+        # one bucket is one row: fetched in one round trip, with no server-side cursor
+        stream = level.modulus > 1
+        for bucket, count, total_sum, env_rows in self._stream(sql, params, expanding, stream):
             yield BucketSum(int(bucket), int(count), int(total_sum or 0), int(env_rows or 0))
 
     def row_digests(self, selection: Selection) -> Iterator[tuple[int, int]]:
@@ -251,12 +253,13 @@ class TableDigests:
             yield int(bucket), int(digest)
 
     def _stream(
-        self, sql: str, params: dict[str, Any], expanding: Sequence[str]
+        self, sql: str, params: dict[str, Any], expanding: Sequence[str], stream: bool = True
     ) -> Iterator[Sequence[Any]]:
-        """The rows of ``sql``, streamed under the fixed output settings."""
+        """The rows of ``sql``, streamed under the fixed output settings (``stream``
+        False: a result of a row or few, fetched at once)."""
         stmt = sa.text(sql).bindparams(*[sa.bindparam(n, expanding=True) for n in expanding])
         with self.settings():
-            options = {"stream_results": True, "yield_per": 5000}
+            options = {"stream_results": True, "yield_per": 5000} if stream else {}
             result = self.conn.execute(stmt.execution_options(**options), params)
             try:
                 for part in result.partitions(5000):
