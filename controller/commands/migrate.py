@@ -276,7 +276,8 @@ class _Run:
                         backup_id=done.backup_id,
                         message="already applied: nothing changed",
                     )
-            self.prepared = prepare(source, session, request.options, request.progress)
+            with session.reading():
+                self.prepared = prepare(source, session, request.options, request.progress)
             plan = self.prepared.plan
             if request.on_plan is not None:
                 request.on_plan(plan)

@@ -222,6 +222,20 @@ class WriteSession(_Snapshot):
     def refresh(self) -> None:
         self._schema = None
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """A stretch of reads only (the plan): the digests' output settings are fixed
+        once for all of it, and the session's own are back before anything is written."""
+        with classified(f"reading {self._label}"):
+            before = digests.hold_settings(self.conn)
+        try:
+            yield
+        except BaseException:
+            digests.release_settings(self.conn, before, put_back=False)
+            raise
+        with classified(f"reading {self._label}"):
+            digests.release_settings(self.conn, before, put_back=True)
+
     def execute_schema(self, plan: TablePlan, source_dialect: str) -> None:
         target = self.schema().table(plan.table)
         with classified(f"changing the schema of {plan.table}"):

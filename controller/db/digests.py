@@ -301,7 +301,7 @@ class TableDigests:
             yield
             return
         names = list(_PG_SETTINGS)
-        before = self._before(names)
+        before = _before(self.conn, names)
         _set(self.conn, dict(_PG_SETTINGS))
         if not self.restore:
             self.conn.info[_FIXED] = self._tx()
@@ -312,25 +312,51 @@ class TableDigests:
         finally:
             _set(self.conn, dict(zip(names, before, strict=True)))
 
-    def _before(self, names: list[str]) -> Sequence[Any]:
-        """The transaction's own values of ``names``, read once per transaction: only
-        :meth:`settings` changes them here, and it always puts them back."""
-        held = self.conn.info.get(_BEFORE)
-        if held is not None and held[0] is self._tx():
-            return held[1]  # type: ignore[no-any-return]
-        before = self.conn.execute(
-            sa.text("SELECT " + ", ".join(f"current_setting(:n{i})" for i in range(len(names)))),
-            {f"n{i}": n for i, n in enumerate(names)},
-        ).one()
-        self.conn.info[_BEFORE] = (self._tx(), tuple(before))
-        return tuple(before)
-
     def _tx(self) -> object:
         return self.conn.get_transaction()
 
 
 _FIXED = "ferry_digest_settings"
 _BEFORE = "ferry_digest_settings_before"  # (transaction, the values settings() restores)
+
+
+def _before(conn: sa.Connection, names: list[str]) -> Sequence[Any]:
+    """The transaction's own values of ``names``, read once per transaction: only
+    this module changes them, and it always puts them back."""
+    held = conn.info.get(_BEFORE)
+    if held is not None and held[0] is conn.get_transaction():
+        return held[1]  # type: ignore[no-any-return]
+    before = conn.execute(
+        sa.text("SELECT " + ", ".join(f"current_setting(:n{i})" for i in range(len(names)))),
+        {f"n{i}": n for i, n in enumerate(names)},
+    ).one()
+    conn.info[_BEFORE] = (conn.get_transaction(), tuple(before))
+    return tuple(before)
+
+
+def hold_settings(conn: sa.Connection) -> Sequence[Any] | None:
+    """PostgreSQL's output settings fixed once for every digest statement of a stretch
+    of reads in a write session (its plan), not set and restored around each; the
+    session's own values, for :func:`release_settings`. None: nothing was changed."""
+    tx = conn.get_transaction()
+    if conn.dialect.name != "postgresql" or tx is None or conn.info.get(_FIXED) is tx:
+        return None
+    before = _before(conn, list(_PG_SETTINGS))
+    _set(conn, dict(_PG_SETTINGS))
+    conn.info[_FIXED] = tx
+    return before
+
+
+def release_settings(conn: sa.Connection, before: Sequence[Any] | None, *, put_back: bool) -> None:
+    """The end of :func:`hold_settings`' stretch: each digest statement sets its own
+    again; with ``put_back`` the session's own values return (before it writes
+    anything). A stretch that failed leaves them to the rollback that follows
+    (``SET LOCAL`` ends with the transaction)."""
+    if before is None:
+        return
+    conn.info.pop(_FIXED, None)
+    if put_back:
+        _set(conn, dict(zip(_PG_SETTINGS, before, strict=True)))
 
 
 def _set(conn: sa.Connection, values: dict[str, str]) -> None:

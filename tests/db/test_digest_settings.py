@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 
+from controller.db.database import Database
 from controller.db.digests import TableDigests
 from controller.engine.buckets import Level
 from controller.engine.model import Kind
@@ -55,3 +57,37 @@ def test_each_transaction_gets_its_own_settings_back(make_database: Callable[...
             assert all(s == sums[0] for s in sums[::2]) and all(s == sums[1] for s in sums[1::2])
     finally:
         engine.dispose()
+
+
+def test_a_plan_in_a_write_session_fixes_them_once_and_puts_them_back(
+    make_database: Callable[..., str],
+) -> None:
+    """Planning under the write lock reads only: the settings are fixed once for all
+    its digest statements, and the session's own are back before anything is written.
+    A stretch that failed (its transaction is rolled back) holds them no longer: the
+    next digest statement sets and restores them on its own again."""
+    url = make_database("postgresql", "digest_settings_plan")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (id int PRIMARY KEY, at timestamptz)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1, '2026-01-01 00:00+00')"))
+    engine.dispose()
+    db = Database(url)
+    try:
+        with db.writer() as session:
+            conn = session.conn
+            conn.execute(sa.text("SELECT set_config('TimeZone', 'Asia/Kolkata', true)"))
+            own = _shown(conn)
+            key, compared = ("id",), ("id", "at")
+            with session.reading():
+                first = list(session.bucket_sums("t", key, compared, Level(1)))
+                assert _shown(conn)[0] == "UTC"  # held for the whole stretch
+                assert list(session.bucket_sums("t", key, compared, Level(1))) == first
+                assert _shown(conn)[0] == "UTC"
+            assert _shown(conn) == own
+            with pytest.raises(RuntimeError), session.reading():
+                raise RuntimeError("a check refused the plan")
+            assert list(session.bucket_sums("t", key, compared, Level(1))) == first
+            assert _shown(conn) == own  # each statement sets and restores its own again
+    finally:
+        db.dispose()
