@@ -166,8 +166,8 @@ class _Snapshot:
             )
 
     def small(self) -> bool:
-        """Whether every table read here fits in memory at once (a write session may
-        grow its tables as it writes: never)."""
+        """Whether every table read here fits in memory at once (a write session: only
+        while it writes nothing, see :meth:`WriteSession.reading`)."""
         return False
 
     def ledger_find(self, migration_id: str) -> ledger.LedgerEntry | None:
@@ -222,17 +222,34 @@ class WriteSession(_Snapshot):
     def refresh(self) -> None:
         self._schema = None
 
+    _reading = False  # inside reading(): nothing is written
+    _small: bool | None = None
+
+    def small(self) -> bool:
+        """Inside :meth:`reading` as a read snapshot's (the tables cannot grow while
+        nothing is written); never elsewhere: the session may grow its tables."""
+        if not self._reading:
+            return False
+        if self._small is None:
+            with classified(f"reading {self._label}"):
+                self._small = pg_fast.small(self.conn)
+        return self._small
+
     @contextmanager
     def reading(self) -> Iterator[None]:
         """A stretch of reads only (the plan): the digests' output settings are fixed
-        once for all of it, and the session's own are back before anything is written."""
+        once for all of it, and the session's own are back before anything is written;
+        small tables are read without server-side cursors."""
         with classified(f"reading {self._label}"):
             before = digests.hold_settings(self.conn)
+        self._reading, self._small = True, None
         try:
             yield
         except BaseException:
             digests.release_settings(self.conn, before, put_back=False)
             raise
+        finally:
+            self._reading = False
         with classified(f"reading {self._label}"):
             digests.release_settings(self.conn, before, put_back=True)
 

@@ -91,3 +91,25 @@ def test_a_plan_in_a_write_session_fixes_them_once_and_puts_them_back(
             assert _shown(conn) == own  # each statement sets and restores its own again
     finally:
         db.dispose()
+
+
+def test_a_write_session_reads_small_tables_at_once_only_while_it_writes_nothing(
+    make_database: Callable[..., str],
+) -> None:
+    url = make_database("postgresql", "write_session_small")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (id int PRIMARY KEY)"))
+    engine.dispose()
+    db = Database(url)
+    try:
+        with db.writer() as session:
+            assert not session.small()
+            with session.reading():
+                assert session.small()
+            assert not session.small()  # it may write now, and grow its tables
+            with pytest.raises(RuntimeError), session.reading():
+                raise RuntimeError("refused")
+            assert not session.small()
+    finally:
+        db.dispose()
