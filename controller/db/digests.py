@@ -300,8 +300,7 @@ class TableDigests:
         if self.dialect != "postgresql" or self.conn.info.get(_FIXED) is self._tx():
             yield
             return
-        names = list(_PG_SETTINGS)
-        before = _before(self.conn, names)
+        before = _before(self.conn)
         _set(self.conn, dict(_PG_SETTINGS))
         if not self.restore:
             self.conn.info[_FIXED] = self._tx()
@@ -310,7 +309,7 @@ class TableDigests:
         try:
             yield
         finally:
-            _set(self.conn, dict(zip(names, before, strict=True)))
+            _set(self.conn, dict(zip(_PG_SETTINGS, before, strict=True)))
 
     def _tx(self) -> object:
         return self.conn.get_transaction()
@@ -320,9 +319,11 @@ _FIXED = "ferry_digest_settings"
 _BEFORE = "ferry_digest_settings_before"  # (transaction, the values settings() restores)
 
 
-def _before(conn: sa.Connection, names: list[str]) -> Sequence[Any]:
-    """The transaction's own values of ``names``, read once per transaction: only
-    this module changes them, and it always puts them back."""
+def _before(conn: sa.Connection) -> Sequence[Any]:
+    """The transaction's own values of the settings digests fix (in
+    ``_PG_SETTINGS``' order), read once per transaction: only this module changes
+    them, and it always puts them back."""
+    names = list(_PG_SETTINGS)
     held = conn.info.get(_BEFORE)
     if held is not None and held[0] is conn.get_transaction():
         return held[1]  # type: ignore[no-any-return]
@@ -341,7 +342,7 @@ def hold_settings(conn: sa.Connection) -> Sequence[Any] | None:
     tx = conn.get_transaction()
     if conn.dialect.name != "postgresql" or tx is None or conn.info.get(_FIXED) is tx:
         return None
-    before = _before(conn, list(_PG_SETTINGS))
+    before = _before(conn)
     _set(conn, dict(_PG_SETTINGS))
     conn.info[_FIXED] = tx
     return before

@@ -237,7 +237,7 @@ class _Flow:
     def approved(self, spec: MigrationSpec, applied: bool = False) -> str | None:
         """The digest the apply is held to (None: no approval needed, or the ledger says
         this Migration was applied already), recorded in status."""
-        approved = spec.approval.plan_digest if spec.approval.required and not applied else None
+        approved = None if applied else approved_digest(spec)
         if approved:
             self.patch.set(approval=approval_status(self.meta, approved))
         return approved
@@ -333,7 +333,7 @@ class _Flow:
         """Plan, back up and apply in one pass under the target's write lock, the plan
         shown as soon as it is made. None when the approved digest no longer matches:
         nothing was changed, and the caller plans again to say which digest would."""
-        approved = spec.approval.plan_digest if spec.approval.required else None
+        approved = approved_digest(spec)
         request = self.request(spec, source, target, options, approved)
         try:
             result = migrate(request)
@@ -577,6 +577,11 @@ class _Flow:
         self.patch.condition(ConditionType.WARNINGS, True, reason, text)
         events = (*outcome.events, *(Event(EventType.WARNING, reason, w) for w in warnings))
         return Outcome(self.patch.build(), events)
+
+
+def approved_digest(spec: MigrationSpec) -> str | None:
+    """The digest an approval holds the apply to (None: no approval is required)."""
+    return spec.approval.plan_digest if spec.approval.required else None
 
 
 def running_verdict(target: environments.ResolvedEnvironment) -> RunningApplication:
