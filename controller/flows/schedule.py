@@ -53,7 +53,6 @@ KEPT_BY = "ferry.dev/kept-by"  # annotation: the retention rules that keep this 
 ARGO_CD_LABELS = frozenset({"app.kubernetes.io/instance"})
 ARGO_CD_PREFIX = "argocd.argoproj.io/"
 PIN_WINDOW = dt.timedelta(days=7)
-_MAX_CATCH_UP = 100_000  # cron steps to walk before jumping straight to the last due time
 _NAME_MAX = 253
 
 
@@ -99,16 +98,18 @@ def due_time(
         return None
     if last is None and spec.immediate:
         return now.replace(microsecond=0)
-    fire = next_time(spec.schedule, tz, last or created)
-    if fire > now:
+    if next_time(spec.schedule, tz, last or created) > now:
         return None
-    for _ in range(_MAX_CATCH_UP):
-        following = next_time(spec.schedule, tz, fire)
-        if following > now:
-            return fire
-        fire = following
-    prev: dt.datetime = croniter(spec.schedule, now.astimezone(tz)).get_prev(dt.datetime)
-    return prev.astimezone(dt.UTC)
+    return latest_time(spec.schedule, tz, now)
+
+
+def latest_time(schedule: str, tz: ZoneInfo, now: dt.datetime) -> dt.datetime:
+    """The last time at or before ``now`` the cron expression fires, read in ``tz``: one
+    step back, however long ago the last run was (walking forward from a last run years
+    ago took a minute of the operator's time for an every-minute schedule)."""
+    start = now.astimezone(tz) + dt.timedelta(microseconds=1)  # ``now`` itself counts
+    fire: dt.datetime = croniter(schedule, start).get_prev(dt.datetime)
+    return fire.astimezone(dt.UTC)
 
 
 def backup_name(schedule: str, when: dt.datetime) -> str:

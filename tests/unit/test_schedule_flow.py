@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from croniter import croniter
 
 from controller.api.schedule import BackupScheduleSpec, Retention, parse_backup_schedule
 from controller.commands.backup import match_tables
@@ -84,6 +85,32 @@ def test_every_minute_schedule() -> None:
     last = dt.datetime(2026, 3, 28, 12, 29, tzinfo=UTC)
     assert due(spec("* * * * *"), last=last) == dt.datetime(2026, 3, 28, 12, 30, tzinfo=UTC)
     assert due(spec("* * * * *"), last=dt.datetime(2026, 3, 28, 12, 30, tzinfo=UTC)) is None
+
+
+def test_a_run_years_overdue_is_the_latest_firing_found_in_one_step_each_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A last run years ago (an admin moving ``lastScheduleTime`` back, a schedule
+    suspended for long): the latest firing at or before now, without walking the
+    millions of minutes in between (that walk once held the operator for a minute)."""
+    from controller.flows import schedule
+
+    steps = []
+    real = croniter
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        steps.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(schedule, "croniter", counted)
+    years_ago = dt.datetime(2020, 1, 1, tzinfo=UTC)
+    assert due(spec("* * * * *"), last=years_ago) == dt.datetime(2026, 3, 28, 12, 30, tzinfo=UTC)
+    assert due(spec("0 3 * * *", time_zone="Europe/Berlin"), last=years_ago) == dt.datetime(
+        2026, 3, 28, 2, tzinfo=UTC
+    )
+    assert len(steps) == 4
+    on_the_minute = NOW.replace(second=0)
+    assert due(spec("* * * * *"), last=years_ago, now=on_the_minute) == on_the_minute
 
 
 def test_backup_name_is_the_schedule_and_the_utc_time() -> None:
