@@ -16,11 +16,18 @@ lane's status).
 
 Usage: ``python hack/run_tests.py [PYTEST_ARGS...]`` (passed to every process).
 ``FERRY_SERIAL_TIERS=1`` runs the lanes one after the other instead.
+
+``FERRY_TESTS_DEADLINE`` (seconds since the epoch; ``.ci/run`` sets it a few minutes
+before CI's own limit) stops the lanes still running at that time: each gets SIGINT,
+which makes pytest print where it was and what had failed so far, and their reports
+are printed as usual. Without it a run that CI kills leaves no word of the lanes whose
+reports were still in their files.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,8 +89,29 @@ def _serial(argvs: list[list[str]]) -> list[tuple[float, int]]:
     return results
 
 
+def _deadline() -> float | None:
+    """``FERRY_TESTS_DEADLINE`` as a ``time.monotonic()`` value, or None."""
+    text = os.environ.get("FERRY_TESTS_DEADLINE", "").strip()
+    return time.monotonic() + float(text) - time.time() if text else None
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Interrupt every pytest process still running (pytest reports where it was), then
+    terminate those that do not end within a minute."""
+    running = [proc for proc in procs if proc.poll() is None]
+    print("\n==> the tests' deadline has passed: interrupting the lanes still running", flush=True)
+    for proc in running:
+        proc.send_signal(signal.SIGINT)
+    for proc in running:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+
+
 def _side_by_side(argvs: list[list[str]], logs: Sequence[IO[str]]) -> list[tuple[float, int]]:
     started = time.monotonic()
+    deadline = _deadline()
     procs = [subprocess.Popen(argvs[0], cwd=ROOT)]
     procs += [
         subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -93,6 +121,9 @@ def _side_by_side(argvs: list[list[str]], logs: Sequence[IO[str]]) -> list[tuple
     try:
         while len(ended) < len(procs):
             time.sleep(1)
+            if deadline is not None and time.monotonic() > deadline:
+                _stop(procs)
+                deadline = None
             for n, proc in enumerate(procs):
                 if n not in ended and proc.poll() is not None:
                     ended[n] = time.monotonic() - started
